@@ -1,0 +1,79 @@
+r"""The denoiser protocol: the one interface between models and everything downstream.
+
+Samplers, likelihood estimators and metrics talk to a denoiser only through
+
+* ``eps(x, t) -> (B, D)``: the predicted noise :math:`\epsilon_\theta(x_t, t)`;
+  ``x`` is (B, D), ``t`` a float or a (B,) array of continuous times in [0, 1];
+* ``eps_and_divergence(x, t) -> ((B, D), (B,))``: the same plus the exact trace
+  :math:`\mathrm{tr}\,\partial\epsilon_\theta / \partial x` (no Hutchinson estimate);
+* ``schedule``: the continuous :class:`~npdiff.schedule.Schedule` it was trained or
+  built with. Samplers and estimators take the schedule from here, so the two can
+  never disagree.
+
+The analytic oracles (:mod:`npdiff.analytic`) and the trained MLP both satisfy it.
+The score follows as :math:`\nabla\log q_t(x) = -\epsilon_\theta(x, t) / \sigma(t)`
+(Song et al. 2021, Eq. 17 with the noise-prediction parameterization of Ho et al. 2020).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from .schedule import Schedule
+
+__all__ = ["Denoiser", "call_eps", "call_eps_and_divergence", "check_denoiser"]
+
+
+@runtime_checkable
+class Denoiser(Protocol):
+    r"""Structural type of every denoiser (see the module docstring)."""
+
+    schedule: Schedule
+
+    def eps(self, x: np.ndarray, t: float | np.ndarray) -> np.ndarray: ...
+
+    def eps_and_divergence(self, x: np.ndarray, t: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def check_denoiser(denoiser: object, name: str = "denoiser") -> Schedule:
+    r"""Check that ``denoiser`` follows the protocol; return its schedule."""
+    for attr in ("eps", "eps_and_divergence", "schedule"):
+        if not hasattr(denoiser, attr):
+            raise TypeError(
+                f"{name} must follow the denoiser protocol (eps, eps_and_divergence, schedule); "
+                f"{type(denoiser).__name__} has no {attr!r}"
+            )
+    schedule = denoiser.schedule
+    if not isinstance(schedule, Schedule):
+        raise TypeError(f"{name}.schedule must be a continuous npdiff Schedule, got {type(schedule).__name__}")
+    return schedule
+
+
+def _check_eps(eps: object, x: np.ndarray, where: str) -> np.ndarray:
+    eps = np.asarray(eps)
+    if eps.shape != x.shape:
+        raise ValueError(f"denoiser.{where} returned shape {eps.shape}, expected {x.shape} (same as x)")
+    if not np.all(np.isfinite(eps)):
+        raise FloatingPointError(f"denoiser.{where} returned NaN or Inf values")
+    return eps
+
+
+def call_eps(denoiser: Denoiser, x: np.ndarray, t: float | np.ndarray) -> np.ndarray:
+    r"""Call ``denoiser.eps`` and check its answer: (B, D), finite; else a clear error."""
+    return _check_eps(denoiser.eps(x, t), x, "eps(x, t)")
+
+
+def call_eps_and_divergence(denoiser: Denoiser, x: np.ndarray, t: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""Call ``denoiser.eps_and_divergence`` and check both outputs: (B, D) and (B,), finite."""
+    out = denoiser.eps_and_divergence(x, t)
+    if not isinstance(out, tuple) or len(out) != 2:
+        raise ValueError("denoiser.eps_and_divergence(x, t) must return a pair (eps, divergence)")
+    eps = _check_eps(out[0], x, "eps_and_divergence(x, t)[0]")
+    div = np.asarray(out[1])
+    if div.shape != (x.shape[0],):
+        raise ValueError(f"denoiser.eps_and_divergence returned a divergence of shape {div.shape}, expected ({x.shape[0]},)")
+    if not np.all(np.isfinite(div)):
+        raise FloatingPointError("denoiser.eps_and_divergence returned NaN or Inf divergence")
+    return eps, div

@@ -1,0 +1,228 @@
+r"""The forward (noising) process and its closed-form posteriors.
+
+Continuous time (any schedule, times in [0, 1]):
+
+* :func:`q_xt_x0`, :func:`q_sample`: :math:`q(x_t|x_0)` (Ho et al. 2020, Eq. 4);
+* :func:`q_xt_xs`: :math:`q(x_t|x_s)` for s <= t (Kingma et al. 2021, Sec. 3.1);
+* :func:`q_posterior`: :math:`q(x_s|x_t, x_0)` for s < t (Kingma et al. 2021, Sec. 3.3; Ho et al. 2020, Eqs. 6-7
+  is the special case of neighbouring steps).
+
+The discrete chain (a :class:`~npdiff.schedule.DiscreteSchedule`, integer t in 0..T):
+
+* :func:`q_xt_x0_discrete`, :func:`q_sample_discrete`: :math:`q(x_t|x_0)` with :math:`\bar\alpha_t`;
+* :func:`q_xt_xtm1`: one forward step :math:`q(x_t|x_{t-1})` (Ho et al. 2020, Eq. 2);
+* :func:`q_posterior_discrete`: :math:`q(x_{t-1}|x_t, x_0)` (Ho et al. 2020, Eqs. 6-7).
+
+Shapes: data (B, D); times a float/int or a (B,) array; variances returned as (B, 1)
+so they broadcast against (B, D) without surprises.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._check import as_batch, as_indices, as_times, same_shape
+from .schedule import DiscreteSchedule, Schedule
+
+__all__ = [
+    "q_posterior",
+    "q_posterior_discrete",
+    "q_sample",
+    "q_sample_discrete",
+    "q_xt_x0",
+    "q_xt_x0_discrete",
+    "q_xt_xs",
+    "q_xt_xtm1",
+]
+
+
+def _schedule(schedule: object) -> Schedule:
+    if not isinstance(schedule, Schedule):
+        raise TypeError(f"schedule must be a continuous npdiff Schedule, got {type(schedule).__name__}")
+    return schedule
+
+
+def _chain(chain: object) -> DiscreteSchedule:
+    if not isinstance(chain, DiscreteSchedule):
+        raise TypeError(f"chain must be a DiscreteSchedule (e.g. schedule.discretize(T)), got {type(chain).__name__}")
+    return chain
+
+
+# -- continuous time ------------------------------------------------------------
+
+
+def q_xt_x0(x0: object, t: object, schedule: Schedule) -> tuple[np.ndarray, np.ndarray]:
+    r"""Mean and variance of :math:`q(x_t|x_0) = \mathcal N(\sqrt{\bar\alpha(t)}x_0, (1-\bar\alpha(t))I)`.
+
+    Ho et al. 2020, Eq. 4 (in continuous time: Song et al. 2021, Eq. 29).
+
+    Parameters
+    ----------
+    x0 : (B, D) clean data. t : float or (B,) times in [0, 1].
+
+    Returns
+    -------
+    mean : (B, D). var : (B, 1).
+    """
+    schedule = _schedule(schedule)
+    x0 = as_batch(x0, "x0")
+    t = as_times(t, x0.shape[0])
+    log_ab = schedule.log_alpha_bar(t)[:, None]  # (B, 1)
+    return np.exp(0.5 * log_ab) * x0, -np.expm1(log_ab)
+
+
+def q_sample(x0: object, t: object, eps: object, schedule: Schedule) -> np.ndarray:
+    r"""Draw :math:`x_t \sim q(x_t|x_0)` by reparameterization.
+
+    .. math:: x_t = \sqrt{\bar\alpha(t)}\, x_0 + \sqrt{1 - \bar\alpha(t)}\, \epsilon
+
+    Ho et al. 2020, Eq. 4 (closed-form marginal of the forward process).
+
+    Parameters
+    ----------
+    x0 : (B, D) clean data. t : float or (B,) times in [0, 1].
+    eps : (B, D) standard normal noise, drawn by the caller from its Generator.
+
+    Returns
+    -------
+    (B, D) noised data x_t.
+    """
+    schedule = _schedule(schedule)
+    x0 = as_batch(x0, "x0")
+    eps = as_batch(eps, "eps")
+    same_shape(x0, eps, "x0", "eps")
+    t = as_times(t, x0.shape[0])
+    log_ab = schedule.log_alpha_bar(t)[:, None]  # (B, 1)
+    return np.exp(0.5 * log_ab) * x0 + np.sqrt(-np.expm1(log_ab)) * eps
+
+
+def _log_alpha_ts(s: np.ndarray, t: np.ndarray, schedule: Schedule) -> np.ndarray:
+    if np.any(s > t):
+        raise ValueError(f"s must be <= t elementwise, got s up to {s.max()} with t down to {t.min()}")
+    return schedule.log_alpha_bar(t) - schedule.log_alpha_bar(s)  # log alpha_{t|s}^2, <= 0
+
+
+def q_xt_xs(xs: object, s: object, t: object, schedule: Schedule) -> tuple[np.ndarray, np.ndarray]:
+    r"""Mean and variance of the transition :math:`q(x_t|x_s)`, s <= t.
+
+    .. math:: q(x_t|x_s) = \mathcal N\big(\sqrt{\bar\alpha_{t|s}}\,x_s,\ (1 - \bar\alpha_{t|s}) I\big),
+        \qquad \bar\alpha_{t|s} = \bar\alpha(t) / \bar\alpha(s)
+
+    Kingma et al. 2021, Sec. 3.1 (with :math:`\alpha^2 = \bar\alpha`, :math:`\sigma^2 = 1 - \bar\alpha`).
+
+    Returns
+    -------
+    mean : (B, D). var : (B, 1).
+    """
+    schedule = _schedule(schedule)
+    xs = as_batch(xs, "xs")
+    s = as_times(s, xs.shape[0], "s")
+    t = as_times(t, xs.shape[0], "t")
+    log_ats = _log_alpha_ts(s, t, schedule)[:, None]  # (B, 1)
+    return np.exp(0.5 * log_ats) * xs, -np.expm1(log_ats)
+
+
+def q_posterior(
+    x0: object, xt: object, s: object, t: object, schedule: Schedule
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Mean and variance of the posterior :math:`q(x_s|x_t, x_0)` for continuous s < t.
+
+    .. math::
+        \tilde\mu = \frac{\sqrt{\bar\alpha_s}(1 - \bar\alpha_{t|s})}{1 - \bar\alpha_t} x_0
+                  + \frac{\sqrt{\bar\alpha_{t|s}}(1 - \bar\alpha_s)}{1 - \bar\alpha_t} x_t,
+        \qquad
+        \tilde\sigma^2 = \frac{(1 - \bar\alpha_{t|s})(1 - \bar\alpha_s)}{1 - \bar\alpha_t}
+
+    Kingma et al. 2021, Sec. 3.3 (Ho et al. 2020, Eq. 7 for neighbouring steps). At
+    s = 0 on a schedule with :math:`\bar\alpha(0) = 1` the variance is exactly 0 and the
+    mean is :math:`x_0`.
+
+    Parameters
+    ----------
+    x0, xt : (B, D). s, t : float or (B,) times with 0 <= s < t <= 1.
+
+    Returns
+    -------
+    mean : (B, D). var : (B, 1).
+    """
+    schedule = _schedule(schedule)
+    x0 = as_batch(x0, "x0")
+    xt = as_batch(xt, "xt")
+    same_shape(x0, xt, "x0", "xt")
+    B = x0.shape[0]
+    s = as_times(s, B, "s")
+    t = as_times(t, B, "t")
+    if np.any(s >= t):
+        raise ValueError(f"s must be < t elementwise, got s up to {s.max()} with t down to {t.min()}")
+    log_ab_s = schedule.log_alpha_bar(s)[:, None]  # (B, 1)
+    log_ab_t = schedule.log_alpha_bar(t)[:, None]
+    one_m_ats = -np.expm1(log_ab_t - log_ab_s)  # 1 - alpha_{t|s}
+    one_m_ab_s = -np.expm1(log_ab_s)
+    one_m_ab_t = -np.expm1(log_ab_t)
+    coef_x0 = np.exp(0.5 * log_ab_s) * one_m_ats / one_m_ab_t
+    coef_xt = np.exp(0.5 * (log_ab_t - log_ab_s)) * one_m_ab_s / one_m_ab_t
+    return coef_x0 * x0 + coef_xt * xt, one_m_ats * one_m_ab_s / one_m_ab_t
+
+
+# -- the discrete chain ------------------------------------------------------------
+
+
+def q_xt_x0_discrete(x0: object, t: object, chain: DiscreteSchedule) -> tuple[np.ndarray, np.ndarray]:
+    r"""Mean and variance of :math:`q(x_t|x_0) = \mathcal N(\sqrt{\bar\alpha_t}x_0, (1-\bar\alpha_t)I)`, t in 0..T.
+
+    Ho et al. 2020, Eq. 4. Returns mean (B, D) and var (B, 1).
+    """
+    chain = _chain(chain)
+    x0 = as_batch(x0, "x0")
+    t = as_indices(t, x0.shape[0], hi=chain.T)
+    ab = chain.alpha_bar[t][:, None]  # (B, 1)
+    return np.sqrt(ab) * x0, 1.0 - ab
+
+
+def q_sample_discrete(x0: object, t: object, eps: object, chain: DiscreteSchedule) -> np.ndarray:
+    r"""Draw :math:`x_t = \sqrt{\bar\alpha_t}x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon` on the chain (Ho et al. 2020, Eq. 4)."""
+    chain = _chain(chain)
+    x0 = as_batch(x0, "x0")
+    eps = as_batch(eps, "eps")
+    same_shape(x0, eps, "x0", "eps")
+    t = as_indices(t, x0.shape[0], hi=chain.T)
+    ab = chain.alpha_bar[t][:, None]  # (B, 1)
+    return np.sqrt(ab) * x0 + np.sqrt(1.0 - ab) * eps
+
+
+def q_xt_xtm1(x_prev: object, t: object, chain: DiscreteSchedule) -> tuple[np.ndarray, np.ndarray]:
+    r"""Mean and variance of one forward step :math:`q(x_t|x_{t-1}) = \mathcal N(\sqrt{1-\beta_t}x_{t-1}, \beta_t I)`.
+
+    Ho et al. 2020, Eq. 2; t in 1..T. Returns mean (B, D) and var (B, 1).
+    """
+    chain = _chain(chain)
+    x_prev = as_batch(x_prev, "x_prev")
+    t = as_indices(t, x_prev.shape[0], lo=1, hi=chain.T)
+    return np.sqrt(chain.alphas[t])[:, None] * x_prev, chain.betas[t][:, None]
+
+
+def q_posterior_discrete(
+    x0: object, xt: object, t: object, chain: DiscreteSchedule
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Posterior :math:`q(x_{t-1}|x_t, x_0) = \mathcal N(\tilde\mu_t, \tilde\beta_t I)`, t in 1..T.
+
+    .. math::
+        \tilde\mu_t = \frac{\sqrt{\bar\alpha_{t-1}}\beta_t}{1-\bar\alpha_t}x_0
+                    + \frac{\sqrt{\alpha_t}(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}x_t,\qquad
+        \tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\beta_t
+
+    Ho et al. 2020, Eqs. 6-7 (improved-diffusion's ``q_posterior_mean_variance``). At
+    t = 1 the mean is :math:`x_0` and the variance 0.
+
+    Returns
+    -------
+    mean : (B, D). var : (B, 1). log_var_clipped : (B, 1), finite at t = 1 (see
+    :attr:`DiscreteSchedule.posterior_log_variance_clipped`).
+    """
+    chain = _chain(chain)
+    x0 = as_batch(x0, "x0")
+    xt = as_batch(xt, "xt")
+    same_shape(x0, xt, "x0", "xt")
+    t = as_indices(t, x0.shape[0], lo=1, hi=chain.T)
+    mean = chain.posterior_mean_coef1[t][:, None] * x0 + chain.posterior_mean_coef2[t][:, None] * xt
+    return mean, chain.posterior_variance[t][:, None], chain.posterior_log_variance_clipped[t][:, None]

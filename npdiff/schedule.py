@@ -1,0 +1,377 @@
+r"""Noise schedules: one continuous-time forward process and its discretizations.
+
+The forward process is defined once, in continuous time :math:`t \in [0, 1]`:
+
+.. math:: q(x_t \mid x_0) = \mathcal N\big(\sqrt{\bar\alpha(t)}\, x_0,\; (1 - \bar\alpha(t)) I\big)
+
+A schedule is the function :math:`\bar\alpha(t)` (``alpha_bar``; diffusers calls its
+discrete values ``alphas_cumprod``). Everything else follows from it:
+
+* ``beta(t) = -d/dt log alpha_bar(t)``, the rate of the VP SDE (Song et al. 2021, Eq. 11);
+* ``sigma(t) = sqrt(1 - alpha_bar(t))``, the noise standard deviation;
+* ``log_snr(t) = log(alpha_bar / (1 - alpha_bar))`` (Kingma et al. 2021, Sec. 3.2: lambda = log SNR).
+
+A discrete DDPM chain of T steps (Ho et al. 2020) is derived by :meth:`Schedule.discretize`.
+
+**Indexing convention of the discrete chain.** Every array of a
+:class:`DiscreteSchedule` has length ``T + 1`` and is indexed by the paper's t:
+index 0 is clean data (``alpha_bar[0] == 1``, ``betas[0] == 0``) and index T is the
+noisiest step, so ``alpha_bar[t]`` reads exactly like Ho et al. (2020). Entries at
+index 0 that the paper leaves undefined are set to the value the limit gives and
+are documented with each array.
+
+References: Ho et al. 2020 (DDPM); Nichol & Dhariwal 2021 (cosine schedule);
+Song et al. 2021 (VP SDE); Kingma et al. 2021 (VDM, log-SNR).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ._check import as_float_array, positive_int, real_scalar
+
+__all__ = [
+    "Cosine",
+    "DiscreteSchedule",
+    "LogSNRLinear",
+    "Schedule",
+    "VPLinear",
+    "cosine",
+    "ddpm_linear",
+    "log_snr_linear",
+    "schedule_from_config",
+    "vp_linear",
+]
+
+
+def _times(t: object, name: str = "t") -> np.ndarray:
+    arr = as_float_array(t, name)
+    if arr.size and (arr.min() < 0.0 or arr.max() > 1.0):
+        raise ValueError(f"{name} must lie in [0, 1], got values in [{arr.min()}, {arr.max()}]")
+    return arr
+
+
+class Schedule:
+    r"""A continuous-time variance-preserving noise schedule.
+
+    Subclasses define :meth:`_log_alpha_bar` and :meth:`_beta`; everything else is
+    derived here in a numerically stable way (``expm1`` near t = 0).
+
+    Attributes
+    ----------
+    t_max : float
+        The largest time continuous-time methods (ODE, SDE, likelihood, training)
+        may use. 1.0 unless the schedule is singular at t = 1.
+    max_beta : float
+        Upper clip for the betas of :meth:`discretize` (1.0 means no clipping).
+    """
+
+    name: str = "schedule"
+    t_max: float = 1.0
+    max_beta: float = 1.0
+
+    # -- to be provided by subclasses (t already checked, float64 array) --------
+    def _log_alpha_bar(self, t: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _beta(self, t: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _log_snr(self, t: np.ndarray) -> np.ndarray:
+        log_ab = self._log_alpha_bar(t)
+        return log_ab - np.log(-np.expm1(log_ab))
+
+    # -- public, vectorized -----------------------------------------------------
+    def log_alpha_bar(self, t: object) -> np.ndarray:
+        r"""``log alpha_bar(t)`` for t in [0, 1] (float or array, same shape out)."""
+        return self._log_alpha_bar(_times(t))
+
+    def alpha_bar(self, t: object) -> np.ndarray:
+        r"""Signal fraction :math:`\bar\alpha(t)` of :math:`q(x_t|x_0)` (``alphas_cumprod``)."""
+        return np.exp(self._log_alpha_bar(_times(t)))
+
+    def sigma(self, t: object) -> np.ndarray:
+        r"""Noise std :math:`\sigma(t) = \sqrt{1 - \bar\alpha(t)}`, via ``expm1`` for small t."""
+        return np.sqrt(-np.expm1(self._log_alpha_bar(_times(t))))
+
+    def beta(self, t: object) -> np.ndarray:
+        r""":math:`\beta(t) = -\frac{d}{dt}\log\bar\alpha(t)` (Song et al. 2021, Eq. 11)."""
+        return self._beta(_times(t))
+
+    def log_snr(self, t: object) -> np.ndarray:
+        r""":math:`\lambda(t) = \log\frac{\bar\alpha(t)}{1-\bar\alpha(t)}` (Kingma et al. 2021, Sec. 3.2)."""
+        return self._log_snr(_times(t))
+
+    def discretize(self, T: int) -> DiscreteSchedule:
+        r"""The DDPM chain of T steps: :math:`\bar\alpha_i = \bar\alpha(i/T)`, :math:`\bar\alpha_0 = 1`.
+
+        .. math:: \beta_i = \min\Big(1 - \frac{\bar\alpha_i}{\bar\alpha_{i-1}},\; \beta_{\max}\Big)
+
+        (Nichol & Dhariwal 2021, Eq. 17 and the clip below it), then ``alpha_bar`` is
+        recomputed as the cumulative product of ``1 - beta``, so with clipping the
+        chain's last ``alpha_bar`` differs from the continuous one (cosine: ~2.4e-9
+        instead of 0). The denoiser is called at ``times[i] = i / T``.
+        """
+        T = positive_int(T, "T")
+        times = np.arange(T + 1) / T  # (T+1,)
+        log_ab = self._log_alpha_bar(times)
+        log_ab[0] = 0.0  # index 0 is clean data by definition, whatever alpha_bar(0) is
+        betas = -np.expm1(log_ab[1:] - log_ab[:-1])  # (T,) 1 - alpha_bar_i / alpha_bar_{i-1}
+        betas = np.minimum(betas, self.max_beta)
+        return DiscreteSchedule(betas, times=times, name=f"{self.name}[T={T}]")
+
+    def config(self) -> dict[str, Any]:
+        r"""A JSON-serializable description; :func:`schedule_from_config` inverts it."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "kind")
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Schedule) and self.config() == other.config()
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.config(), sort_keys=True))
+
+
+class VPLinear(Schedule):
+    r"""The VP SDE with linear :math:`\beta(t)` (Song et al. 2021, Eq. 11 and Appendix C).
+
+    .. math::
+        \beta(t) = \beta_{\min} + t(\beta_{\max} - \beta_{\min}),\qquad
+        \log\bar\alpha(t) = -\beta_{\min} t - \tfrac12 (\beta_{\max} - \beta_{\min}) t^2
+
+    With the defaults (0.1, 20) its discretization at T = 1000 is close to DDPM's
+    ``linspace(1e-4, 0.02, 1000)`` table (not equal, since log(1 - beta) is not -beta).
+    """
+
+    name = "vp_linear"
+
+    def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0) -> None:
+        self.beta_min = real_scalar(beta_min, "beta_min", lo=0.0, lo_open=True)
+        self.beta_max = real_scalar(beta_max, "beta_max", lo=0.0, lo_open=True)
+        if self.beta_max < self.beta_min:
+            raise ValueError(f"beta_max must be >= beta_min, got beta_min={beta_min}, beta_max={beta_max}")
+
+    def _log_alpha_bar(self, t: np.ndarray) -> np.ndarray:
+        return -(self.beta_min * t + 0.5 * (self.beta_max - self.beta_min) * t**2)
+
+    def _beta(self, t: np.ndarray) -> np.ndarray:
+        return self.beta_min + t * (self.beta_max - self.beta_min)
+
+    def config(self) -> dict[str, Any]:
+        return {"kind": self.name, "beta_min": self.beta_min, "beta_max": self.beta_max}
+
+
+class Cosine(Schedule):
+    r"""The cosine schedule (Nichol & Dhariwal 2021, Eq. 17).
+
+    .. math::
+        \bar\alpha(t) = \frac{f(t)}{f(0)},\qquad f(t) = \cos^2\Big(\frac{t + s}{1 + s}\cdot\frac{\pi}{2}\Big),
+        \qquad \beta(t) = \frac{\pi}{1+s}\tan\Big(\frac{t + s}{1 + s}\cdot\frac{\pi}{2}\Big)
+
+    It is singular at t = 1 (alpha_bar = 0, beta infinite), so continuous-time
+    methods stop at ``t_max = 1 - 1e-3`` (alpha_bar(t_max) ~ 2.4e-6, beta(t_max) ~ 2e3),
+    where q(x_t) differs from N(0, I) by a KL of order 1e-6 per unit of |x_0|^2.
+    The discrete chain instead clips its betas at ``max_beta`` (0.999 as in the paper).
+    """
+
+    name = "cosine"
+    t_max = 1.0 - 1e-3
+
+    def __init__(self, s: float = 0.008, max_beta: float = 0.999) -> None:
+        self.s = real_scalar(s, "s", lo=0.0, lo_open=True)
+        self.max_beta = real_scalar(max_beta, "max_beta", lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+
+    def _angle(self, t: np.ndarray) -> np.ndarray:
+        return (t + self.s) / (1.0 + self.s) * (np.pi / 2)
+
+    def _log_alpha_bar(self, t: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            log_f = 2.0 * np.log(np.cos(self._angle(t)))
+        return log_f - 2.0 * np.log(np.cos(self._angle(np.float64(0.0))))
+
+    def _beta(self, t: np.ndarray) -> np.ndarray:
+        return np.pi / (1.0 + self.s) * np.tan(self._angle(t))
+
+    def config(self) -> dict[str, Any]:
+        return {"kind": self.name, "s": self.s, "max_beta": self.max_beta}
+
+
+class LogSNRLinear(Schedule):
+    r"""Log-SNR linear in time (Kingma et al. 2021, Sec. 3.2, fixed rather than learned).
+
+    .. math::
+        \lambda(t) = \lambda_{\max} + t(\lambda_{\min} - \lambda_{\max}),\qquad
+        \bar\alpha(t) = \mathrm{sigmoid}(\lambda(t)),\qquad
+        \beta(t) = \mathrm{sigmoid}(-\lambda(t))\,(\lambda_{\max} - \lambda_{\min})
+
+    Unlike the other two, :math:`\bar\alpha(0) = \mathrm{sigmoid}(\lambda_{\max}) < 1`:
+    at t = 0 a little noise (std ~ 6.7e-3 with the defaults) is already present.
+    The discrete chain still starts from clean data, ``alpha_bar[0] = 1``.
+    """
+
+    name = "log_snr_linear"
+
+    def __init__(self, log_snr_max: float = 10.0, log_snr_min: float = -10.0) -> None:
+        self.log_snr_max = real_scalar(log_snr_max, "log_snr_max")
+        self.log_snr_min = real_scalar(log_snr_min, "log_snr_min")
+        if not self.log_snr_min < self.log_snr_max:
+            raise ValueError(
+                f"log_snr_min must be < log_snr_max, got log_snr_min={log_snr_min}, log_snr_max={log_snr_max}"
+            )
+
+    def _log_snr(self, t: np.ndarray) -> np.ndarray:
+        return self.log_snr_max + t * (self.log_snr_min - self.log_snr_max)
+
+    def _log_alpha_bar(self, t: np.ndarray) -> np.ndarray:
+        return -np.logaddexp(0.0, -self._log_snr(t))  # log sigmoid(lambda)
+
+    def _beta(self, t: np.ndarray) -> np.ndarray:
+        return np.exp(-np.logaddexp(0.0, self._log_snr(t))) * (self.log_snr_max - self.log_snr_min)
+
+    def config(self) -> dict[str, Any]:
+        return {"kind": self.name, "log_snr_max": self.log_snr_max, "log_snr_min": self.log_snr_min}
+
+
+def vp_linear(beta_min: float = 0.1, beta_max: float = 20.0) -> VPLinear:
+    r"""The VP-linear schedule of Song et al. 2021 (see :class:`VPLinear`)."""
+    return VPLinear(beta_min, beta_max)
+
+
+def cosine(s: float = 0.008, max_beta: float = 0.999) -> Cosine:
+    r"""The cosine schedule of Nichol & Dhariwal 2021 (see :class:`Cosine`)."""
+    return Cosine(s, max_beta)
+
+
+def log_snr_linear(log_snr_max: float = 10.0, log_snr_min: float = -10.0) -> LogSNRLinear:
+    r"""The log-SNR-linear schedule (see :class:`LogSNRLinear`)."""
+    return LogSNRLinear(log_snr_max, log_snr_min)
+
+
+_KINDS = {"vp_linear": VPLinear, "cosine": Cosine, "log_snr_linear": LogSNRLinear}
+
+
+def schedule_from_config(config: dict[str, Any]) -> Schedule:
+    r"""Rebuild a continuous schedule from :meth:`Schedule.config`."""
+    if not isinstance(config, dict) or "kind" not in config:
+        raise ValueError(f"schedule config must be a dict with a 'kind' key, got {config!r}")
+    kind = config["kind"]
+    if kind not in _KINDS:
+        raise ValueError(f"schedule kind must be one of {sorted(_KINDS)}, got {kind!r}")
+    args = {k: v for k, v in config.items() if k != "kind"}
+    try:
+        return _KINDS[kind](**args)
+    except TypeError as exc:
+        raise ValueError(f"schedule config for {kind!r} has unexpected keys: {sorted(args)}") from exc
+
+
+class DiscreteSchedule:
+    r"""A discrete DDPM chain of T steps; every array has length T + 1, indexed by the paper's t.
+
+    Built from ``betas`` for t = 1..T (Ho et al. 2020, Sec. 2). All arrays below are
+    float64 of shape (T + 1,):
+
+    ``betas``
+        :math:`\beta_t`, with ``betas[0] = 0``.
+    ``alphas``
+        :math:`\alpha_t = 1 - \beta_t`.
+    ``alpha_bar``
+        :math:`\bar\alpha_t = \prod_{s \le t}\alpha_s` (``alphas_cumprod``), ``alpha_bar[0] = 1``.
+    ``alpha_bar_prev``
+        :math:`\bar\alpha_{t-1}` (``alphas_cumprod_prev``), with ``alpha_bar_prev[0] = 1``.
+    ``posterior_variance``
+        :math:`\tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\beta_t` (Ho et al. 2020, Eq. 7);
+        0 at t = 1 (the posterior of x_0 given x_1 and x_0 is a point mass) and at t = 0.
+    ``posterior_log_variance_clipped``
+        :math:`\log\tilde\beta_t` with the t = 0 and t = 1 entries replaced by
+        :math:`\log\tilde\beta_2`, as improved-diffusion does, so it is finite everywhere.
+    ``posterior_mean_coef1``, ``posterior_mean_coef2``
+        :math:`\tilde\mu_t = c_1 x_0 + c_2 x_t` with
+        :math:`c_1 = \frac{\sqrt{\bar\alpha_{t-1}}\beta_t}{1-\bar\alpha_t}`,
+        :math:`c_2 = \frac{\sqrt{\alpha_t}(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}` (Ho et al. 2020, Eq. 7);
+        at t = 0 they are set to (1, 0), the posterior's limit.
+    ``times``
+        The continuous time at which a continuous-time denoiser is called for each index
+        (``i / T`` for a discretized schedule; the kept times after :meth:`respace`).
+    """
+
+    def __init__(self, betas: object, *, times: object | None = None, name: str = "discrete") -> None:
+        b = as_float_array(betas, "betas")
+        if b.ndim != 1 or b.size < 1:
+            raise ValueError(f"betas must be a 1-D array of length T >= 1 (for t = 1..T), got shape {b.shape}")
+        if b.min() <= 0.0 or b.max() >= 1.0:
+            raise ValueError(f"betas must lie in (0, 1), got values in [{b.min()}, {b.max()}]")
+        T = b.size
+        self.T = T
+        self.name = name
+        self.betas = np.concatenate([[0.0], b])  # (T+1,)
+        self.alphas = 1.0 - self.betas
+        self.alpha_bar = np.cumprod(self.alphas)
+        self.alpha_bar_prev = np.concatenate([[1.0], self.alpha_bar[:-1]])
+        if times is None:
+            times = np.arange(T + 1) / T
+        tt = as_float_array(times, "times")
+        if tt.shape != (T + 1,) or tt[0] != 0.0 or np.any(np.diff(tt) <= 0) or tt[-1] > 1.0:
+            raise ValueError(f"times must be an increasing array of shape ({T + 1},) from 0 to at most 1, got {tt!r}")
+        self.times = tt
+
+        one_minus_ab = 1.0 - self.alpha_bar
+        denom = np.where(one_minus_ab > 0, one_minus_ab, 1.0)  # index 0 handled below
+        self.posterior_variance = self.betas * (1.0 - self.alpha_bar_prev) / denom
+        self.posterior_variance[0] = 0.0
+        self.posterior_mean_coef1 = self.betas * np.sqrt(self.alpha_bar_prev) / denom
+        self.posterior_mean_coef2 = (1.0 - self.alpha_bar_prev) * np.sqrt(self.alphas) / denom
+        self.posterior_mean_coef1[0], self.posterior_mean_coef2[0] = 1.0, 0.0
+        # beta_tilde_1 = 0: clip to beta_tilde_2 (improved-diffusion); with T = 1 fall back to beta_1
+        floor = self.posterior_variance[2] if T >= 2 else self.betas[1]
+        self.posterior_log_variance_clipped = np.log(np.concatenate([[floor, floor], self.posterior_variance[2:]]))
+
+    def respace(self, steps: int | Sequence[int]) -> DiscreteSchedule:
+        r"""A shorter chain keeping ``alpha_bar`` at a subset of steps (Nichol & Dhariwal 2021, Sec. 4).
+
+        ``steps`` is a number K of steps (kept indices ``round(linspace(0, T, K + 1))``,
+        evenly spaced, always including 0 and T) or an explicit increasing list of kept
+        indices in 1..T (0 is added). The new betas are
+        :math:`\beta'_j = 1 - \bar\alpha_{k_j} / \bar\alpha_{k_{j-1}}`.
+        """
+        if isinstance(steps, (int, np.integer)) and not isinstance(steps, bool):
+            K = positive_int(steps, "steps", maximum=self.T)
+            kept = np.round(np.linspace(0, self.T, K + 1)).astype(np.int64)
+        else:
+            kept = np.asarray(steps)
+            if kept.ndim != 1 or kept.size == 0 or kept.dtype.kind not in "iu":
+                raise ValueError(f"steps must be an int or a 1-D list of integer indices, got {steps!r}")
+            if kept[0] != 0:
+                kept = np.concatenate([[0], kept])
+            if np.any(np.diff(kept) <= 0) or kept[-1] > self.T:
+                raise ValueError(f"steps must be strictly increasing indices in 1..{self.T}, got {steps!r}")
+        ab = self.alpha_bar[kept]
+        betas = 1.0 - ab[1:] / ab[:-1]
+        out = DiscreteSchedule(betas, times=self.times[kept], name=f"{self.name}[{kept.size - 1} steps]")
+        out.kept = kept
+        return out
+
+    def __len__(self) -> int:
+        return self.T + 1
+
+    def __repr__(self) -> str:
+        return f"DiscreteSchedule({self.name}, T={self.T}, alpha_bar_T={self.alpha_bar[-1]:.3e})"
+
+
+def ddpm_linear(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> DiscreteSchedule:
+    r"""The classic DDPM table, ``betas = linspace(beta_start, beta_end, T)`` (Ho et al. 2020, Sec. 4).
+
+    It has no continuous-time form (continuous-time denoisers use :func:`vp_linear`);
+    it exists to compare numbers with other libraries step for step. Unlike
+    improved-diffusion, the betas are not rescaled by 1000 / T.
+    """
+    T = positive_int(T, "T")
+    beta_start = real_scalar(beta_start, "beta_start", lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    beta_end = real_scalar(beta_end, "beta_end", lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    return DiscreteSchedule(np.linspace(beta_start, beta_end, T), name=f"ddpm_linear[T={T}]")
