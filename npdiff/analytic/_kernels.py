@@ -1,0 +1,357 @@
+r"""Component loops of the analytic oracles: Numba kernels and their NumPy twins.
+
+Every oracle here is a mixture :math:`q_t(x) = \sum_k w_k f_k(x)` whose components have a
+closed-form log-density :math:`\ell_k`, gradient :math:`g_k = \nabla\ell_k` and Laplacian
+:math:`\mathrm{tr}\,H_k`. With responsibilities :math:`r_k = w_k f_k / q_t` the mixture's
+
+.. math::
+    \log q_t = \operatorname{logsumexp}_k(\log w_k + \ell_k),\qquad
+    \nabla\log q_t = \sum_k r_k g_k = \bar g,\qquad
+    \Delta\log q_t = \sum_k r_k\big(\mathrm{tr}\,H_k + \lVert g_k\rVert^2\big) - \lVert\bar g\rVert^2
+                  = \sum_k r_k\,\mathrm{tr}\,H_k + \sum_k r_k\lVert g_k - \bar g\rVert^2
+
+(differentiate :math:`\nabla q_t / q_t` once more). The kernels stream over the components with
+a running maximum (log-sum-exp) and a weighted Welford update (West 1979) for the mean and
+the spread of the :math:`g_k`, so nothing of size (B, K, D) is ever built and the variance
+term is a sum of squares, not a difference of two large numbers.
+
+Each ``_*_numba`` kernel has a ``_*_numpy`` twin (same inputs, same outputs) that works on
+chunks of queries; the public dispatchers ``gmm_eval``, ``empirical_eval`` and ``box_eval``
+use the kernel, or the twin when Numba's JIT is disabled (``NUMBA_DISABLE_JIT=1``), where a
+pure-Python loop would be far too slow. Kernels never validate their inputs.
+
+Inputs shared by all kernels: ``x`` (B, D) queries; ``sqrt_ab``, ``alpha_bar`` (B,) the signal
+scale :math:`\sqrt{\bar\alpha(t)}` and its square per query; ``var`` (B,) an isotropic
+variance added to every component (:math:`\sigma^2(t) = 1 - \bar\alpha(t)`, plus the
+scaled noise of the data where it has one).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import config as _numba_config
+from numba import njit
+from scipy.special import log_ndtr
+
+LOG_2PI = math.log(2.0 * math.pi)
+_SQRT2 = math.sqrt(2.0)
+_CHUNK_ELEMENTS = 1 << 21  # bound on the (chunk, K, D) temporaries of the NumPy twins
+
+
+def _chunks(B: int, per_row: int):
+    step = max(1, _CHUNK_ELEMENTS // max(1, per_row))
+    for start in range(0, B, step):
+        yield slice(start, min(B, start + step))
+
+
+# -- Gaussian mixture -----------------------------------------------------------------
+#
+# Component k at time t: N(sqrt_ab mu_k, alpha_bar C_k + var I). With C_k = U_k diag(lam_k) U_k^T
+# every noised covariance shares the eigenvectors U_k, so for y = U_k^T (x - sqrt_ab mu_k) and
+# d = alpha_bar lam_k + var (elementwise):
+#   l_k = -1/2 [sum y^2/d + sum log d + D log 2 pi],  g_k = -U_k (y / d),  tr H_k = -sum 1/d.
+
+
+@njit(cache=True)
+def _gmm_numba(x, sqrt_ab, alpha_bar, var, log_w, means, rot, lam, rotate):
+    B, D = x.shape
+    K = means.shape[0]
+    log_prob = np.empty(B)
+    score = np.empty((B, D))
+    laplacian = np.empty(B)
+    y = np.empty(D)
+    gy = np.empty(D)
+    g = np.empty(D)
+    g_mean = np.empty(D)
+    for b in range(B):
+        m = -np.inf
+        s = 0.0
+        v = 0.0
+        h = 0.0
+        g_mean[:] = 0.0
+        for k in range(K):
+            if rotate:
+                for e in range(D):
+                    acc = 0.0
+                    for d in range(D):
+                        acc += (x[b, d] - sqrt_ab[b] * means[k, d]) * rot[k, d, e]
+                    y[e] = acc
+            else:
+                for e in range(D):
+                    y[e] = x[b, e] - sqrt_ab[b] * means[k, e]
+            quad = 0.0
+            logdet = 0.0
+            tr_h = 0.0
+            for e in range(D):
+                de = alpha_bar[b] * lam[k, e] + var[b]
+                z = y[e] / de
+                quad += y[e] * z
+                logdet += math.log(de)
+                tr_h -= 1.0 / de
+                gy[e] = -z
+            if rotate:
+                for d in range(D):
+                    acc = 0.0
+                    for e in range(D):
+                        acc += rot[k, d, e] * gy[e]
+                    g[d] = acc
+            else:
+                for d in range(D):
+                    g[d] = gy[d]
+            ell = log_w[k] - 0.5 * (quad + logdet + D * LOG_2PI)
+            # streaming log-sum-exp with a weighted Welford update of mean and spread of g_k
+            if ell > m:
+                scale = math.exp(m - ell)
+                s *= scale
+                v *= scale
+                h *= scale
+                m = ell
+                w = 1.0
+            else:
+                w = math.exp(ell - m)
+            s_new = s + w
+            frac = w / s_new
+            for d in range(D):
+                delta = g[d] - g_mean[d]
+                g_mean[d] += frac * delta
+                v += w * delta * (g[d] - g_mean[d])
+            s = s_new
+            h += w * tr_h
+        log_prob[b] = m + math.log(s)
+        for d in range(D):
+            score[b, d] = g_mean[d]
+        laplacian[b] = (h + v) / s
+    return log_prob, score, laplacian
+
+
+def _gmm_numpy(x, sqrt_ab, alpha_bar, var, log_w, means, rot, lam, rotate):
+    B, D = x.shape
+    K = means.shape[0]
+    log_prob = np.empty(B)
+    score = np.empty((B, D))
+    laplacian = np.empty(B)
+    for sl in _chunks(B, K * D):
+        diff = x[sl, None, :] - sqrt_ab[sl, None, None] * means[None]  # (c, K, D)
+        y = np.einsum("ckd,kde->cke", diff, rot) if rotate else diff  # (c, K, D)
+        d = alpha_bar[sl, None, None] * lam[None] + var[sl, None, None]  # (c, K, D)
+        gy = -y / d
+        ell = log_w[None] - 0.5 * (np.sum(y * y / d, axis=2) + np.sum(np.log(d), axis=2) + D * LOG_2PI)  # (c, K)
+        m = ell.max(axis=1, keepdims=True)
+        lse = m[:, 0] + np.log(np.sum(np.exp(ell - m), axis=1))  # (c,)
+        r = np.exp(ell - lse[:, None])  # (c, K) responsibilities
+        g = np.einsum("kde,cke->ckd", rot, gy) if rotate else gy  # (c, K, D)
+        g_bar = np.einsum("ck,ckd->cd", r, g)  # (c, D)
+        spread = np.einsum("ck,ck->c", r, np.sum((g - g_bar[:, None, :]) ** 2, axis=2))
+        tr_h = -np.sum(1.0 / d, axis=2)  # (c, K)
+        log_prob[sl] = lse
+        score[sl] = g_bar
+        laplacian[sl] = np.sum(r * tr_h, axis=1) + spread
+    return log_prob, score, laplacian
+
+
+# -- empirical data (a mixture of Dirac masses) ---------------------------------------
+#
+# Component i at time t: N(sqrt_ab p_i, var I). The kernel returns the log-sum of the
+# unnormalized weights exp(-|x - sqrt_ab p_i|^2 / (2 var)), the posterior mean of p_i
+# (= E[x_0 | x_t]) and the posterior spread sum_i r_i |p_i - mean|^2; the caller adds the
+# constants and turns them into score and Laplacian.
+
+
+@njit(cache=True)
+def _empirical_numba(x, sqrt_ab, var, points):
+    B, D = x.shape
+    N = points.shape[0]
+    log_sum = np.empty(B)
+    post_mean = np.empty((B, D))
+    post_spread = np.empty(B)
+    p_mean = np.empty(D)
+    for b in range(B):
+        m = -np.inf
+        s = 0.0
+        v = 0.0
+        p_mean[:] = 0.0
+        inv_two_var = 0.5 / var[b]
+        for i in range(N):
+            q = 0.0
+            for d in range(D):
+                u = x[b, d] - sqrt_ab[b] * points[i, d]
+                q += u * u
+            ell = -q * inv_two_var
+            if ell > m:
+                scale = math.exp(m - ell)
+                s *= scale
+                v *= scale
+                m = ell
+                w = 1.0
+            else:
+                w = math.exp(ell - m)
+            s_new = s + w
+            frac = w / s_new
+            for d in range(D):
+                delta = points[i, d] - p_mean[d]
+                p_mean[d] += frac * delta
+                v += w * delta * (points[i, d] - p_mean[d])
+            s = s_new
+        log_sum[b] = m + math.log(s)
+        for d in range(D):
+            post_mean[b, d] = p_mean[d]
+        post_spread[b] = v / s
+    return log_sum, post_mean, post_spread
+
+
+def _empirical_numpy(x, sqrt_ab, var, points):
+    B, D = x.shape
+    N = points.shape[0]
+    log_sum = np.empty(B)
+    post_mean = np.empty((B, D))
+    post_spread = np.empty(B)
+    for sl in _chunks(B, N * D):
+        diff = x[sl, None, :] - sqrt_ab[sl, None, None] * points[None]  # (c, N, D)
+        ell = -np.sum(diff * diff, axis=2) / (2.0 * var[sl, None])  # (c, N)
+        m = ell.max(axis=1, keepdims=True)
+        lse = m[:, 0] + np.log(np.sum(np.exp(ell - m), axis=1))
+        r = np.exp(ell - lse[:, None])  # (c, N)
+        mean = r @ points  # (c, D)
+        spread = np.einsum("cn,cn->c", r, np.sum((points[None] - mean[:, None, :]) ** 2, axis=2))
+        log_sum[sl] = lse
+        post_mean[sl] = mean
+        post_spread[sl] = spread
+    return log_sum, post_mean, post_spread
+
+
+# -- mixture of uniform boxes convolved with an isotropic Gaussian ---------------------
+#
+# Component k at time t: U[sqrt_ab lo_k, sqrt_ab hi_k] (+) N(0, var I), a product over
+# coordinates of f(x) = [Phi(a) - Phi(b)] / (sqrt_ab (hi - lo)), a = (x - sqrt_ab lo)/sd,
+# b = (x - sqrt_ab hi)/sd, sd = sqrt(var). With Z = Phi(a) - Phi(b) and phi the normal pdf:
+#   (log f)'  = (phi(a) - phi(b)) / (sd Z)
+#   (log f)'' = (-a phi(a) + b phi(b)) / (var Z) - ((log f)')^2
+
+
+@njit(cache=True)
+def _log_ndtr_numba(z):
+    r""":math:`\log\Phi(z)`, accurate in both tails (the asymptotic series below z = -30)."""
+    if z > 0.0:
+        return math.log1p(-0.5 * math.erfc(z / _SQRT2))
+    if z > -30.0:
+        return math.log(0.5 * math.erfc(-z / _SQRT2))
+    # Abramowitz & Stegun 26.2.12; the first omitted term is below 3e-16 at z = -30
+    iz2 = 1.0 / (z * z)
+    series = 1.0 - iz2 * (1.0 - 3.0 * iz2 * (1.0 - 5.0 * iz2 * (1.0 - 7.0 * iz2 * (1.0 - 9.0 * iz2 * (
+        1.0 - 11.0 * iz2)))))
+    return -0.5 * z * z - 0.5 * LOG_2PI - math.log(-z) + math.log(series)
+
+
+@njit(cache=True)
+def _log_diff_ndtr_numba(a, b):
+    r""":math:`\log(\Phi(a) - \Phi(b))` for :math:`a > b`, mirrored when both lie right of 0."""
+    if b > 0.0:
+        hi = _log_ndtr_numba(-b)
+        lo = _log_ndtr_numba(-a)
+    else:
+        hi = _log_ndtr_numba(a)
+        lo = _log_ndtr_numba(b)
+    return hi + math.log1p(-math.exp(lo - hi))
+
+
+@njit(cache=True)
+def _box_numba(x, sqrt_ab, var, log_w, lows, highs):
+    B, D = x.shape
+    K = lows.shape[0]
+    log_prob = np.empty(B)
+    score = np.empty((B, D))
+    laplacian = np.empty(B)
+    g = np.empty(D)
+    g_mean = np.empty(D)
+    for b in range(B):
+        sd = math.sqrt(var[b])
+        m = -np.inf
+        s = 0.0
+        v = 0.0
+        h = 0.0
+        g_mean[:] = 0.0
+        for k in range(K):
+            ell = log_w[k]
+            tr_h = 0.0
+            for d in range(D):
+                lo = sqrt_ab[b] * lows[k, d]
+                hi = sqrt_ab[b] * highs[k, d]
+                za = (x[b, d] - lo) / sd
+                zb = (x[b, d] - hi) / sd
+                log_z = _log_diff_ndtr_numba(za, zb)
+                ell += log_z - math.log(hi - lo)
+                ra = math.exp(-0.5 * za * za - 0.5 * LOG_2PI - log_z)  # phi(a) / Z
+                rb = math.exp(-0.5 * zb * zb - 0.5 * LOG_2PI - log_z)  # phi(b) / Z
+                gd = (ra - rb) / sd
+                g[d] = gd
+                tr_h += (-za * ra + zb * rb) / var[b] - gd * gd
+            if ell > m:
+                scale = math.exp(m - ell)
+                s *= scale
+                v *= scale
+                h *= scale
+                m = ell
+                w = 1.0
+            else:
+                w = math.exp(ell - m)
+            s_new = s + w
+            frac = w / s_new
+            for d in range(D):
+                delta = g[d] - g_mean[d]
+                g_mean[d] += frac * delta
+                v += w * delta * (g[d] - g_mean[d])
+            s = s_new
+            h += w * tr_h
+        log_prob[b] = m + math.log(s)
+        for d in range(D):
+            score[b, d] = g_mean[d]
+        laplacian[b] = (h + v) / s
+    return log_prob, score, laplacian
+
+
+def _log_diff_ndtr_numpy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    mirror = b > 0.0
+    hi = np.where(mirror, log_ndtr(-b), log_ndtr(a))
+    lo = np.where(mirror, log_ndtr(-a), log_ndtr(b))
+    return hi + np.log1p(-np.exp(lo - hi))
+
+
+def _box_numpy(x, sqrt_ab, var, log_w, lows, highs):
+    B, D = x.shape
+    K = lows.shape[0]
+    log_prob = np.empty(B)
+    score = np.empty((B, D))
+    laplacian = np.empty(B)
+    for sl in _chunks(B, K * D):
+        sd = np.sqrt(var[sl])[:, None, None]  # (c, 1, 1)
+        lo = sqrt_ab[sl, None, None] * lows[None]  # (c, K, D)
+        hi = sqrt_ab[sl, None, None] * highs[None]
+        za = (x[sl, None, :] - lo) / sd
+        zb = (x[sl, None, :] - hi) / sd
+        log_z = _log_diff_ndtr_numpy(za, zb)  # (c, K, D)
+        ell = log_w[None] + np.sum(log_z - np.log(hi - lo), axis=2)  # (c, K)
+        ra = np.exp(-0.5 * za * za - 0.5 * LOG_2PI - log_z)
+        rb = np.exp(-0.5 * zb * zb - 0.5 * LOG_2PI - log_z)
+        g = (ra - rb) / sd  # (c, K, D)
+        tr_h = np.sum((-za * ra + zb * rb) / sd**2 - g * g, axis=2)  # (c, K)
+        m = ell.max(axis=1, keepdims=True)
+        lse = m[:, 0] + np.log(np.sum(np.exp(ell - m), axis=1))
+        r = np.exp(ell - lse[:, None])
+        g_bar = np.einsum("ck,ckd->cd", r, g)
+        spread = np.einsum("ck,ck->c", r, np.sum((g - g_bar[:, None, :]) ** 2, axis=2))
+        log_prob[sl] = lse
+        score[sl] = g_bar
+        laplacian[sl] = np.sum(r * tr_h, axis=1) + spread
+    return log_prob, score, laplacian
+
+
+# -- dispatch ---------------------------------------------------------------------------
+# With NUMBA_DISABLE_JIT=1 the kernels would run as pure-Python loops; the twins compute
+# the same numbers vectorized, so the public API stays usable (and tested) in that mode.
+
+_JIT = not _numba_config.DISABLE_JIT
+gmm_eval = _gmm_numba if _JIT else _gmm_numpy
+empirical_eval = _empirical_numba if _JIT else _empirical_numpy
+box_eval = _box_numba if _JIT else _box_numpy
