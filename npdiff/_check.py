@@ -118,3 +118,10 @@ def same_shape(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
     r"""Refuse to broadcast two batches that should match exactly."""
     if a.shape != b.shape:
         raise ValueError(f"{name_a} and {name_b} must have the same shape, got {a.shape} and {b.shape}")
+
+
+def as_generator(rng: object, name: str = "rng") -> np.random.Generator:
+    r"""Refuse anything but an explicit ``np.random.Generator`` (no global seeds)."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"{name} must be a numpy.random.Generator (np.random.default_rng(seed)), got {_describe(rng)}")
+    return rng

@@ -106,22 +106,30 @@ class Schedule:
         r""":math:`\lambda(t) = \log\frac{\bar\alpha(t)}{1-\bar\alpha(t)}` (Kingma et al. 2021, Sec. 3.2)."""
         return self._log_snr(_times(t))
 
-    def discretize(self, T: int) -> DiscreteSchedule:
-        r"""The DDPM chain of T steps: :math:`\bar\alpha_i = \bar\alpha(i/T)`, :math:`\bar\alpha_0 = 1`.
+    def discretize(self, T: int, *, t_end: float = 1.0, clip: bool = True) -> DiscreteSchedule:
+        r"""The DDPM chain of T steps: :math:`\bar\alpha_i = \bar\alpha(i\,t_{end}/T)`, :math:`\bar\alpha_0 = 1`.
 
         .. math:: \beta_i = \min\Big(1 - \frac{\bar\alpha_i}{\bar\alpha_{i-1}},\; \beta_{\max}\Big)
 
         (Nichol & Dhariwal 2021, Eq. 17 and the clip below it), then ``alpha_bar`` is
         recomputed as the cumulative product of ``1 - beta``, so with clipping the
         chain's last ``alpha_bar`` differs from the continuous one (cosine: ~2.4e-9
-        instead of 0). The denoiser is called at ``times[i] = i / T``.
+        instead of 0). The defaults give the classic tables (``t_end = 1``, clipped).
+
+        Samplers and bounds that call a continuous-time denoiser use
+        ``t_end = self.t_max, clip=False`` instead (see :func:`npdiff.reverse.chain_for`):
+        then ``alpha_bar[i] == alpha_bar(times[i])`` exactly, so the chain and the
+        denoiser agree on the noise level at every step.
         """
         T = positive_int(T, "T")
-        times = np.arange(T + 1) / T  # (T+1,)
+        t_end = real_scalar(t_end, "t_end", lo=0.0, hi=1.0, lo_open=True)
+        times = np.arange(T + 1) * (t_end / T)  # (T+1,)
+        times[-1] = t_end
         log_ab = self._log_alpha_bar(times)
         log_ab[0] = 0.0  # index 0 is clean data by definition, whatever alpha_bar(0) is
         betas = -np.expm1(log_ab[1:] - log_ab[:-1])  # (T,) 1 - alpha_bar_i / alpha_bar_{i-1}
-        betas = np.minimum(betas, self.max_beta)
+        if clip:
+            betas = np.minimum(betas, self.max_beta)
         return DiscreteSchedule(betas, times=times, name=f"{self.name}[T={T}]")
 
     def config(self) -> dict[str, Any]:

@@ -148,3 +148,16 @@ def test_config_round_trip():
 def test_bad_input_names_the_argument(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+@pytest.mark.parametrize("s", SCHEDULES, ids=IDS)
+@pytest.mark.parametrize("T", [5, 1000])
+def test_sampler_chain_agrees_with_the_continuous_schedule(s, T):
+    # the chain samplers use: T steps on [0, t_max], unclipped, so alpha_bar matches at every call time
+    from npdiff.reverse import chain_for
+
+    c = chain_for(s, T)
+    assert c.times[-1] == s.t_max
+    np.testing.assert_allclose(c.alpha_bar[1:], s.alpha_bar(c.times[1:]), rtol=1e-9)
+    r = chain_for(s, T, steps=3)
+    np.testing.assert_allclose(r.alpha_bar[1:], s.alpha_bar(r.times[1:]), rtol=1e-9)

@@ -1,0 +1,104 @@
+r"""The learned reverse step :math:`p_\theta(x_{t-1} \mid x_t)` on a discrete chain.
+
+Shared by the ancestral sampler and the variational bound, so both use the very same
+Gaussian:
+
+.. math::
+    p_\theta(x_{t-1} \mid x_t) = \mathcal N\big(\tilde\mu_t(x_t, \hat x_0),\ \Sigma_t\big),\qquad
+    \hat x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,\epsilon_\theta(x_t, t)}{\sqrt{\bar\alpha_t}}
+
+(Ho et al. 2020, Eqs. 7, 11 and 15: the posterior mean evaluated at the predicted
+:math:`x_0`). Two fixed variances (Ho et al. 2020, Sec. 3.2):
+
+* ``"small"``: :math:`\Sigma_t = \tilde\beta_t`, the posterior variance, optimal for
+  deterministic :math:`x_0`; its log is clipped at t = 1 where :math:`\tilde\beta_1 = 0`;
+* ``"large"``: :math:`\Sigma_t = \beta_t`, optimal for :math:`x_0 \sim \mathcal N(0, I)`;
+  at t = 1 it uses :math:`\tilde\beta_2` instead, as improved-diffusion does
+  (``fixedlarge``), so the decoder term stays a sensible Gaussian.
+
+The chain for T steps respaced to K is :func:`chain_for`: T steps on
+[0, ``schedule.t_max``], unclipped, respaced to K; the continuous-time denoiser is
+called at ``chain.times[i]``, where the chain's alpha_bar equals the schedule's.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from ._check import positive_int, real_scalar
+from .denoiser import Denoiser, call_eps
+from .schedule import DiscreteSchedule, Schedule
+
+__all__ = ["VARIANCES", "call_time", "chain_for", "p_mean_variance", "reverse_log_variance"]
+
+VARIANCES = ("small", "large")
+Variance = Literal["small", "large"]
+
+
+def chain_for(schedule: Schedule, T: int, steps: int | None = None) -> DiscreteSchedule:
+    r"""The chain of T steps on [0, ``schedule.t_max``], respaced to ``steps`` when given.
+
+    Unclipped, so ``chain.alpha_bar[i] == schedule.alpha_bar(chain.times[i])``: the
+    continuous-time denoiser and the chain agree on the noise level at every step (a
+    clipped cosine chain ends at alpha_bar 2.4e-9 where the denoiser would be asked
+    about 2.4e-6, and the predicted x_0 would be off by a factor ~30).
+    """
+    T = positive_int(T, "T")
+    chain = schedule.discretize(T, t_end=schedule.t_max, clip=False)
+    if steps is not None and steps != T:
+        chain = chain.respace(positive_int(steps, "steps", maximum=T))
+    return chain
+
+
+def check_variance(variance: object) -> str:
+    if variance not in VARIANCES:
+        raise ValueError(f"variance must be one of {VARIANCES}, got {variance!r}")
+    return variance  # type: ignore[return-value]
+
+
+def check_clip(clip_x0: object) -> float | None:
+    return None if clip_x0 is None else real_scalar(clip_x0, "clip_x0", lo=0.0, lo_open=True)
+
+
+def reverse_log_variance(chain: DiscreteSchedule, variance: str) -> np.ndarray:
+    r"""log of :math:`\Sigma_t` for every t in 0..T, shape (T + 1,) (index 0 unused)."""
+    variance = check_variance(variance)
+    if variance == "small":
+        return chain.posterior_log_variance_clipped
+    large = chain.betas.copy()
+    large[:2] = chain.posterior_variance[2] if chain.T >= 2 else chain.betas[1]
+    return np.log(large)
+
+
+def call_time(chain: DiscreteSchedule, i: int, schedule: Schedule) -> float:
+    r"""The continuous time at which the denoiser is evaluated for chain index i."""
+    return float(min(chain.times[i], schedule.t_max))
+
+
+def p_mean_variance(
+    denoiser: Denoiser,
+    x: np.ndarray,
+    i: int,
+    chain: DiscreteSchedule,
+    clip_x0: float | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Mean of :math:`p_\theta(x_{i-1}|x_i)` with the predicted noise and clean data.
+
+    Parameters
+    ----------
+    x : (B, D) states at chain index i (1..T), already checked.
+    clip_x0 : clip :math:`\hat x_0` to [-clip_x0, clip_x0] (the data range) or None.
+
+    Returns
+    -------
+    mean : (B, D). eps : (B, D). x0_hat : (B, D).
+    """
+    ab = chain.alpha_bar[i]
+    eps = call_eps(denoiser, x, call_time(chain, i, denoiser.schedule))  # (B, D)
+    x0_hat = (x - np.sqrt(1.0 - ab) * eps) / np.sqrt(ab)  # Ho et al. 2020, Eq. 15
+    if clip_x0 is not None:
+        x0_hat = np.clip(x0_hat, -clip_x0, clip_x0)
+    mean = chain.posterior_mean_coef1[i] * x0_hat + chain.posterior_mean_coef2[i] * x  # Eq. 7
+    return mean, eps, x0_hat

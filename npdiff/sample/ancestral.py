@@ -1,0 +1,137 @@
+r"""Ancestral sampling on the discrete chain: DDPM and DDIM.
+
+* :func:`ddpm_sample`: Ho et al. 2020, Algorithm 2, on a chain of T steps respaced to
+  ``steps`` (Nichol & Dhariwal 2021, Sec. 4), with the fixed small or large reverse
+  variance of :mod:`npdiff.reverse`; the last step returns the mean (no noise is added).
+* :func:`ddim_sample`: Song, Meng & Ermon 2021, Eq. 12 with the :math:`\sigma_t(\eta)` of
+  Eq. 16; eta = 0 is deterministic given x_T, eta = 1 has the ancestral posterior variance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._check import real_scalar
+from .._progress import progress
+from ..denoiser import Denoiser
+from ..reverse import call_time, chain_for, check_clip, check_variance, p_mean_variance, reverse_log_variance
+from ..schedule import DiscreteSchedule
+from ._common import Recorder, SampleResult, check_finite, start
+
+__all__ = ["ddim_sample", "ddim_variance", "ddpm_sample"]
+
+
+def ddpm_sample(
+    denoiser: Denoiser,
+    n: int | None,
+    rng: np.random.Generator,
+    *,
+    steps: int = 1000,
+    T: int = 1000,
+    variance: str = "large",
+    clip_x0: float | None = None,
+    x_T: np.ndarray | None = None,
+    record: bool = False,
+    progress_bar: bool = False,
+) -> SampleResult:
+    r"""Ancestral DDPM sampling (Ho et al. 2020, Algorithm 2).
+
+    .. math::
+        x_{t-1} = \tilde\mu_t(x_t, \hat x_0) + \sqrt{\Sigma_t}\, z,\quad z \sim \mathcal N(0, I)
+        \ (t > 1),\qquad x_0 = \hat x_0(x_1)
+
+    Parameters
+    ----------
+    denoiser : follows the denoiser protocol; its ``schedule`` defines the chain.
+    n : number of samples (or None when ``x_T`` is given).
+    rng : the only source of randomness.
+    steps : number of reverse steps, 1..T (respaced chain; default: all 1000).
+    T : length of the underlying chain (default 1000).
+    variance : ``"large"`` (beta, the default, as in improved-diffusion for fixed
+        variances) or ``"small"`` (beta_tilde). With the exact denoiser of 8gaussians at
+        T = 1000, "large" is unbiased in mean log-density within Monte Carlo error while
+        "small" is 0.025 nats too concentrated: it omits the posterior spread
+        :math:`c_1^2\,\mathrm{Cov}[x_0|x_t]` that the true reverse kernel carries.
+    clip_x0 : clip the predicted x_0 to [-clip_x0, clip_x0] (e.g. 1.0 for images).
+    x_T : (N, D) starting noise; drawn from N(0, I) when None.
+    record : keep the states visited (for plots and animations).
+
+    Returns
+    -------
+    SampleResult with ``x`` (N, D) and ``nfe == steps``.
+    """
+    denoiser, x, rng = start(denoiser, n, rng, x_T)
+    chain = chain_for(denoiser.schedule, T, steps)
+    log_var = reverse_log_variance(chain, check_variance(variance))
+    clip_x0 = check_clip(clip_x0)
+    rec = Recorder(record)
+    rec(x, call_time(chain, chain.T, denoiser.schedule))
+    for i in progress(range(chain.T, 0, -1), total=chain.T, desc="ddpm", enabled=progress_bar):
+        mean, _, _ = p_mean_variance(denoiser, x, i, chain, clip_x0)
+        if i > 1:
+            x = mean + np.exp(0.5 * log_var[i]) * rng.standard_normal(x.shape)
+        else:
+            x = mean  # no noise at the last step: it would only blur the output
+        check_finite(x, f"at chain step {i}")
+        rec(x, float(chain.times[i - 1]))
+    return rec.result(x, chain.T)
+
+
+def ddim_sample(
+    denoiser: Denoiser,
+    n: int | None,
+    rng: np.random.Generator,
+    *,
+    steps: int = 250,
+    T: int = 1000,
+    eta: float = 0.0,
+    clip_x0: float | None = None,
+    x_T: np.ndarray | None = None,
+    record: bool = False,
+    progress_bar: bool = False,
+) -> SampleResult:
+    r"""DDIM sampling (Song, Meng & Ermon 2021).
+
+    .. math::
+        x_{t-1} = \sqrt{\bar\alpha_{t-1}}\,\hat x_0
+                + \sqrt{1 - \bar\alpha_{t-1} - \sigma_t^2}\;\epsilon_\theta(x_t, t) + \sigma_t z,
+        \qquad
+        \sigma_t(\eta) = \eta\sqrt{\frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}}
+                         \sqrt{1 - \frac{\bar\alpha_t}{\bar\alpha_{t-1}}}
+
+    (Eqs. 12 and 16), on the chain of T steps respaced to ``steps``. With eta = 1,
+    :math:`\sigma_t^2 = \tilde\beta_t` of the respaced chain and the update is exactly the
+    ancestral step of :func:`ddpm_sample`.
+
+    The default of 250 steps keeps the discretization bias small on sharp data: with
+    the exact score of 8gaussians, eta = 0 samples' mean log-density is 0.023 nats too
+    high at 100 steps and 0.010 at 250 (it falls as 1/steps).
+
+    Returns
+    -------
+    SampleResult with ``x`` (N, D) and ``nfe == steps``.
+    """
+    denoiser, x, rng = start(denoiser, n, rng, x_T)
+    eta = real_scalar(eta, "eta", lo=0.0, hi=1.0)
+    chain = chain_for(denoiser.schedule, T, steps)
+    clip_x0 = check_clip(clip_x0)
+    rec = Recorder(record)
+    rec(x, call_time(chain, chain.T, denoiser.schedule))
+    for i in progress(range(chain.T, 0, -1), total=chain.T, desc="ddim", enabled=progress_bar):
+        ab, ab_prev = chain.alpha_bar[i], chain.alpha_bar_prev[i]
+        _, eps, x0_hat = p_mean_variance(denoiser, x, i, chain, clip_x0)
+        if clip_x0 is not None:  # keep eps consistent with the clipped x0 (as DDIM's reference code does)
+            eps = (x - np.sqrt(ab) * x0_hat) / np.sqrt(1.0 - ab)
+        var = ddim_variance(chain, i, eta)
+        x = np.sqrt(ab_prev) * x0_hat + np.sqrt(max(1.0 - ab_prev - var, 0.0)) * eps
+        if var > 0:
+            x = x + np.sqrt(var) * rng.standard_normal(x.shape)
+        check_finite(x, f"at chain step {i}")
+        rec(x, float(chain.times[i - 1]))
+    return rec.result(x, chain.T)
+
+
+def ddim_variance(chain: DiscreteSchedule, i: int, eta: float) -> float:
+    r""":math:`\sigma_t(\eta)^2` of DDIM (Song, Meng & Ermon 2021, Eq. 16) at chain index i."""
+    ab, ab_prev = chain.alpha_bar[i], chain.alpha_bar_prev[i]
+    return eta**2 * (1.0 - ab_prev) / (1.0 - ab) * (1.0 - ab / ab_prev)
