@@ -1,0 +1,353 @@
+r"""The MLP's elementwise work as fused Numba kernels, each beside its plain-NumPy twin.
+
+Matmuls stay in BLAS (``np.matmul(..., out=...)``); everything between two matmuls is one
+kernel call, so a training step is a short, fixed sequence of calls on preallocated buffers:
+
+==================  ===================================================================
+``embed``           network input [x | emb(x_1..x_D) | emb(t)] (and, for the Jacobian,
+                    the derivative of each coordinate block), :mod:`npdiff.nn.embedding`
+``bias_act``        ``h = act(z + b) (+ residual)`` and ``d = act'(z + b)`` in one pass
+``act_backward``    ``g += tmp`` (residual), ``dz = g * d``, ``db = sum_rows dz``
+``mse_loss``        weighted squared error, its gradient and the output bias gradient
+``jvp_act``         tangent through an activation: ``out = prev + d * dz``, K tangents
+``adamw_ema``       global-norm clip, AdamW with bias correction, EMA: one pass
+==================  ===================================================================
+
+The ``_nb_*`` functions are the kernels (``@njit(cache=True)``, no signatures, so nothing
+compiles at import); the ``_np_*`` functions are their NumPy twins, written from the
+formulas of :mod:`npdiff.nn.activations` and :mod:`npdiff.nn.embedding`, and the tests
+check that each pair agrees. The public names (``embed``, ``bias_act``, ...) point at the
+kernels, or at the twins when Numba's JIT is disabled (``NUMBA_DISABLE_JIT=1``), where
+element-by-element Python loops would be a thousand times slower; :func:`set_backend`
+switches by hand. Kernels never validate their inputs.
+
+Why the kernels are written the way they are: constants are float32 scalars so a float32
+kernel stays in float32 arithmetic (a float64 literal would promote every operation);
+``error_model="numpy"`` removes Python's zero-division branch, which would block
+vectorization; ``fastmath`` lets LLVM vectorize the reductions (except in ``embed``, whose
+Cody-Waite range reduction must not be reassociated).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import njit
+
+from . import activations as _act
+from . import embedding as _emb
+
+__all__ = ["act_backward", "adamw_ema", "backend", "bias_act", "embed", "jvp_act", "mse_loss", "set_backend"]
+
+_FAST = dict(cache=True, fastmath=True, error_model="numpy")
+
+# -- float32 constants (see the module docstring for why float32) --------------------------
+_ZERO, _HALF, _QUARTER, _TWO = np.float32(0.0), np.float32(0.5), np.float32(0.25), np.float32(2.0)
+_INV_SQRT2 = np.float32(_act.INV_SQRT2)
+_HALF_INV_SQRT2 = np.float32(0.5 * _act.INV_SQRT2)
+_EP0, _EP1, _EP2, _EP3, _EP4, _EP5, _EP6 = (np.float32(c) for c in _act.ERF_P)
+_EQ0, _EQ1, _EQ2, _EQ3, _EQ4 = (np.float32(c) for c in _act.ERF_Q)
+_ECLAMP = np.float32(_act.ERF_CLAMP)
+_TP0, _TP1, _TP2, _TP3, _TP4, _TP5, _TP6 = (np.float32(c) for c in _act.TANH_P)
+_TQ0, _TQ1, _TQ2, _TQ3 = (np.float32(c) for c in _act.TANH_Q)
+_TCLAMP = np.float32(_act.TANH_CLAMP)
+
+
+# -- scalar building blocks (inlined into the kernels) -------------------------------------
+@njit(inline="always")
+def _erf_pair(x):
+    # erf(x) ~ x P(u)/Q(u), u = x^2, and its derivative by the quotient rule (activations.py)
+    xc = _ECLAMP if x > _ECLAMP else x
+    xc = -_ECLAMP if xc < -_ECLAMP else xc
+    u = xc * xc
+    p = _EP6
+    dp = _ZERO
+    dp = dp * u + p
+    p = p * u + _EP5
+    dp = dp * u + p
+    p = p * u + _EP4
+    dp = dp * u + p
+    p = p * u + _EP3
+    dp = dp * u + p
+    p = p * u + _EP2
+    dp = dp * u + p
+    p = p * u + _EP1
+    dp = dp * u + p
+    p = p * u + _EP0
+    q = _EQ4
+    dq = _ZERO
+    dq = dq * u + q
+    q = q * u + _EQ3
+    dq = dq * u + q
+    q = q * u + _EQ2
+    dq = dq * u + q
+    q = q * u + _EQ1
+    dq = dq * u + q
+    q = q * u + _EQ0
+    value = xc * p / q
+    grad = (p * q + _TWO * u * (dp * q - p * dq)) / (q * q)
+    return value, (grad if x == xc else _ZERO)
+
+
+@njit(inline="always")
+def _tanh_pair(y):
+    # tanh(y) ~ y R(u)/S(u), u = y^2, and its derivative (activations.py)
+    yc = _TCLAMP if y > _TCLAMP else y
+    yc = -_TCLAMP if yc < -_TCLAMP else yc
+    u = yc * yc
+    p = _TP6
+    dp = _ZERO
+    dp = dp * u + p
+    p = p * u + _TP5
+    dp = dp * u + p
+    p = p * u + _TP4
+    dp = dp * u + p
+    p = p * u + _TP3
+    dp = dp * u + p
+    p = p * u + _TP2
+    dp = dp * u + p
+    p = p * u + _TP1
+    dp = dp * u + p
+    p = p * u + _TP0
+    q = _TQ3
+    dq = _ZERO
+    dq = dq * u + q
+    q = q * u + _TQ2
+    dq = dq * u + q
+    q = q * u + _TQ1
+    dq = dq * u + q
+    q = q * u + _TQ0
+    value = yc * p / q
+    grad = (p * q + _TWO * u * (dp * q - p * dq)) / (q * q)
+    return value, (grad if y == yc else _ZERO)
+
+
+@njit(inline="always")
+def _gelu_pair(z):
+    # gelu(z) = z Phi(z), gelu'(z) = Phi(z) + z Phi'(z), Phi(z) = (1 + erf(z / sqrt 2)) / 2
+    e, de = _erf_pair(z * _INV_SQRT2)
+    cdf = _HALF + _HALF * e
+    return z * cdf, cdf + z * _HALF_INV_SQRT2 * de
+
+
+@njit(inline="always")
+def _silu_pair(z):
+    # silu(z) = z sig(z), silu'(z) = sig(z) + z sig'(z), sig(z) = (1 + tanh(z / 2)) / 2
+    th, dth = _tanh_pair(z * _HALF)
+    sig = _HALF + _HALF * th
+    return z * sig, sig + z * _QUARTER * dth
+
+
+# sin and cos by Cody-Waite reduction to |r| <= pi/4 and Taylor series to r^17 / r^16
+# (truncation error < 1e-17 there), in float64: vectorizable, unlike libm's sin/cos.
+_TWO_OVER_PI = 0.636619772367581382433
+_PIO2_1 = 1.57079632673412561417  # first 33 bits of pi/2: k * _PIO2_1 is exact for |k| < 2^20
+_PIO2_2 = 6.07710050630396597660e-11  # next 33 bits
+_PIO2_2T = 2.02226624879595063154e-21  # pi/2 - _PIO2_1 - _PIO2_2
+_S1, _S2, _S3, _S4, _S5, _S6, _S7, _S8 = ((-1.0) ** n / math.factorial(2 * n + 1) for n in range(1, 9))
+_C1, _C2, _C3, _C4, _C5, _C6, _C7, _C8 = ((-1.0) ** n / math.factorial(2 * n) for n in range(1, 9))
+
+
+@njit(inline="always")
+def _sincos(a):
+    k = np.floor(a * _TWO_OVER_PI + 0.5)  # np.floor stays a float (math.floor is an int)
+    r = ((a - k * _PIO2_1) - k * _PIO2_2) - k * _PIO2_2T  # a = k pi/2 + r
+    r2 = r * r
+    s = r + r * r2 * (_S1 + r2 * (_S2 + r2 * (_S3 + r2 * (_S4 + r2 * (_S5 + r2 * (_S6 + r2 * (_S7 + r2 * _S8)))))))
+    c = 1.0 + r2 * (_C1 + r2 * (_C2 + r2 * (_C3 + r2 * (_C4 + r2 * (_C5 + r2 * (_C6 + r2 * (_C7 + r2 * _C8)))))))
+    q = np.int64(k) & 3  # quadrant: sin(r + q pi/2) is s, c, -s, -c for q = 0, 1, 2, 3
+    swap = q & 1
+    sin_sign = 1 - (q & 2)
+    cos_sign = 1 - ((q + 1) & 2)
+    return sin_sign * (c if swap else s), cos_sign * (s if swap else c)
+
+
+# -- embed -----------------------------------------------------------------------------------
+@njit(cache=True, error_model="numpy")
+def _nb_embed(x, t, freq, time_scale, coord_scale, raw, coord, out, tan, want_tan):
+    B, D = x.shape
+    K = freq.shape[0]
+    for i in range(B):
+        col = 0
+        if raw:
+            for d in range(D):
+                out[i, d] = x[i, d]
+            col = D
+        if coord:
+            for d in range(D):
+                s = coord_scale * x[i, d]
+                sin_row = out[i, col:col + K]  # row slices, not 2-D indexing: this is what LLVM vectorizes
+                cos_row = out[i, col + K:col + 2 * K]
+                for k in range(K):
+                    sin_row[k], cos_row[k] = _sincos(s * freq[k])
+                if want_tan:
+                    dsin, dcos = tan[d, i, :K], tan[d, i, K:]
+                    for k in range(K):
+                        cf = coord_scale * freq[k]
+                        dsin[k] = cf * cos_row[k]
+                        dcos[k] = -cf * sin_row[k]
+                col += 2 * K
+        s = time_scale * t[i]
+        sin_row = out[i, col:col + K]
+        cos_row = out[i, col + K:col + 2 * K]
+        for k in range(K):
+            sin_row[k], cos_row[k] = _sincos(s * freq[k])
+
+
+def _np_embed(x, t, freq, time_scale, coord_scale, raw, coord, out, tan, want_tan):
+    emb_dim = 2 * freq.shape[0]
+    out[...] = _emb.embed(x, t, emb_dim=emb_dim, time_scale=time_scale, coord_scale=coord_scale, raw=raw, coord=coord)
+    if want_tan:
+        tan[...] = _emb.embed_tangent(x, emb_dim=emb_dim, coord_scale=coord_scale)
+
+
+# -- bias + activation (+ residual), forward ------------------------------------------------
+@njit(**_FAST)
+def _nb_bias_act(z, b, res, act, residual, h, d):
+    B, H = z.shape
+    if act == 0:
+        for i in range(B):
+            for j in range(H):
+                hv, dv = _gelu_pair(z[i, j] + b[j])
+                h[i, j] = hv + res[i, j] if residual else hv
+                d[i, j] = dv
+    else:
+        for i in range(B):
+            for j in range(H):
+                hv, dv = _silu_pair(z[i, j] + b[j])
+                h[i, j] = hv + res[i, j] if residual else hv
+                d[i, j] = dv
+
+
+def _np_bias_act(z, b, res, act, residual, h, d):
+    value, deriv = (_act.gelu if act == 0 else _act.silu)(z + b)
+    h[...] = value + res if residual else value
+    d[...] = deriv
+
+
+# -- activation, backward -------------------------------------------------------------------
+@njit(**_FAST)
+def _nb_act_backward(g, tmp, d, accumulate, dz, db):
+    B, H = g.shape
+    acc = np.zeros(H)  # float64 column sums whatever the dtype
+    for i in range(B):
+        for j in range(H):
+            gv = g[i, j]
+            if accumulate:
+                gv += tmp[i, j]  # residual: the gradient reaching h_{k-1} through both paths
+                g[i, j] = gv
+            v = gv * d[i, j]
+            dz[i, j] = v
+            acc[j] += v
+    for j in range(H):
+        db[j] = acc[j]
+
+
+def _np_act_backward(g, tmp, d, accumulate, dz, db):
+    if accumulate:
+        g += tmp
+    dz[...] = g * d
+    db[...] = dz.sum(axis=0, dtype=np.float64)
+
+
+# -- loss -----------------------------------------------------------------------------------
+@njit(**_FAST)
+def _nb_mse_loss(out, bias, target, weight, dout, db):
+    B, D = out.shape
+    scale = 1.0 / (B * D)
+    loss = 0.0
+    acc = np.zeros(D)
+    for i in range(B):
+        w = weight[i]
+        for j in range(D):
+            r = out[i, j] + bias[j] - target[i, j]
+            loss += w * r * r
+            gv = 2.0 * scale * w * r
+            dout[i, j] = gv
+            acc[j] += gv
+    for j in range(D):
+        db[j] = acc[j]
+    return loss * scale
+
+
+def _np_mse_loss(out, bias, target, weight, dout, db):
+    r = out.astype(np.float64) + bias - target  # (B, D)
+    w = weight[:, None]
+    dout[...] = 2.0 * w * r / r.size
+    db[...] = dout.sum(axis=0, dtype=np.float64)
+    return float(np.mean(w * r * r))
+
+
+# -- tangent through an activation (forward-mode) -------------------------------------------
+@njit(**_FAST)
+def _nb_jvp_act(dz, d, prev, residual, out):
+    K, B, H = dz.shape
+    for k in range(K):
+        for i in range(B):
+            for j in range(H):
+                v = d[i, j] * dz[k, i, j]
+                out[k, i, j] = prev[k, i, j] + v if residual else v
+
+
+def _np_jvp_act(dz, d, prev, residual, out):
+    out[...] = prev + d[None] * dz if residual else d[None] * dz
+
+
+# -- optimizer: clip, AdamW, EMA --------------------------------------------------------------
+@njit(**_FAST)
+def _nb_adamw_ema(p, g, m, v, ema, lr, beta1, beta2, eps, weight_decay, step, clip_norm, ema_decay):
+    n = p.shape[0]
+    sq = 0.0
+    for i in range(n):
+        gi = np.float64(g[i])
+        sq += gi * gi
+    norm = math.sqrt(sq)
+    coef = min(clip_norm / (norm + 1e-6), 1.0) if clip_norm > 0.0 else 1.0
+    step_size = lr / (1.0 - beta1**step)
+    inv_sqrt_bc2 = 1.0 / math.sqrt(1.0 - beta2**step)
+    shrink = 1.0 - lr * weight_decay
+    for i in range(n):
+        gi = g[i] * coef
+        mi = beta1 * m[i] + (1.0 - beta1) * gi
+        vi = beta2 * v[i] + (1.0 - beta2) * gi * gi
+        m[i] = mi
+        v[i] = vi
+        pi = p[i] * shrink - step_size * mi / (math.sqrt(vi) * inv_sqrt_bc2 + eps)
+        p[i] = pi
+        ema[i] = ema_decay * ema[i] + (1.0 - ema_decay) * pi
+    return norm
+
+
+def _np_adamw_ema(p, g, m, v, ema, lr, beta1, beta2, eps, weight_decay, step, clip_norm, ema_decay):
+    norm = float(np.sqrt(np.sum(np.square(g, dtype=np.float64))))
+    coef = min(clip_norm / (norm + 1e-6), 1.0) if clip_norm > 0.0 else 1.0
+    gc = g.astype(np.float64) * coef
+    m[...] = beta1 * m + (1.0 - beta1) * gc
+    v[...] = beta2 * v + (1.0 - beta2) * gc * gc
+    m_hat = m.astype(np.float64) / (1.0 - beta1**step)
+    denom = np.sqrt(v.astype(np.float64)) / math.sqrt(1.0 - beta2**step) + eps
+    p[...] = p * (1.0 - lr * weight_decay) - lr * m_hat / denom
+    ema[...] = ema_decay * ema + (1.0 - ema_decay) * p.astype(np.float64)
+    return norm
+
+
+# -- dispatch -------------------------------------------------------------------------------
+_NAMES = ("embed", "bias_act", "act_backward", "mse_loss", "jvp_act", "adamw_ema")
+backend = ""
+
+
+def set_backend(name: str) -> None:
+    r"""Point the public kernel names at the Numba kernels (``"numba"``) or their twins (``"numpy"``)."""
+    global backend
+    if name not in ("numba", "numpy"):
+        raise ValueError(f"backend must be 'numba' or 'numpy', got {name!r}")
+    prefix = "_nb_" if name == "numba" else "_np_"
+    for n in _NAMES:
+        globals()[n] = globals()[prefix + n]
+    backend = name
+
+
+embed = bias_act = act_backward = mse_loss = jvp_act = adamw_ema = None  # bound just below
+set_backend("numpy" if numba.config.DISABLE_JIT else "numba")

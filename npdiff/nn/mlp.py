@@ -1,0 +1,348 @@
+r"""The MLP denoiser network: forward pass, hand-written backward pass, forward-mode Jacobian.
+
+Architecture (the tiny-diffusion 2D model, with every choice a field of :class:`MLPConfig`)::
+
+    e   = [x | emb(x_1) .. emb(x_D) | emb(t)]          (B, E)   npdiff.nn.embedding
+    h_0 = act(e W_0 + b_0)                              (B, H)
+    h_k = h_{k-1} + act(h_{k-1} W_k + b_k),  k = 1..L   (B, H)   residual blocks
+    y   = h_L W_out + b_out                             (B, D)   eps, x0 or v
+
+Weights are stored (in, out), so a layer is ``h @ W + b``, and every parameter is a view
+into ONE flat vector: the optimizer then updates all of them in a single fused kernel.
+
+**Backward** (reverse mode; z_k is the pre-activation, d_k = act'(z_k) kept by the forward):
+
+.. math::
+    \bar y = \partial L/\partial y,\quad \bar W_{out} = h_L^\top \bar y,\quad \bar h_L = \bar y W_{out}^\top;
+    \qquad \bar z_k = \bar h_k \odot d_k,\quad \bar W_k = h_{k-1}^\top \bar z_k,\quad \bar b_k = \textstyle\sum_{rows}\bar z_k,
+    \quad \bar h_{k-1} = \bar h_k + \bar z_k W_k^\top
+
+(the residual passes :math:`\bar h_k` straight through; Rumelhart et al. 1986 for backpropagation,
+He et al. 2016 for the residual block), ending with :math:`\bar W_0 = e^\top \bar z_0`.
+
+**Forward-mode Jacobian** (JVP): a tangent :math:`\dot x` goes through the same layers,
+
+.. math:: \dot e = \partial e/\partial x\,\dot x,\quad \dot z_k = \dot h_{k-1} W_k,\quad
+          \dot h_k = \dot h_{k-1} + d_k \odot \dot z_k,\quad \dot y = \dot h_L W_{out}
+
+(the biases drop out). K tangents are stacked along the batch axis, so each layer is one
+(K B, H) x (H, H) matmul. With the D unit tangents :math:`\dot x = e_d` the divergence is
+exact: :math:`\mathrm{tr}\,\partial y/\partial x = \sum_d \dot y^{(d)}_d`, D passes and no
+Hutchinson noise (the likelihood of Song et al. 2021, Eq. 39 needs it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+from .._check import as_batch, as_times, positive_int, real_scalar
+from . import kernels as K
+from .activations import ACTIVATIONS, activation
+from .embedding import frequencies, input_width
+
+__all__ = ["MLP", "PARAMETERIZATIONS", "MLPConfig"]
+
+PARAMETERIZATIONS = ("eps", "x0", "v")
+
+
+@dataclasses.dataclass(frozen=True)
+class MLPConfig:
+    r"""Architecture of the MLP denoiser; every field is a lever of the quality work.
+
+    Attributes
+    ----------
+    dim : data dimension D.
+    width : hidden units H of every layer.
+    depth : number L of residual blocks after the first layer.
+    emb_dim : features per sinusoidal embedding (even, >= 4).
+    activation : ``"gelu"`` or ``"silu"``.
+    parameterization : what the network predicts: ``"eps"``, ``"x0"`` or ``"v"``.
+    time_scale : the time embedding sees ``time_scale * t`` (1000: the DDPM step index).
+    coord_embedding : embed each coordinate sinusoidally (tiny-diffusion style).
+    coord_scale : the coordinate embedding sees ``coord_scale * x_d``.
+    raw_coords : also feed x itself; always on when ``coord_embedding`` is off.
+    """
+
+    dim: int = 2
+    width: int = 128
+    depth: int = 3
+    emb_dim: int = 128
+    activation: str = "gelu"
+    parameterization: str = "eps"
+    time_scale: float = 1000.0
+    coord_embedding: bool = True
+    coord_scale: float = 25.0
+    raw_coords: bool = False
+
+    def __post_init__(self) -> None:
+        positive_int(self.dim, "dim")
+        positive_int(self.width, "width")
+        positive_int(self.depth, "depth", minimum=0)
+        positive_int(self.emb_dim, "emb_dim", minimum=4)
+        if self.emb_dim % 2:
+            raise ValueError(f"emb_dim must be even (half sines, half cosines), got {self.emb_dim}")
+        activation(self.activation)
+        if self.parameterization not in PARAMETERIZATIONS:
+            raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}, got {self.parameterization!r}")
+        real_scalar(self.time_scale, "time_scale", lo=0.0, lo_open=True)
+        real_scalar(self.coord_scale, "coord_scale", lo=0.0, lo_open=True)
+        for name in ("coord_embedding", "raw_coords"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+
+    @property
+    def raw(self) -> bool:
+        r"""Whether x itself is an input (asked for, or the only view of x without the embedding)."""
+        return self.raw_coords or not self.coord_embedding
+
+    @property
+    def input_width(self) -> int:
+        r"""Number E of network inputs."""
+        return input_width(self.dim, self.emb_dim, raw=self.raw, coord=self.coord_embedding)
+
+    def to_dict(self) -> dict[str, Any]:
+        r"""A JSON-serializable dict; :meth:`from_dict` inverts it."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MLPConfig:
+        r"""Rebuild a config; unknown keys raise ``ValueError`` naming them."""
+        if not isinstance(d, dict):
+            raise TypeError(f"an MLP config must be a dict, got {type(d).__name__}")
+        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown MLP config keys {unknown}")
+        return cls(**d)
+
+
+class _Work:
+    r"""Preallocated buffers for one batch size and dtype, reused by every call."""
+
+    def __init__(self, B: int, cfg: MLPConfig, dtype: np.dtype) -> None:
+        H, L = cfg.width, cfg.depth
+        self.emb = np.empty((B, cfg.input_width), dtype)  # (B, E)
+        self.z = np.empty((B, H), dtype)  # pre-activation scratch
+        self.h = [np.empty((B, H), dtype) for _ in range(L + 1)]  # h_0 .. h_L
+        self.d = [np.empty((B, H), dtype) for _ in range(L + 1)]  # act'(z_0) .. act'(z_L)
+        self.out = np.empty((B, cfg.dim), dtype)  # h_L W_out, without b_out
+        self.dout = np.empty((B, cfg.dim), dtype)
+        self.g = np.empty((B, H), dtype)  # dL/dh_k
+        self.dz = np.empty((B, H), dtype)  # dL/dz_k
+        self.tmp = np.empty((B, H), dtype)
+        self.no_tan = np.empty((0, 0, 0), dtype)
+
+
+class MLP:
+    r"""The network of the module docstring, acting on a flat parameter vector.
+
+    It owns no parameters, only the layout and reusable buffers: the same ``MLP`` serves the
+    float32 training weights and a float64 copy used for likelihoods. Shapes: x (B, D),
+    t (B,), params (n_params,) float32 or float64 (that dtype is the compute dtype).
+    """
+
+    def __init__(self, config: MLPConfig) -> None:
+        if not isinstance(config, MLPConfig):
+            raise TypeError(f"config must be an MLPConfig, got {type(config).__name__}")
+        self.config = config
+        self.act = ACTIVATIONS[config.activation]
+        self.freq = frequencies(config.emb_dim)  # (emb_dim / 2,)
+        H = config.width
+        fan = [config.input_width] + [H] * config.depth + [H]
+        outs = [H] * (config.depth + 1) + [config.dim]
+        self.shapes: list[tuple[tuple[int, int], tuple[int]]] = [((i, o), (o,)) for i, o in zip(fan, outs)]
+        self.offsets: list[tuple[int, int, int]] = []  # (start of W, start of b, end)
+        start = 0
+        for (i, o), _ in self.shapes:
+            self.offsets.append((start, start + i * o, start + i * o + o))
+            start += i * o + o
+        self.n_params = start
+        self._work: OrderedDict[tuple[int, str], _Work] = OrderedDict()
+
+    # -- parameters ------------------------------------------------------------------------
+    def init_params(self, rng: np.random.Generator, dtype: type = np.float32) -> np.ndarray:
+        r"""PyTorch's ``nn.Linear`` initialization: W and b uniform in :math:`\pm 1/\sqrt{\mathrm{fan\_in}}`.
+
+        (He et al. 2015's Kaiming-uniform with a = sqrt(5), which reduces to this bound.)
+        Returns a (n_params,) vector of ``dtype``.
+        """
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy Generator, got {type(rng).__name__}")
+        flat = np.empty(self.n_params, dtype)
+        for ((fan_in, _), _), (s, _, e) in zip(self.shapes, self.offsets):
+            bound = 1.0 / np.sqrt(fan_in)
+            flat[s:e] = rng.uniform(-bound, bound, e - s)
+        return flat
+
+    def layers(self, flat: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        r"""Views (W (in, out), b (out,)) into ``flat``, from the first layer to the output layer."""
+        return [(flat[s:m].reshape(shape_w), flat[m:e]) for (shape_w, _), (s, m, e) in zip(self.shapes, self.offsets)]
+
+    def _check_params(self, flat: object, name: str = "params") -> np.ndarray:
+        if not isinstance(flat, np.ndarray) or flat.dtype not in (np.float32, np.float64):
+            raise TypeError(f"{name} must be a float32 or float64 numpy array, got {type(flat).__name__}")
+        if flat.shape != (self.n_params,):
+            raise ValueError(f"{name} must have shape ({self.n_params},) for this config, got {flat.shape}")
+        return flat
+
+    def _check_xt(self, x: object, t: object) -> tuple[np.ndarray, np.ndarray]:
+        x = as_batch(x, "x", dim=self.config.dim)
+        return x, as_times(t, x.shape[0])
+
+    def work(self, B: int, dtype: np.dtype) -> _Work:
+        r"""The buffers for batch size B and ``dtype`` (the last few sizes are kept)."""
+        key = (B, np.dtype(dtype).str)
+        w = self._work.get(key)
+        if w is None:
+            w = self._work[key] = _Work(B, self.config, np.dtype(dtype))
+            while len(self._work) > 4:
+                self._work.popitem(last=False)
+        else:
+            self._work.move_to_end(key)
+        return w
+
+    # -- forward ---------------------------------------------------------------------------
+    def _forward(self, layers: list, x: np.ndarray, t: np.ndarray, w: _Work, tan: np.ndarray | None = None) -> None:
+        # fills w.emb, w.h, w.d and w.out = h_L W_out (b_out is added by the caller or the loss)
+        cfg = self.config
+        want_tan = tan is not None
+        K.embed(x, t, self.freq, cfg.time_scale, cfg.coord_scale, cfg.raw, cfg.coord_embedding, w.emb,
+                tan if want_tan else w.no_tan, want_tan)
+        W, b = layers[0]
+        np.matmul(w.emb, W, out=w.z)
+        K.bias_act(w.z, b, w.z, self.act, False, w.h[0], w.d[0])
+        for k in range(1, cfg.depth + 1):
+            W, b = layers[k]
+            np.matmul(w.h[k - 1], W, out=w.z)
+            K.bias_act(w.z, b, w.h[k - 1], self.act, True, w.h[k], w.d[k])
+        np.matmul(w.h[-1], layers[-1][0], out=w.out)
+
+    def forward(self, params: np.ndarray, x: object, t: object) -> np.ndarray:
+        r"""The raw network output y (B, D) in the dtype of ``params`` (eps, x0 or v: see the config)."""
+        params = self._check_params(params)
+        x, t = self._check_xt(x, t)
+        layers = self.layers(params)
+        w = self.work(x.shape[0], params.dtype)
+        self._forward(layers, x, t, w)
+        return w.out + layers[-1][1]  # (B, D)
+
+    # -- backward --------------------------------------------------------------------------
+    def _loss_and_grad(self, layers: list, grads: list, w: _Work, target: np.ndarray, weight: np.ndarray) -> float:
+        # after _forward: L = mean_{b,d} weight_b (y - target)^2, gradients written into grads' views
+        L = self.config.depth
+        loss = K.mse_loss(w.out, layers[-1][1], target, weight, w.dout, grads[-1][1])
+        np.matmul(w.h[L].T, w.dout, out=grads[-1][0])
+        np.matmul(w.dout, layers[-1][0].T, out=w.g)  # dL/dh_L
+        K.act_backward(w.g, w.tmp, w.d[L], False, w.dz, grads[L][1])  # dL/dz_L
+        for k in range(L, 0, -1):
+            np.matmul(w.h[k - 1].T, w.dz, out=grads[k][0])
+            np.matmul(w.dz, layers[k][0].T, out=w.tmp)
+            # dL/dh_{k-1} = dL/dh_k + dz_k W_k^T (residual), then dL/dz_{k-1}
+            K.act_backward(w.g, w.tmp, w.d[k - 1], True, w.dz, grads[k - 1][1])
+        np.matmul(w.emb.T, w.dz, out=grads[0][0])
+        return loss
+
+    def loss_and_grad(self, params: np.ndarray, grad: np.ndarray, x: object, t: object, target: object,
+                      weight: object | None = None) -> float:
+        r"""Weighted squared error and its gradient with respect to every parameter.
+
+        .. math:: L = \frac{1}{BD}\sum_{b,d} w_b\,(y_{bd} - \mathrm{target}_{bd})^2
+
+        Parameters
+        ----------
+        params : (n_params,) weights; grad : (n_params,) array of the same dtype, overwritten
+            with dL/dparams. x : (B, D) network inputs; t : float or (B,) times.
+        target : (B, D) what y should be; weight : (B,) per-example weights (default 1).
+
+        Returns
+        -------
+        The loss L (float).
+        """
+        params = self._check_params(params)
+        grad = self._check_params(grad, "grad")
+        if grad.dtype != params.dtype:
+            raise ValueError(f"grad must have the dtype of params ({params.dtype}), got {grad.dtype}")
+        x, t = self._check_xt(x, t)
+        target = as_batch(target, "target", dim=self.config.dim)
+        if target.shape != x.shape:
+            raise ValueError(f"target must have the shape of x {x.shape}, got {target.shape}")
+        weight = np.ones(x.shape[0]) if weight is None else as_times(weight, x.shape[0], "weight", lo=0.0, hi=np.inf)
+        w = self.work(x.shape[0], params.dtype)
+        layers = self.layers(params)
+        self._forward(layers, x, t, w)
+        return self._loss_and_grad(layers, self.layers(grad), w, target, weight)
+
+    # -- forward-mode Jacobian ---------------------------------------------------------------
+    def _push(self, layers: list, w: _Work, dz0: np.ndarray) -> np.ndarray:
+        # push K stacked first-layer tangents dz0 (K, B, H) to the output: (K, B, D)
+        nK, B, H = dz0.shape
+        dh = np.empty_like(dz0)
+        K.jvp_act(dz0, w.d[0], dh, False, dh)
+        dz = dz0.reshape(nK * B, H)  # reuse dz0 as scratch
+        for k in range(1, self.config.depth + 1):
+            np.matmul(dh.reshape(nK * B, H), layers[k][0], out=dz)
+            K.jvp_act(dz0, w.d[k], dh, True, dh)  # dh <- dh + d_k * dz_k
+        return (dh.reshape(nK * B, H) @ layers[-1][0]).reshape(nK, B, self.config.dim)
+
+    def jvp(self, params: np.ndarray, x: object, t: object, v: object) -> tuple[np.ndarray, np.ndarray]:
+        r"""Output y (B, D) and the Jacobian-vector products :math:`(\partial y/\partial x)\,v_k` (K, B, D).
+
+        ``v`` is one tangent (B, D) or K stacked tangents (K, B, D); each tangent row is the
+        direction for the matching point of x. Shapes of the output follow ``v``.
+        """
+        params = self._check_params(params)
+        x, t = self._check_xt(x, t)
+        v = np.asarray(v, dtype=np.float64)
+        single = v.ndim == 2
+        vk = v[None] if single else v
+        if vk.ndim != 3 or vk.shape[1:] != x.shape:
+            raise ValueError(f"v must have shape {x.shape} or (K, *{x.shape}), got {v.shape}")
+        cfg = self.config
+        layers = self.layers(params)
+        B, D = x.shape
+        w = self.work(B, params.dtype)
+        tan = np.empty((D, B, cfg.emb_dim), params.dtype) if cfg.coord_embedding else None
+        self._forward(layers, x, t, w, tan)
+        y = w.out + layers[-1][1]
+        e_dot = np.zeros((vk.shape[0], B, cfg.input_width), params.dtype)  # tangent of the input (K, B, E)
+        col = 0
+        if cfg.raw:
+            e_dot[:, :, :D] = vk
+            col = D
+        if cfg.coord_embedding:
+            for d in range(D):
+                e_dot[:, :, col:col + cfg.emb_dim] = vk[:, :, d, None] * tan[d]
+                col += cfg.emb_dim
+        dz0 = (e_dot.reshape(-1, cfg.input_width) @ layers[0][0]).reshape(vk.shape[0], B, cfg.width)
+        jv = self._push(layers, w, dz0)
+        return y, (jv[0] if single else jv)
+
+    def _output_and_trace(self, layers: list, x: np.ndarray, t: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+        cfg = self.config
+        B, D = x.shape
+        w = self.work(B, dtype)
+        tan = np.empty((D, B, cfg.emb_dim), dtype) if cfg.coord_embedding else None
+        self._forward(layers, x, t, w, tan)
+        y = w.out + layers[-1][1]  # (B, D)
+        W0 = layers[0][0]
+        dz0 = np.empty((D, B, cfg.width), dtype)  # first-layer tangent for x_dot = e_d
+        col = D if cfg.raw else 0
+        for d in range(D):
+            if cfg.coord_embedding:
+                rows = slice(col + d * cfg.emb_dim, col + (d + 1) * cfg.emb_dim)
+                np.matmul(tan[d], W0[rows], out=dz0[d])  # only block d of e depends on x_d
+                if cfg.raw:
+                    dz0[d] += W0[d]
+            else:
+                dz0[d] = W0[d]
+        jy = self._push(layers, w, dz0)  # (D, B, D): jy[d, b] = dy_b / dx_{b,d}
+        return y, np.einsum("dbd->b", jy)
+
+    def output_and_trace(self, params: np.ndarray, x: object, t: object) -> tuple[np.ndarray, np.ndarray]:
+        r"""Output y (B, D) and the exact trace :math:`\mathrm{tr}\,\partial y/\partial x` (B,) by D tangent passes."""
+        params = self._check_params(params)
+        x, t = self._check_xt(x, t)
+        return self._output_and_trace(self.layers(params), x, t, params.dtype)
