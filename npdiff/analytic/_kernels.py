@@ -38,6 +38,7 @@ from scipy.special import log_ndtr
 LOG_2PI = math.log(2.0 * math.pi)
 _SQRT2 = math.sqrt(2.0)
 _CHUNK_ELEMENTS = 1 << 21  # bound on the (chunk, K, D) temporaries of the NumPy twins
+_SKIP_LOG_RATIO = 50.0  # the box kernel skips components below e^-50 of the running maximum
 
 
 def _chunks(B: int, per_row: int):
@@ -223,6 +224,9 @@ def _empirical_numpy(x, sqrt_ab, var, points):
 
 # -- mixture of uniform boxes convolved with an isotropic Gaussian ---------------------
 #
+# log_c (K,) is log w_k - sum_d log(hi_kd - lo_kd), the log-weight over the clean volume;
+# the volume's factor sqrt_ab^D is the same for every box and added at the end.
+#
 # Component k at time t: U[sqrt_ab lo_k, sqrt_ab hi_k] (+) N(0, var I), a product over
 # coordinates of f(x) = [Phi(a) - Phi(b)] / (sqrt_ab (hi - lo)), a = (x - sqrt_ab lo)/sd,
 # b = (x - sqrt_ab hi)/sd, sd = sqrt(var). With Z = Phi(a) - Phi(b) and phi the normal pdf:
@@ -257,7 +261,7 @@ def _log_diff_ndtr_numba(a, b):
 
 
 @njit(cache=True)
-def _box_numba(x, sqrt_ab, var, log_w, lows, highs):
+def _box_numba(x, sqrt_ab, var, log_c, lows, highs):
     B, D = x.shape
     K = lows.shape[0]
     log_prob = np.empty(B)
@@ -273,7 +277,16 @@ def _box_numba(x, sqrt_ab, var, log_w, lows, highs):
         h = 0.0
         g_mean[:] = 0.0
         for k in range(K):
-            ell = log_w[k]
+            # skip a box whose every point is so far that its weight is below e^-50 of the
+            # running maximum: log(Phi(a) - Phi(b)) <= -dist^2 / 2 var (Chernoff), so the
+            # bound below is >= the exact log-weight
+            bound = log_c[k]
+            for d in range(D):
+                dist = max(0.0, sqrt_ab[b] * lows[k, d] - x[b, d], x[b, d] - sqrt_ab[b] * highs[k, d])
+                bound -= 0.5 * dist * dist / var[b]
+            if bound < m - _SKIP_LOG_RATIO:
+                continue
+            ell = log_c[k]
             tr_h = 0.0
             for d in range(D):
                 lo = sqrt_ab[b] * lows[k, d]
@@ -281,7 +294,7 @@ def _box_numba(x, sqrt_ab, var, log_w, lows, highs):
                 za = (x[b, d] - lo) / sd
                 zb = (x[b, d] - hi) / sd
                 log_z = _log_diff_ndtr_numba(za, zb)
-                ell += log_z - math.log(hi - lo)
+                ell += log_z
                 ra = math.exp(-0.5 * za * za - 0.5 * LOG_2PI - log_z)  # phi(a) / Z
                 rb = math.exp(-0.5 * zb * zb - 0.5 * LOG_2PI - log_z)  # phi(b) / Z
                 gd = (ra - rb) / sd
@@ -304,7 +317,7 @@ def _box_numba(x, sqrt_ab, var, log_w, lows, highs):
                 v += w * delta * (g[d] - g_mean[d])
             s = s_new
             h += w * tr_h
-        log_prob[b] = m + math.log(s)
+        log_prob[b] = m + math.log(s) - D * math.log(sqrt_ab[b])
         for d in range(D):
             score[b, d] = g_mean[d]
         laplacian[b] = (h + v) / s
@@ -318,7 +331,7 @@ def _log_diff_ndtr_numpy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return hi + np.log1p(-np.exp(lo - hi))
 
 
-def _box_numpy(x, sqrt_ab, var, log_w, lows, highs):
+def _box_numpy(x, sqrt_ab, var, log_c, lows, highs):
     B, D = x.shape
     K = lows.shape[0]
     log_prob = np.empty(B)
@@ -331,7 +344,7 @@ def _box_numpy(x, sqrt_ab, var, log_w, lows, highs):
         za = (x[sl, None, :] - lo) / sd
         zb = (x[sl, None, :] - hi) / sd
         log_z = _log_diff_ndtr_numpy(za, zb)  # (c, K, D)
-        ell = log_w[None] + np.sum(log_z - np.log(hi - lo), axis=2)  # (c, K)
+        ell = log_c[None] + np.sum(log_z, axis=2)  # (c, K)
         ra = np.exp(-0.5 * za * za - 0.5 * LOG_2PI - log_z)
         rb = np.exp(-0.5 * zb * zb - 0.5 * LOG_2PI - log_z)
         g = (ra - rb) / sd  # (c, K, D)
@@ -341,7 +354,7 @@ def _box_numpy(x, sqrt_ab, var, log_w, lows, highs):
         r = np.exp(ell - lse[:, None])
         g_bar = np.einsum("ck,ckd->cd", r, g)
         spread = np.einsum("ck,ck->c", r, np.sum((g - g_bar[:, None, :]) ** 2, axis=2))
-        log_prob[sl] = lse
+        log_prob[sl] = lse - D * np.log(sqrt_ab[sl])
         score[sl] = g_bar
         laplacian[sl] = np.sum(r * tr_h, axis=1) + spread
     return log_prob, score, laplacian

@@ -62,25 +62,33 @@ class BoxMixture(AnalyticOracle):
         self.weights = w[keep]
         self.lows = np.ascontiguousarray(lo[keep])  # (K, D)
         self.highs = np.ascontiguousarray(hi[keep])
-        self._log_w = np.log(self.weights)
+        self._log_c = np.log(self.weights) - np.sum(np.log(self.highs - self.lows), axis=1)  # (K,)
         self._needs_noise = self.noise_std == 0.0
 
     def _evaluate(self, x, sqrt_ab, alpha_bar, sigma2):
         var = alpha_bar * self.noise_std**2 + sigma2  # (B,)
         clean = var <= 0.0
-        if not np.any(clean):
-            return box_eval(x, sqrt_ab, var, self._log_w, self.lows, self.highs)
+        collapsed = sqrt_ab <= 0.0  # alpha_bar = 0 (cosine at t = 1): every box shrinks to 0
+        if not np.any(clean | collapsed):
+            return box_eval(x, sqrt_ab, var, self._log_c, self.lows, self.highs)
         B, D = x.shape
         log_prob = np.empty(B)
         score = np.full((B, D), np.nan)  # undefined without noise; guarded by _needs_noise
         laplacian = np.full(B, np.nan)
+        if np.any(collapsed):  # q_t = N(0, var I)
+            v = var[collapsed]
+            xc = x[collapsed]
+            log_prob[collapsed] = -0.5 * (np.sum(xc * xc, axis=1) / v + D * np.log(2 * np.pi * v))
+            score[collapsed] = -xc / v[:, None]
+            laplacian[collapsed] = -D / v
+            clean = clean & ~collapsed
         inside = np.all((x[clean, None, :] >= self.lows) & (x[clean, None, :] < self.highs), axis=2)  # (c, K)
         density = inside @ (self.weights / np.prod(self.highs - self.lows, axis=1))  # (c,)
         with np.errstate(divide="ignore"):
             log_prob[clean] = np.log(density)
-        if np.any(~clean):
-            noisy = ~clean
-            out = box_eval(x[noisy], sqrt_ab[noisy], var[noisy], self._log_w, self.lows, self.highs)
+        noisy = ~clean & ~collapsed
+        if np.any(noisy):
+            out = box_eval(x[noisy], sqrt_ab[noisy], var[noisy], self._log_c, self.lows, self.highs)
             log_prob[noisy], score[noisy], laplacian[noisy] = out
         return log_prob, score, laplacian
 
