@@ -21,8 +21,9 @@ Song et al. 2021, Eq. 17; the last is Tweedie's formula, Efron 2011, Eq. 2.8, fo
 Where :math:`\sigma(t) = 0` (t = 0 for ``vp_linear`` and ``cosine``) the marginal is the
 clean data distribution. Subclasses whose clean density is smooth (Gaussian data) define
 everything there; the others set ``_needs_noise`` and raise a ``ValueError`` instead of
-returning an infinite or undefined number. ``x0_mean`` also raises where
-:math:`\bar\alpha(t) = 0` (t = 1 of ``cosine``), where :math:`x_t` carries no information.
+returning an infinite or undefined number. Tweedie's ``x0_mean`` also raises where
+:math:`\bar\alpha(t) < 10^{-16}` (``cosine`` beyond its ``t_max``), where :math:`x_t` carries
+no information about :math:`x_0` that float64 can resolve.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ import numpy as np
 
 from .._check import as_batch, as_times
 from ..schedule import Schedule, vp_linear
+
+# Below this, x + sigma^2 score (of order 1e-16 |x| in rounding) divided by sqrt(alpha_bar)
+# no longer gives E[x0|x_t] to 1e-8 (cosine reaches it only beyond its t_max).
+_MIN_ALPHA_BAR_TWEEDIE = 1e-16
 
 
 def check_rng(rng: object, name: str = "rng") -> np.random.Generator:
@@ -114,10 +119,11 @@ class AnalyticOracle:
     def x0_mean(self, x: object, t: object) -> np.ndarray:
         r"""The optimal denoiser :math:`\mathbb E[x_0 \mid x_t = x]` by Tweedie's formula, (B, D)."""
         x, sqrt_ab, alpha_bar, sigma2 = self._levels(x, t, "x0_mean", needs_noise=self._needs_noise)
-        if np.any(alpha_bar <= 0.0):
+        if np.any(alpha_bar < _MIN_ALPHA_BAR_TWEEDIE):
             raise ValueError(
-                f"{type(self).__name__}.x0_mean is undefined where alpha_bar(t) = 0 (x_t is pure noise); "
-                f"use t <= schedule.t_max = {self.schedule.t_max}"
+                f"{type(self).__name__}.x0_mean by Tweedie's formula is meaningless where alpha_bar(t) < "
+                f"{_MIN_ALPHA_BAR_TWEEDIE:g} (got {alpha_bar.min():.3g}): it would divide rounding error by "
+                f"sqrt(alpha_bar); use t <= schedule.t_max = {self.schedule.t_max}"
             )
         score = self._evaluate(x, sqrt_ab, alpha_bar, sigma2)[1]
         return (x + sigma2[:, None] * score) / sqrt_ab[:, None]

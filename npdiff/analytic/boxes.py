@@ -29,8 +29,10 @@ import numpy as np
 from .._check import as_float_array, positive_int, real_scalar
 from ..schedule import Schedule
 from ._base import AnalyticOracle, check_rng, check_schedule
-from ._kernels import box_eval
+from ._kernels import box_eval, gmm_eval
 from .mixture import check_weights
+
+_COLLAPSED_WIDTH = 1e-6
 
 
 class BoxMixture(AnalyticOracle):
@@ -64,24 +66,28 @@ class BoxMixture(AnalyticOracle):
         self.highs = np.ascontiguousarray(hi[keep])
         self._log_c = np.log(self.weights) - np.sum(np.log(self.highs - self.lows), axis=1)  # (K,)
         self._needs_noise = self.noise_std == 0.0
+        self._max_width = float(np.max(self.highs - self.lows))
 
     def _evaluate(self, x, sqrt_ab, alpha_bar, sigma2):
         var = alpha_bar * self.noise_std**2 + sigma2  # (B,)
         clean = var <= 0.0
-        collapsed = sqrt_ab <= 0.0  # alpha_bar = 0 (cosine at t = 1): every box shrinks to 0
+        # boxes shrunk far below the blur (alpha_bar -> 0, cosine beyond t_max): Phi(a) - Phi(b)
+        # would cancel; a box of relative width eps is then a point mass at its centre up to
+        # a relative O(eps^2) < 1e-12
+        with np.errstate(divide="ignore"):
+            collapsed = ~clean & (sqrt_ab * self._max_width < _COLLAPSED_WIDTH * np.sqrt(var))
         if not np.any(clean | collapsed):
             return box_eval(x, sqrt_ab, var, self._log_c, self.lows, self.highs)
         B, D = x.shape
         log_prob = np.empty(B)
         score = np.full((B, D), np.nan)  # undefined without noise; guarded by _needs_noise
         laplacian = np.full(B, np.nan)
-        if np.any(collapsed):  # q_t = N(0, var I)
-            v = var[collapsed]
-            xc = x[collapsed]
-            log_prob[collapsed] = -0.5 * (np.sum(xc * xc, axis=1) / v + D * np.log(2 * np.pi * v))
-            score[collapsed] = -xc / v[:, None]
-            laplacian[collapsed] = -D / v
-            clean = clean & ~collapsed
+        if np.any(collapsed):
+            c = collapsed
+            centers = 0.5 * (self.lows + self.highs)
+            log_prob[c], score[c], laplacian[c] = gmm_eval(
+                x[c], sqrt_ab[c], alpha_bar[c], var[c], np.log(self.weights), centers,
+                np.zeros((1, 1, 1)), np.zeros_like(centers), False)
         inside = np.all((x[clean, None, :] >= self.lows) & (x[clean, None, :] < self.highs), axis=2)  # (c, K)
         density = inside @ (self.weights / np.prod(self.highs - self.lows, axis=1))  # (c,)
         with np.errstate(divide="ignore"):
