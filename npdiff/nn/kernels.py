@@ -59,8 +59,7 @@ _TCLAMP = np.float32(_act.TANH_CLAMP)
 @njit(inline="always")
 def _erf_pair(x):
     # erf(x) ~ x P(u)/Q(u), u = x^2, and its derivative by the quotient rule (activations.py)
-    xc = _ECLAMP if x > _ECLAMP else x
-    xc = -_ECLAMP if xc < -_ECLAMP else xc
+    xc = np.minimum(np.maximum(x, -_ECLAMP), _ECLAMP)  # ufuncs keep x's precision, also with the JIT off
     u = xc * xc
     p = _EP6
     dp = _ZERO
@@ -94,8 +93,7 @@ def _erf_pair(x):
 @njit(inline="always")
 def _tanh_pair(y):
     # tanh(y) ~ y R(u)/S(u), u = y^2, and its derivative (activations.py)
-    yc = _TCLAMP if y > _TCLAMP else y
-    yc = -_TCLAMP if yc < -_TCLAMP else yc
+    yc = np.minimum(np.maximum(y, -_TCLAMP), _TCLAMP)  # ufuncs keep y's precision, also with the JIT off
     u = yc * yc
     p = _TP6
     dp = _ZERO

@@ -1,0 +1,135 @@
+r"""The trained MLP behind the denoiser protocol, whatever it predicts.
+
+:class:`DiffusionMLP` holds an :class:`~npdiff.nn.mlp.MLPConfig`, the schedule it was trained
+with and a copy of the weights, and answers the protocol of :mod:`npdiff.denoiser`:
+``eps(x, t)``, ``eps_and_divergence(x, t)`` and ``schedule``. A network that predicts x0 or v
+is turned into a noise prediction with :math:`a = \sqrt{\bar\alpha(t)}`, :math:`\sigma = \sqrt{1 - \bar\alpha(t)}`
+(the maps of :mod:`npdiff.parameterization`; Salimans & Ho 2022, Sec. 4 for v), and the
+same linear map carries the exact divergence, since :math:`\partial x/\partial x = I`:
+
+.. math::
+    \hat\epsilon = \frac{x - a\,\hat x_0}{\sigma} &\ \Rightarrow\
+        \mathrm{tr}\frac{\partial\hat\epsilon}{\partial x} = \frac{D - a\,\mathrm{tr}(\partial\hat x_0/\partial x)}{\sigma}\\
+    \hat\epsilon = \sigma x + a\,\hat v &\ \Rightarrow\
+        \mathrm{tr}\frac{\partial\hat\epsilon}{\partial x} = \sigma D + a\,\mathrm{tr}(\partial\hat v/\partial x)
+
+Computation runs in ``dtype``: float64 by default (the likelihood's ODE wants it), float32
+for speed; inputs and outputs are float64 either way. The weights are copied at
+construction: later changes to the array passed in do not reach the model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._check import as_batch, as_times
+from ..schedule import Schedule, schedule_from_config
+from .mlp import MLP, MLPConfig
+
+__all__ = ["DiffusionMLP"]
+
+
+class DiffusionMLP:
+    r"""A trained (or freshly initialized) MLP denoiser.
+
+    Parameters
+    ----------
+    config : the architecture (:class:`~npdiff.nn.mlp.MLPConfig`).
+    schedule : the continuous schedule it was trained with (``.schedule`` of the protocol).
+    params : (n_params,) weights; None draws PyTorch-style initial weights from ``rng``.
+    rng : Generator used only when ``params`` is None.
+    dtype : compute dtype, ``np.float64`` (default) or ``np.float32``.
+    """
+
+    def __init__(self, config: MLPConfig, schedule: Schedule, params: np.ndarray | None = None, *,
+                 rng: np.random.Generator | None = None, dtype: type = np.float64) -> None:
+        if not isinstance(schedule, Schedule):
+            raise TypeError(f"schedule must be a continuous npdiff Schedule, got {type(schedule).__name__}")
+        self.mlp = MLP(config)
+        self.config = config
+        self.schedule = schedule
+        if params is None:
+            if not isinstance(rng, np.random.Generator):
+                raise TypeError("DiffusionMLP needs params, or rng (a numpy Generator) to initialize them")
+            params = self.mlp.init_params(rng)
+        self.params = self.mlp._check_params(np.array(params, copy=True))  # float32 from training, or float64
+        if np.dtype(dtype) not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+        self.dtype = np.dtype(dtype)
+        self._compute = self.params.astype(self.dtype)  # the weights the forward pass reads
+        self._layers = self.mlp.layers(self._compute)
+
+    @property
+    def dim(self) -> int:
+        r"""Data dimension D."""
+        return self.config.dim
+
+    @property
+    def parameterization(self) -> str:
+        r"""What the network predicts: ``"eps"``, ``"x0"`` or ``"v"``."""
+        return self.config.parameterization
+
+    def with_dtype(self, dtype: type) -> DiffusionMLP:
+        r"""The same model computing in another dtype."""
+        return DiffusionMLP(self.config, self.schedule, self.params, dtype=dtype)
+
+    def _inputs(self, x: object, t: object) -> tuple[np.ndarray, np.ndarray]:
+        x = as_batch(x, "x", dim=self.dim)
+        return x, as_times(t, x.shape[0])
+
+    def _coefficients(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        log_ab = self.schedule.log_alpha_bar(t)  # (B,)
+        a = np.exp(0.5 * log_ab)
+        sigma = np.sqrt(-np.expm1(log_ab))
+        if self.parameterization == "x0" and np.any(sigma == 0.0):
+            raise ValueError(f"an x0-predicting model has no noise estimate where sigma(t) = 0; got t down to {t.min()}")
+        return a[:, None], sigma[:, None]  # (B, 1) each
+
+    def predict(self, x: object, t: object) -> np.ndarray:
+        r"""The raw network output (B, D), float64: eps, x0 or v according to ``parameterization``."""
+        x, t = self._inputs(x, t)
+        w = self.mlp.work(x.shape[0], self.dtype)
+        self.mlp._forward(self._layers, x, t, w)
+        return (w.out + self._layers[-1][1]).astype(np.float64)
+
+    def eps(self, x: object, t: object) -> np.ndarray:
+        r"""Predicted noise :math:`\hat\epsilon(x, t)` (B, D), float64 (converted as in the module docstring)."""
+        x, t = self._inputs(x, t)
+        y = self.predict(x, t)
+        if self.parameterization == "eps":
+            return y
+        a, sigma = self._coefficients(t)
+        return (x - a * y) / sigma if self.parameterization == "x0" else sigma * x + a * y
+
+    def eps_and_divergence(self, x: object, t: object) -> tuple[np.ndarray, np.ndarray]:
+        r""":math:`\hat\epsilon` (B, D) and the exact :math:`\mathrm{tr}\,\partial\hat\epsilon/\partial x` (B,), float64.
+
+        D forward-mode tangent passes stacked into one batch (see :mod:`npdiff.nn.mlp`).
+        """
+        x, t = self._inputs(x, t)
+        y, tr = self.mlp._output_and_trace(self._layers, x, t, self.dtype)
+        y, tr = y.astype(np.float64), tr.astype(np.float64)
+        if self.parameterization == "eps":
+            return y, tr
+        a, sigma = self._coefficients(t)
+        D = self.dim
+        if self.parameterization == "x0":
+            return (x - a * y) / sigma, (D - a[:, 0] * tr) / sigma[:, 0]
+        return sigma * x + a * y, sigma[:, 0] * D + a[:, 0] * tr
+
+    # -- serialization ---------------------------------------------------------------------
+    def config_dict(self) -> dict[str, Any]:
+        r"""Architecture and schedule as a JSON-serializable dict (what a checkpoint stores)."""
+        return {"model": self.config.to_dict(), "schedule": self.schedule.config()}
+
+    @classmethod
+    def from_config_dict(cls, d: dict[str, Any], params: np.ndarray, *, dtype: type = np.float64) -> DiffusionMLP:
+        r"""Inverse of :meth:`config_dict` given the weights."""
+        return cls(MLPConfig.from_dict(d["model"]), schedule_from_config(d["schedule"]), params, dtype=dtype)
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"DiffusionMLP(D={c.dim}, width={c.width}, depth={c.depth}, {c.activation}, predicts {c.parameterization}, "
+                f"schedule={self.schedule!r}, dtype={self.dtype.name})")

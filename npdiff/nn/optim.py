@@ -1,0 +1,128 @@
+r"""AdamW with bias correction, global-norm gradient clipping and an EMA of the weights, fused.
+
+One update, over the flat parameter vector :math:`\theta` and its gradient :math:`g`
+(:func:`npdiff.nn.kernels.adamw_ema` does it in a single pass after one pass for the norm):
+
+.. math::
+    g &\leftarrow g\cdot\min\Big(1, \frac{c}{\lVert g\rVert_2 + 10^{-6}}\Big)
+        &&\text{(global-norm clipping, Pascanu et al. 2013, Alg. 2; as torch's clip\_grad\_norm\_)}\\
+    m &\leftarrow \beta_1 m + (1-\beta_1) g,\quad v \leftarrow \beta_2 v + (1-\beta_2) g^2
+        &&\text{(Kingma \& Ba 2015, Alg. 1)}\\
+    \theta &\leftarrow \theta(1 - \eta\lambda) - \frac{\eta}{1-\beta_1^s}\,
+        \frac{m}{\sqrt{v}/\sqrt{1-\beta_2^s} + \epsilon}
+        &&\text{(decoupled weight decay, Loshchilov \& Hutter 2019, Alg. 2)}\\
+    \bar\theta &\leftarrow \delta_s\bar\theta + (1-\delta_s)\theta
+        &&\text{(EMA, Polyak \& Juditsky 1992; Ho et al. 2020, App. B)}
+
+with s the step number (from 1). The EMA decay is :math:`\delta_s = \min(\delta, (1+s)/(10+s))`
+when ``ema_warmup`` is on (TensorFlow's ``ExponentialMovingAverage(num_updates=s)``), so a
+short run's average is not dominated by the random initial weights; off, :math:`\delta_s = \delta`.
+The order of operations and the 1e-6 in the clip follow PyTorch's ``AdamW`` and
+``clip_grad_norm_``, so both libraries take the same step from the same state.
+
+Learning-rate schedules (:func:`learning_rate`): ``"constant"``, or ``"cosine"`` decay to
+``final_lr_ratio * lr`` (Loshchilov & Hutter 2017, Eq. 5 without restarts), both after an
+optional linear warm-up.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .._check import positive_int, real_scalar
+from . import kernels as K
+
+__all__ = ["LR_SCHEDULES", "AdamW", "learning_rate"]
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate(step: int, *, lr: float, schedule: str = "constant", total_steps: int = 1,
+                  warmup_steps: int = 0, final_lr_ratio: float = 0.0) -> float:
+    r"""The learning rate of step ``step`` (counted from 1).
+
+    .. math:: \eta_s = \eta\,\frac{s}{W}\ (s \le W);\qquad
+              \eta_s = \eta\Big(r + (1 - r)\tfrac12\big(1 + \cos\tfrac{\pi (s - W)}{S - W}\big)\Big)\ \text{(cosine)}
+
+    with W = ``warmup_steps``, S = ``total_steps``, r = ``final_lr_ratio``.
+    """
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr schedule must be one of {LR_SCHEDULES}, got {schedule!r}")
+    if warmup_steps > 0 and step <= warmup_steps:
+        return lr * step / warmup_steps
+    if schedule == "constant":
+        return lr
+    frac = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return lr * (final_lr_ratio + (1.0 - final_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * frac)))
+
+
+class AdamW:
+    r"""AdamW + clipping + EMA over one flat float32 parameter vector (see the module docstring).
+
+    Parameters
+    ----------
+    params : (n,) the weights the updates will be applied to (the EMA starts as a copy).
+    betas, eps, weight_decay : Adam's :math:`\beta_1, \beta_2`, :math:`\epsilon` and :math:`\lambda`.
+    clip_norm : c, the global-norm threshold; 0 disables clipping.
+    ema_decay : :math:`\delta` in [0, 1); ema_warmup : use :math:`\min(\delta, (1+s)/(10+s))`.
+
+    Attributes
+    ----------
+    m, v, ema : (n,) state arrays of the dtype of ``params``; step : updates done so far.
+    """
+
+    def __init__(self, params: np.ndarray, *, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, clip_norm: float = 1.0, ema_decay: float = 0.999,
+                 ema_warmup: bool = True) -> None:
+        if not isinstance(params, np.ndarray) or params.ndim != 1 or params.dtype not in (np.float32, np.float64):
+            raise TypeError(f"params must be a 1-D float32/float64 array, got {type(params).__name__}")
+        if len(betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        self.beta1 = real_scalar(betas[0], "beta1", lo=0.0, hi=1.0, hi_open=True)
+        self.beta2 = real_scalar(betas[1], "beta2", lo=0.0, hi=1.0, hi_open=True)
+        self.eps = real_scalar(eps, "eps", lo=0.0, lo_open=True)
+        self.weight_decay = real_scalar(weight_decay, "weight_decay", lo=0.0)
+        self.clip_norm = real_scalar(clip_norm, "clip_norm", lo=0.0)
+        self.ema_decay = real_scalar(ema_decay, "ema_decay", lo=0.0, hi=1.0, hi_open=True)
+        self.ema_warmup = bool(ema_warmup)
+        self.m = np.zeros_like(params)
+        self.v = np.zeros_like(params)
+        self.ema = params.copy()
+        self.step = 0
+
+    def current_ema_decay(self, step: int) -> float:
+        r""":math:`\delta_s` of the module docstring for update number ``step``."""
+        return min(self.ema_decay, (1.0 + step) / (10.0 + step)) if self.ema_warmup else self.ema_decay
+
+    def update(self, params: np.ndarray, grad: np.ndarray, lr: float) -> float:
+        r"""Apply one clipped AdamW step to ``params`` in place and update the EMA.
+
+        ``grad`` is read only (clipping scales it on the fly). Returns the gradient's global
+        L2 norm before clipping.
+        """
+        self.step += 1
+        return K.adamw_ema(params, grad, self.m, self.v, self.ema, float(lr), self.beta1, self.beta2, self.eps,
+                           self.weight_decay, self.step, self.clip_norm, self.current_ema_decay(self.step))
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def hyperparameters(self) -> dict[str, Any]:
+        r"""The constructor's arguments, JSON-serializable."""
+        return {"betas": [self.beta1, self.beta2], "eps": self.eps, "weight_decay": self.weight_decay,
+                "clip_norm": self.clip_norm, "ema_decay": self.ema_decay, "ema_warmup": self.ema_warmup}
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        r"""The state to checkpoint: ``m``, ``v``, ``ema`` (the step counter is saved separately)."""
+        return {"adam_m": self.m, "adam_v": self.v, "ema": self.ema}
+
+    def load_state(self, arrays: dict[str, np.ndarray], step: int) -> None:
+        r"""Restore :meth:`state_arrays` and the step counter (shapes and dtypes must match)."""
+        for name, mine in (("adam_m", self.m), ("adam_v", self.v), ("ema", self.ema)):
+            arr = arrays[name]
+            if arr.shape != mine.shape or arr.dtype != mine.dtype:
+                raise ValueError(f"optimizer state {name!r} must be {mine.dtype} of shape {mine.shape}, "
+                                 f"got {arr.dtype} of shape {arr.shape}")
+            mine[...] = arr
+        self.step = positive_int(step, "step", minimum=0)

@@ -1,0 +1,339 @@
+r"""Training the MLP denoiser: continuous-time denoising loss, AdamW, EMA, checkpoints and resume.
+
+One step (Ho et al. 2020, Alg. 1, in continuous time as in Kingma et al. 2021, Sec. 4):
+
+.. math::
+    x_0 \sim \text{data},\quad t \sim \mathcal U(t_{\min}, t_{\max}),\quad \epsilon \sim \mathcal N(0, I),\quad
+    x_t = \sqrt{\bar\alpha(t)}\,x_0 + \sigma(t)\,\epsilon,\qquad
+    L = \frac{1}{BD}\sum_{b} w(t_b)\,\lVert \hat y(x_t, t) - y \rVert^2
+
+where :math:`\hat y` is what the network predicts (``parameterization``: eps, x0 or v) and y
+the true value of that quantity (:math:`v = \sqrt{\bar\alpha}\epsilon - \sigma x_0`). The
+weight :math:`w` makes the loss the squared error measured in the space named by ``loss``,
+whatever the network predicts. With :math:`\mathrm{SNR} = \bar\alpha/\sigma^2` and
+:math:`x_t` fixed, the errors of the three predictions are proportional
+(Kingma et al. 2021, Eq. 13 and App. E; Salimans & Ho 2022, Sec. 4):
+
+.. math::
+    \lVert\epsilon - \hat\epsilon\rVert^2 = \mathrm{SNR}\,\lVert x_0 - \hat x_0\rVert^2,\qquad
+    \lVert v - \hat v\rVert^2 = (1 + \mathrm{SNR})\,\lVert x_0 - \hat x_0\rVert^2
+
+so with :math:`f_{\epsilon} = \mathrm{SNR}`, :math:`f_{x_0} = 1`, :math:`f_v = 1 + \mathrm{SNR}`,
+:math:`w = f_{\text{loss}} / f_{\text{parameterization}}` (:func:`loss_weight`); e.g. an
+x0-predicting network trained with ``loss="eps"`` minimizes exactly the eps-loss, and
+``loss == parameterization`` gives w = 1 (the "simple" losses).
+
+Data is a sampler (``sample(n, rng)`` or an object with ``.sample(n, rng)``), called for fresh
+points every step, or a fixed (N, D) array from which each minibatch is drawn uniformly with
+replacement (so the generator's state is the whole data-order state, and resuming is exact).
+Everything random comes from the one Generator, in a fixed order per step: data, t, eps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ._check import as_batch, positive_int, real_scalar
+from .forward import q_sample
+from .nn.mlp import MLP, PARAMETERIZATIONS, MLPConfig
+from .nn.model import DiffusionMLP
+from .nn.optim import LR_SCHEDULES, AdamW, learning_rate
+from .schedule import Schedule, vp_linear
+
+__all__ = ["TrainConfig", "Trainer", "denoising_targets", "loss_weight", "train"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    r"""Hyperparameters of a training run (all JSON-serializable; stored in checkpoints).
+
+    Attributes
+    ----------
+    steps : total number of optimizer steps of the run.
+    batch_size : points per step.
+    lr, lr_schedule, warmup_steps, final_lr_ratio : see :func:`npdiff.nn.optim.learning_rate`.
+    betas, adam_eps, weight_decay, clip_norm, ema_decay, ema_warmup : see :class:`npdiff.nn.optim.AdamW`.
+    t_min : smallest training time; t ~ U(t_min, schedule.t_max).
+    loss : space of the squared error, ``"eps"``, ``"x0"`` or ``"v"``; None: the model's parameterization.
+    """
+
+    steps: int = 10_000
+    batch_size: int = 256
+    lr: float = 1e-3
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    final_lr_ratio: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    weight_decay: float = 0.0
+    clip_norm: float = 1.0
+    ema_decay: float = 0.999
+    ema_warmup: bool = True
+    t_min: float = 1e-5
+    loss: str | None = None
+
+    def __post_init__(self) -> None:
+        positive_int(self.steps, "steps")
+        positive_int(self.batch_size, "batch_size")
+        real_scalar(self.lr, "lr", lo=0.0, lo_open=True)
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        positive_int(self.warmup_steps, "warmup_steps", minimum=0)
+        real_scalar(self.final_lr_ratio, "final_lr_ratio", lo=0.0, hi=1.0)
+        real_scalar(self.t_min, "t_min", lo=0.0, hi=1.0, hi_open=True)
+        if self.loss is not None and self.loss not in PARAMETERIZATIONS:
+            raise ValueError(f"loss must be one of {PARAMETERIZATIONS} or None, got {self.loss!r}")
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        # the optimizer checks the rest when it is built
+
+    def to_dict(self) -> dict[str, Any]:
+        r"""A JSON-serializable dict; :meth:`from_dict` inverts it."""
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        r"""Rebuild a config; unknown keys raise ``ValueError`` naming them."""
+        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown training config keys {unknown}")
+        return cls(**{**d, "betas": tuple(d.get("betas", (0.9, 0.999)))})
+
+
+def loss_weight(log_snr: np.ndarray, parameterization: str, loss: str) -> np.ndarray:
+    r"""Per-example weight :math:`w = f_{\text{loss}}/f_{\text{parameterization}}` (module docstring).
+
+    ``log_snr`` (B,) is :math:`\log(\bar\alpha/\sigma^2)`; returns (B,) float64.
+    """
+    for name, kind in (("parameterization", parameterization), ("loss", loss)):
+        if kind not in PARAMETERIZATIONS:
+            raise ValueError(f"{name} must be one of {PARAMETERIZATIONS}, got {kind!r}")
+    log_snr = np.asarray(log_snr, dtype=np.float64)
+
+    def log_f(kind: str) -> np.ndarray:  # log of f_eps = SNR, f_x0 = 1, f_v = 1 + SNR
+        if kind == "eps":
+            return log_snr
+        return np.zeros_like(log_snr) if kind == "x0" else np.logaddexp(0.0, log_snr)
+
+    return np.exp(log_f(loss) - log_f(parameterization))
+
+
+def denoising_targets(x0: np.ndarray, t: np.ndarray, eps: np.ndarray, schedule: Schedule, parameterization: str,
+                      loss: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Network input, regression target and weight of one batch.
+
+    Returns x_t (B, D) from :func:`npdiff.forward.q_sample`, the target (B, D) (eps, x0 or
+    :math:`v = \sqrt{\bar\alpha}\epsilon - \sigma x_0`) and the weight (B,) of :func:`loss_weight`.
+    """
+    xt = q_sample(x0, t, eps, schedule)
+    log_ab = schedule.log_alpha_bar(t)  # (B,)
+    if parameterization == "eps":
+        target = eps
+    elif parameterization == "x0":
+        target = x0
+    else:
+        target = np.exp(0.5 * log_ab)[:, None] * eps - np.sqrt(-np.expm1(log_ab))[:, None] * x0
+    if loss == parameterization:
+        weight = np.ones(t.shape[0])
+    else:
+        weight = loss_weight(log_ab - np.log(-np.expm1(log_ab)), parameterization, loss)
+    return xt, target, weight
+
+
+def _sampler(data: object, dim: int) -> Callable[[int, np.random.Generator], np.ndarray]:
+    if hasattr(data, "sample") and callable(data.sample):
+        return data.sample
+    if callable(data):
+        return data
+    arr = as_batch(data, "data", dim=dim)
+
+    def minibatch(n: int, rng: np.random.Generator) -> np.ndarray:
+        return arr[rng.integers(0, arr.shape[0], n)]
+
+    return minibatch
+
+
+class Trainer:
+    r"""State of a training run: float32 weights, gradient, AdamW + EMA state, step, history.
+
+    Parameters
+    ----------
+    model : the :class:`~npdiff.nn.model.DiffusionMLP` to start from (its weights are copied
+        as float32; its config and schedule are kept).
+    data : a sampler ``sample(n, rng)``, an object with ``.sample(n, rng)``, or an (N, D) array.
+    config : the :class:`TrainConfig`.
+    rng : the Generator that draws data, times and noise (it is advanced in place).
+
+    ``history`` holds one value per step done so far: ``"loss"``, ``"grad_norm"`` (before
+    clipping) and ``"lr"``.
+    """
+
+    def __init__(self, model: DiffusionMLP, data: object, config: TrainConfig, rng: np.random.Generator) -> None:
+        if not isinstance(model, DiffusionMLP):
+            raise TypeError(f"model must be a DiffusionMLP, got {type(model).__name__}")
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy Generator, got {type(rng).__name__}")
+        self.model_config: MLPConfig = model.config
+        self.schedule: Schedule = model.schedule
+        self.config = config
+        self.rng = rng
+        self.loss_kind = config.loss or model.config.parameterization
+        self.sample = _sampler(data, model.config.dim)
+        self.mlp = MLP(model.config)
+        self.params = model.params.astype(np.float32)  # (n_params,) the weights being trained
+        self.grad = np.zeros_like(self.params)
+        self.optimizer = AdamW(self.params, betas=config.betas, eps=config.adam_eps, weight_decay=config.weight_decay,
+                               clip_norm=config.clip_norm, ema_decay=config.ema_decay, ema_warmup=config.ema_warmup)
+        self.step = 0
+        self._history = {k: np.full(config.steps, np.nan) for k in ("loss", "grad_norm", "lr")}
+        self._layers = self.mlp.layers(self.params)
+        self._grads = self.mlp.layers(self.grad)
+        self._work = self.mlp.work(config.batch_size, np.float32)
+        self._t_max = float(self.schedule.t_max)
+
+    @property
+    def history(self) -> dict[str, np.ndarray]:
+        r"""Per-step ``loss``, ``grad_norm`` and ``lr`` of the steps done so far (copies, float64)."""
+        return {k: v[: self.step].copy() for k, v in self._history.items()}
+
+    def train_step(self) -> float:
+        r"""One optimizer step (module docstring); returns its loss."""
+        cfg, rng = self.config, self.rng
+        B, D = cfg.batch_size, self.model_config.dim
+        x0 = self.sample(B, rng)  # (B, D)
+        t = rng.uniform(cfg.t_min, self._t_max, B)  # (B,)
+        eps = rng.standard_normal((B, D))  # (B, D)
+        xt, target, weight = denoising_targets(x0, t, eps, self.schedule, self.model_config.parameterization,
+                                               self.loss_kind)
+        self.mlp._forward(self._layers, xt, t, self._work)
+        loss = self.mlp._loss_and_grad(self._layers, self._grads, self._work, target, weight)
+        lr = learning_rate(self.step + 1, lr=cfg.lr, schedule=cfg.lr_schedule, total_steps=cfg.steps,
+                           warmup_steps=cfg.warmup_steps, final_lr_ratio=cfg.final_lr_ratio)
+        grad_norm = self.optimizer.update(self.params, self.grad, lr)
+        h = self._history
+        h["loss"][self.step], h["grad_norm"][self.step], h["lr"][self.step] = loss, grad_norm, lr
+        self.step += 1
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"training loss became {loss} at step {self.step}; lower lr or check the data")
+        return loss
+
+    def run(self, until: int | None = None, *, progress: bool | None = None, checkpoint_path: str | os.PathLike | None = None,
+            checkpoint_every: int | None = None) -> dict[str, np.ndarray]:
+        r"""Train up to step ``until`` (default: ``config.steps``) and return :attr:`history`.
+
+        ``progress``: a tqdm bar on stderr; None turns it on for runs of 2,000 steps or more.
+        With ``checkpoint_path`` the state is saved there every ``checkpoint_every`` steps (if
+        given) and at the end, atomically (:mod:`npdiff.checkpoint`).
+        """
+        until = self.config.steps if until is None else positive_int(until, "until", maximum=self.config.steps)
+        if checkpoint_every is not None:
+            positive_int(checkpoint_every, "checkpoint_every")
+        n = max(0, until - self.step)
+        show = n >= 2000 if progress is None else bool(progress)
+        bar = None
+        if show:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=n, file=sys.stderr, desc="train", dynamic_ncols=True, leave=False)
+        try:
+            while self.step < until:
+                loss = self.train_step()
+                if checkpoint_path is not None and checkpoint_every and self.step % checkpoint_every == 0:
+                    self.save(checkpoint_path)
+                if bar is not None and (self.step % 50 == 0 or self.step == until):
+                    bar.update(50 if self.step % 50 == 0 else self.step % 50)
+                    bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        finally:
+            if bar is not None:
+                bar.close()
+        if checkpoint_path is not None:
+            self.save(checkpoint_path)
+        return self.history
+
+    def denoiser(self, ema: bool = True, dtype: type = np.float64) -> DiffusionMLP:
+        r"""The model with the EMA weights (default) or the raw trained weights."""
+        return DiffusionMLP(self.model_config, self.schedule, self.optimizer.ema if ema else self.params, dtype=dtype)
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        r"""Write the whole state (weights, AdamW + EMA, step, generator, history, configs) atomically."""
+        from . import checkpoint
+
+        checkpoint.save(path, self.denoiser(ema=False, dtype=np.float32), optimizer=self.optimizer, step=self.step,
+                        rng=self.rng, history=self.history, train_config=self.config.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, data: object) -> Trainer:
+        r"""Resume from a checkpoint written by :meth:`save`; ``data`` as for the constructor.
+
+        The resumed run continues exactly as the uninterrupted one would (same generator state,
+        same optimizer state, same step counter).
+        """
+        from . import checkpoint
+
+        ck = checkpoint.load(path)
+        if ck.train_config is None or ck.optimizer is None or ck.rng is None:
+            raise ValueError(f"{os.fspath(path)} holds a model but no training state (optimizer, generator, config)")
+        trainer = cls(ck.model, data, TrainConfig.from_dict(ck.train_config), ck.rng)
+        trainer.optimizer.load_state(ck.optimizer, ck.step)
+        trainer.step = ck.step
+        for k, v in ck.history.items():
+            if k in trainer._history:
+                trainer._history[k][: v.shape[0]] = v
+        return trainer
+
+
+def train(model: DiffusionMLP | MLPConfig, data: object, *, rng: np.random.Generator | int,
+          schedule: Schedule | None = None, progress: bool | None = None,
+          checkpoint_path: str | os.PathLike | None = None, checkpoint_every: int | None = None,
+          resume: str | os.PathLike | None = None, use_ema: bool = True,
+          **config: Any) -> tuple[DiffusionMLP, dict[str, np.ndarray]]:
+    r"""Train a denoiser and return it with its per-step history.
+
+    Parameters
+    ----------
+    model : a :class:`~npdiff.nn.model.DiffusionMLP` to continue from, or an
+        :class:`~npdiff.nn.mlp.MLPConfig` (fresh weights drawn from ``rng``, ``schedule``
+        default :func:`~npdiff.schedule.vp_linear`).
+    data : sampler ``sample(n, rng)``, object with ``.sample(n, rng)``, or (N, D) array.
+    rng : the Generator (or an int seed) for weights, data, times and noise.
+    progress, checkpoint_path, checkpoint_every : see :meth:`Trainer.run`.
+    resume : a checkpoint path to continue from instead (``model``, ``rng`` and ``config``
+        are then taken from the file; ``data`` must be given again).
+    use_ema : return the EMA weights (default) or the raw ones.
+    **config : fields of :class:`TrainConfig` (``steps``, ``batch_size``, ``lr``, ...).
+
+    Returns
+    -------
+    (model, history): a float64 :class:`~npdiff.nn.model.DiffusionMLP` and ``{"loss",
+    "grad_norm", "lr"}`` arrays with one entry per step.
+
+    Examples
+    --------
+    >>> from npdiff.nn import MLPConfig
+    >>> model, hist = train(MLPConfig(), sampler, rng=0, steps=10_000, batch_size=256)
+    """
+    if resume is not None:
+        trainer = Trainer.load(resume, data)
+    else:
+        if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+            rng = np.random.default_rng(int(rng))
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy Generator or an int seed, got {type(rng).__name__}")
+        if isinstance(model, MLPConfig):
+            model = DiffusionMLP(model, schedule if schedule is not None else vp_linear(), rng=rng)
+        elif not isinstance(model, DiffusionMLP):
+            raise TypeError(f"model must be an MLPConfig or a DiffusionMLP, got {type(model).__name__}")
+        trainer = Trainer(model, data, TrainConfig(**config), rng)
+    history = trainer.run(progress=progress, checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every)
+    return trainer.denoiser(ema=use_ema), history
