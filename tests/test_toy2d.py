@@ -147,18 +147,26 @@ def test_quadrature_densities_are_converged(name, builder, nodes):
 
 
 def test_pinwheel_preimages_solve_the_map():
-    # each preimage angle found by the root finder maps back onto its point: F(psi) = 0 mod 2 pi,
-    # and pushing the preimage f through the sampler's map returns x
+    # each preimage angle found by the root finder maps back onto its point (pushed through the
+    # sampler's map), and the number of preimages per (point, arm) equals the number of
+    # crossings of F = psi - a_k - phi through multiples of 2 pi counted on a 100,000-cell grid
     d = toy2d.load("pinwheel")
     rng = np.random.default_rng(600)
-    x = np.concatenate([d.sample(300, rng), rng.uniform(-5, 5, (300, 2))])
+    x = np.concatenate([d.sample(300, rng), rng.uniform(-6, 6, (300, 2))])
     s, phi = np.linalg.norm(x, axis=1) / 2, np.arctan2(x[:, 1], x[:, 0])
-    point, arm, psi = _toy_sets._pw_roots(s, phi, 512)
-    assert np.all(np.bincount(point, minlength=600) >= 5)  # at least one preimage per arm
+    point, arm, psi = _toy_sets._pw_roots(s, phi)
     f0, f1 = s[point] * np.cos(psi), s[point] * np.sin(psi)
     a = 2 * np.pi * arm / 5 + 0.25 * np.exp(f0)
     back = 2 * np.stack([f0 * np.cos(a) + f1 * np.sin(a), -f0 * np.sin(a) + f1 * np.cos(a)], axis=1)
     np.testing.assert_allclose(back, x[point], atol=1e-12)
+    counts = np.bincount(point * 5 + arm, minlength=3000).reshape(600, 5)
+    assert counts.max() >= 3, "the sample should include folded points"
+    grid = np.linspace(0, 2 * np.pi, 100_001)
+    for i in np.flatnonzero(counts.max(axis=1) >= 3)[:10]:
+        for k in range(5):
+            F = grid - 2 * np.pi * k / 5 - 0.25 * np.exp(s[i] * np.cos(grid)) - phi[i]
+            level = np.floor(F / (2 * np.pi))
+            assert np.count_nonzero(level[1:] != level[:-1]) == counts[i, k], (x[i], k)
     with pytest.raises(NotImplementedError, match="pinwheel"):
         d.oracle()
 

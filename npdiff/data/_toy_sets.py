@@ -21,8 +21,9 @@ The densities are mixtures the analytic oracles already know:
 * ``2spirals``: the same with a uniform offset in a box of side 1/6 before the blur, a
   :class:`~npdiff.analytic.BoxMixture` with one box per node (quadrature-exact, likewise);
 * ``pinwheel``: a nonlinear map of a Gaussian; its density is the change of variables
-  summed over the preimages, found by bracketing and bisection (exact up to the root
-  tolerance, see :func:`pinwheel_log_prob`). No closed-form noised marginal.
+  summed over all preimages, each bracketed on a monotone piece of the map and refined by
+  safeguarded Newton (exact to rounding error, see :func:`pinwheel_log_prob`). No
+  closed-form noised marginal.
 """
 
 from __future__ import annotations
@@ -185,10 +186,7 @@ def oracle_2spirals(schedule: Schedule | None, panels: int = 96, order: int = 10
 # x = 2 (f0 cos a + f1 sin a, -f0 sin a + f1 cos a), i.e. f rotated by -a, times 2.
 
 _PW_RADIAL, _PW_TANGENTIAL, _PW_ARMS, _PW_RATE = 0.3, 0.1, 5, 0.25
-# F' = 1 + 0.25 s sin(psi) exp(s cos psi) > 0 for every psi while s < 1.69 (the minimum over
-# psi crosses 0 near s = 1.697): there the preimage is unique and any grid brackets it.
-_PW_MONOTONE_S, _PW_GRID_MONOTONE, _PW_GRID_FOLDED = 1.6, 8, 512
-_PW_NEWTON_STEPS = 16
+_PW_NEWTON_STEPS = 60  # safeguarded Newton: quadratic near the root, bisection otherwise
 
 
 def sample_pinwheel(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -206,35 +204,87 @@ def _pw_phase(psi: np.ndarray, s: np.ndarray, offset: np.ndarray) -> np.ndarray:
     return psi - _PW_RATE * np.exp(s * np.cos(psi)) - offset
 
 
-def _pw_roots(s: np.ndarray, phi: np.ndarray, grid: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""All preimage angles of points (s, phi), every arm: (point index, arm, psi) per root."""
-    psi_grid = np.linspace(0.0, 2 * np.pi, grid + 1)  # (G+1,)
+def _pw_slope(psi: np.ndarray, s: np.ndarray) -> np.ndarray:
+    # F'(psi) = 1 + 0.25 s sin(psi) exp(s cos psi)
+    return 1.0 + _PW_RATE * s * np.sin(psi) * np.exp(s * np.cos(psi))
+
+
+def _solve(lo, hi, s, offset, fun, slope, steps):
+    r"""Vectorized root of fun in [lo, hi] (one sign change), Newton safeguarded by bisection.
+
+    Rows leave the loop once a step moves them by less than 4 ulp.
+    """
+    rising = fun(lo, s, offset) < 0.0
+    x = 0.5 * (lo + hi)
+    active = np.arange(x.size)
+    for _ in range(steps):
+        xa, sa, oa = x[active], s[active], offset[active]
+        f = fun(xa, sa, oa)
+        below = (f < 0.0) == rising[active]
+        lo[active] = np.where(below, xa, lo[active])
+        hi[active] = np.where(below, hi[active], xa)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            newton = xa - f / slope(xa, sa)
+        x_new = np.where((newton >= lo[active]) & (newton <= hi[active]), newton, 0.5 * (lo[active] + hi[active]))
+        x[active] = x_new
+        active = active[np.abs(x_new - xa) > 4e-16 * np.maximum(1.0, np.abs(xa))]
+        if active.size == 0:
+            break
+    return x
+
+
+def _pw_roots(s: np.ndarray, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Every preimage angle of the points (s, phi) under every arm: (point index, arm, psi) per root.
+
+    :math:`F'(\psi) = 1 + \tfrac{s}{4} h(\psi)` with :math:`h = \sin\psi\, e^{s\cos\psi}`, whose
+    only critical points are :math:`\cos\psi = c(s) = (\sqrt{1 + 4s^2} - 1)/2s`: a maximum at
+    :math:`\psi = \arccos c` and a minimum at :math:`2\pi - \arccos c`. If
+    :math:`1 + \tfrac s4 h_{\min} \ge 0`, F increases by exactly :math:`2\pi` over a period and
+    has one preimage. Otherwise F' has exactly one zero on each monotone branch of h (found
+    by bisection), F is monotone on the two pieces between them, and each multiple of
+    :math:`2\pi` that a piece's range covers gives one bracketed preimage.
+    """
     rads = np.linspace(0, 2 * np.pi, _PW_ARMS, endpoint=False)
-    points, arms, cells, targets = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0)]
-    step = max(1, (1 << 20) // (grid + 1))
-    for start in range(0, s.size, step):  # chunks bound the (P, G+1) temporaries
-        sl = slice(start, start + step)
-        base = _pw_phase(psi_grid[None], s[sl, None], phi[sl, None])  # (P, G+1), arm 0
-        for k in range(_PW_ARMS):
-            level = np.floor((base - rads[k]) / (2 * np.pi))
-            row, cell = np.nonzero(level[:, 1:] != level[:, :-1])  # one bracket per crossing
-            points.append(start + row)
-            arms.append(np.full(row.size, k))
-            cells.append(cell)
-            targets.append(2 * np.pi * np.maximum(level[row, cell], level[row, cell + 1]))  # the multiple crossed
-    point, arm, cell = np.concatenate(points), np.concatenate(arms), np.concatenate(cells)
-    lo, hi = psi_grid[cell], psi_grid[cell + 1]
-    s_r, off_r = s[point], phi[point] + rads[arm] + np.concatenate(targets)
-    rising = _pw_phase(lo, s_r, off_r) < 0.0  # F < 0 at lo: the bracket's sign pattern
-    psi = 0.5 * (lo + hi)
-    for _ in range(_PW_NEWTON_STEPS):  # Newton, safeguarded by bisection of the bracket
-        e = _PW_RATE * np.exp(s_r * np.cos(psi))
-        f = psi - e - off_r
-        below = (f < 0.0) == rising
-        lo, hi = np.where(below, psi, lo), np.where(below, hi, psi)
-        newton = psi - f / (1.0 + s_r * np.sin(psi) * e)
-        psi = np.where((newton >= lo) & (newton <= hi), newton, 0.5 * (lo + hi))
-    return point, arm, psi
+    B = s.size
+    point = np.repeat(np.arange(B), _PW_ARMS)
+    arm = np.tile(np.arange(_PW_ARMS), B)
+    s_r, off = s[point], phi[point] + rads[arm]  # (R,) one row per (point, arm)
+    safe_s = np.maximum(s_r, 1e-300)
+    c = (np.sqrt(1.0 + 4.0 * s_r**2) - 1.0) / (2.0 * safe_s)
+    a = np.arccos(np.clip(c, -1.0, 1.0))  # argmax of h
+    folded = 1.0 + _PW_RATE * s_r * (-np.sqrt(1.0 - c**2) * np.exp(s_r * c)) < 0.0
+
+    # unfolded rows: one root on [0, 2 pi], where F rises from F(0) to F(0) + 2 pi
+    u = ~folded
+    f0 = _pw_phase(np.zeros(u.sum()), s_r[u], off[u])
+    lows, highs, rows, targets = [np.zeros(u.sum())], [np.full(u.sum(), 2 * np.pi)], [np.flatnonzero(u)], [
+        2 * np.pi * (np.floor(f0 / (2 * np.pi)) + 1.0)]
+
+    # folded rows: zeros of F' on each monotone branch of h, then the two monotone pieces of F
+    f = np.flatnonzero(folded)
+    if f.size:
+        sf, of, af = s_r[f], off[f], a[f]
+        slope_as_fun = lambda x, s_, o_: _pw_slope(x, s_)  # noqa: E731
+        curvature = lambda x, s_: _PW_RATE * s_ * np.exp(s_ * np.cos(x)) * (np.cos(x) - s_ * np.sin(x) ** 2)  # noqa: E731
+        z_down = _solve(af.copy(), 2 * np.pi - af, sf, of, slope_as_fun, curvature, _PW_NEWTON_STEPS)  # F' + -> -
+        z_up = _solve(2 * np.pi - af, 2 * np.pi + af, sf, of, slope_as_fun, curvature, _PW_NEWTON_STEPS)  # - -> +
+        F_down, F_up = _pw_phase(z_down, sf, of), _pw_phase(z_up, sf, of)
+        two_pi = 2 * np.pi
+        # decreasing piece [z_down, z_up]: multiples 2 pi m in [F_up, F_down)
+        m_lo, m_hi = np.ceil(F_up / two_pi), np.ceil(F_down / two_pi) - 1
+        # increasing piece [z_up, z_down + 2 pi]: multiples in (F_up, F_down + 2 pi]
+        n_lo, n_hi = np.floor(F_up / two_pi) + 1, np.floor((F_down + two_pi) / two_pi)
+        for start, stop, first, last in ((z_down, z_up, m_lo, m_hi), (z_up, z_down + two_pi, n_lo, n_hi)):
+            count = np.maximum(last - first + 1, 0).astype(np.int64)
+            idx = np.repeat(np.arange(f.size), count)
+            rank = np.arange(idx.size) - np.repeat(np.cumsum(count) - count, count)
+            lows.append(start[idx])
+            highs.append(stop[idx])
+            rows.append(f[idx])
+            targets.append(two_pi * (first[idx] + rank))
+    lo, hi, row, target = (np.concatenate(v) for v in (lows, highs, rows, targets))
+    psi = _solve(lo.copy(), hi.copy(), s_r[row], off[row] + target, _pw_phase, _pw_slope, _PW_NEWTON_STEPS)
+    return point[row], arm[row], psi
 
 
 def pinwheel_log_prob(x: np.ndarray) -> np.ndarray:
@@ -252,26 +302,19 @@ def pinwheel_log_prob(x: np.ndarray) -> np.ndarray:
                \frac{p_f(s\cos\psi, s\sin\psi)}{4\,\lvert F'(\psi)\rvert},
         \qquad F_k(\psi) = \psi - a_k(s\cos\psi) - \varphi .
 
-    Each crossing of a multiple of :math:`2\pi` by the unwrapped :math:`F_k` is bracketed on
-    a grid of angles and refined by 16 Newton steps safeguarded by bisection (to rounding
-    error: the test suite checks the residual). For
-    :math:`s < 1.6`, :math:`F' > 0`: the preimage is unique and an 8-cell grid brackets it.
-    Beyond, folds can create three preimages; a 512-cell grid then misses only two roots
-    closer than 0.012 rad to each other (next to a fold). Folds need :math:`|f_1| > 1`,
-    10 tangential stds, where the density is below 1e-21. Points beyond
+    The preimages are found exactly: F is split into its monotone pieces (between the zeros
+    of F', see :func:`_pw_roots`), each multiple of :math:`2\pi` in a piece's range brackets
+    one root, and safeguarded Newton refines it to rounding error (the tests check the
+    residual and that every root maps back onto x). Folds (three or more preimages) need
+    :math:`|f_1| > 4e^{-f_0}`, which keeps :math:`p_f` below :math:`e^{-17}` of its peak, but
+    they are handled exactly all the same. Points beyond
     :math:`\lVert x\rVert \approx 1400` (where :math:`e^{s}` overflows) get ``-inf``.
     """
     B = x.shape[0]
     s = np.sqrt(np.sum(x * x, axis=1)) / 2  # (B,)
     phi = np.arctan2(x[:, 1], x[:, 0])
-    points, psis = [], []
     with np.errstate(over="ignore", invalid="ignore"):
-        for sel, grid in ((s < _PW_MONOTONE_S, _PW_GRID_MONOTONE), (s >= _PW_MONOTONE_S, _PW_GRID_FOLDED)):
-            idx = np.flatnonzero(sel)
-            point, _, psi = _pw_roots(s[idx], phi[idx], grid)
-            points.append(idx[point])
-            psis.append(psi)
-        point, psi = np.concatenate(points), np.concatenate(psis)
+        point, _, psi = _pw_roots(s, phi)
         s_r = s[point]
         f0, f1 = s_r * np.cos(psi), s_r * np.sin(psi)
         dphase = 1.0 + _PW_RATE * s_r * np.sin(psi) * np.exp(f0)
