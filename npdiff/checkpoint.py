@@ -130,11 +130,17 @@ def _bad(path: Path, why: str) -> ValueError:
 
 
 def _read_all(path: Path) -> dict[str, np.ndarray]:
+    with open(path, "rb") as f:  # FileNotFoundError passes through
+        head = f.read(6)
+    if head[:1] == b"\x80":  # pickle protocol >= 2 opcode; np.load would call anything unknown "pickled" too
+        raise _bad(path, "it is a pickle, which is never loaded")
+    if not (head.startswith(b"PK") or head == b"\x93NUMPY"):
+        raise _bad(path, f"it is not an .npz archive (starts with {head!r}; empty or truncated?)")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if not isinstance(z, np.lib.npyio.NpzFile):
-                raise _bad(path, "it holds a single array, not an .npz archive")
-            return {name: z[name] for name in z.files}  # read every entry now, so CRC errors surface here
+        z = np.load(path, allow_pickle=False)
+        if isinstance(z, np.lib.npyio.NpzFile):
+            with z:
+                return {name: z[name] for name in z.files}  # read every entry now, so CRC errors surface here
     except FileNotFoundError:
         raise
     except ValueError as exc:
@@ -143,6 +149,7 @@ def _read_all(path: Path) -> dict[str, np.ndarray]:
         raise _bad(path, f"unreadable ({exc})") from exc
     except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
         raise _bad(path, f"truncated or corrupted ({type(exc).__name__}: {exc})") from exc
+    raise _bad(path, "it holds a single array, not an .npz archive")
 
 
 def _json(path: Path, arrays: dict[str, np.ndarray], name: str) -> Any:

@@ -1,0 +1,155 @@
+"""Checkpoints: bit-identical round trip, exact resume, atomic writes, clear errors on bad files."""
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+from npdiff import checkpoint
+from npdiff.nn import MLPConfig
+from npdiff.nn.model import DiffusionMLP
+from npdiff.schedule import cosine
+from npdiff.train import TrainConfig, Trainer, train
+
+CFG = MLPConfig(width=16, depth=2, emb_dim=8, parameterization="v", activation="silu")
+
+
+def _data(n, rng):
+    return rng.standard_normal((n, 2)) * np.array([1.0, 0.3]) + 0.5
+
+
+def _trainer(seed=0, steps=20):
+    rng = np.random.default_rng(seed)
+    model = DiffusionMLP(CFG, cosine(), rng=rng)
+    tc = TrainConfig(steps=steps, batch_size=16, lr=3e-3, lr_schedule="cosine", warmup_steps=3, weight_decay=0.01)
+    return Trainer(model, _data, tc, rng)
+
+
+def test_save_then_load_restores_every_array_bit_for_bit(tmp_path):
+    tr = _trainer()
+    tr.run(until=7, progress=False)
+    path = tmp_path / "ck.npz"
+    tr.save(path)
+    ck = checkpoint.load(path)
+    np.testing.assert_array_equal(ck.model.params, tr.params)
+    assert ck.model.params.dtype == np.float32
+    for name, arr in tr.optimizer.state_arrays().items():
+        np.testing.assert_array_equal(ck.optimizer[name], arr, err_msg=name)
+    for name, arr in tr.history.items():
+        np.testing.assert_array_equal(ck.history[name], arr, err_msg=name)
+    assert ck.step == 7 and ck.model.config == CFG and ck.model.schedule == cosine()
+    assert ck.train_config == tr.config.to_dict()
+    assert ck.rng.bit_generator.state == tr.rng.bit_generator.state
+    np.testing.assert_array_equal(ck.rng.standard_normal(5), tr.rng.standard_normal(5))  # same stream
+    np.testing.assert_array_equal(ck.denoiser(ema=True).params, tr.optimizer.ema)
+    # the loaded denoiser predicts what the trained one predicts
+    x = np.random.default_rng(3).standard_normal((4, 2))
+    np.testing.assert_array_equal(ck.denoiser().eps(x, 0.3), tr.denoiser().eps(x, 0.3))
+
+
+def test_resumed_run_follows_the_uninterrupted_trajectory(tmp_path):
+    # train 2N steps in one go vs N steps, save, load in a fresh Trainer, N more steps: identical state
+    straight = _trainer(seed=4, steps=24)
+    straight.run(progress=False)
+    first = _trainer(seed=4, steps=24)
+    first.run(until=12, progress=False)
+    first.save(tmp_path / "half.npz")
+    resumed = Trainer.load(tmp_path / "half.npz", _data)
+    assert resumed.step == 12
+    resumed.run(progress=False)
+    np.testing.assert_array_equal(resumed.params, straight.params)
+    np.testing.assert_array_equal(resumed.optimizer.ema, straight.optimizer.ema)
+    np.testing.assert_array_equal(resumed.optimizer.m, straight.optimizer.m)
+    np.testing.assert_array_equal(resumed.history["loss"], straight.history["loss"])
+
+
+def test_train_checkpoints_periodically_and_resumes(tmp_path):
+    path = tmp_path / "run.npz"
+    model, hist = train(CFG, _data, rng=8, steps=10, batch_size=8, checkpoint_path=path, checkpoint_every=4,
+                        progress=False)
+    ck = checkpoint.load(path)
+    assert ck.step == 10 and ck.history["loss"].shape == (10,)
+    np.testing.assert_array_equal(ck.denoiser().params, model.params)
+    # a finished run resumed does no further step and returns the same model
+    again, hist2 = train(CFG, _data, rng=0, resume=path, progress=False)
+    np.testing.assert_array_equal(again.params, model.params)
+    np.testing.assert_array_equal(hist2["loss"], hist["loss"])
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_a_crash_while_saving_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
+    tr = _trainer()
+    path = tmp_path / "ck.npz"
+    tr.save(path)
+    before = path.read_bytes()
+    tr.run(until=3, progress=False)
+
+    def dying_savez(f, **arrays):
+        f.write(b"PK\x03\x04 half a zip")
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(np, "savez", dying_savez)
+    with pytest.raises(KeyboardInterrupt):
+        tr.save(path)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["ck.npz"]  # the temporary file is gone
+    monkeypatch.undo()
+    assert checkpoint.load(path).step == 0
+
+
+def test_truncated_file_raises_a_clear_error(tmp_path):
+    tr = _trainer()
+    path = tmp_path / "ck.npz"
+    tr.save(path)
+    data = path.read_bytes()
+    for cut in (len(data) // 2, 100, 0):
+        bad = tmp_path / f"cut{cut}.npz"
+        bad.write_bytes(data[:cut])
+        with pytest.raises(ValueError, match=rf"{bad.name}.*not a valid npdiff checkpoint"):
+            checkpoint.load(bad)
+
+
+def test_corrupted_bytes_raise_a_clear_error(tmp_path):
+    tr = _trainer()
+    path = tmp_path / "ck.npz"
+    tr.save(path)
+    data = bytearray(path.read_bytes())
+    start = data.index(b"params.npy") + 200  # inside the stored weights: the zip CRC catches it
+    data[start:start + 8] = b"\x00\xff" * 4
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"ck.npz.*not a valid npdiff checkpoint"):
+        checkpoint.load(path)
+
+
+def test_files_with_pickled_objects_are_refused(tmp_path):
+    inside = tmp_path / "object.npz"
+    np.savez(inside, npdiff_checkpoint=np.array("npdiff-checkpoint"), config=np.array({"a": 1}, dtype=object))
+    with pytest.raises(ValueError, match=r"object.npz.*pickle"):
+        checkpoint.load(inside)
+    plain = tmp_path / "plain.npz"
+    plain.write_bytes(pickle.dumps({"params": [1, 2, 3]}))
+    with pytest.raises(ValueError, match=r"plain.npz.*pickle"):
+        checkpoint.load(plain)
+
+
+def test_foreign_files_are_refused(tmp_path):
+    other = tmp_path / "other.npz"
+    np.savez(other, weights=np.zeros(3))
+    with pytest.raises(ValueError, match=r"other.npz.*no 'npdiff-checkpoint' marker"):
+        checkpoint.load(other)
+    single = tmp_path / "single.npy"
+    np.save(single, np.zeros(3))
+    with pytest.raises(ValueError, match=r"single.npy.*single array"):
+        checkpoint.load(single)
+    tr = _trainer()
+    good = tmp_path / "good.npz"
+    tr.save(good)
+    with np.load(good) as z:
+        arrays = dict(z)
+    arrays["params"] = arrays["params"][:-1]  # weights that do not fit the config
+    np.savez(tmp_path / "short.npz", **arrays)
+    with pytest.raises(ValueError, match=r"short.npz.*do not describe a model"):
+        checkpoint.load(tmp_path / "short.npz")
+    with pytest.raises(FileNotFoundError):
+        checkpoint.load(tmp_path / "missing.npz")
