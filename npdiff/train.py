@@ -195,7 +195,7 @@ class Trainer:
         self.optimizer = AdamW(self.params, betas=config.betas, eps=config.adam_eps, weight_decay=config.weight_decay,
                                clip_norm=config.clip_norm, ema_decay=config.ema_decay, ema_warmup=config.ema_warmup)
         self.step = 0
-        self._history = {k: np.full(config.steps, np.nan) for k in ("loss", "grad_norm", "lr")}
+        self._history = {k: np.full(min(config.steps, 1024), np.nan) for k in ("loss", "grad_norm", "lr")}
         self._layers = self.mlp.layers(self.params)
         self._grads = self.mlp.layers(self.grad)
         self._work = self.mlp.work(config.batch_size, np.float32)
@@ -205,6 +205,11 @@ class Trainer:
     def history(self) -> dict[str, np.ndarray]:
         r"""Per-step ``loss``, ``grad_norm`` and ``lr`` of the steps done so far (copies, float64)."""
         return {k: v[: self.step].copy() for k, v in self._history.items()}
+
+    def _grow(self, size: int) -> None:
+        for k, v in self._history.items():
+            if v.shape[0] < size:
+                self._history[k] = np.concatenate([v, np.full(size - v.shape[0], np.nan)])
 
     def train_step(self) -> float:
         r"""One optimizer step (module docstring); returns its loss."""
@@ -221,6 +226,8 @@ class Trainer:
                            warmup_steps=cfg.warmup_steps, final_lr_ratio=cfg.final_lr_ratio)
         grad_norm = self.optimizer.update(self.params, self.grad, lr)
         h = self._history
+        if self.step == h["loss"].shape[0]:  # grow by doubling: memory follows the steps done, not planned
+            self._grow(min(2 * self.step, self.config.steps))
         h["loss"][self.step], h["grad_norm"][self.step], h["lr"][self.step] = loss, grad_norm, lr
         self.step += 1
         if not math.isfinite(loss):
@@ -287,6 +294,7 @@ class Trainer:
         trainer = cls(ck.model, data, TrainConfig.from_dict(ck.train_config), ck.rng)
         trainer.optimizer.load_state(ck.optimizer, ck.step)
         trainer.step = ck.step
+        trainer._grow(ck.step)
         for k, v in ck.history.items():
             if k in trainer._history:
                 trainer._history[k][: v.shape[0]] = v

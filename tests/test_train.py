@@ -91,3 +91,14 @@ def test_sampler_object_progress_bar_and_errors(capsys):
         TrainConfig(t_min=1.0)
     with pytest.raises(TypeError, match="rng"):
         Trainer(model, Data(), TrainConfig(), rng=0)
+
+
+def test_history_grows_with_the_steps_done_not_the_steps_planned():
+    # the per-step arrays start small (1024) and double, so a huge planned run costs no memory up front
+    rng = np.random.default_rng(3)
+    model = DiffusionMLP(MLPConfig(width=4, depth=0, emb_dim=4), vp_linear(), rng=rng)
+    tr = Trainer(model, eight_gaussians, TrainConfig(steps=10**9, batch_size=2), rng)
+    assert tr._history["loss"].nbytes <= 1024 * 8
+    tr.run(until=1100, progress=False)
+    h = tr.history
+    assert h["loss"].shape == (1100,) and np.all(np.isfinite(h["loss"])) and np.all(h["lr"] == 1e-3)

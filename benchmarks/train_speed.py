@@ -1,0 +1,241 @@
+r"""Training speed of npdiff's MLP against the same model in PyTorch (CPU), steps per second.
+
+    python benchmarks/train_speed.py                 # batch sizes 32, 256, 4096
+    python benchmarks/train_speed.py --batch 256 --seconds 1.0 --repeats 5
+
+Both sides train the default 2D model (tiny-diffusion's: sinusoidal embeddings of 1000 t and
+of 25 x_d, 128 wide, 3 residual GELU blocks), float32, eps-prediction with plain MSE, t ~
+U(1e-5, 1) under the VP-linear schedule, AdamW (lr 1e-3, betas 0.9/0.999, eps 1e-8, no weight
+decay), global-norm clipping at 1.0 and an EMA of the weights (0.999, with the same warm-up),
+on minibatches drawn with replacement from one fixed array of 8gaussians points. A step is
+everything: drawing the batch, noising it, forward, backward, clip, update, EMA. npdiff's
+step is :meth:`npdiff.train.Trainer.train_step`, the code users run.
+
+PyTorch is optional (never a dependency of npdiff); it is imported only if installed, runs
+with ``torch.set_num_threads`` equal to the BLAS threads numpy uses (threadpoolctl), and
+uses its fastest AdamW on CPU (``fused=True``; ``--torch-adamw foreach`` or ``loop`` for the
+others). The two are measured in alternating windows and the best window of each is kept,
+since on a shared machine the slow windows measure the neighbours, not the code.
+
+The matmul fraction is the time the step's own matmuls take when replayed alone (same
+shapes, same buffers, same call sequence, recorded from one step) over the step's time:
+the share of the step that is BLAS, the physical floor of this design.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import npdiff.nn.mlp as mlp_module
+from npdiff.nn import MLPConfig
+from npdiff.nn.model import DiffusionMLP
+from npdiff.schedule import vp_linear
+from npdiff.train import TrainConfig, Trainer
+
+CENTRES = 4.0 * np.array([(np.cos(k * np.pi / 4), np.sin(k * np.pi / 4)) for k in range(8)]) / 1.414
+
+
+def eight_gaussians(n: int, rng: np.random.Generator) -> np.ndarray:
+    return CENTRES[rng.integers(0, 8, n)] + (0.5 / 1.414) * rng.standard_normal((n, 2))
+
+
+def blas_threads() -> tuple[int, str]:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return os.cpu_count() or 1, "unknown (threadpoolctl not installed)"
+    info = [i for i in threadpool_info() if i["user_api"] == "blas" and "scipy_openblas64_" in i["filepath"]]
+    info = info or [i for i in threadpool_info() if i["user_api"] == "blas"]
+    if not info:
+        return os.cpu_count() or 1, "unknown"
+    i = info[0]
+    return int(i["num_threads"]), f"{i['internal_api']} {i.get('version')} ({i.get('architecture')})"
+
+
+# -- npdiff ---------------------------------------------------------------------------------------
+
+
+def npdiff_trainer(batch: int, data: np.ndarray) -> Trainer:
+    rng = np.random.default_rng(0)
+    model = DiffusionMLP(MLPConfig(), vp_linear(), rng=rng)
+    cfg = TrainConfig(steps=10**6, batch_size=batch, lr=1e-3, clip_norm=1.0, ema_decay=0.999, t_min=1e-5)
+    return Trainer(model, data, cfg, rng)
+
+
+class _MatmulRecorder:
+    r"""Stands in for numpy inside npdiff.nn.mlp for one step, recording every matmul call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
+
+    def matmul(self, a, b, out=None):
+        self.calls.append((a, b, out))
+        return np.matmul(a, b, out=out)
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+
+def matmul_seconds(trainer: Trainer, reps: int) -> tuple[float, int]:
+    rec = _MatmulRecorder()
+    mlp_module.np = rec
+    try:
+        trainer.train_step()
+    finally:
+        mlp_module.np = np
+    calls = rec.calls
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            for a, b, out in calls:
+                np.matmul(a, b, out=out)
+        best = min(best, (time.perf_counter() - t0) / reps)
+    return best, len(calls)
+
+
+# -- PyTorch ----------------------------------------------------------------------------------------
+
+
+def torch_stepper(batch: int, data: np.ndarray, threads: int, adamw: str):
+    import math
+
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+
+    class SinEmb(nn.Module):
+        def __init__(self, size: int, scale: float) -> None:
+            super().__init__()
+            half = size // 2
+            self.scale = scale
+            self.register_buffer("freq", torch.exp(-math.log(1e4) * torch.arange(half) / (half - 1)))
+
+        def forward(self, s):
+            phase = (self.scale * s)[:, None] * self.freq[None, :]
+            return torch.cat([torch.sin(phase), torch.cos(phase)], dim=-1)
+
+    class Block(nn.Module):
+        def __init__(self, h: int) -> None:
+            super().__init__()
+            self.ff = nn.Linear(h, h)
+            self.act = nn.GELU()
+
+        def forward(self, x):
+            return x + self.act(self.ff(x))
+
+    class MLP(nn.Module):
+        def __init__(self, h: int = 128, depth: int = 3, emb: int = 128) -> None:
+            super().__init__()
+            self.t_emb, self.x_emb = SinEmb(emb, 1000.0), SinEmb(emb, 25.0)
+            layers = [nn.Linear(3 * emb, h), nn.GELU()] + [Block(h) for _ in range(depth)] + [nn.Linear(h, 2)]
+            self.net = nn.Sequential(*layers)
+
+        def forward(self, x, t):
+            return self.net(torch.cat([self.x_emb(x[:, 0]), self.x_emb(x[:, 1]), self.t_emb(t)], dim=-1))
+
+    model = MLP()
+    params = list(model.parameters())
+    ema = [p.detach().clone() for p in params]
+    kw = {"fused": {"fused": True}, "foreach": {"foreach": True}, "loop": {"foreach": False}}[adamw]
+    opt = torch.optim.AdamW(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, **kw)
+    x_all = torch.from_numpy(data.astype(np.float32))
+    n_data = x_all.shape[0]
+    state = {"step": 0}
+
+    def step() -> float:
+        idx = torch.randint(0, n_data, (batch,))
+        x0 = x_all[idx]
+        t = torch.rand(batch) * (1.0 - 1e-5) + 1e-5
+        eps = torch.randn(batch, 2)
+        log_ab = -(0.1 * t + 0.5 * (20.0 - 0.1) * t * t)  # vp_linear
+        xt = torch.exp(0.5 * log_ab)[:, None] * x0 + torch.sqrt(-torch.expm1(log_ab))[:, None] * eps
+        loss = torch.mean((model(xt, t) - eps) ** 2)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        state["step"] += 1
+        s = state["step"]
+        decay = min(0.999, (1 + s) / (10 + s))
+        with torch.no_grad():
+            torch._foreach_lerp_(ema, params, 1.0 - decay)
+        return loss.item()
+
+    return step
+
+
+# -- timing ---------------------------------------------------------------------------------------
+
+
+def window(step, seconds: float) -> float:
+    n, t0 = 0, time.perf_counter()
+    while True:
+        step()
+        n += 1
+        dt = time.perf_counter() - t0
+        if dt >= seconds:
+            return n / dt
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--batch", type=int, nargs="*", default=[32, 256, 4096])
+    ap.add_argument("--seconds", type=float, default=1.0, help="length of one timing window")
+    ap.add_argument("--repeats", type=int, default=3, help="alternating windows per side")
+    ap.add_argument("--torch-adamw", choices=["fused", "foreach", "loop"], default="fused")
+    ap.add_argument("--no-torch", action="store_true")
+    args = ap.parse_args()
+
+    threads, blas = blas_threads()
+    try:
+        if args.no_torch:
+            raise ImportError
+        import torch
+
+        torch_version = torch.__version__
+    except ImportError:
+        torch_version = None
+    print(f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; numpy {np.__version__}, "
+          f"BLAS {blas}, {threads} threads")
+    print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')} "
+          f"OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE', '(unset)')}")
+    if torch_version:
+        print(f"torch {torch_version}, set_num_threads({threads}), AdamW {args.torch_adamw}")
+    else:
+        print("torch not installed: npdiff only")
+    data = eight_gaussians(100_000, np.random.default_rng(1))
+    header = f"{'batch':>6} {'npdiff steps/s':>15} {'torch steps/s':>14} {'ratio':>6} {'matmul share':>13}"
+    print(header)
+    print("-" * len(header))
+    for batch in args.batch:
+        trainer = npdiff_trainer(batch, data)
+        ours = trainer.train_step
+        theirs = torch_stepper(batch, data, threads, args.torch_adamw) if torch_version else None
+        warm = max(0.2, args.seconds / 4)
+        window(ours, warm)  # compile (first time) and warm caches
+        if theirs:
+            window(theirs, warm)
+        best_ours, best_theirs = 0.0, 0.0
+        for _ in range(args.repeats):
+            best_ours = max(best_ours, window(ours, args.seconds))
+            if theirs:
+                best_theirs = max(best_theirs, window(theirs, args.seconds))
+        mm, n_mm = matmul_seconds(trainer, reps=max(3, int(0.3 * best_ours)))
+        share = mm * best_ours
+        t_txt = f"{best_theirs:14.1f} {best_ours / best_theirs:6.2f}" if theirs else f"{'-':>14} {'-':>6}"
+        print(f"{batch:6d} {best_ours:15.1f} {t_txt} {100 * share:12.0f}%  ({n_mm} matmuls/step)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
