@@ -12,9 +12,14 @@ Gaussian:
 
 * ``"small"``: :math:`\Sigma_t = \tilde\beta_t`, the posterior variance, optimal for
   deterministic :math:`x_0`; its log is clipped at t = 1 where :math:`\tilde\beta_1 = 0`;
-* ``"large"``: :math:`\Sigma_t = \beta_t`, optimal for :math:`x_0 \sim \mathcal N(0, I)`;
-  at t = 1 it uses :math:`\tilde\beta_2` instead, as improved-diffusion does
-  (``fixedlarge``), so the decoder term stays a sensible Gaussian.
+* ``"large"``: :math:`\Sigma_t = \beta_t`, optimal for :math:`x_0 \sim \mathcal N(0, I)`,
+  at every t including t = 1. improved-diffusion's ``fixedlarge`` substitutes
+  :math:`\tilde\beta_2` at t = 1; we do not: near t = 0, :math:`\tilde\beta_2 \approx \beta_1/2`
+  whatever T is, so that decoder is half as wide as :math:`\mathrm{Cov}[x_0|x_1] \approx \beta_1`
+  and costs about 0.15 nats per dimension of continuous data at every T (measured on a
+  5-D Gaussian: the bound's gap stays at 0.2-0.5 nats for T = 10..1000 with the
+  substitution, and falls to 0.02 at T = 100 without it). Sampling adds no noise at
+  t = 1, so samplers are unaffected by this choice.
 
 The chain for T steps respaced to K is :func:`chain_for`: T steps on
 [0, ``schedule.t_max``], unclipped, respaced to K; the continuous-time denoiser is
@@ -68,7 +73,7 @@ def reverse_log_variance(chain: DiscreteSchedule, variance: str) -> np.ndarray:
     if variance == "small":
         return chain.posterior_log_variance_clipped
     large = chain.betas.copy()
-    large[:2] = chain.posterior_variance[2] if chain.T >= 2 else chain.betas[1]
+    large[0] = large[1]  # index 0 has no reverse step; keep the array finite
     return np.log(large)
 
 
