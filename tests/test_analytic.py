@@ -271,6 +271,15 @@ def test_box_kernel_matches_numpy_twin():
     args = (rng.standard_normal((B, D)) * 4, sqrt_ab, ab * 0.01 + s2 + 1e-3, np.log(rng.dirichlet(np.ones(K))) - 1.0,
             lows, lows + rng.uniform(0.1, 2, (K, D)))
     _agree(kernels._box_numba(*args), kernels._box_numpy(*args), "box")
+    # many small boxes along a circle with little blur: both sides skip the far boxes. Queries
+    # stay within ~1 of the circle (z = distance / std <= ~10): much farther out, the Laplacian's
+    # cancellation costs ~z^4 1e-16 relative in both (see BoxMixture)
+    theta = np.linspace(0, 2 * np.pi, 400, endpoint=False)
+    lows = 3 * np.stack([np.cos(theta), np.sin(theta)], axis=1)
+    phi = rng.uniform(0, 2 * np.pi, B)
+    x = 3 * np.stack([np.cos(phi), np.sin(phi)], axis=1) + 0.3 * rng.standard_normal((B, D))
+    args = (x, sqrt_ab, np.full(B, 0.01), np.full(400, -np.log(400 * 0.05**2)), lows, lows + 0.05)
+    _agree(kernels._box_numba(*args), kernels._box_numpy(*args), "small boxes")
     z = np.concatenate([np.linspace(-40, 40, 81), [-1e3, 7.5]])
     np.testing.assert_allclose([kernels._log_ndtr_numba(v) for v in z], kernels.log_ndtr(z), rtol=1e-10, atol=1e-300)
 

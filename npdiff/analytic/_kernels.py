@@ -338,26 +338,42 @@ def _box_numpy(x, sqrt_ab, var, log_c, lows, highs):
     score = np.empty((B, D))
     laplacian = np.empty(B)
     for sl in _chunks(B, K * D):
-        sd = np.sqrt(var[sl])[:, None, None]  # (c, 1, 1)
+        c = sl.stop - sl.start
         lo = sqrt_ab[sl, None, None] * lows[None]  # (c, K, D)
         hi = sqrt_ab[sl, None, None] * highs[None]
-        za = (x[sl, None, :] - lo) / sd
-        zb = (x[sl, None, :] - hi) / sd
-        log_z = _log_diff_ndtr_numpy(za, zb)  # (c, K, D)
-        ell = log_c[None] + np.sum(log_z, axis=2)  # (c, K)
-        ra = np.exp(-0.5 * za * za - 0.5 * LOG_2PI - log_z)
-        rb = np.exp(-0.5 * zb * zb - 0.5 * LOG_2PI - log_z)
-        g = (ra - rb) / sd  # (c, K, D)
-        tr_h = np.sum((-za * ra + zb * rb) / sd**2 - g * g, axis=2)  # (c, K)
-        m = ell.max(axis=1, keepdims=True)
-        lse = m[:, 0] + np.log(np.sum(np.exp(ell - m), axis=1))
-        r = np.exp(ell - lse[:, None])
-        g_bar = np.einsum("ck,ckd->cd", r, g)
-        spread = np.einsum("ck,ck->c", r, np.sum((g - g_bar[:, None, :]) ** 2, axis=2))
-        log_prob[sl] = lse - D * np.log(sqrt_ab[sl])
+        xs = x[sl, None, :]
+        # the kernel's skip, vectorized: exact log-weights only where the Chernoff bound is
+        # within 50 of a lower bound on the row's maximum (the exact value at the best bound)
+        dist = np.maximum(0.0, np.maximum(lo - xs, xs - hi))
+        bound = log_c[None] - 0.5 * np.sum(dist * dist, axis=2) / var[sl, None]  # (c, K)
+        best = np.argmax(bound, axis=1)  # (c,)
+        rows, cols = np.nonzero(bound >= _exact_box_terms(x[sl], sqrt_ab[sl], var[sl], log_c, lows, highs,
+                                                          np.arange(c), best)[0][:, None] - _SKIP_LOG_RATIO)
+        ell, g, tr_h = _exact_box_terms(x[sl], sqrt_ab[sl], var[sl], log_c, lows, highs, rows, cols)
+        m = np.full(c, -np.inf)
+        np.maximum.at(m, rows, ell)
+        w = np.exp(ell - m[rows])  # (n,)
+        total = np.bincount(rows, weights=w, minlength=c)
+        r = w / total[rows]  # responsibilities of the kept (row, box) pairs
+        g_bar = np.stack([np.bincount(rows, weights=r * g[:, d], minlength=c) for d in range(D)], axis=1)  # (c, D)
+        spread = np.bincount(rows, weights=r * np.sum((g - g_bar[rows]) ** 2, axis=1), minlength=c)
+        log_prob[sl] = m + np.log(total) - D * np.log(sqrt_ab[sl])
         score[sl] = g_bar
-        laplacian[sl] = np.sum(r * tr_h, axis=1) + spread
+        laplacian[sl] = np.bincount(rows, weights=r * tr_h, minlength=c) + spread
     return log_prob, score, laplacian
+
+
+def _exact_box_terms(x, sqrt_ab, var, log_c, lows, highs, rows, cols):
+    r"""Log-weight, gradient (n, D) and Laplacian of box ``cols`` at query ``rows``."""
+    sd = np.sqrt(var[rows])[:, None]  # (n, 1)
+    za = (x[rows] - sqrt_ab[rows, None] * lows[cols]) / sd  # (n, D)
+    zb = (x[rows] - sqrt_ab[rows, None] * highs[cols]) / sd
+    log_z = _log_diff_ndtr_numpy(za, zb)
+    ra = np.exp(-0.5 * za * za - 0.5 * LOG_2PI - log_z)  # phi(a) / Z
+    rb = np.exp(-0.5 * zb * zb - 0.5 * LOG_2PI - log_z)  # phi(b) / Z
+    g = (ra - rb) / sd
+    tr_h = np.sum((-za * ra + zb * rb) / sd**2 - g * g, axis=1)
+    return log_c[cols] + np.sum(log_z, axis=1), g, tr_h
 
 
 # -- dispatch ---------------------------------------------------------------------------

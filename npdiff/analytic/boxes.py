@@ -17,6 +17,11 @@ The mixture over boxes is combined as in :mod:`npdiff.analytic._kernels` (Numba 
 ``_box_numba`` and its twin), with :math:`\log(\Phi(a) - \Phi(b))` evaluated in log space so
 that points far from every box keep a finite log-density and score.
 
+Far from every box (:math:`z = ` distance / blur std :math:`\gg 1`) the two terms of
+:math:`(\log f)''` are each of order :math:`z^2/v` while their difference is about
+:math:`-1/v`: the Laplacian (the divergence) then keeps a relative precision of roughly
+:math:`z^4 \cdot 10^{-16}` (1e-9 at z = 50); log-density and score are unaffected.
+
 With ``noise_std = 0`` the clean density (t with sigma(t) = 0) is piecewise constant:
 ``log_prob`` is finite inside the boxes and ``-inf`` outside, and ``score``, ``eps``,
 ``x0_mean`` and the divergence raise ``ValueError`` there.
