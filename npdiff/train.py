@@ -27,6 +27,9 @@ Data is a sampler (``sample(n, rng)`` or an object with ``.sample(n, rng)``), ca
 points every step, or a fixed (N, D) array from which each minibatch is drawn uniformly with
 replacement (so the generator's state is the whole data-order state, and resuming is exact).
 Everything random comes from the one Generator, in a fixed order per step: data, t, eps.
+The step computes x_t with :func:`npdiff.forward.q_sample`'s formula but not its input
+checks (at batch 32 they cost as much as the forward pass); :func:`denoising_targets` is the
+checked public version, and a test holds the two equal.
 """
 
 from __future__ import annotations
@@ -134,15 +137,26 @@ def denoising_targets(x0: np.ndarray, t: np.ndarray, eps: np.ndarray, schedule: 
     :math:`v = \sqrt{\bar\alpha}\epsilon - \sigma x_0`) and the weight (B,) of :func:`loss_weight`.
     """
     xt = q_sample(x0, t, eps, schedule)
-    log_ab = schedule.log_alpha_bar(t)  # (B,)
+    _, target, weight = _targets(np.asarray(x0, dtype=np.float64), np.asarray(eps, dtype=np.float64),
+                                 schedule.log_alpha_bar(t), parameterization, loss)
+    return xt, target, weight
+
+
+def _targets(x0: np.ndarray, eps: np.ndarray, log_ab: np.ndarray, parameterization: str,
+             loss: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    # the hot-path twin of denoising_targets for checked inputs: q_sample's formula (Ho et al. 2020, Eq. 4)
+    # without its input validation, which costs as much as a small batch's whole forward pass
+    a = np.exp(0.5 * log_ab)[:, None]  # (B, 1)
+    sigma = np.sqrt(-np.expm1(log_ab))[:, None]  # (B, 1)
+    xt = a * x0 + sigma * eps  # (B, D)
     if parameterization == "eps":
         target = eps
     elif parameterization == "x0":
         target = x0
     else:
-        target = np.exp(0.5 * log_ab)[:, None] * eps - np.sqrt(-np.expm1(log_ab))[:, None] * x0
+        target = a * eps - sigma * x0  # v (Salimans & Ho 2022, Sec. 4)
     if loss == parameterization:
-        weight = np.ones(t.shape[0])
+        weight = np.ones(log_ab.shape[0])
     else:
         weight = loss_weight(log_ab - np.log(-np.expm1(log_ab)), parameterization, loss)
     return xt, target, weight
@@ -200,6 +214,7 @@ class Trainer:
         self._grads = self.mlp.layers(self.grad)
         self._work = self.mlp.work(config.batch_size, np.float32)
         self._t_max = float(self.schedule.t_max)
+        self._checked = False
 
     @property
     def history(self) -> dict[str, np.ndarray]:
@@ -216,10 +231,15 @@ class Trainer:
         cfg, rng = self.config, self.rng
         B, D = cfg.batch_size, self.model_config.dim
         x0 = self.sample(B, rng)  # (B, D)
+        if not self._checked:  # check the data once; later batches come from the same source
+            x0 = as_batch(x0, "sampled data", dim=D)
+            if x0.shape[0] != B:
+                raise ValueError(f"the data sampler returned {x0.shape[0]} points, asked for {B}")
+            self._checked = True
         t = rng.uniform(cfg.t_min, self._t_max, B)  # (B,)
         eps = rng.standard_normal((B, D))  # (B, D)
-        xt, target, weight = denoising_targets(x0, t, eps, self.schedule, self.model_config.parameterization,
-                                               self.loss_kind)
+        xt, target, weight = _targets(np.asarray(x0, dtype=np.float64), eps, self.schedule.log_alpha_bar(t),
+                                      self.model_config.parameterization, self.loss_kind)
         self.mlp._forward(self._layers, xt, t, self._work)
         loss = self.mlp._loss_and_grad(self._layers, self._grads, self._work, target, weight)
         lr = learning_rate(self.step + 1, lr=cfg.lr, schedule=cfg.lr_schedule, total_steps=cfg.steps,

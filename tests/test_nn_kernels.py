@@ -186,7 +186,7 @@ def test_adamw_ema_kernel_matches_twin(dtype, clip_norm, weight_decay):
     ema = (p * 0.9).astype(dtype)
     g = (rng.standard_normal(n) * 3.0).astype(dtype)
     mine, ref = [a.copy() for a in (p, m, v, ema)], [a.copy() for a in (p, m, v, ema)]
-    args = (1e-2, 0.9, 0.999, 1e-8, weight_decay, 3, clip_norm, 0.99)
+    args = (K.adamw_hyper(dtype, 1e-2, 0.9, 0.999, 1e-8, weight_decay, 3, 0.99), clip_norm)
     norm_nb = K._nb_adamw_ema(mine[0], g, mine[1], mine[2], mine[3], *args)
     norm_np = K._np_adamw_ema(ref[0], g, ref[1], ref[2], ref[3], *args)
     np.testing.assert_allclose(norm_nb, np.linalg.norm(g.astype(np.float64)), rtol=1e-6)

@@ -9,7 +9,7 @@ from npdiff.forward import q_sample
 from npdiff.nn import MLPConfig
 from npdiff.nn.model import DiffusionMLP
 from npdiff.schedule import cosine, vp_linear
-from npdiff.train import TrainConfig, Trainer, denoising_targets, loss_weight, train
+from npdiff.train import TrainConfig, Trainer, _targets, denoising_targets, loss_weight, train
 
 # 8gaussians (FFJORD): centres 4 (cos, sin)(k 45 deg) / 1.414, std 0.5 / 1.414
 CENTRES = 4.0 * np.array([(np.cos(k * np.pi / 4), np.sin(k * np.pi / 4)) for k in range(8)]) / 1.414
@@ -40,6 +40,10 @@ def test_loss_weight_turns_the_error_of_one_prediction_into_the_error_of_another
     rhs = np.sum((parameterization.convert(pred, param, loss, xt, ab) - truth[loss]) ** 2, axis=1)
     np.testing.assert_allclose(lhs, rhs, rtol=1e-9, err_msg=f"prediction {param}, loss measured in {loss}")
     np.testing.assert_allclose(loss_weight(sched.log_snr(t), param, loss), weight, rtol=1e-12)
+    # the trainer's unchecked hot path computes the same batch as q_sample and the checked version
+    hot = _targets(x0, eps, sched.log_alpha_bar(t), param, loss)
+    for name, mine, ref in zip(("x_t", "target", "weight"), hot, (q_sample(x0, t, eps, sched), target, weight)):
+        np.testing.assert_allclose(mine, ref, rtol=1e-14, atol=1e-15, err_msg=f"hot path {name}")
 
 
 def test_short_run_on_8gaussians_gets_close_to_the_bayes_optimal_loss():

@@ -295,40 +295,48 @@ def _np_jvp_act(dz, d, prev, residual, out):
 
 # -- optimizer: clip, AdamW, EMA --------------------------------------------------------------
 @njit(**_FAST)
-def _nb_adamw_ema(p, g, m, v, ema, lr, beta1, beta2, eps, weight_decay, step, clip_norm, ema_decay):
+def _nb_adamw_ema(p, g, m, v, ema, hyper, clip_norm):
+    # hyper (dtype of p): beta1, 1 - beta1, beta2, 1 - beta2, lr / (1 - beta1^s), 1 / sqrt(1 - beta2^s),
+    # eps, 1 - lr * weight_decay, ema decay, 1 - ema decay; in p's dtype so the loop stays float32
     n = p.shape[0]
     sq = 0.0
     for i in range(n):
         gi = np.float64(g[i])
         sq += gi * gi
     norm = math.sqrt(sq)
-    coef = min(clip_norm / (norm + 1e-6), 1.0) if clip_norm > 0.0 else 1.0
-    step_size = lr / (1.0 - beta1**step)
-    inv_sqrt_bc2 = 1.0 / math.sqrt(1.0 - beta2**step)
-    shrink = 1.0 - lr * weight_decay
+    cast = np.empty(1, p.dtype)
+    cast[0] = min(clip_norm / (norm + 1e-6), 1.0) if clip_norm > 0.0 else 1.0
+    coef = cast[0]
+    beta1, one_m_beta1, beta2, one_m_beta2 = hyper[0], hyper[1], hyper[2], hyper[3]
+    step_size, inv_sqrt_bc2, eps, shrink, decay, one_m_decay = hyper[4], hyper[5], hyper[6], hyper[7], hyper[8], hyper[9]
     for i in range(n):
         gi = g[i] * coef
-        mi = beta1 * m[i] + (1.0 - beta1) * gi
-        vi = beta2 * v[i] + (1.0 - beta2) * gi * gi
+        mi = beta1 * m[i] + one_m_beta1 * gi
+        vi = beta2 * v[i] + one_m_beta2 * gi * gi
         m[i] = mi
         v[i] = vi
         pi = p[i] * shrink - step_size * mi / (math.sqrt(vi) * inv_sqrt_bc2 + eps)
         p[i] = pi
-        ema[i] = ema_decay * ema[i] + (1.0 - ema_decay) * pi
+        ema[i] = decay * ema[i] + one_m_decay * pi
     return norm
 
 
-def _np_adamw_ema(p, g, m, v, ema, lr, beta1, beta2, eps, weight_decay, step, clip_norm, ema_decay):
+def _np_adamw_ema(p, g, m, v, ema, hyper, clip_norm):
+    beta1, one_m_beta1, beta2, one_m_beta2, step_size, inv_sqrt_bc2, eps, shrink, decay, one_m_decay = hyper
     norm = float(np.sqrt(np.sum(np.square(g, dtype=np.float64))))
     coef = min(clip_norm / (norm + 1e-6), 1.0) if clip_norm > 0.0 else 1.0
-    gc = g.astype(np.float64) * coef
-    m[...] = beta1 * m + (1.0 - beta1) * gc
-    v[...] = beta2 * v + (1.0 - beta2) * gc * gc
-    m_hat = m.astype(np.float64) / (1.0 - beta1**step)
-    denom = np.sqrt(v.astype(np.float64)) / math.sqrt(1.0 - beta2**step) + eps
-    p[...] = p * (1.0 - lr * weight_decay) - lr * m_hat / denom
-    ema[...] = ema_decay * ema + (1.0 - ema_decay) * p.astype(np.float64)
+    gc = g * p.dtype.type(coef)
+    m[...] = beta1 * m + one_m_beta1 * gc
+    v[...] = beta2 * v + one_m_beta2 * gc * gc
+    p[...] = p * shrink - step_size * m / (np.sqrt(v) * inv_sqrt_bc2 + eps)
+    ema[...] = decay * ema + one_m_decay * p
     return norm
+
+
+def adamw_hyper(dtype, lr, beta1, beta2, eps, weight_decay, step, ema_decay):
+    r"""The ``hyper`` vector of ``adamw_ema`` for update number ``step`` (bias corrections of Kingma & Ba 2015)."""
+    return np.array([beta1, 1.0 - beta1, beta2, 1.0 - beta2, lr / (1.0 - beta1**step), 1.0 / math.sqrt(1.0 - beta2**step),
+                     eps, 1.0 - lr * weight_decay, ema_decay, 1.0 - ema_decay], dtype=dtype)
 
 
 # -- dispatch -------------------------------------------------------------------------------

@@ -104,8 +104,9 @@ class AdamW:
         L2 norm before clipping.
         """
         self.step += 1
-        return K.adamw_ema(params, grad, self.m, self.v, self.ema, float(lr), self.beta1, self.beta2, self.eps,
-                           self.weight_decay, self.step, self.clip_norm, self.current_ema_decay(self.step))
+        hyper = K.adamw_hyper(params.dtype, float(lr), self.beta1, self.beta2, self.eps, self.weight_decay, self.step,
+                              self.current_ema_decay(self.step))
+        return K.adamw_ema(params, grad, self.m, self.v, self.ema, hyper, self.clip_norm)
 
     # -- checkpoints -----------------------------------------------------------------------
     def hyperparameters(self) -> dict[str, Any]:
