@@ -15,6 +15,7 @@ The pairwise sums are Numba kernels (``_pair_sum_numba``) with chunked NumPy twi
 from __future__ import annotations
 
 import numpy as np
+from numba import config as _numba_config
 from numba import njit
 
 from ._check import as_batch, real_scalar
@@ -54,11 +55,15 @@ def _pair_sum_numpy(a: np.ndarray, b: np.ndarray, kind: int, scale: float, disti
     return total
 
 
+# With NUMBA_DISABLE_JIT=1 the kernel would run as a pure-Python double loop; use the twin.
+_pair_sum = _pair_sum_numpy if _numba_config.DISABLE_JIT else _pair_sum_numba
+
+
 def _pair_mean(a: np.ndarray, b: np.ndarray | None, kind: int, scale: float = 0.0) -> float:
     if b is None:  # mean over distinct pairs i < j of one set
         n = a.shape[0]
-        return float(_pair_sum_numba(a, a, kind, scale, True)) / (n * (n - 1) / 2)
-    return float(_pair_sum_numba(a, b, kind, scale, False)) / (a.shape[0] * b.shape[0])
+        return float(_pair_sum(a, a, kind, scale, True)) / (n * (n - 1) / 2)
+    return float(_pair_sum(a, b, kind, scale, False)) / (a.shape[0] * b.shape[0])
 
 
 def _two_sets(x: object, y: object) -> tuple[np.ndarray, np.ndarray]:
