@@ -4,22 +4,31 @@ Read the modules in this order: :mod:`npdiff.schedule` (the forward process in
 continuous time and its discrete chains), :mod:`npdiff.gaussian` (densities, KL,
 the discretized decoder), :mod:`npdiff.forward` (q(x_t|x_0), q(x_t|x_s) and the
 closed-form posteriors), :mod:`npdiff.parameterization` (eps, x0, v and score),
-:mod:`npdiff.denoiser` (the one protocol every model and oracle follows).
+:mod:`npdiff.denoiser` (the one protocol every model and oracle follows),
+:mod:`npdiff.analytic` (oracles whose scores and densities are closed-form),
+:mod:`npdiff.data` (toy sets with their true densities), :mod:`npdiff.sample`
+(DDPM, DDIM, probability-flow ODE, reverse SDE), :mod:`npdiff.likelihood` (exact ODE
+likelihood and the variational bound) and :mod:`npdiff.metrics`.
 """
 
-from . import denoiser, forward, gaussian, parameterization, schedule
+from . import analytic, data, denoiser, forward, gaussian, likelihood, metrics, parameterization, sample, schedule
 from .schedule import cosine, ddpm_linear, log_snr_linear, vp_linear
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "analytic",
     "cosine",
+    "data",
     "ddpm_linear",
     "denoiser",
     "forward",
     "gaussian",
+    "likelihood",
     "log_snr_linear",
+    "metrics",
     "parameterization",
+    "sample",
     "schedule",
     "vp_linear",
 ]
