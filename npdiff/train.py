@@ -272,13 +272,15 @@ class Trainer:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=n, file=sys.stderr, desc="train", dynamic_ncols=True, leave=False)
+        shown = self.step
         try:
             while self.step < until:
                 loss = self.train_step()
                 if checkpoint_path is not None and checkpoint_every and self.step % checkpoint_every == 0:
                     self.save(checkpoint_path)
                 if bar is not None and (self.step % 50 == 0 or self.step == until):
-                    bar.update(50 if self.step % 50 == 0 else self.step % 50)
+                    bar.update(self.step - shown)  # every 50 steps: a bar update costs more than a small step
+                    shown = self.step
                     bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
         finally:
             if bar is not None:
