@@ -1,0 +1,105 @@
+r"""What the tutorial chapters share: the command line, where figures go, how numbers are shown.
+
+Every chapter is run the same way, from the repository root::
+
+    python tutorials/01_forward_process.py            # the full chapter
+    python tutorials/01_forward_process.py --quick    # a fast run (seconds), as the tests do
+    python tutorials/01_forward_process.py --out DIR  # figures into DIR instead of tutorials/out/
+
+Figures are PNG files (and one GIF) named after their chapter, ``01_*.png``, ``02_*.png`` ...
+Key numbers are printed one per line as ``name = value  (comment)`` so that a reader can
+compare them with the text and the tests can parse them.
+
+This file is plumbing, not a chapter: nothing in it is about diffusion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = REPO_ROOT / "tutorials" / "out"
+
+# Run from a fresh clone without installing: put the repository on the path if npdiff is not importable.
+try:  # pragma: no cover - depends on how the reader installed npdiff
+    import npdiff  # noqa: F401
+except ImportError:  # pragma: no cover
+    sys.path.insert(0, str(REPO_ROOT))
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")  # files only, never a window: the chapters also run on servers and in CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+__all__ = ["Chapter", "plt"]
+
+
+class Chapter:
+    r"""One chapter's run: its arguments, its output folder, its clock and its printed numbers.
+
+    Parameters
+    ----------
+    number : the chapter number (prefix of every file it writes).
+    title : shown on the first line of the output.
+    argv : command-line arguments (default: ``sys.argv[1:]``).
+    """
+
+    def __init__(self, number: int, title: str, argv: list[str] | None = None) -> None:
+        parser = argparse.ArgumentParser(description=f"npdiff tutorial, chapter {number}: {title}")
+        parser.add_argument("--quick", action="store_true", help="a fast run with fewer points and steps (seconds)")
+        parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"folder for the figures (default {DEFAULT_OUT})")
+        parser.add_argument("--seed", type=int, default=0, help="seed of every random draw in the chapter (default 0)")
+        self.args = parser.parse_args(argv)
+        self.number = number
+        self.quick: bool = self.args.quick
+        self.out: Path = self.args.out
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.seed: int = self.args.seed
+        self._t0 = time.perf_counter()
+        mode = "quick run" if self.quick else "full run"
+        print(f"npdiff tutorial {number:02d}: {title} ({mode}, seed {self.seed})")
+
+    def rng(self, stream: int) -> np.random.Generator:
+        r"""A Generator for one named part of the chapter: same seed and stream, same numbers."""
+        return np.random.default_rng([self.seed, self.number, stream])
+
+    def pick(self, quick: object, full: object) -> object:
+        r"""``quick`` in a quick run, ``full`` otherwise."""
+        return quick if self.quick else full
+
+    def path(self, name: str) -> Path:
+        r"""Where the file ``NN_name`` of this chapter goes."""
+        return self.out / f"{self.number:02d}_{name}"
+
+    def save(self, fig: matplotlib.figure.Figure, name: str, dpi: int = 110) -> Path:
+        r"""Write ``fig`` as ``NN_name.png`` into the output folder, close it, say where it went."""
+        path = self.path(f"{name}.png")
+        fig.savefig(path, dpi=dpi)
+        plt.close(fig)
+        rel = os.path.relpath(path)
+        print(f"figure: {path if rel.startswith('..') else rel}")
+        return path
+
+    @staticmethod
+    def section(title: str) -> None:
+        r"""A heading in the printed output."""
+        print(f"\n-- {title} " + "-" * max(0, 66 - len(title)))
+
+    @staticmethod
+    def show(name: str, value: float, note: str = "") -> float:
+        r"""Print one key number as ``name = value  (note)``; refuse a NaN or infinity (a bug, not a result)."""
+        value = float(value)
+        if not math.isfinite(value):
+            raise FloatingPointError(f"{name} is {value}: the chapter has a bug")
+        text = f"{value:.6g}" if value == 0 or 1e-3 <= abs(value) < 1e5 else f"{value:.3e}"
+        print(f"  {name} = {text}" + (f"  ({note})" if note else ""))
+        return value
+
+    def done(self) -> None:
+        print(f"\nchapter {self.number:02d} done in {time.perf_counter() - self._t0:.1f} s")
