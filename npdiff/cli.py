@@ -232,7 +232,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                  title="8gaussians: data and samples")
     plot_trajectory(res.trajectory, res.times, out / "trajectory.png")
     plot_loss(history["loss"], out / "loss.png")
-    g = np.linspace(-4.5, 4.5, 48)
+    g = np.linspace(-4.5, 4.5, args.grid)
     gx, gy = np.meshgrid(g, g, indexing="xy")
     grid = np.stack([gx.ravel(), gy.ravel()], 1)  # (G*G, 2)
     log_p = ode_log_likelihood(model, grid, rtol=1e-3, atol=1e-3).log_p.reshape(gx.shape)
@@ -305,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="npdiff-demo", help="output folder (default ./npdiff-demo)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n", type=_positive(int), default=2000, help="test points for the NLL (default 2000)")
+    p.add_argument("--grid", type=_positive(int), default=48, help="grid size of the density heat map (default 48)")
     _model_flags(p, None)
     p.set_defaults(func=_cmd_demo)
 

@@ -1,0 +1,110 @@
+"""The command line end to end: tiny runs with --json, and every user mistake as one line."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def run(*args, cwd):
+    proc = subprocess.run([sys.executable, "-m", "npdiff", *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def last_json(stdout):
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    code, out, err = run("train", "--data", "8gaussians", "--steps", "300", "--batch-size", "128", "--width", "32",
+                         "--seed", "3", "--out", "run", "--json", cwd=d)
+    assert code == 0, err
+    return d, last_json(out)
+
+
+def test_train_writes_a_model_and_reports_json(trained):
+    d, r = trained
+    assert (d / "run" / "model.npz").exists()
+    assert r["steps"] == 300 and r["seconds"] > 0 and r["steps_per_s"] > 0 and np.isfinite(r["final_loss"])
+
+
+def test_nll_reports_the_paired_gap_and_saves_per_point_values(trained):
+    d, _ = trained
+    code, out, err = run("nll", "--model", "run/model.npz", "--data", "8gaussians", "--n", "64", "--method", "both",
+                         "--save", "ll.npz", "--json", cwd=d)
+    assert code == 0, err
+    r = last_json(out)
+    assert abs(r["true_entropy_nats"] - 2.833) < 0.005
+    assert r["nll_nats"] == pytest.approx(r["true_entropy_nats"] + r["gap_nats"], abs=0.6)  # different test points
+    assert r["gap_se"] > 0 and r["nfe"] > 0 and r["vlb_nats"] >= r["nll_nats"] - 1.0
+    saved = np.load(d / "ll.npz")
+    assert saved["x"].shape == (64, 2) and saved["log_p_model"].shape == (64,)
+    gap = saved["log_p_true"] - saved["log_p_model"]
+    assert gap.mean() == pytest.approx(r["gap_nats"], rel=1e-12)
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "ode", "sde"])
+def test_sample_every_sampler(trained, sampler):
+    d, _ = trained
+    code, out, err = run("sample", "--model", "run/model.npz", "--sampler", sampler, "--steps", "20", "--n", "50",
+                         "--out", f"{sampler}.npy", "--plot", f"{sampler}.png", "--json", cwd=d)
+    assert code == 0, err
+    r = last_json(out)
+    x = np.load(d / f"{sampler}.npy")
+    assert x.shape == (50, 2) and np.all(np.isfinite(x)) and r["n"] == 50 and r["nfe"] >= 20
+    assert (d / f"{sampler}.png").read_bytes()[:8] == PNG
+
+
+def test_datasets_lists_the_true_entropies(tmp_path):
+    code, out, err = run("datasets", "--json", cwd=tmp_path)
+    assert code == 0, err
+    rows = {r["name"]: r["entropy_nats"] for r in last_json(out)["datasets"]}
+    assert len(rows) == 8 and abs(rows["checkerboard"] - np.log(32)) < 1e-3
+
+
+def test_demo_end_to_end_on_a_tiny_budget(tmp_path):
+    code, out, err = run("demo", "--steps", "200", "--n", "64", "--grid", "10", "--width", "32", "--out", "demo", "--json",
+                         cwd=tmp_path)
+    assert code == 0, err
+    r = last_json(out)
+    for key in ("nll_nats", "true_entropy_nats", "gap_nats", "gap_se", "nfe", "steps", "steps_per_s", "final_loss", "out"):
+        assert key in r, key
+    assert np.isfinite(r["gap_nats"]) and r["steps"] == 200
+    for name in ("samples.png", "trajectory.png", "density.png", "loss.png"):
+        assert (tmp_path / "demo" / name).read_bytes()[:8] == PNG, name
+    assert "true entropy" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (("train", "--data", "nope", "--out", "x"), "unknown data set 'nope'"),
+    (("nll", "--model", "missing.npz", "--data", "moons"), "does not exist"),
+    (("nll", "--model", "garbage.npz", "--data", "moons"), "not a valid npdiff checkpoint"),
+    (("sample", "--model", "garbage.npz", "--out", "s.npy"), "not a valid npdiff checkpoint"),
+    (("train", "--data", "moons", "--out", "x", "--steps", "-3"), "expected a positive int"),
+    (("train", "--data", "moons", "--out", "x", "--lr", "nan"), "expected a positive float"),
+    (("sample", "--model", "m.npz", "--out", "s.npy", "--sampler", "euler"), "invalid choice"),
+])
+def test_user_mistakes_are_one_clear_line(tmp_path, args, message):
+    (tmp_path / "garbage.npz").write_bytes(b"this is not a checkpoint")
+    code, _, err = run(*args, cwd=tmp_path)
+    assert code == 2, (code, err)
+    assert message in err and "Traceback" not in err, err
+
+
+def test_a_model_for_other_dimensions_is_refused(tmp_path):
+    from npdiff.checkpoint import load, save
+    from npdiff.nn import MLPConfig
+    from npdiff.nn.model import DiffusionMLP
+    from npdiff.schedule import vp_linear
+
+    model3 = DiffusionMLP(MLPConfig(dim=3, width=16, depth=1, emb_dim=8), vp_linear(), rng=np.random.default_rng(0))
+    save(tmp_path / "m3.npz", model3)
+    assert load(tmp_path / "m3.npz").model.dim == 3
+    code, _, err = run("nll", "--model", "m3.npz", "--data", "moons", cwd=tmp_path)
+    assert code == 2 and "trained on 3-D data" in err and "Traceback" not in err, err
