@@ -10,7 +10,8 @@ Figures are PNG files (and one GIF) named after their chapter, ``01_*.png``, ``0
 Key numbers are printed one per line as ``name = value  (comment)`` so that a reader can
 compare them with the text and the tests can parse them.
 
-This file is plumbing, not a chapter: nothing in it is about diffusion.
+This file is plumbing, not a chapter; the one thing in it about diffusion is
+:func:`toy_model_recipe`, the model that chapters 4 and 5 both train, kept here so the two agree.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ matplotlib.use("Agg")  # files only, never a window: the chapters also run on se
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["Chapter", "plt"]
+__all__ = ["Chapter", "plt", "toy_model_recipe"]
 
 
 class Chapter:
@@ -103,3 +104,18 @@ class Chapter:
 
     def done(self) -> None:
         print(f"\nchapter {self.number:02d} done in {time.perf_counter() - self._t0:.1f} s")
+
+
+def toy_model_recipe(quick: bool):
+    r"""The MLP and training settings of chapters 4 and 5: npdiff's ``"2d"`` recipe, smaller when quick.
+
+    Returns (MLPConfig, dict of TrainConfig fields, schedule).
+    """
+    from npdiff.nn import MLPConfig
+    from npdiff.recipes import recipe
+
+    model_kw, train_kw, schedule = recipe("2d")
+    if quick:  # a small network and a short run: seconds, at the price of a looser fit
+        model_kw.update(width=64, depth=2, emb_dim=32)
+        train_kw.update(steps=4000, lr=1e-2)  # 2,000 steps at 3e-3 still blur the 8 modes into a ring
+    return MLPConfig(dim=2, **model_kw), train_kw, schedule
