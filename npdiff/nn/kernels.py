@@ -406,9 +406,12 @@ def adamw_hyper(dtype, lr, beta1, beta2, eps, weight_decay, step, ema_decay):
 
 
 # -- dispatch -------------------------------------------------------------------------------
-#: arrays with at least this many elements go to the parallel kernels (both cores); below it
-#: the fork-join costs more than it saves (measured: break-even near 256 x 128)
-PARALLEL_MIN_SIZE = 1 << 17
+#: arrays with at least this many elements go to the row-parallel kernels; None (the default)
+#: keeps every kernel serial. Off by default because the parallel kernels fight OpenBLAS for the
+#: cores: with Numba's OpenMP layer the workers spin after each parallel region while the next
+#: matmul's BLAS threads need those cores (measured at batch 4096 on 2 cores: 11 steps/s with
+#: them, 42 without). Worth trying with NUMBA_THREADING_LAYER=workqueue and 1 << 17.
+PARALLEL_MIN_SIZE: int | None = None
 _NAMES = ("embed", "bias_act", "act_backward", "mse_loss", "jvp_act", "adamw_ema")
 _PARALLEL = ("embed", "bias_act", "act_backward", "jvp_act")
 backend = ""
