@@ -14,7 +14,6 @@ from npdiff.nn import kernels as K
 # float32 kernels compute in float32 and may use a fast reciprocal; float64 ones agree to rounding
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
 DTYPES = [np.float32, np.float64]
-CHUNKS = {"_nb_": (), "_nbp_": (3,)}  # the parallel kernels split rows into this many chunks (uneven on purpose)
 
 
 def _rng(seed: int = 0) -> np.random.Generator:
@@ -82,8 +81,7 @@ def test_embedding_twin_layout_and_derivative():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("raw,coord", [(False, True), (True, False), (True, True)])
-@pytest.mark.parametrize("variant", ["_nb_", "_nbp_"])
-def test_embed_kernel_matches_twin(dtype, raw, coord, variant):
+def test_embed_kernel_matches_twin(dtype, raw, coord):
     rng = _rng(2)
     B, D, E2 = 9, 2, 16
     x = rng.standard_normal((B, D)) * 4.0
@@ -92,7 +90,7 @@ def test_embed_kernel_matches_twin(dtype, raw, coord, variant):
     width = emb.input_width(D, E2, raw=raw, coord=coord)
     out_nb, out_np = np.empty((B, width), dtype), np.empty((B, width), dtype)
     tan_nb, tan_np = np.empty((D, B, E2), dtype), np.empty((D, B, E2), dtype)
-    getattr(K, variant + "embed")(x, t, freq, 1000.0, 25.0, raw, coord, out_nb, tan_nb, coord, *CHUNKS[variant])
+    K._nb_embed(x, t, freq, 1000.0, 25.0, raw, coord, out_nb, tan_nb, coord)
     K._np_embed(x, t, freq, 1000.0, 25.0, raw, coord, out_np, tan_np, coord)
     np.testing.assert_allclose(out_nb, out_np, **TOL[dtype], err_msg=f"embed {dtype.__name__} raw={raw} coord={coord}")
     if coord:
@@ -113,15 +111,14 @@ def test_kernel_sincos_is_accurate_far_from_zero():
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("code", [0, 1])
 @pytest.mark.parametrize("residual", [False, True])
-@pytest.mark.parametrize("variant", ["_nb_", "_nbp_"])
-def test_bias_act_kernel_matches_twin(dtype, code, residual, variant):
+def test_bias_act_kernel_matches_twin(dtype, code, residual):
     rng = _rng(3)
     z = (rng.standard_normal((6, 11)) * 4.0).astype(dtype)
     z[0, :4] = [0.0, 7.0, -7.0, 20.0]  # zero and both sides of the clamps
     b = rng.standard_normal(11).astype(dtype)
     res = rng.standard_normal((6, 11)).astype(dtype)
     h_nb, d_nb, h_np, d_np = (np.empty_like(z) for _ in range(4))
-    getattr(K, variant + "bias_act")(z, b, res, code, residual, h_nb, d_nb, *CHUNKS[variant])
+    K._nb_bias_act(z, b, res, code, residual, h_nb, d_nb)
     K._np_bias_act(z, b, res, code, residual, h_np, d_np)
     msg = f"bias_act {dtype.__name__} act={code} residual={residual}"
     np.testing.assert_allclose(h_nb, h_np, **TOL[dtype], err_msg=msg)
@@ -130,15 +127,14 @@ def test_bias_act_kernel_matches_twin(dtype, code, residual, variant):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("accumulate", [False, True])
-@pytest.mark.parametrize("variant", ["_nb_", "_nbp_"])
-def test_act_backward_kernel_matches_twin(dtype, accumulate, variant):
+def test_act_backward_kernel_matches_twin(dtype, accumulate):
     rng = _rng(4)
     g = rng.standard_normal((7, 5)).astype(dtype)
     tmp, d = rng.standard_normal((7, 5)).astype(dtype), rng.uniform(-0.2, 1.2, (7, 5)).astype(dtype)
     g_nb, g_np = g.copy(), g.copy()
     dz_nb, dz_np = np.empty_like(g), np.empty_like(g)
     db_nb, db_np = np.empty(5, dtype), np.empty(5, dtype)
-    getattr(K, variant + "act_backward")(g_nb, tmp, d, accumulate, dz_nb, db_nb, *CHUNKS[variant])
+    K._nb_act_backward(g_nb, tmp, d, accumulate, dz_nb, db_nb)
     K._np_act_backward(g_np, tmp, d, accumulate, dz_np, db_np)
     for mine, ref in ((g_nb, g_np), (dz_nb, dz_np), (db_nb, db_np)):
         np.testing.assert_allclose(mine, ref, **TOL[dtype], err_msg=f"act_backward {dtype.__name__} acc={accumulate}")
@@ -165,19 +161,17 @@ def test_mse_loss_kernel_matches_twin(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("residual", [False, True])
-@pytest.mark.parametrize("variant", ["_nb_", "_nbp_"])
-def test_jvp_act_kernel_matches_twin(dtype, residual, variant):
+def test_jvp_act_kernel_matches_twin(dtype, residual):
     rng = _rng(6)
     dz = rng.standard_normal((3, 4, 5)).astype(dtype)
     d = rng.standard_normal((4, 5)).astype(dtype)
     prev = rng.standard_normal((3, 4, 5)).astype(dtype)
     out_nb, out_np = np.empty_like(dz), np.empty_like(dz)
-    kernel = getattr(K, variant + "jvp_act")
-    kernel(dz, d, prev, residual, out_nb, *CHUNKS[variant])
+    K._nb_jvp_act(dz, d, prev, residual, out_nb)
     K._np_jvp_act(dz, d, prev, residual, out_np)
     np.testing.assert_allclose(out_nb, out_np, **TOL[dtype], err_msg=f"jvp_act residual={residual}")
     inplace = prev.copy()  # the MLP calls it in place: out is prev
-    kernel(dz, d, inplace, residual, inplace, *CHUNKS[variant])
+    K._nb_jvp_act(dz, d, inplace, residual, inplace)
     np.testing.assert_allclose(inplace, out_np, **TOL[dtype], err_msg="jvp_act in place")
 
 
@@ -207,27 +201,8 @@ def test_backend_switch_points_at_twins_and_back():
         K.set_backend("numpy")
         assert K.bias_act is K._np_bias_act and K.adamw_ema is K._np_adamw_ema
         K.set_backend("numba")
-        assert K.adamw_ema is K._nb_adamw_ema and K.mse_loss is K._nb_mse_loss
+        assert K.bias_act is K._nb_bias_act and K.embed is K._nb_embed
         with pytest.raises(ValueError, match="backend"):
             K.set_backend("torch")
     finally:
         K.set_backend(before)
-
-
-def test_size_dispatch_sends_large_arrays_to_the_parallel_kernels(monkeypatch):
-    # the public name picks _nbp_ at PARALLEL_MIN_SIZE elements and _nb_ below; both give the twin's answer
-    if K.backend != "numba":
-        K.set_backend("numba")
-    calls = []
-    monkeypatch.setattr(K, "_nb_bias_act", lambda *a: calls.append("serial"))
-    monkeypatch.setattr(K, "_nbp_bias_act", lambda *a: calls.append("parallel"))
-    monkeypatch.setattr(K, "PARALLEL_MIN_SIZE", 12)
-    K.set_backend("numba")
-    z = np.zeros((3, 4))
-    K.bias_act(z, z[0], z, 0, False, z, z)
-    K.bias_act(z[:2], z[0], z, 0, False, z, z)
-    monkeypatch.setattr(K, "PARALLEL_MIN_SIZE", None)
-    K.bias_act(z, z[0], z, 0, False, z, z)
-    assert calls == ["parallel", "serial", "serial"]
-    monkeypatch.undo()
-    K.set_backend("numpy" if K.numba.config.DISABLE_JIT else "numba")

@@ -21,6 +21,11 @@ kernels, or at the twins when Numba's JIT is disabled (``NUMBA_DISABLE_JIT=1``),
 element-by-element Python loops would be a thousand times slower; :func:`set_backend`
 switches by hand. Kernels never validate their inputs.
 
+Every kernel is serial: the two cores go to OpenBLAS inside the matmuls. Row-parallel
+versions (``prange``) were tried and dropped: between matmuls, Numba's OpenMP workers keep
+spinning on the cores the next matmul's BLAS threads need (at batch 4096 on 2 cores the step
+fell from 42 to 11 per second).
+
 Why the kernels are written the way they are: constants are float32 scalars so a float32
 kernel stays in float32 arithmetic (a float64 literal would promote every operation);
 ``error_model="numpy"`` removes Python's zero-division branch, which would block
@@ -34,7 +39,7 @@ import math
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from . import activations as _act
 from . import embedding as _emb
@@ -164,21 +169,12 @@ def _sincos(a):
     return sin_sign * (c if swap else s), cos_sign * (s if swap else c)
 
 
-# -- row-range bodies: the serial kernel runs all rows, the parallel one (_nbp_*) splits them ------
-# into n chunks (its last argument), one prange iteration each
-@njit(inline="always")
-def _chunk(c, n_chunks, rows):
-    return c * rows // n_chunks, (c + 1) * rows // n_chunks
-
-
-
-
 # -- embed -----------------------------------------------------------------------------------
-@njit(inline="always")
-def _embed_rows(x, t, freq, time_scale, coord_scale, raw, coord, out, tan, want_tan, lo, hi):
-    D = x.shape[1]
+@njit(cache=True, error_model="numpy", fastmath={"contract"})  # FMA only: no reassociation of the reduction
+def _nb_embed(x, t, freq, time_scale, coord_scale, raw, coord, out, tan, want_tan):
+    B, D = x.shape
     K = freq.shape[0]
-    for i in range(lo, hi):
+    for i in range(B):
         col = 0
         if raw:
             for d in range(D):
@@ -205,18 +201,6 @@ def _embed_rows(x, t, freq, time_scale, coord_scale, raw, coord, out, tan, want_
             sin_row[k], cos_row[k] = _sincos(s * freq[k])
 
 
-@njit(cache=True, error_model="numpy", fastmath={"contract"})  # FMA only: no reassociation of the reduction
-def _nb_embed(x, t, freq, time_scale, coord_scale, raw, coord, out, tan, want_tan):
-    _embed_rows(x, t, freq, time_scale, coord_scale, raw, coord, out, tan, want_tan, 0, x.shape[0])
-
-
-@njit(cache=True, error_model="numpy", fastmath={"contract"}, parallel=True)
-def _nbp_embed(x, t, freq, time_scale, coord_scale, raw, coord, out, tan, want_tan, n):
-    for c in prange(n):
-        lo, hi = _chunk(c, n, x.shape[0])
-        _embed_rows(x, t, freq, time_scale, coord_scale, raw, coord, out, tan, want_tan, lo, hi)
-
-
 def _np_embed(x, t, freq, time_scale, coord_scale, raw, coord, out, tan, want_tan):
     emb_dim = 2 * freq.shape[0]
     out[...] = _emb.embed(x, t, emb_dim=emb_dim, time_scale=time_scale, coord_scale=coord_scale, raw=raw, coord=coord)
@@ -225,33 +209,21 @@ def _np_embed(x, t, freq, time_scale, coord_scale, raw, coord, out, tan, want_ta
 
 
 # -- bias + activation (+ residual), forward ------------------------------------------------
-@njit(inline="always")
-def _bias_act_rows(z, b, res, act, residual, h, d, lo, hi):
-    H = z.shape[1]
+@njit(**_FAST)
+def _nb_bias_act(z, b, res, act, residual, h, d):
+    B, H = z.shape
     if act == 0:
-        for i in range(lo, hi):
+        for i in range(B):
             for j in range(H):
                 hv, dv = _gelu_pair(z[i, j] + b[j])
                 h[i, j] = hv + res[i, j] if residual else hv
                 d[i, j] = dv
     else:
-        for i in range(lo, hi):
+        for i in range(B):
             for j in range(H):
                 hv, dv = _silu_pair(z[i, j] + b[j])
                 h[i, j] = hv + res[i, j] if residual else hv
                 d[i, j] = dv
-
-
-@njit(**_FAST)
-def _nb_bias_act(z, b, res, act, residual, h, d):
-    _bias_act_rows(z, b, res, act, residual, h, d, 0, z.shape[0])
-
-
-@njit(parallel=True, **_FAST)
-def _nbp_bias_act(z, b, res, act, residual, h, d, n):
-    for c in prange(n):
-        lo, hi = _chunk(c, n, z.shape[0])
-        _bias_act_rows(z, b, res, act, residual, h, d, lo, hi)
 
 
 def _np_bias_act(z, b, res, act, residual, h, d):
@@ -261,10 +233,11 @@ def _np_bias_act(z, b, res, act, residual, h, d):
 
 
 # -- activation, backward -------------------------------------------------------------------
-@njit(inline="always")
-def _act_backward_rows(g, tmp, d, accumulate, dz, acc, lo, hi):
-    H = g.shape[1]
-    for i in range(lo, hi):
+@njit(**_FAST)
+def _nb_act_backward(g, tmp, d, accumulate, dz, db):
+    B, H = g.shape
+    acc = np.zeros(H)  # float64 column sums whatever the dtype
+    for i in range(B):
         for j in range(H):
             gv = g[i, j]
             if accumulate:
@@ -272,28 +245,9 @@ def _act_backward_rows(g, tmp, d, accumulate, dz, acc, lo, hi):
                 g[i, j] = gv
             v = gv * d[i, j]
             dz[i, j] = v
-            acc[j] += v  # float64 column sums whatever the dtype
-
-
-@njit(**_FAST)
-def _nb_act_backward(g, tmp, d, accumulate, dz, db):
-    acc = np.zeros(g.shape[1])
-    _act_backward_rows(g, tmp, d, accumulate, dz, acc, 0, g.shape[0])
-    for j in range(g.shape[1]):
+            acc[j] += v
+    for j in range(H):
         db[j] = acc[j]
-
-
-@njit(parallel=True, **_FAST)
-def _nbp_act_backward(g, tmp, d, accumulate, dz, db, n):
-    acc = np.zeros((n, g.shape[1]))  # one row of partial column sums per chunk
-    for c in prange(n):
-        lo, hi = _chunk(c, n, g.shape[0])
-        _act_backward_rows(g, tmp, d, accumulate, dz, acc[c], lo, hi)
-    for j in range(g.shape[1]):
-        total = 0.0
-        for c in range(n):
-            total += acc[c, j]
-        db[j] = total
 
 
 def _np_act_backward(g, tmp, d, accumulate, dz, db):
@@ -332,27 +286,14 @@ def _np_mse_loss(out, bias, target, weight, dout, db):
 
 
 # -- tangent through an activation (forward-mode) -------------------------------------------
-@njit(inline="always")
-def _jvp_act_rows(dz, d, prev, residual, out, lo, hi):
-    B, H = d.shape
-    for r in range(lo, hi):  # r runs over (tangent k, point i) pairs
-        k, i = r // B, r % B
-        for j in range(H):
-            v = d[i, j] * dz[k, i, j]
-            out[k, i, j] = prev[k, i, j] + v if residual else v
-
-
 @njit(**_FAST)
 def _nb_jvp_act(dz, d, prev, residual, out):
-    _jvp_act_rows(dz, d, prev, residual, out, 0, dz.shape[0] * dz.shape[1])
-
-
-@njit(parallel=True, **_FAST)
-def _nbp_jvp_act(dz, d, prev, residual, out, n):
-    rows = dz.shape[0] * dz.shape[1]
-    for c in prange(n):
-        lo, hi = _chunk(c, n, rows)
-        _jvp_act_rows(dz, d, prev, residual, out, lo, hi)
+    K, B, H = dz.shape
+    for k in range(K):
+        for i in range(B):
+            for j in range(H):
+                v = d[i, j] * dz[k, i, j]
+                out[k, i, j] = prev[k, i, j] + v if residual else v
 
 
 def _np_jvp_act(dz, d, prev, residual, out):
@@ -406,50 +347,20 @@ def adamw_hyper(dtype, lr, beta1, beta2, eps, weight_decay, step, ema_decay):
 
 
 # -- dispatch -------------------------------------------------------------------------------
-#: arrays with at least this many elements go to the row-parallel kernels; None (the default)
-#: keeps every kernel serial. Off by default because the parallel kernels fight OpenBLAS for the
-#: cores: with Numba's OpenMP layer the workers spin after each parallel region while the next
-#: matmul's BLAS threads need those cores (measured at batch 4096 on 2 cores: 11 steps/s with
-#: them, 42 without). Worth trying with NUMBA_THREADING_LAYER=workqueue and 1 << 17.
-PARALLEL_MIN_SIZE: int | None = None
 _NAMES = ("embed", "bias_act", "act_backward", "mse_loss", "jvp_act", "adamw_ema")
-_PARALLEL = ("embed", "bias_act", "act_backward", "jvp_act")
 backend = ""
 
 
-def _by_size(serial, parallel, which):
-    def kernel(*args):
-        if PARALLEL_MIN_SIZE is not None and args[which].size >= PARALLEL_MIN_SIZE:
-            # a few chunks per thread balance cores shared with other work; passed in, because
-            # numba.get_num_threads() inside a kernel would stop it from being cached
-            return parallel(*args, 4 * numba.get_num_threads())
-        return serial(*args)
-
-    kernel.__name__ = serial.__name__.replace("_nb_", "")
-    kernel.__doc__ = f"{serial.__name__} or, for large arrays, {parallel.__name__}."
-    return kernel
-
-
 def set_backend(name: str) -> None:
-    r"""Point the public kernel names at the Numba kernels (``"numba"``) or their twins (``"numpy"``).
-
-    With ``"numba"``, the row-parallel kernels (``_nbp_*``) take arrays of at least
-    :data:`PARALLEL_MIN_SIZE` elements (None: never).
-    """
+    r"""Point the public kernel names at the Numba kernels (``"numba"``) or their twins (``"numpy"``)."""
     global backend
     if name not in ("numba", "numpy"):
         raise ValueError(f"backend must be 'numba' or 'numpy', got {name!r}")
-    g = globals()
+    prefix = "_nb_" if name == "numba" else "_np_"
     for n in _NAMES:
-        if name == "numpy":
-            g[n] = g["_np_" + n]
-        elif n in _PARALLEL:
-            g[n] = _by_size(g["_nb_" + n], g["_nbp_" + n], _SIZE_ARG[n])
-        else:
-            g[n] = g["_nb_" + n]
+        globals()[n] = globals()[prefix + n]
     backend = name
 
 
-_SIZE_ARG = {"embed": 7, "bias_act": 0, "act_backward": 0, "jvp_act": 0}  # the argument whose size decides
 embed = bias_act = act_backward = mse_loss = jvp_act = adamw_ema = None  # bound just below
 set_backend("numpy" if numba.config.DISABLE_JIT else "numba")
