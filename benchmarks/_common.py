@@ -1,0 +1,56 @@
+r"""Shared set-up of the benchmarks: a briefly trained default model, thread counts, timing."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from npdiff.data import toy2d
+from npdiff.nn import MLPConfig
+from npdiff.recipes import recipe
+from npdiff.train import train
+
+
+def trained_default_model(steps: int, seed: int = 0, **overrides):
+    r"""The default 2d recipe's model trained for ``steps`` on 8gaussians (realistic stiffness)."""
+    model_kw, train_kw, schedule = recipe("2d")
+    model_kw.update(overrides)
+    train_kw["steps"] = steps
+    model, _ = train(MLPConfig(dim=2, **model_kw), toy2d.load("8gaussians"), rng=seed, schedule=schedule,
+                     progress=False, **train_kw)
+    return model
+
+
+def blas_threads() -> int:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return os.cpu_count() or 1
+    info = [i for i in threadpool_info() if i["user_api"] == "blas"]
+    return int(info[0]["num_threads"]) if info else (os.cpu_count() or 1)
+
+
+def torch_or_none():
+    if os.environ.get("NPDIFF_NO_TORCH"):
+        return None
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(blas_threads())
+    return torch
+
+
+def best_time(fn, repeats: int) -> tuple[float, object]:
+    r"""Best wall time of ``repeats`` calls (on a shared machine the slow runs time the neighbours)."""
+    best, out = np.inf, None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out

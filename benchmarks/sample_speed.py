@@ -1,0 +1,101 @@
+r"""Sampling speed: 10,000 2D points through 1,000 ancestral steps and through the RK45 ODE.
+
+    python benchmarks/sample_speed.py [--n 10000] [--train-steps 3000] [--repeats 2]
+
+The model is the default 2d recipe's MLP (npdiff/recipes.py), trained briefly on 8gaussians
+so that the ODE has a realistic stiffness. Both sides compute in float32 with the same
+weights (the PyTorch peer is checked to compute the same function). The ancestral loop is
+the same update on both sides (Ho et al. 2020, Algorithm 2, fixed-large variance); the ODE is
+the same ``scipy.integrate.solve_ivp`` RK45 with rtol = atol = 1e-5 calling either network,
+so the ODE ratio measures the network evaluations and the glue around them. PyTorch runs
+only when installed, with as many threads as numpy's BLAS.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from _common import best_time, blas_threads, torch_or_none, trained_default_model
+from scipy.integrate import solve_ivp
+
+from npdiff.reverse import chain_for, reverse_log_variance
+from npdiff.sample import ddpm_sample, ode_sample
+
+
+def torch_ancestral(torch, peer, chain, log_var, n, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 2, generator=g, dtype=torch.float32)
+    ab = torch.tensor(chain.alpha_bar, dtype=torch.float32)
+    c1 = torch.tensor(chain.posterior_mean_coef1, dtype=torch.float32)
+    c2 = torch.tensor(chain.posterior_mean_coef2, dtype=torch.float32)
+    std = torch.tensor(np.exp(0.5 * log_var), dtype=torch.float32)
+    times = torch.tensor(chain.times, dtype=torch.float32)
+    with torch.no_grad():
+        for i in range(chain.T, 0, -1):
+            eps = peer.eps(x, times[i].expand(n))
+            x0 = (x - torch.sqrt(1 - ab[i]) * eps) / torch.sqrt(ab[i])
+            x = c1[i] * x0 + c2[i] * x
+            if i > 1:
+                x = x + std[i] * torch.randn(x.shape, generator=g, dtype=torch.float32)
+    return x.numpy()
+
+
+def torch_ode(torch, peer, schedule, x_T, t_min=1e-3):
+    n = x_T.shape[0]
+    nfe = 0
+
+    def fun(t, y):
+        nonlocal nfe
+        nfe += 1
+        x = torch.from_numpy(y.reshape(n, 2).astype(np.float32))
+        with torch.no_grad():
+            eps = peer.eps(x, torch.full((n,), float(t), dtype=torch.float32)).numpy().astype(np.float64)
+        beta, sigma = float(schedule.beta(t)), float(schedule.sigma(t))
+        return (-0.5 * beta * (y.reshape(n, 2) - eps / sigma)).ravel()
+
+    sol = solve_ivp(fun, (schedule.t_max, t_min), x_T.ravel(), method="RK45", rtol=1e-5, atol=1e-5)
+    return sol.y[:, -1].reshape(n, 2), nfe
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=10_000)
+    ap.add_argument("--train-steps", type=int, default=3000)
+    ap.add_argument("--repeats", type=int, default=2)
+    args = ap.parse_args()
+    model = trained_default_model(args.train_steps).with_dtype(np.float32)
+    torch = torch_or_none()
+    print(f"{args.n} points, model {model!r}; BLAS threads {blas_threads()}")
+    chain = chain_for(model.schedule, 1000)
+    log_var = reverse_log_variance(chain, "large")
+
+    t_np, res = best_time(lambda: ddpm_sample(model, args.n, np.random.default_rng(0)), args.repeats)
+    rows = [("ancestral, 1000 steps", t_np, res.nfe)]
+    x_T = np.random.default_rng(1).standard_normal((args.n, 2))
+    t_np2, res2 = best_time(lambda: ode_sample(model, None, np.random.default_rng(0), x_T=x_T, denoise=False), args.repeats)
+    rows.append(("probability-flow ODE, RK45", t_np2, res2.nfe))
+
+    peer_rows = [None, None]
+    if torch is not None:
+        from _torch_peer import TorchMLP, check_same_function
+
+        err = check_same_function(model, TorchMLP(model.with_dtype(np.float64)), np.random.default_rng(2))
+        peer = TorchMLP(model, dtype=torch.float32)
+        print(f"torch {torch.__version__}, set_num_threads({torch.get_num_threads()}); peer matches npdiff within {err:.1e}")
+        t_t, _ = best_time(lambda: torch_ancestral(torch, peer, chain, log_var, args.n, 0), args.repeats)
+        peer_rows[0] = (t_t, 1000)
+        t_t2, (_, nfe_t) = best_time(lambda: torch_ode(torch, peer, model.schedule, x_T), args.repeats)
+        peer_rows[1] = (t_t2, nfe_t)
+    else:
+        print("torch not installed: npdiff only")
+    print(f"{'work':30s} {'npdiff s':>9s} {'nfe':>5s} {'torch s':>9s} {'nfe':>5s} {'speed-up':>8s}")
+    for (name, t, nfe), peer_row in zip(rows, peer_rows):
+        if peer_row is None:
+            print(f"{name:30s} {t:9.2f} {nfe:5d}")
+        else:
+            print(f"{name:30s} {t:9.2f} {nfe:5d} {peer_row[0]:9.2f} {peer_row[1]:5d} {peer_row[0] / t:7.2f}x")
+
+
+if __name__ == "__main__":
+    main()
