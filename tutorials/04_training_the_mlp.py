@@ -247,7 +247,7 @@ ch.section("samples of the trained model")
 n_samp = ch.pick(1000, 4000)
 fresh, ref = data.sample(n_samp, ch.rng(3)), data.sample(n_samp, ch.rng(4))
 runs = [("ODE", "ODE (RK45)", ode_sample(model, n_samp, ch.rng(5))),
-        ("DDPM", "DDPM, 1000 steps", ddpm_sample(model, n_samp, ch.rng(6)))]
+        ("DDPM", f"DDPM, {ch.pick(250, 1000)} steps", ddpm_sample(model, n_samp, ch.rng(6), steps=ch.pick(250, 1000)))]
 ch.show("energy distance, data vs data", metrics.energy_distance(fresh, ref), "noise floor")
 fig, axes = plt.subplots(1, 3, figsize=(12, 4.3))
 axes[0].scatter(fresh[:, 0], fresh[:, 1], s=1.5, c="k", alpha=0.5, linewidths=0)

@@ -26,6 +26,12 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO_ROOT / "tutorials" / "out"
 
+# One BLAS thread (unless the reader says otherwise), set before NumPy loads. The chapters' matrices are
+# small (a batch of 200 points through 64 units): OpenBLAS's threads then cost more than they save, and on a
+# busy 2-core machine they can make the likelihood ODE of chapter 5 ten times slower.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 # Run from a fresh clone without installing: put the repository on the path if npdiff is not importable.
 try:  # pragma: no cover - depends on how the reader installed npdiff
     import npdiff  # noqa: F401
