@@ -1,0 +1,207 @@
+"""The tutorial chapters run end to end (--quick), write their figures, and print sane numbers.
+
+Each chapter runs once, in order, as a subprocess from the repository root, writing into one
+temporary folder (chapter 5 reuses the model chapter 4 saved there, as a reader's run does).
+The checks on the printed numbers are the chapters' own claims: an identity holds to
+rounding error, an estimator lands on a known value within its Monte Carlo error, a bound
+is not below what it bounds.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CHAPTERS = {
+    1: "01_forward_process.py",
+    2: "02_posteriors.py",
+    3: "03_perfect_denoiser.py",
+    4: "04_training_the_mlp.py",
+    5: "05_exact_likelihood.py",
+}
+FIGURES = {
+    1: ["01_dissolving.png", "01_schedules.png"],
+    2: ["02_posterior.png"],
+    3: ["03_score_fields.png", "03_samplers.png", "03_memorization.png"],
+    4: ["04_training.png", "04_samples.png"],
+    5: ["05_ode_vs_vlb.png", "05_vlb_terms.png", "05_nll_vs_entropy.png"],
+}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_LINE = re.compile(r"^  (?P<name>\S.*?) = (?P<value>\S+)(?:  \(.*\))?$")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[int, subprocess.CompletedProcess]]:
+    out = tmp_path_factory.mktemp("tutorials_out")
+    env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    done = {}
+    for number, script in CHAPTERS.items():  # in order: chapter 5 reads chapter 4's model
+        done[number] = subprocess.run(
+            [sys.executable, str(REPO / "tutorials" / script), "--quick", "--out", str(out)],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+        )
+    return out, done
+
+
+def _result(runs, number: int) -> subprocess.CompletedProcess:
+    proc = runs[1][number]
+    assert proc.returncode == 0, f"chapter {number} exited with {proc.returncode}:\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def numbers(stdout: str) -> dict[str, float]:
+    r"""The ``  name = value  (note)`` lines a chapter prints, as {name: value}."""
+    found = {}
+    for line in stdout.splitlines():
+        m = _LINE.match(line)
+        if m:
+            found[m["name"]] = float(m["value"])
+    return found
+
+
+def _nums(runs, number: int) -> dict[str, float]:
+    got = numbers(_result(runs, number).stdout)
+    assert got, f"chapter {number} printed no 'name = value' lines"
+    return got
+
+
+def _get(nums: dict[str, float], name: str) -> float:
+    assert name in nums, f"the chapter no longer prints {name!r}; it prints {sorted(nums)}"
+    return nums[name]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("number", sorted(CHAPTERS))
+def test_chapter_runs_and_prints_finite_numbers(runs, number: int) -> None:
+    proc = _result(runs, number)
+    assert f"chapter {number:02d} done" in proc.stdout
+    for name, value in numbers(proc.stdout).items():
+        assert math.isfinite(value), f"chapter {number} printed {name} = {value}"
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("number", sorted(FIGURES))
+def test_chapter_writes_valid_pngs(runs, number: int) -> None:
+    import matplotlib.image as mpimg
+
+    _result(runs, number)
+    out = runs[0]
+    for name in FIGURES[number]:
+        path = out / name
+        assert path.is_file(), f"chapter {number} did not write {name} (folder holds {sorted(p.name for p in out.iterdir())})"
+        assert path.read_bytes()[:8] == PNG_SIGNATURE, f"{name} does not start with the PNG signature"
+        img = mpimg.imread(path)  # decodes the whole file: a truncated PNG fails here
+        assert img.ndim == 3 and img.shape[0] >= 300 and img.shape[1] >= 300, f"{name} has shape {img.shape}"
+        assert float(np.std(img[..., :3])) > 0.01, f"{name} is blank (one flat colour)"
+
+
+@pytest.mark.slow
+def test_chapter3_writes_an_animated_gif(runs) -> None:
+    from PIL import Image
+
+    _result(runs, 3)
+    path = runs[0] / "03_flow.gif"
+    assert path.read_bytes()[:6] in (b"GIF87a", b"GIF89a"), "03_flow.gif does not start with a GIF signature"
+    with Image.open(path) as im:
+        assert im.n_frames >= 5, f"the animation has {im.n_frames} frames"
+        first = np.asarray(im.convert("L"), dtype=float)
+        im.seek(im.n_frames - 1)
+        last = np.asarray(im.convert("L"), dtype=float)
+    assert np.abs(first - last).mean() > 0.5, "the first and last frames are the same: nothing flows"
+
+
+@pytest.mark.slow
+def test_chapter1_numbers(runs) -> None:
+    n = _nums(runs, 1)
+    for s in ("vp_linear", "cosine", "log_snr_linear"):
+        # Monte Carlo moments of q(x_t | x_0) against the closed form (1500 points: a few percent)
+        assert abs(_get(n, f"{s}: max var(x_t) / (ab var(x_0) + 1 - ab)") - 1.0) < 0.1, s
+        assert _get(n, f"{s}: max |mean(x_t) - sqrt(ab) mean(x_0)|") < 0.1, s
+        # almost nothing of the data survives at t_max, and the KL to the prior is a KL
+        assert 0.0 < _get(n, f"{s}: alpha_bar(t_max)") < 1e-4, s
+        assert 0.0 <= _get(n, f"{s}: KL(q(x_tmax|x_0) || N(0,I)) in nats") < 1e-2, s
+        assert 0.1 < _get(n, f"{s}: t where SNR = 1") < 0.9, s
+    assert abs(_get(n, "two-step residual / sigma(t): variance") - 1.0) < 0.1
+    assert _get(n, "alpha_bar[0] (clean data)") == 1.0
+    assert 0.0 < _get(n, "max |beta_i - beta_i(DDPM)|") < 1e-3  # close, not equal
+
+
+@pytest.mark.slow
+def test_chapter2_identities_hold_to_rounding(runs) -> None:
+    n = _nums(runs, 2)
+    exact = {
+        "max relative |log q(x_s|x_t,x_0) - Bayes' rule|": 1e-10,
+        "max relative |q_posterior - precision-weighted form|": 1e-9,
+        "max difference, discrete (Ho Eq. 7) vs continuous posterior": 1e-9,
+        "max relative |KL - Ho Eq. 12 weight * |eps - eps_hat|^2|": 1e-9,
+        "max relative |KL closed form - quadrature|": 1e-8,
+        "max |sum_v p(v) - 1|": 1e-12,
+        "max |eps -> x0 -> v -> score -> eps - eps|": 1e-12,
+        "max relative |score - finite difference of log q(x_t|x_0)|": 1e-7,
+    }
+    for name, tol in exact.items():
+        assert 0.0 <= _get(n, name) < tol, f"{name} = {n[name]}, expected below {tol}"
+    for name in ("regression slope / closed-form coefficient of x_t", "residual variance / closed-form posterior variance"):
+        assert abs(_get(n, name) - 1.0) < 0.1, f"{name} = {n[name]}"
+    assert math.isclose(_get(n, "KL of two Gaussians 1e-12 apart in log-variance"), 0.25e-24, rel_tol=1e-6)
+
+
+@pytest.mark.slow
+def test_chapter3_numbers(runs) -> None:
+    n = _nums(runs, 3)
+    # the oracle's Monte Carlo loss and the floor D - E|eps*|^2 are two estimates of one number
+    assert abs(_get(n, "Monte Carlo loss of the oracle, E|eps - eps*|^2 / D") - _get(n, "floor (D - E|eps*|^2) / D")) < 0.05
+    for pred in ("0.9 eps*", "1.1 eps*", "eps* + 0.1", "zero"):
+        assert _get(n, f"extra loss of the predictor {pred!r}") > 0.0, pred
+    for sampler in ("DDPM", "DDIM", "ODE", "SDE"):
+        assert abs(_get(n, f"8gaussians: {sampler} mean log p(samples) + H")) < 0.3, sampler
+        assert _get(n, f"checkerboard: {sampler} fraction of samples on the squares") > 0.97, sampler
+        assert _get(n, f"8gaussians: {sampler} energy distance to data") < 0.05, sampler
+    # memorization: the empirical oracle's ODE samples are training points; fresh data is not
+    assert _get(n, "empirical oracle, ODE: fraction within 1e-3 of a training point") > 0.95
+    assert _get(n, "empirical oracle, ODE: distinct training points reached") >= 30
+    assert _get(n, "fresh data: fraction within 1e-3 of a training point") < 0.05
+    assert _get(n, "empirical oracle, ODE: median distance to the nearest training point") < 1e-6
+    assert _get(n, "fresh data: median distance to the nearest training point") > 0.01
+
+
+@pytest.mark.slow
+def test_chapter4_gradients_and_training(runs) -> None:
+    n = _nums(runs, 4)
+    assert _get(n, "tiny network: max relative |hand gradient - central difference|") < 1e-5
+    assert _get(n, "MLP: max relative |hand gradient - central difference|") < 1e-4
+    assert _get(n, "MLP: relative |grad . d - directional difference|") < 1e-6
+    assert _get(n, "MLP: max relative |JVP - finite difference|") < 1e-6
+    assert _get(n, "MLP: max relative |exact trace - finite-difference trace|") < 1e-6
+    assert _get(n, "final loss (mean of the last 5% of steps)") < _get(n, "first loss")
+    assert -0.1 < _get(n, "final loss - best possible") < 0.5  # at the floor within noise, never far below it
+    assert -1.0 < _get(n, "ODE: mean log p(samples) + H") < 0.3  # a coarse quick model, but eight modes
+    assert _get(n, "max |eps(saved model) - eps(model)|") == 0.0
+    assert (runs[0] / "04_model_quick.npz").is_file()
+
+
+@pytest.mark.slow
+def test_chapter5_likelihoods(runs) -> None:
+    proc = _result(runs, 5)
+    assert "loaded" in proc.stdout, "chapter 5 did not reuse chapter 4's model"
+    n = _nums(runs, 5)
+    # the exact denoiser: the ODE recovers the true density point by point, the bound sits above on average
+    assert abs(_get(n, "oracle ODE: paired gap")) < 1e-3
+    assert _get(n, "oracle ODE: max |log p_ODE - log p_true| over the points") < 1e-2
+    assert -0.3 < _get(n, "oracle VLB: paired gap") < 0.5
+    assert _get(n, "oracle VLB, small variance: paired gap") > _get(n, "oracle VLB: paired gap")
+    assert 0.0 < _get(n, "oracle VLB: prior term L_T") < 1e-2
+    assert -0.1 < _get(n, "MLP ODE: paired gap") < 1.0
+    for name in ("8gaussians", "checkerboard", "rings", "circles"):
+        assert abs(_get(n, f"{name}: paired gap of the oracle ODE")) < 1e-2, name
+        assert 1.5 < _get(n, f"{name}: H") < 4.0, name
+    assert abs(_get(n, "pinwheel: mean -log p_true (no oracle)") - _get(n, "pinwheel: H")) < 0.3
