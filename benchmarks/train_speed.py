@@ -189,8 +189,8 @@ def window(step, seconds: float) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--batch", type=int, nargs="*", default=[32, 256, 4096])
-    ap.add_argument("--seconds", type=float, default=1.0, help="length of one timing window")
-    ap.add_argument("--repeats", type=int, default=3, help="alternating windows per side")
+    ap.add_argument("--seconds", type=float, default=0.3, help="length of one timing window")
+    ap.add_argument("--repeats", type=int, default=8, help="alternating windows per side")
     ap.add_argument("--torch-adamw", choices=["fused", "foreach", "loop"], default="fused")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--threads", type=int, default=None,
