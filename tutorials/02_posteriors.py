@@ -60,8 +60,8 @@ forward process run backwards, the two reverse variances, the discretized decode
 #
 # Which Sigma? Ho et al. offer two fixed choices: beta_tilde_t (the posterior variance,
 # exact if x_0 were a single point) and beta_t (exact if x_0 were N(0, I)). The figure shows
-# they differ only during the first few steps, where beta_tilde_t -> 0; chapter 5 shows the
-# difference matters for the likelihood.
+# they differ only during the first few dozen steps, where beta_tilde_t -> 0; chapter 5 shows
+# that this difference matters for the likelihood.
 #
 # 3. KL between Gaussians
 #

@@ -71,9 +71,9 @@ Writes: 03_score_fields.png (exact noised densities and their score fields),
 # never produces anything new (Karras et al. 2022 make the same remark). The figure
 # 03_memorization.png shows it: the ODE's samples land on training points to rounding error.
 # How sharply the softmax snaps depends on the noise level of the last step: the ODE stops at
-# sigma = 0.01, DDPM with 200 steps at sigma = 0.03, where a few samples still average two
-# neighbouring training points; all of them sit a hundred times closer to the training set
-# than fresh data does.
+# sigma = 0.01, DDPM at sigma = 0.01 with 1000 steps but at 0.03 with the quick run's 200,
+# where some samples still average two neighbouring training points (the DDPM curve of the
+# right panel): closer to the training set than fresh data, but no longer exact copies.
 #
 # So a network that minimized the training loss perfectly on a finite data set would be
 # useless as a generative model. Real models generalize because they are *not* perfect: a

@@ -16,18 +16,21 @@ and 04_model.npz (04_model_quick.npz with --quick), the trained model that chapt
 #     x_0 ~ data,  t ~ U(t_min, t_max),  eps ~ N(0, I),  x_t = sqrt(a) x_0 + sigma eps,
 #     L = mean over the batch of |y_hat(x_t, t) - y|^2,
 #
-# where y is what the network predicts. npdiff's default recipe for 2-D data predicts the
-# velocity v = sqrt(a) eps - sigma x_0 (Salimans & Ho 2022) rather than eps: near t = 0 the
-# noise is almost invisible in x_t, so eps is hard to predict and its errors, divided by
-# sigma to make a score, blow up; v is x_0 there and eps at the other end, and stays of one
-# scale throughout. The three targets are linear in each other given x_t (chapter 2, section 5),
-# and so are the minimizers: v* = sqrt(a) eps* - sigma E[x_0 | x_t]. The best possible loss is
-# therefore known exactly from the oracle, E|v - v*|^2, and the training curve is drawn
-# against it: the gap between the two is all the network still has to learn.
+# where y is what the network predicts. npdiff's default recipe for 2-D data (npdiff/recipes.py)
+# predicts the velocity v = sqrt(a) eps - sigma x_0 (Salimans & Ho 2022) rather than eps.
+# With eps-prediction the implied clean point x0_hat = (x_t - sigma eps_hat) / sqrt(a) divides
+# the network's error by sqrt(a), which vanishes as t -> 1; v runs from eps at t = 0 to -x_0
+# at t = 1, so both readings of the output stay well conditioned at both ends (Salimans &
+# Ho 2022, Sec. 4), and the recipe measured better likelihoods with it. The three targets
+# are linear in each other given x_t (chapter 2, section 5), and so are the minimizers:
+# v* = sqrt(a) eps* - sigma E[x_0 | x_t]. The best possible loss is therefore known exactly
+# from the oracle, E|v - v*|^2, and the training curve is drawn against it: the gap between
+# the two is all the network still has to learn.
 #
 # 2. The network
 #
-# A small residual MLP (npdiff.nn.mlp), the "tiny-diffusion" design:
+# A small residual MLP (npdiff.nn.mlp) after the popular "tiny-diffusion" design, except that
+# the recipe feeds x itself where tiny-diffusion embeds each coordinate sinusoidally too:
 #
 #     e   = [x | emb(t)]                          sinusoidal embedding of t (Vaswani et al. 2017)
 #     h_0 = act(e W_0 + b_0)
@@ -123,7 +126,7 @@ for p, g in zip(tiny, grads):
         down = tiny_loss_and_grad(*tiny, u, target)[0]
         p[i] = old
         worst = max(worst, abs((up - down) / (2 * h) - g[i]) / max(1e-3, abs(g[i])))
-ch.show("tiny network: max relative |hand gradient - central difference|", worst, "all 58 weights")
+ch.show("tiny network: max relative |hand gradient - central difference|", worst, f"all {sum(p.size for p in tiny)} weights")
 
 # -- 3b. the library's MLP, the same check ------------------------------------------------------------
 ch.section("3b. npdiff's MLP (embeddings, residual blocks, GELU): the same checks in float64")
