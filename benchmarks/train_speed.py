@@ -17,6 +17,10 @@ uses its fastest AdamW on CPU (``fused=True``; ``--torch-adamw foreach`` or ``lo
 others). The two are measured in alternating windows and the best window of each is kept,
 since on a shared machine the slow windows measure the neighbours, not the code.
 
+Run it on an idle machine: with another job on one of the 2 cores, every 2-thread matmul
+waits for its descheduled second thread, and both libraries slow down 10-20 fold (seen here:
+npdiff 45 -> 2.3 steps/s at batch 4096). ``--threads 1`` is far less sensitive to neighbours.
+
 The matmul fraction is the time the step's own matmuls take when replayed alone (same
 shapes, same buffers, same call sequence, recorded from one step) over the step's time:
 the share of the step that is BLAS, the physical floor of this design.
