@@ -82,8 +82,7 @@ density of x_t) and 01_schedules.png (alpha_bar, log-SNR, beta and the discrete 
 
 from __future__ import annotations
 
-import numpy as np
-from _common import Chapter, plt
+from _common import Chapter, np, plt
 
 from npdiff import forward, gaussian
 from npdiff.data import toy2d

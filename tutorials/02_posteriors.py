@@ -91,8 +91,7 @@ forward process run backwards, the two reverse variances, the discretized decode
 
 from __future__ import annotations
 
-import numpy as np
-from _common import Chapter, plt
+from _common import Chapter, np, plt
 from scipy import integrate
 from scipy.stats import norm
 

@@ -83,8 +83,7 @@ Writes: 03_score_fields.png (exact noised densities and their score fields),
 
 from __future__ import annotations
 
-import numpy as np
-from _common import Chapter, plt
+from _common import Chapter, np, plt
 from matplotlib.animation import FuncAnimation, PillowWriter
 from matplotlib.colors import PowerNorm
 

@@ -80,8 +80,7 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-from _common import Chapter, plt, toy_model_recipe
+from _common import Chapter, np, plt, toy_model_recipe
 
 from npdiff import checkpoint, metrics, parameterization
 from npdiff.data import toy2d

@@ -72,8 +72,7 @@ Reuses the model chapter 4 saved in the same output folder (trains it again if a
 
 from __future__ import annotations
 
-import numpy as np
-from _common import Chapter, plt, toy_model_recipe
+from _common import Chapter, np, plt, toy_model_recipe
 from matplotlib.patches import Patch
 
 from npdiff import checkpoint
@@ -218,7 +217,7 @@ for k, name in enumerate(names):
     ch.show(f"{name}: ODE NLL with the oracle", -lp.mean())
     ch.show(f"{name}: paired gap of the oracle ODE", diff.mean(), f"+- {diff.std(ddof=1) / np.sqrt(n_set):.2g}")
 
-fig, axes = plt.subplots(1, 2, figsize=(max(11, 2.4 * len(rows)), 4.4))
+fig, axes = plt.subplots(1, 2, figsize=(13, 4.6))
 ax = axes[0]
 pos = np.arange(len(rows))
 has_oracle = [r[5] is not None for r in rows]

@@ -26,9 +26,10 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO_ROOT / "tutorials" / "out"
 
-# One BLAS thread (unless the reader says otherwise), set before NumPy loads. The chapters' matrices are
-# small (a batch of 200 points through 64 units): OpenBLAS's threads then cost more than they save, and on a
-# busy 2-core machine they can make the likelihood ODE of chapter 5 ten times slower.
+# One BLAS thread (unless the reader says otherwise), set before NumPy loads; the chapters therefore take
+# NumPy from here (``from _common import np``). Their matrices are small (a batch of 256 points through 64
+# units): OpenBLAS's threads then cost more than they save, and on a busy 2-core machine they made training
+# and the likelihood ODE ten times slower.
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
@@ -44,7 +45,7 @@ matplotlib.use("Agg")  # files only, never a window: the chapters also run on se
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["Chapter", "plt", "toy_model_recipe"]
+__all__ = ["Chapter", "np", "plt", "toy_model_recipe"]
 
 
 class Chapter:
