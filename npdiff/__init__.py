@@ -8,16 +8,32 @@ closed-form posteriors), :mod:`npdiff.parameterization` (eps, x0, v and score),
 :mod:`npdiff.analytic` (oracles whose scores and densities are closed-form),
 :mod:`npdiff.data` (toy sets with their true densities), :mod:`npdiff.sample`
 (DDPM, DDIM, probability-flow ODE, reverse SDE), :mod:`npdiff.likelihood` (exact ODE
-likelihood and the variational bound) and :mod:`npdiff.metrics`.
+likelihood and the variational bound), :mod:`npdiff.metrics`, and the hand-differentiated
+MLP: :mod:`npdiff.nn`, :mod:`npdiff.train`, :mod:`npdiff.checkpoint`.
 """
 
-from . import analytic, data, denoiser, forward, gaussian, likelihood, metrics, parameterization, sample, schedule
+from . import (
+    analytic,
+    checkpoint,
+    data,
+    denoiser,
+    forward,
+    gaussian,
+    likelihood,
+    metrics,
+    nn,
+    parameterization,
+    sample,
+    schedule,
+    train,
+)
 from .schedule import cosine, ddpm_linear, log_snr_linear, vp_linear
 
 __version__ = "0.1.0"
 
 __all__ = [
     "analytic",
+    "checkpoint",
     "cosine",
     "data",
     "ddpm_linear",
@@ -27,8 +43,10 @@ __all__ = [
     "likelihood",
     "log_snr_linear",
     "metrics",
+    "nn",
     "parameterization",
     "sample",
     "schedule",
+    "train",
     "vp_linear",
 ]

@@ -38,6 +38,8 @@ __all__ = ["FORMAT", "VERSION", "Checkpoint", "load", "save"]
 
 FORMAT = "npdiff-checkpoint"
 VERSION = 1
+_BIT_GENERATORS = {"PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM, "Philox": np.random.Philox,
+                   "SFC64": np.random.SFC64, "MT19937": np.random.MT19937}
 
 
 @dataclasses.dataclass
@@ -193,7 +195,11 @@ def load(path: str | os.PathLike) -> Checkpoint:
     if "rng_state" in arrays:
         state = _json(path, arrays, "rng_state")
         try:
-            bit_gen = getattr(np.random, state["bit_generator"])()
+            # only NumPy's bit generators by name: a file never chooses which callable runs
+            name = state["bit_generator"]
+            if name not in _BIT_GENERATORS:
+                raise ValueError(f"unknown bit generator {name!r}; expected one of {sorted(_BIT_GENERATORS)}")
+            bit_gen = _BIT_GENERATORS[name]()
             bit_gen.state = state
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise _bad(path, f"its generator state cannot be restored ({exc})") from exc

@@ -153,3 +153,24 @@ def test_foreign_files_are_refused(tmp_path):
         checkpoint.load(tmp_path / "short.npz")
     with pytest.raises(FileNotFoundError):
         checkpoint.load(tmp_path / "missing.npz")
+
+
+def test_a_file_cannot_choose_which_callable_restores_the_generator(tmp_path):
+    # the generator state names its bit generator; only NumPy's bit generators are accepted
+    import json as _json
+
+    from npdiff.checkpoint import load, save
+    from npdiff.nn import MLPConfig
+    from npdiff.nn.model import DiffusionMLP
+    from npdiff.schedule import vp_linear
+
+    model = DiffusionMLP(MLPConfig(width=8, depth=1, emb_dim=8), vp_linear(), rng=np.random.default_rng(0))
+    path = save(tmp_path / "m.npz", model, rng=np.random.default_rng(1))
+    arrays = dict(np.load(path, allow_pickle=False))
+    state = _json.loads(str(arrays["rng_state"]))
+    state["bit_generator"] = "seed"  # np.random.seed is a callable of np.random, not a bit generator
+    arrays["rng_state"] = np.array(_json.dumps(state))
+    np.savez(tmp_path / "evil.npz", **arrays)
+    with pytest.raises(ValueError, match="unknown bit generator 'seed'"):
+        load(tmp_path / "evil.npz")
+    assert load(path).rng.bit_generator.state == np.random.default_rng(1).bit_generator.state
