@@ -28,6 +28,9 @@ class TorchMLP(nn.Module):
                 lin.weight.copy_(torch.from_numpy(W.T.copy()))
                 lin.bias.copy_(torch.from_numpy(b.copy()))
             self.linears.append(lin)
+        # inference only: autograd must not spend time on weight gradients nobody asked for
+        for p in self.parameters():
+            p.requires_grad_(False)
         half = cfg.emb_dim // 2
         self.register_buffer("freq", torch.exp(-math.log(1e4) * torch.arange(half, dtype=dtype) / (half - 1)))
         self.act = nn.GELU() if cfg.activation == "gelu" else nn.SiLU()
