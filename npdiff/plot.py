@@ -111,3 +111,93 @@ def plot_loss(loss: np.ndarray, path: str | os.PathLike) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+# -- images -----------------------------------------------------------------------------------------
+
+
+def _image_grid(images: np.ndarray, shape: tuple[int, int], cols: int, pad: int = 1) -> np.ndarray:
+    # tile (N, H*W) images in [-1, 1] into one (rows*(H+pad)-pad, cols*(W+pad)-pad) array, NaN between tiles
+    h, w = shape
+    n = images.shape[0]
+    rows = -(-n // cols)
+    grid = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad), np.nan)
+    for k in range(n):
+        r, c = divmod(k, cols)
+        grid[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = images[k].reshape(h, w)
+    return grid
+
+
+def plot_image_grid(samples: np.ndarray, real: np.ndarray | None, path: str | os.PathLike, *,
+                    shape: tuple[int, int] = (8, 8), cols: int = 10, title: str = "") -> None:
+    r"""Model samples (N, H*W) as a grid of images beside real images (M, H*W), both in [-1, 1].
+
+    Values are clipped to [-1, 1] (the data range) and drawn in grey, white ink on black.
+    """
+    plt = _pyplot()
+    panels = [("samples", samples)] + ([("real digits", real)] if real is not None else [])
+    grids = [_image_grid(np.clip(np.asarray(imgs, dtype=np.float64), -1.0, 1.0), shape, cols) for _, imgs in panels]
+    aspect = max(g.shape[0] for g in grids) / grids[0].shape[1]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.6 * aspect + 0.8), squeeze=False)
+    cmap = plt.get_cmap("gray").with_extremes(bad="#6f8fb3")  # bad: the gutters between tiles
+    for ax, (name, imgs), grid in zip(axes[0], panels, grids):
+        ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=-1.0, vmax=1.0, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"{name} ({imgs.shape[0]})")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_vlb_terms(terms_bpd: np.ndarray, path: str | os.PathLike, *, times: np.ndarray | None = None,
+                   title: str = "") -> None:
+    r"""The per-step terms of the variational bound in bits/dim, (T + 1,): L_0 (decoder), L_1..L_{T-1}, L_T (prior).
+
+    Drawn against the step index t (or ``times``), log-scaled, with the cumulative sum from
+    t = 0 on a second axis: where the bound's bits are spent.
+    """
+    plt = _pyplot()
+    terms_bpd = np.asarray(terms_bpd, dtype=np.float64)
+    T = terms_bpd.shape[0] - 1
+    x = np.arange(T + 1) if times is None else np.asarray(times, dtype=np.float64)
+    fig, ax = plt.subplots(figsize=(6.6, 3.8))
+    ax.semilogy(x[1:T], np.maximum(terms_bpd[1:T], 1e-8), ".-", ms=3, lw=0.8, label=r"$L_{t-1}$ (KL terms)")
+    ax.semilogy(x[:1], [max(terms_bpd[0], 1e-8)], "s", color="C3", label=r"$L_0$ (decoder)")
+    ax.semilogy(x[T:], [max(terms_bpd[T], 1e-8)], "^", color="C2", label=r"$L_T$ (prior)")
+    ax.set_xlabel("t" if times is not None else "chain step t")
+    ax.set_ylabel("bits/dim")
+    ax.grid(alpha=0.3)
+    ax2 = ax.twinx()
+    ax2.plot(x, np.cumsum(terms_bpd), color="k", lw=1.2, alpha=0.7, label="cumulative")
+    ax2.set_ylabel("cumulative bits/dim")
+    lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    ax.legend(lines, [h.get_label() for h in lines], fontsize=8, loc="upper center")
+    ax.set_title(title or f"VLB terms (total {terms_bpd.sum():.3f} bits/dim)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_reverse_process(trajectory: np.ndarray, times: np.ndarray, path: str | os.PathLike, *,
+                         shape: tuple[int, int] = (8, 8), panels: int = 10) -> None:
+    r"""One image along a recorded reverse trajectory (K + 1, D), noise (left) to data (right).
+
+    Each panel is scaled to its own range (noise spans about +-3, data [-1, 1]), so both are visible.
+    """
+    plt = _pyplot()
+    trajectory = np.asarray(trajectory, dtype=np.float64)
+    idx = np.unique(np.round(np.linspace(0, len(times) - 1, panels)).astype(int))
+    fig, axes = plt.subplots(1, len(idx), figsize=(1.3 * len(idx), 1.6))
+    for ax, k in zip(np.atleast_1d(axes), idx):
+        img = trajectory[k].reshape(shape)
+        lim = max(1.0, float(np.abs(img).max()))
+        ax.imshow(img, cmap="gray", vmin=-lim, vmax=lim, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"t={times[k]:.2f}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
