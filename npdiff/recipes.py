@@ -27,6 +27,14 @@ RECIPES: dict[str, dict[str, Any]] = {
         "train": {"steps": 10_000, "batch_size": 256, "lr": 1e-3, "lr_schedule": "cosine", "clip_norm": 1.0,
                   "ema_decay": 0.999, "t_min": 1e-5},
     },
+    "images": {
+        "model": {"width": 256, "depth": 3, "emb_dim": 128, "activation": "gelu", "parameterization": "v",
+                  "coord_embedding": False},
+        "train": {"steps": 48_000, "batch_size": 128, "lr": 1e-3, "lr_schedule": "cosine", "clip_norm": 1.0,
+                  "weight_decay": 0.1, "ema_decay": 0.999, "t_min": 1e-5},
+        "data": {"dequantize": True},
+        "eval": {"vlb_T": 50, "vlb_variance": "large"},
+    },
 }
 
 
