@@ -1,0 +1,274 @@
+"""Small images: the digits loader and its split, the IDX reader, bits/dim conventions, divergence
+detection, the figures, and a quick digits training scored by both likelihoods from the command line."""
+
+import gzip
+import json
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from npdiff.analytic import GaussianData
+from npdiff.cli import DIVERGED_RMS, image_nll
+from npdiff.data import images
+from npdiff.data.images import DIGITS_K, digits, digits_split, read_idx, write_idx
+from npdiff.likelihood import vlb
+from npdiff.schedule import vp_linear
+
+PNG = b"\x89PNG\r\n\x1a\n"
+UNIFORM_BPD = np.log2(17)  # 4.087: every one of the 17 levels equally likely
+
+
+# -- the digits ----------------------------------------------------------------------------------
+
+
+def test_digits_are_sklearns_images_on_17_levels_with_the_documented_split():
+    # independent path: scikit-learn's own loader and the split written out as the docs state it
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    perm = np.random.default_rng(0).permutation(1797)
+    d = digits()
+    assert d.train.shape == (1437, 64) and d.test.shape == (360, 64) and d.dim == 64 and d.shape == (8, 8)
+    assert d.K == DIGITS_K == 17
+    np.testing.assert_array_equal(d.train, 2.0 * bunch.data[perm[:1437]] / 16.0 - 1.0)
+    np.testing.assert_array_equal(d.test, 2.0 * bunch.data[perm[1437:]] / 16.0 - 1.0)
+    np.testing.assert_array_equal(d.train_labels, bunch.target[perm[:1437]])
+    np.testing.assert_array_equal(d.test_labels, bunch.target[perm[1437:]])
+    # every value is one of the 17 levels 2v/16 - 1, and both ends are used
+    levels = (d.test + 1.0) * 8.0
+    np.testing.assert_array_equal(levels, np.round(levels))
+    assert d.train.min() == -1.0 and d.train.max() == 1.0
+
+
+def test_split_is_a_deterministic_partition():
+    train, test = digits_split()
+    train2, test2 = digits_split()
+    np.testing.assert_array_equal(train, train2)
+    np.testing.assert_array_equal(test, test2)
+    assert len(train) == 1437 and len(test) == 360
+    np.testing.assert_array_equal(np.sort(np.concatenate([train, test])), np.arange(1797))
+    a, b = digits(), digits()
+    np.testing.assert_array_equal(a.train, b.train)
+    np.testing.assert_array_equal(a.test, b.test)
+
+
+def test_samplers_draw_training_images_and_dequantize_within_a_bin():
+    d = digits()
+    x = d.sample(500, np.random.default_rng(0))
+    train_rows = {r.tobytes() for r in d.train}
+    assert all(r.tobytes() in train_rows for r in x), "sample() must return rows of the train split"
+    xd = d.sample_dequantized(500, np.random.default_rng(0))
+    # same generator state for the rows, then U(-1/16, 1/16) noise: the nearest level is the original pixel
+    np.testing.assert_array_equal(np.round((xd + 1.0) * 8.0), (x + 1.0) * 8.0)
+    assert np.abs(xd - x).max() <= 1.0 / 16.0 and np.abs(xd - x).min() > 0.0
+    with pytest.raises(ValueError, match="split"):
+        d.split("validation")
+
+
+def test_missing_scikit_learn_raises_an_error_naming_the_extra(monkeypatch):
+    images._digits_table.cache_clear()
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # what `import sklearn` sees when it is not installed
+    try:
+        with pytest.raises(ImportError, match=r"npdiff\[images\]"):
+            digits()
+    finally:
+        images._digits_table.cache_clear()
+
+
+def test_cli_without_scikit_learn_is_one_line():
+    code = ("import sys; sys.modules['sklearn'] = None; from npdiff.cli import main; "
+            "sys.exit(main(['nll', '--model', 'nothing.npz', '--data', 'digits']))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "npdiff[images]" in lines[0], proc.stderr
+
+
+# -- IDX ------------------------------------------------------------------------------------------
+
+
+def _idx_bytes(arr, code, fmt):
+    # written here from the format's definition (LeCun et al.), not by npdiff
+    head = bytes([0, 0, code, arr.ndim]) + b"".join(struct.pack(">I", n) for n in arr.shape)
+    return head + b"".join(struct.pack(fmt, v) for v in arr.ravel().tolist())
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_read_idx_reads_an_mnist_style_file_written_by_hand(tmp_path, gz):
+    rng = np.random.default_rng(1)
+    imgs = rng.integers(0, 256, size=(3, 5, 4)).astype(np.uint8)  # like MNIST's (N, 28, 28) uint8
+    raw = _idx_bytes(imgs, 0x08, ">B")
+    path = tmp_path / ("imgs.idx.gz" if gz else "imgs-idx3-ubyte")
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+    got = read_idx(path)
+    assert got.dtype == np.uint8 and got.shape == (3, 5, 4)
+    np.testing.assert_array_equal(got, imgs)
+    labels = np.array([7, 0, 255], dtype=np.uint8)
+    (tmp_path / "labels.idx").write_bytes(_idx_bytes(labels, 0x08, ">B"))
+    np.testing.assert_array_equal(read_idx(tmp_path / "labels.idx"), labels)
+
+
+@pytest.mark.parametrize("dtype, code, fmt", [(np.int8, 0x09, ">b"), (np.int16, 0x0B, ">h"), (np.int32, 0x0C, ">i"),
+                                              (np.float32, 0x0D, ">f"), (np.float64, 0x0E, ">d")])
+def test_write_idx_matches_the_format_and_round_trips(tmp_path, dtype, code, fmt):
+    arr = (np.arange(-6, 6).reshape(2, 6) * 3).astype(dtype)
+    path = write_idx(tmp_path / "a.idx", arr)
+    assert path.read_bytes() == _idx_bytes(arr, code, fmt)
+    write_idx(tmp_path / "a.idx.gz", arr)
+    assert gzip.decompress((tmp_path / "a.idx.gz").read_bytes()) == _idx_bytes(arr, code, fmt)
+    for p in (tmp_path / "a.idx", tmp_path / "a.idx.gz"):
+        back = read_idx(p)
+        assert back.dtype == np.dtype(dtype) and back.dtype.isnative
+        np.testing.assert_array_equal(back, arr, err_msg=str(p))
+
+
+def test_read_idx_rejects_broken_files_naming_them(tmp_path):
+    good = _idx_bytes(np.zeros((2, 3), np.uint8), 0x08, ">B")
+    cases = {"short.idx": good[:-1], "magic.idx": b"\x01" + good[1:], "type.idx": good[:2] + b"\x07" + good[3:],
+             "header.idx": good[:6], "gz.idx.gz": gzip.compress(good)[:-8]}
+    for name, raw in cases.items():
+        (tmp_path / name).write_bytes(raw)
+        with pytest.raises(ValueError, match=name.replace(".", r"\.")):
+            read_idx(tmp_path / name)
+    with pytest.raises(TypeError, match="IDX dtype"):
+        write_idx(tmp_path / "b.idx", np.zeros(3, np.uint16))
+
+
+# -- bits/dim conventions on exact denoisers -------------------------------------------------------
+
+
+def test_ode_bits_per_dim_is_the_dequantized_density_in_bits_per_dim():
+    # Gaussian data N(0, s I): q_t = N(0, v_t I), v_t = s alpha_bar(t) + 1 - alpha_bar(t), and the flow maps
+    # x at t_min to z = x sqrt(v_1 / v_{t_min}). The ODE estimate is log q_{t_min}(x) + log N(z; 0, I) - log q_1(z)
+    # (its prior is N(0, I), not q_1), so with u the same U(-1/16, 1/16) draws
+    # bpd = -(that + D log(2/(K-1))) / (D ln 2)
+    D, K, t_min, s = 64, 17, 1e-5, 0.3
+    sched = vp_linear()
+    oracle = GaussianData(np.zeros(D), s, sched)
+    levels = np.random.default_rng(3).integers(0, K, size=(6, D))
+    x = 2.0 * levels / (K - 1) - 1.0
+    r, arrays = image_nll(oracle, x, K, method="ode", seed=5, rtol=1e-9, atol=1e-9)
+    xd = x + np.random.default_rng(5).uniform(-1.0 / (K - 1), 1.0 / (K - 1), size=x.shape)
+
+    def log_normal(y, var):
+        return -0.5 * np.sum(np.log(2 * np.pi * var) + y**2 / var, axis=1)
+
+    v0, v1 = (s * sched.alpha_bar(t) + 1.0 - sched.alpha_bar(t) for t in (t_min, sched.t_max))
+    z = xd * np.sqrt(v1 / v0)
+    log_p = log_normal(xd, v0) + log_normal(z, 1.0) - log_normal(z, v1)
+    expected = -(log_p + D * np.log(2.0 / (K - 1))) / (D * np.log(2.0))
+    np.testing.assert_allclose(arrays["bpd_ode"], expected, rtol=1e-6, err_msg="per-image bits/dim")
+    assert r["ode_diverged"] == 0 and r["bpd_ode"] == pytest.approx(expected.mean(), rel=1e-6)
+
+
+def test_vlb_bits_per_dim_is_the_bound_in_nats_over_d_ln2_and_bounds_the_bin_mass():
+    D, K, T = 64, 17, 200
+    oracle = GaussianData(np.zeros(D), 0.3, vp_linear())
+    x = 2.0 * np.random.default_rng(4).integers(0, K, size=(5, D)) / (K - 1) - 1.0
+    r, arrays = image_nll(oracle, x, K, method="vlb", T=T, seed=7)
+    direct = vlb(oracle, x, T, rng=np.random.default_rng(8), variance="large", K=K)  # image_nll uses seed + 1
+    np.testing.assert_allclose(arrays["bpd_vlb"], direct.total / (D * np.log(2.0)), rtol=1e-12)
+    np.testing.assert_allclose(arrays["vlb_terms_bpd"].sum(), arrays["bpd_vlb"].mean(), rtol=1e-12)
+    # a bound on -log2 P(bin) per dimension of the model; the model's bins carry about the Gaussian's
+    # mass of each bin, so the bound cannot be below that figure (by more than the model's blur)
+    from scipy.stats import norm
+
+    delta, s = 1.0 / (K - 1), np.sqrt(0.3)
+    hi = np.where(x > 1 - 1e-9, np.inf, x + delta)
+    lo = np.where(x < -1 + 1e-9, -np.inf, x - delta)
+    bin_bpd = -np.log2(norm.cdf(hi / s) - norm.cdf(lo / s)).mean(axis=1)  # (B,)
+    assert np.all(arrays["bpd_vlb"] > bin_bpd - 0.02), (arrays["bpd_vlb"], bin_bpd)
+    assert r["vlb_T"] == T and r["vlb_diverged"] == 0
+
+
+class _Runaway:
+    r"""A protocol denoiser whose flow explodes for the images with x[:, 0] > 0: eps = g x with g = 40 there
+    (the probability-flow velocity -beta/2 (x - eps/sigma) then grows without bound), the exact oracle of
+    N(0, 0.3 I) elsewhere."""
+
+    def __init__(self, D):
+        self.dim = D
+        self.schedule = vp_linear()
+        self.base = GaussianData(np.zeros(D), 0.3, self.schedule)
+
+    def _gain(self, x):
+        return np.where(x[:, :1] > 0.0, 40.0, 0.0)  # (B, 1)
+
+    def eps(self, x, t):
+        g = self._gain(x)
+        return np.where(g > 0, g * x, self.base.eps(x, t))
+
+    def eps_and_divergence(self, x, t):
+        g = self._gain(x)
+        e, div = self.base.eps_and_divergence(x, t)
+        return np.where(g > 0, g * x, e), np.where(g[:, 0] > 0, g[:, 0] * x.shape[1], div)
+
+
+def test_a_diverging_solve_is_reported_as_diverged_not_as_a_number():
+    D, K = 16, 17
+    x = 2.0 * np.random.default_rng(6).integers(0, K, size=(6, D)) / (K - 1) - 1.0
+    x[:, 0] = [-1.0, 0.5, -1.0, -1.0, 0.75, -1.0]  # images 1 and 4 run away, the others are exact
+    r, arrays = image_nll(_Runaway(D), x, K, method="ode", chunk=3, rtol=1e-6, atol=1e-6)
+    bad = np.isnan(arrays["bpd_ode"])
+    np.testing.assert_array_equal(bad, [False, True, False, False, True, False])
+    assert r["ode_diverged"] == 2 and r["bpd_ode"] is None
+    assert np.isfinite(r["bpd_ode_finite"]) and r["bpd_ode_finite"] == pytest.approx(np.nanmean(arrays["bpd_ode"]))
+    assert DIVERGED_RMS > 5.0  # a sane flow ends near the prior N(0, I), rms ~ 1
+
+
+# -- figures ----------------------------------------------------------------------------------------
+
+
+def test_image_figures_write_pngs(tmp_path):
+    from npdiff.plot import plot_image_grid, plot_reverse_process, plot_vlb_terms
+
+    d = digits()
+    plot_image_grid(d.test[:30] + 0.1, d.test[30:60], tmp_path / "grid.png")
+    plot_image_grid(d.test[:7], None, tmp_path / "grid1.png", cols=5)
+    terms = np.concatenate([[0.8], np.linspace(0.3, 1e-4, 48), [1e-6]])
+    plot_vlb_terms(terms, tmp_path / "terms.png")
+    traj = np.linspace(np.random.default_rng(0).standard_normal(64), d.test[0], 21)  # (21, 64)
+    plot_reverse_process(traj, np.linspace(1.0, 0.0, 21), tmp_path / "reverse.png")
+    for name in ("grid.png", "grid1.png", "terms.png", "reverse.png"):
+        assert (tmp_path / name).read_bytes()[:8] == PNG, name
+
+
+# -- a quick training, end to end through the command line ----------------------------------------------
+
+
+def _run(*args, cwd):
+    proc = subprocess.run([sys.executable, "-m", "npdiff", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_quick_digits_training_scores_below_the_uniform_baseline_by_both_estimators(tmp_path):
+    code, out, err = _run("train", "--data", "digits", "--steps", "1500", "--width", "128", "--out", "run", "--json",
+                          cwd=tmp_path)
+    assert code == 0, err
+    code, out, err = _run("nll", "--model", "run/model.npz", "--data", "digits", "--method", "both", "--n", "12",
+                          "--json", cwd=tmp_path)
+    assert code == 0, err
+    r = json.loads(out.strip().splitlines()[-1])
+    assert r["data"] == "digits" and r["split"] == "test" and r["n"] == 12 and r["K"] == 17 and r["D"] == 64
+    assert r["ode_diverged"] == 0 and r["vlb_diverged"] == 0
+    for key in ("bpd_ode", "bpd_vlb"):
+        assert np.isfinite(r[key]) and 1.0 < r[key] < UNIFORM_BPD, (key, r[key])
+    assert "bits/dim" in err and "diverged" not in err, err
+    print(f"quick digits model: ODE {r['bpd_ode']:.3f}, VLB {r['bpd_vlb']:.3f} bits/dim")
+
+
+def test_cli_refuses_a_model_of_other_dimensions_in_one_line(tmp_path):
+    from npdiff.checkpoint import save
+    from npdiff.nn import MLPConfig
+    from npdiff.nn.model import DiffusionMLP
+
+    toy = DiffusionMLP(MLPConfig(dim=2, width=8, depth=1), vp_linear(), rng=np.random.default_rng(0))
+    save(tmp_path / "toy.npz", toy)
+    code, _, err = _run("nll", "--model", "toy.npz", "--data", "digits", cwd=tmp_path)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "64-D" in err, err
+    code, _, err = _run("nll", "--model", "toy.npz", "--data", "mnist", cwd=tmp_path)
+    assert code == 2 and "digits" in err and len(err.strip().splitlines()) == 1, err
