@@ -278,7 +278,8 @@ def image_nll(model, x: np.ndarray, K: int, *, method: str = "both", T: int = 50
 def _report_image_nll(r: dict, where: str) -> None:
     if "ode_diverged" in r:
         if r["bpd_ode"] is None:
-            rest = f" (the other {r['n'] - r['ode_diverged']}: {r['bpd_ode_finite']:.4f})" if r["bpd_ode_finite"] else ""
+            rest = (f" (the other {r['n'] - r['ode_diverged']}: {r['bpd_ode_finite']:.4f})"
+                    if r["bpd_ode_finite"] is not None else "")
             _say(f"exact ODE likelihood: diverged on {r['ode_diverged']} of {r['n']} {where} images{rest}")
         else:
             _say(f"exact ODE likelihood (uniform dequantization, exact trace): {r['bpd_ode']:.4f} +- "

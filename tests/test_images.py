@@ -276,3 +276,14 @@ def test_cli_refuses_a_model_of_other_dimensions_in_one_line(tmp_path):
     assert code == 2 and len(err.strip().splitlines()) == 1 and "64-D" in err, err
     code, _, err = _run("nll", "--model", "toy.npz", "--data", "mnist", cwd=tmp_path)
     assert code == 2 and "digits" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_diverged_summary_is_printed_as_diverged(capsys):
+    from npdiff.cli import _report_image_nll
+
+    r = {"n": 6, "K": 17, "ode_diverged": 2, "bpd_ode": None, "bpd_ode_finite": 2.5, "bpd_ode_se": 0.1,
+         "ode_seconds": 1.0, "vlb_diverged": 0, "bpd_vlb": 2.75, "bpd_vlb_se": 0.05, "vlb_T": 50, "vlb_variance": "large"}
+    _report_image_nll(r, "test-split")
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "exact ODE likelihood: diverged on 2 of 6 test-split images (the other 4: 2.5000)", err
+    assert err[1].startswith("VLB (T = 50, large variance, decoder with 17 levels): 2.7500 +- 0.0500 bits/dim"), err
