@@ -90,6 +90,25 @@ def test_input_jvp_and_divergence_match_finite_difference_jacobian(extra):
     np.testing.assert_allclose(single, jv[0], rtol=1e-13, atol=1e-14)
 
 
+@pytest.mark.parametrize("extra", [dict(), dict(coord_embedding=False), dict(raw_coords=True, dim=3)])
+def test_one_time_for_the_batch_folds_emb_t_into_the_bias_without_changing_the_result(extra):
+    # A batch at a single t takes the folded first layer; the same points beside one point at another t
+    # take the full (B, E) x (E, H) product. Output and exact trace must agree to rounding.
+    cfg = MLPConfig(**{**SMALL, **extra})
+    rng = np.random.default_rng(12)
+    mlp = MLP(cfg)
+    theta = mlp.init_params(rng, np.float64) * 2.0
+    x, _ = _batch(rng, B=6, D=cfg.dim)
+    t = np.full(6, 0.37)
+    x_mixed = np.vstack([x, x[:1]])  # (7, D): the last row at another time forces the unfolded path
+    t_mixed = np.append(t, 0.81)
+    y, tr = mlp.output_and_trace(theta, x, t)
+    y_ref, tr_ref = mlp.output_and_trace(theta, x_mixed, t_mixed)
+    np.testing.assert_allclose(y, y_ref[:6], rtol=1e-12, atol=1e-13, err_msg=f"output {extra}")
+    np.testing.assert_allclose(tr, tr_ref[:6], rtol=1e-12, atol=1e-13, err_msg=f"trace {extra}")
+    np.testing.assert_allclose(mlp.forward(theta, x, 0.37), y_ref[:6], rtol=1e-12, atol=1e-13)
+
+
 @pytest.mark.parametrize("param", ["eps", "x0", "v"])
 def test_model_eps_is_the_converted_prediction_and_its_divergence_is_exact(param):
     # eps(x, t) = to_eps(prediction) (npdiff.parameterization), tr d eps/dx against central differences of eps

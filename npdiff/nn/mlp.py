@@ -212,7 +212,14 @@ class MLP:
         K.embed(x, t, self.freq, cfg.time_scale, cfg.coord_scale, cfg.raw, cfg.coord_embedding, w.emb,
                 tan if want_tan else w.no_tan, want_tan)
         W, b = layers[0]
-        np.matmul(w.emb, W, out=w.z)
+        if t.shape[0] > 1 and t[0] == t[-1] and np.all(t == t[0]):
+            # One time for the whole batch (every ODE or sampler step): emb(t) W_0 is one row, folded
+            # into the bias, so the first layer multiplies only the x-dependent columns.
+            n_x = cfg.input_width - cfg.emb_dim
+            np.matmul(w.emb[:, :n_x], W[:n_x], out=w.z)
+            b = b + w.emb[0, n_x:] @ W[n_x:]  # (H,)
+        else:
+            np.matmul(w.emb, W, out=w.z)
         K.bias_act(w.z, b, w.z, self.act, False, w.h[0], w.d[0])
         for k in range(1, cfg.depth + 1):
             W, b = layers[k]
