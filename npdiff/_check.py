@@ -19,11 +19,12 @@ def _describe(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def as_float_array(value: object, name: str, *, allow_nonfinite: bool = False) -> np.ndarray:
+def as_float_array(value: object, name: str, *, allow_nonfinite: bool = False, allow_inf: bool = False) -> np.ndarray:
     r"""Convert ``value`` to a float64 array, rejecting complex, bool, object and text.
 
     Integers are accepted (they convert exactly); anything that is not a real
-    number raises ``TypeError``. NaN or Inf raise ``ValueError`` unless allowed.
+    number raises ``TypeError``. NaN or Inf raise ``ValueError`` unless allowed
+    (``allow_inf`` lets +-Inf through, an exact value for a log-density of 0, but not NaN).
     """
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{name} must be a real number or array of real numbers, got {_describe(value)}")
@@ -36,7 +37,9 @@ def as_float_array(value: object, name: str, *, allow_nonfinite: bool = False) -
             f"{name} must hold real numbers (int or float), got dtype {arr.dtype} ({_describe(value)})"
         )
     arr = arr.astype(np.float64, copy=False)
-    if not allow_nonfinite and arr.size and not np.all(np.isfinite(arr)):
+    if allow_inf and not allow_nonfinite and arr.size and np.any(np.isnan(arr)):
+        raise ValueError(f"{name} must not be NaN, got {np.count_nonzero(np.isnan(arr))} NaN values")
+    if not (allow_nonfinite or allow_inf) and arr.size and not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite, got {np.count_nonzero(~np.isfinite(arr))} NaN/Inf values")
     return arr
 

@@ -220,10 +220,10 @@ def discretized_gaussian_log_likelihood(x: object, mean: object, log_var: object
 def nats_to_bpd(nats: object, D: int) -> np.ndarray:
     r"""Nats per example to bits per dimension: :math:`\mathrm{bpd} = \mathrm{nats} / (D \ln 2)`."""
     D = positive_int(D, "D")
-    return as_float_array(nats, "nats", allow_nonfinite=True) / (D * np.log(2.0))
+    return as_float_array(nats, "nats", allow_inf=True) / (D * np.log(2.0))
 
 
 def bpd_to_nats(bpd: object, D: int) -> np.ndarray:
     r"""Bits per dimension to nats per example: :math:`\mathrm{nats} = \mathrm{bpd}\cdot D \ln 2`."""
     D = positive_int(D, "D")
-    return as_float_array(bpd, "bpd", allow_nonfinite=True) * (D * np.log(2.0))
+    return as_float_array(bpd, "bpd", allow_inf=True) * (D * np.log(2.0))

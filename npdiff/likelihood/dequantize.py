@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp
 
-from .._check import as_batch, as_generator, positive_int
+from .._check import as_batch, as_float_array, as_generator, positive_int
 from ..denoiser import Denoiser
 from ..gaussian import data_to_levels
 from .ode import ode_log_likelihood
@@ -56,7 +56,8 @@ def density_to_bpd(log_p: object, K: int, D: int) -> np.ndarray:
 
     .. math:: \mathrm{bpd} = -\frac{\log p + D\log(2/(K-1))}{D\ln 2}
     """
-    log_p = np.asarray(log_p, dtype=np.float64)
+    # NaN passes through: callers mark a diverged solve with it (npdiff.cli.image_nll); -inf is a zero density
+    log_p = as_float_array(log_p, "log_p", allow_nonfinite=True)
     return -(log_p + bin_log_volume(K, D)) / (D * np.log(2.0))
 
 
