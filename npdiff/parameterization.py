@@ -45,7 +45,7 @@ def _check(pred: object, xt: object, alpha_bar: object) -> tuple[np.ndarray, np.
 
 
 def _kind(kind: object, name: str) -> str:
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:  # an array would make `in` elementwise
         raise ValueError(f"{name} must be one of {KINDS}, got {kind!r}")
     return kind  # type: ignore[return-value]
 
