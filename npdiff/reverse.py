@@ -32,8 +32,8 @@ from typing import Literal
 
 import numpy as np
 
-from ._check import positive_int, real_scalar
-from .denoiser import Denoiser, call_eps
+from ._check import as_batch, positive_int, real_scalar
+from .denoiser import Denoiser, call_eps, check_denoiser
 from .schedule import DiscreteSchedule, Schedule
 
 __all__ = ["VARIANCES", "call_time", "chain_for", "p_mean_variance", "reverse_log_variance"]
@@ -50,15 +50,32 @@ def chain_for(schedule: Schedule, T: int, steps: int | None = None) -> DiscreteS
     clipped cosine chain ends at alpha_bar 2.4e-9 where the denoiser would be asked
     about 2.4e-6, and the predicted x_0 would be off by a factor ~30).
     """
+    schedule = check_schedule(schedule)
     T = positive_int(T, "T")
+    steps = T if steps is None else positive_int(steps, "steps", maximum=T)
     chain = schedule.discretize(T, t_end=schedule.t_max, clip=False)
-    if steps is not None and steps != T:
-        chain = chain.respace(positive_int(steps, "steps", maximum=T))
+    return chain if steps == T else chain.respace(steps)
+
+
+def check_schedule(schedule: object, name: str = "schedule") -> Schedule:
+    if not isinstance(schedule, Schedule):
+        raise TypeError(f"{name} must be a continuous npdiff Schedule, got {type(schedule).__name__}")
+    return schedule
+
+
+def check_chain(chain: object, name: str = "chain") -> DiscreteSchedule:
+    if not isinstance(chain, DiscreteSchedule):
+        raise TypeError(f"{name} must be a DiscreteSchedule (e.g. chain_for(schedule, T)), got {type(chain).__name__}")
     return chain
 
 
+def check_step(i: object, chain: DiscreteSchedule, name: str = "i", *, lo: int = 1) -> int:
+    r"""A chain index in lo..T (a reverse step exists for 1..T)."""
+    return positive_int(i, name, minimum=lo, maximum=chain.T)
+
+
 def check_variance(variance: object) -> str:
-    if variance not in VARIANCES:
+    if not isinstance(variance, str) or variance not in VARIANCES:  # an array would make `in` elementwise
         raise ValueError(f"variance must be one of {VARIANCES}, got {variance!r}")
     return variance  # type: ignore[return-value]
 
@@ -69,6 +86,7 @@ def check_clip(clip_x0: object) -> float | None:
 
 def reverse_log_variance(chain: DiscreteSchedule, variance: str) -> np.ndarray:
     r"""log of :math:`\Sigma_t` for every t in 0..T, shape (T + 1,) (index 0 unused)."""
+    chain = check_chain(chain)
     variance = check_variance(variance)
     if variance == "small":
         return chain.posterior_log_variance_clipped
@@ -78,7 +96,9 @@ def reverse_log_variance(chain: DiscreteSchedule, variance: str) -> np.ndarray:
 
 
 def call_time(chain: DiscreteSchedule, i: int, schedule: Schedule) -> float:
-    r"""The continuous time at which the denoiser is evaluated for chain index i."""
+    r"""The continuous time at which the denoiser is evaluated for chain index i (0..T)."""
+    chain, schedule = check_chain(chain), check_schedule(schedule)
+    i = check_step(i, chain, lo=0)
     return float(min(chain.times[i], schedule.t_max))
 
 
@@ -93,13 +113,18 @@ def p_mean_variance(
 
     Parameters
     ----------
-    x : (B, D) states at chain index i (1..T), already checked.
+    x : (B, D) states at chain index i (1..T).
     clip_x0 : clip :math:`\hat x_0` to [-clip_x0, clip_x0] (the data range) or None.
 
     Returns
     -------
     mean : (B, D). eps : (B, D). x0_hat : (B, D).
     """
+    check_denoiser(denoiser)
+    chain = check_chain(chain)
+    x = as_batch(x, "x", dim=getattr(denoiser, "dim", None))
+    i = check_step(i, chain)
+    clip_x0 = check_clip(clip_x0)
     ab = chain.alpha_bar[i]
     eps = call_eps(denoiser, x, call_time(chain, i, denoiser.schedule))  # (B, D)
     x0_hat = (x - np.sqrt(1.0 - ab) * eps) / np.sqrt(ab)  # Ho et al. 2020, Eq. 15

@@ -14,7 +14,16 @@ import numpy as np
 from .._check import real_scalar
 from .._progress import progress
 from ..denoiser import Denoiser
-from ..reverse import call_time, chain_for, check_clip, check_variance, p_mean_variance, reverse_log_variance
+from ..reverse import (
+    call_time,
+    chain_for,
+    check_chain,
+    check_clip,
+    check_step,
+    check_variance,
+    p_mean_variance,
+    reverse_log_variance,
+)
 from ..schedule import DiscreteSchedule
 from ._common import Recorder, SampleResult, check_finite, start
 
@@ -132,6 +141,9 @@ def ddim_sample(
 
 
 def ddim_variance(chain: DiscreteSchedule, i: int, eta: float) -> float:
-    r""":math:`\sigma_t(\eta)^2` of DDIM (Song, Meng & Ermon 2021, Eq. 16) at chain index i."""
+    r""":math:`\sigma_t(\eta)^2` of DDIM (Song, Meng & Ermon 2021, Eq. 16) at chain index i (1..T)."""
+    chain = check_chain(chain)
+    i = check_step(i, chain)
+    eta = real_scalar(eta, "eta", lo=0.0, hi=1.0)
     ab, ab_prev = chain.alpha_bar[i], chain.alpha_bar_prev[i]
     return eta**2 * (1.0 - ab_prev) / (1.0 - ab) * (1.0 - ab / ab_prev)
