@@ -35,8 +35,13 @@ DEFAULT_STEPS = {"euler": 500, "heun": 100}
 
 
 def flow_velocity(denoiser: Denoiser, x: np.ndarray, t: float) -> np.ndarray:
-    r"""The probability-flow field :math:`f(x, t)` of Song et al. 2021, Eq. 13, shape (B, D)."""
-    s = denoiser.schedule
+    r"""The probability-flow field :math:`f(x, t)` of Song et al. 2021, Eq. 13, shape (B, D).
+
+    ``x`` is (B, D); ``t`` a float in (0, ``schedule.t_max``] (at t = 0 the field divides by sigma = 0).
+    """
+    s = check_denoiser(denoiser)
+    x = as_batch(x, "x", dim=getattr(denoiser, "dim", None))
+    t = _check_time(denoiser, t, "t")
     beta = float(s.beta(t))
     sigma = float(s.sigma(t))
     eps = call_eps(denoiser, x, t)
@@ -44,13 +49,17 @@ def flow_velocity(denoiser: Denoiser, x: np.ndarray, t: float) -> np.ndarray:
 
 
 def _check_method(method: object, steps: int | None) -> tuple[str, int | None]:
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in METHODS:  # an array would make `in` elementwise
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if method == "rk45":
         if steps is not None:
             raise ValueError("steps applies to the fixed-step solvers 'euler' and 'heun'; rk45 chooses its own steps")
         return method, None
     return method, positive_int(DEFAULT_STEPS[method] if steps is None else steps, "steps")
+
+
+def _check_time(denoiser: Denoiser, t: object, name: str) -> float:
+    return real_scalar(t, name, lo=0.0, hi=denoiser.schedule.t_max, lo_open=True)
 
 
 def _check_t_min(denoiser: Denoiser, t_min: object) -> float:
@@ -75,7 +84,8 @@ def solve_flow(
 
     Parameters
     ----------
-    x : (B, D) states at ``t_start``, already checked.
+    x : (B, D) states at ``t_start``.
+    t_start, t_end : times in (0, ``schedule.t_max``].
     method : ``"euler"``, ``"heun"`` or ``"rk45"``.
     steps : uniform steps for euler/heun (defaults in :data:`DEFAULT_STEPS`).
     rtol, atol : tolerances of rk45.
@@ -85,6 +95,9 @@ def solve_flow(
     -------
     SampleResult with the state at ``t_end`` and the number of denoiser evaluations.
     """
+    check_denoiser(denoiser)
+    x = as_batch(x, "x", dim=getattr(denoiser, "dim", None))
+    t_start, t_end = _check_time(denoiser, t_start, "t_start"), _check_time(denoiser, t_end, "t_end")
     method, steps = _check_method(method, steps)
     rtol = real_scalar(rtol, "rtol", lo=0.0, lo_open=True)
     atol = real_scalar(atol, "atol", lo=0.0, lo_open=True)
