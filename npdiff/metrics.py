@@ -117,9 +117,9 @@ def mean_log_density(samples: object, dataset: object) -> tuple[float, float]:
     -------
     (mean, standard error) in nats.
     """
-    x = as_batch(samples, "samples")
     if not hasattr(dataset, "log_prob"):
         raise TypeError(f"dataset must have a log_prob(x) method, got {type(dataset).__name__}")
+    x = as_batch(samples, "samples", dim=getattr(dataset, "dim", None))
     logp = np.asarray(dataset.log_prob(x), dtype=np.float64)
     if logp.shape != (x.shape[0],):
         raise ValueError(f"dataset.log_prob returned shape {logp.shape}, expected ({x.shape[0]},)")
