@@ -83,7 +83,8 @@ class Schedule:
 
     def _log_snr(self, t: np.ndarray) -> np.ndarray:
         log_ab = self._log_alpha_bar(t)
-        return log_ab - np.log(-np.expm1(log_ab))
+        with np.errstate(divide="ignore"):  # +inf where sigma(t) = 0: the exact value, documented in log_snr
+            return log_ab - np.log(-np.expm1(log_ab))
 
     # -- public, vectorized -----------------------------------------------------
     def log_alpha_bar(self, t: object) -> np.ndarray:
@@ -103,7 +104,10 @@ class Schedule:
         return self._beta(_times(t))
 
     def log_snr(self, t: object) -> np.ndarray:
-        r""":math:`\lambda(t) = \log\frac{\bar\alpha(t)}{1-\bar\alpha(t)}` (Kingma et al. 2021, Sec. 3.2)."""
+        r""":math:`\lambda(t) = \log\frac{\bar\alpha(t)}{1-\bar\alpha(t)}` (Kingma et al. 2021, Sec. 3.2).
+
+        ``+inf`` where :math:`\sigma(t) = 0` (t = 0 on ``vp_linear`` and ``cosine``): the SNR of clean data.
+        """
         return self._log_snr(_times(t))
 
     def discretize(self, T: int, *, t_end: float = 1.0, clip: bool = True) -> DiscreteSchedule:
