@@ -1,0 +1,651 @@
+"""Fuzzing the public API: every public callable, every argument, every kind of bad input.
+
+For each entry of ``ENTRIES`` (a public function, constructor or method with a small valid
+call) and each of its arguments, every corruption of that argument's kind is tried, with
+the random parts (which element becomes NaN, how far out of range a time is) drawn by
+hypothesis. The only outcomes allowed:
+
+* a result whose every float is finite and whose arrays have the shapes of the valid call
+  (so a mismatched batch is never silently broadcast), or
+* a ``ValueError``/``TypeError`` whose message names the argument, raised from npdiff's own
+  code (the innermost frame of the traceback is in ``npdiff/``, not in NumPy or SciPy).
+
+A call that runs longer than ``_ALARM`` seconds fails as a hang. ``test_every_public_callable_
+has_a_fuzz_entry`` lists the public API from the modules' ``__all__``: a new public function
+without an entry here (or a stated reason for having none) fails it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import os
+import pkgutil
+import signal
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import npdiff
+from npdiff import analytic, forward, gaussian, metrics, parameterization, reverse, sample, schedule
+from npdiff import denoiser as dn
+from npdiff import likelihood as lk
+from npdiff.data import toy2d
+
+PKG_DIR = os.path.dirname(npdiff.__file__)
+_ALARM = 20  # seconds; every valid call here takes milliseconds
+B, D = 3, 2
+
+# -- shared valid objects ------------------------------------------------------------------------
+
+VP = schedule.vp_linear()
+COS = schedule.cosine()
+CHAIN = VP.discretize(10)
+ORACLE = analytic.GaussianData(np.array([0.5, -0.5]), np.array([0.5, 2.0]), VP)
+TOY = toy2d.load("8gaussians")
+
+
+def _x(seed=0, n=B, d=D):
+    return np.random.default_rng(seed).standard_normal((n, d))
+
+
+def _rng():
+    return np.random.default_rng(0)
+
+
+def _levels(K=5, n=B, d=D):
+    return 2.0 * np.random.default_rng(1).integers(0, K, (n, d)) / (K - 1) - 1.0
+
+
+# -- the corruptions -------------------------------------------------------------------------------
+
+
+class NaNDenoiser:
+    """A denoiser whose predictions are NaN: samplers must stop with a clear error."""
+
+    schedule = VP
+    dim = D
+
+    def eps(self, x, t):
+        return np.full(np.shape(x), np.nan)
+
+    def eps_and_divergence(self, x, t):
+        return self.eps(x, t), np.full(np.shape(x)[0], np.nan)
+
+
+class WrongShapeDenoiser(NaNDenoiser):
+    def eps(self, x, t):
+        return np.zeros((np.shape(x)[0], np.shape(x)[1] + 1))
+
+    def eps_and_divergence(self, x, t):
+        return self.eps(x, t), np.zeros(np.shape(x)[0])
+
+
+def _poke(v, draw, value):
+    """A float copy of array v with one entry (chosen by hypothesis) set to value."""
+    a = np.array(v, dtype=np.float64, copy=True)
+    if a.size == 0:
+        return a
+    i = draw(st.integers(0, a.size - 1))
+    a.flat[i] = value
+    return a
+
+
+def _array_corruptions(v, draw, *, strict_2d):
+    """(label, value, must_fail) for an array argument whose valid value is v."""
+    v = np.asarray(v, dtype=np.float64)
+    out = [
+        ("nan", _poke(v, draw, np.nan), True),
+        ("inf", _poke(v, draw, draw(st.sampled_from([np.inf, -np.inf]))), True),
+        ("complex", v.astype(np.complex128) + 1j, True),
+        ("object", v.astype(object), True),
+        ("bool", v > 0, True),
+        ("str", v.astype(str), True),
+        ("none", None, True),
+        ("ragged", [[1.0, 2.0], [3.0]], True),
+        ("int", np.round(v).astype(np.int64), False),
+        ("float16", v.astype(np.float16), False),
+        ("float32", v.astype(np.float32), False),
+    ]
+    if v.ndim >= 1:
+        out += [("empty", v[:0], False), ("extra_axis", v[None], False)]
+    if strict_2d:
+        out += [("1d", v.reshape(-1), True), ("3d", v[:, :, None], True), ("no_columns", v[:, :0], True),
+                ("no_rows", v[:0], True), ("scalar", 1.0, True)]
+    return out
+
+
+def _batch_corruptions(v, draw):
+    """Rows that do not match the batch the other arguments describe."""
+    v = np.asarray(v, dtype=np.float64)
+    return [("one_row", v[:1], True), ("extra_row", np.concatenate([v, v[:1]]), True)]
+
+
+def _column_corruption(v, draw):
+    """A column more than the data dimension that another argument (a denoiser, a data set) fixes."""
+    v = np.asarray(v, dtype=np.float64)
+    return [("extra_column", np.concatenate([v, v[:, :1]], axis=1), True)]
+
+
+def _time_corruptions(v, draw, lo=0.0, hi=1.0):
+    big = draw(st.floats(1e-9, 1e3))
+    return [
+        ("nan", np.nan, True), ("inf", np.inf, True), ("below", lo - big, True), ("above", hi + big, True),
+        ("complex", 0.5 + 0j, True), ("bool", True, True), ("str", "0.5", True), ("none", None, True),
+        ("wrong_length", np.full(B + 1, 0.5), True), ("column", np.full((B, 1), 0.5), True),
+        ("object", np.array([0.5] * B, dtype=object), True), ("nan_in_array", _poke(np.full(B, 0.5), draw, np.nan), True),
+        ("float16", np.float16(0.5), False), ("int_array", np.full(B, 1 if hi >= 1 else 0), False),
+    ]
+
+
+def _int_corruptions(v, draw, minimum=1):
+    return [
+        ("zero_or_less", minimum - draw(st.integers(1, 10**6)), True), ("fraction", v + 0.5, True),
+        ("nan", float("nan"), True), ("bool", True, True), ("str", str(v), True), ("none", None, True),
+        ("complex", complex(v, 1), True), ("array", np.array([v, v]), True),
+        ("numpy_int", np.int64(v), False),
+    ]
+
+
+def _real_corruptions(v, draw):
+    return [("nan", float("nan"), True), ("inf", float("inf"), True), ("-inf", float("-inf"), True),
+            ("str", str(v), True), ("complex", complex(v, 1), True), ("array", np.array([v, v]), True),
+            ("none", None, True), ("bool", True, True), ("negative", -abs(v) - draw(st.floats(1e-6, 1e6)), False)]
+
+
+def _choice_corruptions(v, draw):
+    return [("unknown", "no-such-" + draw(st.text("abcxyz", min_size=1, max_size=4)), True), ("none", None, True),
+            ("int", 3, True), ("list", [v], True), ("array", np.array([v, v]), True), ("upper", str(v).upper(), True)]
+
+
+def _object_corruptions(v, draw):
+    return [("none", None, True), ("int", 3, True), ("str", "vp_linear", True), ("plain_object", object(), True)]
+
+
+def _schedule_corruptions(v, draw):
+    return [*_object_corruptions(v, draw), ("discrete_chain", CHAIN, True)]
+
+
+def _chain_corruptions(v, draw):
+    return [*_object_corruptions(v, draw), ("continuous_schedule", VP, True)]
+
+
+def _rng_corruptions(v, draw):
+    return [("none", None, True), ("seed", 3, True), ("legacy", np.random.RandomState(0), True), ("str", "0", True)]
+
+
+def _denoiser_corruptions(v, draw):
+    return [*_object_corruptions(v, draw), ("nan_output", NaNDenoiser(), True),
+            ("wrong_shape_output", WrongShapeDenoiser(), True)]
+
+
+CORRUPTIONS: dict[str, Callable] = {
+    "batch": lambda v, draw: _array_corruptions(v, draw, strict_2d=True) + _batch_corruptions(v, draw),
+    "batch_d": lambda v, draw: (_array_corruptions(v, draw, strict_2d=True) + _batch_corruptions(v, draw)
+                                + _column_corruption(v, draw)),
+    "points": lambda v, draw: _array_corruptions(v, draw, strict_2d=True),  # (N, D) that sets N itself
+    "points_d": lambda v, draw: _array_corruptions(v, draw, strict_2d=True) + _column_corruption(v, draw),
+    "array": lambda v, draw: _array_corruptions(v, draw, strict_2d=False),
+    "times": _time_corruptions,
+    "times_tmax": lambda v, draw: _time_corruptions(v, draw, hi=COS.t_max),
+    "int": _int_corruptions,
+    "int2": lambda v, draw: _int_corruptions(v, draw, minimum=2),
+    "int0": lambda v, draw: _int_corruptions(v, draw, minimum=0),
+    "real": _real_corruptions,
+    "choice": _choice_corruptions,
+    "schedule": _schedule_corruptions,
+    "chain": _chain_corruptions,
+    "rng": _rng_corruptions,
+    "denoiser": _denoiser_corruptions,
+    "object": _object_corruptions,
+}
+
+
+@dataclasses.dataclass
+class Arg:
+    name: str
+    kind: str
+    names: tuple[str, ...] = ()  # words the error message may use for it (default: name)
+    # corruptions that the function may accept, each with the reason
+    accepts: dict[str, str] = dataclasses.field(default_factory=dict)
+    example: Any = None  # a valid non-None value to corrupt where the valid call passes None
+    nan_passes: str = ""  # why a NaN in this argument may come out as NaN
+
+    def words(self) -> tuple[str, ...]:
+        return self.names or (self.name,)
+
+
+@dataclasses.dataclass
+class Entry:
+    name: str
+    fn: Callable[..., Any]
+    valid: Callable[[], dict[str, Any]]
+    args: list[Arg]
+    errors: tuple[type[BaseException], ...] = (ValueError, TypeError)
+    infinite_ok: str = ""  # why +-Inf (never NaN) may be an exact answer
+
+
+def _E(name, fn, valid, *args, errors=(ValueError, TypeError), infinite_ok=""):
+    return Entry(name, fn, valid, list(args), errors, infinite_ok)
+
+
+# A negative real is out of the domain of most scalars below; those that take any real say so.
+_ANY_SIGN = {"negative": "any real is allowed"}
+_NONE_OK = {"none": "None selects the default"}
+_BROADCASTS = {"one_row": "documented to broadcast", "empty": "an empty batch is a valid empty input",
+               "extra_axis": "documented to take any leading shape"}
+
+
+def _schedule_method(method):
+    return lambda s, t: getattr(s, method)(t)
+
+
+ENTRIES: list[Entry] = []
+E = ENTRIES.append
+
+# -- schedule ----------------------------------------------------------------------------------
+E(_E("schedule.vp_linear", schedule.vp_linear, lambda: dict(beta_min=0.1, beta_max=20.0),
+     Arg("beta_min", "real"), Arg("beta_max", "real")))
+E(_E("schedule.VPLinear", schedule.VPLinear, lambda: dict(beta_min=0.1, beta_max=20.0),
+     Arg("beta_min", "real"), Arg("beta_max", "real")))
+E(_E("schedule.cosine", schedule.cosine, lambda: dict(s=0.008, max_beta=0.999), Arg("s", "real"),
+     Arg("max_beta", "real")))
+E(_E("schedule.Cosine", schedule.Cosine, lambda: dict(s=0.008, max_beta=0.999), Arg("s", "real"),
+     Arg("max_beta", "real")))
+E(_E("schedule.log_snr_linear", schedule.log_snr_linear, lambda: dict(log_snr_max=10.0, log_snr_min=-10.0),
+     Arg("log_snr_max", "real", ("log_snr_max", "log_snr_min")),
+     Arg("log_snr_min", "real", accepts=_ANY_SIGN)))
+E(_E("schedule.LogSNRLinear", schedule.LogSNRLinear, lambda: dict(log_snr_max=10.0, log_snr_min=-10.0),
+     Arg("log_snr_max", "real", ("log_snr_max", "log_snr_min")), Arg("log_snr_min", "real", accepts=_ANY_SIGN)))
+E(_E("schedule.ddpm_linear", schedule.ddpm_linear, lambda: dict(T=10, beta_start=1e-4, beta_end=0.02),
+     Arg("T", "int"), Arg("beta_start", "real"), Arg("beta_end", "real")))
+E(_E("schedule.DiscreteSchedule", schedule.DiscreteSchedule,
+     lambda: dict(betas=np.linspace(1e-3, 0.2, 6), times=np.linspace(0.0, 1.0, 7)),
+     Arg("betas", "array"), Arg("times", "array", accepts=_NONE_OK)))
+E(_E("schedule.schedule_from_config", schedule.schedule_from_config, lambda: dict(config=VP.config()),
+     Arg("config", "object", ("config",))))
+for _s in (VP, COS, schedule.log_snr_linear()):
+    for _m in ("alpha_bar", "sigma", "log_snr", "beta", "log_alpha_bar"):
+        E(_E(f"{type(_s).__name__}.{_m}", _schedule_method(_m), lambda s=_s: dict(s=s, t=np.array([0.0, 0.3, 1.0])),
+             Arg("t", "array", accepts={"empty": "", "extra_axis": "elementwise in t"}),
+             infinite_ok="log SNR is +inf where sigma(t) = 0 (t = 0 on vp_linear and cosine)" if _m == "log_snr" else ""))
+    E(_E(f"{type(_s).__name__}.discretize", lambda s, T, t_end: s.discretize(T, t_end=t_end),
+         lambda s=_s: dict(s=s, T=10, t_end=s.t_max), Arg("T", "int"), Arg("t_end", "real")))
+E(_E("DiscreteSchedule.respace", lambda c, steps: c.respace(steps), lambda: dict(c=CHAIN, steps=4),
+     Arg("steps", "int")))
+
+# -- gaussian ----------------------------------------------------------------------------------
+E(_E("gaussian.log_normal_diag", gaussian.log_normal_diag, lambda: dict(x=_x(), mean=_x(1), log_var=_x(2)),
+     Arg("x", "array", ("x", "mean", "log_var"), accepts=_BROADCASTS),
+     Arg("mean", "array", ("x", "mean", "log_var"), accepts=_BROADCASTS),
+     Arg("log_var", "array", ("x", "mean", "log_var"), accepts=_BROADCASTS)))
+E(_E("gaussian.log_normal_full", gaussian.log_normal_full,
+     lambda: dict(x=_x(), mean=np.array([0.1, 0.2]), cov=np.array([[2.0, 0.3], [0.3, 1.0]])),
+     Arg("x", "batch_d", accepts={"one_row": "mean and cov do not fix B", "extra_row": "", "no_rows": ""}),
+     Arg("mean", "array", ("mean",)), Arg("cov", "array", ("cov",))))
+E(_E("gaussian.kl_normal_diag", gaussian.kl_normal_diag,
+     lambda: dict(mean1=_x(), log_var1=_x(1), mean2=_x(2), log_var2=_x(3)),
+     *[Arg(n, "array", accepts=_BROADCASTS) for n in ("mean1", "log_var1", "mean2", "log_var2")]))
+E(_E("gaussian.levels_to_data", gaussian.levels_to_data, lambda: dict(levels=np.array([[0, 1], [4, 2]]), K=5),
+     Arg("levels", "array", accepts={"empty": "", "extra_axis": "elementwise", "float16": "", "float32": ""}),
+     Arg("K", "int2")))
+E(_E("gaussian.data_to_levels", gaussian.data_to_levels, lambda: dict(x=_levels(), K=5),
+     Arg("x", "array", accepts={"empty": "", "extra_axis": "elementwise"}), Arg("K", "int2", ("K", "x"))))
+E(_E("gaussian.discretized_gaussian_log_likelihood", gaussian.discretized_gaussian_log_likelihood,
+     lambda: dict(x=_levels(), mean=0.3 * _x(1), log_var=_x(2) - 3.0, K=5),
+     Arg("x", "array", ("x", "mean", "log_var")),
+     Arg("mean", "array", ("x", "mean", "log_var"), accepts=_BROADCASTS),
+     Arg("log_var", "array", ("x", "mean", "log_var"), accepts=_BROADCASTS), Arg("K", "int2", ("K", "x"))))
+E(_E("gaussian.nats_to_bpd", gaussian.nats_to_bpd, lambda: dict(nats=np.array([1.0, 2.0]), D=2),
+     Arg("nats", "array", accepts={"inf": "an infinite NLL is infinitely many bits"}), Arg("D", "int"),
+     infinite_ok="an infinite NLL is infinitely many bits"))
+E(_E("gaussian.bpd_to_nats", gaussian.bpd_to_nats, lambda: dict(bpd=np.array([1.0, 2.0]), D=2),
+     Arg("bpd", "array", accepts={"inf": "infinitely many bits are infinitely many nats"}), Arg("D", "int"),
+     infinite_ok="infinitely many bits are infinitely many nats"))
+
+# -- forward -----------------------------------------------------------------------------------
+_T3 = np.array([0.1, 0.5, 0.9])
+E(_E("forward.q_xt_x0", forward.q_xt_x0, lambda: dict(x0=_x(), t=_T3, schedule=VP),
+     Arg("x0", "batch"), Arg("t", "times"), Arg("schedule", "schedule")))
+E(_E("forward.q_sample", forward.q_sample, lambda: dict(x0=_x(), t=_T3, eps=_x(1), schedule=VP),
+     Arg("x0", "batch", ("x0", "eps")), Arg("t", "times"), Arg("eps", "batch", ("x0", "eps")),
+     Arg("schedule", "schedule")))
+E(_E("forward.q_xt_xs", forward.q_xt_xs, lambda: dict(xs=_x(), s=0.2 * _T3, t=_T3, schedule=VP),
+     Arg("xs", "batch"), Arg("s", "times", ("s",)), Arg("t", "times", ("t", "s <=")), Arg("schedule", "schedule")))
+E(_E("forward.q_posterior", forward.q_posterior, lambda: dict(x0=_x(), xt=_x(1), s=0.2 * _T3, t=_T3, schedule=VP),
+     Arg("x0", "batch", ("x0", "xt")), Arg("xt", "batch", ("x0", "xt")), Arg("s", "times", ("s",)),
+     Arg("t", "times", ("t", "s <")), Arg("schedule", "schedule")))
+E(_E("forward.q_xt_x0_discrete", forward.q_xt_x0_discrete, lambda: dict(x0=_x(), t=np.array([0, 5, 10]), chain=CHAIN),
+     Arg("x0", "batch"), Arg("t", "times", ("t",), accepts={"float16": "0.5 is not an index"}), Arg("chain", "chain")))
+E(_E("forward.q_sample_discrete", forward.q_sample_discrete,
+     lambda: dict(x0=_x(), t=np.array([0, 5, 10]), eps=_x(1), chain=CHAIN),
+     Arg("x0", "batch", ("x0", "eps")), Arg("t", "times"), Arg("eps", "batch", ("x0", "eps")), Arg("chain", "chain")))
+E(_E("forward.q_xt_xtm1", forward.q_xt_xtm1, lambda: dict(x_prev=_x(), t=np.array([1, 5, 10]), chain=CHAIN),
+     Arg("x_prev", "batch"), Arg("t", "times"), Arg("chain", "chain")))
+E(_E("forward.q_posterior_discrete", forward.q_posterior_discrete,
+     lambda: dict(x0=_x(), xt=_x(1), t=np.array([1, 5, 10]), chain=CHAIN),
+     Arg("x0", "batch", ("x0", "xt")), Arg("xt", "batch", ("x0", "xt")), Arg("t", "times"), Arg("chain", "chain")))
+
+# -- parameterization --------------------------------------------------------------------------
+_AB = np.array([[0.9], [0.5], [0.01]])
+for _f in ("to_eps", "from_eps"):
+    _p = "pred" if _f == "to_eps" else "eps"
+    E(_E(f"parameterization.{_f}", getattr(parameterization, _f),
+         lambda p=_p: {p: _x(), "kind": "v", "xt": _x(1), "alpha_bar": _AB},
+         Arg(_p, "batch", ("pred", "eps", "xt"), accepts={"empty": "", "extra_axis": "any shape"}),
+         Arg("kind", "choice"),
+         Arg("xt", "batch", ("pred", "eps", "xt"), accepts={"empty": "", "extra_axis": "any shape"}),
+         Arg("alpha_bar", "array", accepts={"one_row": "a scalar alpha_bar broadcasts"})))
+E(_E("parameterization.convert", parameterization.convert,
+     lambda: dict(pred=_x(), source="x0", target="score", xt=_x(1), alpha_bar=_AB),
+     Arg("pred", "batch", ("pred", "xt"), accepts={"empty": "", "extra_axis": "any shape"}),
+     Arg("source", "choice"), Arg("target", "choice"),
+     Arg("xt", "batch", ("pred", "xt"), accepts={"empty": "", "extra_axis": "any shape"}),
+     Arg("alpha_bar", "array")))
+
+# -- reverse -----------------------------------------------------------------------------------
+E(_E("reverse.chain_for", reverse.chain_for, lambda: dict(schedule=COS, T=10, steps=5),
+     Arg("schedule", "schedule"), Arg("T", "int"), Arg("steps", "int", accepts=_NONE_OK)))
+E(_E("reverse.reverse_log_variance", reverse.reverse_log_variance, lambda: dict(chain=CHAIN, variance="small"),
+     Arg("chain", "chain"), Arg("variance", "choice")))
+E(_E("reverse.call_time", reverse.call_time, lambda: dict(chain=CHAIN, i=3, schedule=VP),
+     Arg("chain", "chain"), Arg("i", "int0"), Arg("schedule", "schedule")))
+E(_E("reverse.p_mean_variance", reverse.p_mean_variance,
+     lambda: dict(denoiser=ORACLE, x=_x(), i=3, chain=CHAIN, clip_x0=None),
+     Arg("denoiser", "denoiser"), Arg("x", "points_d"), Arg("i", "int"), Arg("chain", "chain"),
+     Arg("clip_x0", "real", accepts=_NONE_OK, example=1.0), errors=(ValueError, TypeError, FloatingPointError)))
+
+# -- denoiser ----------------------------------------------------------------------------------
+E(_E("denoiser.check_denoiser", dn.check_denoiser, lambda: dict(denoiser=ORACLE),
+     Arg("denoiser", "object", ("denoiser",))))
+for _f in ("call_eps", "call_eps_and_divergence"):
+    E(_E(f"denoiser.{_f}", getattr(dn, _f), lambda: dict(denoiser=ORACLE, x=_x(), t=0.5),
+         Arg("denoiser", "denoiser"), Arg("x", "points_d"), Arg("t", "times", accepts={"wrong_length": ""}),
+         errors=(ValueError, TypeError, FloatingPointError)))
+
+# -- metrics -----------------------------------------------------------------------------------
+E(_E("metrics.energy_distance", metrics.energy_distance, lambda: dict(x=_x(), y=_x(1, n=4)),
+     Arg("x", "points", ("x", "y")), Arg("y", "points_d", ("x", "y"))))
+E(_E("metrics.mmd_rbf", metrics.mmd_rbf, lambda: dict(x=_x(), y=_x(1, n=4), bandwidth=0.7),
+     Arg("x", "points", ("x", "y")), Arg("y", "points_d", ("x", "y")), Arg("bandwidth", "real")))
+E(_E("metrics.mean_log_density", metrics.mean_log_density, lambda: dict(samples=_x(), dataset=TOY),
+     Arg("samples", "points_d"), Arg("dataset", "object")))
+
+# -- samplers ----------------------------------------------------------------------------------
+_SAMPLER_ERRORS = (ValueError, TypeError, FloatingPointError)
+E(_E("sample.ddpm_sample", sample.ddpm_sample, lambda: dict(denoiser=ORACLE, n=B, rng=_rng(), steps=3, T=6,
+                                                           variance="large", clip_x0=None),
+     Arg("denoiser", "denoiser"), Arg("n", "int"), Arg("rng", "rng"), Arg("steps", "int", accepts=_NONE_OK),
+     Arg("T", "int", ("T", "steps")), Arg("variance", "choice"), Arg("clip_x0", "real", accepts=_NONE_OK, example=1.0),
+     errors=_SAMPLER_ERRORS))
+E(_E("sample.ddim_sample", sample.ddim_sample, lambda: dict(denoiser=ORACLE, n=B, rng=_rng(), steps=3, T=6, eta=0.5),
+     Arg("denoiser", "denoiser"), Arg("n", "int"), Arg("rng", "rng"), Arg("steps", "int", accepts=_NONE_OK),
+     Arg("T", "int", ("T", "steps")), Arg("eta", "real"), errors=_SAMPLER_ERRORS))
+E(_E("sample.ddpm_sample(x_T)", sample.ddpm_sample, lambda: dict(denoiser=ORACLE, n=None, rng=_rng(), steps=3, T=6,
+                                                                x_T=_x()),
+     Arg("x_T", "points_d", ("x_T", "n")), errors=_SAMPLER_ERRORS))
+E(_E("sample.ddim_variance", sample.ddim_variance, lambda: dict(chain=CHAIN, i=3, eta=0.5),
+     Arg("chain", "chain"), Arg("i", "int"), Arg("eta", "real")))
+E(_E("sample.ode_sample", sample.ode_sample, lambda: dict(denoiser=ORACLE, n=B, rng=_rng(), method="heun", steps=3,
+                                                         t_min=1e-3),
+     Arg("denoiser", "denoiser"), Arg("n", "int"), Arg("rng", "rng"), Arg("method", "choice"),
+     Arg("steps", "int", accepts=_NONE_OK), Arg("t_min", "real"), errors=_SAMPLER_ERRORS))
+E(_E("sample.ode_sample(rk45)", sample.ode_sample, lambda: dict(denoiser=ORACLE, n=B, rng=_rng(), rtol=1e-3, atol=1e-3,
+                                                               x_T=_x()),
+     Arg("rtol", "real"), Arg("atol", "real"), Arg("x_T", "points_d", accepts={"none": "n is given"}),
+     errors=_SAMPLER_ERRORS))
+E(_E("sample.ode_encode", sample.ode_encode, lambda: dict(denoiser=ORACLE, x=_x(), method="euler", steps=3, t_min=1e-3),
+     Arg("denoiser", "denoiser"), Arg("x", "points_d"), Arg("method", "choice"), Arg("steps", "int", accepts=_NONE_OK),
+     Arg("t_min", "real"), errors=_SAMPLER_ERRORS))
+E(_E("sample.sde_sample", sample.sde_sample, lambda: dict(denoiser=ORACLE, n=B, rng=_rng(), steps=3, t_min=1e-3),
+     Arg("denoiser", "denoiser"), Arg("n", "int"), Arg("rng", "rng"), Arg("steps", "int"), Arg("t_min", "real"),
+     errors=_SAMPLER_ERRORS))
+E(_E("sample.flow_velocity", sample.flow_velocity, lambda: dict(denoiser=ORACLE, x=_x(), t=0.5),
+     Arg("denoiser", "denoiser"), Arg("x", "points_d"), Arg("t", "times", ("t",)), errors=_SAMPLER_ERRORS))
+E(_E("sample.solve_flow", sample.solve_flow, lambda: dict(denoiser=ORACLE, x=_x(), t_start=0.9, t_end=0.1,
+                                                         method="euler", steps=3),
+     Arg("denoiser", "denoiser"), Arg("x", "points_d"), Arg("t_start", "real"), Arg("t_end", "real"),
+     Arg("method", "choice"), Arg("steps", "int", accepts=_NONE_OK), errors=_SAMPLER_ERRORS))
+
+# -- likelihood --------------------------------------------------------------------------------
+E(_E("likelihood.bin_log_volume", lk.bin_log_volume, lambda: dict(K=5, D=2), Arg("K", "int2"), Arg("D", "int")))
+E(_E("likelihood.dequantize", lk.dequantize, lambda: dict(x=_levels(), K=5, rng=_rng()),
+     Arg("x", "points"), Arg("K", "int2", ("K", "x")), Arg("rng", "rng")))
+E(_E("likelihood.density_to_bpd", lk.density_to_bpd, lambda: dict(log_p=np.array([-1.0, -2.0]), K=5, D=2),
+     Arg("log_p", "array", accepts={"inf": "a zero density is infinitely many bits",
+                                    "nan": "NaN marks a diverged solve (cli.image_nll) and passes through"},
+         nan_passes="NaN marks a diverged solve (cli.image_nll)"),
+     Arg("K", "int2"), Arg("D", "int"), infinite_ok="a zero density is infinitely many bits"))
+E(_E("likelihood.ode_log_likelihood", lk.ode_log_likelihood, lambda: dict(denoiser=ORACLE, x=_x(), t_min=1e-3, rtol=1e-3,
+                                                                         atol=1e-3, batch_size=2),
+     Arg("denoiser", "denoiser"), Arg("x", "points_d"), Arg("t_min", "real"), Arg("rtol", "real"), Arg("atol", "real"),
+     Arg("batch_size", "int", accepts=_NONE_OK), errors=_SAMPLER_ERRORS))
+E(_E("likelihood.dequantized_bpd", lk.dequantized_bpd, lambda: dict(denoiser=ORACLE, x=_levels(), K=5, rng=_rng(),
+                                                                   draws=2, rtol=1e-3, atol=1e-3, t_min=1e-3),
+     Arg("denoiser", "denoiser"), Arg("x", "points_d"), Arg("K", "int2", ("K", "x")), Arg("rng", "rng"),
+     Arg("draws", "int"), errors=_SAMPLER_ERRORS))
+E(_E("likelihood.vlb", lk.vlb, lambda: dict(denoiser=ORACLE, x0=_x(), T=5, rng=_rng(), variance="large", K=None,
+                                           mc_terms=2),
+     Arg("denoiser", "denoiser"), Arg("x0", "points_d"), Arg("T", "int2"), Arg("rng", "rng"), Arg("variance", "choice"),
+     Arg("K", "int2", ("K", "x0"), accepts=_NONE_OK, example=5), Arg("mc_terms", "int", accepts=_NONE_OK),
+     errors=_SAMPLER_ERRORS))
+
+# -- analytic oracles --------------------------------------------------------------------------
+E(_E("analytic.GaussianData", analytic.GaussianData, lambda: dict(mean=np.zeros(2), cov=np.eye(2), schedule=VP),
+     Arg("mean", "array", accepts={"extra_axis": ""}), Arg("cov", "array", accepts={"one_row": ""}),
+     Arg("schedule", "schedule", accepts=_NONE_OK)))
+E(_E("analytic.GaussianMixture", analytic.GaussianMixture,
+     lambda: dict(weights=np.array([0.25, 0.75]), means=np.array([[0.0, 1.0], [1.0, 0.0]]), covs=np.array([0.5, 0.2]),
+                  schedule=VP),
+     Arg("weights", "array"), Arg("means", "array"), Arg("covs", "array", ("covs",)),
+     Arg("schedule", "schedule", accepts=_NONE_OK)))
+E(_E("analytic.EmpiricalData", analytic.EmpiricalData, lambda: dict(points=_x(), schedule=VP),
+     Arg("points", "points"), Arg("schedule", "schedule", accepts=_NONE_OK)))
+E(_E("analytic.BoxMixture", analytic.BoxMixture,
+     lambda: dict(weights=np.array([0.5, 0.5]), lows=np.zeros((2, 2)), highs=np.ones((2, 2)) + np.eye(2), noise_std=0.1,
+                  schedule=VP),
+     Arg("weights", "array"), Arg("lows", "array", ("lows", "highs")), Arg("highs", "array", ("lows", "highs")),
+     Arg("noise_std", "real"), Arg("schedule", "schedule", accepts=_NONE_OK)))
+E(_E("analytic.RingMixture", analytic.RingMixture,
+     lambda: dict(weights=np.array([0.5, 0.5]), radii=np.array([1.0, 2.0]), noise_std=0.1, schedule=VP),
+     Arg("weights", "array"), Arg("radii", "array", ("radii", "weights")), Arg("noise_std", "real"),
+     Arg("schedule", "schedule", accepts=_NONE_OK)))
+_ORACLES = {
+    "GaussianData": ORACLE,
+    "GaussianMixture": analytic.GaussianMixture(np.array([0.3, 0.7]), np.array([[0.0, 1.0], [1.0, 0.0]]), 0.3, COS),
+    "EmpiricalData": analytic.EmpiricalData(_x(5, n=4), VP),
+    "BoxMixture": analytic.BoxMixture(np.array([1.0]), np.zeros((1, 2)), np.ones((1, 2)), 0.0, VP),
+    "RingMixture": analytic.RingMixture(np.array([1.0]), np.array([1.0]), 0.1, VP),
+}
+for _name, _o in _ORACLES.items():
+    for _m in ("log_prob", "score", "x0_mean", "eps", "eps_and_divergence"):
+        E(_E(f"{_name}.{_m}", (lambda m: lambda o, x, t: getattr(o, m)(x, t))(_m),
+             lambda o=_o: dict(o=o, x=_x(), t=_T3), Arg("x", "batch_d"), Arg("t", "times")))
+    E(_E(f"{_name}.sample", lambda o, n, rng: o.sample(n, rng), lambda o=_o: dict(o=o, n=4, rng=_rng()),
+         Arg("n", "int"), Arg("rng", "rng")))
+
+# -- data --------------------------------------------------------------------------------------
+E(_E("toy2d.load", toy2d.load, lambda: dict(name="moons"), Arg("name", "choice")))
+E(_E("Toy2D.sample", lambda d, n, rng: d.sample(n, rng), lambda: dict(d=TOY, n=4, rng=_rng()),
+     Arg("n", "int"), Arg("rng", "rng")))
+E(_E("Toy2D.log_prob", lambda d, x: d.log_prob(x), lambda: dict(d=TOY, x=_x()), Arg("x", "points_d")))
+E(_E("Toy2D.oracle", lambda d, schedule: d.oracle(schedule), lambda: dict(d=TOY, schedule=COS),
+     Arg("schedule", "schedule", accepts=_NONE_OK)))
+
+
+# -- public callables without an entry here, each with the reason --------------------------------
+
+NOT_FUZZED = {
+    # result containers and base classes: constructed by npdiff, not from user input
+    "npdiff.sample._common.SampleResult": "a result dataclass", "npdiff.likelihood.ode.ODELikelihood": "a result dataclass",
+    "npdiff.likelihood.vlb.VLBResult": "a result dataclass",
+    "npdiff.likelihood.dequantize.DequantizedLikelihood": "a result dataclass",
+    "npdiff.checkpoint.Checkpoint": "a result dataclass (tests/test_checkpoint_untrusted.py fuzzes load)",
+    "npdiff.data.images.ImageSet": "a result dataclass of digits()",
+    "npdiff.schedule.Schedule": "abstract base class (its methods are fuzzed through the three schedules)",
+    "npdiff.analytic._base.AnalyticOracle": "abstract base class (its methods are fuzzed through the five oracles)",
+    "npdiff.denoiser.Denoiser": "a typing.Protocol",
+    "npdiff.data.toy2d.Toy2D": "built by toy2d.load (fuzzed, with its methods)",
+    # files and the command line have their own fuzz suites
+    "npdiff.checkpoint.load": "tests/test_checkpoint_untrusted.py",
+    "npdiff.checkpoint.save": "tests/test_checkpoint_untrusted.py",
+    "npdiff.cli.main": "tests/test_fuzz_cli.py", "npdiff.cli.build_parser": "tests/test_fuzz_cli.py",
+    "npdiff.cli.image_nll": "called by `npdiff nll --data digits` (tests/test_fuzz_cli.py)",
+    "npdiff.cli.UserError": "an exception class",
+    "npdiff.data.images.read_idx": "a file reader; tests/test_images.py feeds it truncated and foreign files",
+    "npdiff.data.images.write_idx": "a file writer; tests/test_images.py",
+    "npdiff.data.images.digits": "no arguments", "npdiff.data.images.digits_split": "a seed only",
+    "npdiff.analytic.mixture.check_weights": "a helper; fuzzed through the weights of the mixture constructors",
+    # training: fuzzed by tests/test_edge_cases.py (huge learning rate) and tests/test_train.py
+    "npdiff.train.Trainer": "tests/test_edge_cases.py", "npdiff.train.train": "tests/test_edge_cases.py",
+    "npdiff.train.TrainConfig": "validated in __post_init__; tests/test_train.py",
+    "npdiff.train.denoising_targets": "tests/test_train.py (equal to q_sample)",
+    "npdiff.train.loss_weight": "tests/test_train.py",
+    "npdiff.recipes.recipe": "a name lookup; owned by another engineer",
+    # npdiff/nn is owned by another engineer: its validation gaps are listed in the report of issue 10
+    "npdiff.nn.mlp.MLP": "npdiff/nn, not fuzzed here", "npdiff.nn.mlp.MLPConfig": "npdiff/nn, not fuzzed here",
+    "npdiff.nn.model.DiffusionMLP": "npdiff/nn, not fuzzed here", "npdiff.nn.optim.AdamW": "npdiff/nn, not fuzzed here",
+    "npdiff.nn.optim.learning_rate": "npdiff/nn, not fuzzed here",
+}
+for _mod in ("npdiff.nn.activations", "npdiff.nn.embedding", "npdiff.nn.kernels"):
+    for _n in importlib.import_module(_mod).__all__:
+        if inspect.isfunction(getattr(importlib.import_module(_mod), _n)):
+            NOT_FUZZED[f"{_mod}.{_n}"] = "a kernel or its twin: kernels never validate (DESIGN.md)"
+
+
+def public_callables() -> dict[str, Any]:
+    """Every class and function named in the __all__ of every public npdiff module."""
+    found = {}
+    for info in pkgutil.walk_packages(npdiff.__path__, "npdiff."):
+        if any(part.startswith("_") for part in info.name.split(".")):
+            continue
+        mod = importlib.import_module(info.name)
+        names = getattr(mod, "__all__", None)
+        if names is None:  # no __all__: every public name the module defines
+            names = [n for n, o in vars(mod).items() if not n.startswith("_") and getattr(o, "__module__", "") == info.name]
+        for name in names:
+            obj = getattr(mod, name)
+            if inspect.isfunction(obj) or inspect.isclass(obj):
+                found[f"{obj.__module__}.{obj.__qualname__}"] = obj
+    return found
+
+
+def test_every_public_callable_has_a_fuzz_entry():
+    fuzzed = {f"{e.fn.__module__}.{e.fn.__qualname__}" for e in ENTRIES}
+    figures = {k for k in public_callables() if k.startswith("npdiff.plot.")}  # matplotlib, outside the numerics
+    missing = sorted(set(public_callables()) - fuzzed - set(NOT_FUZZED) - figures)
+    assert not missing, f"public callables without a fuzz entry (add one to ENTRIES, or a reason to NOT_FUZZED): {missing}"
+    stale = sorted(k for k in NOT_FUZZED if k not in public_callables())
+    assert not stale, f"NOT_FUZZED names callables that are not public (any more): {stale}"
+
+
+# -- the check -----------------------------------------------------------------------------------
+
+
+def _floats(obj, path="result"):
+    """(path, array) for every float array or scalar inside a result."""
+    if isinstance(obj, (float, np.floating)) or (isinstance(obj, np.ndarray) and obj.dtype.kind == "f"):
+        yield path, np.asarray(obj)
+    elif isinstance(obj, (tuple, list)):
+        for i, o in enumerate(obj):
+            yield from _floats(o, f"{path}[{i}]")
+    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        for f in dataclasses.fields(obj):
+            yield from _floats(getattr(obj, f.name), f"{path}.{f.name}")
+
+
+def _shapes(obj):
+    return [(p, a.shape) for p, a in _floats(obj)]
+
+
+def _innermost_file(exc: BaseException) -> str:
+    return traceback.extract_tb(exc.__traceback__)[-1].filename
+
+
+class _Hang(Exception):
+    pass
+
+
+def _on_alarm(signum, frame):
+    raise _Hang()
+
+
+def _call(entry: Entry, kwargs: dict[str, Any]):
+    old = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.alarm(_ALARM)
+    try:
+        return entry.fn(**kwargs)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+_BASELINES: dict[str, list] = {}
+
+
+def _baseline(entry: Entry):
+    if entry.name not in _BASELINES:
+        _BASELINES[entry.name] = _shapes(_call(entry, entry.valid()))
+    return _BASELINES[entry.name]
+
+
+def check_outcome(entry: Entry, arg: Arg, label: str, must_fail: bool, kwargs: dict[str, Any]) -> str:
+    r"""Call once with one argument corrupted; return "error" or "result", or fail saying why."""
+    where = f"{entry.name}({arg.name}={label})"
+    try:
+        out = _call(entry, kwargs)
+    except _Hang:
+        pytest.fail(f"{where}: no answer within {_ALARM} s (a hang)")
+    except entry.errors as exc:
+        msg = str(exc)
+        words = arg.words() + ("denoiser",) * (arg.kind == "denoiser")
+        if label in ("one_row", "extra_row", "wrong_length"):  # a mismatch may be blamed on either side
+            words += tuple(a.name for a in entry.args)
+        assert any(w.lower() in msg.lower() for w in words), (
+            f"{where}: {type(exc).__name__} does not name {arg.words()}: {msg!r}")
+        inner = _innermost_file(exc)
+        assert inner.startswith(PKG_DIR), f"{where}: {type(exc).__name__} raised from {inner}, not npdiff: {msg!r}"
+        return "error"
+    except Exception as exc:  # any other type is the defect we look for
+        pytest.fail(f"{where}: {type(exc).__name__} raised from {_innermost_file(exc)}: {exc!r}")
+    if must_fail and label not in arg.accepts:
+        pytest.fail(f"{where}: accepted and returned {type(out).__name__}; expected a ValueError/TypeError")
+    for path, a in _floats(out):
+        if label == "nan" and arg.nan_passes:
+            continue
+        ok = ~np.isnan(a) if entry.infinite_ok else np.isfinite(a)
+        assert np.all(ok), f"{where}: {path} holds NaN/Inf: {a!r}"
+    if label in ("one_row", "extra_row", "extra_column") and label not in arg.accepts:
+        assert _shapes(out) == _baseline(entry), f"{where}: silently broadcast to {_shapes(out)}"
+    return "result"
+
+
+CASES = [(e, a) for e in ENTRIES for a in e.args]
+
+
+def test_every_valid_call_is_finite():
+    for e in ENTRIES:
+        out = _call(e, e.valid())
+        for path, a in _floats(out):
+            assert np.all(np.isfinite(a) if not e.infinite_ok else ~np.isnan(a)), f"{e.name}: {path} for the valid call"
+
+
+CALLS = {"n": 0}
+
+
+@pytest.mark.parametrize("entry, arg", CASES, ids=[f"{e.name}-{a.name}" for e, a in CASES])
+@settings(max_examples=int(os.environ.get("NPDIFF_FUZZ_EXAMPLES", "4")), deadline=None, derandomize=True)
+@given(data=st.data())
+def test_bad_argument_gives_a_clear_error_or_a_finite_result(entry, arg, data):
+    base = entry.valid()[arg.name]
+    base = arg.example if base is None else base
+    for label, value, must_fail in CORRUPTIONS[arg.kind](base, data.draw):
+        kwargs = {**entry.valid(), arg.name: value}
+        CALLS["n"] += 1
+        check_outcome(entry, arg, label, must_fail, kwargs)
