@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -31,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from .nn.mlp import MLP, MLPConfig
 from .nn.model import DiffusionMLP
 from .nn.optim import AdamW
 
@@ -94,6 +96,9 @@ def save(path: str | os.PathLike, model: DiffusionMLP, *, optimizer: AdamW | Non
         raise TypeError(f"model must be a DiffusionMLP, got {type(model).__name__}")
     if rng is not None and not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy Generator or None, got {type(rng).__name__}")
+    if not np.all(np.isfinite(model.params)):
+        raise ValueError(f"refusing to save a model whose params hold {np.count_nonzero(~np.isfinite(model.params))} "
+                         "NaN/Inf values (training diverged?)")
     path = Path(path)
     history = dict(history or {})
     config = {
@@ -110,6 +115,9 @@ def save(path: str | os.PathLike, model: DiffusionMLP, *, optimizer: AdamW | Non
         arrays["rng_state"] = _json_array(rng.bit_generator.state)
     if optimizer is not None:
         arrays.update(optimizer.state_arrays())
+        for name in ("adam_m", "adam_v", "ema"):
+            if not np.all(np.isfinite(arrays[name])):
+                raise ValueError(f"refusing to save an optimizer state whose {name} holds NaN/Inf values")
     for name, series in history.items():
         arrays[f"history_{name}"] = np.asarray(series)
 
@@ -131,69 +139,179 @@ def _bad(path: Path, why: str) -> ValueError:
     return ValueError(f"{os.fspath(path)} is not a valid npdiff checkpoint: {why}")
 
 
-def _read_all(path: Path) -> dict[str, np.ndarray]:
+_MAX_ENTRIES = 64  # a checkpoint holds about ten entries
+_MAX_TEXT_BYTES = 1 << 20  # the JSON entries are a few kilobytes
+_MAX_DEFLATE_RATIO = 1100  # deflate cannot expand more than ~1032:1; a larger claim is a forged header
+
+
+class _Archive:
+    r"""The entries of an .npz, read one at a time after their .npy header has been checked.
+
+    ``np.load`` would allocate whatever shape an entry's header claims before reading a byte
+    of it (a header may claim 10^12 elements in a 1 kB file). Here every header is parsed
+    first and must agree with the entry's stored size, which must fit in the file on disk;
+    the caller then checks the shape against the config before :meth:`read` allocates.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.zip = zipfile.ZipFile(path)
+            infos = self.zip.infolist()
+        except (OSError, EOFError, zipfile.BadZipFile, ValueError) as exc:
+            raise _bad(path, f"truncated or corrupted ({type(exc).__name__}: {exc})") from exc
+        if len(infos) > _MAX_ENTRIES:
+            raise _bad(path, f"{len(infos)} entries (a checkpoint has at most {_MAX_ENTRIES})")
+        disk = os.path.getsize(path)
+        self.headers: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+        self.infos = {}
+        for info in infos:
+            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            if info.compress_size > disk or info.file_size > max(disk, _MAX_DEFLATE_RATIO * info.compress_size):
+                raise _bad(path, f"entry {name!r} claims {info.file_size} bytes in a file of {disk} bytes")
+            self.infos[name] = info
+            self.headers[name] = self._header(name, info)
+
+    def _header(self, name: str, info: zipfile.ZipInfo) -> tuple[tuple[int, ...], np.dtype]:
+        try:
+            with self.zip.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+                else:
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+                offset = f.tell()
+        except (OSError, EOFError, zipfile.BadZipFile, ValueError, SyntaxError) as exc:
+            raise _bad(self.path, f"entry {name!r} has no valid .npy header ({type(exc).__name__}: {exc})") from exc
+        if dtype.hasobject:
+            raise _bad(self.path, f"entry {name!r} holds Python objects, i.e. pickled data, which is never loaded")
+        count = math.prod(shape)  # Python ints: no overflow whatever the header claims
+        if offset + count * dtype.itemsize != info.file_size:
+            raise _bad(self.path, f"entry {name!r} claims shape {shape} of {dtype} ({count * dtype.itemsize} bytes) "
+                                  f"but stores {info.file_size - offset} bytes (truncated or forged)")
+        return tuple(shape), dtype
+
+    def expect(self, name: str, *, shape: tuple[int, ...] | None = None, kinds: str = "f",
+               max_bytes: int | None = None) -> None:
+        r"""Refuse entry ``name`` unless its header has this shape, a dtype of these kinds, at most max_bytes."""
+        if name not in self.headers:
+            raise _bad(self.path, f"missing entry {name!r}")
+        got, dtype = self.headers[name]
+        if dtype.kind not in kinds or (dtype.kind == "f" and dtype not in (np.dtype(np.float32), np.dtype(np.float64))):
+            raise _bad(self.path, f"entry {name!r} has dtype {dtype}, expected {'text' if kinds == 'U' else 'float32/64'}")
+        if shape is not None and got != shape:
+            raise _bad(self.path, f"entry {name!r} has shape {got}, expected {shape}")
+        if max_bytes is not None and math.prod(got) * dtype.itemsize > max_bytes:
+            raise _bad(self.path, f"entry {name!r} is {math.prod(got) * dtype.itemsize} bytes, at most {max_bytes} expected")
+
+    def read(self, name: str) -> np.ndarray:
+        r"""The array of entry ``name`` (its header already checked by :meth:`expect`)."""
+        try:
+            with self.zip.open(self.infos[name]) as f:
+                arr = np.lib.format.read_array(f, allow_pickle=False)
+                f.read(1)  # reach the end of the entry, where zipfile checks the CRC
+        except (OSError, EOFError, zipfile.BadZipFile, ValueError) as exc:
+            raise _bad(self.path, f"entry {name!r} truncated or corrupted ({type(exc).__name__}: {exc})") from exc
+        return arr
+
+    def close(self) -> None:
+        self.zip.close()
+
+
+def _open(path: Path) -> _Archive:
     with open(path, "rb") as f:  # FileNotFoundError passes through
         head = f.read(6)
-    if head[:1] == b"\x80":  # pickle protocol >= 2 opcode; np.load would call anything unknown "pickled" too
+    if head[:1] == b"\x80":  # pickle protocol >= 2 opcode
         raise _bad(path, "it is a pickle, which is never loaded")
-    if not (head.startswith(b"PK") or head == b"\x93NUMPY"):
+    if head == b"\x93NUMPY":
+        raise _bad(path, "it holds a single array, not an .npz archive")
+    if not head.startswith(b"PK"):
         raise _bad(path, f"it is not an .npz archive (starts with {head!r}; empty or truncated?)")
-    try:
-        z = np.load(path, allow_pickle=False)
-        if isinstance(z, np.lib.npyio.NpzFile):
-            with z:
-                return {name: z[name] for name in z.files}  # read every entry now, so CRC errors surface here
-    except FileNotFoundError:
-        raise
-    except ValueError as exc:
-        if "pickle" in str(exc):
-            raise _bad(path, f"it contains pickled data, which is never loaded ({exc})") from exc
-        raise _bad(path, f"unreadable ({exc})") from exc
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise _bad(path, f"truncated or corrupted ({type(exc).__name__}: {exc})") from exc
-    raise _bad(path, "it holds a single array, not an .npz archive")
+    return _Archive(path)
 
 
-def _json(path: Path, arrays: dict[str, np.ndarray], name: str) -> Any:
-    arr = arrays[name]
-    if arr.dtype.kind != "U" or arr.ndim != 0:
-        raise _bad(path, f"entry {name!r} must be a JSON string, got {arr.dtype} of shape {arr.shape}")
+def _json(path: Path, archive: _Archive, name: str) -> Any:
+    archive.expect(name, shape=(), kinds="U", max_bytes=4 * _MAX_TEXT_BYTES)
+    arr = archive.read(name)
     try:
         return json.loads(str(arr))
-    except json.JSONDecodeError as exc:
-        raise _bad(path, f"entry {name!r} is not valid JSON ({exc})") from exc
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise _bad(path, f"entry {name!r} is not valid JSON ({type(exc).__name__}: {exc})") from exc
+
+
+def _model_size_bound(path: Path, config: dict[str, Any], n_params: int) -> None:
+    # every layer has at least width, depth, emb_dim and dim weights: numbers beyond the stored
+    # weights cannot describe them, and would make the MLP's layout allocate before the shape check
+    model = config.get("model")
+    if not isinstance(model, dict):
+        raise _bad(path, f"config has no model dict (got {type(model).__name__})")
+    for key in ("dim", "width", "depth", "emb_dim"):
+        value = model.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > n_params:
+            raise _bad(path, f"model {key} = {value} exceeds the {n_params} stored weights")
 
 
 def load(path: str | os.PathLike) -> Checkpoint:
-    r"""Read a checkpoint written by :func:`save` (``allow_pickle=False``); ``ValueError`` if it is not one."""
+    r"""Read a checkpoint written by :func:`save`; ``ValueError`` naming the file if it is not one.
+
+    Nothing is unpickled, and no array is allocated before its header has been checked
+    against the file's size and the config (see :class:`_Archive`).
+    """
     path = Path(path)
-    arrays = _read_all(path)
-    if "npdiff_checkpoint" not in arrays or str(arrays["npdiff_checkpoint"]) != FORMAT:
-        raise _bad(path, f"no {FORMAT!r} marker (entries: {sorted(arrays)[:8]})")
+    archive = _open(path)
+    try:
+        return _load(path, archive)
+    finally:
+        archive.close()
+
+
+def _load(path: Path, archive: _Archive) -> Checkpoint:
+    if "npdiff_checkpoint" not in archive.headers:
+        raise _bad(path, f"no {FORMAT!r} marker (entries: {sorted(archive.headers)[:8]})")
+    archive.expect("npdiff_checkpoint", shape=(), kinds="U", max_bytes=4 * 64)
+    if str(archive.read("npdiff_checkpoint")) != FORMAT:
+        raise _bad(path, f"no {FORMAT!r} marker (entries: {sorted(archive.headers)[:8]})")
     for needed in ("config", "params"):
-        if needed not in arrays:
+        if needed not in archive.headers:
             raise _bad(path, f"missing entry {needed!r}")
-    config = _json(path, arrays, "config")
+    config = _json(path, archive, "config")
     if not isinstance(config, dict) or config.get("version") != VERSION:
         raise _bad(path, f"unsupported version {config.get('version') if isinstance(config, dict) else config!r}")
+    step = config.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise _bad(path, f"step must be a non-negative int, got {step!r}")
+    shape, _ = archive.headers["params"]
+    if len(shape) != 1:
+        raise _bad(path, f"entry 'params' has shape {shape}, expected a vector of weights")
+    _model_size_bound(path, config, shape[0])
     try:
-        model = DiffusionMLP.from_config_dict(config, arrays["params"])
+        n_params = MLP(MLPConfig.from_dict(config["model"])).n_params
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _bad(path, f"its config does not describe a model ({exc})") from exc
+    if shape != (n_params,):
+        raise _bad(path, f"its config or weights do not describe a model (entry 'params' has shape {shape}, "
+                         f"the config's MLP has {n_params} weights)")
+    archive.expect("params", shape=(n_params,))
+    params = archive.read("params")
+    if not np.all(np.isfinite(params)):
+        raise _bad(path, f"its weights hold {np.count_nonzero(~np.isfinite(params))} NaN/Inf values")
+    try:
+        model = DiffusionMLP.from_config_dict(config, params)
     except (KeyError, TypeError, ValueError) as exc:
         raise _bad(path, f"its config or weights do not describe a model ({exc})") from exc
-    if model.params.dtype != arrays["params"].dtype:
+    if model.params.dtype != params.dtype:
         raise _bad(path, "weights changed dtype on load")
     optimizer = None
     if config.get("optimizer") is not None:
         names = ("adam_m", "adam_v", "ema")
-        if any(n not in arrays for n in names):
+        if any(n not in archive.headers for n in names):
             raise _bad(path, f"optimizer state incomplete, needs {names}")
-        optimizer = {n: arrays[n] for n in names}
-        for n, a in optimizer.items():
-            if a.shape != model.params.shape:
-                raise _bad(path, f"{n!r} has shape {a.shape}, expected {model.params.shape}")
+        for n in names:
+            archive.expect(n, shape=model.params.shape)
+        optimizer = {n: archive.read(n) for n in names}
     rng = None
-    if "rng_state" in arrays:
-        state = _json(path, arrays, "rng_state")
+    if "rng_state" in archive.headers:
+        state = _json(path, archive, "rng_state")
         try:
             # only NumPy's bit generators by name: a file never chooses which callable runs
             name = state["bit_generator"]
@@ -204,13 +322,14 @@ def load(path: str | os.PathLike) -> Checkpoint:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise _bad(path, f"its generator state cannot be restored ({exc})") from exc
         rng = np.random.Generator(bit_gen)
+    names = config.get("history", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise _bad(path, f"config 'history' must be a list of names, got {names!r}")
     history = {}
-    for name in config.get("history", []):
-        if f"history_{name}" not in arrays:
+    for name in names:
+        if f"history_{name}" not in archive.headers:
             raise _bad(path, f"missing history series {name!r}")
-        history[name] = arrays[f"history_{name}"]
-    step = config.get("step")
-    if not isinstance(step, int) or step < 0:
-        raise _bad(path, f"step must be a non-negative int, got {step!r}")
+        archive.expect(f"history_{name}", shape=(step,))
+        history[name] = archive.read(f"history_{name}")
     return Checkpoint(model=model, step=step, optimizer=optimizer, optimizer_config=config.get("optimizer"), rng=rng,
                       history=history, train_config=config.get("train"), path=path)
