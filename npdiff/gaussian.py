@@ -168,15 +168,25 @@ def _log_diff_ndtr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     Uses :math:`\log\Phi(b) + \log(1 - e^{\log\Phi(a) - \log\Phi(b)})`, mirrored
     (:math:`\Phi(b)-\Phi(a) = \Phi(-a)-\Phi(-b)`) when the bin lies right of 0 so
-    both CDFs are small and ``log_ndtr`` keeps full precision.
+    both CDFs are small and ``log_ndtr`` keeps full precision. A bin much narrower than
+    the standard deviation near the centre (:math:`w = b - a < 10^{-3}`, :math:`|m| < 5` with
+    :math:`m = (a+b)/2`) would lose :math:`\log_{10}(1/w)` digits to that subtraction (and
+    give -inf once w is below 1e-16), so there the midpoint expansion is used instead:
+
+    .. math:: \Phi(b) - \Phi(a) = w\,\varphi(m)\Big(1 + \frac{w^2(m^2 - 1)}{24}\Big) + O(w^5 m^4)
     """
     mirror = a > 0
     lo = np.where(mirror, -b, a)
     hi = np.where(mirror, -a, b)
     log_hi = log_ndtr(hi)
     log_lo = log_ndtr(lo)
-    with np.errstate(divide="ignore"):
-        return log_hi + np.log(-np.expm1(log_lo - log_hi))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # the branch not taken may overflow
+        out = log_hi + np.log(-np.expm1(log_lo - log_hi))
+        w = b - a  # +inf for the open edge bins, which never take the narrow branch
+        m = 0.5 * (a + b)
+        narrow = (w < 1e-3) & (np.abs(m) < 5.0)
+        series = np.log(w) - 0.5 * (LOG_2PI + m * m) + np.log1p(w * w * (m * m - 1.0) / 24.0)
+    return np.where(narrow, series, out)
 
 
 def discretized_gaussian_log_likelihood(x: object, mean: object, log_var: object, K: int = 256) -> np.ndarray:
