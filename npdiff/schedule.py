@@ -97,7 +97,7 @@ class Schedule:
 
     def sigma(self, t: object) -> np.ndarray:
         r"""Noise std :math:`\sigma(t) = \sqrt{1 - \bar\alpha(t)}`, via ``expm1`` for small t."""
-        return np.sqrt(-np.expm1(self._log_alpha_bar(_times(t))))
+        return np.sqrt(-np.expm1(self._log_alpha_bar(_times(t))) + 0.0)  # + 0.0: sigma(0) = +0, not -0
 
     def beta(self, t: object) -> np.ndarray:
         r""":math:`\beta(t) = -\frac{d}{dt}\log\bar\alpha(t)` (Song et al. 2021, Eq. 11)."""
@@ -187,7 +187,8 @@ class Cosine(Schedule):
         \bar\alpha(t) = \frac{f(t)}{f(0)},\qquad f(t) = \cos^2\Big(\frac{t + s}{1 + s}\cdot\frac{\pi}{2}\Big),
         \qquad \beta(t) = \frac{\pi}{1+s}\tan\Big(\frac{t + s}{1 + s}\cdot\frac{\pi}{2}\Big)
 
-    It is singular at t = 1 (alpha_bar = 0, beta infinite), so continuous-time
+    It is singular at t = 1 (alpha_bar = 0, beta infinite: returned as exactly 0 and +inf,
+    log_alpha_bar and log_snr as -inf, through :math:`\cos x = \sin(\pi/2 - x)`), so continuous-time
     methods stop at ``t_max = 1 - 1e-3`` (alpha_bar(t_max) ~ 2.4e-6, beta(t_max) ~ 2e3),
     where q(x_t) differs from N(0, I) by a KL of order 1e-6 per unit of |x_0|^2.
     The discrete chain instead clips its betas at ``max_beta`` (0.999 as in the paper).
@@ -200,16 +201,25 @@ class Cosine(Schedule):
         self.s = real_scalar(s, "s", lo=0.0, lo_open=True)
         self.max_beta = real_scalar(max_beta, "max_beta", lo=0.0, hi=1.0, lo_open=True, hi_open=True)
 
-    def _angle(self, t: np.ndarray) -> np.ndarray:
-        return (t + self.s) / (1.0 + self.s) * (np.pi / 2)
+    def _co_angle(self, t: np.ndarray) -> np.ndarray:
+        # pi/2 minus the angle, (1 - t)/(1 + s) pi/2: exactly 0 at t = 1, where cos(angle) would round to 6e-17
+        return (1.0 - t) / (1.0 + self.s) * (np.pi / 2)
 
     def _log_alpha_bar(self, t: np.ndarray) -> np.ndarray:
+        # Near t = 1: cos(angle) = sin(pi/2 - angle), no cancellation, and alpha_bar(1) = 0 exactly.
+        # Near t = 0 the two logs of numbers close to 1 would cancel (5e-10 relative error at t = 1e-5);
+        # there cos(a0 + d) / cos(a0) = 1 - 2 sin^2(d/2) - tan(a0) sin(d), with d = t pi / (2 (1 + s)), via log1p.
+        t = np.asarray(t, dtype=np.float64)
         with np.errstate(divide="ignore"):
-            log_f = 2.0 * np.log(np.cos(self._angle(t)))
-        return log_f - 2.0 * np.log(np.cos(self._angle(np.float64(0.0))))
+            far = 2.0 * (np.log(np.sin(self._co_angle(t))) - np.log(np.sin(self._co_angle(np.float64(0.0)))))
+        d = t / (1.0 + self.s) * (np.pi / 2)
+        tan0 = np.tan(self.s / (1.0 + self.s) * (np.pi / 2))
+        near = 2.0 * np.log1p(-(2.0 * np.sin(0.5 * d) ** 2 + tan0 * np.sin(d)))
+        return np.where(t < 0.5, near, far)
 
     def _beta(self, t: np.ndarray) -> np.ndarray:
-        return np.pi / (1.0 + self.s) * np.tan(self._angle(t))
+        with np.errstate(divide="ignore"):  # +inf at t = 1, the singularity
+            return np.pi / (1.0 + self.s) / np.tan(self._co_angle(t))
 
     def config(self) -> dict[str, Any]:
         return {"kind": self.name, "s": self.s, "max_beta": self.max_beta}
@@ -319,6 +329,8 @@ class DiscreteSchedule:
             raise ValueError(f"betas must be a 1-D array of length T >= 1 (for t = 1..T), got shape {b.shape}")
         if b.min() <= 0.0 or b.max() >= 1.0:
             raise ValueError(f"betas must lie in (0, 1), got values in [{b.min()}, {b.max()}]")
+        if np.any(1.0 - b == 1.0):  # alpha_t would round to 1: the step adds no noise and beta_tilde is 0
+            raise ValueError(f"betas must exceed float64 resolution (1 - beta < 1, i.e. beta >= 1.2e-16), got min {b.min()}")
         T = b.size
         self.T = T
         self.name = name
