@@ -242,6 +242,9 @@ class Trainer:
                                       self.model_config.parameterization, self.loss_kind)
         self.mlp._forward(self._layers, xt, t, self._work)
         loss = self.mlp._loss_and_grad(self._layers, self._grads, self._work, target, weight)
+        if not math.isfinite(loss):  # before the update, so the weights stay those of the last good step
+            raise FloatingPointError(f"training loss became {loss} at step {self.step + 1} (the weights are kept as "
+                                     f"after step {self.step}); lower lr or check the data")
         lr = learning_rate(self.step + 1, lr=cfg.lr, schedule=cfg.lr_schedule, total_steps=cfg.steps,
                            warmup_steps=cfg.warmup_steps, final_lr_ratio=cfg.final_lr_ratio)
         grad_norm = self.optimizer.update(self.params, self.grad, lr)
@@ -250,9 +253,21 @@ class Trainer:
             self._grow(min(2 * self.step, self.config.steps))
         h["loss"][self.step], h["grad_norm"][self.step], h["lr"][self.step] = loss, grad_norm, lr
         self.step += 1
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"training loss became {loss} at step {self.step}; lower lr or check the data")
+        if not math.isfinite(grad_norm):
+            raise FloatingPointError(f"the gradient norm became {grad_norm} at step {self.step}; lower lr or check the data")
         return loss
+
+    def check_finite(self) -> None:
+        r"""Raise ``FloatingPointError`` naming the step if the weights or their EMA hold NaN/Inf.
+
+        A finite loss does not prove the update that followed it finite (a huge learning rate
+        overflows float32 in the update itself); the next step's loss would show it, but the
+        last step has no next step. Checked at the end of :meth:`run` and before every save.
+        """
+        for name, arr in (("weights", self.params), ("EMA weights", self.optimizer.ema)):
+            if not np.all(np.isfinite(arr)):
+                raise FloatingPointError(f"the {name} became NaN/Inf at step {self.step} "
+                                         f"({np.count_nonzero(~np.isfinite(arr))} entries); lower lr")
 
     def run(self, until: int | None = None, *, progress: bool | None = None, checkpoint_path: str | os.PathLike | None = None,
             checkpoint_every: int | None = None) -> dict[str, np.ndarray]:
@@ -285,6 +300,7 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
+        self.check_finite()
         if checkpoint_path is not None:
             self.save(checkpoint_path)
         return self.history
@@ -295,9 +311,13 @@ class Trainer:
 
     # -- checkpoints -------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
-        r"""Write the whole state (weights, AdamW + EMA, step, generator, history, configs) atomically."""
+        r"""Write the whole state (weights, AdamW + EMA, step, generator, history, configs) atomically.
+
+        Refuses (``FloatingPointError`` naming the step) to write weights that are not finite.
+        """
         from . import checkpoint
 
+        self.check_finite()
         checkpoint.save(path, self.denoiser(ema=False, dtype=np.float32), optimizer=self.optimizer, step=self.step,
                         rng=self.rng, history=self.history, train_config=self.config.to_dict())
 
