@@ -270,11 +270,17 @@ E(_E("schedule.DiscreteSchedule", schedule.DiscreteSchedule,
      Arg("betas", "array"), Arg("times", "array", accepts=_NONE_OK)))
 E(_E("schedule.schedule_from_config", schedule.schedule_from_config, lambda: dict(config=VP.config()),
      Arg("config", "object", ("config",))))
+_INFINITE = {  # exact infinities: log SNR where sigma(t) = 0, and the cosine schedule's singular end t = 1
+    ("vp_linear", "log_snr"): "log SNR is +inf at t = 0, where sigma(t) = 0",
+    ("cosine", "log_snr"): "log SNR is +inf at t = 0 (sigma = 0) and -inf at t = 1 (alpha_bar = 0)",
+    ("cosine", "log_alpha_bar"): "log alpha_bar(1) = -inf: the cosine schedule ends at alpha_bar = 0",
+    ("cosine", "beta"): "beta(1) = +inf: the cosine schedule is singular at t = 1",
+}
 for _s in (VP, COS, schedule.log_snr_linear()):
     for _m in ("alpha_bar", "sigma", "log_snr", "beta", "log_alpha_bar"):
         E(_E(f"{type(_s).__name__}.{_m}", _schedule_method(_m), lambda s=_s: dict(s=s, t=np.array([0.0, 0.3, 1.0])),
              Arg("t", "array", accepts={"empty": "", "extra_axis": "elementwise in t"}),
-             infinite_ok="log SNR is +inf where sigma(t) = 0 (t = 0 on vp_linear and cosine)" if _m == "log_snr" else ""))
+             infinite_ok=_INFINITE.get((_s.name, _m), "")))
     E(_E(f"{type(_s).__name__}.discretize", lambda s, T, t_end: s.discretize(T, t_end=t_end),
          lambda s=_s: dict(s=s, T=10, t_end=s.t_max), Arg("T", "int"), Arg("t_end", "real")))
 E(_E("DiscreteSchedule.respace", lambda c, steps: c.respace(steps), lambda: dict(c=CHAIN, steps=4),
