@@ -73,23 +73,81 @@ def _load_model(path: str):
     return ck, ck.denoiser(ema=True)
 
 
+def _check_out_file(path: str | None, flag: str) -> None:
+    r"""Refuse an output file that could not be written, before the work that would fill it."""
+    if path is None:
+        return
+    parent = Path(path).parent
+    if os.path.isdir(path):
+        raise UserError(f"{flag} {path!r} is a folder, expected a file name")
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise UserError(f"{flag} {path!r}: folder {str(parent)!r} does not exist or is not writable")
+
+
+def _check_out_dir(path: str, flag: str) -> None:
+    r"""Refuse an output folder that could not be created or written, before training for it."""
+    p = Path(path)
+    while not p.exists() and p != p.parent:  # the nearest ancestor that exists must be a writable folder
+        p = p.parent
+    if not p.is_dir() or not os.access(p, os.W_OK):
+        raise UserError(f"{flag} {path!r}: {str(p)!r} is not a writable folder")
+
+
 def _check_dims(model, data, model_path: str) -> None:
     if model.dim != data.dim:
         raise UserError(f"model {model_path!r} was trained on {model.dim}-D data, but data set {data.name!r} is {data.dim}-D")
 
 
-def _positive(kind: type):
+def _positive(kind: type, maximum: float | None = None):
+    r"""A positive int or finite float, at most ``maximum``: a bigger count would only exhaust memory or time."""
+    most = "" if maximum is None else f" at most {maximum:,}" if kind is int else f" at most {maximum:g}"
+
     def parse(text: str):
         try:
             value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}") from None
-        if not value > 0 or (kind is float and not np.isfinite(value)):
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
+        except (ValueError, OverflowError):
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}{most}, got {text!r}") from None
+        if not value > 0 or (kind is float and not np.isfinite(value)) or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}{most}, got {text!r}")
         return value
 
     parse.__name__ = f"positive {kind.__name__}"
     return parse
+
+
+def _in_range(kind: type, lo: float, hi: float, *, hi_open: bool = False):
+    r"""A finite number in [lo, hi] (or [lo, hi))."""
+    right = ")" if hi_open else "]"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except (ValueError, OverflowError):
+            value = None
+        if value is None or not np.isfinite(value) or value < lo or value > hi or (hi_open and value == hi):
+            article = "an" if kind is int else "a"
+            raise argparse.ArgumentTypeError(f"expected {article} {kind.__name__} in [{lo}, {hi}{right}, got {text!r}")
+        return value
+
+    parse.__name__ = f"{kind.__name__} in range"
+    return parse
+
+
+# Upper bounds of the counts: far beyond any sensible run, far below what would exhaust memory or never end.
+MAX_STEPS = 10_000_000
+MAX_BATCH = 65_536
+MAX_WIDTH = 4_096
+MAX_DEPTH = 64
+MAX_POINTS = 1_000_000
+MAX_T = 100_000
+_SEED = _in_range(int, 0, 2**63 - 1)
+
+
+class _Parser(argparse.ArgumentParser):
+    r"""argparse with its errors on one line (the usage is one ``--help`` away)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 # -- train -------------------------------------------------------------------------------------
@@ -141,6 +199,7 @@ def _train(data, args: argparse.Namespace, *, out: Path | None, seed: int):
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    _check_out_dir(args.out, "--out")
     data = _load_data(args.data)
     out = Path(args.out)
     _, _, stats = _train(data, args, out=out, seed=args.seed)
@@ -301,6 +360,7 @@ def _report_nll(r: dict) -> None:
 
 
 def _cmd_nll(args: argparse.Namespace) -> int:
+    _check_out_file(args.save, "--save")
     data = _load_data(args.data)
     _, model = _load_model(args.model)
     _check_dims(model, data, args.model)
@@ -350,6 +410,8 @@ def _run_sampler(model, name: str, n: int, seed: int, steps: int | None, record:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
+    _check_out_file(args.out, "--out")
+    _check_out_file(args.plot, "--plot")
     _, model = _load_model(args.model)
     data = _load_data(args.data) if args.data else None
     if data is not None:
@@ -383,6 +445,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .likelihood import ode_log_likelihood
     from .plot import plot_density, plot_loss, plot_samples, plot_trajectory
 
+    _check_out_dir(args.out, "--out")
     t_start = time.perf_counter()
     data = _load_data("8gaussians")
     out = Path(args.out)
@@ -433,6 +496,7 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def _cmd_schedules(args: argparse.Namespace) -> int:
+    _check_out_file(args.plot, "--plot")
     schedules = [sch.vp_linear(), sch.cosine(), sch.log_snr_linear()]
     chains = [s.discretize(args.T) for s in schedules]
     ddpm = sch.ddpm_linear(args.T)
@@ -457,14 +521,16 @@ def _cmd_schedules(args: argparse.Namespace) -> int:
 
 def _model_flags(p: argparse.ArgumentParser, steps_default: int | None) -> None:
     g = p.add_argument_group("model and training (defaults: the '2d' or 'images' recipe in npdiff/recipes.py)")
-    g.add_argument("--steps", type=_positive(int), default=steps_default, help="optimizer steps")
-    g.add_argument("--batch-size", dest="batch_size", type=_positive(int), help="points per step")
-    g.add_argument("--lr", type=_positive(float), help="peak learning rate")
+    g.add_argument("--steps", type=_positive(int, MAX_STEPS), default=steps_default, help="optimizer steps")
+    g.add_argument("--batch-size", dest="batch_size", type=_positive(int, MAX_BATCH), help="points per step")
+    g.add_argument("--lr", type=_positive(float, 1.0), help="peak learning rate")
     g.add_argument("--lr-schedule", dest="lr_schedule", choices=("constant", "cosine"))
-    g.add_argument("--weight-decay", dest="weight_decay", type=float, help="AdamW's decoupled weight decay")
-    g.add_argument("--ema-decay", dest="ema_decay", type=float, help="decay of the weights' moving average")
-    g.add_argument("--width", type=_positive(int), help="hidden units")
-    g.add_argument("--depth", type=int, help="residual blocks")
+    g.add_argument("--weight-decay", dest="weight_decay", type=_in_range(float, 0.0, 1.0),
+                   help="AdamW's decoupled weight decay")
+    g.add_argument("--ema-decay", dest="ema_decay", type=_in_range(float, 0.0, 1.0, hi_open=True),
+                   help="decay of the weights' moving average")
+    g.add_argument("--width", type=_positive(int, MAX_WIDTH), help="hidden units")
+    g.add_argument("--depth", type=_in_range(int, 0, MAX_DEPTH), help="residual blocks")
     g.add_argument("--activation", choices=("gelu", "silu"))
     g.add_argument("--parameterization", choices=("eps", "x0", "v"))
     g.add_argument("--coord-embedding", dest="coord_embedding", action="store_true",
@@ -473,30 +539,30 @@ def _model_flags(p: argparse.ArgumentParser, steps_default: int | None) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="npdiff", description="Diffusion models from scratch in NumPy.")
+    parser = _Parser(prog="npdiff", description="Diffusion models from scratch in NumPy.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="train on 8gaussians, sample, exact NLL against the true entropy, figures")
     p.add_argument("--out", default="npdiff-demo", help="output folder (default ./npdiff-demo)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n", type=_positive(int), default=2000, help="test points for the NLL (default 2000)")
-    p.add_argument("--grid", type=_positive(int), default=48, help="grid size of the density heat map (default 48)")
+    p.add_argument("--seed", type=_SEED, default=0)
+    p.add_argument("--n", type=_positive(int, MAX_POINTS), default=2000, help="test points for the NLL (default 2000)")
+    p.add_argument("--grid", type=_positive(int, 1000), default=48, help="grid size of the density heat map (default 48)")
     _model_flags(p, None)
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("train", help="train the MLP denoiser on a data set; writes OUT/model.npz")
     p.add_argument("--data", required=True, help="data set name (see `npdiff datasets`)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_SEED, default=0)
     _model_flags(p, None)
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("sample", help="draw samples from a trained model")
     p.add_argument("--model", required=True, help="model.npz written by `npdiff train`")
     p.add_argument("--sampler", choices=SAMPLERS, default="ode")
-    p.add_argument("--steps", type=_positive(int), help="sampler steps (ode: Heun steps; default RK45 adaptive)")
-    p.add_argument("--n", type=_positive(int), default=1000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=_positive(int, MAX_T), help="sampler steps (ode: Heun steps; default RK45 adaptive)")
+    p.add_argument("--n", type=_positive(int, MAX_POINTS), default=1000)
+    p.add_argument("--seed", type=_SEED, default=0)
     p.add_argument("--out", required=True, help="FILE.npy for the (n, D) samples")
     p.add_argument("--plot", metavar="FILE.png", help="also draw the samples (2-D: a scatter; images: a grid)")
     p.add_argument("--data", help="the model's data set (images: real test images beside the samples)")
@@ -506,16 +572,16 @@ def build_parser() -> argparse.ArgumentParser:
                                    "images: bits/dim of the test split)")
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True)
-    p.add_argument("--n", type=_positive(int), help="2-D: fresh points (default 2000); images: the first n of the split "
-                                                    "(default all)")
+    p.add_argument("--n", type=_positive(int, MAX_POINTS),
+                   help="2-D: fresh points (default 2000); images: the first n of the split (default all)")
     p.add_argument("--split", choices=("test", "train"), default="test", help="images: which split (default test)")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=_SEED, default=1)
     p.add_argument("--method", choices=("ode", "vlb", "both"), default="ode")
-    p.add_argument("--T", type=_positive(int), help="steps of the VLB's chain (default 1000; images: the recipe's)")
+    p.add_argument("--T", type=_positive(int, MAX_T), help="steps of the VLB's chain (default 1000; images: the recipe's)")
     p.add_argument("--variance", choices=("large", "small"), help="the VLB's fixed reverse variance (default large)")
-    p.add_argument("--draws", type=_positive(int), default=1, help="images: dequantization draws per image (default 1)")
-    p.add_argument("--rtol", type=_positive(float), default=1e-5)
-    p.add_argument("--atol", type=_positive(float), default=1e-5)
+    p.add_argument("--draws", type=_positive(int, 1000), default=1, help="images: dequantization draws per image (default 1)")
+    p.add_argument("--rtol", type=_positive(float, 0.1), default=1e-5)
+    p.add_argument("--atol", type=_positive(float, 0.1), default=1e-5)
     p.add_argument("--save", metavar="FILE.npz", help="write the points and their per-point log-likelihoods")
     p.set_defaults(func=_cmd_nll)
 
@@ -523,7 +589,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_datasets)
 
     p = sub.add_parser("schedules", help="print the noise schedules' alpha_bar table (and plot them)")
-    p.add_argument("--T", type=_positive(int), default=1000, help="number of discrete steps (default 1000)")
+    p.add_argument("--T", type=_positive(int, MAX_T), default=1000, help="number of discrete steps (default 1000)")
     p.add_argument("--plot", metavar="FILE.png", help="also draw alpha_bar, log-SNR and beta curves")
     p.set_defaults(func=_cmd_schedules)
 
