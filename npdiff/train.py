@@ -26,7 +26,8 @@ x0-predicting network trained with ``loss="eps"`` minimizes exactly the eps-loss
 Data is a sampler (``sample(n, rng)`` or an object with ``.sample(n, rng)``), called for fresh
 points every step, or a fixed (N, D) array from which each minibatch is drawn uniformly with
 replacement (so the generator's state is the whole data-order state, and resuming is exact).
-Everything random comes from the one Generator, in a fixed order per step: data, t, eps.
+Everything random comes from the one Generator, in a fixed order per step: data, t, eps, and
+the dropout masks when the model's ``dropout`` > 0 (:meth:`npdiff.nn.mlp.MLP.dropout_masks`).
 The step computes x_t with :func:`npdiff.forward.q_sample`'s formula but not its input
 checks (at batch 32 they cost as much as the forward pass); :func:`denoising_targets` is the
 checked public version, and a test holds the two equal.
@@ -240,7 +241,8 @@ class Trainer:
         eps = rng.standard_normal((B, D))  # (B, D)
         xt, target, weight = _targets(np.asarray(x0, dtype=np.float64), eps, self.schedule.log_alpha_bar(t),
                                       self.model_config.parameterization, self.loss_kind)
-        self.mlp._forward(self._layers, xt, t, self._work)
+        keep = self.mlp.dropout_masks(rng, B)  # None without dropout: rng is then not advanced
+        self.mlp._forward(self._layers, xt, t, self._work, keep=keep)
         loss = self.mlp._loss_and_grad(self._layers, self._grads, self._work, target, weight)
         if not math.isfinite(loss):  # before the update, so the weights stay those of the last good step
             raise FloatingPointError(f"training loss became {loss} at step {self.step + 1} (the weights are kept as "

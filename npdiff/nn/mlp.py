@@ -29,6 +29,16 @@ He et al. 2016 for the residual block), ending with :math:`\bar W_0 = e^\top \ba
 (K B, H) x (H, H) matmul. With the D unit tangents :math:`\dot x = e_d` the divergence is
 exact: :math:`\mathrm{tr}\,\partial y/\partial x = \sum_d \dot y^{(d)}_d`, D passes and no
 Hutchinson noise (the likelihood of Song et al. 2021, Eq. 39 needs it).
+
+**Dropout** (training only; Srivastava et al. 2014, inverted scaling): with keep masks
+:math:`m_k \in \{0, 1\}^{B \times H}`, :math:`P(m = 1) = 1 - p`, and :math:`s_k = m_k / (1 - p)`,
+the residual branch of every hidden layer is thinned,
+
+.. math:: h_0 = s_0 \odot \mathrm{act}(z_0),\qquad h_k = h_{k-1} + s_k \odot \mathrm{act}(z_k),
+
+so :math:`\partial h_k/\partial z_k = s_k \odot \mathrm{act}'(z_k)`: storing :math:`d_k \leftarrow s_k \odot d_k`
+leaves the backward above exact and unchanged. Evaluation (outputs, JVPs, traces) never drops; the
+:math:`1/(1-p)` scale keeps the expected branch equal to the undropped one.
 """
 
 from __future__ import annotations
@@ -65,6 +75,8 @@ class MLPConfig:
     coord_embedding : embed each coordinate sinusoidally (tiny-diffusion style).
     coord_scale : the coordinate embedding sees ``coord_scale * x_d``.
     raw_coords : also feed x itself; always on when ``coord_embedding`` is off.
+    dropout : probability p in [0, 1) of dropping a hidden unit's residual branch during
+        training (module docstring); 0 turns it off. Evaluation never drops.
     """
 
     dim: int = 2
@@ -77,6 +89,7 @@ class MLPConfig:
     coord_embedding: bool = True
     coord_scale: float = 25.0
     raw_coords: bool = False
+    dropout: float = 0.0
 
     def __post_init__(self) -> None:
         positive_int(self.dim, "dim")
@@ -90,6 +103,7 @@ class MLPConfig:
             raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}, got {self.parameterization!r}")
         real_scalar(self.time_scale, "time_scale", lo=0.0, lo_open=True)
         real_scalar(self.coord_scale, "coord_scale", lo=0.0, lo_open=True)
+        real_scalar(self.dropout, "dropout", lo=0.0, hi=1.0, hi_open=True)
         for name in ("coord_embedding", "raw_coords"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
@@ -204,9 +218,36 @@ class MLP:
             self._work.move_to_end(key)
         return w
 
+    # -- dropout ---------------------------------------------------------------------------
+    def dropout_masks(self, rng: np.random.Generator, B: int, dtype: type = np.float32) -> np.ndarray | None:
+        r"""Scaled keep masks :math:`s_k = m_k / (1 - p)` for one training batch, or None when p = 0.
+
+        :math:`m_k \sim \mathrm{Bernoulli}(1 - p)` elementwise (module docstring). Returns an
+        (L + 1, B, H) array of ``dtype`` holding 0 or 1/(1 - p); with p = 0 nothing is drawn,
+        so ``rng`` is not advanced and training is exactly that of a model without dropout.
+        """
+        positive_int(B, "B")
+        p = self.config.dropout
+        if p == 0:
+            return None
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy Generator, got {type(rng).__name__}")
+        u = rng.random((self.config.depth + 1, B, self.config.width))  # (L + 1, B, H)
+        return np.where(u >= p, 1.0 / (1.0 - p), 0.0).astype(dtype)
+
+    @staticmethod
+    def _drop(w: _Work, keep: np.ndarray, k: int) -> None:
+        # h_k = h_{k-1} + s_k act(z_k), and d_k <- s_k act'(z_k) = dh_k/dz_k, so the backward needs no change
+        w.h[k] *= keep[k]
+        w.d[k] *= keep[k]
+        if k > 0:
+            w.h[k] += w.h[k - 1]
+
     # -- forward ---------------------------------------------------------------------------
-    def _forward(self, layers: list, x: np.ndarray, t: np.ndarray, w: _Work, tan: np.ndarray | None = None) -> None:
-        # fills w.emb, w.h, w.d and w.out = h_L W_out (b_out is added by the caller or the loss)
+    def _forward(self, layers: list, x: np.ndarray, t: np.ndarray, w: _Work, tan: np.ndarray | None = None,
+                 keep: np.ndarray | None = None) -> None:
+        # fills w.emb, w.h, w.d and w.out = h_L W_out (b_out is added by the caller or the loss);
+        # keep (L + 1, B, H): dropout masks from dropout_masks (training only), None for no dropout
         cfg = self.config
         want_tan = tan is not None
         K.embed(x, t, self.freq, cfg.time_scale, cfg.coord_scale, cfg.raw, cfg.coord_embedding, w.emb,
@@ -221,10 +262,14 @@ class MLP:
         else:
             np.matmul(w.emb, W, out=w.z)
         K.bias_act(w.z, b, w.z, self.act, False, w.h[0], w.d[0])
+        if keep is not None:
+            self._drop(w, keep, 0)
         for k in range(1, cfg.depth + 1):
             W, b = layers[k]
             np.matmul(w.h[k - 1], W, out=w.z)
-            K.bias_act(w.z, b, w.h[k - 1], self.act, True, w.h[k], w.d[k])
+            K.bias_act(w.z, b, w.h[k - 1], self.act, keep is None, w.h[k], w.d[k])  # residual added by _drop
+            if keep is not None:
+                self._drop(w, keep, k)
         np.matmul(w.h[-1], layers[-1][0], out=w.out)
 
     def forward(self, params: np.ndarray, x: object, t: object) -> np.ndarray:
@@ -253,7 +298,7 @@ class MLP:
         return loss
 
     def loss_and_grad(self, params: np.ndarray, grad: np.ndarray, x: object, t: object, target: object,
-                      weight: object | None = None) -> float:
+                      weight: object | None = None, rng: np.random.Generator | None = None) -> float:
         r"""Weighted squared error and its gradient with respect to every parameter.
 
         .. math:: L = \frac{1}{BD}\sum_{b,d} w_b\,(y_{bd} - \mathrm{target}_{bd})^2
@@ -263,6 +308,8 @@ class MLP:
         params : (n_params,) weights; grad : (n_params,) array of the same dtype, overwritten
             with dL/dparams. x : (B, D) network inputs; t : float or (B,) times.
         target : (B, D) what y should be; weight : (B,) per-example weights (default 1).
+        rng : the Generator that draws the dropout masks (:meth:`dropout_masks`) when the
+            config's ``dropout`` > 0; None: no dropout (the loss of the evaluated network).
 
         Returns
         -------
@@ -279,7 +326,8 @@ class MLP:
         weight = np.ones(x.shape[0]) if weight is None else as_times(weight, x.shape[0], "weight", lo=0.0, hi=np.inf)
         w = self.work(x.shape[0], params.dtype)
         layers = self.layers(params)
-        self._forward(layers, x, t, w)
+        keep = None if rng is None else self.dropout_masks(rng, x.shape[0], params.dtype)
+        self._forward(layers, x, t, w, keep=keep)
         return self._loss_and_grad(layers, self.layers(grad), w, target, weight)
 
     # -- forward-mode Jacobian ---------------------------------------------------------------
