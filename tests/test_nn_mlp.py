@@ -166,3 +166,131 @@ def test_bad_inputs_and_configs_raise_clear_errors():
         DiffusionMLP(MLPConfig(**SMALL), vp_linear(), np.zeros(5))
     cfg = MLPConfig(**SMALL)
     assert MLPConfig.from_dict(cfg.to_dict()) == cfg
+
+
+# -- dropout (training only) ------------------------------------------------------------------
+def _reference_dropout_loss(cfg, theta, x, t, target, weight, keep):
+    # an independent forward from the module docstring: h_0 = s_0 act(z_0), h_k = h_{k-1} + s_k act(z_k)
+    from npdiff.nn import activations, embedding
+
+    act = activations.gelu if cfg.activation == "gelu" else activations.silu
+    layers = MLP(cfg).layers(theta)
+    e = embedding.embed(x, t, emb_dim=cfg.emb_dim, time_scale=cfg.time_scale, coord_scale=cfg.coord_scale,
+                        raw=cfg.raw, coord=cfg.coord_embedding)
+    h = keep[0] * act(e @ layers[0][0] + layers[0][1])[0]
+    for k in range(1, cfg.depth + 1):
+        h = h + keep[k] * act(h @ layers[k][0] + layers[k][1])[0]
+    y = h @ layers[-1][0] + layers[-1][1]
+    return np.mean(weight[:, None] * (y - target) ** 2)
+
+
+@pytest.mark.parametrize("activation", ["gelu", "silu"])
+@pytest.mark.parametrize("extra", [dict(), dict(coord_embedding=False, depth=3)])
+def test_dropout_gradient_matches_central_differences_with_the_same_mask(activation, extra):
+    # every loss evaluation draws its masks from a fresh default_rng(7): the FD differences one fixed thinned network
+    cfg = MLPConfig(**{**SMALL, "width": 8, **extra}, activation=activation, parameterization="v", dropout=0.3)
+    mlp = MLP(cfg)
+    rng = np.random.default_rng(15)
+    theta = mlp.init_params(rng, np.float64) * 3.0
+    x0, t = _batch(rng)
+    xt, target, weight = denoising_targets(x0, t, rng.standard_normal(x0.shape), vp_linear(), "v", "eps")
+    keep = mlp.dropout_masks(np.random.default_rng(7), x0.shape[0], np.float64)  # (L + 1, B, H)
+    assert keep.shape == (cfg.depth + 1, x0.shape[0], cfg.width)
+    assert set(np.unique(keep)) == {0.0, 1.0 / 0.7}, f"masks hold {np.unique(keep)}"
+    grad, scratch = np.empty_like(theta), np.empty_like(theta)
+    loss = mlp.loss_and_grad(theta, grad, xt, t, target, weight, rng=np.random.default_rng(7))
+    ref = _reference_dropout_loss(cfg, theta, xt, t, target, weight, keep)
+    np.testing.assert_allclose(loss, ref, rtol=1e-12, err_msg=f"{activation} {extra}: dropout loss vs reference")
+    full = mlp.loss_and_grad(theta, scratch, xt, t, target, weight)
+    assert abs(loss - full) > 1e-6 * full, f"the masks changed nothing: {loss} vs {full}"
+    fd = _fd_grad(lambda p: mlp.loss_and_grad(p, scratch, xt, t, target, weight, rng=np.random.default_rng(7)),
+                  theta.copy())
+    for k, ((gW, gb), (fW, fb)) in enumerate(zip(mlp.layers(grad), mlp.layers(fd))):
+        _assert_rel(gW, fW, 1e-6, f"{activation} {extra} dropout layer {k} weight gradient")
+        _assert_rel(gb, fb, 1e-6, f"{activation} {extra} dropout layer {k} bias gradient")
+
+
+def test_dropout_masks_keep_each_unit_with_probability_one_minus_p():
+    # m ~ Bernoulli(1 - p), s = m / (1 - p): the dropped fraction is p (5 binomial standard errors) and E[s] = 1
+    p = 0.3
+    mlp = MLP(MLPConfig(**SMALL, dropout=p))
+    keep = mlp.dropout_masks(np.random.default_rng(16), 20_000, np.float64)  # (3, 20000, 6)
+    n = keep.size
+    dropped = np.mean(keep == 0.0)
+    assert abs(dropped - p) < 5 * np.sqrt(p * (1 - p) / n), f"dropped fraction {dropped}, p = {p}, n = {n}"
+    assert np.all((keep == 0.0) | (keep == np.float64(1.0) / (1.0 - p)))
+    assert mlp.dropout_masks(np.random.default_rng(16), 4, np.float32).dtype == np.float32
+
+
+def test_p_zero_is_bit_identical_and_draws_nothing():
+    # p = 0: no masks, the generator untouched, loss and gradient bit for bit those without an rng
+    cfg = MLPConfig(**SMALL, dropout=0.0)
+    mlp = MLP(cfg)
+    rng = np.random.default_rng(17)
+    theta = mlp.init_params(rng, np.float64) * 2.0
+    x, t = _batch(rng)
+    g_with, g_without = np.empty_like(theta), np.empty_like(theta)
+    gen = np.random.default_rng(3)
+    state = gen.bit_generator.state
+    assert mlp.dropout_masks(gen, 5) is None
+    l_with = mlp.loss_and_grad(theta, g_with, x, t, x[::-1], rng=gen)
+    l_without = mlp.loss_and_grad(theta, g_without, x, t, x[::-1])
+    assert gen.bit_generator.state == state, "p = 0 advanced the generator"
+    assert l_with == l_without
+    np.testing.assert_array_equal(g_with, g_without)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_an_all_ones_mask_reproduces_the_undropped_network(dtype):
+    # s_k = 1: the dropout path (act, then * s_k, then + h_{k-1}) computes the undropped network; not bit for bit,
+    # since the compiled bias_act may fuse act(z) + h_{k-1} into one FMA, so to a few units of rounding
+    cfg = MLPConfig(**SMALL, dropout=0.5)
+    mlp = MLP(cfg)
+    rng = np.random.default_rng(18)
+    theta = mlp.init_params(rng, dtype)
+    x, t = _batch(rng, B=7)
+    results = []
+    for keep in (None, np.ones((cfg.depth + 1, 7, cfg.width), dtype)):
+        w = mlp.work(7, dtype)
+        grad = np.empty_like(theta)
+        mlp._forward(mlp.layers(theta), x, t, w, keep=keep)
+        loss = mlp._loss_and_grad(mlp.layers(theta), mlp.layers(grad), w, x[::-1], np.ones(7))
+        results.append((loss, grad, w.out.copy()))
+    rtol = 1e-5 if dtype == np.float32 else 1e-13
+    for i, name in enumerate(("loss", "gradient", "output")):
+        ref = np.asarray(results[0][i])
+        np.testing.assert_allclose(results[1][i], ref, rtol=rtol, atol=rtol * np.abs(ref).max(),
+                                   err_msg=f"{dtype.__name__} {name}")
+
+
+def test_evaluation_never_drops():
+    # the same weights under dropout = 0.5 and 0: eps, divergence, JVP, samples and likelihoods bit-identical
+    from npdiff.likelihood import ode_log_likelihood, vlb
+    from npdiff.sample import ddpm_sample
+
+    base = MLPConfig(**SMALL)
+    drop = MLPConfig(**SMALL, dropout=0.5)
+    rng = np.random.default_rng(19)
+    params = MLP(base).init_params(rng, np.float64)
+    models = [DiffusionMLP(cfg, vp_linear(), params) for cfg in (base, drop)]
+    x, t = _batch(rng, B=6)
+    v = rng.standard_normal((2, *x.shape))
+    out = []
+    for m in models:
+        e, div = m.eps_and_divergence(x, t)
+        y, jv = m.mlp.jvp(m.params, x, t, v)
+        s = ddpm_sample(m, 4, np.random.default_rng(1), steps=20, T=20).x
+        b = vlb(m, x, 10, rng=np.random.default_rng(2)).total
+        ll = ode_log_likelihood(m, x[:2], rtol=1e-4, atol=1e-4).log_p
+        out.append((m.eps(x, t), e, div, y, jv, m.predict(x, t), s, b, ll))
+    names = ("eps", "eps of eps_and_divergence", "divergence", "forward", "jvp", "predict", "ddpm samples", "vlb",
+             "ode log-likelihood")
+    for name, a, b in zip(names, *out):
+        np.testing.assert_array_equal(a, b, err_msg=f"{name} changed with dropout = 0.5")
+
+
+@pytest.mark.parametrize("bad, error", [(-0.1, ValueError), (1.0, ValueError), (1.5, ValueError),
+                                        (float("nan"), ValueError), ("0.1", TypeError), (True, TypeError)])
+def test_bad_dropout_raises_a_clear_error(bad, error):
+    with pytest.raises(error, match="dropout"):
+        MLPConfig(**SMALL, dropout=bad)
