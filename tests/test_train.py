@@ -106,3 +106,57 @@ def test_history_grows_with_the_steps_done_not_the_steps_planned():
     tr.run(until=1100, progress=False)
     h = tr.history
     assert h["loss"].shape == (1100,) and np.all(np.isfinite(h["loss"])) and np.all(h["lr"] == 1e-3)
+
+
+# -- dropout --------------------------------------------------------------------------------
+def _replay_batch(gen, data, B, t_min, t_max):
+    # the trainer's fixed draw order per step: data, t, eps (then, with dropout, the masks)
+    x0 = data[gen.integers(0, data.shape[0], B)]
+    t = gen.uniform(t_min, t_max, B)
+    eps = gen.standard_normal((B, data.shape[1]))
+    return x0, t, eps
+
+
+@pytest.mark.parametrize("p", [0.0, 0.25])
+def test_trainer_draws_dropout_masks_from_its_generator_after_the_batch(p):
+    # a step's loss is MLP.loss_and_grad on the replayed batch with masks from the same generator; p = 0 draws none
+    data = eight_gaussians(300, np.random.default_rng(4))
+    sched = vp_linear()
+    cfg = MLPConfig(width=16, depth=2, emb_dim=8, parameterization="v", dropout=p)
+    model = DiffusionMLP(cfg, sched, rng=np.random.default_rng(5))
+    params = model.params.astype(np.float32)
+    trainer = Trainer(model, data, TrainConfig(steps=3, batch_size=32), np.random.default_rng(6))
+    loss = trainer.train_step()
+    gen = np.random.default_rng(6)
+    x0, t, eps = _replay_batch(gen, data, 32, 1e-5, sched.t_max)
+    xt, target, weight = denoising_targets(x0, t, eps, sched, "v", "v")
+    mine = trainer.mlp.loss_and_grad(params, np.empty_like(params), xt, t, target, weight, rng=gen)
+    np.testing.assert_allclose(loss, mine, rtol=1e-6, err_msg=f"p = {p}: trainer step vs replayed batch")
+    assert trainer.rng.bit_generator.state == gen.bit_generator.state, f"p = {p}: different draws"
+    undropped = trainer.mlp.loss_and_grad(params, np.empty_like(params), xt, t, target, weight)
+    assert (loss == undropped) if p == 0 else abs(loss - undropped) > 1e-4 * undropped, (p, loss, undropped)
+
+
+def test_dropout_config_round_trips_through_a_checkpoint_and_resumes_exactly(tmp_path):
+    # 12 steps straight == 6 steps, save, load, 6 steps: the masks come from the restored generator
+    data = eight_gaussians(300, np.random.default_rng(7))
+    cfg = MLPConfig(width=16, depth=2, emb_dim=8, dropout=0.2)
+    tc = TrainConfig(steps=12, batch_size=16)
+
+    def fresh():
+        rng = np.random.default_rng(8)
+        return Trainer(DiffusionMLP(cfg, vp_linear(), rng=rng), data, tc, rng)
+
+    straight = fresh()
+    straight.run(progress=False)
+    half = fresh()
+    half.run(until=6, progress=False)
+    half.save(tmp_path / "half.npz")
+    resumed = Trainer.load(tmp_path / "half.npz", data)
+    assert resumed.model_config == cfg and resumed.model_config.dropout == 0.2
+    resumed.run(progress=False)
+    np.testing.assert_array_equal(resumed.params, straight.params, err_msg="resumed dropout run differs")
+    np.testing.assert_array_equal(resumed.history["loss"], straight.history["loss"])
+    from npdiff.checkpoint import load
+
+    assert load(tmp_path / "half.npz").model.config == cfg
