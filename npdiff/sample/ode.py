@@ -58,13 +58,21 @@ def _check_method(method: object, steps: int | None) -> tuple[str, int | None]:
     return method, positive_int(DEFAULT_STEPS[method] if steps is None else steps, "steps")
 
 
-def _check_time(denoiser: Denoiser, t: object, name: str) -> float:
-    return real_scalar(t, name, lo=0.0, hi=denoiser.schedule.t_max, lo_open=True)
+def _check_time(denoiser: Denoiser, t: object, name: str, *, hi_open: bool = False) -> float:
+    t = real_scalar(t, name, lo=0.0, hi=denoiser.schedule.t_max, lo_open=True, hi_open=hi_open)
+    if float(denoiser.schedule.sigma(t)) == 0.0:  # e.g. t = 5e-324: the field divides by sigma
+        raise ValueError(f"{name} = {t!r} is so small that sigma({name}) rounds to 0; use {name} >= 1e-12")
+    return t
 
 
 def _check_t_min(denoiser: Denoiser, t_min: object) -> float:
-    t_max = denoiser.schedule.t_max
-    return real_scalar(t_min, "t_min", lo=0.0, hi=t_max, lo_open=True, hi_open=True)
+    return _check_time(denoiser, t_min, "t_min", hi_open=True)
+
+
+def _check_tolerances(rtol: object, atol: object) -> tuple[float, float]:
+    # rtol >= 1 or a huge atol lets RK45 take one giant step: a plausible-looking wrong answer
+    return (real_scalar(rtol, "rtol", lo=0.0, hi=1.0, lo_open=True, hi_open=True),
+            real_scalar(atol, "atol", lo=0.0, hi=1.0, lo_open=True))
 
 
 def solve_flow(
@@ -88,7 +96,7 @@ def solve_flow(
     t_start, t_end : times in (0, ``schedule.t_max``].
     method : ``"euler"``, ``"heun"`` or ``"rk45"``.
     steps : uniform steps for euler/heun (defaults in :data:`DEFAULT_STEPS`).
-    rtol, atol : tolerances of rk45.
+    rtol, atol : tolerances of rk45, rtol in (0, 1), atol in (0, 1].
     record : keep the states visited (rk45 records 51 evenly spaced times).
 
     Returns
@@ -99,8 +107,7 @@ def solve_flow(
     x = as_batch(x, "x", dim=getattr(denoiser, "dim", None))
     t_start, t_end = _check_time(denoiser, t_start, "t_start"), _check_time(denoiser, t_end, "t_end")
     method, steps = _check_method(method, steps)
-    rtol = real_scalar(rtol, "rtol", lo=0.0, lo_open=True)
-    atol = real_scalar(atol, "atol", lo=0.0, lo_open=True)
+    rtol, atol = _check_tolerances(rtol, atol)
     rec = Recorder(record)
     B, D = x.shape
     if method == "rk45":
