@@ -132,6 +132,9 @@ class Schedule:
         log_ab = self._log_alpha_bar(times)
         log_ab[0] = 0.0  # index 0 is clean data by definition, whatever alpha_bar(0) is
         betas = -np.expm1(log_ab[1:] - log_ab[:-1])  # (T,) 1 - alpha_bar_i / alpha_bar_{i-1}
+        if np.any(1.0 - betas >= 1.0):  # steps of t_end / T too short to add noise in float64
+            raise ValueError(f"t_end / T = {t_end / T:.3g} is too small: some steps add no noise in float64 "
+                             f"(smallest beta {betas.min():.3g}); use fewer steps or a larger t_end")
         if clip:
             betas = np.minimum(betas, self.max_beta)
         return DiscreteSchedule(betas, times=times, name=f"{self.name}[T={T}]")
@@ -398,4 +401,7 @@ def ddpm_linear(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02)
     T = positive_int(T, "T")
     beta_start = real_scalar(beta_start, "beta_start", lo=0.0, hi=1.0, lo_open=True, hi_open=True)
     beta_end = real_scalar(beta_end, "beta_end", lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    for name, b in (("beta_start", beta_start), ("beta_end", beta_end)):
+        if 1.0 - b == 1.0:
+            raise ValueError(f"{name} must exceed float64 resolution (1 - beta < 1, i.e. >= 1.2e-16), got {b}")
     return DiscreteSchedule(np.linspace(beta_start, beta_end, T), name=f"ddpm_linear[T={T}]")
