@@ -101,7 +101,7 @@ def ode_log_likelihood(
     t_min : start of the flow, in (0, t_max). The result is the model's density at
         ``t_min``, which for small ``t_min`` is the data density (the default 1e-5
         blurs by :math:`\sigma \approx 3\times10^{-3}` on vp_linear).
-    rtol, atol : tolerances of RK45 (Dormand-Prince).
+    rtol, atol : tolerances of RK45 (Dormand-Prince), rtol in [1e-13, 1), atol in [1e-14, 1].
     batch_size : solve chunks of this many points separately (default: all at once).
 
     Returns
@@ -112,8 +112,12 @@ def ode_log_likelihood(
     x = as_batch(x, "x", dim=getattr(denoiser, "dim", None))
     t_max = float(denoiser.schedule.t_max)
     t_min = real_scalar(t_min, "t_min", lo=0.0, hi=t_max, lo_open=True, hi_open=True)
-    rtol = real_scalar(rtol, "rtol", lo=0.0, lo_open=True)
-    atol = real_scalar(atol, "atol", lo=0.0, lo_open=True)
+    if float(denoiser.schedule.sigma(t_min)) == 0.0:  # e.g. 5e-324: the flow divides by sigma
+        raise ValueError(f"t_min = {t_min!r} is so small that sigma(t_min) rounds to 0; use t_min >= 1e-12")
+    # Below ~1e-14 a tolerance is finer than float64 resolves (RK45 then shrinks its step until the error
+    # estimate overflows); rtol >= 1 or atol > 1 lets it take one giant step: a plausible-looking wrong answer.
+    rtol = real_scalar(rtol, "rtol", lo=1e-13, hi=1.0, hi_open=True)
+    atol = real_scalar(atol, "atol", lo=1e-14, hi=1.0)
     B, D = x.shape
     chunk = B if batch_size is None else positive_int(batch_size, "batch_size")
     zs, divs, nfe = [], [], 0
