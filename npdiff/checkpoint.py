@@ -280,6 +280,9 @@ def _load(path: Path, archive: _Archive) -> Checkpoint:
     step = config.get("step")
     if not isinstance(step, int) or isinstance(step, bool) or step < 0:
         raise _bad(path, f"step must be a non-negative int, got {step!r}")
+    for key in ("optimizer", "train"):
+        if config.get(key) is not None and not isinstance(config[key], dict):
+            raise _bad(path, f"config {key!r} must be a dict or null, got {type(config[key]).__name__}")
     shape, _ = archive.headers["params"]
     if len(shape) != 1:
         raise _bad(path, f"entry 'params' has shape {shape}, expected a vector of weights")

@@ -335,8 +335,15 @@ class Trainer:
         ck = checkpoint.load(path)
         if ck.train_config is None or ck.optimizer is None or ck.rng is None:
             raise ValueError(f"{os.fspath(path)} holds a model but no training state (optimizer, generator, config)")
-        trainer = cls(ck.model, data, TrainConfig.from_dict(ck.train_config), ck.rng)
-        trainer.optimizer.load_state(ck.optimizer, ck.step)
+        try:
+            config = TrainConfig.from_dict(ck.train_config)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{os.fspath(path)} holds an invalid training config: {exc}") from exc
+        trainer = cls(ck.model, data, config, ck.rng)
+        try:
+            trainer.optimizer.load_state(ck.optimizer, ck.step)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{os.fspath(path)} holds an optimizer state that does not fit its model: {exc}") from exc
         trainer.step = ck.step
         trainer._grow(ck.step)
         for k, v in ck.history.items():
