@@ -121,6 +121,23 @@ def test_missing_config_or_schedule_is_refused(good, tmp_path):
     _refused(_write(tmp_path / "sched.npz", {**arrays, "config": np.array(json.dumps(config))}), "schedule")
 
 
+@pytest.mark.parametrize("change, words", [
+    ({"train": 5}, ("'train'", "dict")),
+    ({"train": {"steps": -1}}, ("training config", "steps")),
+    ({"train": {"steps": 4, "no_such_key": 1}}, ("training config", "no_such_key")),
+    ({"optimizer": "adam"}, ("'optimizer'", "dict")),
+])
+def test_resuming_from_a_bad_training_state_is_a_clear_error(good, tmp_path, change, words):
+    from npdiff.train import train
+
+    _, arrays = good
+    config = {**json.loads(str(arrays["config"])), **change}
+    bad = _write(tmp_path / "state.npz", {**arrays, "config": np.array(json.dumps(config))})
+    with pytest.raises(ValueError) as info:
+        train(CFG, lambda n, r: r.standard_normal((n, 2)), rng=0, resume=bad, progress=False)
+    assert bad.name in str(info.value) and all(w in str(info.value) for w in words), str(info.value)
+
+
 def _forge_header(path, entry, shape, dtype="<f8"):
     """Rewrite an entry's .npy header to claim another shape, keeping its bytes (and CRC) consistent."""
     with zipfile.ZipFile(path) as z:
