@@ -232,8 +232,8 @@ class MLP:
             return None
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng must be a numpy Generator, got {type(rng).__name__}")
-        u = rng.random((self.config.depth + 1, B, self.config.width))  # (L + 1, B, H)
-        return np.where(u >= p, 1.0 / (1.0 - p), 0.0).astype(dtype)
+        u = rng.random((self.config.depth + 1, B, self.config.width))  # (L + 1, B, H) uniform on [0, 1)
+        return (u >= p) * np.dtype(dtype).type(1.0 / (1.0 - p))  # bool * scalar: the mask made in dtype directly
 
     @staticmethod
     def _drop(w: _Work, keep: np.ndarray, k: int) -> None:
