@@ -426,8 +426,6 @@ E(_E("sample.solve_flow", sample.solve_flow, lambda: dict(denoiser=ORACLE, x=_x(
      errors=_SAMPLER_ERRORS))
 
 # -- likelihood --------------------------------------------------------------------------------
-_ODE_DEFECT = {"tiny": "npdiff/likelihood/ode.py (not ours): t_min = 5e-324 or atol = 5e-324 end in a FloatingPointError "
-                       "blaming an overflow in the flow instead of naming the argument; reported in issue 10"}
 E(_E("likelihood.bin_log_volume", lk.bin_log_volume, lambda: dict(K=5, D=2), Arg("K", "int2"), Arg("D", "int")))
 E(_E("likelihood.dequantize", lk.dequantize, lambda: dict(x=_levels(), K=5, rng=_rng()),
      Arg("x", "points"), Arg("K", "int2", ("K", "x")), Arg("rng", "rng")))
@@ -438,8 +436,8 @@ E(_E("likelihood.density_to_bpd", lk.density_to_bpd, lambda: dict(log_p=np.array
      Arg("K", "int2"), Arg("D", "int"), infinite_ok="a zero density is infinitely many bits"))
 E(_E("likelihood.ode_log_likelihood", lk.ode_log_likelihood, lambda: dict(denoiser=ORACLE, x=_x(), t_min=1e-3, rtol=1e-3,
                                                                          atol=1e-3, batch_size=2),
-     Arg("denoiser", "denoiser"), Arg("x", "points_d"), Arg("t_min", "real", skip=_ODE_DEFECT), Arg("rtol", "real"),
-     Arg("atol", "real", skip=_ODE_DEFECT), Arg("batch_size", "int", accepts=_NONE_OK), errors=_SAMPLER_ERRORS))
+     Arg("denoiser", "denoiser"), Arg("x", "points_d"), Arg("t_min", "real"), Arg("rtol", "real", strict=("huge",)),
+     Arg("atol", "real", strict=("huge",)), Arg("batch_size", "int", accepts=_NONE_OK), errors=_SAMPLER_ERRORS))
 E(_E("likelihood.dequantized_bpd", lk.dequantized_bpd, lambda: dict(denoiser=ORACLE, x=_levels(), K=5, rng=_rng(),
                                                                    draws=2, rtol=1e-3, atol=1e-3, t_min=1e-3),
      Arg("denoiser", "denoiser"), Arg("x", "points_d"), Arg("K", "int2", ("K", "x")), Arg("rng", "rng"),
