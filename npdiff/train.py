@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from ._check import as_batch, positive_int, real_scalar
+from ._check import as_batch, as_float_array, as_times, positive_int, real_scalar
 from .forward import q_sample
 from .nn.mlp import MLP, PARAMETERIZATIONS, MLPConfig
 from .nn.model import DiffusionMLP
@@ -87,14 +87,17 @@ class TrainConfig:
         positive_int(self.steps, "steps")
         positive_int(self.batch_size, "batch_size")
         real_scalar(self.lr, "lr", lo=0.0, lo_open=True)
-        if self.lr_schedule not in LR_SCHEDULES:
+        if not isinstance(self.lr_schedule, str) or self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         positive_int(self.warmup_steps, "warmup_steps", minimum=0)
         real_scalar(self.final_lr_ratio, "final_lr_ratio", lo=0.0, hi=1.0)
         real_scalar(self.t_min, "t_min", lo=0.0, hi=1.0, hi_open=True)
-        if self.loss is not None and self.loss not in PARAMETERIZATIONS:
+        if self.loss is not None and (not isinstance(self.loss, str) or self.loss not in PARAMETERIZATIONS):
             raise ValueError(f"loss must be one of {PARAMETERIZATIONS} or None, got {self.loss!r}")
-        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        if isinstance(self.betas, (str, bytes)) or not hasattr(self.betas, "__len__") or len(self.betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {self.betas!r}")
+        betas = tuple(real_scalar(b, name, lo=0.0, hi=1.0, hi_open=True) for b, name in zip(self.betas, ("beta1", "beta2")))
+        object.__setattr__(self, "betas", betas)
         # the optimizer checks the rest when it is built
 
     def to_dict(self) -> dict[str, Any]:
@@ -112,22 +115,35 @@ class TrainConfig:
         return cls(**{**d, "betas": tuple(d.get("betas", (0.9, 0.999)))})
 
 
-def loss_weight(log_snr: np.ndarray, parameterization: str, loss: str) -> np.ndarray:
+def _check_kind(kind: object, name: str) -> str:
+    if not isinstance(kind, str) or kind not in PARAMETERIZATIONS:  # an array would make `in` elementwise
+        raise ValueError(f"{name} must be one of {PARAMETERIZATIONS}, got {kind!r}")
+    return kind
+
+
+def loss_weight(log_snr: object, parameterization: str, loss: str) -> np.ndarray:
     r"""Per-example weight :math:`w = f_{\text{loss}}/f_{\text{parameterization}}` (module docstring).
 
-    ``log_snr`` (B,) is :math:`\log(\bar\alpha/\sigma^2)`; returns (B,) float64.
+    ``log_snr`` (B,) is :math:`\log(\bar\alpha/\sigma^2)`, +-inf allowed (t where sigma or alpha_bar
+    is 0); returns (B,) float64, 0 or +inf where the ratio is (never NaN).
     """
-    for name, kind in (("parameterization", parameterization), ("loss", loss)):
-        if kind not in PARAMETERIZATIONS:
-            raise ValueError(f"{name} must be one of {PARAMETERIZATIONS}, got {kind!r}")
-    log_snr = np.asarray(log_snr, dtype=np.float64)
+    parameterization, loss = _check_kind(parameterization, "parameterization"), _check_kind(loss, "loss")
+    return _loss_weight(as_float_array(log_snr, "log_snr", allow_inf=True), parameterization, loss)
 
-    def log_f(kind: str) -> np.ndarray:  # log of f_eps = SNR, f_x0 = 1, f_v = 1 + SNR
-        if kind == "eps":
-            return log_snr
-        return np.zeros_like(log_snr) if kind == "x0" else np.logaddexp(0.0, log_snr)
 
-    return np.exp(log_f(loss) - log_f(parameterization))
+# log(f_loss / f_parameterization) as a function of lambda = log SNR, each written so that lambda = +-inf
+# gives +-inf or 0, never inf - inf: f_eps = SNR, f_x0 = 1, f_v = 1 + SNR, so f_v / f_eps = 1 + 1/SNR.
+_LOG_RATIO = {
+    ("eps", "x0"): lambda lam: lam, ("x0", "eps"): lambda lam: -lam,
+    ("v", "x0"): lambda lam: np.logaddexp(0.0, lam), ("x0", "v"): lambda lam: -np.logaddexp(0.0, lam),
+    ("v", "eps"): lambda lam: np.logaddexp(0.0, -lam), ("eps", "v"): lambda lam: -np.logaddexp(0.0, -lam),
+}
+
+
+def _loss_weight(log_snr: np.ndarray, parameterization: str, loss: str) -> np.ndarray:
+    if loss == parameterization:
+        return np.ones(np.shape(log_snr))
+    return np.exp(_LOG_RATIO[(loss, parameterization)](log_snr))
 
 
 def denoising_targets(x0: np.ndarray, t: np.ndarray, eps: np.ndarray, schedule: Schedule, parameterization: str,
@@ -137,9 +153,11 @@ def denoising_targets(x0: np.ndarray, t: np.ndarray, eps: np.ndarray, schedule: 
     Returns x_t (B, D) from :func:`npdiff.forward.q_sample`, the target (B, D) (eps, x0 or
     :math:`v = \sqrt{\bar\alpha}\epsilon - \sigma x_0`) and the weight (B,) of :func:`loss_weight`.
     """
-    xt = q_sample(x0, t, eps, schedule)
-    _, target, weight = _targets(np.asarray(x0, dtype=np.float64), np.asarray(eps, dtype=np.float64),
-                                 schedule.log_alpha_bar(t), parameterization, loss)
+    parameterization, loss = _check_kind(parameterization, "parameterization"), _check_kind(loss, "loss")
+    xt = q_sample(x0, t, eps, schedule)  # checks x0, t, eps and schedule
+    x0, eps = as_batch(x0, "x0"), as_batch(eps, "eps")
+    t = as_times(t, x0.shape[0])  # a float t is one time for the whole batch
+    _, target, weight = _targets(x0, eps, schedule.log_alpha_bar(t), parameterization, loss)
     return xt, target, weight
 
 
@@ -159,7 +177,7 @@ def _targets(x0: np.ndarray, eps: np.ndarray, log_ab: np.ndarray, parameterizati
     if loss == parameterization:
         weight = np.ones(log_ab.shape[0])
     else:
-        weight = loss_weight(log_ab - np.log(-np.expm1(log_ab)), parameterization, loss)
+        weight = _loss_weight(log_ab - np.log(-np.expm1(log_ab)), parameterization, loss)
     return xt, target, weight
 
 
