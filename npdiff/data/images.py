@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import math
 import os
 import struct
 from dataclasses import dataclass, field
@@ -83,7 +84,7 @@ class ImageSet:
 
     def split(self, name: str) -> np.ndarray:
         r"""The images of split ``"train"`` or ``"test"``, (N, D)."""
-        if name not in ("train", "test"):
+        if not isinstance(name, str) or name not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {name!r}")
         return self.train if name == "train" else self.test
 
@@ -106,6 +107,7 @@ class ImageSet:
 
 def digits_split(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     r"""Indices (1437,) and (360,) of the documented train/test split of the 1,797 digits."""
+    seed = positive_int(seed, "seed", minimum=0)  # None would give a different split every call
     perm = np.random.default_rng(seed).permutation(_DIGITS_N)  # (1797,)
     return perm[:DIGITS_N_TRAIN], perm[DIGITS_N_TRAIN:]
 
@@ -171,15 +173,46 @@ _IDX_TYPES: dict[int, np.dtype] = {
 _IDX_CODES = {dt.newbyteorder("=").str.lstrip("<>|="): code for code, dt in _IDX_TYPES.items()}
 
 
+_MAX_DEFLATE_RATIO = 1100  # deflate expands at most ~1032:1; a header claiming more is forged
+
+
 def _read_bytes(path: Path) -> bytes:
+    r"""The (decompressed) bytes of an IDX file, never more than its header announces.
+
+    A gzipped file is decompressed as a stream: the header is read first, and the data only up
+    to the size it announces (refused at once if that exceeds what the compressed file could
+    hold), so a small forged or bomb-like file cannot make this allocate gigabytes.
+    """
     with open(path, "rb") as f:
-        raw = f.read()
-    if raw[:2] == b"\x1f\x8b":  # gzip's magic, whatever the file is called
+        magic = f.read(2)
+        f.seek(0)
+        if magic != b"\x1f\x8b":  # gzip's magic, whatever the file is called
+            return f.read()
+        compressed = os.fstat(f.fileno()).st_size
         try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
+            with gzip.GzipFile(fileobj=f) as z:
+                head = z.read(4)
+                if len(head) < 4 or head[0] != 0 or head[1] != 0:
+                    return head  # read_idx names what is wrong
+                dims = z.read(4 * head[3])
+                if len(dims) < 4 * head[3]:
+                    return head + dims
+                shape = struct.unpack(f">{head[3]}I", dims)
+                item = _IDX_TYPES[head[2]].itemsize if head[2] in _IDX_TYPES else 1
+                size = math.prod(shape) * item  # Python ints: no overflow
+                if size > _MAX_DEFLATE_RATIO * compressed:
+                    raise ValueError(f"{path}: IDX header claims shape {shape} ({size} bytes), more than a "
+                                     f"{compressed}-byte gzip file can hold")
+                chunks, got = [], 0
+                while got <= size:  # one byte more than announced reveals trailing data
+                    chunk = z.read(min(1 << 20, size + 1 - got))
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    got += len(chunk)
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
             raise ValueError(f"{path}: a damaged gzip file ({exc})") from None
-    return raw
+    return head + dims + b"".join(chunks)
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -212,7 +245,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         raise ValueError(f"{path}: truncated IDX header ({len(raw)} bytes for {ndim} dimensions)")
     shape = struct.unpack(f">{ndim}I", raw[4:header])
     dtype = _IDX_TYPES[code]
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize  # Python ints: a forged shape cannot overflow to 0
     if len(raw) != expected:
         raise ValueError(f"{path}: IDX file of shape {shape} and type {dtype.newbyteorder('=')} should hold "
                          f"{expected} bytes, holds {len(raw)}")
@@ -226,12 +259,17 @@ def write_idx(path: str | os.PathLike, array: object, *, compress: bool | None =
     The dtype must be one IDX stores: uint8, int8, int16, int32, float32 or float64.
     """
     path = Path(os.fspath(path))
-    arr = np.asarray(array)
+    try:
+        arr = np.asarray(array)
+    except ValueError as exc:  # ragged nested lists
+        raise ValueError(f"array must be a rectangular array, got {type(array).__name__} ({exc})") from None
     key = arr.dtype.newbyteorder("=").str.lstrip("<>|=")
     if key not in _IDX_CODES:
         raise TypeError(f"array must have an IDX dtype (uint8, int8, int16, int32, float32, float64), got {arr.dtype}")
     if arr.ndim == 0 or arr.ndim > 255:
         raise ValueError(f"array must have 1 to 255 dimensions, got {arr.ndim}")
+    if max(arr.shape) >= 2**32:
+        raise ValueError(f"array dimensions must be below 2**32 (IDX stores them as uint32), got shape {arr.shape}")
     code = _IDX_CODES[key]
     body = bytes([0, 0, code, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape)
     body += np.ascontiguousarray(arr, dtype=_IDX_TYPES[code]).tobytes()
