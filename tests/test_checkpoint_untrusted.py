@@ -1,4 +1,5 @@
-"""Checkpoints from untrusted sources: every damaged or forged file is a clear ValueError naming the file.
+"""Checkpoints (and IDX image files) from untrusted sources: every damaged or forged file is a clear
+ValueError naming the file.
 
 Loading never unpickles, and never allocates what a forged .npy header claims: a header that
 announces 10^12 elements is refused from its size alone, before any array is built (the test
@@ -6,6 +7,7 @@ runs under an address-space limit far below what that array would need). Saving 
 a write that fails midway leaves the previous checkpoint loadable and bit-identical.
 """
 
+import gzip
 import io
 import json
 import os
@@ -18,6 +20,7 @@ import numpy as np
 import pytest
 
 from npdiff import checkpoint
+from npdiff.data.images import read_idx, write_idx
 from npdiff.nn import MLPConfig
 from npdiff.nn.model import DiffusionMLP
 from npdiff.schedule import vp_linear
@@ -246,3 +249,44 @@ def test_a_save_failing_midway_leaves_the_previous_checkpoint_intact(good, tmp_p
     assert target.read_bytes() == before
     assert os.listdir(tmp_path) == ["ck.npz"], os.listdir(tmp_path)  # no temporary file left behind
     np.testing.assert_array_equal(checkpoint.load(target).model.params, checkpoint.load(path).model.params)
+
+
+# -- IDX files (MNIST's format) -------------------------------------------------------------------
+
+
+def _idx(shape, code=0x08, body=b""):
+    return bytes([0, 0, code, len(shape)]) + b"".join(struct.pack(">I", n) for n in shape) + body
+
+
+@pytest.mark.parametrize("name, raw, words", [
+    # 2^31 cubed overflowed int64 to 0 bytes expected, so an empty body passed the size check
+    ("overflow.idx", _idx((2**31, 2**31, 2**31)), ("should hold",)),
+    ("huge.idx", _idx((10**9,)) + b"\0" * 100, ("should hold",)),
+    ("bomb.idx.gz", gzip.compress(_idx((10**9,)) + b"\0" * 10**6), ("claims", "gzip")),
+    ("trailing.idx.gz", gzip.compress(_idx((4,), body=b"\1" * 5)), ("should hold",)),
+    ("short.idx.gz", gzip.compress(_idx((4,), body=b"\1" * 3)), ("should hold",)),
+    ("header.idx.gz", gzip.compress(_idx((4, 4))[:9]), ("header",)),
+])
+def test_forged_idx_files_are_refused_without_allocating(tmp_path, name, raw, words):
+    path = tmp_path / name
+    path.write_bytes(raw)
+    soft, hard = _limit_address_space(256)  # a 1 GB body (or 2^93 bytes) would not fit
+    try:
+        with pytest.raises(ValueError) as info:
+            read_idx(path)
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    assert name in str(info.value) and all(w in str(info.value) for w in words), str(info.value)
+
+
+def test_idx_round_trip_still_exact_through_the_streaming_reader(tmp_path):
+    arr = np.arange(2 * 3 * 5, dtype=np.int16).reshape(2, 3, 5) - 7
+    for name in ("a.idx", "a.idx.gz"):
+        np.testing.assert_array_equal(read_idx(write_idx(tmp_path / name, arr)), arr)
+
+
+def test_write_idx_names_what_it_cannot_store(tmp_path):
+    with pytest.raises(ValueError, match="array must be a rectangular array"):
+        write_idx(tmp_path / "r.idx", [[1, 2], [3]])
+    with pytest.raises(ValueError, match="below 2\\*\\*32"):
+        write_idx(tmp_path / "w.idx", np.zeros((0, 2**32), np.uint8))
