@@ -96,7 +96,9 @@ _WORKER = textwrap.dedent(r"""
 
 def _run(tmp_path, name, mode, **env):
     out = tmp_path / f"{name}.npz"
-    full_env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **env}
+    # compiled unless asked otherwise, even when this test session itself runs with NUMBA_DISABLE_JIT=1
+    full_env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                "NUMBA_DISABLE_JIT": "0", **env}
     proc = subprocess.run([sys.executable, "-c", _WORKER, mode, str(out)], env=full_env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -116,8 +118,14 @@ def test_same_seed_gives_bit_identical_losses_samples_and_checkpoints_in_fresh_p
     np.testing.assert_array_equal(a["ck_hist_loss"], a["hist_loss"])
 
 
-def test_numba_disabled_agrees_with_the_compiled_kernels_within_1e_10(tmp_path):
-    jit = _run(tmp_path, "jit", "kernels")
+@pytest.fixture(scope="module")
+def kernels_one_thread(tmp_path_factory):
+    """Every kernel's output, compiled, one BLAS thread: the reference of the two tests below."""
+    return _run(tmp_path_factory.mktemp("kernels"), "jit", "kernels")
+
+
+def test_numba_disabled_agrees_with_the_compiled_kernels_within_1e_10(tmp_path, kernels_one_thread):
+    jit = kernels_one_thread
     nojit = _run(tmp_path, "nojit", "kernels", NUMBA_DISABLE_JIT="1")
     assert jit.keys() == nojit.keys() and len(jit) > 40
     for k in jit:
@@ -125,8 +133,8 @@ def test_numba_disabled_agrees_with_the_compiled_kernels_within_1e_10(tmp_path):
 
 
 @pytest.mark.parametrize("threads", ["2"])
-def test_another_blas_thread_count_agrees_to_rounding(tmp_path, threads):
-    one = _run(tmp_path, "one", "kernels")
+def test_another_blas_thread_count_agrees_to_rounding(tmp_path, threads, kernels_one_thread):
+    one = kernels_one_thread
     many = _run(tmp_path, "many", "kernels", OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads)
     for k in one:
         np.testing.assert_allclose(many[k], one[k], rtol=1e-12, atol=1e-14, err_msg=f"{k}: {threads} BLAS threads vs 1")
