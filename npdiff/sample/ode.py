@@ -70,9 +70,10 @@ def _check_t_min(denoiser: Denoiser, t_min: object) -> float:
 
 
 def _check_tolerances(rtol: object, atol: object) -> tuple[float, float]:
-    # rtol >= 1 or a huge atol lets RK45 take one giant step: a plausible-looking wrong answer
-    return (real_scalar(rtol, "rtol", lo=0.0, hi=1.0, lo_open=True, hi_open=True),
-            real_scalar(atol, "atol", lo=0.0, hi=1.0, lo_open=True))
+    # rtol >= 1 or a huge atol lets RK45 take one giant step: a plausible-looking wrong answer; below ~1e-14
+    # a tolerance is finer than float64 resolves (SciPy would silently raise rtol to 2.2e-14). The same
+    # bounds as npdiff.likelihood.ode_log_likelihood.
+    return (real_scalar(rtol, "rtol", lo=1e-13, hi=1.0, hi_open=True), real_scalar(atol, "atol", lo=1e-14, hi=1.0))
 
 
 def solve_flow(
@@ -96,7 +97,7 @@ def solve_flow(
     t_start, t_end : times in (0, ``schedule.t_max``].
     method : ``"euler"``, ``"heun"`` or ``"rk45"``.
     steps : uniform steps for euler/heun (defaults in :data:`DEFAULT_STEPS`).
-    rtol, atol : tolerances of rk45, rtol in (0, 1), atol in (0, 1].
+    rtol, atol : tolerances of rk45, rtol in [1e-13, 1), atol in [1e-14, 1].
     record : keep the states visited (rk45 records 51 evenly spaced times).
 
     Returns
