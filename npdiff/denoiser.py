@@ -62,11 +62,13 @@ def _check_eps(eps: object, x: np.ndarray, where: str) -> np.ndarray:
 
 def call_eps(denoiser: Denoiser, x: np.ndarray, t: float | np.ndarray) -> np.ndarray:
     r"""Call ``denoiser.eps`` and check its answer: (B, D), finite; else a clear error."""
+    check_denoiser(denoiser)
     return _check_eps(denoiser.eps(x, t), x, "eps(x, t)")
 
 
 def call_eps_and_divergence(denoiser: Denoiser, x: np.ndarray, t: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     r"""Call ``denoiser.eps_and_divergence`` and check both outputs: (B, D) and (B,), finite."""
+    check_denoiser(denoiser)
     out = denoiser.eps_and_divergence(x, t)
     if not isinstance(out, tuple) or len(out) != 2:
         raise ValueError("denoiser.eps_and_divergence(x, t) must return a pair (eps, divergence)")

@@ -377,12 +377,9 @@ E(_E("reverse.p_mean_variance", reverse.p_mean_variance,
 # -- denoiser ----------------------------------------------------------------------------------
 E(_E("denoiser.check_denoiser", dn.check_denoiser, lambda: dict(denoiser=ORACLE),
      Arg("denoiser", "object", ("denoiser",))))
-_NOT_OURS = ("npdiff/denoiser.py is not among the files of issue 10: call_eps(None, ...) gives AttributeError; "
-             "the fix (check_denoiser(denoiser) as the first line of call_eps and call_eps_and_divergence) is "
-             "in the report to the lead")
 for _f in ("call_eps", "call_eps_and_divergence"):
     E(_E(f"denoiser.{_f}", getattr(dn, _f), lambda: dict(denoiser=ORACLE, x=_x(), t=0.5),
-         Arg("denoiser", "denoiser", skip=dict.fromkeys(("none", "int", "str", "plain_object"), _NOT_OURS)),
+         Arg("denoiser", "denoiser"),
          Arg("x", "points_d"), Arg("t", "times", accepts={"wrong_length": ""}),
          errors=(ValueError, TypeError, FloatingPointError)))
 

@@ -127,6 +127,6 @@ def silu(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def activation(name: str) -> int:
     r"""The kernel code of an activation name; ``ValueError`` listing the choices otherwise."""
-    if name not in ACTIVATIONS:
+    if not isinstance(name, str) or name not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
     return ACTIVATIONS[name]

@@ -31,6 +31,11 @@ from .mlp import MLP, MLPConfig
 __all__ = ["DiffusionMLP"]
 
 
+class InputOverflowError(ValueError, FloatingPointError):
+    r"""The network overflowed on its input x: a bad argument (ValueError) and, for a solver that runs into
+    it mid-flight, a diverged flow (FloatingPointError)."""
+
+
 class DiffusionMLP:
     r"""A trained (or freshly initialized) MLP denoiser.
 
@@ -55,8 +60,10 @@ class DiffusionMLP:
                 raise TypeError("DiffusionMLP needs params, or rng (a numpy Generator) to initialize them")
             params = self.mlp.init_params(rng)
         self.params = self.mlp._check_params(np.array(params, copy=True))  # float32 from training, or float64
-        if np.dtype(dtype) not in (np.float32, np.float64):
-            raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+        if not np.all(np.isfinite(self.params)):
+            raise ValueError(f"params must be finite, got {np.count_nonzero(~np.isfinite(self.params))} NaN or Inf entries")
+        if dtype not in (np.float32, np.float64, np.dtype(np.float32), np.dtype(np.float64)):
+            raise ValueError(f"dtype must be np.float32 or np.float64, got {dtype!r}")
         self.dtype = np.dtype(dtype)
         self._compute = self.params.astype(self.dtype)  # the weights the forward pass reads
         self._layers = self.mlp.layers(self._compute)
@@ -87,12 +94,21 @@ class DiffusionMLP:
             raise ValueError(f"an x0-predicting model has no noise estimate where sigma(t) = 0; got t down to {t.min()}")
         return a[:, None], sigma[:, None]  # (B, 1) each
 
+    def _finite(self, x: np.ndarray, *outputs: np.ndarray) -> None:
+        # far outside the data a float32 (or even float64) network overflows: say so instead of returning inf
+        if not all(np.all(np.isfinite(o)) for o in outputs):
+            raise InputOverflowError(f"the {self.dtype.name} network overflowed for x up to |x| = {np.abs(x).max():.3g}; "
+                                     "x must lie within the range the model can represent")
+
     def predict(self, x: object, t: object) -> np.ndarray:
         r"""The raw network output (B, D), float64: eps, x0 or v according to ``parameterization``."""
         x, t = self._inputs(x, t)
         w = self.mlp.work(x.shape[0], self.dtype)
-        self.mlp._forward(self._layers, x, t, w)
-        return (w.out + self._layers[-1][1]).astype(np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.mlp._forward(self._layers, x, t, w)
+            y = (w.out + self._layers[-1][1]).astype(np.float64)
+        self._finite(x, y)
+        return y
 
     def eps(self, x: object, t: object) -> np.ndarray:
         r"""Predicted noise :math:`\hat\epsilon(x, t)` (B, D), float64 (converted as in the module docstring)."""
@@ -101,7 +117,10 @@ class DiffusionMLP:
         if self.parameterization == "eps":
             return y
         a, sigma = self._coefficients(t)
-        return (x - a * y) / sigma if self.parameterization == "x0" else sigma * x + a * y
+        with np.errstate(over="ignore", invalid="ignore"):
+            eps = (x - a * y) / sigma if self.parameterization == "x0" else sigma * x + a * y
+        self._finite(x, eps)
+        return eps
 
     def eps_and_divergence(self, x: object, t: object) -> tuple[np.ndarray, np.ndarray]:
         r""":math:`\hat\epsilon` (B, D) and the exact :math:`\mathrm{tr}\,\partial\hat\epsilon/\partial x` (B,), float64.
@@ -109,15 +128,21 @@ class DiffusionMLP:
         D forward-mode tangent passes stacked into one batch (see :mod:`npdiff.nn.mlp`).
         """
         x, t = self._inputs(x, t)
-        y, tr = self.mlp._output_and_trace(self._layers, x, t, self.dtype)
-        y, tr = y.astype(np.float64), tr.astype(np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            y, tr = self.mlp._output_and_trace(self._layers, x, t, self.dtype)
+            y, tr = y.astype(np.float64), tr.astype(np.float64)
+        self._finite(x, y, tr)
         if self.parameterization == "eps":
             return y, tr
         a, sigma = self._coefficients(t)
         D = self.dim
-        if self.parameterization == "x0":
-            return (x - a * y) / sigma, (D - a[:, 0] * tr) / sigma[:, 0]
-        return sigma * x + a * y, sigma[:, 0] * D + a[:, 0] * tr
+        with np.errstate(over="ignore", invalid="ignore"):
+            if self.parameterization == "x0":
+                eps, div = (x - a * y) / sigma, (D - a[:, 0] * tr) / sigma[:, 0]
+            else:
+                eps, div = sigma * x + a * y, sigma[:, 0] * D + a[:, 0] * tr
+        self._finite(x, eps, div)
+        return eps, div
 
     # -- serialization ---------------------------------------------------------------------
     def config_dict(self) -> dict[str, Any]:

@@ -49,8 +49,13 @@ def learning_rate(step: int, *, lr: float, schedule: str = "constant", total_ste
 
     with W = ``warmup_steps``, S = ``total_steps``, r = ``final_lr_ratio``.
     """
-    if schedule not in LR_SCHEDULES:
+    if not isinstance(schedule, str) or schedule not in LR_SCHEDULES:
         raise ValueError(f"lr schedule must be one of {LR_SCHEDULES}, got {schedule!r}")
+    lr = real_scalar(lr, "lr", lo=0.0)
+    step = positive_int(step, "step", minimum=0)
+    total_steps = positive_int(total_steps, "total_steps")
+    warmup_steps = positive_int(warmup_steps, "warmup_steps", minimum=0)
+    final_lr_ratio = real_scalar(final_lr_ratio, "final_lr_ratio", lo=0.0, hi=1.0)
     if warmup_steps > 0 and step <= warmup_steps:
         return lr * step / warmup_steps
     if schedule == "constant":
@@ -103,6 +108,13 @@ class AdamW:
         ``grad`` is read only (clipping scales it on the fly). Returns the gradient's global
         L2 norm before clipping.
         """
+        if not isinstance(params, np.ndarray) or params.shape != self.m.shape or params.dtype != self.m.dtype:
+            raise ValueError(f"params must be a {self.m.dtype} array of shape {self.m.shape}, got "
+                             f"{getattr(params, 'dtype', type(params).__name__)} {getattr(params, 'shape', '')}")
+        if not isinstance(grad, np.ndarray) or grad.shape != self.m.shape or grad.dtype != self.m.dtype:
+            raise ValueError(f"grad must be a {self.m.dtype} array of shape {self.m.shape}, got "
+                             f"{getattr(grad, 'dtype', type(grad).__name__)} {getattr(grad, 'shape', '')}")
+        lr = real_scalar(lr, "lr", lo=0.0)
         self.step += 1
         hyper = K.adamw_hyper(params.dtype, float(lr), self.beta1, self.beta2, self.eps, self.weight_decay, self.step,
                               self.current_ema_decay(self.step))
@@ -121,7 +133,10 @@ class AdamW:
     def load_state(self, arrays: dict[str, np.ndarray], step: int) -> None:
         r"""Restore :meth:`state_arrays` and the step counter (shapes and dtypes must match)."""
         for name, mine in (("adam_m", self.m), ("adam_v", self.v), ("ema", self.ema)):
-            arr = arrays[name]
+            if not isinstance(arrays, dict) or name not in arrays:
+                got = sorted(arrays) if isinstance(arrays, dict) else type(arrays).__name__
+                raise ValueError(f"optimizer state must hold {name!r}, got {got}")
+            arr = np.asarray(arrays[name])
             if arr.shape != mine.shape or arr.dtype != mine.dtype:
                 raise ValueError(f"optimizer state {name!r} must be {mine.dtype} of shape {mine.shape}, "
                                  f"got {arr.dtype} of shape {arr.shape}")
