@@ -22,6 +22,7 @@ def _model(dtype=np.float64):
 
 @pytest.mark.parametrize("make, match", [
     (lambda: MLPConfig(activation=["gelu"]), "activation must be one of"),
+    (lambda: MLPConfig(parameterization=np.array(["eps", "v"])), "parameterization must be one of"),
     (lambda: DiffusionMLP(CFG, vp_linear(), np.full(_model().params.size, np.nan)), "params must be finite"),
     (lambda: DiffusionMLP(CFG, vp_linear(), _model().params, dtype="nope"), "dtype must be"),
     (lambda: DiffusionMLP(CFG, vp_linear(), _model().params, dtype=np.float16), "dtype must be"),

@@ -99,7 +99,7 @@ class MLPConfig:
         if self.emb_dim % 2:
             raise ValueError(f"emb_dim must be even (half sines, half cosines), got {self.emb_dim}")
         activation(self.activation)
-        if self.parameterization not in PARAMETERIZATIONS:
+        if not isinstance(self.parameterization, str) or self.parameterization not in PARAMETERIZATIONS:
             raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}, got {self.parameterization!r}")
         real_scalar(self.time_scale, "time_scale", lo=0.0, lo_open=True)
         real_scalar(self.coord_scale, "coord_scale", lo=0.0, lo_open=True)
