@@ -112,7 +112,7 @@ def _array_corruptions(v, draw, *, strict_2d):
         ("str", v.astype(str), True),
         ("none", None, True),
         ("ragged", [[1.0, 2.0], [3.0]], True),
-        ("int", np.round(v).astype(np.int64), False),
+        ("int", np.round(np.nan_to_num(v, posinf=1e18, neginf=-1e18)).astype(np.int64), False),  # valid v may be +-inf
         ("float16", v.astype(np.float16), False),
         ("float32", v.astype(np.float32), False),
     ]
