@@ -165,8 +165,10 @@ def _train(data, args: argparse.Namespace, *, out: Path | None, seed: int):
     for field in ("width", "depth", "parameterization", "activation"):
         if getattr(args, field, None) is not None:
             model_kw[field] = getattr(args, field)
-    if getattr(args, "coord_embedding", None):
-        model_kw["coord_embedding"] = True
+    if getattr(args, "coord_embedding", None) is False:  # raw coordinates only (the old default)
+        model_kw.update(coord_embedding=False, raw_coords=False)
+    if getattr(args, "coord_scale", None) is not None:
+        model_kw["coord_scale"] = args.coord_scale
     for field in ("steps", "batch_size", "lr", "lr_schedule", "weight_decay", "ema_decay"):
         if getattr(args, field, None) is not None:
             train_kw[field] = getattr(args, field)
@@ -537,8 +539,10 @@ def _model_flags(p: argparse.ArgumentParser, steps_default: int | None) -> None:
     g.add_argument("--depth", type=_in_range(int, 0, MAX_DEPTH), help="residual blocks")
     g.add_argument("--activation", choices=("gelu", "silu"))
     g.add_argument("--parameterization", choices=("eps", "x0", "v"))
-    g.add_argument("--coord-embedding", dest="coord_embedding", action="store_true",
-                   help="embed each coordinate sinusoidally (tiny-diffusion style)")
+    g.add_argument("--no-coord-embedding", dest="coord_embedding", action="store_const", const=False, default=None,
+                   help="feed raw coordinates only, without their sinusoidal embedding")
+    g.add_argument("--coord-scale", dest="coord_scale", type=_positive(float, 1000.0),
+                   help="scale of the coordinates' sinusoidal embedding (the 2d recipe: 8; tiny-diffusion: 25)")
     g.add_argument("--schedule", choices=sorted(SCHEDULES))
 
 

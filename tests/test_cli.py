@@ -108,3 +108,18 @@ def test_a_model_for_other_dimensions_is_refused(tmp_path):
     assert load(tmp_path / "m3.npz").model.dim == 3
     code, _, err = run("nll", "--model", "m3.npz", "--data", "moons", cwd=tmp_path)
     assert code == 2 and "trained on 3-D data" in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("flags, expect", [
+    ([], {"coord_embedding": True, "raw_coords": True, "coord_scale": 8.0}),  # the 2d recipe
+    (["--no-coord-embedding"], {"coord_embedding": False, "raw_coords": False}),
+    (["--coord-scale", "25"], {"coord_embedding": True, "coord_scale": 25.0}),
+])
+def test_coordinate_embedding_flags_reach_the_saved_model(tmp_path, flags, expect):
+    from npdiff.checkpoint import load
+    from npdiff.cli import main
+
+    code = main(["train", "--data", "moons", "--steps", "3", "--width", "8", "--out", str(tmp_path), *flags])
+    assert code == 0
+    cfg = load(tmp_path / "model.npz").denoiser().config
+    assert {k: getattr(cfg, k) for k in expect} == expect, f"{flags} gave {cfg}"
