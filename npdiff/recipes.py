@@ -55,7 +55,7 @@ RECIPES: dict[str, dict[str, Any]] = {
 
 def recipe(name: str = "2d") -> tuple[dict[str, Any], dict[str, Any], Schedule]:
     r"""Copies of the model and training keyword arguments of recipe ``name``, and its schedule."""
-    if name not in RECIPES:
+    if not isinstance(name, str) or name not in RECIPES:
         raise ValueError(f"recipe must be one of {sorted(RECIPES)}, got {name!r}")
     r = RECIPES[name]
     return dict(r["model"]), dict(r["train"]), vp_linear()

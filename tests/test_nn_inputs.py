@@ -11,6 +11,7 @@ from npdiff.denoiser import call_eps
 from npdiff.nn import MLPConfig
 from npdiff.nn.model import DiffusionMLP
 from npdiff.nn.optim import AdamW, learning_rate
+from npdiff.recipes import recipe
 from npdiff.schedule import vp_linear
 
 CFG = MLPConfig(dim=2, width=8, depth=1, emb_dim=8, parameterization="v")
@@ -22,6 +23,7 @@ def _model(dtype=np.float64):
 
 @pytest.mark.parametrize("make, match", [
     (lambda: MLPConfig(activation=["gelu"]), "activation must be one of"),
+    (lambda: recipe(["2d"]), "recipe must be one of"),
     (lambda: MLPConfig(parameterization=np.array(["eps", "v"])), "parameterization must be one of"),
     (lambda: DiffusionMLP(CFG, vp_linear(), np.full(_model().params.size, np.nan)), "params must be finite"),
     (lambda: DiffusionMLP(CFG, vp_linear(), _model().params, dtype="nope"), "dtype must be"),
