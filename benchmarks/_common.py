@@ -2,6 +2,8 @@ r"""Shared set-up of the benchmarks: a briefly trained default model, thread cou
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import os
 import sys
 import time
@@ -13,7 +15,27 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from npdiff.data import toy2d
 from npdiff.nn import MLPConfig
 from npdiff.recipes import recipe
-from npdiff.train import train
+from npdiff.train import TrainConfig, train
+
+MODEL_FIELDS = {f.name for f in dataclasses.fields(MLPConfig)} - {"dim"}
+TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def split_overrides(pairs: list[str]) -> tuple[dict, dict]:
+    r"""``--set`` values ``["width=256", "lr=2e-3"]`` -> (MLPConfig overrides, TrainConfig overrides); unknown fields exit."""
+    model_kw, train_kw = {}, {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--set wants FIELD=VALUE, got {pair!r}")
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text  # a bare word such as gelu or cosine
+        if key not in MODEL_FIELDS | TRAIN_FIELDS:
+            raise SystemExit(f"unknown field {key!r}; model: {sorted(MODEL_FIELDS)}, training: {sorted(TRAIN_FIELDS)}")
+        (model_kw if key in MODEL_FIELDS else train_kw)[key] = value
+    return model_kw, train_kw
 
 
 def trained_default_model(steps: int, seed: int = 0, **overrides):

@@ -32,8 +32,6 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
-import ast  # noqa: E402
-import dataclasses  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -41,6 +39,8 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from _common import split_overrides  # noqa: E402
 
 from npdiff.checkpoint import load  # noqa: E402
 from npdiff.cli import DIGITS_BASELINES, image_nll  # noqa: E402
@@ -54,26 +54,6 @@ from npdiff.schedule import schedule_from_config  # noqa: E402
 from npdiff.train import TrainConfig, Trainer  # noqa: E402
 
 LN2 = np.log(2.0)
-MODEL_FIELDS = {f.name for f in dataclasses.fields(MLPConfig)} - {"dim"}
-TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
-
-
-def split_overrides(pairs: list[str]) -> tuple[dict, dict]:
-    r"""``["width=512", "weight_decay=0.3"]`` -> (model overrides, training overrides); unknown fields exit."""
-    model_kw, train_kw = {}, {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"--set wants FIELD=VALUE, got {pair!r}")
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            value = text  # a bare word such as gelu or cosine
-        if key not in MODEL_FIELDS | TRAIN_FIELDS:
-            raise SystemExit(f"unknown field {key!r}; model: {sorted(MODEL_FIELDS)}, training: {sorted(TRAIN_FIELDS)}")
-        (model_kw if key in MODEL_FIELDS else train_kw)[key] = value
-    return model_kw, train_kw
-
 
 def baselines(train: np.ndarray, x: np.ndarray, K: int, rng: np.random.Generator) -> dict[str, float]:
     r"""Bits/dim of ``x`` (n, D) under simple models fitted to ``train`` (N, D), all on K levels."""

@@ -31,8 +31,6 @@ with ``--save DIR``.
 from __future__ import annotations
 
 import argparse
-import ast
-import dataclasses
 import json
 import os
 import sys
@@ -48,6 +46,8 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from _common import split_overrides  # noqa: E402
+
 from npdiff.data import toy2d  # noqa: E402
 from npdiff.gaussian import log_normal_full  # noqa: E402
 from npdiff.likelihood import ode_log_likelihood, vlb  # noqa: E402
@@ -56,29 +56,6 @@ from npdiff.nn.model import DiffusionMLP  # noqa: E402
 from npdiff.recipes import recipe  # noqa: E402
 from npdiff.schedule import Schedule, schedule_from_config  # noqa: E402
 from npdiff.train import TrainConfig, Trainer  # noqa: E402
-
-MODEL_FIELDS = {f.name for f in dataclasses.fields(MLPConfig)} - {"dim"}
-TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
-
-
-def split_overrides(pairs: list[str]) -> tuple[dict, dict]:
-    r"""``["width=256", "lr=2e-3"]`` -> (model overrides, training overrides); unknown fields raise."""
-    model_kw, train_kw = {}, {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"--set wants FIELD=VALUE, got {pair!r}")
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            value = text  # a bare word: a string such as gelu or cosine
-        if key in MODEL_FIELDS:
-            model_kw[key] = value
-        elif key in TRAIN_FIELDS:
-            train_kw[key] = value
-        else:
-            raise SystemExit(f"unknown field {key!r}; model: {sorted(MODEL_FIELDS)}, training: {sorted(TRAIN_FIELDS)}")
-    return model_kw, train_kw
 
 
 def gaussian_fit_nll(data: toy2d.Toy2D, x_test: np.ndarray, rng: np.random.Generator, n_fit: int = 100_000) -> float:
