@@ -172,3 +172,28 @@ def test_denoiser_returning_the_wrong_shape_is_caught():
 def test_nan_produced_mid_run_stops_with_a_clear_error(run):
     with pytest.raises(FloatingPointError, match="NaN or Inf"):
         run(_NaNLater())
+
+
+def test_rk45_may_probe_one_ulp_past_t_max_without_an_error():
+    # RK45's last stage evaluates at t + h, which rounds past cosine's t_max = 0.999 from these starts
+    g = GaussianData(np.zeros(2), 0.5 * np.eye(2), schedule=cosine())
+    x = np.random.default_rng(0).standard_normal((8, 2))
+    for t_min, tol in ((0.249, 1e-4), (0.28, 1e-3)):
+        res = sample.ode_encode(g, x, rtol=tol, atol=tol, t_min=t_min)
+        assert np.all(np.isfinite(res.x)), f"t_min={t_min}, tol={tol}"
+
+
+@pytest.mark.parametrize("method, steps", [("euler", 10), ("heun", 10), ("rk45", None)])
+def test_a_flow_that_runs_away_is_a_floating_point_error_for_every_solver(method, steps):
+    # A diverging flow is the solver's failure, not bad input: the same exception type for every method.
+    class RunAway:
+        schedule, dim = cosine(), 2
+
+        def eps(self, x, t):
+            return np.sign(x) * 1e308
+
+        def eps_and_divergence(self, x, t):
+            return self.eps(x, t), np.zeros(len(x))
+
+    with np.errstate(over="ignore", invalid="ignore"), pytest.raises(FloatingPointError, match="NaN or Inf"):
+        sample.ode_sample(RunAway(), 4, np.random.default_rng(0), method=method, steps=steps)

@@ -39,11 +39,17 @@ def flow_velocity(denoiser: Denoiser, x: np.ndarray, t: float) -> np.ndarray:
 
     ``x`` is (B, D); ``t`` a float in (0, ``schedule.t_max``] (at t = 0 the field divides by sigma = 0).
     """
-    s = check_denoiser(denoiser)
+    check_denoiser(denoiser)
     x = as_batch(x, "x", dim=getattr(denoiser, "dim", None))
-    t = _check_time(denoiser, t, "t")
-    beta = float(s.beta(t))
-    sigma = float(s.sigma(t))
+    return _velocity(denoiser, x, _check_time(denoiser, t, "t"))
+
+
+def _velocity(denoiser: Denoiser, x: np.ndarray, t: float) -> np.ndarray:
+    # the solvers' unchecked call: a state that ran away is a diverged flow (FloatingPointError), not bad input
+    if not np.all(np.isfinite(x)):
+        raise FloatingPointError(f"the flow produced NaN or Inf values at t={t:.6g}")
+    s = denoiser.schedule
+    beta, sigma = float(s.beta(t)), float(s.sigma(t))
     eps = call_eps(denoiser, x, t)
     return -0.5 * beta * (x - eps / sigma)
 
@@ -113,11 +119,13 @@ def solve_flow(
     B, D = x.shape
     if method == "rk45":
         nfe = 0
+        lo, hi = min(t_start, t_end), max(t_start, t_end)
 
         def fun(t: float, y: np.ndarray) -> np.ndarray:
             nonlocal nfe
             nfe += 1
-            return flow_velocity(denoiser, y.reshape(B, D), float(t)).ravel()
+            # RK45's last stage, t + h, can round one ulp past the end of the interval (past t_max)
+            return _velocity(denoiser, y.reshape(B, D), min(max(float(t), lo), hi)).ravel()
 
         t_eval = np.linspace(t_start, t_end, 51) if record else None
         sol = solve_ivp(fun, (t_start, t_end), x.ravel(), method="RK45", rtol=rtol, atol=atol, t_eval=t_eval)
@@ -135,12 +143,12 @@ def solve_flow(
     for k in progress(range(steps), total=steps, desc=f"ode-{method}", enabled=progress_bar):
         t, t_next = float(grid[k]), float(grid[k + 1])
         h = t_next - t
-        d = flow_velocity(denoiser, x, t)
+        d = _velocity(denoiser, x, t)
         nfe += 1
         if method == "euler":
             x = x + h * d
         else:  # Heun: trapezoidal correction with the slope at the Euler prediction
-            d_next = flow_velocity(denoiser, x + h * d, t_next)
+            d_next = _velocity(denoiser, x + h * d, t_next)
             nfe += 1
             x = x + 0.5 * h * (d + d_next)
         check_finite(x, f"at t={t_next:.6g}")
