@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from ._check import positive_int
 from .nn.mlp import MLP, MLPConfig
 from .nn.model import DiffusionMLP
 from .nn.optim import AdamW
@@ -100,7 +101,15 @@ def save(path: str | os.PathLike, model: DiffusionMLP, *, optimizer: AdamW | Non
         raise ValueError(f"refusing to save a model whose params hold {np.count_nonzero(~np.isfinite(model.params))} "
                          "NaN/Inf values (training diverged?)")
     path = Path(path)
+    step = positive_int(step, "step", minimum=0)
     history = dict(history or {})
+    for name, series in history.items():  # what load() will demand of each series
+        if not isinstance(name, str):
+            raise ValueError(f"history names must be strings, got {name!r}")
+        series = np.asarray(series)
+        if series.dtype not in (np.float32, np.float64) or series.shape != (step,):
+            raise ValueError(f"history[{name!r}] must be a float32/float64 series of shape ({step},) (one value per "
+                             f"step), got {series.dtype} of shape {series.shape}")
     config = {
         "version": VERSION,
         **model.config_dict(),

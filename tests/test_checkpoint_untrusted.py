@@ -294,3 +294,19 @@ def test_write_idx_names_what_it_cannot_store(tmp_path):
         write_idx(tmp_path / "r.idx", [[1, 2], [3]])
     with pytest.raises(ValueError, match="below 2\\*\\*32"):
         write_idx(tmp_path / "w.idx", np.zeros((0, 2**32), np.uint8))
+
+
+@pytest.mark.parametrize("history, step, words", [
+    ({"nfe": np.array([1, 2, 3])}, 3, ("history['nfe']", "float32/float64", "int64")),
+    ({"loss": [0.5, 0.4]}, 0, ("history['loss']", "shape (0,)")),
+    ({3: np.zeros(2)}, 2, ("history names must be strings",)),
+])
+def test_save_refuses_a_history_that_load_would_refuse(tmp_path, history, step, words):
+    # whatever save writes, load must read back: the same rules for each series, checked before writing
+    model = DiffusionMLP(CFG, vp_linear(), rng=np.random.default_rng(0))
+    with pytest.raises(ValueError) as info:
+        checkpoint.save(tmp_path / "m.npz", model, step=step, history=history)
+    assert all(w in str(info.value) for w in words), str(info.value)
+    assert not os.listdir(tmp_path)
+    ok = checkpoint.save(tmp_path / "ok.npz", model, step=2, history={"loss": np.array([0.5, 0.4])})
+    np.testing.assert_array_equal(checkpoint.load(ok).history["loss"], [0.5, 0.4])
