@@ -48,7 +48,7 @@ from ._check import as_batch, as_float_array, as_times, positive_int, real_scala
 from .forward import q_sample
 from .nn.mlp import MLP, PARAMETERIZATIONS, MLPConfig
 from .nn.model import DiffusionMLP
-from .nn.optim import LR_SCHEDULES, AdamW, learning_rate
+from .nn.optim import LR_SCHEDULES, AdamW, _learning_rate
 from .schedule import Schedule, vp_linear
 
 __all__ = ["TrainConfig", "Trainer", "denoising_targets", "loss_weight", "train"]
@@ -265,9 +265,9 @@ class Trainer:
         if not math.isfinite(loss):  # before the update, so the weights stay those of the last good step
             raise FloatingPointError(f"training loss became {loss} at step {self.step + 1} (the weights are kept as "
                                      f"after step {self.step}); lower lr or check the data")
-        lr = learning_rate(self.step + 1, lr=cfg.lr, schedule=cfg.lr_schedule, total_steps=cfg.steps,
-                           warmup_steps=cfg.warmup_steps, final_lr_ratio=cfg.final_lr_ratio)
-        grad_norm = self.optimizer.update(self.params, self.grad, lr)
+        # the unchecked cores: TrainConfig validated these once, and checks would cost ~15 us per step
+        lr = _learning_rate(self.step + 1, cfg.lr, cfg.lr_schedule, cfg.steps, cfg.warmup_steps, cfg.final_lr_ratio)
+        grad_norm = self.optimizer._update(self.params, self.grad, lr)
         h = self._history
         if self.step == h["loss"].shape[0]:  # grow by doubling: memory follows the steps done, not planned
             self._grow(min(2 * self.step, self.config.steps))

@@ -226,10 +226,10 @@ class MLP:
         (L + 1, B, H) array of ``dtype`` holding 0 or 1/(1 - p); with p = 0 nothing is drawn,
         so ``rng`` is not advanced and training is exactly that of a model without dropout.
         """
-        positive_int(B, "B")
         p = self.config.dropout
-        if p == 0:
+        if p == 0:  # before any check: the training loop calls this every step
             return None
+        positive_int(B, "B")
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng must be a numpy Generator, got {type(rng).__name__}")
         u = rng.random((self.config.depth + 1, B, self.config.width))  # (L + 1, B, H) uniform on [0, 1)

@@ -56,6 +56,12 @@ def learning_rate(step: int, *, lr: float, schedule: str = "constant", total_ste
     total_steps = positive_int(total_steps, "total_steps")
     warmup_steps = positive_int(warmup_steps, "warmup_steps", minimum=0)
     final_lr_ratio = real_scalar(final_lr_ratio, "final_lr_ratio", lo=0.0, hi=1.0)
+    return _learning_rate(step, lr, schedule, total_steps, warmup_steps, final_lr_ratio)
+
+
+def _learning_rate(step: int, lr: float, schedule: str, total_steps: int, warmup_steps: int,
+                   final_lr_ratio: float) -> float:
+    # unchecked: the training loop calls it every step with a TrainConfig's validated values
     if warmup_steps > 0 and step <= warmup_steps:
         return lr * step / warmup_steps
     if schedule == "constant":
@@ -114,7 +120,10 @@ class AdamW:
         if not isinstance(grad, np.ndarray) or grad.shape != self.m.shape or grad.dtype != self.m.dtype:
             raise ValueError(f"grad must be a {self.m.dtype} array of shape {self.m.shape}, got "
                              f"{getattr(grad, 'dtype', type(grad).__name__)} {getattr(grad, 'shape', '')}")
-        lr = real_scalar(lr, "lr", lo=0.0)
+        return self._update(params, grad, real_scalar(lr, "lr", lo=0.0))
+
+    def _update(self, params: np.ndarray, grad: np.ndarray, lr: float) -> float:
+        # unchecked: the Trainer's own params, gradient buffer and learning rate, every step
         self.step += 1
         hyper = K.adamw_hyper(params.dtype, float(lr), self.beta1, self.beta2, self.eps, self.weight_decay, self.step,
                               self.current_ema_decay(self.step))
