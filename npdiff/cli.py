@@ -588,8 +588,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--T", type=_positive(int, MAX_T), help="steps of the VLB's chain (default 1000; images: the recipe's)")
     p.add_argument("--variance", choices=("large", "small"), help="the VLB's fixed reverse variance (default large)")
     p.add_argument("--draws", type=_positive(int, 1000), default=1, help="images: dequantization draws per image (default 1)")
-    p.add_argument("--rtol", type=_positive(float, 0.1), default=1e-5)
-    p.add_argument("--atol", type=_positive(float, 0.1), default=1e-5)
+    p.add_argument("--rtol", type=_in_range(float, 1e-13, 0.1), default=1e-5, help="RK45's relative tolerance")
+    p.add_argument("--atol", type=_in_range(float, 1e-14, 0.1), default=1e-5, help="RK45's absolute tolerance")
     p.add_argument("--save", metavar="FILE.npz", help="write the points and their per-point log-likelihoods")
     p.set_defaults(func=_cmd_nll)
 

@@ -103,8 +103,8 @@ def mmd_rbf(x: object, y: object, bandwidth: float = 1.0) -> float:
     """
     x, y = _two_sets(x, y)
     h = real_scalar(bandwidth, "bandwidth", lo=0.0, lo_open=True)
-    if h * h == 0.0:  # h below ~1e-162: h^2 underflows and the kernel's scale would divide by zero
-        raise ValueError(f"bandwidth must exceed 1e-150 (its square must not underflow), got {h!r}")
+    if h < 1e-150:  # below ~1e-162 h^2 underflows and the kernel's scale would divide by zero
+        raise ValueError(f"bandwidth must be at least 1e-150 (its square must not underflow), got {h!r}")
     scale = 1.0 / (2.0 * h * h)
     return _pair_mean(x, None, _RBF, scale) + _pair_mean(y, None, _RBF, scale) - 2.0 * _pair_mean(x, y, _RBF, scale)
 

@@ -123,3 +123,14 @@ def test_coordinate_embedding_flags_reach_the_saved_model(tmp_path, flags, expec
     assert code == 0
     cfg = load(tmp_path / "model.npz").denoiser().config
     assert {k: getattr(cfg, k) for k in expect} == expect, f"{flags} gave {cfg}"
+
+
+@pytest.mark.parametrize("flag, value", [("--rtol", "1e-14"), ("--atol", "1e-15"), ("--rtol", "0.5")])
+def test_nll_tolerances_outside_what_the_solver_accepts_are_refused_by_the_parser(flag, value, capsys):
+    from npdiff.cli import main
+
+    with pytest.raises(SystemExit) as exit_:  # argparse's own exit, before any file is read
+        main(["nll", "--model", "missing.npz", "--data", "8gaussians", flag, value])
+    code = exit_.value.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and flag.lstrip("-") in err[0], err

@@ -287,3 +287,22 @@ def test_a_diverged_summary_is_printed_as_diverged(capsys):
     err = capsys.readouterr().err.splitlines()
     assert err[0] == "exact ODE likelihood: diverged on 2 of 6 test-split images (the other 4: 2.5000)", err
     assert err[1].startswith("VLB (T = 50, large variance, decoder with 17 levels): 2.7500 +- 0.0500 bits/dim"), err
+
+
+def test_every_flipped_byte_of_a_gzipped_idx_is_a_clear_error_or_the_same_images(tmp_path):
+    # a damaged deflate stream raises zlib.error deep in gzip ("invalid distance too far back"): it must
+    # reach the user as the reader's ValueError naming the file, whichever byte is damaged
+    path = tmp_path / "a.idx.gz"
+    data = np.tile(np.arange(64, dtype=np.uint8), (200, 1)).reshape(200, 8, 8)  # compressible, like digits
+    write_idx(path, data)
+    raw = path.read_bytes()
+    for i in range(10, len(raw)):
+        bad = bytearray(raw)
+        bad[i] ^= 0xFF
+        (tmp_path / "b.idx.gz").write_bytes(bytes(bad))
+        try:
+            out = read_idx(tmp_path / "b.idx.gz")
+        except ValueError as exc:
+            assert "b.idx.gz" in str(exc), f"byte {i}: {exc}"
+        else:
+            assert out.shape == data.shape, f"byte {i} gave shape {out.shape}"

@@ -67,3 +67,9 @@ def test_mean_log_density():
 def test_bad_input(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+@pytest.mark.parametrize("h", [1e-160, 1e-200, 5e-324])
+def test_mmd_bandwidth_whose_square_underflows_is_refused_as_the_message_says(h):
+    with pytest.raises(ValueError, match="bandwidth must be at least 1e-150"):
+        metrics.mmd_rbf(np.zeros((3, 2)), np.ones((3, 2)), bandwidth=h)

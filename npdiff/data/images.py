@@ -32,6 +32,7 @@ import importlib.util
 import math
 import os
 import struct
+import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -210,7 +211,7 @@ def _read_bytes(path: Path) -> bytes:
                         break
                     chunks.append(chunk)
                     got += len(chunk)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
             raise ValueError(f"{path}: a damaged gzip file ({exc})") from None
     return head + dims + b"".join(chunks)
 
