@@ -57,6 +57,8 @@ from .embedding import frequencies, input_width
 __all__ = ["MLP", "PARAMETERIZATIONS", "MLPConfig"]
 
 PARAMETERIZATIONS = ("eps", "x0", "v")
+#: the largest coord_scale * |x| whose sine and cosine the kernels compute (see MLP.check_embedding_range)
+EMBEDDING_RANGE = 1e6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,7 +206,21 @@ class MLP:
 
     def _check_xt(self, x: object, t: object) -> tuple[np.ndarray, np.ndarray]:
         x = as_batch(x, "x", dim=self.config.dim)
+        self.check_embedding_range(x)
         return x, as_times(t, x.shape[0])
+
+    def check_embedding_range(self, x: np.ndarray) -> None:
+        r"""Refuse x whose sinusoidal embedding the kernels cannot compute: ``coord_scale * |x|`` up to 1e6.
+
+        The Numba sine and cosine reduce their argument by multiples of pi/2 exactly only below
+        ~1.6e6 (``npdiff.nn.kernels._sincos``); beyond, they and their NumPy twin would disagree.
+        """
+        cfg = self.config
+        if cfg.coord_embedding and x.size:
+            biggest = float(np.max(np.abs(x)))
+            if cfg.coord_scale * biggest > EMBEDDING_RANGE:
+                raise ValueError(f"x up to |x| = {biggest:.3g} is beyond the coordinate embedding's range "
+                                 f"(coord_scale * |x| <= {EMBEDDING_RANGE:g}, coord_scale = {cfg.coord_scale:g})")
 
     def work(self, B: int, dtype: np.dtype) -> _Work:
         r"""The buffers for batch size B and ``dtype`` (the last few sizes are kept)."""

@@ -84,6 +84,7 @@ class DiffusionMLP:
 
     def _inputs(self, x: object, t: object) -> tuple[np.ndarray, np.ndarray]:
         x = as_batch(x, "x", dim=self.dim)
+        self.mlp.check_embedding_range(x)
         return x, as_times(t, x.shape[0])
 
     def _coefficients(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
