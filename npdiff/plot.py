@@ -19,6 +19,15 @@ def _pyplot():
     return plt
 
 
+def _save(fig, path: str | os.PathLike, title: str = "", dpi: int = 110) -> None:
+    # every figure ends the same way: optional overall title, tight layout, PNG, and the figure freed
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    _pyplot().close(fig)
+
+
 def plot_schedules(schedules: Sequence[Schedule], path: str | os.PathLike) -> None:
     r"""Draw alpha_bar(t), log-SNR(t) and beta(t) of each schedule side by side into ``path``."""
     plt = _pyplot()
@@ -33,9 +42,7 @@ def plot_schedules(schedules: Sequence[Schedule], path: str | os.PathLike) -> No
         ax.set_xlabel("t")
         ax.grid(alpha=0.3)
     axes[0].legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_samples(samples: np.ndarray, data: np.ndarray | None, path: str | os.PathLike, *, title: str = "") -> None:
@@ -52,11 +59,7 @@ def plot_samples(samples: np.ndarray, data: np.ndarray | None, path: str | os.Pa
         ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
         ax.set_aspect("equal")
         ax.set_title(f"{name} ({p.shape[0]} points)")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path, title)
 
 
 def plot_trajectory(trajectory: np.ndarray, times: np.ndarray, path: str | os.PathLike, *, panels: int = 6) -> None:
@@ -73,9 +76,7 @@ def plot_trajectory(trajectory: np.ndarray, times: np.ndarray, path: str | os.Pa
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(f"t = {times[k]:.3f}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_density(grid_x: np.ndarray, grid_y: np.ndarray, log_p_model: np.ndarray, log_p_true: np.ndarray | None,
@@ -89,9 +90,7 @@ def plot_density(grid_x: np.ndarray, grid_y: np.ndarray, log_p_model: np.ndarray
         ax.pcolormesh(grid_x, grid_y, np.exp(m), shading="auto", cmap="magma", vmin=0.0, vmax=vmax)
         ax.set_aspect("equal")
         ax.set_title(name)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_loss(loss: np.ndarray, path: str | os.PathLike) -> None:
@@ -108,9 +107,7 @@ def plot_loss(loss: np.ndarray, path: str | os.PathLike) -> None:
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 # -- images -----------------------------------------------------------------------------------------
@@ -145,11 +142,7 @@ def plot_image_grid(samples: np.ndarray, real: np.ndarray | None, path: str | os
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(f"{name} ({imgs.shape[0]})")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save(fig, path, title, dpi=90)
 
 
 def plot_vlb_terms(terms_bpd: np.ndarray, path: str | os.PathLike, *, times: np.ndarray | None = None,
@@ -176,9 +169,7 @@ def plot_vlb_terms(terms_bpd: np.ndarray, path: str | os.PathLike, *, times: np.
     lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
     ax.legend(lines, [h.get_label() for h in lines], fontsize=8, loc="upper center")
     ax.set_title(title or f"VLB terms (total {terms_bpd.sum():.3f} bits/dim)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_reverse_process(trajectory: np.ndarray, times: np.ndarray, path: str | os.PathLike, *,
@@ -198,6 +189,4 @@ def plot_reverse_process(trajectory: np.ndarray, times: np.ndarray, path: str | 
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(f"t={times[k]:.2f}", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
