@@ -10,6 +10,9 @@ kernel call, so a training step is a short, fixed sequence of calls on prealloca
 ``act_backward``    ``g += tmp`` (residual), ``dz = g * d``, ``db = sum_rows dz``
 ``mse_loss``        weighted squared error, its gradient and the output bias gradient
 ``jvp_act``         tangent through an activation: ``out = prev + d * dz``, K tangents
+``act_tangents``    one layer of the fused exact trace: a point and its D tangents
+                    (:mod:`npdiff.nn.trace`)
+``trace_out``       the output layer's Jacobian diagonal, summed: the trace
 ``adamw_ema``       global-norm clip, AdamW with bias correction, EMA: one pass
 ==================  ===================================================================
 
@@ -44,7 +47,8 @@ from numba import njit
 from . import activations as _act
 from . import embedding as _emb
 
-__all__ = ["act_backward", "adamw_ema", "backend", "bias_act", "embed", "jvp_act", "mse_loss", "set_backend"]
+__all__ = ["act_backward", "act_tangents", "adamw_ema", "backend", "bias_act", "embed", "jvp_act", "mse_loss", "set_backend",
+           "trace_out"]
 
 _FAST = dict(cache=True, fastmath=True, error_model="numpy")
 
@@ -171,7 +175,7 @@ def _sincos(a):
 
 # -- embed -----------------------------------------------------------------------------------
 @njit(cache=True, error_model="numpy", fastmath={"contract"})  # FMA only: no reassociation of the reduction
-def _nb_embed(x, t, freq, time_scale, coord_scale, raw, coord, out, tan, want_tan):
+def _nb_embed(x, t, freq, time_scale, coord_scale, raw, coord, out, tan, want_tan, with_time=True):
     B, D = x.shape
     K = freq.shape[0]
     for i in range(B):
@@ -194,16 +198,18 @@ def _nb_embed(x, t, freq, time_scale, coord_scale, raw, coord, out, tan, want_ta
                         dsin[k] = cf * cos_row[k]
                         dcos[k] = -cf * sin_row[k]
                 col += 2 * K
-        s = time_scale * t[i]
-        sin_row = out[i, col:col + K]
-        cos_row = out[i, col + K:col + 2 * K]
-        for k in range(K):
-            sin_row[k], cos_row[k] = _sincos(s * freq[k])
+        if with_time:
+            s = time_scale * t[i]
+            sin_row = out[i, col:col + K]
+            cos_row = out[i, col + K:col + 2 * K]
+            for k in range(K):
+                sin_row[k], cos_row[k] = _sincos(s * freq[k])
 
 
-def _np_embed(x, t, freq, time_scale, coord_scale, raw, coord, out, tan, want_tan):
+def _np_embed(x, t, freq, time_scale, coord_scale, raw, coord, out, tan, want_tan, with_time=True):
     emb_dim = 2 * freq.shape[0]
-    out[...] = _emb.embed(x, t, emb_dim=emb_dim, time_scale=time_scale, coord_scale=coord_scale, raw=raw, coord=coord)
+    e = _emb.embed(x, t, emb_dim=emb_dim, time_scale=time_scale, coord_scale=coord_scale, raw=raw, coord=coord)
+    out[...] = e if with_time else e[:, :-emb_dim]
     if want_tan:
         tan[...] = _emb.embed_tangent(x, emb_dim=emb_dim, coord_scale=coord_scale)
 
@@ -300,6 +306,62 @@ def _np_jvp_act(dz, d, prev, residual, out):
     out[...] = prev + d[None] * dz if residual else d[None] * dz
 
 
+# -- a layer of the fused exact trace: the point and its D tangents in one array (npdiff.nn.trace) ----
+@njit(**_FAST)
+def _nb_act_tangents(z, b, tb, first, tan_z, act, s):
+    # z, s (1 + D, n, H): row block 0 is the point, block k its tangent along x_k.
+    # first layer: s_0 = act(z_0 + b), s_k = act' * (z_k + tb_k) (z_k ignored unless tan_z);
+    # residual block: s_0 += act(z_0 + b), s_k += act' * z_k
+    nT, n, H = z.shape
+    dv = np.empty(H, z.dtype)  # act'(z_0 + b) of one row, shared by its D tangents
+    for i in range(n):
+        if act == 0:
+            for j in range(H):
+                hv, dv[j] = _gelu_pair(z[0, i, j] + b[j])
+                s[0, i, j] = hv if first else s[0, i, j] + hv
+        else:
+            for j in range(H):
+                hv, dv[j] = _silu_pair(z[0, i, j] + b[j])
+                s[0, i, j] = hv if first else s[0, i, j] + hv
+        for k in range(1, nT):
+            if not first:
+                for j in range(H):
+                    s[k, i, j] += dv[j] * z[k, i, j]
+            elif tan_z:
+                for j in range(H):
+                    s[k, i, j] = dv[j] * (z[k, i, j] + tb[k - 1, j])
+            else:
+                for j in range(H):
+                    s[k, i, j] = dv[j] * tb[k - 1, j]
+
+
+def _np_act_tangents(z, b, tb, first, tan_z, act, s):
+    value, deriv = (_act.gelu if act == 0 else _act.silu)(z[0] + b)
+    if first:
+        s[0] = value
+        s[1:] = deriv[None] * ((z[1:] if tan_z else 0.0) + tb[:, None, :])
+    else:
+        s[0] += value
+        s[1:] += deriv[None] * z[1:]
+
+
+@njit(**_FAST)
+def _nb_trace_out(s, w_out_t, tr):
+    # tr_i = sum_k (s_k W_out)_{i, k}: only the diagonal of the output Jacobian, w_out_t = W_out^T (D, H)
+    nT, n, H = s.shape
+    for i in range(n):
+        acc = 0.0
+        for k in range(1, nT):
+            w = w_out_t[k - 1]
+            for j in range(H):
+                acc += s[k, i, j] * w[j]
+        tr[i] = acc
+
+
+def _np_trace_out(s, w_out_t, tr):
+    tr[...] = np.einsum("kij,kj->i", s[1:], w_out_t)
+
+
 # -- optimizer: clip, AdamW, EMA --------------------------------------------------------------
 @njit(**_FAST)
 def _nb_adamw_ema(p, g, m, v, ema, hyper, clip_norm):
@@ -347,7 +409,7 @@ def adamw_hyper(dtype, lr, beta1, beta2, eps, weight_decay, step, ema_decay):
 
 
 # -- dispatch -------------------------------------------------------------------------------
-_NAMES = ("embed", "bias_act", "act_backward", "mse_loss", "jvp_act", "adamw_ema")
+_NAMES = ("embed", "bias_act", "act_backward", "mse_loss", "jvp_act", "act_tangents", "trace_out", "adamw_ema")
 backend = ""
 
 
@@ -362,5 +424,5 @@ def set_backend(name: str) -> None:
     backend = name
 
 
-embed = bias_act = act_backward = mse_loss = jvp_act = adamw_ema = None  # bound just below
+embed = bias_act = act_backward = mse_loss = jvp_act = act_tangents = trace_out = adamw_ema = None  # bound just below
 set_backend("numpy" if numba.config.DISABLE_JIT else "numba")

@@ -28,7 +28,8 @@ He et al. 2016 for the residual block), ending with :math:`\bar W_0 = e^\top \ba
 (the biases drop out). K tangents are stacked along the batch axis, so each layer is one
 (K B, H) x (H, H) matmul. With the D unit tangents :math:`\dot x = e_d` the divergence is
 exact: :math:`\mathrm{tr}\,\partial y/\partial x = \sum_d \dot y^{(d)}_d`, D passes and no
-Hutchinson noise (the likelihood of Song et al. 2021, Eq. 39 needs it).
+Hutchinson noise (the likelihood of Song et al. 2021, Eq. 39 needs it). The trace itself is
+computed by the blocked, fused version of these passes in :mod:`npdiff.nn.trace`.
 
 **Dropout** (training only; Srivastava et al. 2014, inverted scaling): with keep masks
 :math:`m_k \in \{0, 1\}^{B \times H}`, :math:`P(m = 1) = 1 - p`, and :math:`s_k = m_k / (1 - p)`,
@@ -53,6 +54,7 @@ from .._check import as_batch, as_times, positive_int, real_scalar
 from . import kernels as K
 from .activations import ACTIVATIONS, activation
 from .embedding import frequencies, input_width
+from .trace import output_and_trace
 
 __all__ = ["MLP", "PARAMETERIZATIONS", "MLPConfig"]
 
@@ -392,25 +394,7 @@ class MLP:
         return y, (jv[0] if single else jv)
 
     def _output_and_trace(self, layers: list, x: np.ndarray, t: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-        cfg = self.config
-        B, D = x.shape
-        w = self.work(B, dtype)
-        tan = np.empty((D, B, cfg.emb_dim), dtype) if cfg.coord_embedding else None
-        self._forward(layers, x, t, w, tan)
-        y = w.out + layers[-1][1]  # (B, D)
-        W0 = layers[0][0]
-        dz0 = np.empty((D, B, cfg.width), dtype)  # first-layer tangent for x_dot = e_d
-        col = D if cfg.raw else 0
-        for d in range(D):
-            if cfg.coord_embedding:
-                rows = slice(col + d * cfg.emb_dim, col + (d + 1) * cfg.emb_dim)
-                np.matmul(tan[d], W0[rows], out=dz0[d])  # only block d of e depends on x_d
-                if cfg.raw:
-                    dz0[d] += W0[d]
-            else:
-                dz0[d] = W0[d]
-        jy = self._push(layers, w, dz0)  # (D, B, D): jy[d, b] = dy_b / dx_{b,d}
-        return y, np.einsum("dbd->b", jy)
+        return output_and_trace(self, layers, x, t, dtype)  # blocked and fused: npdiff.nn.trace
 
     def output_and_trace(self, params: np.ndarray, x: object, t: object) -> tuple[np.ndarray, np.ndarray]:
         r"""Output y (B, D) and the exact trace :math:`\mathrm{tr}\,\partial y/\partial x` (B,) by D tangent passes."""

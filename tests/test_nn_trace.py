@@ -1,0 +1,134 @@
+"""The blocked, fused exact trace (npdiff.nn.trace) against the plain forward-mode JVP, and its kernels against twins.
+
+The reference is ``MLP.jvp`` with the D unit tangents: another code path (the whole batch at
+once, an explicit embedding tangent, separate activation and tangent kernels), itself checked
+against central differences in test_nn_mlp.py.
+"""
+
+import numpy as np
+import pytest
+
+from npdiff.nn import MLP, MLPConfig, trace
+from npdiff.nn import activations as act
+from npdiff.nn import embedding as emb
+from npdiff.nn import kernels as K
+
+TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
+DTYPES = [np.float32, np.float64]
+SMALL = dict(dim=2, width=8, depth=2, emb_dim=8)
+
+
+def _trace_by_jvp(mlp, theta, x, t):
+    B, D = x.shape
+    v = np.zeros((D, B, D))  # (D, B, D) unit tangents e_d for every point
+    for d in range(D):
+        v[d, :, d] = 1.0
+    y, jv = mlp.jvp(theta, x, t, v)  # jv[d, b] = dy_b / dx_{b, d}
+    return y, np.einsum("dbd->b", jv)
+
+
+@pytest.mark.parametrize("extra", [dict(), dict(raw_coords=True), dict(coord_embedding=False),
+                                   dict(raw_coords=True, dim=3, activation="silu"), dict(depth=0)])
+@pytest.mark.parametrize("one_time", [True, False])
+def test_blocked_trace_matches_the_plain_jvp_over_many_blocks(extra, one_time, monkeypatch):
+    # 6 rows a block: with B = 23 and D = 2 that is 11 full blocks of 2 points and a last one of 1
+    monkeypatch.setattr(trace, "BLOCK_ROWS", 6)
+    cfg = MLPConfig(**{**SMALL, **extra})
+    rng = np.random.default_rng(31)
+    mlp = MLP(cfg)
+    theta = mlp.init_params(rng, np.float64) * 2.0  # larger weights: every activation region is visited
+    x = rng.standard_normal((23, cfg.dim)) * 1.5
+    t = np.full(23, 0.41) if one_time else rng.uniform(0.05, 0.95, 23)
+    y, tr = mlp.output_and_trace(theta, x, t)
+    y_ref, tr_ref = _trace_by_jvp(mlp, theta, x, t)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-13, err_msg=f"output {extra} one_time={one_time}")
+    np.testing.assert_allclose(tr, tr_ref, rtol=1e-11, atol=1e-12, err_msg=f"trace {extra} one_time={one_time}")
+
+
+def test_block_size_does_not_change_the_result(monkeypatch):
+    cfg = MLPConfig(**SMALL, raw_coords=True)
+    rng = np.random.default_rng(32)
+    mlp = MLP(cfg)
+    theta = mlp.init_params(rng, np.float64)
+    x, t = rng.standard_normal((50, 2)), np.full(50, 0.2)
+    results = []
+    for rows in (3, 30, 151, 10_000):  # one point a block, a partial last block, one block for all
+        monkeypatch.setattr(trace, "BLOCK_ROWS", rows)
+        results.append(mlp.output_and_trace(theta, x, t))
+    for rows, (y, tr) in zip((30, 151, 10_000), results[1:]):
+        np.testing.assert_allclose(y, results[0][0], rtol=1e-13, atol=1e-14, err_msg=f"output, {rows} rows a block")
+        np.testing.assert_allclose(tr, results[0][1], rtol=1e-12, atol=1e-13, err_msg=f"trace, {rows} rows a block")
+
+
+def test_float32_trace_agrees_with_float64():
+    cfg = MLPConfig(**SMALL, raw_coords=True)
+    rng = np.random.default_rng(33)
+    mlp = MLP(cfg)
+    theta = mlp.init_params(rng, np.float64)
+    x, t = rng.standard_normal((40, 2)), np.full(40, 0.6)
+    y64, tr64 = mlp.output_and_trace(theta, x, t)
+    y32, tr32 = mlp.output_and_trace(theta.astype(np.float32), x, t)
+    assert y32.dtype == tr32.dtype == np.float32
+    np.testing.assert_allclose(y32, y64, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(tr32, tr64, rtol=1e-4, atol=1e-4)
+
+
+def test_rotated_weights_turn_the_embedding_into_its_tangent():
+    # d emb(x_d)/dx_d W = emb(x_d) W_rot: the identity that spares the embedding tangent
+    rng = np.random.default_rng(34)
+    emb_dim, H, c = 10, 7, 8.0
+    x = rng.standard_normal((9, 1)) * 2.0
+    W = rng.standard_normal((emb_dim, H))
+    e = emb.embed(x, np.zeros(9), emb_dim=emb_dim, time_scale=1.0, coord_scale=c, raw=False, coord=True)[:, :emb_dim]
+    tangent = emb.embed_tangent(x, emb_dim=emb_dim, coord_scale=c)[0]  # (9, emb_dim)
+    rotated = trace.rotated_weights(W, c * emb.frequencies(emb_dim))
+    np.testing.assert_allclose(e @ rotated, tangent @ W, rtol=1e-12, atol=1e-12)
+
+
+# -- kernels against twins --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("code", [0, 1])
+@pytest.mark.parametrize("first,tan_z", [(True, True), (True, False), (False, True)])
+def test_act_tangents_kernel_matches_twin(dtype, code, first, tan_z):
+    rng = np.random.default_rng(35)
+    z = (rng.standard_normal((4, 5, 11)) * 4.0).astype(dtype)  # a point block and 3 tangents
+    z[0, 0, :4] = [0.0, 7.0, -7.0, 20.0]  # zero and both sides of the clamps
+    b = rng.standard_normal(11).astype(dtype)
+    tb = rng.standard_normal((3, 11)).astype(dtype)
+    s0 = rng.standard_normal((4, 5, 11)).astype(dtype)  # what a residual block adds to
+    s_nb, s_np = s0.copy(), s0.copy()
+    K._nb_act_tangents(z, b, tb, first, tan_z, code, s_nb)
+    K._np_act_tangents(z, b, tb, first, tan_z, code, s_np)
+    np.testing.assert_allclose(s_nb, s_np, **TOL[dtype], err_msg=f"act_tangents code={code} first={first} tan_z={tan_z}")
+    # and the twin is the formula: act on the point rows, act' times the tangent rows
+    value, deriv = (act.gelu if code == 0 else act.silu)(z[0].astype(np.float64) + b)
+    tangent = (z[1:] if tan_z else 0.0) + tb[:, None] if first else z[1:]
+    expect = np.concatenate([value[None], deriv[None] * tangent]) + (0.0 if first else s0)
+    np.testing.assert_allclose(s_np, expect, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_trace_out_kernel_matches_twin_and_the_matmul(dtype):
+    rng = np.random.default_rng(36)
+    s = rng.standard_normal((4, 6, 9)).astype(dtype)  # a point block and D = 3 tangents
+    W_out = rng.standard_normal((9, 3)).astype(dtype)
+    tr_nb, tr_np = np.empty(6, dtype), np.empty(6, dtype)
+    K._nb_trace_out(s, np.ascontiguousarray(W_out.T), tr_nb)
+    K._np_trace_out(s, np.ascontiguousarray(W_out.T), tr_np)
+    full = np.einsum("kbh,hd->kbd", s[1:].astype(np.float64), W_out)  # (D, B, D) every output of every tangent
+    np.testing.assert_allclose(tr_np, np.einsum("dbd->b", full), **TOL[dtype])
+    np.testing.assert_allclose(tr_nb, tr_np, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_embed_kernel_without_time_columns_matches_twin(dtype):
+    rng = np.random.default_rng(37)
+    x, t = rng.standard_normal((5, 2)) * 3.0, rng.uniform(0, 1, 5)
+    freq = emb.frequencies(8)
+    full = emb.embed(x, t, emb_dim=8, time_scale=100.0, coord_scale=8.0, raw=True, coord=True)
+    for kernel in (K._nb_embed, K._np_embed):
+        out = np.full((5, full.shape[1] - 8), np.nan, dtype)  # no room for the time columns
+        kernel(x, t, freq, 100.0, 8.0, True, True, out, np.empty((0, 0, 0), dtype), False, False)
+        np.testing.assert_allclose(out, full[:, :-8], **TOL[dtype], err_msg=kernel.__name__)
