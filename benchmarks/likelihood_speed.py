@@ -4,9 +4,11 @@ r"""Exact ODE likelihood speed: the NLL of 2,000 2D points with the default MLP,
 
 Both sides integrate the same augmented ODE (positions and accumulated divergence) with
 ``scipy.integrate.solve_ivp`` RK45 at rtol = atol = 1e-5 on the whole batch as one state.
-npdiff gets the exact trace from its hand-written forward-mode Jacobian (D tangents stacked
-into one batch); the PyTorch peer gets it from autograd, one vector-Jacobian product per
-coordinate (two for 2D data). The printed NLLs agree (same function, same solver).
+npdiff gets the exact trace from its hand-written forward-mode Jacobian (the D tangents of a
+block of points ride in one array with the points, :mod:`npdiff.nn.trace`); the PyTorch peer
+gets it from autograd, one vector-Jacobian product per coordinate (two for 2D data). The
+printed NLLs agree (same function, same solver). Threads: both sides use what the environment
+gives (``OPENBLAS_NUM_THREADS`` for npdiff's matmuls; PyTorch gets the same count).
 """
 
 from __future__ import annotations

@@ -132,3 +132,49 @@ def test_embed_kernel_without_time_columns_matches_twin(dtype):
         out = np.full((5, full.shape[1] - 8), np.nan, dtype)  # no room for the time columns
         kernel(x, t, freq, 100.0, 8.0, True, True, out, np.empty((0, 0, 0), dtype), False, False)
         np.testing.assert_allclose(out, full[:, :-8], **TOL[dtype], err_msg=kernel.__name__)
+
+
+# -- worker threads ---------------------------------------------------------------------------
+
+
+def test_two_workers_give_the_bit_identical_result(monkeypatch):
+    # the blocks are independent, so sharing them between threads must not change a single bit
+    monkeypatch.setattr(trace, "BLOCK_ROWS", 9)
+    cfg = MLPConfig(**SMALL, raw_coords=True)
+    rng = np.random.default_rng(38)
+    mlp = MLP(cfg)
+    theta = mlp.init_params(rng, np.float64)
+    x, t = rng.standard_normal((101, 2)), np.full(101, 0.3)
+    monkeypatch.setattr(trace, "THREADS", 1)
+    y1, tr1 = mlp.output_and_trace(theta, x, t)
+    for workers in (2, 3):
+        monkeypatch.setattr(trace, "THREADS", workers)
+        y, tr = mlp.output_and_trace(theta, x, t)
+        np.testing.assert_array_equal(y, y1, err_msg=f"output with {workers} workers")
+        np.testing.assert_array_equal(tr, tr1, err_msg=f"trace with {workers} workers")
+
+
+def test_workers_keep_the_callers_floating_point_error_state(monkeypatch):
+    # NumPy's error state is per thread: an overflow the caller asked to raise must raise from a worker too
+    monkeypatch.setattr(trace, "BLOCK_ROWS", 9)
+    monkeypatch.setattr(trace, "THREADS", 2)
+    cfg = MLPConfig(**SMALL, coord_embedding=False)
+    mlp = MLP(cfg)
+    theta = mlp.init_params(np.random.default_rng(39), np.float64) * 1e200  # overflows in the second layer
+    x, t = np.ones((40, 2)), np.full(40, 0.3)
+    with np.errstate(over="raise", invalid="raise"), pytest.raises(FloatingPointError):
+        mlp.output_and_trace(theta, x, t)
+    with np.errstate(over="ignore", invalid="ignore"):
+        y, _ = mlp.output_and_trace(theta, x, t)
+    assert not np.all(np.isfinite(y)), "the overflow should have reached the output"
+
+
+@pytest.mark.parametrize("bad", ["0", "two", "-1", ""])
+def test_a_bad_thread_count_is_a_clear_error(bad, monkeypatch):
+    monkeypatch.setattr(trace, "THREADS", None)
+    monkeypatch.setenv("NPDIFF_THREADS", bad)
+    with pytest.raises(ValueError, match="NPDIFF_THREADS must be a positive integer"):
+        trace.threads()
+    monkeypatch.setattr(trace, "THREADS", 0)
+    with pytest.raises(ValueError, match="THREADS must be a positive int"):
+        trace.threads()

@@ -50,7 +50,7 @@ from . import embedding as _emb
 __all__ = ["act_backward", "act_tangents", "adamw_ema", "backend", "bias_act", "embed", "jvp_act", "mse_loss", "set_backend",
            "trace_out"]
 
-_FAST = dict(cache=True, fastmath=True, error_model="numpy")
+_FAST = dict(cache=True, fastmath=True, error_model="numpy", nogil=True)
 
 # -- float32 constants (see the module docstring for why float32) --------------------------
 _ZERO, _HALF, _QUARTER, _TWO = np.float32(0.0), np.float32(0.5), np.float32(0.25), np.float32(2.0)
@@ -174,7 +174,7 @@ def _sincos(a):
 
 
 # -- embed -----------------------------------------------------------------------------------
-@njit(cache=True, error_model="numpy", fastmath={"contract"})  # FMA only: no reassociation of the reduction
+@njit(cache=True, error_model="numpy", fastmath={"contract"}, nogil=True)  # FMA only: no reassociation of the reduction
 def _nb_embed(x, t, freq, time_scale, coord_scale, raw, coord, out, tan, want_tan, with_time=True):
     B, D = x.shape
     K = freq.shape[0]

@@ -31,14 +31,45 @@ into the first layer's bias (the embedding then skips the time columns).
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from . import kernels as K
 
-__all__ = ["BLOCK_ROWS", "output_and_trace"]
+__all__ = ["BLOCK_ROWS", "THREADS", "output_and_trace", "rotated_weights", "threads"]
 
 #: rows of one block's (1 + D, n, H) array: n = max(1, BLOCK_ROWS // (1 + D))
 BLOCK_ROWS = 768
+#: worker threads that share the blocks; None: the environment variable ``NPDIFF_THREADS``, else 1
+THREADS: int | None = None
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def threads() -> int:
+    r"""Worker threads for the blocks: :data:`THREADS`, else ``NPDIFF_THREADS``, else 1.
+
+    Each worker calls BLAS and the (GIL-free) kernels on its own blocks. One worker is the
+    default because OpenBLAS already threads the matmuls; with ``OPENBLAS_NUM_THREADS=1`` and
+    ``NPDIFF_THREADS=2`` the two cores split the blocks instead (elementwise work included).
+    """
+    if THREADS is not None:
+        n = THREADS
+    else:
+        text = os.environ.get("NPDIFF_THREADS", "1").strip()
+        if not text.isdigit() or int(text) < 1:
+            raise ValueError(f"NPDIFF_THREADS must be a positive integer, got {text!r}")
+        n = int(text)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"npdiff.nn.trace.THREADS must be a positive int or None, got {n!r}")
+    return n
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    if workers not in _POOLS:
+        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="npdiff-trace")
+    return _POOLS[workers]
 
 
 def rotated_weights(W_block: np.ndarray, cf: np.ndarray) -> np.ndarray:
@@ -83,27 +114,42 @@ def output_and_trace(mlp, layers: list, x: np.ndarray, t: np.ndarray, dtype: np.
     n = max(1, BLOCK_ROWS // (1 + D))
     y = np.empty((B, D), dtype)  # (B, D)
     tr = np.empty(B, dtype)  # (B,)
-    eb = sb = zb = None
-    for start in range(0, B, n):
-        stop = min(start + n, B)
-        m = stop - start
-        if eb is None or m != eb.shape[0]:  # contiguous buffers, so (1 + D, m, H) reshapes to rows in place
-            eb = np.empty((m, n_x), dtype)  # (m, E_x) embedding of the block
-            sb = np.empty((1 + D, m, H), dtype)  # (1 + D, m, H) the points and their tangents
-            zb = np.empty_like(sb)  # (1 + D, m, H) pre-activations
-        K.embed(x[start:stop], t[start:stop], mlp.freq, cfg.time_scale, cfg.coord_scale, cfg.raw, cfg.coord_embedding,
-                eb, no_tan, False, not folded)
-        np.matmul(eb, W_in, out=zb[0])
-        if cfg.coord_embedding:
-            for d in range(D):
-                np.matmul(eb[:, col + d * emb_dim:col + (d + 1) * emb_dim], W_rot[d], out=zb[1 + d])
-        K.act_tangents(zb, b0, tb, True, cfg.coord_embedding, mlp.act, sb)
-        for k in range(1, cfg.depth + 1):
-            W, b = layers[k]
-            np.matmul(sb.reshape(-1, H), W, out=zb.reshape(-1, H))
-            K.act_tangents(zb, b, tb, False, True, mlp.act, sb)
-        np.matmul(sb[0], layers[-1][0], out=y[start:stop])
-        K.trace_out(sb, W_out_t, tr[start:stop])
+
+    def run(starts: list[int]) -> None:
+        eb = sb = zb = None
+        for start in starts:
+            stop = min(start + n, B)
+            m = stop - start
+            if eb is None or m != eb.shape[0]:  # contiguous buffers, so (1 + D, m, H) reshapes to rows in place
+                eb = np.empty((m, n_x), dtype)  # (m, E_x) embedding of the block
+                sb = np.empty((1 + D, m, H), dtype)  # (1 + D, m, H) the points and their tangents
+                zb = np.empty_like(sb)  # (1 + D, m, H) pre-activations
+            K.embed(x[start:stop], t[start:stop], mlp.freq, cfg.time_scale, cfg.coord_scale, cfg.raw,
+                    cfg.coord_embedding, eb, no_tan, False, not folded)
+            np.matmul(eb, W_in, out=zb[0])
+            if cfg.coord_embedding:
+                for d in range(D):
+                    np.matmul(eb[:, col + d * emb_dim:col + (d + 1) * emb_dim], W_rot[d], out=zb[1 + d])
+            K.act_tangents(zb, b0, tb, True, cfg.coord_embedding, mlp.act, sb)
+            for k in range(1, cfg.depth + 1):
+                W, b = layers[k]
+                np.matmul(sb.reshape(-1, H), W, out=zb.reshape(-1, H))
+                K.act_tangents(zb, b, tb, False, True, mlp.act, sb)
+            np.matmul(sb[0], layers[-1][0], out=y[start:stop])
+            K.trace_out(sb, W_out_t, tr[start:stop])
+
+    starts = list(range(0, B, n))
+    workers = min(threads(), len(starts))
+    if workers <= 1:
+        run(starts)
+    else:  # blocks are independent: the result does not depend on the number of workers
+        err = np.geterr()  # NumPy's error state is per thread: the workers take the caller's
+
+        def run_with_errstate(part: list[int]) -> None:
+            with np.errstate(**err):
+                run(part)
+
+        list(_pool(workers).map(run_with_errstate, [starts[i::workers] for i in range(workers)]))
     y += b_out
     return y, tr
 
