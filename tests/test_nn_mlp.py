@@ -63,7 +63,7 @@ def test_every_parameter_gradient_matches_central_differences(activation, param)
 
 
 @pytest.mark.parametrize("extra", [dict(), dict(coord_embedding=False), dict(raw_coords=True, dim=3),
-                                   dict(activation="silu", depth=0)])
+                                   dict(activation="silu", depth=0), dict(time_input="log_t", time_scale=3.0)])
 def test_input_jvp_and_divergence_match_finite_difference_jacobian(extra):
     # J v against the FD Jacobian dy_i/dx_j = (y(x + h e_j) - y(x - h e_j)) / 2h, and tr J
     cfg = MLPConfig(**{**SMALL, **extra})
@@ -166,6 +166,32 @@ def test_bad_inputs_and_configs_raise_clear_errors():
         DiffusionMLP(MLPConfig(**SMALL), vp_linear(), np.zeros(5))
     cfg = MLPConfig(**SMALL)
     assert MLPConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_log_t_time_input_embeds_the_log_of_t_and_refuses_t_zero():
+    # an independent forward from the module docstring with the time embedding fed time_scale * log t
+    from npdiff.nn import activations, embedding
+
+    cfg = MLPConfig(**SMALL, time_input="log_t", time_scale=2.0)
+    rng = np.random.default_rng(15)
+    mlp = MLP(cfg)
+    theta = mlp.init_params(rng, np.float64)
+    x, t = _batch(rng, t_lo=1e-4, t_hi=1.0)
+    layers = mlp.layers(theta)
+    e = embedding.embed(x, np.log(t), emb_dim=cfg.emb_dim, time_scale=2.0, coord_scale=cfg.coord_scale,
+                        raw=cfg.raw, coord=cfg.coord_embedding)
+    h = activations.gelu(e @ layers[0][0] + layers[0][1])[0]
+    for k in range(1, cfg.depth + 1):
+        h = h + activations.gelu(h @ layers[k][0] + layers[k][1])[0]
+    np.testing.assert_allclose(mlp.forward(theta, x, t), h @ layers[-1][0] + layers[-1][1], rtol=1e-12, atol=1e-13)
+    for call in (lambda: mlp.forward(theta, x, 0.0), lambda: mlp.output_and_trace(theta, x, np.zeros(len(x))),
+                 lambda: DiffusionMLP(cfg, vp_linear(), theta).eps_and_divergence(x, 0.0)):
+        with pytest.raises(ValueError, match="t must be > 0 for a model whose time embedding reads log t"):
+            call()
+    with pytest.raises(ValueError, match="time_input must be one of"):
+        MLPConfig(time_input="sigma")
+    assert MLPConfig.from_dict(cfg.to_dict()) == cfg
+    assert MLPConfig.from_dict({k: v for k, v in MLPConfig().to_dict().items() if k != "time_input"}).time_input == "t"
 
 
 # -- dropout (training only) ------------------------------------------------------------------

@@ -28,7 +28,8 @@ def _trace_by_jvp(mlp, theta, x, t):
 
 
 @pytest.mark.parametrize("extra", [dict(), dict(raw_coords=True), dict(coord_embedding=False),
-                                   dict(raw_coords=True, dim=3, activation="silu"), dict(depth=0)])
+                                   dict(raw_coords=True, dim=3, activation="silu"), dict(depth=0),
+                                   dict(time_input="log_t", time_scale=3.0)])
 @pytest.mark.parametrize("one_time", [True, False])
 def test_blocked_trace_matches_the_plain_jvp_over_many_blocks(extra, one_time, monkeypatch):
     # 6 rows a block: with B = 23 and D = 2 that is 11 full blocks of 2 points and a last one of 1

@@ -56,9 +56,10 @@ from .activations import ACTIVATIONS, activation
 from .embedding import frequencies, input_width
 from .trace import output_and_trace
 
-__all__ = ["MLP", "PARAMETERIZATIONS", "MLPConfig"]
+__all__ = ["MLP", "PARAMETERIZATIONS", "TIME_INPUTS", "MLPConfig"]
 
 PARAMETERIZATIONS = ("eps", "x0", "v")
+TIME_INPUTS = ("t", "log_t")
 #: the largest coord_scale * |x| whose sine and cosine the kernels compute (see MLP.check_embedding_range)
 EMBEDDING_RANGE = 1e6
 
@@ -75,7 +76,13 @@ class MLPConfig:
     emb_dim : features per sinusoidal embedding (even, >= 4).
     activation : ``"gelu"`` or ``"silu"``.
     parameterization : what the network predicts: ``"eps"``, ``"x0"`` or ``"v"``.
-    time_scale : the time embedding sees ``time_scale * t`` (1000: the DDPM step index).
+    time_scale : the time embedding sees ``time_scale * t`` (1000: the DDPM step index), or
+        ``time_scale * log t`` with ``time_input="log_t"``.
+    time_input : ``"t"`` or ``"log_t"``: what the time embedding reads. ``log t`` spreads the
+        small times, where the data's fine detail is decided, over many periods of the
+        embedding: for a VP schedule :math:`\sigma^2 \approx \beta_{\min} t` there, so
+        :math:`\log t \approx 2\log\sigma + c`, the noise input of Karras et al. 2022
+        (Table 1, :math:`c_{noise} = \tfrac14\ln\sigma`). It needs t > 0.
     coord_embedding : embed each coordinate sinusoidally (tiny-diffusion style).
     coord_scale : the coordinate embedding sees ``coord_scale * x_d``.
     raw_coords : also feed x itself; always on when ``coord_embedding`` is off.
@@ -90,6 +97,7 @@ class MLPConfig:
     activation: str = "gelu"
     parameterization: str = "eps"
     time_scale: float = 1000.0
+    time_input: str = "t"
     coord_embedding: bool = True
     coord_scale: float = 25.0
     raw_coords: bool = False
@@ -106,6 +114,8 @@ class MLPConfig:
         if not isinstance(self.parameterization, str) or self.parameterization not in PARAMETERIZATIONS:
             raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}, got {self.parameterization!r}")
         real_scalar(self.time_scale, "time_scale", lo=0.0, lo_open=True)
+        if not isinstance(self.time_input, str) or self.time_input not in TIME_INPUTS:
+            raise ValueError(f"time_input must be one of {TIME_INPUTS}, got {self.time_input!r}")
         real_scalar(self.coord_scale, "coord_scale", lo=0.0, lo_open=True)
         real_scalar(self.dropout, "dropout", lo=0.0, hi=1.0, hi_open=True)
         for name in ("coord_embedding", "raw_coords"):
@@ -209,7 +219,18 @@ class MLP:
     def _check_xt(self, x: object, t: object) -> tuple[np.ndarray, np.ndarray]:
         x = as_batch(x, "x", dim=self.config.dim)
         self.check_embedding_range(x)
-        return x, as_times(t, x.shape[0])
+        t = as_times(t, x.shape[0])
+        self.check_times(t)
+        return x, t
+
+    def check_times(self, t: np.ndarray) -> None:
+        r"""Refuse t = 0 when the time embedding reads log t (``time_input="log_t"``)."""
+        if self.config.time_input == "log_t" and t.size and float(t.min()) <= 0.0:
+            raise ValueError(f"t must be > 0 for a model whose time embedding reads log t, got t down to {t.min()!r}")
+
+    def time_input(self, t: np.ndarray) -> np.ndarray:
+        r"""What the time embedding reads: t, or log t (``MLPConfig.time_input``). (B,) float64."""
+        return np.log(t) if self.config.time_input == "log_t" else t
 
     def check_embedding_range(self, x: np.ndarray) -> None:
         r"""Refuse x whose sinusoidal embedding the kernels cannot compute: ``coord_scale * |x|`` up to 1e6.
@@ -268,7 +289,7 @@ class MLP:
         # keep (L + 1, B, H): dropout masks from dropout_masks (training only), None for no dropout
         cfg = self.config
         want_tan = tan is not None
-        K.embed(x, t, self.freq, cfg.time_scale, cfg.coord_scale, cfg.raw, cfg.coord_embedding, w.emb,
+        K.embed(x, self.time_input(t), self.freq, cfg.time_scale, cfg.coord_scale, cfg.raw, cfg.coord_embedding, w.emb,
                 tan if want_tan else w.no_tan, want_tan)
         W, b = layers[0]
         if t.shape[0] > 1 and t[0] == t[-1] and np.all(t == t[0]):

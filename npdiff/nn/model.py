@@ -85,7 +85,9 @@ class DiffusionMLP:
     def _inputs(self, x: object, t: object) -> tuple[np.ndarray, np.ndarray]:
         x = as_batch(x, "x", dim=self.dim)
         self.mlp.check_embedding_range(x)
-        return x, as_times(t, x.shape[0])
+        t = as_times(t, x.shape[0])
+        self.mlp.check_times(t)
+        return x, t
 
     def _coefficients(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         log_ab = self.schedule.log_alpha_bar(t)  # (B,)

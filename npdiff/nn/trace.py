@@ -95,10 +95,11 @@ def output_and_trace(mlp, layers: list, x: np.ndarray, t: np.ndarray, dtype: np.
     W0, b0 = layers[0]
     no_tan = np.empty((0, 0, 0), dtype)  # the embed kernel's placeholder: no embedding tangent wanted
     folded = B > 1 and t[0] == t[-1] and bool(np.all(t == t[0]))
+    t_in = mlp.time_input(t)  # (B,) what the time embedding reads
     if folded:  # one time for the batch: emb(t) W_0 joins the bias
         n_x = E - emb_dim
         emb_t = np.empty((1, emb_dim), dtype)  # (1, emb_dim)
-        K.embed(x[:1], t[:1], mlp.freq, cfg.time_scale, cfg.coord_scale, False, False, emb_t, no_tan, False)
+        K.embed(x[:1], mlp.time_input(t[:1]), mlp.freq, cfg.time_scale, cfg.coord_scale, False, False, emb_t, no_tan, False)
         b0 = b0 + emb_t[0] @ W0[n_x:]  # (H,)
         W_in = W0[:n_x]
     else:
@@ -124,7 +125,7 @@ def output_and_trace(mlp, layers: list, x: np.ndarray, t: np.ndarray, dtype: np.
                 eb = np.empty((m, n_x), dtype)  # (m, E_x) embedding of the block
                 sb = np.empty((1 + D, m, H), dtype)  # (1 + D, m, H) the points and their tangents
                 zb = np.empty_like(sb)  # (1 + D, m, H) pre-activations
-            K.embed(x[start:stop], t[start:stop], mlp.freq, cfg.time_scale, cfg.coord_scale, cfg.raw,
+            K.embed(x[start:stop], t_in[start:stop], mlp.freq, cfg.time_scale, cfg.coord_scale, cfg.raw,
                     cfg.coord_embedding, eb, no_tan, False, not folded)
             np.matmul(eb, W_in, out=zb[0])
             if cfg.coord_embedding:
