@@ -27,7 +27,8 @@ switches by hand. Kernels never validate their inputs.
 Every kernel is serial: the two cores go to OpenBLAS inside the matmuls. Row-parallel
 versions (``prange``) were tried and dropped: between matmuls, Numba's OpenMP workers keep
 spinning on the cores the next matmul's BLAS threads need (at batch 4096 on 2 cores the step
-fell from 42 to 11 per second).
+fell from 42 to 11 per second). Kernels release the GIL (``nogil``), so the exact trace's
+optional worker threads (:mod:`npdiff.nn.trace`) run them side by side.
 
 Why the kernels are written the way they are: constants are float32 scalars so a float32
 kernel stays in float32 arithmetic (a float64 literal would promote every operation);
