@@ -8,7 +8,7 @@ against central differences in test_nn_mlp.py.
 import numpy as np
 import pytest
 
-from npdiff.nn import MLP, MLPConfig, trace
+from npdiff.nn import MLP, MLPConfig, threads, trace
 from npdiff.nn import activations as act
 from npdiff.nn import embedding as emb
 from npdiff.nn import kernels as K
@@ -146,10 +146,10 @@ def test_two_workers_give_the_bit_identical_result(monkeypatch):
     mlp = MLP(cfg)
     theta = mlp.init_params(rng, np.float64)
     x, t = rng.standard_normal((101, 2)), np.full(101, 0.3)
-    monkeypatch.setattr(trace, "THREADS", 1)
+    monkeypatch.setattr(threads, "THREADS", 1)
     y1, tr1 = mlp.output_and_trace(theta, x, t)
     for workers in (2, 3):
-        monkeypatch.setattr(trace, "THREADS", workers)
+        monkeypatch.setattr(threads, "THREADS", workers)
         y, tr = mlp.output_and_trace(theta, x, t)
         np.testing.assert_array_equal(y, y1, err_msg=f"output with {workers} workers")
         np.testing.assert_array_equal(tr, tr1, err_msg=f"trace with {workers} workers")
@@ -158,7 +158,7 @@ def test_two_workers_give_the_bit_identical_result(monkeypatch):
 def test_workers_keep_the_callers_floating_point_error_state(monkeypatch):
     # NumPy's error state is per thread: an overflow the caller asked to raise must raise from a worker too
     monkeypatch.setattr(trace, "BLOCK_ROWS", 9)
-    monkeypatch.setattr(trace, "THREADS", 2)
+    monkeypatch.setattr(threads, "THREADS", 2)
     cfg = MLPConfig(**SMALL, coord_embedding=False)
     mlp = MLP(cfg)
     theta = mlp.init_params(np.random.default_rng(39), np.float64) * 1e200  # overflows in the second layer
@@ -172,10 +172,10 @@ def test_workers_keep_the_callers_floating_point_error_state(monkeypatch):
 
 @pytest.mark.parametrize("bad", ["0", "two", "-1", ""])
 def test_a_bad_thread_count_is_a_clear_error(bad, monkeypatch):
-    monkeypatch.setattr(trace, "THREADS", None)
+    monkeypatch.setattr(threads, "THREADS", None)
     monkeypatch.setenv("NPDIFF_THREADS", bad)
     with pytest.raises(ValueError, match="NPDIFF_THREADS must be a positive integer"):
-        trace.threads()
-    monkeypatch.setattr(trace, "THREADS", 0)
+        threads.threads()
+    monkeypatch.setattr(threads, "THREADS", 0)
     with pytest.raises(ValueError, match="THREADS must be a positive int"):
-        trace.threads()
+        threads.threads()

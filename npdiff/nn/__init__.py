@@ -7,6 +7,7 @@ kernels), :mod:`~npdiff.nn.mlp` (forward, backward, forward-mode Jacobian),
 :mod:`~npdiff.nn.model` (the trained denoiser behind the protocol of :mod:`npdiff.denoiser`).
 """
 
+from . import threads
 from .mlp import MLP, PARAMETERIZATIONS, MLPConfig
 
-__all__ = ["MLP", "PARAMETERIZATIONS", "MLPConfig"]
+__all__ = ["MLP", "PARAMETERIZATIONS", "MLPConfig", "threads"]

@@ -26,52 +26,21 @@ Three things make it fast:
   embedding is ever computed. Raw coordinates add their row of :math:`W_0`.
 
 As in :meth:`~npdiff.nn.mlp.MLP._forward`, a batch at one time folds :math:`\mathrm{emb}(t)\,W_0`
-into the first layer's bias (the embedding then skips the time columns).
+into the first layer's bias (the embedding then skips the time columns). The blocks may be
+shared by worker threads (:mod:`npdiff.nn.threads`; one by default).
 """
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
 from . import kernels as K
+from .threads import run_parallel, threads
 
-__all__ = ["BLOCK_ROWS", "THREADS", "output_and_trace", "rotated_weights", "threads"]
+__all__ = ["BLOCK_ROWS", "output_and_trace", "rotated_weights"]
 
 #: rows of one block's (1 + D, n, H) array: n = max(1, BLOCK_ROWS // (1 + D))
 BLOCK_ROWS = 768
-#: worker threads that share the blocks; None: the environment variable ``NPDIFF_THREADS``, else 1
-THREADS: int | None = None
-_POOLS: dict[int, ThreadPoolExecutor] = {}
-
-
-def threads() -> int:
-    r"""Worker threads for the blocks: :data:`THREADS`, else ``NPDIFF_THREADS``, else 1.
-
-    Each worker calls BLAS and the (GIL-free) kernels on its own blocks. One worker is the
-    default because OpenBLAS already threads the matmuls; with ``OPENBLAS_NUM_THREADS=1`` and
-    ``NPDIFF_THREADS=2`` the two cores split the blocks instead (elementwise work included).
-    """
-    if THREADS is not None:
-        n = THREADS
-    else:
-        text = os.environ.get("NPDIFF_THREADS", "1").strip()
-        if not text.isdigit() or int(text) < 1:
-            raise ValueError(f"NPDIFF_THREADS must be a positive integer, got {text!r}")
-        n = int(text)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"npdiff.nn.trace.THREADS must be a positive int or None, got {n!r}")
-    return n
-
-
-def _pool(workers: int) -> ThreadPoolExecutor:
-    if workers not in _POOLS:
-        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="npdiff-trace")
-    return _POOLS[workers]
-
-
 def rotated_weights(W_block: np.ndarray, cf: np.ndarray) -> np.ndarray:
     r"""Weights that turn a coordinate's embedding into its first-layer tangent (module docstring).
 
@@ -99,7 +68,7 @@ def output_and_trace(mlp, layers: list, x: np.ndarray, t: np.ndarray, dtype: np.
     if folded:  # one time for the batch: emb(t) W_0 joins the bias
         n_x = E - emb_dim
         emb_t = np.empty((1, emb_dim), dtype)  # (1, emb_dim)
-        K.embed(x[:1], mlp.time_input(t[:1]), mlp.freq, cfg.time_scale, cfg.coord_scale, False, False, emb_t, no_tan, False)
+        K.embed(x[:1], t_in[:1], mlp.freq, cfg.time_scale, cfg.coord_scale, False, False, emb_t, no_tan, False)
         b0 = b0 + emb_t[0] @ W0[n_x:]  # (H,)
         W_in = W0[:n_x]
     else:
@@ -140,17 +109,8 @@ def output_and_trace(mlp, layers: list, x: np.ndarray, t: np.ndarray, dtype: np.
             K.trace_out(sb, W_out_t, tr[start:stop])
 
     starts = list(range(0, B, n))
-    workers = min(threads(), len(starts))
-    if workers <= 1:
-        run(starts)
-    else:  # blocks are independent: the result does not depend on the number of workers
-        err = np.geterr()  # NumPy's error state is per thread: the workers take the caller's
-
-        def run_with_errstate(part: list[int]) -> None:
-            with np.errstate(**err):
-                run(part)
-
-        list(_pool(workers).map(run_with_errstate, [starts[i::workers] for i in range(workers)]))
+    workers = min(threads(), len(starts))  # (npdiff.nn.threads) the blocks are independent:
+    run_parallel(run, [starts[i::workers] for i in range(workers)])  # any worker count, the same bits
     y += b_out
     return y, tr
 
