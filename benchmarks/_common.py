@@ -14,6 +14,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from npdiff.data import toy2d
 from npdiff.nn import MLPConfig
+from npdiff.nn.threads import threads
 from npdiff.recipes import recipe
 from npdiff.train import TrainConfig, train
 
@@ -64,8 +65,16 @@ def torch_or_none():
         import torch
     except ImportError:
         return None
-    torch.set_num_threads(blas_threads())
+    torch.set_num_threads(cores_used())
     return torch
+
+
+def cores_used() -> int:
+    r"""Threads npdiff may use: its BLAS threads or its worker threads (``NPDIFF_THREADS``), whichever is more.
+
+    The PyTorch peer gets the same count, so neither side has more cores than the other.
+    """
+    return max(blas_threads(), threads())
 
 
 def best_time(fn, repeats: int) -> tuple[float, object]:

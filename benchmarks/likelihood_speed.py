@@ -7,8 +7,12 @@ Both sides integrate the same augmented ODE (positions and accumulated divergenc
 npdiff gets the exact trace from its hand-written forward-mode Jacobian (the D tangents of a
 block of points ride in one array with the points, :mod:`npdiff.nn.trace`); the PyTorch peer
 gets it from autograd, one vector-Jacobian product per coordinate (two for 2D data). The
-printed NLLs agree (same function, same solver). Threads: both sides use what the environment
-gives (``OPENBLAS_NUM_THREADS`` for npdiff's matmuls; PyTorch gets the same count).
+printed NLLs agree (same function, same solver). Threads: npdiff uses what the environment
+gives (``OPENBLAS_NUM_THREADS`` inside its matmuls, ``NPDIFF_THREADS`` worker threads over its
+blocks of points, :mod:`npdiff.nn.threads`); PyTorch gets the larger of the two counts::
+
+    OPENBLAS_NUM_THREADS=1 python benchmarks/likelihood_speed.py                    # one core each
+    OPENBLAS_NUM_THREADS=1 NPDIFF_THREADS=2 python benchmarks/likelihood_speed.py   # two cores each
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from scipy.integrate import solve_ivp
 
 from npdiff.data import toy2d
 from npdiff.likelihood import ode_log_likelihood
+from npdiff.nn.threads import threads
 
 
 def torch_nll(torch, peer, schedule, x, t_min=1e-5):
@@ -54,7 +59,7 @@ def main() -> None:
     data = toy2d.load("8gaussians")
     x = data.sample(args.n, np.random.default_rng(1))
     torch = torch_or_none()
-    print(f"{args.n} points, model {model!r}; BLAS threads {blas_threads()}")
+    print(f"{args.n} points, model {model!r}; BLAS threads {blas_threads()}, npdiff worker threads {threads()}")
     t_np, res = best_time(lambda: ode_log_likelihood(model, x), args.repeats)
     print(f"npdiff: {t_np:.2f} s, {res.nfe} evaluations, NLL {-res.log_p.mean():.4f} nats (true entropy {data.entropy:.4f})")
     if torch is None:
