@@ -518,6 +518,9 @@ E(_E("train.TrainConfig", tr.TrainConfig, lambda: dict(steps=5, batch_size=4, lr
      Arg("steps", "int"), Arg("batch_size", "int"), Arg("lr", "real", strict=("negative",)),
      Arg("lr_schedule", "choice"), Arg("warmup_steps", "int0"), Arg("final_lr_ratio", "real"),
      Arg("betas", "object", ("betas", "beta1", "beta2")), Arg("t_min", "real"), Arg("loss", "choice", accepts=_NONE_OK)))
+E(_E("train.log_snr_times", tr.log_snr_times, lambda: dict(n=5, rng=_rng(), schedule=VP, t_min=1e-5, log_snr_fraction=0.5),
+     Arg("n", "int"), Arg("rng", "rng"), Arg("schedule", "schedule"), Arg("t_min", "real"),
+     Arg("log_snr_fraction", "real")))
 _CFG = MLPConfig(width=8, depth=1, emb_dim=8)
 E(_E("train.train", tr.train, lambda: dict(model=_CFG, data=_x(n=8), rng=0, steps=2, batch_size=4, progress=False),
      Arg("model", "object"), Arg("data", "points_d", ("data",)), Arg("rng", "rng", accepts={"seed": "an int seed"}),
@@ -555,6 +558,11 @@ NOT_FUZZED = {
     "npdiff.nn.mlp.MLP": "npdiff/nn, not fuzzed here", "npdiff.nn.mlp.MLPConfig": "npdiff/nn, not fuzzed here",
     "npdiff.nn.model.DiffusionMLP": "npdiff/nn, not fuzzed here", "npdiff.nn.optim.AdamW": "npdiff/nn, not fuzzed here",
     "npdiff.nn.optim.learning_rate": "npdiff/nn, not fuzzed here",
+    "npdiff.nn.trace.output_and_trace": "the unchecked hot path behind MLP.output_and_trace, which checks its inputs",
+    "npdiff.nn.trace.rotated_weights": "a helper of output_and_trace on the MLP's own weights (tests/test_nn_trace.py)",
+    "npdiff.nn.parallel.ParallelGrad": "the training loop's unchecked hot path; its constructor's checks: tests/test_nn_parallel.py",
+    "npdiff.nn.threads.threads": "no arguments; NPDIFF_THREADS is checked in tests/test_nn_trace.py",
+    "npdiff.nn.threads.run_parallel": "an internal thread helper (tests/test_nn_trace.py, tests/test_nn_parallel.py)",
 }
 for _mod in ("npdiff.nn.activations", "npdiff.nn.embedding", "npdiff.nn.kernels"):
     for _n in importlib.import_module(_mod).__all__:
