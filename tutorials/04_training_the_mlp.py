@@ -23,9 +23,13 @@ and 04_model.npz (04_model_quick.npz with --quick), the trained model that chapt
 # at t = 1, so both readings of the output stay well conditioned at both ends (Salimans &
 # Ho 2022, Sec. 4), and the recipe measured better likelihoods with it. The three targets
 # are linear in each other given x_t (chapter 2, section 5), and so are the minimizers:
-# v* = sqrt(a) eps* - sigma E[x_0 | x_t]. The best possible loss is therefore known exactly
-# from the oracle, E|v - v*|^2, and the training curve is drawn against it: the gap between
-# the two is all the network still has to learn.
+# v* = sqrt(a) eps* - sigma E[x_0 | x_t]. What the network predicts and where its error is
+# measured are two choices: the recipe predicts v but weighs the error as the equivalent error
+# in eps (npdiff.train.loss_weight), and draws half of each batch's times uniformly in log-SNR
+# rather than in t, which puts more of the batch at small t where the sharp sets are decided
+# (Song, Durkan, Murray & Ermon 2021; Kingma et al. 2021). The best possible loss is known
+# exactly from the oracle on batches drawn the same way, E[w |v - v*|^2], and the training
+# curve is drawn against it: the gap between the two is all the network still has to learn.
 #
 # 2. The network
 #
@@ -87,7 +91,7 @@ from npdiff.data import toy2d
 from npdiff.nn import MLP, MLPConfig
 from npdiff.nn.model import DiffusionMLP
 from npdiff.sample import ddpm_sample, ode_sample
-from npdiff.train import train
+from npdiff.train import denoising_targets, log_snr_times, train
 
 ch = Chapter(4, "training the hand-differentiated MLP")
 
@@ -182,17 +186,18 @@ ch.show("first loss", loss[0])
 final = loss[-max(1, loss.size // 20):].mean()  # the raw weights' loss on the last batches
 ch.show("final loss (mean of the last 5% of steps)", final)
 
-# the floor: the loss of the exact denoiser on the same kind of batches (in the network's target space)
+# the floor: the loss of the exact denoiser on the same kind of batches as training (the recipe's mix of
+# times, the recipe's loss space), made with the trainer's own functions
 rng = ch.rng(2)
 n_floor = ch.pick(20_000, 200_000)
 x0 = data.sample(n_floor, rng)
-t = rng.uniform(train_kw["t_min"], schedule.t_max, n_floor)
+t = log_snr_times(n_floor, rng, schedule, t_min=train_kw["t_min"], log_snr_fraction=train_kw.get("log_snr_fraction", 0.0))
 eps = rng.standard_normal(x0.shape)
+loss_space = train_kw.get("loss") or config.parameterization
+xt, target, weight = denoising_targets(x0, t, eps, schedule, config.parameterization, loss_space)
 ab = schedule.alpha_bar(t)[:, None]  # (n, 1)
-xt = np.sqrt(ab) * x0 + np.sqrt(1.0 - ab) * eps
-target = parameterization.from_eps(eps, config.parameterization, xt, ab)
 best = parameterization.from_eps(oracle.eps(xt, t), config.parameterization, xt, ab)
-per_point = np.mean((target - best) ** 2, axis=1)
+per_point = weight * np.mean((target - best) ** 2, axis=1)  # weight: the network's space -> the loss space
 floor, floor_se = per_point.mean(), per_point.std() / np.sqrt(n_floor)
 ch.show("best possible loss (the exact denoiser's)", floor, f"+- {floor_se:.2g}")
 tail = loss[-max(1, loss.size // 20):]
@@ -223,7 +228,7 @@ smooth = np.convolve(loss, np.ones(window) / window, mode="valid")
 ax.plot(steps, loss, color="C0", alpha=0.25, lw=0.6, label="loss of each batch")
 ax.plot(steps[window - 1:], smooth, color="C0", lw=1.5, label=f"moving average ({window} steps)")
 ax.axhline(floor, color="C3", ls="--", label=f"exact denoiser: {floor:.3f}")
-ax.set(xlabel="step", ylabel=f"{config.parameterization}-loss", ylim=(floor - 0.4, max(smooth.max(), floor) + 0.2),
+ax.set(xlabel="step", ylabel=f"{loss_space}-space loss", ylim=(floor - 0.4, max(smooth.max(), floor) + 0.2),
        title="training curve and the best possible loss")
 ax.legend(fontsize=8)
 ax.grid(alpha=0.3)
