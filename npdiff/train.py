@@ -61,6 +61,8 @@ from .forward import q_sample
 from .nn.mlp import MLP, PARAMETERIZATIONS, MLPConfig
 from .nn.model import DiffusionMLP
 from .nn.optim import LR_SCHEDULES, AdamW, _learning_rate
+from .nn.parallel import ParallelGrad
+from .nn.threads import threads
 from .schedule import Schedule, vp_linear
 
 __all__ = ["TrainConfig", "Trainer", "denoising_targets", "log_snr_times", "loss_weight", "train"]
@@ -81,6 +83,9 @@ class TrainConfig:
         proportional to beta(t) / sigma(t)^2 (the likelihood weighting's importance sampling;
         module docstring); the rest is uniform in t. 0 (default): t ~ U(t_min, t_max).
     loss : space of the squared error, ``"eps"``, ``"x0"`` or ``"v"``; None: the model's parameterization.
+    workers : threads that split each batch into row shares (:mod:`npdiff.nn.parallel`); None:
+        :func:`npdiff.nn.threads.threads` (``NPDIFF_THREADS``, else 1). The count changes the
+        gradient only by float rounding, and a run is reproducible for a given count.
     """
 
     steps: int = 10_000
@@ -98,6 +103,7 @@ class TrainConfig:
     t_min: float = 1e-5
     loss: str | None = None
     log_snr_fraction: float = 0.0
+    workers: int | None = None
 
     def __post_init__(self) -> None:
         positive_int(self.steps, "steps")
@@ -109,6 +115,8 @@ class TrainConfig:
         real_scalar(self.final_lr_ratio, "final_lr_ratio", lo=0.0, hi=1.0)
         real_scalar(self.t_min, "t_min", lo=0.0, hi=1.0, hi_open=True)
         real_scalar(self.log_snr_fraction, "log_snr_fraction", lo=0.0, hi=1.0)
+        if self.workers is not None:
+            positive_int(self.workers, "workers")
         if self.loss is not None and (not isinstance(self.loss, str) or self.loss not in PARAMETERIZATIONS):
             raise ValueError(f"loss must be one of {PARAMETERIZATIONS} or None, got {self.loss!r}")
         if isinstance(self.betas, (str, bytes)) or not hasattr(self.betas, "__len__") or len(self.betas) != 2:
@@ -313,7 +321,11 @@ class Trainer:
         self._layers = self.mlp.layers(self.params)
         self._grads = self.mlp.layers(self.grad)
         self._work = self.mlp.work(config.batch_size, np.float32)
+        workers = min(config.workers or threads(), config.batch_size)
+        self._parallel = ParallelGrad(self.mlp, config.batch_size, workers) if workers > 1 else None
         self._t_max = float(self.schedule.t_max)
+        if model.config.time_input == "log_t" and config.t_min <= 0.0:
+            raise ValueError(f"t_min must be > 0 for a model whose time embedding reads log t, got {config.t_min}")
         if not config.t_min < self._t_max:
             raise ValueError(f"t_min must be below the schedule's t_max = {self._t_max}, got {config.t_min}")
         self._inverse = _LogSNRInverse(self.schedule, config.t_min, self._t_max) if config.log_snr_fraction > 0 else None
@@ -344,8 +356,11 @@ class Trainer:
         xt, target, weight = _targets(np.asarray(x0, dtype=np.float64), eps, self.schedule.log_alpha_bar(t),
                                       self.model_config.parameterization, self.loss_kind)
         keep = self.mlp.dropout_masks(rng, B)  # None without dropout: rng is then not advanced
-        self.mlp._forward(self._layers, xt, t, self._work, keep=keep)
-        loss = self.mlp._loss_and_grad(self._layers, self._grads, self._work, target, weight)
+        if self._parallel is None:
+            self.mlp._forward(self._layers, xt, t, self._work, keep=keep)
+            loss = self.mlp._loss_and_grad(self._layers, self._grads, self._work, target, weight)
+        else:  # the batch in row shares on worker threads (npdiff.nn.parallel)
+            loss = self._parallel(self._layers, self.grad, xt, t, target, weight, keep)
         if not math.isfinite(loss):  # before the update, so the weights stay those of the last good step
             raise FloatingPointError(f"training loss became {loss} at step {self.step + 1} (the weights are kept as "
                                      f"after step {self.step}); lower lr or check the data")

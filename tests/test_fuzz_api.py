@@ -514,10 +514,11 @@ E(_E("train.denoising_targets", tr.denoising_targets,
      Arg("schedule", "schedule"), Arg("parameterization", "choice"), Arg("loss", "choice")))
 E(_E("train.TrainConfig", tr.TrainConfig, lambda: dict(steps=5, batch_size=4, lr=1e-3, lr_schedule="cosine",
                                                        warmup_steps=1, final_lr_ratio=0.1, betas=(0.9, 0.99),
-                                                       t_min=1e-5, loss="eps"),
+                                                       t_min=1e-5, loss="eps", workers=2),
      Arg("steps", "int"), Arg("batch_size", "int"), Arg("lr", "real", strict=("negative",)),
      Arg("lr_schedule", "choice"), Arg("warmup_steps", "int0"), Arg("final_lr_ratio", "real"),
-     Arg("betas", "object", ("betas", "beta1", "beta2")), Arg("t_min", "real"), Arg("loss", "choice", accepts=_NONE_OK)))
+     Arg("betas", "object", ("betas", "beta1", "beta2")), Arg("t_min", "real"), Arg("loss", "choice", accepts=_NONE_OK),
+     Arg("workers", "int", accepts=_NONE_OK)))
 E(_E("train.log_snr_times", tr.log_snr_times, lambda: dict(n=5, rng=_rng(), schedule=VP, t_min=1e-5, log_snr_fraction=0.5),
      Arg("n", "int"), Arg("rng", "rng"), Arg("schedule", "schedule"), Arg("t_min", "real"),
      Arg("log_snr_fraction", "real")))
