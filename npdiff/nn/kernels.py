@@ -27,8 +27,9 @@ switches by hand. Kernels never validate their inputs.
 Every kernel is serial: the two cores go to OpenBLAS inside the matmuls. Row-parallel
 versions (``prange``) were tried and dropped: between matmuls, Numba's OpenMP workers keep
 spinning on the cores the next matmul's BLAS threads need (at batch 4096 on 2 cores the step
-fell from 42 to 11 per second). Kernels release the GIL (``nogil``), so the exact trace's
-optional worker threads (:mod:`npdiff.nn.trace`) run them side by side.
+fell from 42 to 11 per second). Kernels release the GIL (``nogil``), so the optional worker
+threads of the exact trace and of the data-parallel gradient (:mod:`npdiff.nn.threads`) run
+them side by side, each on its own rows.
 
 Why the kernels are written the way they are: constants are float32 scalars so a float32
 kernel stays in float32 arithmetic (a float64 literal would promote every operation);
