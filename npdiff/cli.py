@@ -249,8 +249,9 @@ def _nll(model, data, n: int, seed: int, method: str, *, rtol: float = 1e-5, ato
     return out, arrays
 
 
-#: Training steps of ``npdiff demo``: a quarter of the "2d" recipe's, so the demo ends within two minutes on
-#: 2 cores; on 8gaussians this recipe reaches a paired gap of ~0.03 nats at 10k steps (0.01 at 30k-40k).
+#: Training steps of ``npdiff demo``: ~40% of the "2d" recipe's 26k (batch 512), so the demo ends within two
+#: minutes on one core (84 s with a cold Numba cache); on 8gaussians that reaches a paired gap of ~0.02 nats
+#: (0.009 after the recipe's 26k).
 DEMO_STEPS = 10_000
 
 #: A flow that carries a point beyond this root-mean-square size at t_max has run away (the prior N(0, I)
