@@ -50,7 +50,12 @@ ODE NLL at rtol = atol = 1e-5; single runs differ by ~0.007 from seed noise alon
   0.069 -> 0.038 (254), checkerboard 0.052 -> 0.045 (230). The full table at 26,000 steps
   (seed 0, 5,000 points, 148-169 s of training): 8gaussians 0.009, checkerboard 0.046, rings
   0.041, circles 0.009, moons 0.003, swissroll 0.009, pinwheel 0.021, 2spirals 0.030, in 182-230
-  evaluations: every set at or below both earlier tables.
+  evaluations: every set at or below both earlier tables; 8gaussians seeds 1 / 2 at 26,000
+  steps: 0.0088 / 0.0098.
+- tried and not kept (lead, 15k steps, with the two lines above; rings / checkerboard): the time
+  embedding reading log t (``time_input="log_t"``) at scale 1 / 3 / 0.3: 0.197 / 0.129, 0.166 /
+  0.129, 0.272 / 0.154 against 0.164 / 0.103; coord_scale 16: 0.162 / 0.112 with more
+  evaluations; depth 4: 0.172 (rings); width 192: 0.139 / 0.095 for 1.55x the time.
 """
 
 from __future__ import annotations
