@@ -9,6 +9,8 @@ from npdiff.nn.model import DiffusionMLP
 from npdiff.schedule import VPLinear, cosine, log_snr_linear, vp_linear
 from npdiff.train import TrainConfig, Trainer, log_snr_times
 
+from .test_train import straight_and_resumed
+
 
 @pytest.mark.parametrize("sched", [vp_linear(), cosine(), vp_linear(0.5, 10.0)], ids=repr)
 @pytest.mark.parametrize("t_min", [1e-5, 1e-3])
@@ -118,17 +120,7 @@ def test_log_snr_sampling_round_trips_through_a_checkpoint_and_resumes_exactly(t
     cfg = MLPConfig(width=16, depth=1, emb_dim=8, parameterization="v")
     tcfg = TrainConfig(steps=8, batch_size=16, log_snr_fraction=0.5, loss="eps")
 
-    def fresh():
-        rng = np.random.default_rng(9)
-        return Trainer(DiffusionMLP(cfg, vp_linear(), rng=rng), data, tcfg, rng)
-
-    straight = fresh()
-    straight.run(progress=False)
-    half = fresh()
-    half.run(until=4, progress=False)
-    half.save(tmp_path / "half.npz")
-    resumed = Trainer.load(tmp_path / "half.npz", data)
+    straight, resumed = straight_and_resumed(cfg, tcfg, data, seed=9, until=4, path=tmp_path / "half.npz")
     assert resumed.config.log_snr_fraction == 0.5, resumed.config
-    resumed.run(progress=False)
     np.testing.assert_array_equal(resumed.params, straight.params, err_msg="resumed log-SNR run differs")
     np.testing.assert_array_equal(resumed.history["loss"], straight.history["loss"])

@@ -137,24 +137,31 @@ def test_trainer_draws_dropout_masks_from_its_generator_after_the_batch(p):
     assert (loss == undropped) if p == 0 else abs(loss - undropped) > 1e-4 * undropped, (p, loss, undropped)
 
 
+def straight_and_resumed(cfg, tcfg, data, *, seed, until, path):
+    r"""Two runs from default_rng(seed): all steps straight, and ``until`` steps, save, load, the rest."""
+
+    def fresh():
+        rng = np.random.default_rng(seed)
+        return Trainer(DiffusionMLP(cfg, vp_linear(), rng=rng), data, tcfg, rng)
+
+    straight = fresh()
+    straight.run(progress=False)
+    half = fresh()
+    half.run(until=until, progress=False)
+    half.save(path)
+    resumed = Trainer.load(path, data)
+    resumed.run(progress=False)
+    return straight, resumed
+
+
 def test_dropout_config_round_trips_through_a_checkpoint_and_resumes_exactly(tmp_path):
     # 12 steps straight == 6 steps, save, load, 6 steps: the masks come from the restored generator
     data = eight_gaussians(300, np.random.default_rng(7))
     cfg = MLPConfig(width=16, depth=2, emb_dim=8, dropout=0.2)
     tc = TrainConfig(steps=12, batch_size=16)
 
-    def fresh():
-        rng = np.random.default_rng(8)
-        return Trainer(DiffusionMLP(cfg, vp_linear(), rng=rng), data, tc, rng)
-
-    straight = fresh()
-    straight.run(progress=False)
-    half = fresh()
-    half.run(until=6, progress=False)
-    half.save(tmp_path / "half.npz")
-    resumed = Trainer.load(tmp_path / "half.npz", data)
+    straight, resumed = straight_and_resumed(cfg, tc, data, seed=8, until=6, path=tmp_path / "half.npz")
     assert resumed.model_config == cfg and resumed.model_config.dropout == 0.2
-    resumed.run(progress=False)
     np.testing.assert_array_equal(resumed.params, straight.params, err_msg="resumed dropout run differs")
     np.testing.assert_array_equal(resumed.history["loss"], straight.history["loss"])
     from npdiff.checkpoint import load
