@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from .._check import as_batch, as_times
 from ..schedule import Schedule, schedule_from_config
 from .mlp import MLP, MLPConfig
 
@@ -83,11 +82,7 @@ class DiffusionMLP:
         return DiffusionMLP(self.config, self.schedule, self.params, dtype=dtype)
 
     def _inputs(self, x: object, t: object) -> tuple[np.ndarray, np.ndarray]:
-        x = as_batch(x, "x", dim=self.dim)
-        self.mlp.check_embedding_range(x)
-        t = as_times(t, x.shape[0])
-        self.mlp.check_times(t)
-        return x, t
+        return self.mlp._check_xt(x, t)  # the network's own checks: dimension, embedding range, times
 
     def _coefficients(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         log_ab = self.schedule.log_alpha_bar(t)  # (B,)
