@@ -561,6 +561,7 @@ NOT_FUZZED = {
     "npdiff.nn.optim.learning_rate": "npdiff/nn, not fuzzed here",
     "npdiff.nn.trace.output_and_trace": "the unchecked hot path behind MLP.output_and_trace, which checks its inputs",
     "npdiff.nn.trace.rotated_weights": "a helper of output_and_trace on the MLP's own weights (tests/test_nn_trace.py)",
+    "npdiff.nn.trace.one_time": "a helper of the forward pass and the trace on already checked times",
     "npdiff.nn.parallel.ParallelGrad": "an unchecked hot path of training; constructor checks: tests/test_nn_parallel.py",
     "npdiff.nn.threads.threads": "no arguments; NPDIFF_THREADS is checked in tests/test_nn_trace.py",
     "npdiff.nn.threads.run_parallel": "an internal thread helper (tests/test_nn_trace.py, tests/test_nn_parallel.py)",

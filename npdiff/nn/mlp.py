@@ -54,7 +54,7 @@ from .._check import as_batch, as_times, positive_int, real_scalar
 from . import kernels as K
 from .activations import ACTIVATIONS, activation
 from .embedding import frequencies, input_width
-from .trace import output_and_trace
+from .trace import one_time, output_and_trace
 
 __all__ = ["MLP", "PARAMETERIZATIONS", "TIME_INPUTS", "MLPConfig"]
 
@@ -292,7 +292,7 @@ class MLP:
         K.embed(x, self.time_input(t), self.freq, cfg.time_scale, cfg.coord_scale, cfg.raw, cfg.coord_embedding, w.emb,
                 tan if want_tan else w.no_tan, want_tan)
         W, b = layers[0]
-        if t.shape[0] > 1 and t[0] == t[-1] and np.all(t == t[0]):
+        if one_time(t):
             # One time for the whole batch (every ODE or sampler step): emb(t) W_0 is one row, folded
             # into the bias, so the first layer multiplies only the x-dependent columns.
             n_x = cfg.input_width - cfg.emb_dim

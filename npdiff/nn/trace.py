@@ -37,10 +37,17 @@ import numpy as np
 from . import kernels as K
 from .threads import run_parallel, threads
 
-__all__ = ["BLOCK_ROWS", "output_and_trace", "rotated_weights"]
+__all__ = ["BLOCK_ROWS", "one_time", "output_and_trace", "rotated_weights"]
 
 #: rows of one block's (1 + D, n, H) array: n = max(1, BLOCK_ROWS // (1 + D))
 BLOCK_ROWS = 768
+
+
+def one_time(t: np.ndarray) -> bool:
+    r"""Whether a batch of more than one point shares one time, so emb(t) W_0 can join the first bias."""
+    return t.shape[0] > 1 and t[0] == t[-1] and bool(np.all(t == t[0]))
+
+
 def rotated_weights(W_block: np.ndarray, cf: np.ndarray) -> np.ndarray:
     r"""Weights that turn a coordinate's embedding into its first-layer tangent (module docstring).
 
@@ -63,7 +70,7 @@ def output_and_trace(mlp, layers: list, x: np.ndarray, t: np.ndarray, dtype: np.
     H, E, emb_dim = cfg.width, cfg.input_width, cfg.emb_dim
     W0, b0 = layers[0]
     no_tan = np.empty((0, 0, 0), dtype)  # the embed kernel's placeholder: no embedding tangent wanted
-    folded = B > 1 and t[0] == t[-1] and bool(np.all(t == t[0]))
+    folded = one_time(t)
     t_in = mlp.time_input(t)  # (B,) what the time embedding reads
     if folded:  # one time for the batch: emb(t) W_0 joins the bias
         n_x = E - emb_dim
