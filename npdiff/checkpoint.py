@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ._check import positive_int
-from .nn.mlp import MLP, MLPConfig
+from .nn.config import MLPConfig
 from .nn.model import DiffusionMLP
 from .nn.optim import AdamW
 
@@ -297,7 +297,7 @@ def _load(path: Path, archive: _Archive) -> Checkpoint:
         raise _bad(path, f"entry 'params' has shape {shape}, expected a vector of weights")
     _model_size_bound(path, config, shape[0])
     try:
-        n_params = MLP(MLPConfig.from_dict(config["model"])).n_params
+        n_params = MLPConfig.from_dict(config["model"]).n_params
     except (KeyError, TypeError, ValueError) as exc:
         raise _bad(path, f"its config does not describe a model ({exc})") from exc
     if shape != (n_params,):

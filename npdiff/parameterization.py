@@ -19,9 +19,58 @@ import numpy as np
 
 from ._check import as_float_array, same_shape
 
-__all__ = ["KINDS", "convert", "from_eps", "to_eps"]
+__all__ = ["KINDS", "PREDICTIONS", "convert", "eps_coefficients", "from_eps", "prediction_target", "to_eps"]
 
-KINDS = ("eps", "x0", "v", "score")
+#: what a network may predict
+PREDICTIONS = ("eps", "x0", "v")
+#: everything the conversions speak: the predictions and the score
+KINDS = (*PREDICTIONS, "score")
+
+
+def eps_coefficients(kind: str, alpha: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""The noise as a linear function of a prediction: :math:`\epsilon = c_x\,x_t + c_p\,\hat y`.
+
+    With :math:`\alpha = \sqrt{\bar\alpha}` and :math:`\sigma = \sqrt{1 - \bar\alpha}`:
+
+    ========  ==================================  ==============  ==============
+    kind      from                                :math:`c_x`     :math:`c_p`
+    ========  ==================================  ==============  ==============
+    eps       --                                  0               1
+    x0        :math:`x_t = \alpha x_0 + \sigma\epsilon`   :math:`1/\sigma`  :math:`-\alpha/\sigma`
+    v         :math:`v = \alpha\epsilon - \sigma x_0`     :math:`\sigma`    :math:`\alpha`
+    score     :math:`s = -\epsilon/\sigma`        0               :math:`-\sigma`
+    ========  ==================================  ==============  ==============
+
+    (v: Salimans & Ho 2022, Sec. 4, using :math:`\alpha^2 + \sigma^2 = 1`.) The map is linear in
+    the prediction, so it carries a Jacobian's trace as well:
+    :math:`\mathrm{tr}\,\partial\epsilon/\partial x_t = c_x D + c_p\,\mathrm{tr}\,\partial\hat y/\partial x_t`.
+    ``alpha`` and ``sigma`` are arrays that broadcast against the prediction (e.g. (B, 1));
+    callers pass them already checked (the trained model computes them from its schedule).
+    """
+    kind = _kind(kind, "kind")
+    if kind == "eps":
+        return np.zeros_like(sigma), np.ones_like(sigma)
+    if kind == "x0":
+        return 1.0 / sigma, -alpha / sigma
+    if kind == "v":
+        return sigma, alpha
+    return np.zeros_like(sigma), -sigma
+
+
+def prediction_target(kind: str, x0: np.ndarray, eps: np.ndarray, alpha: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    r"""What a network of ``kind`` should output for :math:`x_t = \alpha x_0 + \sigma\epsilon`: its regression target.
+
+    :math:`\epsilon`, :math:`x_0`, :math:`v = \alpha\epsilon - \sigma x_0` (Salimans & Ho 2022, Sec. 4) or the
+    conditional score :math:`-\epsilon/\sigma`. x0, eps (B, D); alpha, sigma broadcast against them.
+    """
+    kind = _kind(kind, "kind")
+    if kind == "eps":
+        return eps
+    if kind == "x0":
+        return x0
+    if kind == "v":
+        return alpha * eps - sigma * x0
+    return -eps / sigma
 
 
 def _check(pred: object, xt: object, alpha_bar: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -50,8 +99,12 @@ def _kind(kind: object, name: str) -> str:
     return kind  # type: ignore[return-value]
 
 
+def _alpha_sigma(alpha_bar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.sqrt(alpha_bar), np.sqrt(1.0 - alpha_bar)
+
+
 def to_eps(pred: object, kind: str, xt: object, alpha_bar: object) -> np.ndarray:
-    r"""Turn a prediction of ``kind`` into the noise :math:`\epsilon`.
+    r"""Turn a prediction of ``kind`` into the noise :math:`\epsilon` (coefficients: :func:`eps_coefficients`).
 
     .. math::
         \epsilon = \frac{x_t - \sqrt{\bar\alpha}\,\hat x_0}{\sigma},\quad
@@ -63,19 +116,12 @@ def to_eps(pred: object, kind: str, xt: object, alpha_bar: object) -> np.ndarray
     pred, xt : (B, D) arrays. alpha_bar : (B, 1) or a scalar in (0, 1).
     """
     pred, xt, ab = _check(pred, xt, alpha_bar)
-    kind = _kind(kind, "kind")
-    a, s = np.sqrt(ab), np.sqrt(1.0 - ab)
-    if kind == "eps":
-        return pred.copy()
-    if kind == "x0":
-        return (xt - a * pred) / s
-    if kind == "v":
-        return s * xt + a * pred  # Salimans & Ho 2022, from v = a eps - s x0 and x_t = a x0 + s eps
-    return -s * pred
+    c_x, c_p = eps_coefficients(kind, *_alpha_sigma(ab))
+    return c_x * xt + c_p * pred
 
 
 def from_eps(eps: object, kind: str, xt: object, alpha_bar: object) -> np.ndarray:
-    r"""Turn the noise :math:`\epsilon` into a prediction of ``kind``.
+    r"""Turn the noise :math:`\epsilon` into a prediction of ``kind``: the inverse of :func:`to_eps`.
 
     .. math::
         \hat x_0 = \frac{x_t - \sigma\epsilon}{\sqrt{\bar\alpha}}\ \text{(Ho et al. 2020, Eq. 15)},\quad
@@ -83,16 +129,9 @@ def from_eps(eps: object, kind: str, xt: object, alpha_bar: object) -> np.ndarra
         s = -\epsilon / \sigma
     """
     eps, xt, ab = _check(eps, xt, alpha_bar)
-    kind = _kind(kind, "kind")
-    a, s = np.sqrt(ab), np.sqrt(1.0 - ab)
-    if kind == "eps":
-        return eps.copy()
-    if kind == "x0":
-        return (xt - s * eps) / a
-    if kind == "v":
-        x0 = (xt - s * eps) / a
-        return a * eps - s * x0
-    return -eps / s
+    alpha, sigma = _alpha_sigma(ab)
+    x0 = (xt - sigma * eps) / alpha
+    return prediction_target(kind, x0, eps, alpha, sigma).copy()
 
 
 def convert(pred: object, source: str, target: str, xt: object, alpha_bar: object) -> np.ndarray:

@@ -1,21 +1,17 @@
 r"""The trained MLP behind the denoiser protocol, whatever it predicts.
 
-:class:`DiffusionMLP` holds an :class:`~npdiff.nn.mlp.MLPConfig`, the schedule it was trained
+:class:`DiffusionMLP` holds an :class:`~npdiff.nn.config.MLPConfig`, the schedule it was trained
 with and a copy of the weights, and answers the protocol of :mod:`npdiff.denoiser`:
 ``eps(x, t)``, ``eps_and_divergence(x, t)`` and ``schedule``. A network that predicts x0 or v
-is turned into a noise prediction with :math:`a = \sqrt{\bar\alpha(t)}`, :math:`\sigma = \sqrt{1 - \bar\alpha(t)}`
-(the maps of :mod:`npdiff.parameterization`; Salimans & Ho 2022, Sec. 4 for v), and the
-same linear map carries the exact divergence, since :math:`\partial x/\partial x = I`:
+is turned into a noise prediction by the linear map of :func:`npdiff.parameterization.eps_coefficients`,
+:math:`\hat\epsilon = c_x x + c_p \hat y`, and the same map carries the exact divergence, since
+:math:`\partial x/\partial x = I`:
 
-.. math::
-    \hat\epsilon = \frac{x - a\,\hat x_0}{\sigma} &\ \Rightarrow\
-        \mathrm{tr}\frac{\partial\hat\epsilon}{\partial x} = \frac{D - a\,\mathrm{tr}(\partial\hat x_0/\partial x)}{\sigma}\\
-    \hat\epsilon = \sigma x + a\,\hat v &\ \Rightarrow\
-        \mathrm{tr}\frac{\partial\hat\epsilon}{\partial x} = \sigma D + a\,\mathrm{tr}(\partial\hat v/\partial x)
+.. math:: \mathrm{tr}\frac{\partial\hat\epsilon}{\partial x} = c_x D + c_p\,\mathrm{tr}\frac{\partial\hat y}{\partial x}
 
-Computation runs in ``dtype``: float64 by default (the likelihood's ODE wants it), float32
-for speed; inputs and outputs are float64 either way. The weights are copied at
-construction: later changes to the array passed in do not reach the model.
+It runs the fast path (:mod:`npdiff.nn.fast`), in ``dtype``: float64 by default (the
+likelihood's ODE wants it), float32 for speed; inputs and outputs are float64 either way. The
+weights are copied at construction: later changes to the array passed in do not reach the model.
 """
 
 from __future__ import annotations
@@ -24,10 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from ..parameterization import eps_coefficients
 from ..schedule import Schedule, schedule_from_config
-from .mlp import MLP, MLPConfig
+from .config import MLPConfig
+from .fast import FastMLP
 
-__all__ = ["DiffusionMLP"]
+__all__ = ["DiffusionMLP", "InputOverflowError"]
 
 
 class InputOverflowError(ValueError, FloatingPointError):
@@ -40,7 +38,7 @@ class DiffusionMLP:
 
     Parameters
     ----------
-    config : the architecture (:class:`~npdiff.nn.mlp.MLPConfig`).
+    config : the architecture (:class:`~npdiff.nn.config.MLPConfig`).
     schedule : the continuous schedule it was trained with (``.schedule`` of the protocol).
     params : (n_params,) weights; None draws PyTorch-style initial weights from ``rng``.
     rng : Generator used only when ``params`` is None.
@@ -49,23 +47,24 @@ class DiffusionMLP:
 
     def __init__(self, config: MLPConfig, schedule: Schedule, params: np.ndarray | None = None, *,
                  rng: np.random.Generator | None = None, dtype: type = np.float64) -> None:
+        if not isinstance(config, MLPConfig):
+            raise TypeError(f"config must be an MLPConfig, got {type(config).__name__}")
         if not isinstance(schedule, Schedule):
             raise TypeError(f"schedule must be a continuous npdiff Schedule, got {type(schedule).__name__}")
-        self.mlp = MLP(config)
-        self.config = config
-        self.schedule = schedule
         if params is None:
             if not isinstance(rng, np.random.Generator):
                 raise TypeError("DiffusionMLP needs params, or rng (a numpy Generator) to initialize them")
-            params = self.mlp.init_params(rng)
-        self.params = self.mlp._check_params(np.array(params, copy=True))  # float32 from training, or float64
+            params = config.init_params(rng)
+        self.params = config.check_params(np.array(params, copy=True))  # float32 from training, or float64
         if not np.all(np.isfinite(self.params)):
             raise ValueError(f"params must be finite, got {np.count_nonzero(~np.isfinite(self.params))} NaN or Inf entries")
         if dtype not in (np.float32, np.float64, np.dtype(np.float32), np.dtype(np.float64)):
             raise ValueError(f"dtype must be np.float32 or np.float64, got {dtype!r}")
+        self.config = config
+        self.schedule = schedule
         self.dtype = np.dtype(dtype)
-        self._compute = self.params.astype(self.dtype)  # the weights the forward pass reads
-        self._layers = self.mlp.layers(self._compute)
+        self.net = FastMLP(config)
+        self._layers = config.layers(self.params.astype(self.dtype))  # the weights the fast path reads
 
     @property
     def dim(self) -> int:
@@ -81,16 +80,12 @@ class DiffusionMLP:
         r"""The same model computing in another dtype."""
         return DiffusionMLP(self.config, self.schedule, self.params, dtype=dtype)
 
-    def _inputs(self, x: object, t: object) -> tuple[np.ndarray, np.ndarray]:
-        return self.mlp._check_xt(x, t)  # the network's own checks: dimension, embedding range, times
-
     def _coefficients(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        log_ab = self.schedule.log_alpha_bar(t)  # (B,)
-        a = np.exp(0.5 * log_ab)
-        sigma = np.sqrt(-np.expm1(log_ab))
+        alpha = np.exp(0.5 * self.schedule.log_alpha_bar(t))[:, None]  # (B, 1)
+        sigma = self.schedule.sigma(t)[:, None]  # (B, 1)
         if self.parameterization == "x0" and np.any(sigma == 0.0):
             raise ValueError(f"an x0-predicting model has no noise estimate where sigma(t) = 0; got t down to {t.min()}")
-        return a[:, None], sigma[:, None]  # (B, 1) each
+        return eps_coefficients(self.parameterization, alpha, sigma)
 
     def _finite(self, x: np.ndarray, *outputs: np.ndarray) -> None:
         # far outside the data a float32 (or even float64) network overflows: say so instead of returning inf
@@ -100,45 +95,42 @@ class DiffusionMLP:
 
     def predict(self, x: object, t: object) -> np.ndarray:
         r"""The raw network output (B, D), float64: eps, x0 or v according to ``parameterization``."""
-        x, t = self._inputs(x, t)
-        w = self.mlp.work(x.shape[0], self.dtype)
+        x, t = self.config.check_inputs(x, t)
+        return self._predict(x, t)
+
+    def _predict(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore"):
-            self.mlp._forward(self._layers, x, t, w)
-            y = (w.out + self._layers[-1][1]).astype(np.float64)
+            y = self.net.output(self._layers, x, t).astype(np.float64)
         self._finite(x, y)
         return y
 
     def eps(self, x: object, t: object) -> np.ndarray:
         r"""Predicted noise :math:`\hat\epsilon(x, t)` (B, D), float64 (converted as in the module docstring)."""
-        x, t = self._inputs(x, t)
-        y = self.predict(x, t)
+        x, t = self.config.check_inputs(x, t)
+        y = self._predict(x, t)
         if self.parameterization == "eps":
             return y
-        a, sigma = self._coefficients(t)
+        c_x, c_p = self._coefficients(t)
         with np.errstate(over="ignore", invalid="ignore"):
-            eps = (x - a * y) / sigma if self.parameterization == "x0" else sigma * x + a * y
+            eps = c_x * x + c_p * y
         self._finite(x, eps)
         return eps
 
     def eps_and_divergence(self, x: object, t: object) -> tuple[np.ndarray, np.ndarray]:
         r""":math:`\hat\epsilon` (B, D) and the exact :math:`\mathrm{tr}\,\partial\hat\epsilon/\partial x` (B,), float64.
 
-        D forward-mode tangent passes stacked into one batch (see :mod:`npdiff.nn.mlp`).
+        The trace by the blocked forward mode of :mod:`npdiff.nn.fast.trace`.
         """
-        x, t = self._inputs(x, t)
+        x, t = self.config.check_inputs(x, t)
         with np.errstate(over="ignore", invalid="ignore"):
-            y, tr = self.mlp._output_and_trace(self._layers, x, t, self.dtype)
+            y, tr = self.net.output_and_trace(self._layers, x, t)
             y, tr = y.astype(np.float64), tr.astype(np.float64)
         self._finite(x, y, tr)
         if self.parameterization == "eps":
             return y, tr
-        a, sigma = self._coefficients(t)
-        D = self.dim
+        c_x, c_p = self._coefficients(t)
         with np.errstate(over="ignore", invalid="ignore"):
-            if self.parameterization == "x0":
-                eps, div = (x - a * y) / sigma, (D - a[:, 0] * tr) / sigma[:, 0]
-            else:
-                eps, div = sigma * x + a * y, sigma[:, 0] * D + a[:, 0] * tr
+            eps, div = c_x * x + c_p * y, c_x[:, 0] * self.dim + c_p[:, 0] * tr
         self._finite(x, eps, div)
         return eps, div
 

@@ -1,7 +1,7 @@
 r"""AdamW with bias correction, global-norm gradient clipping and an EMA of the weights, fused.
 
 One update, over the flat parameter vector :math:`\theta` and its gradient :math:`g`
-(:func:`npdiff.nn.kernels.adamw_ema` does it in a single pass after one pass for the norm):
+(:func:`npdiff.nn.fast.kernels.adamw_ema` does it in a single pass after one pass for the norm):
 
 .. math::
     g &\leftarrow g\cdot\min\Big(1, \frac{c}{\lVert g\rVert_2 + 10^{-6}}\Big)
@@ -19,55 +19,18 @@ when ``ema_warmup`` is on (TensorFlow's ``ExponentialMovingAverage(num_updates=s
 short run's average is not dominated by the random initial weights; off, :math:`\delta_s = \delta`.
 The order of operations and the 1e-6 in the clip follow PyTorch's ``AdamW`` and
 ``clip_grad_norm_``, so both libraries take the same step from the same state.
-
-Learning-rate schedules (:func:`learning_rate`): ``"constant"``, or ``"cosine"`` decay to
-``final_lr_ratio * lr`` (Loshchilov & Hutter 2017, Eq. 5 without restarts), both after an
-optional linear warm-up.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
 from .._check import positive_int, real_scalar
-from . import kernels as K
+from .fast import kernels as K
 
-__all__ = ["LR_SCHEDULES", "AdamW", "learning_rate"]
-
-LR_SCHEDULES = ("constant", "cosine")
-
-
-def learning_rate(step: int, *, lr: float, schedule: str = "constant", total_steps: int = 1,
-                  warmup_steps: int = 0, final_lr_ratio: float = 0.0) -> float:
-    r"""The learning rate of step ``step`` (counted from 1).
-
-    .. math:: \eta_s = \eta\,\frac{s}{W}\ (s \le W);\qquad
-              \eta_s = \eta\Big(r + (1 - r)\tfrac12\big(1 + \cos\tfrac{\pi (s - W)}{S - W}\big)\Big)\ \text{(cosine)}
-
-    with W = ``warmup_steps``, S = ``total_steps``, r = ``final_lr_ratio``.
-    """
-    if not isinstance(schedule, str) or schedule not in LR_SCHEDULES:
-        raise ValueError(f"lr schedule must be one of {LR_SCHEDULES}, got {schedule!r}")
-    lr = real_scalar(lr, "lr", lo=0.0)
-    step = positive_int(step, "step", minimum=0)
-    total_steps = positive_int(total_steps, "total_steps")
-    warmup_steps = positive_int(warmup_steps, "warmup_steps", minimum=0)
-    final_lr_ratio = real_scalar(final_lr_ratio, "final_lr_ratio", lo=0.0, hi=1.0)
-    return _learning_rate(step, lr, schedule, total_steps, warmup_steps, final_lr_ratio)
-
-
-def _learning_rate(step: int, lr: float, schedule: str, total_steps: int, warmup_steps: int,
-                   final_lr_ratio: float) -> float:
-    # unchecked: the training loop calls it every step with a TrainConfig's validated values
-    if warmup_steps > 0 and step <= warmup_steps:
-        return lr * step / warmup_steps
-    if schedule == "constant":
-        return lr
-    frac = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return lr * (final_lr_ratio + (1.0 - final_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * frac)))
+__all__ = ["AdamW"]
 
 
 class AdamW:
@@ -120,13 +83,9 @@ class AdamW:
         if not isinstance(grad, np.ndarray) or grad.shape != self.m.shape or grad.dtype != self.m.dtype:
             raise ValueError(f"grad must be a {self.m.dtype} array of shape {self.m.shape}, got "
                              f"{getattr(grad, 'dtype', type(grad).__name__)} {getattr(grad, 'shape', '')}")
-        return self._update(params, grad, real_scalar(lr, "lr", lo=0.0))
-
-    def _update(self, params: np.ndarray, grad: np.ndarray, lr: float) -> float:
-        # unchecked: the Trainer's own params, gradient buffer and learning rate, every step
         self.step += 1
-        hyper = K.adamw_hyper(params.dtype, float(lr), self.beta1, self.beta2, self.eps, self.weight_decay, self.step,
-                              self.current_ema_decay(self.step))
+        hyper = K.adamw_hyper(params.dtype, real_scalar(lr, "lr", lo=0.0), self.beta1, self.beta2, self.eps,
+                              self.weight_decay, self.step, self.current_ema_decay(self.step))
         return K.adamw_ema(params, grad, self.m, self.v, self.ema, hyper, self.clip_norm)
 
     # -- checkpoints -----------------------------------------------------------------------

@@ -1,17 +1,17 @@
 r"""The MLP's elementwise work as fused Numba kernels, each beside its plain-NumPy twin.
 
 Matmuls stay in BLAS (``np.matmul(..., out=...)``); everything between two matmuls is one
-kernel call, so a training step is a short, fixed sequence of calls on preallocated buffers:
+kernel call, so a training step is a short, fixed sequence of calls on preallocated buffers
+(:mod:`npdiff.nn.fast.network`):
 
 ==================  ===================================================================
-``embed``           network input [x | emb(x_1..x_D) | emb(t)] (and, for the Jacobian,
-                    the derivative of each coordinate block), :mod:`npdiff.nn.embedding`
+``embed``           network input [x | emb(x_1..x_D) | emb(t)] (and, if asked, the
+                    derivative of each coordinate block), :mod:`npdiff.nn.embedding`
 ``bias_act``        ``h = act(z + b) (+ residual)`` and ``d = act'(z + b)`` in one pass
 ``act_backward``    ``g += tmp`` (residual), ``dz = g * d``, ``db = sum_rows dz``
 ``mse_loss``        weighted squared error, its gradient and the output bias gradient
-``jvp_act``         tangent through an activation: ``out = prev + d * dz``, K tangents
-``act_tangents``    one layer of the fused exact trace: a point and its D tangents
-                    (:mod:`npdiff.nn.trace`)
+``act_tangents``    one layer of the blocked exact trace: a point and its D tangents
+                    (:mod:`npdiff.nn.fast.trace`)
 ``trace_out``       the output layer's Jacobian diagonal, summed: the trace
 ``adamw_ema``       global-norm clip, AdamW with bias correction, EMA: one pass
 ==================  ===================================================================
@@ -24,12 +24,9 @@ kernels, or at the twins when Numba's JIT is disabled (``NUMBA_DISABLE_JIT=1``),
 element-by-element Python loops would be a thousand times slower; :func:`set_backend`
 switches by hand. Kernels never validate their inputs.
 
-Every kernel is serial: the two cores go to OpenBLAS inside the matmuls. Row-parallel
-versions (``prange``) were tried and dropped: between matmuls, Numba's OpenMP workers keep
-spinning on the cores the next matmul's BLAS threads need (at batch 4096 on 2 cores the step
-fell from 42 to 11 per second). Kernels release the GIL (``nogil``), so the optional worker
-threads of the exact trace and of the data-parallel gradient (:mod:`npdiff.nn.threads`) run
-them side by side, each on its own rows.
+Every kernel is serial, so the cores go to OpenBLAS inside the matmuls (why row-parallel
+kernels were dropped: ``docs/speed.md``), and releases the GIL (``nogil``), so the worker
+threads of the exact trace (:mod:`npdiff.nn.fast.threads`) run them side by side.
 
 Why the kernels are written the way they are: constants are float32 scalars so a float32
 kernel stays in float32 arithmetic (a float64 literal would promote every operation);
@@ -46,10 +43,10 @@ import numba
 import numpy as np
 from numba import njit
 
-from . import activations as _act
-from . import embedding as _emb
+from .. import activations as _act
+from .. import embedding as _emb
 
-__all__ = ["act_backward", "act_tangents", "adamw_ema", "backend", "bias_act", "embed", "jvp_act", "mse_loss", "set_backend",
+__all__ = ["act_backward", "act_tangents", "adamw_ema", "adamw_hyper", "backend", "bias_act", "embed", "mse_loss", "set_backend",
            "trace_out"]
 
 _FAST = dict(cache=True, fastmath=True, error_model="numpy", nogil=True)
@@ -293,22 +290,7 @@ def _np_mse_loss(out, bias, target, weight, dout, db):
     return float(np.mean(w * r * r))
 
 
-# -- tangent through an activation (forward-mode) -------------------------------------------
-@njit(**_FAST)
-def _nb_jvp_act(dz, d, prev, residual, out):
-    K, B, H = dz.shape
-    for k in range(K):
-        for i in range(B):
-            for j in range(H):
-                v = d[i, j] * dz[k, i, j]
-                out[k, i, j] = prev[k, i, j] + v if residual else v
-
-
-def _np_jvp_act(dz, d, prev, residual, out):
-    out[...] = prev + d[None] * dz if residual else d[None] * dz
-
-
-# -- a layer of the fused exact trace: the point and its D tangents in one array (npdiff.nn.trace) ----
+# -- a layer of the blocked exact trace: the point and its D tangents in one array (npdiff.nn.fast.trace) ----
 @njit(**_FAST)
 def _nb_act_tangents(z, b, tb, first, tan_z, act, s):
     # z, s (1 + D, n, H): row block 0 is the point, block k its tangent along x_k.
@@ -411,7 +393,7 @@ def adamw_hyper(dtype, lr, beta1, beta2, eps, weight_decay, step, ema_decay):
 
 
 # -- dispatch -------------------------------------------------------------------------------
-_NAMES = ("embed", "bias_act", "act_backward", "mse_loss", "jvp_act", "act_tangents", "trace_out", "adamw_ema")
+_NAMES = ("embed", "bias_act", "act_backward", "mse_loss", "act_tangents", "trace_out", "adamw_ema")
 backend = ""
 
 
@@ -426,5 +408,5 @@ def set_backend(name: str) -> None:
     backend = name
 
 
-embed = bias_act = act_backward = mse_loss = jvp_act = act_tangents = trace_out = adamw_ema = None  # bound just below
+embed = bias_act = act_backward = mse_loss = act_tangents = trace_out = adamw_ema = None  # bound just below
 set_backend("numpy" if numba.config.DISABLE_JIT else "numba")

@@ -1,7 +1,7 @@
 r"""The MLP's output and exact Jacobian trace, by blocked and fused forward mode.
 
 This is what the likelihood ODE (:mod:`npdiff.likelihood.ode`) evaluates ~200 times, so it
-is written for speed; :meth:`npdiff.nn.mlp.MLP.jvp` computes the same tangents the plain way
+is written for speed; :func:`npdiff.nn.mlp.divergence` computes the same trace the plain way
 and the tests hold the two together. The math is the forward-mode Jacobian of
 :mod:`npdiff.nn.mlp` with the D unit tangents :math:`\dot x = e_d`:
 
@@ -25,9 +25,9 @@ Three things make it fast:
   tangent is the embedding times "rotated" weights, made once per call, and no tangent of the
   embedding is ever computed. Raw coordinates add their row of :math:`W_0`.
 
-As in :meth:`~npdiff.nn.mlp.MLP._forward`, a batch at one time folds :math:`\mathrm{emb}(t)\,W_0`
-into the first layer's bias (the embedding then skips the time columns). The blocks may be
-shared by worker threads (:mod:`npdiff.nn.threads`; one by default).
+As in :meth:`~npdiff.nn.fast.network.FastMLP.forward`, a batch at one time folds
+:math:`\mathrm{emb}(t)\,W_0` into the first layer's bias (the embedding then skips the time
+columns). The blocks may be shared by worker threads (:mod:`npdiff.nn.fast.threads`; one by default).
 """
 
 from __future__ import annotations
@@ -62,8 +62,8 @@ def rotated_weights(W_block: np.ndarray, cf: np.ndarray) -> np.ndarray:
 def output_and_trace(mlp, layers: list, x: np.ndarray, t: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
     r"""Network output y (B, D) and :math:`\mathrm{tr}\,\partial y/\partial x` (B,) in ``dtype``.
 
-    ``mlp`` is the :class:`~npdiff.nn.mlp.MLP`, ``layers`` its (W, b) views of the weights
-    (in ``dtype``), x (B, D) and t (B,) already checked. Nothing is validated here.
+    ``mlp`` is the :class:`~npdiff.nn.fast.network.FastMLP`, ``layers`` the (W, b) views of the
+    weights (in ``dtype``), x (B, D) and t (B,) already checked. Nothing is validated here.
     """
     cfg = mlp.config
     B, D = x.shape
@@ -71,11 +71,10 @@ def output_and_trace(mlp, layers: list, x: np.ndarray, t: np.ndarray, dtype: np.
     W0, b0 = layers[0]
     no_tan = np.empty((0, 0, 0), dtype)  # the embed kernel's placeholder: no embedding tangent wanted
     folded = one_time(t)
-    t_in = mlp.time_input(t)  # (B,) what the time embedding reads
     if folded:  # one time for the batch: emb(t) W_0 joins the bias
         n_x = E - emb_dim
         emb_t = np.empty((1, emb_dim), dtype)  # (1, emb_dim)
-        K.embed(x[:1], t_in[:1], mlp.freq, cfg.time_scale, cfg.coord_scale, False, False, emb_t, no_tan, False)
+        K.embed(x[:1], t[:1], mlp.freq, cfg.time_scale, cfg.coord_scale, False, False, emb_t, no_tan, False)
         b0 = b0 + emb_t[0] @ W0[n_x:]  # (H,)
         W_in = W0[:n_x]
     else:
@@ -83,7 +82,7 @@ def output_and_trace(mlp, layers: list, x: np.ndarray, t: np.ndarray, dtype: np.
         W_in = W0
     col = D if cfg.raw else 0  # first coordinate-embedding column
     tb = np.ascontiguousarray(W0[:D]) if cfg.raw else np.zeros((D, H), dtype)  # (D, H) raw part of the tangent
-    if cfg.coord_embedding:
+    if cfg.sinusoidal:
         cf = cfg.coord_scale * mlp.freq
         W_rot = [rotated_weights(W0[col + d * emb_dim:col + (d + 1) * emb_dim], cf) for d in range(D)]
     W_out_t = np.ascontiguousarray(layers[-1][0].T)  # (D, H)
@@ -101,13 +100,13 @@ def output_and_trace(mlp, layers: list, x: np.ndarray, t: np.ndarray, dtype: np.
                 eb = np.empty((m, n_x), dtype)  # (m, E_x) embedding of the block
                 sb = np.empty((1 + D, m, H), dtype)  # (1 + D, m, H) the points and their tangents
                 zb = np.empty_like(sb)  # (1 + D, m, H) pre-activations
-            K.embed(x[start:stop], t_in[start:stop], mlp.freq, cfg.time_scale, cfg.coord_scale, cfg.raw,
-                    cfg.coord_embedding, eb, no_tan, False, not folded)
+            K.embed(x[start:stop], t[start:stop], mlp.freq, cfg.time_scale, cfg.coord_scale, cfg.raw,
+                    cfg.sinusoidal, eb, no_tan, False, not folded)
             np.matmul(eb, W_in, out=zb[0])
-            if cfg.coord_embedding:
+            if cfg.sinusoidal:
                 for d in range(D):
                     np.matmul(eb[:, col + d * emb_dim:col + (d + 1) * emb_dim], W_rot[d], out=zb[1 + d])
-            K.act_tangents(zb, b0, tb, True, cfg.coord_embedding, mlp.act, sb)
+            K.act_tangents(zb, b0, tb, True, cfg.sinusoidal, mlp.act, sb)
             for k in range(1, cfg.depth + 1):
                 W, b = layers[k]
                 np.matmul(sb.reshape(-1, H), W, out=zb.reshape(-1, H))
@@ -116,7 +115,7 @@ def output_and_trace(mlp, layers: list, x: np.ndarray, t: np.ndarray, dtype: np.
             K.trace_out(sb, W_out_t, tr[start:stop])
 
     starts = list(range(0, B, n))
-    workers = min(threads(), len(starts))  # (npdiff.nn.threads) the blocks are independent:
+    workers = min(threads(), len(starts))  # the blocks are independent:
     run_parallel(run, [starts[i::workers] for i in range(workers)])  # any worker count, the same bits
     y += b_out
     return y, tr

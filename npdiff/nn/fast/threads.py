@@ -1,11 +1,10 @@
-r"""Worker threads that share a batch: how many, and one pool of them per count.
+r"""Worker threads that share the blocks of the exact trace: how many, and one pool of them per count.
 
-Two places split their rows between threads: the exact trace (:mod:`npdiff.nn.trace`, blocks of
-points) and the data-parallel gradient (:mod:`npdiff.nn.parallel`, shares of a training batch).
-Both call BLAS and the GIL-free Numba kernels, so the threads run on separate cores. The
-count is :data:`THREADS` if set, else the environment variable ``NPDIFF_THREADS``, else 1:
-one worker by default, because OpenBLAS threads the matmuls by itself. To give each core its
-own rows instead, set ``OPENBLAS_NUM_THREADS=1 NPDIFF_THREADS=2``.
+The exact trace (:mod:`npdiff.nn.fast.trace`) splits its points into blocks; its workers call
+BLAS and the GIL-free Numba kernels, so they run on separate cores. The count is
+:data:`THREADS` if set, else the environment variable ``NPDIFF_THREADS``, else 1: one worker
+by default, because OpenBLAS threads the matmuls by itself. To give each core its own blocks
+instead, set ``OPENBLAS_NUM_THREADS=1 NPDIFF_THREADS=2`` (the measured effect: ``docs/speed.md``).
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ def threads() -> int:
             raise ValueError(f"NPDIFF_THREADS must be a positive integer, got {text!r}")
         n = int(text)
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"npdiff.nn.threads.THREADS must be a positive int or None, got {n!r}")
+        raise ValueError(f"npdiff.nn.fast.threads.THREADS must be a positive int or None, got {n!r}")
     return n
 
 

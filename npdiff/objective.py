@@ -1,0 +1,190 @@
+r"""The training objective: which times, which noisy inputs, which targets and which weights.
+
+One training example (Ho et al. 2020, Alg. 1, in continuous time as in Kingma et al. 2021, Sec. 4):
+
+.. math::
+    x_0 \sim \text{data},\quad t \sim p(t),\quad \epsilon \sim \mathcal N(0, I),\quad
+    x_t = \alpha_t x_0 + \sigma_t\epsilon,\qquad
+    \ell = \frac{1}{D}\,w(t)\,\lVert \hat y(x_t, t) - y \rVert^2
+
+with :math:`\alpha_t = \sqrt{\bar\alpha(t)}`, :math:`\sigma_t = \sqrt{1 - \bar\alpha(t)}`,
+:math:`\hat y` what the network predicts (eps, x0 or v) and y the true value of that quantity
+(:func:`npdiff.parameterization.prediction_target`).
+
+**The weight** makes the loss the squared error measured in the space named by ``loss``,
+whatever the network predicts. With :math:`\mathrm{SNR} = \alpha^2/\sigma^2` and :math:`x_t` fixed,
+the errors of the three predictions are proportional (Kingma et al. 2021, Eq. 13 and App. E;
+Salimans & Ho 2022, Sec. 4):
+
+.. math::
+    \lVert\epsilon - \hat\epsilon\rVert^2 = \mathrm{SNR}\,\lVert x_0 - \hat x_0\rVert^2,\qquad
+    \lVert v - \hat v\rVert^2 = (1 + \mathrm{SNR})\,\lVert x_0 - \hat x_0\rVert^2
+
+so with :math:`f_{\epsilon} = \mathrm{SNR}`, :math:`f_{x_0} = 1`, :math:`f_v = 1 + \mathrm{SNR}`,
+:math:`w = f_{\text{loss}} / f_{\text{parameterization}}` (:func:`loss_weight`); e.g. an
+x0-predicting network trained with ``loss="eps"`` minimizes exactly the eps-loss, and
+``loss == parameterization`` gives w = 1 (the "simple" losses).
+
+**The times** come from :math:`p(t) = (1 - f)\,\mathcal U(t_{\min}, t_{\max}) + f\,p_\lambda(t)`,
+where :math:`p_\lambda` samples the log-SNR :math:`\lambda(t)` uniformly on
+:math:`[\lambda(t_{\max}), \lambda(t_{\min})]`. Since :math:`d\lambda/dt = -\beta(t)/\sigma^2(t)` for a
+VP schedule, :math:`p_\lambda(t) \propto \beta(t)/\sigma^2(t)`: exactly the importance sampling of
+the likelihood weighting (Song, Durkan, Murray & Ermon 2021, Sec. 4 and Eq. 9). With
+:math:`f = 1` and ``loss="eps"`` the expected loss is the continuous-time ELBO's denoising term
+up to a constant factor (Kingma et al. 2021, Eq. 17, invariant to the schedule in
+:math:`\lambda`: Sec. 5.1). Of each batch the first ``round(f B)`` times are drawn this way and
+the rest uniformly (a stratified mixture).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._check import as_batch, as_float_array, as_generator, as_times, positive_int, real_scalar, same_shape
+from .parameterization import PREDICTIONS, prediction_target
+from .schedule import Schedule
+
+__all__ = ["TimeSampler", "denoising_targets", "log_snr_times", "loss_weight", "noisy_batch"]
+
+
+def _check_kind(kind: object, name: str) -> str:
+    if not isinstance(kind, str) or kind not in PREDICTIONS:  # an array would make `in` elementwise
+        raise ValueError(f"{name} must be one of {PREDICTIONS}, got {kind!r}")
+    return kind
+
+
+# -- the weight -----------------------------------------------------------------------------------
+# log(f_loss / f_parameterization) as a function of lambda = log SNR, each written so that lambda = +-inf
+# gives +-inf or 0, never inf - inf: f_eps = SNR, f_x0 = 1, f_v = 1 + SNR, so f_v / f_eps = 1 + 1/SNR.
+_LOG_RATIO = {
+    ("eps", "x0"): lambda lam: lam, ("x0", "eps"): lambda lam: -lam,
+    ("v", "x0"): lambda lam: np.logaddexp(0.0, lam), ("x0", "v"): lambda lam: -np.logaddexp(0.0, lam),
+    ("v", "eps"): lambda lam: np.logaddexp(0.0, -lam), ("eps", "v"): lambda lam: -np.logaddexp(0.0, -lam),
+}
+
+
+def loss_weight(log_snr: object, parameterization: str, loss: str) -> np.ndarray:
+    r"""Per-example weight :math:`w = f_{\text{loss}}/f_{\text{parameterization}}` (module docstring).
+
+    ``log_snr`` (B,) is :math:`\log(\bar\alpha/\sigma^2)`, +-inf allowed (t where sigma or alpha_bar
+    is 0); returns (B,) float64, 0 or +inf where the ratio is (never NaN).
+    """
+    parameterization, loss = _check_kind(parameterization, "parameterization"), _check_kind(loss, "loss")
+    log_snr = as_float_array(log_snr, "log_snr", allow_inf=True)
+    if loss == parameterization:
+        return np.ones(np.shape(log_snr))
+    return np.exp(_LOG_RATIO[(loss, parameterization)](log_snr))
+
+
+# -- the noisy inputs and their targets -----------------------------------------------------------
+def noisy_batch(x0: np.ndarray, eps: np.ndarray, log_alpha_bar: np.ndarray, parameterization: str,
+                loss: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Network input :math:`x_t = \alpha x_0 + \sigma\epsilon` (Ho et al. 2020, Eq. 4), target and weight.
+
+    x0, eps (B, D) float64, ``log_alpha_bar`` (B,): unchecked, for the training loop, which
+    checks its data once; :func:`denoising_targets` is the checked version.
+    Returns x_t (B, D), the target (B, D) and the weight (B,) of :func:`loss_weight`.
+    """
+    alpha = np.exp(0.5 * log_alpha_bar)[:, None]  # (B, 1)
+    sigma = np.sqrt(-np.expm1(log_alpha_bar))[:, None]  # (B, 1) via expm1: exact near t = 0
+    xt = alpha * x0 + sigma * eps  # (B, D)
+    target = prediction_target(parameterization, x0, eps, alpha, sigma)  # (B, D)
+    if loss == parameterization:
+        weight = np.ones(log_alpha_bar.shape[0])
+    else:
+        log_snr = log_alpha_bar - np.log(-np.expm1(log_alpha_bar))  # (B,)
+        weight = np.exp(_LOG_RATIO[(loss, parameterization)](log_snr))
+    return xt, target, weight
+
+
+def denoising_targets(x0: object, t: object, eps: object, schedule: Schedule, parameterization: str,
+                      loss: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Network input, regression target and weight of one batch: :func:`noisy_batch` with its inputs checked.
+
+    x0, eps (B, D); t a float or (B,) times in [0, 1]. Returns x_t (B, D) (the draw of
+    :func:`npdiff.forward.q_sample`), the target (B, D) and the weight (B,).
+    """
+    parameterization, loss = _check_kind(parameterization, "parameterization"), _check_kind(loss, "loss")
+    if not isinstance(schedule, Schedule):
+        raise TypeError(f"schedule must be a continuous npdiff Schedule, got {type(schedule).__name__}")
+    x0, eps = as_batch(x0, "x0"), as_batch(eps, "eps")
+    same_shape(x0, eps, "x0", "eps")
+    t = as_times(t, x0.shape[0])
+    return noisy_batch(x0, eps, schedule.log_alpha_bar(t), parameterization, loss)
+
+
+# -- the times ------------------------------------------------------------------------------------
+# points of the table that inverts lambda(t): log t is smooth in lambda (~ -lambda - log beta_min at high SNR,
+# ~0 near t = 1), so linear interpolation at this spacing (~0.006 in lambda) errs by ~1e-5 relative in t
+_LOG_SNR_GRID = 4097
+
+
+class TimeSampler:
+    r"""Draws training times from :math:`p(t)` of the module docstring; checked once, at construction.
+
+    Parameters
+    ----------
+    schedule : the continuous schedule (its ``t_max`` ends the range).
+    t_min : the smallest time, in [0, t_max); > 0 when ``log_snr_fraction`` > 0 (lambda(0) is infinite).
+    log_snr_fraction : f in [0, 1], the share of each batch drawn with uniform log-SNR.
+
+    lambda(t) is inverted with a table of 4,097 points (relative error in t ~1e-5), built once.
+    """
+
+    def __init__(self, schedule: Schedule, t_min: float, log_snr_fraction: float) -> None:
+        if not isinstance(schedule, Schedule):
+            raise TypeError(f"schedule must be a continuous npdiff Schedule, got {type(schedule).__name__}")
+        self.t_max = float(schedule.t_max)
+        self.t_min = real_scalar(t_min, "t_min", lo=0.0, hi=self.t_max, hi_open=True)
+        self.fraction = real_scalar(log_snr_fraction, "log_snr_fraction", lo=0.0, hi=1.0)
+        if self.fraction > 0.0:
+            self._table(schedule)
+
+    def _table(self, schedule: Schedule) -> None:
+        # t(lambda) on [t_min, t_max] by bisection at every grid point (lambda decreases in t)
+        lam_hi, lam_lo = float(schedule.log_snr(self.t_min)), float(schedule.log_snr(self.t_max))
+        if not (math.isfinite(lam_hi) and math.isfinite(lam_lo)) or not lam_lo < lam_hi:
+            raise ValueError(f"log-SNR sampling of t needs a finite log-SNR range: lambda(t_min={self.t_min}) = {lam_hi}, "
+                             f"lambda(t_max={self.t_max}) = {lam_lo} for {schedule!r}; raise t_min above 0")
+        lam = np.linspace(lam_lo, lam_hi, _LOG_SNR_GRID)  # (G,) increasing, so t decreasing
+        lo, hi = np.full(lam.shape, self.t_min), np.full(lam.shape, self.t_max)  # (G,) brackets of t(lambda)
+        for _ in range(80):  # each halves the bracket: 2^-80 of [t_min, t_max] is below float64's resolution
+            mid = 0.5 * (lo + hi)
+            early = schedule.log_snr(mid) > lam  # lambda(mid) too high: t(lambda) lies later
+            lo, hi = np.where(early, mid, lo), np.where(early, hi, mid)
+        t = 0.5 * (lo + hi)
+        t[0], t[-1] = self.t_max, self.t_min  # the ends exactly
+        # log t when t > 0 (smooth in lambda); t itself if t_min = 0 with a finite lambda(0) (log_snr_linear)
+        self._log = self.t_min > 0.0
+        self._lam_lo, self._lam_hi = lam_lo, lam_hi
+        self._lam, self._y = lam, (np.log(t) if self._log else t)  # (G,), (G,)
+
+    def _from_log_snr(self, u: np.ndarray) -> np.ndarray:
+        lam = self._lam_lo + u * (self._lam_hi - self._lam_lo)  # (k,) uniform log-SNR
+        y = np.interp(lam, self._lam, self._y)  # (k,)
+        return np.clip(np.exp(y) if self._log else y, self.t_min, self.t_max)
+
+    def __call__(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        r"""n times (n,) float64 in [t_min, t_max], drawn from ``rng`` (the first ``round(f n)`` by log-SNR)."""
+        if self.fraction == 0.0:  # the plain draw: t ~ U(t_min, t_max)
+            return rng.uniform(self.t_min, self.t_max, n)
+        u = rng.uniform(0.0, 1.0, n)  # (n,)
+        k = round(self.fraction * n)  # the first k by log-SNR, the rest uniform in t
+        return np.concatenate([self._from_log_snr(u[:k]), self.t_min + u[k:] * (self.t_max - self.t_min)])  # (n,)
+
+
+def log_snr_times(n: int, rng: np.random.Generator, schedule: Schedule, *, t_min: float = 1e-5,
+                  log_snr_fraction: float = 1.0) -> np.ndarray:
+    r"""Training times as the trainer draws them (module docstring): (n,) float64 in [t_min, t_max].
+
+    The first ``round(log_snr_fraction * n)`` have uniform log-SNR,
+    :math:`\lambda(t) \sim \mathcal U(\lambda(t_{\max}), \lambda(t_{\min}))`, i.e. density
+    :math:`p(t) = \beta(t) / (\sigma^2(t)\,(\lambda(t_{\min}) - \lambda(t_{\max})))` (Song et al.
+    2021, "Maximum likelihood training of score-based diffusion models", Sec. 4; Kingma et al.
+    2021, Sec. 5.1); the rest are uniform on [t_min, t_max] (:class:`TimeSampler`).
+    """
+    n = positive_int(n, "n")
+    rng = as_generator(rng)
+    return TimeSampler(schedule, t_min, log_snr_fraction)(rng, n)
