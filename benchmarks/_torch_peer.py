@@ -20,7 +20,7 @@ class TorchMLP(nn.Module):
         super().__init__()
         cfg = model.config
         self.cfg, self.schedule = cfg, model.schedule
-        layers = model.mlp.layers(model.params.astype(np.float64))
+        layers = model.config.layers(model.params.astype(np.float64))
         self.linears = nn.ModuleList()
         for W, b in layers:
             lin = nn.Linear(W.shape[0], W.shape[1]).to(dtype)
@@ -45,7 +45,7 @@ class TorchMLP(nn.Module):
     def predict(self, x, t):
         cfg = self.cfg
         parts = [x] if cfg.raw else []
-        if cfg.coord_embedding:
+        if cfg.sinusoidal:
             parts += [self._emb(x[:, d], cfg.coord_scale) for d in range(cfg.dim)]
         parts.append(self._emb(t, cfg.time_scale))
         h = self.act(self.linears[0](torch.cat(parts, dim=-1)))

@@ -5,11 +5,11 @@ r"""Exact ODE likelihood speed: the NLL of 2,000 2D points with the default MLP,
 Both sides integrate the same augmented ODE (positions and accumulated divergence) with
 ``scipy.integrate.solve_ivp`` RK45 at rtol = atol = 1e-5 on the whole batch as one state.
 npdiff gets the exact trace from its hand-written forward-mode Jacobian (the D tangents of a
-block of points ride in one array with the points, :mod:`npdiff.nn.trace`); the PyTorch peer
+block of points ride in one array with the points, :mod:`npdiff.nn.fast.trace`); the PyTorch peer
 gets it from autograd, one vector-Jacobian product per coordinate (two for 2D data). The
 printed NLLs agree (same function, same solver). Threads: npdiff uses what the environment
 gives (``OPENBLAS_NUM_THREADS`` inside its matmuls, ``NPDIFF_THREADS`` worker threads over its
-blocks of points, :mod:`npdiff.nn.threads`); PyTorch gets the larger of the two counts::
+blocks of points, :mod:`npdiff.nn.fast.threads`); PyTorch gets the larger of the two counts::
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/likelihood_speed.py                    # one core each
     OPENBLAS_NUM_THREADS=1 NPDIFF_THREADS=2 python benchmarks/likelihood_speed.py   # two cores each
@@ -25,7 +25,7 @@ from scipy.integrate import solve_ivp
 
 from npdiff.data import toy2d
 from npdiff.likelihood import ode_log_likelihood
-from npdiff.nn.threads import threads
+from npdiff.nn.fast.threads import threads
 
 
 def torch_nll(torch, peer, schedule, x, t_min=1e-5):

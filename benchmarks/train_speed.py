@@ -39,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import npdiff.nn.mlp as mlp_module
+import npdiff.nn.fast.network as fast_network
 from npdiff.nn import MLPConfig
 from npdiff.nn.model import DiffusionMLP
 from npdiff.schedule import vp_linear
@@ -76,7 +76,7 @@ def npdiff_trainer(batch: int, data: np.ndarray) -> Trainer:
 
 
 class _MatmulRecorder:
-    r"""Stands in for numpy inside npdiff.nn.mlp for one step, recording every matmul call."""
+    r"""Stands in for numpy inside the fast path (npdiff.nn.fast.network) for one step, recording every matmul call."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
@@ -91,11 +91,11 @@ class _MatmulRecorder:
 
 def record_matmuls(trainer: Trainer) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
     rec = _MatmulRecorder()
-    mlp_module.np = rec
+    fast_network.np = rec
     try:
         trainer.train_step()
     finally:
-        mlp_module.np = np
+        fast_network.np = np
     return rec.calls
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from . import schedule as sch
+from .nn.config import COORDS
 
 SAMPLERS = ("ddpm", "ddim", "ode", "sde")
 SCHEDULES = {"vp_linear": sch.vp_linear, "cosine": sch.cosine, "log_snr_linear": sch.log_snr_linear}
@@ -165,10 +166,9 @@ def _train(data, args: argparse.Namespace, *, out: Path | None, seed: int):
     for field in ("width", "depth", "parameterization", "activation"):
         if getattr(args, field, None) is not None:
             model_kw[field] = getattr(args, field)
-    if getattr(args, "coord_embedding", None) is False:  # raw coordinates only (the old default)
-        model_kw.update(coord_embedding=False, raw_coords=False)
-    if getattr(args, "coord_scale", None) is not None:
-        model_kw["coord_scale"] = args.coord_scale
+    for field in ("coords", "coord_scale"):
+        if getattr(args, field, None) is not None:
+            model_kw[field] = getattr(args, field)
     for field in ("steps", "batch_size", "lr", "lr_schedule", "weight_decay", "ema_decay"):
         if getattr(args, field, None) is not None:
             train_kw[field] = getattr(args, field)
@@ -540,8 +540,7 @@ def _model_flags(p: argparse.ArgumentParser, steps_default: int | None) -> None:
     g.add_argument("--depth", type=_in_range(int, 0, MAX_DEPTH), help="residual blocks")
     g.add_argument("--activation", choices=("gelu", "silu"))
     g.add_argument("--parameterization", choices=("eps", "x0", "v"))
-    g.add_argument("--no-coord-embedding", dest="coord_embedding", action="store_const", const=False, default=None,
-                   help="feed raw coordinates only, without their sinusoidal embedding")
+    g.add_argument("--coords", choices=COORDS, help="what the network sees of x: x itself, its sinusoidal embedding, or both")
     g.add_argument("--coord-scale", dest="coord_scale", type=_positive(float, 1000.0),
                    help="scale of the coordinates' sinusoidal embedding (the 2d recipe: 8; tiny-diffusion: 25)")
     g.add_argument("--schedule", choices=sorted(SCHEDULES))

@@ -22,7 +22,7 @@ def _data(n, rng):
 def _trainer(seed=0, steps=20):
     rng = np.random.default_rng(seed)
     model = DiffusionMLP(CFG, cosine(), rng=rng)
-    tc = TrainConfig(steps=steps, batch_size=16, lr=3e-3, lr_schedule="cosine", warmup_steps=3, weight_decay=0.01)
+    tc = TrainConfig(steps=steps, batch_size=16, lr=3e-3, lr_schedule="cosine", weight_decay=0.01)
     return Trainer(model, _data, tc, rng)
 
 

@@ -111,9 +111,9 @@ def test_a_model_for_other_dimensions_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("flags, expect", [
-    ([], {"coord_embedding": True, "raw_coords": True, "coord_scale": 8.0}),  # the 2d recipe
-    (["--no-coord-embedding"], {"coord_embedding": False, "raw_coords": False}),
-    (["--coord-scale", "25"], {"coord_embedding": True, "coord_scale": 25.0}),
+    ([], {"coords": "raw+sinusoidal", "coord_scale": 8.0}),  # the 2d recipe
+    (["--coords", "raw"], {"coords": "raw"}),
+    (["--coords", "sinusoidal", "--coord-scale", "25"], {"coords": "sinusoidal", "coord_scale": 25.0}),
 ])
 def test_coordinate_embedding_flags_reach_the_saved_model(tmp_path, flags, expect):
     from npdiff.checkpoint import load

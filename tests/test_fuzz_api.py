@@ -36,9 +36,11 @@ import npdiff
 from npdiff import analytic, forward, gaussian, metrics, parameterization, reverse, sample, schedule
 from npdiff import denoiser as dn
 from npdiff import likelihood as lk
+from npdiff import objective as ob
 from npdiff import train as tr
 from npdiff.data import images, toy2d
 from npdiff.nn import MLPConfig
+from npdiff.nn import mlp as nnmlp
 from npdiff.nn.model import DiffusionMLP
 
 PKG_DIR = os.path.dirname(npdiff.__file__)
@@ -504,22 +506,22 @@ E(_E("images.digits_split", images.digits_split, lambda: dict(seed=0), Arg("seed
 
 # -- training ----------------------------------------------------------------------------------
 _LAMBDA = np.array([-np.inf, -3.0, 0.0, 3.0, np.inf])  # log SNR, exact infinities at the ends of [0, 1]
-E(_E("train.loss_weight", tr.loss_weight, lambda: dict(log_snr=_LAMBDA, parameterization="v", loss="eps"),
+E(_E("objective.loss_weight", ob.loss_weight, lambda: dict(log_snr=_LAMBDA, parameterization="v", loss="eps"),
      Arg("log_snr", "array", accepts={"inf": "log SNR is +-inf where sigma or alpha_bar is 0"}),
      Arg("parameterization", "choice"), Arg("loss", "choice"),
      infinite_ok="the weight is +inf where the loss's f is infinite and the network's finite"))
-E(_E("train.denoising_targets", tr.denoising_targets,
+E(_E("objective.denoising_targets", ob.denoising_targets,
      lambda: dict(x0=_x(), t=_T3, eps=_x(1), schedule=VP, parameterization="x0", loss="v"),
      Arg("x0", "batch", ("x0", "eps")), Arg("t", "times"), Arg("eps", "batch", ("x0", "eps")),
      Arg("schedule", "schedule"), Arg("parameterization", "choice"), Arg("loss", "choice")))
 E(_E("train.TrainConfig", tr.TrainConfig, lambda: dict(steps=5, batch_size=4, lr=1e-3, lr_schedule="cosine",
-                                                       warmup_steps=1, final_lr_ratio=0.1, betas=(0.9, 0.99),
-                                                       t_min=1e-5, loss="eps", workers=2),
+                                                       betas=(0.9, 0.99), t_min=1e-5, loss="eps"),
      Arg("steps", "int"), Arg("batch_size", "int"), Arg("lr", "real", strict=("negative",)),
-     Arg("lr_schedule", "choice"), Arg("warmup_steps", "int0"), Arg("final_lr_ratio", "real"),
-     Arg("betas", "object", ("betas", "beta1", "beta2")), Arg("t_min", "real"), Arg("loss", "choice", accepts=_NONE_OK),
-     Arg("workers", "int", accepts=_NONE_OK)))
-E(_E("train.log_snr_times", tr.log_snr_times, lambda: dict(n=5, rng=_rng(), schedule=VP, t_min=1e-5, log_snr_fraction=0.5),
+     Arg("lr_schedule", "choice"), Arg("betas", "object", ("betas", "beta1", "beta2")), Arg("t_min", "real"),
+     Arg("loss", "choice", accepts=_NONE_OK)))
+E(_E("objective.TimeSampler", ob.TimeSampler, lambda: dict(schedule=VP, t_min=1e-5, log_snr_fraction=0.5),
+     Arg("schedule", "schedule"), Arg("t_min", "real"), Arg("log_snr_fraction", "real")))
+E(_E("objective.log_snr_times", ob.log_snr_times, lambda: dict(n=5, rng=_rng(), schedule=VP, t_min=1e-5, log_snr_fraction=0.5),
      Arg("n", "int"), Arg("rng", "rng"), Arg("schedule", "schedule"), Arg("t_min", "real"),
      Arg("log_snr_fraction", "real")))
 _CFG = MLPConfig(width=8, depth=1, emb_dim=8)
@@ -529,6 +531,23 @@ E(_E("train.train", tr.train, lambda: dict(model=_CFG, data=_x(n=8), rng=0, step
 E(_E("train.Trainer", tr.Trainer, lambda: dict(model=DiffusionMLP(_CFG, VP, rng=_rng()), data=_x(n=8),
                                                 config=tr.TrainConfig(steps=2, batch_size=4), rng=_rng()),
      Arg("model", "object"), Arg("data", "points_d", ("data",)), Arg("config", "object"), Arg("rng", "rng")))
+
+
+# -- the reference MLP -----------------------------------------------------------------------------
+_MCFG = MLPConfig(width=8, depth=1, emb_dim=8, coords="raw+sinusoidal")
+_THETA = _MCFG.init_params(np.random.default_rng(2), np.float64)
+_PARAMS = Arg("params", "array", accepts={"float32": "a float32 weight vector is computed in float64"})
+E(_E("nn.mlp.forward", nnmlp.forward, lambda: dict(config=_MCFG, params=_THETA, x=_x(), t=_T3),
+     Arg("config", "object"), _PARAMS, Arg("x", "batch_d", ("x", "t")), Arg("t", "times")))
+E(_E("nn.mlp.loss_and_grad", nnmlp.loss_and_grad,
+     lambda: dict(config=_MCFG, params=_THETA, x=_x(), t=_T3, target=_x(1), weight=np.array([0.5, 1.0, 2.0])),
+     Arg("config", "object"), _PARAMS, Arg("x", "batch_d", ("x", "t", "target", "weight")), Arg("t", "times"),
+     Arg("target", "batch_d", ("target",)), Arg("weight", "array", ("weight",), accepts=_NONE_OK)))
+E(_E("nn.mlp.jvp", nnmlp.jvp, lambda: dict(config=_MCFG, params=_THETA, x=_x(), t=_T3, v=_x(1)[None]),
+     Arg("config", "object"), _PARAMS, Arg("x", "batch_d", ("x", "t", "v")), Arg("t", "times"),
+     Arg("v", "array", ("v",), accepts={"extra_axis": "v is (K, B, D): one more axis is K = 1"})))
+E(_E("nn.mlp.divergence", nnmlp.divergence, lambda: dict(config=_MCFG, params=_THETA, x=_x(), t=_T3),
+     Arg("config", "object"), _PARAMS, Arg("x", "batch_d", ("x", "t")), Arg("t", "times")))
 
 
 # -- public callables without an entry here, each with the reason --------------------------------
@@ -555,18 +574,27 @@ NOT_FUZZED = {
     "npdiff.data.images.digits": "no arguments",
     "npdiff.analytic.mixture.check_weights": "a helper; fuzzed through the weights of the mixture constructors",
     "npdiff.recipes.recipe": "a name lookup; owned by another engineer",
-    # npdiff/nn is owned by another engineer: its validation gaps are listed in the report of issue 10
-    "npdiff.nn.mlp.MLP": "npdiff/nn, not fuzzed here", "npdiff.nn.mlp.MLPConfig": "npdiff/nn, not fuzzed here",
-    "npdiff.nn.model.DiffusionMLP": "npdiff/nn, not fuzzed here", "npdiff.nn.optim.AdamW": "npdiff/nn, not fuzzed here",
-    "npdiff.nn.optim.learning_rate": "npdiff/nn, not fuzzed here",
-    "npdiff.nn.trace.output_and_trace": "the unchecked hot path behind MLP.output_and_trace, which checks its inputs",
-    "npdiff.nn.trace.rotated_weights": "a helper of output_and_trace on the MLP's own weights (tests/test_nn_trace.py)",
-    "npdiff.nn.trace.one_time": "a helper of the forward pass and the trace on already checked times",
-    "npdiff.nn.parallel.ParallelGrad": "an unchecked hot path of training; constructor checks: tests/test_nn_parallel.py",
-    "npdiff.nn.threads.threads": "no arguments; NPDIFF_THREADS is checked in tests/test_nn_trace.py",
-    "npdiff.nn.threads.run_parallel": "an internal thread helper (tests/test_nn_trace.py, tests/test_nn_parallel.py)",
+    # npdiff/nn: configs and objects built once by the trainer and the model; their own tests check their inputs
+    "npdiff.nn.config.MLPConfig": "tests/test_nn_mlp.py and tests/test_nn_inputs.py",
+    "npdiff.nn.model.DiffusionMLP": "tests/test_nn_inputs.py", "npdiff.nn.model.InputOverflowError": "an exception class",
+    "npdiff.nn.optim.AdamW": "tests/test_nn_inputs.py and tests/test_nn_optim.py",
+    "npdiff.nn.mlp.backward": "takes forward's cache, an internal structure (tests/test_nn_mlp.py)",
+    **{f"npdiff.nn.mlp.{_n}": "a layer of the reference network, called by forward, backward and jvp on checked arrays"
+       for _n in ("dense", "dense_backward", "dense_tangent", "hidden", "hidden_backward", "hidden_tangent",
+                  "residual_block", "residual_block_backward", "residual_block_tangent", "mse")},
+    # the fast path never validates (DESIGN.md): its callers check at their door
+    "npdiff.nn.fast.network.FastMLP": "the unchecked fast path (tests/test_nn_mlp.py holds it equal to the reference)",
+    "npdiff.nn.fast.network.Buffers": "preallocated arrays of the fast path",
+    "npdiff.nn.fast.trace.output_and_trace": "the unchecked hot path behind FastMLP.output_and_trace",
+    "npdiff.nn.fast.trace.rotated_weights": "a helper of output_and_trace on the MLP's own weights (tests/test_nn_trace.py)",
+    "npdiff.nn.fast.trace.one_time": "a helper of the forward pass and the trace on already checked times",
+    "npdiff.nn.fast.threads.threads": "no arguments; NPDIFF_THREADS is checked in tests/test_nn_trace.py",
+    "npdiff.nn.fast.threads.run_parallel": "an internal thread helper (tests/test_nn_trace.py)",
+    "npdiff.parameterization.eps_coefficients": "the coefficients to_eps applies, on alpha and sigma of a schedule",
+    "npdiff.parameterization.prediction_target": "the map from_eps applies, on alpha and sigma of a schedule",
+    "npdiff.objective.noisy_batch": "the unchecked core of objective.denoising_targets, for the training loop",
 }
-for _mod in ("npdiff.nn.activations", "npdiff.nn.embedding", "npdiff.nn.kernels"):
+for _mod in ("npdiff.nn.activations", "npdiff.nn.embedding", "npdiff.nn.fast.kernels"):
     for _n in importlib.import_module(_mod).__all__:
         _obj = getattr(importlib.import_module(_mod), _n)
         if inspect.isfunction(_obj):  # under NUMBA_DISABLE_JIT=1 a kernel's name may bind its NumPy twin

@@ -10,9 +10,10 @@ import pytest
 from npdiff.denoiser import call_eps
 from npdiff.nn import MLPConfig
 from npdiff.nn.model import DiffusionMLP
-from npdiff.nn.optim import AdamW, learning_rate
+from npdiff.nn.optim import AdamW
 from npdiff.recipes import recipe
 from npdiff.schedule import vp_linear
+from npdiff.train import TrainConfig
 
 CFG = MLPConfig(dim=2, width=8, depth=1, emb_dim=8, parameterization="v")
 
@@ -32,11 +33,10 @@ def _model(dtype=np.float64):
     (lambda: _model().eps_and_divergence(np.full((3, 2), 1e300), 0.5), r"x up to \|x\| = 1e\+300 is beyond"),
     (lambda: _raw_model(np.float32).eps(np.full((3, 2), 1e30), 0.5), r"overflowed for x up to \|x\| = 1e\+30"),
     (lambda: call_eps(None, np.zeros((2, 2)), 0.5), "denoiser must follow the denoiser protocol"),
-    (lambda: learning_rate(1, lr="a"), "lr must be a real number"),
-    (lambda: learning_rate(1, lr=np.nan), "lr must be finite"),
-    (lambda: learning_rate(1, lr=1e-3, schedule=np.array(["cosine"])), "lr schedule must be one of"),
-    (lambda: learning_rate(1, lr=1e-3, total_steps=-5), "total_steps"),
-    (lambda: learning_rate(1, lr=1e-3, schedule="cosine", final_lr_ratio=2.0), "final_lr_ratio"),
+    (lambda: TrainConfig(lr="a"), "lr must be a real number"),
+    (lambda: TrainConfig(lr=np.nan), "lr must be finite"),
+    (lambda: TrainConfig(lr_schedule=np.array(["cosine"])), "lr_schedule must be one of"),
+    (lambda: TrainConfig(steps=-5), "steps"),
     (lambda: AdamW(np.zeros(3)).update(np.zeros(3), np.ones(2), 1e-3), r"grad must be a float64 array of shape \(3,\)"),
     (lambda: AdamW(np.zeros(3)).update(np.zeros(3), np.ones(4), 1e-3), r"grad must be a float64 array of shape \(3,\)"),
     (lambda: AdamW(np.zeros(3)).update(np.zeros(2), np.ones(3), 1e-3), r"params must be a float64 array of shape \(3,\)"),
@@ -52,7 +52,7 @@ def test_bad_input_is_a_clear_error(make, match):
 def _raw_model(dtype=np.float64):
     # raw coordinates only (no embedding range to refuse x first) and weights scaled up, so that
     # x = 1e30 overflows float32 in the first layer
-    cfg = MLPConfig(dim=2, width=8, depth=1, emb_dim=8, parameterization="v", coord_embedding=False)
+    cfg = MLPConfig(dim=2, width=8, depth=1, emb_dim=8, parameterization="v", coords="raw")
     params = DiffusionMLP(cfg, vp_linear(), rng=np.random.default_rng(0)).params * 1e10
     return DiffusionMLP(cfg, vp_linear(), params, dtype=dtype)
 
@@ -70,4 +70,4 @@ def test_the_checks_leave_valid_calls_unchanged():
     for _ in range(200):
         opt.update(p, 2.0 * p, 0.05)
     assert np.all(np.abs(p) < 0.5), f"AdamW did not descend on |p|^2: {p}"
-    assert learning_rate(5, lr=1e-3, schedule="cosine", total_steps=10) == pytest.approx(1e-3 * 0.5 * (1 + np.cos(np.pi * 0.5)))
+    assert TrainConfig(lr=1e-3, lr_schedule="cosine", steps=10).learning_rate(5) == pytest.approx(1e-3 * 0.5)

@@ -9,7 +9,7 @@ from scipy import special
 
 from npdiff.nn import activations as act
 from npdiff.nn import embedding as emb
-from npdiff.nn import kernels as K
+from npdiff.nn.fast import kernels as K
 
 # float32 kernels compute in float32 and may use a fast reciprocal; float64 ones agree to rounding
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
@@ -157,22 +157,6 @@ def test_mse_loss_kernel_matches_twin(dtype):
     # and the twin is the weighted mean squared error
     r = out.astype(np.float64) + bias - target
     np.testing.assert_allclose(loss_np, np.mean(weight[:, None] * r**2), rtol=1e-6)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("residual", [False, True])
-def test_jvp_act_kernel_matches_twin(dtype, residual):
-    rng = _rng(6)
-    dz = rng.standard_normal((3, 4, 5)).astype(dtype)
-    d = rng.standard_normal((4, 5)).astype(dtype)
-    prev = rng.standard_normal((3, 4, 5)).astype(dtype)
-    out_nb, out_np = np.empty_like(dz), np.empty_like(dz)
-    K._nb_jvp_act(dz, d, prev, residual, out_nb)
-    K._np_jvp_act(dz, d, prev, residual, out_np)
-    np.testing.assert_allclose(out_nb, out_np, **TOL[dtype], err_msg=f"jvp_act residual={residual}")
-    inplace = prev.copy()  # the MLP calls it in place: out is prev
-    K._nb_jvp_act(dz, d, inplace, residual, inplace)
-    np.testing.assert_allclose(inplace, out_np, **TOL[dtype], err_msg="jvp_act in place")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

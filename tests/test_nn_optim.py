@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from npdiff.nn.optim import AdamW, learning_rate
+from npdiff.nn.optim import AdamW
+from npdiff.train import TrainConfig
 
 
 def _reference_adamw(theta, grads, lrs, *, beta1, beta2, eps, wd, clip, ema_decay, warmup):
@@ -67,16 +68,15 @@ def test_float32_update_matches_float64_to_float32_precision():
 
 
 def test_learning_rate_schedules():
-    # constant; linear warm-up to lr at step W; cosine from lr at W to final_lr_ratio * lr at S
-    assert learning_rate(7, lr=0.1) == 0.1
-    assert learning_rate(5, lr=0.1, warmup_steps=10) == pytest.approx(0.05)
-    kw = dict(lr=1.0, schedule="cosine", total_steps=110, warmup_steps=10, final_lr_ratio=0.1)
-    assert learning_rate(10, **kw) == pytest.approx(1.0)
-    assert learning_rate(60, **kw) == pytest.approx(0.1 + 0.9 * 0.5)  # halfway: cos(pi/2) = 0
-    assert learning_rate(110, **kw) == pytest.approx(0.1)
-    assert learning_rate(35, **kw) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi / 4)))
-    with pytest.raises(ValueError, match="lr schedule"):
-        learning_rate(1, lr=1.0, schedule="step")
+    # constant; cosine from lr towards 0 at the last step (Loshchilov & Hutter 2017, Eq. 5 without restarts)
+    assert TrainConfig(lr=0.1).learning_rate(7) == 0.1
+    cfg = TrainConfig(lr=1.0, lr_schedule="cosine", steps=100)
+    assert cfg.learning_rate(50) == pytest.approx(0.5)  # halfway: cos(pi/2) = 0
+    assert cfg.learning_rate(25) == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
+    assert cfg.learning_rate(100) == pytest.approx(0.0, abs=1e-16)
+    assert cfg.learning_rate(150) == pytest.approx(0.0, abs=1e-16)  # a resumed run past its end stays at 0
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainConfig(lr=1.0, lr_schedule="step")
 
 
 def test_bad_optimizer_arguments():

@@ -1,74 +1,66 @@
-"""The blocked, fused exact trace (npdiff.nn.trace) against the plain forward-mode JVP, and its kernels against twins.
+"""The blocked, fused exact trace (npdiff.nn.fast.trace) against the reference, and its kernels against twins.
 
-The reference is ``MLP.jvp`` with the D unit tangents: another code path (the whole batch at
-once, an explicit embedding tangent, separate activation and tangent kernels), itself checked
-against central differences in test_nn_mlp.py.
+The reference is :func:`npdiff.nn.mlp.divergence`: the D unit tangents pushed through the plain
+layers of the whole batch at once, with an explicit embedding tangent, itself checked against
+central differences in test_nn_mlp.py.
 """
 
 import numpy as np
 import pytest
 
-from npdiff.nn import MLP, MLPConfig, threads, trace
+from npdiff.nn import COORDS, MLPConfig, mlp
 from npdiff.nn import activations as act
 from npdiff.nn import embedding as emb
-from npdiff.nn import kernels as K
+from npdiff.nn.fast import FastMLP, threads, trace
+from npdiff.nn.fast import kernels as K
 
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
 DTYPES = [np.float32, np.float64]
 SMALL = dict(dim=2, width=8, depth=2, emb_dim=8)
 
 
-def _trace_by_jvp(mlp, theta, x, t):
-    B, D = x.shape
-    v = np.zeros((D, B, D))  # (D, B, D) unit tangents e_d for every point
-    for d in range(D):
-        v[d, :, d] = 1.0
-    y, jv = mlp.jvp(theta, x, t, v)  # jv[d, b] = dy_b / dx_{b, d}
-    return y, np.einsum("dbd->b", jv)
+def _fast_trace(cfg, theta, x, t):
+    return FastMLP(cfg).output_and_trace(cfg.layers(theta), x, t)
 
 
-@pytest.mark.parametrize("extra", [dict(), dict(raw_coords=True), dict(coord_embedding=False),
-                                   dict(raw_coords=True, dim=3, activation="silu"), dict(depth=0),
-                                   dict(time_input="log_t", time_scale=3.0)])
+@pytest.mark.parametrize("extra", [dict(coords=c) for c in COORDS]
+                         + [dict(coords="raw+sinusoidal", dim=3, activation="silu"), dict(depth=0)])
 @pytest.mark.parametrize("one_time", [True, False])
-def test_blocked_trace_matches_the_plain_jvp_over_many_blocks(extra, one_time, monkeypatch):
+def test_blocked_trace_matches_the_reference_over_many_blocks(extra, one_time, monkeypatch):
     # 6 rows a block: with B = 23 and D = 2 that is 11 full blocks of 2 points and a last one of 1
     monkeypatch.setattr(trace, "BLOCK_ROWS", 6)
     cfg = MLPConfig(**{**SMALL, **extra})
     rng = np.random.default_rng(31)
-    mlp = MLP(cfg)
-    theta = mlp.init_params(rng, np.float64) * 2.0  # larger weights: every activation region is visited
+    theta = cfg.init_params(rng, np.float64) * 2.0  # larger weights: every activation region is visited
     x = rng.standard_normal((23, cfg.dim)) * 1.5
     t = np.full(23, 0.41) if one_time else rng.uniform(0.05, 0.95, 23)
-    y, tr = mlp.output_and_trace(theta, x, t)
-    y_ref, tr_ref = _trace_by_jvp(mlp, theta, x, t)
+    y, tr = _fast_trace(cfg, theta, x, t)
+    y_ref, tr_ref = mlp.divergence(cfg, theta, x, t)
     np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-13, err_msg=f"output {extra} one_time={one_time}")
     np.testing.assert_allclose(tr, tr_ref, rtol=1e-11, atol=1e-12, err_msg=f"trace {extra} one_time={one_time}")
 
 
 def test_block_size_does_not_change_the_result(monkeypatch):
-    cfg = MLPConfig(**SMALL, raw_coords=True)
+    cfg = MLPConfig(**SMALL, coords="raw+sinusoidal")
     rng = np.random.default_rng(32)
-    mlp = MLP(cfg)
-    theta = mlp.init_params(rng, np.float64)
+    theta = cfg.init_params(rng, np.float64)
     x, t = rng.standard_normal((50, 2)), np.full(50, 0.2)
     results = []
     for rows in (3, 30, 151, 10_000):  # one point a block, a partial last block, one block for all
         monkeypatch.setattr(trace, "BLOCK_ROWS", rows)
-        results.append(mlp.output_and_trace(theta, x, t))
+        results.append(_fast_trace(cfg, theta, x, t))
     for rows, (y, tr) in zip((30, 151, 10_000), results[1:]):
         np.testing.assert_allclose(y, results[0][0], rtol=1e-13, atol=1e-14, err_msg=f"output, {rows} rows a block")
         np.testing.assert_allclose(tr, results[0][1], rtol=1e-12, atol=1e-13, err_msg=f"trace, {rows} rows a block")
 
 
 def test_float32_trace_agrees_with_float64():
-    cfg = MLPConfig(**SMALL, raw_coords=True)
+    cfg = MLPConfig(**SMALL, coords="raw+sinusoidal")
     rng = np.random.default_rng(33)
-    mlp = MLP(cfg)
-    theta = mlp.init_params(rng, np.float64)
+    theta = cfg.init_params(rng, np.float64)
     x, t = rng.standard_normal((40, 2)), np.full(40, 0.6)
-    y64, tr64 = mlp.output_and_trace(theta, x, t)
-    y32, tr32 = mlp.output_and_trace(theta.astype(np.float32), x, t)
+    y64, tr64 = _fast_trace(cfg, theta, x, t)
+    y32, tr32 = _fast_trace(cfg, theta.astype(np.float32), x, t)
     assert y32.dtype == tr32.dtype == np.float32
     np.testing.assert_allclose(y32, y64, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(tr32, tr64, rtol=1e-4, atol=1e-4)
@@ -141,16 +133,15 @@ def test_embed_kernel_without_time_columns_matches_twin(dtype):
 def test_two_workers_give_the_bit_identical_result(monkeypatch):
     # the blocks are independent, so sharing them between threads must not change a single bit
     monkeypatch.setattr(trace, "BLOCK_ROWS", 9)
-    cfg = MLPConfig(**SMALL, raw_coords=True)
+    cfg = MLPConfig(**SMALL, coords="raw+sinusoidal")
     rng = np.random.default_rng(38)
-    mlp = MLP(cfg)
-    theta = mlp.init_params(rng, np.float64)
+    theta = cfg.init_params(rng, np.float64)
     x, t = rng.standard_normal((101, 2)), np.full(101, 0.3)
     monkeypatch.setattr(threads, "THREADS", 1)
-    y1, tr1 = mlp.output_and_trace(theta, x, t)
+    y1, tr1 = _fast_trace(cfg, theta, x, t)
     for workers in (2, 3):
         monkeypatch.setattr(threads, "THREADS", workers)
-        y, tr = mlp.output_and_trace(theta, x, t)
+        y, tr = _fast_trace(cfg, theta, x, t)
         np.testing.assert_array_equal(y, y1, err_msg=f"output with {workers} workers")
         np.testing.assert_array_equal(tr, tr1, err_msg=f"trace with {workers} workers")
 
@@ -159,14 +150,13 @@ def test_workers_keep_the_callers_floating_point_error_state(monkeypatch):
     # NumPy's error state is per thread: an overflow the caller asked to raise must raise from a worker too
     monkeypatch.setattr(trace, "BLOCK_ROWS", 9)
     monkeypatch.setattr(threads, "THREADS", 2)
-    cfg = MLPConfig(**SMALL, coord_embedding=False)
-    mlp = MLP(cfg)
-    theta = mlp.init_params(np.random.default_rng(39), np.float64) * 1e200  # overflows in the second layer
+    cfg = MLPConfig(**SMALL, coords="raw")
+    theta = cfg.init_params(np.random.default_rng(39), np.float64) * 1e200  # overflows in the second layer
     x, t = np.ones((40, 2)), np.full(40, 0.3)
     with np.errstate(over="raise", invalid="raise"), pytest.raises(FloatingPointError):
-        mlp.output_and_trace(theta, x, t)
+        _fast_trace(cfg, theta, x, t)
     with np.errstate(over="ignore", invalid="ignore"):
-        y, _ = mlp.output_and_trace(theta, x, t)
+        y, _ = _fast_trace(cfg, theta, x, t)
     assert not np.all(np.isfinite(y)), "the overflow should have reached the output"
 
 

@@ -34,7 +34,8 @@ _WORKER = textwrap.dedent(r"""
     import sys
     import numpy as np
     from npdiff import analytic, checkpoint, metrics, sample
-    from npdiff.nn import MLPConfig
+    from npdiff.nn import MLPConfig, mlp
+    from npdiff.nn.fast import FastMLP
     from npdiff.nn.model import DiffusionMLP
     from npdiff.nn.optim import AdamW
     from npdiff.schedule import cosine, vp_linear
@@ -83,8 +84,9 @@ _WORKER = textwrap.dedent(r"""
                 res[f"{key}_eps"], res[f"{key}_div"] = m.eps_and_divergence(x, t)
                 params = m.params.astype(np.float64)
                 grad = np.zeros_like(params)
-                res[f"{key}_loss"] = np.array(m.mlp.loss_and_grad(params, grad, x, t, x[::-1], np.linspace(0.5, 2, 40)))
-                res[f"{key}_jvp"] = np.stack(m.mlp.jvp(params, x, t, y[:1].repeat(40, 0)))
+                res[f"{key}_loss"] = np.array(FastMLP(cfg).loss_and_grad(cfg.layers(params), cfg.layers(grad), x, t, x[::-1],
+                                                                         np.linspace(0.5, 2, 40)))
+                res[f"{key}_jvp"] = np.stack(mlp.jvp(cfg, params, x, t, y[:1].repeat(40, 0)))
                 res[f"{key}_grad"] = grad.copy()
                 opt = AdamW(params, weight_decay=0.1, clip_norm=0.5, ema_decay=0.9)
                 for _ in range(3):

@@ -6,8 +6,9 @@ from scipy import stats
 
 from npdiff.nn import MLPConfig
 from npdiff.nn.model import DiffusionMLP
+from npdiff.objective import log_snr_times
 from npdiff.schedule import VPLinear, cosine, log_snr_linear, vp_linear
-from npdiff.train import TrainConfig, Trainer, log_snr_times
+from npdiff.train import TrainConfig, Trainer
 
 from .test_train import straight_and_resumed
 

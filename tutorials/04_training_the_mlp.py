@@ -25,7 +25,7 @@ and 04_model.npz (04_model_quick.npz with --quick), the trained model that chapt
 # are linear in each other given x_t (chapter 2, section 5), and so are the minimizers:
 # v* = sqrt(a) eps* - sigma E[x_0 | x_t]. What the network predicts and where its error is
 # measured are two choices: the recipe predicts v but weighs the error as the equivalent error
-# in eps (npdiff.train.loss_weight), and draws half of each batch's times uniformly in log-SNR
+# in eps (npdiff.objective.loss_weight), and draws half of each batch's times uniformly in log-SNR
 # rather than in t, which puts more of the batch at small t where the sharp sets are decided
 # (Song, Durkan, Murray & Ermon 2021; Kingma et al. 2021). The best possible loss is known
 # exactly from the oracle on batches drawn the same way, E[w |v - v*|^2], and the training
@@ -33,10 +33,10 @@ and 04_model.npz (04_model_quick.npz with --quick), the trained model that chapt
 #
 # 2. The network
 #
-# A small residual MLP (npdiff.nn.mlp) after the popular "tiny-diffusion" design, except that
-# the recipe feeds x itself where tiny-diffusion embeds each coordinate sinusoidally too:
+# A small residual MLP (npdiff/nn/mlp.py) after the popular "tiny-diffusion" design, except that
+# the recipe feeds x itself beside the sinusoidal embedding of each coordinate:
 #
-#     e   = [x | emb(t)]                          sinusoidal embedding of t (Vaswani et al. 2017)
+#     e   = [x | emb(x_1) | emb(x_2) | emb(t)]    sinusoidal embeddings (Vaswani et al. 2017)
 #     h_0 = act(e W_0 + b_0)
 #     h_k = h_{k-1} + act(h_{k-1} W_k + b_k)      k = 1..L, residual blocks (He et al. 2016)
 #     y   = h_L W_out + b_out
@@ -56,9 +56,12 @@ and 04_model.npz (04_model_quick.npz with --quick), the trained model that chapt
 # dL/dh_{k-1} = dL/dh_k + dL/dz_k W_k^T: the residual passes the gradient straight through,
 # which is why deep residual stacks train. At the top, L = mean (y - target)^2 gives
 # dL/dy = 2 (y - target) / (B D). The chapter first writes this out in twenty lines for a
-# one-hidden-layer network, then checks the library's fused version the same way: a central
-# finite difference (L(w + h e_i) - L(w - h e_i)) / 2h agrees with the hand-written gradient
-# to about h^2, in float64.
+# one-hidden-layer network, then checks the library's the same way: a central finite
+# difference (L(w + h e_i) - L(w - h e_i)) / 2h agrees with the hand-written gradient to about
+# h^2, in float64. npdiff/nn/mlp.py is that gradient as formulas, each layer's backward
+# right below the layer (residual_block, residual_block_backward); the trainer runs the same
+# math on the fast path (npdiff/nn/fast/: fused Numba kernels writing into preallocated
+# buffers), and the chapter checks that the two agree to rounding.
 #
 # 4. Forward mode, for the exact divergence
 #
@@ -88,10 +91,12 @@ from _common import Chapter, np, plt, toy_model_recipe
 
 from npdiff import checkpoint, metrics, parameterization
 from npdiff.data import toy2d
-from npdiff.nn import MLP, MLPConfig
+from npdiff.nn import MLPConfig, mlp
+from npdiff.nn.fast import FastMLP
 from npdiff.nn.model import DiffusionMLP
+from npdiff.objective import denoising_targets, log_snr_times
 from npdiff.sample import ddpm_sample, ode_sample
-from npdiff.train import denoising_targets, log_snr_times, train
+from npdiff.train import train
 
 ch = Chapter(4, "training the hand-differentiated MLP")
 
@@ -133,38 +138,48 @@ ch.show("tiny network: max relative |hand gradient - central difference|", worst
 
 # -- 3b. the library's MLP, the same check ------------------------------------------------------------
 ch.section("3b. npdiff's MLP (embeddings, residual blocks, GELU): the same checks in float64")
-cfg_check = MLPConfig(dim=2, width=16, depth=2, emb_dim=8, coord_embedding=True, raw_coords=True)
-mlp = MLP(cfg_check)
-params = mlp.init_params(rng, np.float64)  # (n_params,)
+cfg_check = MLPConfig(dim=2, width=16, depth=2, emb_dim=8, coords="raw+sinusoidal")
+params = cfg_check.init_params(rng, np.float64)  # (n_params,) every weight and bias in one vector
 x, t = rng.standard_normal((8, 2)), rng.uniform(0, 1, 8)
 target = rng.standard_normal((8, 2))
-grad = np.zeros_like(params)
-mlp.loss_and_grad(params, grad, x, t, target)
+
+
+def loss_at(p):
+    return mlp.loss_and_grad(cfg_check, p, x, t, target)[0]
+
+
+_, grad = mlp.loss_and_grad(cfg_check, params, x, t, target)  # the reference: formulas in plain NumPy
 coords = rng.choice(params.size, size=ch.pick(40, 400), replace=False)
 h = 1e-6
 worst = 0.0
 for i in coords:
     e = np.zeros_like(params)
     e[i] = h
-    fd = (mlp.loss_and_grad(params + e, np.zeros_like(params), x, t, target)
-          - mlp.loss_and_grad(params - e, np.zeros_like(params), x, t, target)) / (2 * h)
+    fd = (loss_at(params + e) - loss_at(params - e)) / (2 * h)
     worst = max(worst, abs(fd - grad[i]) / max(1e-4, abs(grad[i])))
 ch.show("MLP: max relative |hand gradient - central difference|", worst, f"{coords.size} of {params.size} weights")
 direction = rng.standard_normal(params.size)
 direction /= np.linalg.norm(direction)
-fd_dir = (mlp.loss_and_grad(params + h * direction, np.zeros_like(params), x, t, target)
-          - mlp.loss_and_grad(params - h * direction, np.zeros_like(params), x, t, target)) / (2 * h)
+fd_dir = (loss_at(params + h * direction) - loss_at(params - h * direction)) / (2 * h)
 ch.show("MLP: relative |grad . d - directional difference|", abs(fd_dir - grad @ direction) / abs(grad @ direction),
         "a random direction through all weights")
+fast_grad = np.zeros_like(params)
+FastMLP(cfg_check).loss_and_grad(cfg_check.layers(params), cfg_check.layers(fast_grad), x, t, target, np.ones(8))
+ch.show("fast path (fused kernels, buffers): max |gradient - reference| / max |reference|",
+        np.max(np.abs(fast_grad - grad)) / np.max(np.abs(grad)), "the trainer's step computes the same numbers")
+
+
+def forward_at(xs):
+    return mlp.forward(cfg_check, params, xs, t)[0]
+
 
 # forward mode: the Jacobian-vector product and the exact trace
 v = rng.standard_normal(x.shape)
-_, jv = mlp.jvp(params, x, t, v)
-fd_jv = (mlp.forward(params, x + h * v, t) - mlp.forward(params, x - h * v, t)) / (2 * h)
+_, jv = mlp.jvp(cfg_check, params, x, t, v)
+fd_jv = (forward_at(x + h * v) - forward_at(x - h * v)) / (2 * h)
 ch.show("MLP: max relative |JVP - finite difference|", np.max(np.abs(jv - fd_jv)) / np.max(np.abs(fd_jv)))
-_, trace = mlp.output_and_trace(params, x, t)
-fd_trace = sum((mlp.forward(params, x + h * e, t)[:, d] - mlp.forward(params, x - h * e, t)[:, d]) / (2 * h)
-               for d, e in enumerate(np.eye(2)))
+_, trace = mlp.divergence(cfg_check, params, x, t)
+fd_trace = sum((forward_at(x + h * e)[:, d] - forward_at(x - h * e)[:, d]) / (2 * h) for d, e in enumerate(np.eye(2)))
 ch.show("MLP: max relative |exact trace - finite-difference trace|", np.max(np.abs(trace - fd_trace)) / np.max(np.abs(fd_trace)))
 
 # -- training -------------------------------------------------------------------------------------------
