@@ -219,6 +219,15 @@ def _image_eval_default(key: str, fallback: Any) -> Any:
     return RECIPES.get("images", {}).get("eval", {}).get(key, fallback)
 
 
+def _se(values: np.ndarray) -> float | None:
+    r"""Standard error of the mean; None for one value (JSON has no NaN)."""
+    return float(values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else None
+
+
+def _pm(se: float | None) -> str:
+    return "" if se is None else f" +- {se:.4f}"
+
+
 def _nll(model, data, n: int, seed: int, method: str, *, rtol: float = 1e-5, atol: float = 1e-5, T: int = 1000,
          variance: str = "large") -> tuple[dict, dict]:
     from .likelihood import ode_log_likelihood, vlb
@@ -234,14 +243,14 @@ def _nll(model, data, n: int, seed: int, method: str, *, rtol: float = 1e-5, ato
         res = ode_log_likelihood(model, x, rtol=rtol, atol=atol)
         gap = log_p_true - res.log_p
         out.update(nll_nats=float(-res.log_p.mean()), gap_nats=float(gap.mean()),
-                   gap_se=float(gap.std(ddof=1) / np.sqrt(n)), nfe=int(res.nfe))
+                   gap_se=_se(gap), nfe=int(res.nfe))
         arrays["log_p_model"] = res.log_p
     if method in ("vlb", "both"):
         _say(f"variational bound of {n} points (T = {T}, all terms) ...")
         res_v = vlb(model, x, T, rng=rng, variance=variance)
         gap_v = log_p_true + res_v.total
         out.update(vlb_nats=float(res_v.total.mean()), vlb_gap_nats=float(gap_v.mean()),
-                   vlb_gap_se=float(gap_v.std(ddof=1) / np.sqrt(n)))
+                   vlb_gap_se=_se(gap_v))
         out.setdefault("nfe", 0)
         out["nfe"] += int(res_v.nfe)
         arrays["vlb_nats"] = res_v.total
@@ -254,9 +263,6 @@ DEMO_STEPS = 10_000
 
 
 def _report_image_nll(r: dict, where: str) -> None:
-    def pm(se: float | None) -> str:  # one image has no standard error
-        return "" if se is None else f" +- {se:.4f}"
-
     if "ode_diverged" in r:
         if r["bpd_ode"] is None:
             rest = (f" (the other {r['n'] - r['ode_diverged']}: {r['bpd_ode_finite']:.4f})"
@@ -264,21 +270,21 @@ def _report_image_nll(r: dict, where: str) -> None:
             _say(f"exact ODE likelihood: diverged on {r['ode_diverged']} of {r['n']} {where} images{rest}")
         else:
             _say(f"exact ODE likelihood (uniform dequantization, exact trace): {r['bpd_ode']:.4f}"
-                 f"{pm(r['bpd_ode_se'])} bits/dim on {r['n']} {where} images")
+                 f"{_pm(r['bpd_ode_se'])} bits/dim on {r['n']} {where} images")
     if "vlb_diverged" in r:
         head = f"VLB (T = {r['vlb_T']}, {r['vlb_variance']} variance, decoder with {r['K']} levels)"
         if r["bpd_vlb"] is None:
             _say(f"{head}: not finite on {r['vlb_diverged']} of {r['n']} {where} images")
         else:
-            _say(f"{head}: {r['bpd_vlb']:.4f}{pm(r['bpd_vlb_se'])} bits/dim on {r['n']} {where} images")
+            _say(f"{head}: {r['bpd_vlb']:.4f}{_pm(r['bpd_vlb_se'])} bits/dim on {r['n']} {where} images")
 
 
 def _report_nll(r: dict) -> None:
     if "nll_nats" in r:
         _say(f"exact NLL {r['nll_nats']:.4f} nats vs true entropy {r['true_entropy_nats']:.4f}: "
-             f"paired gap {r['gap_nats']:.4f} +- {r['gap_se']:.4f} nats ({r['nfe']} evaluations)")
+             f"paired gap {r['gap_nats']:.4f}{_pm(r['gap_se'])} nats ({r['nfe']} evaluations)")
     if "vlb_nats" in r:
-        _say(f"VLB {r['vlb_nats']:.4f} nats: gap {r['vlb_gap_nats']:.4f} +- {r['vlb_gap_se']:.4f} nats")
+        _say(f"VLB {r['vlb_nats']:.4f} nats: gap {r['vlb_gap_nats']:.4f}{_pm(r['vlb_gap_se'])} nats")
 
 
 def _cmd_nll(args: argparse.Namespace) -> int:

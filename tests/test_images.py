@@ -229,6 +229,9 @@ def test_a_diverged_summary_is_printed_as_diverged(capsys):
     err = capsys.readouterr().err.splitlines()
     assert err[0] == "exact ODE likelihood: diverged on 2 of 6 test-split images (the other 4: 2.5000)", err
     assert err[1].startswith("VLB (T = 50, large variance, decoder with 17 levels): 2.7500 +- 0.0500 bits/dim"), err
+    r = {"n": 1, "K": 17, "ode_diverged": 0, "bpd_ode": 2.5, "bpd_ode_finite": 2.5, "bpd_ode_se": None}
+    _report_image_nll(r, "test-split")  # one image: no standard error, and no crash formatting it
+    assert capsys.readouterr().err.startswith("exact ODE likelihood (uniform dequantization, exact trace): 2.5000 bits/dim")
 
 
 def test_every_flipped_byte_of_a_gzipped_idx_is_a_clear_error_or_the_same_images(tmp_path):
