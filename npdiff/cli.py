@@ -219,6 +219,15 @@ def _image_eval_default(key: str, fallback: Any) -> Any:
     return RECIPES.get("images", {}).get("eval", {}).get(key, fallback)
 
 
+def _se(values: np.ndarray) -> float | None:
+    r"""Standard error of the mean; None for one value (JSON has no NaN)."""
+    return float(values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else None
+
+
+def _pm(se: float | None) -> str:
+    return "" if se is None else f" +- {se:.4f}"
+
+
 def _nll(model, data, n: int, seed: int, method: str, *, rtol: float = 1e-5, atol: float = 1e-5, T: int = 1000,
          variance: str = "large") -> tuple[dict, dict]:
     from .likelihood import ode_log_likelihood, vlb
@@ -234,14 +243,14 @@ def _nll(model, data, n: int, seed: int, method: str, *, rtol: float = 1e-5, ato
         res = ode_log_likelihood(model, x, rtol=rtol, atol=atol)
         gap = log_p_true - res.log_p
         out.update(nll_nats=float(-res.log_p.mean()), gap_nats=float(gap.mean()),
-                   gap_se=float(gap.std(ddof=1) / np.sqrt(n)), nfe=int(res.nfe))
+                   gap_se=_se(gap), nfe=int(res.nfe))
         arrays["log_p_model"] = res.log_p
     if method in ("vlb", "both"):
         _say(f"variational bound of {n} points (T = {T}, all terms) ...")
         res_v = vlb(model, x, T, rng=rng, variance=variance)
         gap_v = log_p_true + res_v.total
         out.update(vlb_nats=float(res_v.total.mean()), vlb_gap_nats=float(gap_v.mean()),
-                   vlb_gap_se=float(gap_v.std(ddof=1) / np.sqrt(n)))
+                   vlb_gap_se=_se(gap_v))
         out.setdefault("nfe", 0)
         out["nfe"] += int(res_v.nfe)
         arrays["vlb_nats"] = res_v.total
@@ -249,96 +258,8 @@ def _nll(model, data, n: int, seed: int, method: str, *, rtol: float = 1e-5, ato
     return out, arrays
 
 
-#: Training steps of ``npdiff demo``: ~40% of the "2d" recipe's 26k (batch 512), so the demo ends within two
-#: minutes on one core (84 s with a cold Numba cache); on 8gaussians that reaches a paired gap of ~0.02 nats
-#: (0.009 after the recipe's 26k).
+#: Training steps of ``npdiff demo``: ~40% of the "2d" recipe's 26k, so the demo ends within two minutes on one core.
 DEMO_STEPS = 10_000
-
-#: A flow that carries a point beyond this root-mean-square size at t_max has run away (the prior N(0, I)
-#: puts it near 1): its "likelihood" would be a silly number, so it is reported as diverged instead.
-DIVERGED_RMS = 30.0
-
-#: Bits/dim of simple models on the digits' test split, from issue 9 (computed there on the same split).
-DIGITS_BASELINES = {"uniform over 17 levels": 4.087, "full-covariance Gaussian (dequantized)": 2.954,
-                    "mixture of 10 Gaussians": 2.648, "independent per-pixel categorical": 2.431,
-                    "mixture of 10-40 per-pixel categoricals": 2.20}
-
-
-def _ode_log_p(model, xd: np.ndarray, rtol: float, atol: float) -> tuple[np.ndarray, np.ndarray, int]:
-    # per-point log-density (nats) and a diverged flag; a failing batch is retried point by point
-    from .likelihood import ode_log_likelihood
-
-    try:
-        res = ode_log_likelihood(model, xd, rtol=rtol, atol=atol)
-    except FloatingPointError:
-        if xd.shape[0] == 1:
-            return np.full(1, np.nan), np.ones(1, bool), 0
-        parts = [_ode_log_p(model, xd[i:i + 1], rtol, atol) for i in range(xd.shape[0])]
-        return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
-                sum(p[2] for p in parts))
-    runaway = np.sqrt(np.mean(res.x_end**2, axis=1)) > DIVERGED_RMS  # (B,)
-    return res.log_p, runaway | ~np.isfinite(res.log_p), res.nfe
-
-
-def image_nll(model, x: np.ndarray, K: int, *, method: str = "both", T: int = 50, variance: str = "large",
-              draws: int = 1, seed: int = 1, rtol: float = 1e-5, atol: float = 1e-5,
-              chunk: int = 60) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    r"""Bits/dim of K-level images x (n, D) by the exact ODE likelihood and/or the variational bound.
-
-    ODE: ``draws`` uniform dequantizations, each scored by the probability-flow ODE with the
-    exact trace in chunks of ``chunk`` images, combined by log-mean-exp
-    (:mod:`npdiff.likelihood.dequantize`). A chunk whose solve fails is redone image by image,
-    and an image whose solve overflows or runs away (rms of the encoded point above
-    :data:`DIVERGED_RMS`) is counted in ``ode_diverged``; then ``bpd_ode`` is None and
-    ``bpd_ode_finite`` averages the others. VLB: T steps, discretized decoder with K levels.
-
-    Returns
-    -------
-    (summary, arrays): JSON-ready figures (``bpd_ode``, ``bpd_ode_se``, ``bpd_vlb``, ...) and per-image
-    arrays (``bpd_ode``, ``bpd_vlb``, ``vlb_terms_bpd`` the mean of each VLB term over the images).
-    """
-    from scipy.special import logsumexp
-
-    from .likelihood import density_to_bpd, dequantize, vlb
-
-    n, D = x.shape
-    out: dict[str, Any] = {"n": int(n), "K": int(K), "D": int(D)}
-    arrays: dict[str, np.ndarray] = {}
-    nfe = 0
-    if method in ("ode", "both"):
-        t0 = time.perf_counter()
-        rng = np.random.default_rng(seed)
-        log_p = np.empty((draws, n))  # (S, n)
-        diverged = np.zeros(n, bool)
-        for s in range(draws):
-            xd = dequantize(x, K, rng)  # (n, D)
-            for start in range(0, n, chunk):
-                lp, bad, k = _ode_log_p(model, xd[start:start + chunk], rtol, atol)
-                log_p[s, start:start + chunk] = lp
-                diverged[start:start + chunk] |= bad
-                nfe += k
-        with np.errstate(invalid="ignore"):
-            bpd = density_to_bpd(logsumexp(log_p, axis=0) - np.log(draws), K, D)  # (n,)
-        bpd[diverged] = np.nan
-        ok = bpd[~diverged]
-        out.update(bpd_ode=None if diverged.any() else float(bpd.mean()), ode_diverged=int(diverged.sum()),
-                   bpd_ode_finite=float(ok.mean()) if ok.size else None,
-                   bpd_ode_se=float(ok.std(ddof=1) / np.sqrt(ok.size)) if ok.size > 1 else None,
-                   ode_draws=int(draws), ode_seconds=round(time.perf_counter() - t0, 2))
-        arrays["bpd_ode"] = bpd
-    if method in ("vlb", "both"):
-        t0 = time.perf_counter()
-        res = vlb(model, x, T, rng=np.random.default_rng(seed + 1), variance=variance, K=K)
-        bpd_v = res.total / (D * np.log(2.0))  # (n,)
-        bad = ~np.isfinite(bpd_v)
-        out.update(bpd_vlb=None if bad.any() else float(bpd_v.mean()), vlb_diverged=int(bad.sum()),
-                   bpd_vlb_se=float(bpd_v[~bad].std(ddof=1) / np.sqrt((~bad).sum())) if (~bad).sum() > 1 else None,
-                   vlb_T=int(T), vlb_variance=variance, vlb_seconds=round(time.perf_counter() - t0, 2))
-        nfe += int(res.nfe)
-        arrays["bpd_vlb"] = bpd_v
-        arrays["vlb_terms_bpd"] = res.terms.mean(axis=0) / (D * np.log(2.0))  # (T+1,)
-    out["nfe"] = nfe
-    return out, arrays
 
 
 def _report_image_nll(r: dict, where: str) -> None:
@@ -348,25 +269,28 @@ def _report_image_nll(r: dict, where: str) -> None:
                     if r["bpd_ode_finite"] is not None else "")
             _say(f"exact ODE likelihood: diverged on {r['ode_diverged']} of {r['n']} {where} images{rest}")
         else:
-            _say(f"exact ODE likelihood (uniform dequantization, exact trace): {r['bpd_ode']:.4f} +- "
-                 f"{r['bpd_ode_se']:.4f} bits/dim on {r['n']} {where} images ({r['ode_seconds']:.0f} s)")
+            _say(f"exact ODE likelihood (uniform dequantization, exact trace): {r['bpd_ode']:.4f}"
+                 f"{_pm(r['bpd_ode_se'])} bits/dim on {r['n']} {where} images")
     if "vlb_diverged" in r:
         head = f"VLB (T = {r['vlb_T']}, {r['vlb_variance']} variance, decoder with {r['K']} levels)"
         if r["bpd_vlb"] is None:
             _say(f"{head}: not finite on {r['vlb_diverged']} of {r['n']} {where} images")
         else:
-            _say(f"{head}: {r['bpd_vlb']:.4f} +- {r['bpd_vlb_se']:.4f} bits/dim on {r['n']} {where} images")
+            _say(f"{head}: {r['bpd_vlb']:.4f}{_pm(r['bpd_vlb_se'])} bits/dim on {r['n']} {where} images")
 
 
 def _report_nll(r: dict) -> None:
     if "nll_nats" in r:
         _say(f"exact NLL {r['nll_nats']:.4f} nats vs true entropy {r['true_entropy_nats']:.4f}: "
-             f"paired gap {r['gap_nats']:.4f} +- {r['gap_se']:.4f} nats ({r['nfe']} evaluations)")
+             f"paired gap {r['gap_nats']:.4f}{_pm(r['gap_se'])} nats ({r['nfe']} evaluations)")
     if "vlb_nats" in r:
-        _say(f"VLB {r['vlb_nats']:.4f} nats: gap {r['vlb_gap_nats']:.4f} +- {r['vlb_gap_se']:.4f} nats")
+        _say(f"VLB {r['vlb_nats']:.4f} nats: gap {r['vlb_gap_nats']:.4f}{_pm(r['vlb_gap_se'])} nats")
 
 
 def _cmd_nll(args: argparse.Namespace) -> int:
+    from .data.images import DIGITS_BASELINES
+    from .likelihood import image_bpd
+
     _check_out_file(args.save, "--save")
     data = _load_data(args.data)
     _, model = _load_model(args.model)
@@ -378,14 +302,19 @@ def _cmd_nll(args: argparse.Namespace) -> int:
         variance = args.variance or _image_eval_default("vlb_variance", "large")
         where = f"{args.split}-split"
         _say(f"bits/dim of {x.shape[0]} {where} {data.name} images ({args.method}) ...")
-        r, arrays = image_nll(model, x, data.K, method=args.method, T=T, variance=variance, draws=args.draws,
-                              seed=args.seed, rtol=args.rtol, atol=args.atol)
-        r.update(data=data.name, split=args.split)
+        t0 = time.perf_counter()
+        res = image_bpd(model, x, data.K, np.random.default_rng(args.seed), method=args.method, T=T,
+                        variance=variance, draws=args.draws, rtol=args.rtol, atol=args.atol)
+        r = {**res.summary(), "data": data.name, "split": args.split, "seconds": round(time.perf_counter() - t0, 2)}
         _report_image_nll(r, where)
         if args.split == "test":
-            _say("for reference on the test split (issue 9): "
+            _say("for reference, simple models on the test split: "
                  + "; ".join(f"{k} {v:.3f}" for k, v in DIGITS_BASELINES.items()))
-        arrays["x"] = x
+        arrays = {"x": x}
+        if res.ode is not None:
+            arrays["bpd_ode"] = res.ode.bpd  # NaN where the flow diverged
+        if res.vlb is not None:
+            arrays.update(bpd_vlb=res.bpd_vlb, vlb_terms_bpd=res.vlb_terms_bpd.mean(axis=0))  # (B,), (T+1,)
     else:
         r, arrays = _nll(model, data, args.n or 2000, args.seed, args.method, rtol=args.rtol, atol=args.atol,
                          T=args.T or 1000, variance=args.variance or "large")

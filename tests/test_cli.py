@@ -49,6 +49,21 @@ def test_nll_reports_the_paired_gap_and_saves_per_point_values(trained):
     assert gap.mean() == pytest.approx(r["gap_nats"], rel=1e-12)
 
 
+def test_nll_of_one_point_is_strict_json_without_a_standard_error(trained):
+    # the standard error of one value is undefined: None in the JSON (which has no NaN), no "+-" on screen
+    d, _ = trained
+    code, out, err = run("nll", "--model", "run/model.npz", "--data", "8gaussians", "--n", "1", "--method", "both",
+                         "--T", "10", "--json", cwd=d)
+    assert code == 0, err
+
+    def no_nan(token):
+        raise AssertionError(f"not strict JSON: {token}")
+
+    r = json.loads(out.strip().splitlines()[-1], parse_constant=no_nan)
+    assert r["gap_se"] is None and r["vlb_gap_se"] is None and np.isfinite(r["gap_nats"]), r
+    assert "+-" not in err, err
+
+
 @pytest.mark.parametrize("sampler", ["ddpm", "ddim", "ode", "sde"])
 def test_sample_every_sampler(trained, sampler):
     d, _ = trained

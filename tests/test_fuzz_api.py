@@ -437,8 +437,8 @@ E(_E("likelihood.dequantize", lk.dequantize, lambda: dict(x=_levels(), K=5, rng=
      Arg("x", "points"), Arg("K", "int2", ("K", "x")), Arg("rng", "rng")))
 E(_E("likelihood.density_to_bpd", lk.density_to_bpd, lambda: dict(log_p=np.array([-1.0, -2.0]), K=5, D=2),
      Arg("log_p", "array", accepts={"inf": "a zero density is infinitely many bits",
-                                    "nan": "NaN marks a diverged solve (cli.image_nll) and passes through"},
-         nan_passes="NaN marks a diverged solve (cli.image_nll)"),
+                                    "nan": "NaN marks a diverged solve (dequantized_bpd) and passes through"},
+         nan_passes="NaN marks a diverged solve (dequantized_bpd)"),
      Arg("K", "int2"), Arg("D", "int"), infinite_ok="a zero density is infinitely many bits"))
 E(_E("likelihood.ode_log_likelihood", lk.ode_log_likelihood, lambda: dict(denoiser=ORACLE, x=_x(), t_min=1e-3, rtol=1e-3,
                                                                          atol=1e-3, batch_size=2),
@@ -448,6 +448,13 @@ E(_E("likelihood.dequantized_bpd", lk.dequantized_bpd, lambda: dict(denoiser=ORA
                                                                    draws=2, rtol=1e-3, atol=1e-3, t_min=1e-3),
      Arg("denoiser", "denoiser"), Arg("x", "points_d"), Arg("K", "int2", ("K", "x")), Arg("rng", "rng"),
      Arg("draws", "int"), errors=_SAMPLER_ERRORS))
+E(_E("likelihood.image_bpd", lk.image_bpd, lambda: dict(denoiser=ORACLE, x=_levels(), K=5, rng=_rng(), method="both",
+                                                       draws=2, T=5, variance="large", t_min=1e-3, rtol=1e-3, atol=1e-3,
+                                                       batch_size=2),
+     Arg("denoiser", "denoiser"), Arg("x", "points_d"), Arg("K", "int2", ("K", "x")), Arg("rng", "rng"),
+     Arg("method", "choice"), Arg("draws", "int"), Arg("T", "int2"), Arg("variance", "choice"),
+     Arg("t_min", "real"), Arg("rtol", "real", strict=("huge",)), Arg("atol", "real", strict=("huge",)),
+     Arg("batch_size", "int", accepts=_NONE_OK), errors=_SAMPLER_ERRORS))
 E(_E("likelihood.vlb", lk.vlb, lambda: dict(denoiser=ORACLE, x0=_x(), T=5, rng=_rng(), variance="large", K=None,
                                            mc_terms=2),
      Arg("denoiser", "denoiser"), Arg("x0", "points_d"), Arg("T", "int2"), Arg("rng", "rng"), Arg("variance", "choice"),
@@ -557,6 +564,7 @@ NOT_FUZZED = {
     "npdiff.sample._common.SampleResult": "a result dataclass", "npdiff.likelihood.ode.ODELikelihood": "a result dataclass",
     "npdiff.likelihood.vlb.VLBResult": "a result dataclass",
     "npdiff.likelihood.dequantize.DequantizedLikelihood": "a result dataclass",
+    "npdiff.likelihood.images.ImageBPD": "a result dataclass",
     "npdiff.checkpoint.Checkpoint": "a result dataclass (tests/test_checkpoint_untrusted.py fuzzes load)",
     "npdiff.data.images.ImageSet": "a result dataclass of digits()",
     "npdiff.schedule.Schedule": "abstract base class (its methods are fuzzed through the three schedules)",
@@ -567,7 +575,6 @@ NOT_FUZZED = {
     "npdiff.checkpoint.load": "tests/test_checkpoint_untrusted.py",
     "npdiff.checkpoint.save": "tests/test_checkpoint_untrusted.py",
     "npdiff.cli.main": "tests/test_fuzz_cli.py", "npdiff.cli.build_parser": "tests/test_fuzz_cli.py",
-    "npdiff.cli.image_nll": "called by `npdiff nll --data digits` (tests/test_fuzz_cli.py)",
     "npdiff.cli.UserError": "an exception class",
     "npdiff.data.images.read_idx": "a file reader: tests/test_checkpoint_untrusted.py and tests/test_images.py",
     "npdiff.data.images.write_idx": "a file writer: tests/test_checkpoint_untrusted.py and tests/test_images.py",

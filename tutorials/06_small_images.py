@@ -61,7 +61,7 @@ trains a narrower network for 1,500 steps and scores a dozen images per split (~
 # and covariance in closed form, and its expected dequantized log-density too, so no Monte
 # Carlo at all). They bracket the problem: 4.09, about 2.95 and 2.43 bits/dim on the test
 # split. Mixtures of such models do better (10 Gaussians 2.65, 10-40 per-pixel categoricals
-# 2.20, measured for npdiff and kept in npdiff.cli.DIGITS_BASELINES): that last one is the
+# 2.20, measured for npdiff and kept in npdiff.data.images.DIGITS_BASELINES): that last one is the
 # figure to beat.
 #
 # 4. Training on 1,437 images
@@ -92,7 +92,7 @@ trains a narrower network for 1,500 steps and scores a dozen images per split (~
 #
 # 6. Bits/dim of the model, by both estimators, on both splits
 #
-# Chapter 5's two likelihoods, in the units of section 2 (npdiff.cli.image_nll):
+# Chapter 5's two likelihoods, in the units of section 2 (npdiff.likelihood.image_bpd):
 # - the exact ODE likelihood of one uniformly dequantized copy of each image, with the exact
 #   trace (64 forward-mode tangents), RK45 at tolerance 1e-5 in float64; a solve that runs
 #   away is reported as diverged and left out, never averaged in;
@@ -136,10 +136,9 @@ from _common import Chapter, np, plt
 from scipy.special import log_ndtr
 
 from npdiff import checkpoint
-from npdiff.cli import DIGITS_BASELINES, image_nll
-from npdiff.data.images import digits
+from npdiff.data.images import DIGITS_BASELINES, digits
 from npdiff.gaussian import data_to_levels, discretized_gaussian_log_likelihood
-from npdiff.likelihood import density_to_bpd
+from npdiff.likelihood import density_to_bpd, image_bpd
 from npdiff.nn import MLPConfig
 from npdiff.nn.model import DiffusionMLP
 from npdiff.recipes import RECIPES, recipe
@@ -343,13 +342,17 @@ print(f"  {n} images per split (the first {n} of each); ODE: one dequantization 
 scores, terms = {}, {}
 for split in ("test", "train"):
     t0 = time.perf_counter()
-    r, arrays = image_nll(model, d.split(split)[:n], K, method="both", T=T, variance=variance, seed=ch.seed + 1)
+    x = d.split(split)[:n]
+    # each estimator with its own stream of noise: the dequantization, and the VLB's draws of x_t
+    ode = image_bpd(model, x, K, np.random.default_rng(ch.seed + 1), method="ode")
+    bound = image_bpd(model, x, K, np.random.default_rng(ch.seed + 2), method="vlb", T=T, variance=variance)
+    r = {**ode.summary(), **bound.summary(), "nfe_ode": ode.ode.nfe}
     ch.show(f"{split}: ODE images diverged", r["ode_diverged"], "a runaway solve is reported, never averaged in")
-    ch.show(f"{split}: exact ODE (bits/dim)", r["bpd_ode_finite"], f"+- {r['bpd_ode_se']:.2g}; {r['nfe'] - T} evaluations")
+    ch.show(f"{split}: exact ODE (bits/dim)", r["bpd_ode_finite"], f"+- {r['bpd_ode_se']:.2g}; {r['nfe_ode']} evaluations")
     ch.show(f"{split}: VLB (bits/dim)", r["bpd_vlb"], f"+- {r['bpd_vlb_se']:.2g}")
     print(f"  ({split}: {time.perf_counter() - t0:.1f} s)")
     scores[split] = r
-    terms[split] = arrays["vlb_terms_bpd"]  # (T + 1,) mean of each term over the images
+    terms[split] = bound.vlb_terms_bpd.mean(axis=0)  # (T + 1,) mean of each term over the images
 for est, key in [("ODE", "bpd_ode"), ("VLB", "bpd_vlb")]:
     gap = scores["test"][f"{key}_finite" if est == "ODE" else key] - scores["train"][f"{key}_finite" if est == "ODE" else key]
     se = np.hypot(scores["test"][f"{key}_se"], scores["train"][f"{key}_se"])

@@ -1,19 +1,23 @@
 r"""Likelihoods: the exact probability-flow ODE log-likelihood, the discrete variational
-bound, and the conversion of both to bits/dim of K-level data.
+bound, the conversion of both to bits/dim of K-level data, and bits/dim of images by both.
 """
 
-from .dequantize import DequantizedLikelihood, bin_log_volume, density_to_bpd, dequantize, dequantized_bpd
+from .dequantize import DIVERGED_RMS, DequantizedLikelihood, bin_log_volume, density_to_bpd, dequantize, dequantized_bpd
+from .images import ImageBPD, image_bpd
 from .ode import ODELikelihood, ode_log_likelihood
 from .vlb import VLBResult, vlb
 
 __all__ = [
+    "DIVERGED_RMS",
     "DequantizedLikelihood",
+    "ImageBPD",
     "ODELikelihood",
     "VLBResult",
     "bin_log_volume",
     "density_to_bpd",
     "dequantize",
     "dequantized_bpd",
+    "image_bpd",
     "ode_log_likelihood",
     "vlb",
 ]
