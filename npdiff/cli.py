@@ -26,7 +26,11 @@ from typing import Any
 import numpy as np
 
 from . import schedule as sch
+from .nn.activations import ACTIVATIONS
 from .nn.config import COORDS
+from .parameterization import PREDICTIONS
+from .reverse import VARIANCES
+from .train import LR_SCHEDULES
 
 SAMPLERS = ("ddpm", "ddim", "ode", "sde")
 SCHEDULES = {"vp_linear": sch.vp_linear, "cosine": sch.cosine, "log_snr_linear": sch.log_snr_linear}
@@ -460,15 +464,15 @@ def _model_flags(p: argparse.ArgumentParser, steps_default: int | None) -> None:
     g.add_argument("--steps", type=_positive(int, MAX_STEPS), default=steps_default, help="optimizer steps")
     g.add_argument("--batch-size", dest="batch_size", type=_positive(int, MAX_BATCH), help="points per step")
     g.add_argument("--lr", type=_positive(float, 1.0), help="peak learning rate")
-    g.add_argument("--lr-schedule", dest="lr_schedule", choices=("constant", "cosine"))
+    g.add_argument("--lr-schedule", dest="lr_schedule", choices=LR_SCHEDULES)
     g.add_argument("--weight-decay", dest="weight_decay", type=_in_range(float, 0.0, 1.0),
                    help="AdamW's decoupled weight decay")
     g.add_argument("--ema-decay", dest="ema_decay", type=_in_range(float, 0.0, 1.0, hi_open=True),
                    help="decay of the weights' moving average")
     g.add_argument("--width", type=_positive(int, MAX_WIDTH), help="hidden units")
     g.add_argument("--depth", type=_in_range(int, 0, MAX_DEPTH), help="residual blocks")
-    g.add_argument("--activation", choices=("gelu", "silu"))
-    g.add_argument("--parameterization", choices=("eps", "x0", "v"))
+    g.add_argument("--activation", choices=sorted(ACTIVATIONS))
+    g.add_argument("--parameterization", choices=PREDICTIONS)
     g.add_argument("--coords", choices=COORDS, help="what the network sees of x: x itself, its sinusoidal embedding, or both")
     g.add_argument("--coord-scale", dest="coord_scale", type=_positive(float, 1000.0),
                    help="scale of the coordinates' sinusoidal embedding (the 2d recipe: 8; tiny-diffusion: 25)")
@@ -515,7 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_SEED, default=1)
     p.add_argument("--method", choices=("ode", "vlb", "both"), default="ode")
     p.add_argument("--T", type=_positive(int, MAX_T), help="steps of the VLB's chain (default 1000; images: the recipe's)")
-    p.add_argument("--variance", choices=("large", "small"), help="the VLB's fixed reverse variance (default large)")
+    p.add_argument("--variance", choices=VARIANCES, help="the VLB's fixed reverse variance (default large)")
     p.add_argument("--draws", type=_positive(int, 1000), default=1, help="images: dequantization draws per image (default 1)")
     p.add_argument("--rtol", type=_in_range(float, 1e-13, 0.1), default=1e-5, help="RK45's relative tolerance")
     p.add_argument("--atol", type=_in_range(float, 1e-14, 0.1), default=1e-5, help="RK45's absolute tolerance")
