@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import os
+import platform
 import sys
 import time
 
@@ -75,6 +76,66 @@ def cores_used() -> int:
     The PyTorch peer gets the same count, so neither side has more cores than the other.
     """
     return max(blas_threads(), threads())
+
+
+def machine_facts() -> str:
+    r"""Cores, CPU, numpy and its BLAS with its threads, npdiff's worker threads, PyTorch if installed."""
+    blas = "unknown BLAS"
+    try:
+        from threadpoolctl import threadpool_info
+
+        info = [i for i in threadpool_info() if i["user_api"] == "blas"]
+        if info:
+            blas = f"{info[0]['internal_api']} {info[0].get('version')} ({info[0].get('architecture')})"
+    except ImportError:
+        pass
+    torch = torch_or_none()
+    peer = f"torch {torch.__version__} with {torch.get_num_threads()} thread(s)" if torch else "torch not installed"
+    return (f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}); numpy {np.__version__}, {blas} "
+            f"with {blas_threads()} thread(s); npdiff worker threads {threads()}; {peer}; "
+            f"{time.strftime('%Y-%m-%d %H:%M')}")
+
+
+def load() -> str:
+    r"""The 1-minute load average: above ~0.5 on an otherwise idle machine, something else competes for the cores."""
+    return f"{os.getloadavg()[0]:.2f}"
+
+
+def summary(values) -> str:
+    r"""``median (min-max)`` of a list of figures."""
+    v = np.asarray(values, dtype=np.float64)
+
+    def fmt(a: float) -> str:
+        return f"{a:.0f}" if abs(a) >= 100 else f"{a:.3g}"
+
+    return f"{fmt(np.median(v))} ({fmt(v.min())}-{fmt(v.max())})"
+
+
+def alternate(ours, theirs, pairs: int) -> tuple[list, list, list]:
+    r"""Run ``ours()`` and ``theirs()`` in alternation, ``pairs`` times each; each returns a figure (seconds).
+
+    Returns the figures of each side and, per pair of neighbouring runs, the ratio theirs / ours (so a burst
+    of a neighbouring process hits both sides of a pair). ``theirs`` may be None (npdiff only).
+    """
+    mine, peer, ratio = [], [], []
+    for _ in range(pairs):
+        mine.append(ours())
+        if theirs is not None:
+            peer.append(theirs())
+            ratio.append(peer[-1] / mine[-1])
+    return mine, peer, ratio
+
+
+def timed(fn):
+    r"""``fn`` as a callable that returns its wall time in seconds (and keeps its last result in ``.out``)."""
+
+    def run() -> float:
+        t0 = time.perf_counter()
+        run.out = fn()
+        return time.perf_counter() - t0
+
+    run.out = None
+    return run
 
 
 def best_time(fn, repeats: int) -> tuple[float, object]:

@@ -1,13 +1,16 @@
 r"""Exact ODE likelihood speed: the NLL of 2,000 2D points with the default MLP, in float64.
 
-    python benchmarks/likelihood_speed.py [--n 2000] [--train-steps 3000] [--repeats 2]
+    python benchmarks/likelihood_speed.py [--n 2000] [--train-steps 3000] [--pairs 5]
 
 Both sides integrate the same augmented ODE (positions and accumulated divergence) with
 ``scipy.integrate.solve_ivp`` RK45 at rtol = atol = 1e-5 on the whole batch as one state.
 npdiff gets the exact trace from its hand-written forward-mode Jacobian (the D tangents of a
 block of points ride in one array with the points, :mod:`npdiff.nn.fast.trace`); the PyTorch peer
 gets it from autograd, one vector-Jacobian product per coordinate (two for 2D data). The
-printed NLLs agree (same function, same solver). Threads: npdiff uses what the environment
+printed NLLs agree (same function, same solver). The two sides run in alternation (npdiff,
+PyTorch, npdiff, ...) after one warm-up run each; the script prints each side's median time and
+range and the median and range of the per-pair ratio, with the load average before and after
+(above ~0.5, another process competed for the cores). Threads: npdiff uses what the environment
 gives (``OPENBLAS_NUM_THREADS`` inside its matmuls, ``NPDIFF_THREADS`` worker threads over its
 blocks of points, :mod:`npdiff.nn.fast.threads`); PyTorch gets the larger of the two counts::
 
@@ -20,12 +23,11 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from _common import best_time, blas_threads, torch_or_none, trained_default_model
+from _common import alternate, load, machine_facts, summary, timed, torch_or_none, trained_default_model
 from scipy.integrate import solve_ivp
 
 from npdiff.data import toy2d
 from npdiff.likelihood import ode_log_likelihood
-from npdiff.nn.fast.threads import threads
 
 
 def torch_nll(torch, peer, schedule, x, t_min=1e-5):
@@ -53,26 +55,37 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--train-steps", type=int, default=3000)
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--pairs", type=int, default=5, help="alternating runs of each side")
     args = ap.parse_args()
     model = trained_default_model(args.train_steps)  # float64 compute
     data = toy2d.load("8gaussians")
     x = data.sample(args.n, np.random.default_rng(1))
     torch = torch_or_none()
-    print(f"{args.n} points, model {model!r}; BLAS threads {blas_threads()}, npdiff worker threads {threads()}")
-    t_np, res = best_time(lambda: ode_log_likelihood(model, x), args.repeats)
-    print(f"npdiff: {t_np:.2f} s, {res.nfe} evaluations, NLL {-res.log_p.mean():.4f} nats (true entropy {data.entropy:.4f})")
-    if torch is None:
+    print(machine_facts())
+    print(f"{args.n} points, model {model!r}")
+    ours = timed(lambda: ode_log_likelihood(model, x))
+    theirs = None
+    if torch is not None:
+        from _torch_peer import TorchMLP, check_same_function
+
+        peer = TorchMLP(model)
+        print(f"the PyTorch peer matches npdiff within {check_same_function(model, peer, np.random.default_rng(2)):.1e}")
+        theirs = timed(lambda: torch_nll(torch, peer, model.schedule, x))
+        theirs()  # warm-up
+    ours()  # warm-up: compiles the kernels on a cold cache
+    print(f"load before: {load()}")
+    mine, peer_s, ratio = alternate(ours, theirs, args.pairs)
+    print(f"load after: {load()}")
+    res = ours.out
+    print(f"npdiff: {summary(mine)} s over {len(mine)} runs, {res.nfe} evaluations, NLL {-res.log_p.mean():.4f} nats "
+          f"(true entropy {data.entropy:.4f})")
+    if theirs is None:
         print("torch not installed: npdiff only")
         return
-    from _torch_peer import TorchMLP, check_same_function
-
-    peer = TorchMLP(model)
-    err = check_same_function(model, peer, np.random.default_rng(2))
-    print(f"torch {torch.__version__}, set_num_threads({torch.get_num_threads()}); peer matches npdiff within {err:.1e}")
-    t_t, (nll_t, nfe_t) = best_time(lambda: torch_nll(torch, peer, model.schedule, x), args.repeats)
-    print(f"torch (autograd trace): {t_t:.2f} s, {nfe_t} evaluations, NLL {nll_t:.4f} nats")
-    print(f"speed-up: {t_t / t_np:.2f}x  (per evaluation: {(t_t / nfe_t) / (t_np / res.nfe):.2f}x)")
+    nll_t, nfe_t = theirs.out
+    print(f"torch (autograd trace): {summary(peer_s)} s, {nfe_t} evaluations, NLL {nll_t:.4f} nats")
+    print(f"speed-up, per pair of neighbouring runs: {summary(ratio)}x (per evaluation, medians: "
+          f"{(np.median(peer_s) / nfe_t) / (np.median(mine) / res.nfe):.2f}x)")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 r"""Sampling speed: 10,000 2D points through 1,000 ancestral steps and through the RK45 ODE.
 
-    python benchmarks/sample_speed.py [--n 10000] [--train-steps 3000] [--repeats 2]
+    python benchmarks/sample_speed.py [--n 10000] [--train-steps 3000] [--pairs 3]
 
 The model is the default 2d recipe's MLP (npdiff/recipes.py), trained briefly on 8gaussians
 so that the ODE has a realistic stiffness. Both sides compute in float32 with the same
@@ -8,7 +8,9 @@ weights (the PyTorch peer is checked to compute the same function). The ancestra
 the same update on both sides (Ho et al. 2020, Algorithm 2, fixed-large variance); the ODE is
 the same ``scipy.integrate.solve_ivp`` RK45 with rtol = atol = 1e-5 calling either network,
 so the ODE ratio measures the network evaluations and the glue around them. PyTorch runs
-only when installed, with as many threads as numpy's BLAS.
+only when installed, with as many threads as numpy's BLAS. Each work runs on both sides in
+alternation after a warm-up run; the script prints each side's median time and range and the
+median and range of the per-pair ratio, with the load average before and after.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from _common import best_time, blas_threads, torch_or_none, trained_default_model
+from _common import alternate, load, machine_facts, summary, timed, torch_or_none, trained_default_model
 from scipy.integrate import solve_ivp
 
 from npdiff.reverse import chain_for, reverse_log_variance
@@ -62,39 +64,42 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--train-steps", type=int, default=3000)
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--pairs", type=int, default=3, help="alternating runs of each side")
     args = ap.parse_args()
     model = trained_default_model(args.train_steps).with_dtype(np.float32)
     torch = torch_or_none()
-    print(f"{args.n} points, model {model!r}; BLAS threads {blas_threads()}")
+    print(machine_facts())
+    print(f"{args.n} points, model {model!r}")
     chain = chain_for(model.schedule, 1000)
     log_var = reverse_log_variance(chain, "large")
-
-    t_np, res = best_time(lambda: ddpm_sample(model, args.n, np.random.default_rng(0)), args.repeats)
-    rows = [("ancestral, 1000 steps", t_np, res.nfe)]
     x_T = np.random.default_rng(1).standard_normal((args.n, 2))
-    t_np2, res2 = best_time(lambda: ode_sample(model, None, np.random.default_rng(0), x_T=x_T, denoise=False), args.repeats)
-    rows.append(("probability-flow ODE, RK45", t_np2, res2.nfe))
-
-    peer_rows = [None, None]
+    works = {"ancestral, 1000 steps": (timed(lambda: ddpm_sample(model, args.n, np.random.default_rng(0))), None),
+             "probability-flow ODE, RK45": (timed(lambda: ode_sample(model, None, np.random.default_rng(0), x_T=x_T,
+                                                                      denoise=False)), None)}
     if torch is not None:
         from _torch_peer import TorchMLP, check_same_function
 
         err = check_same_function(model, TorchMLP(model.with_dtype(np.float64)), np.random.default_rng(2))
         peer = TorchMLP(model, dtype=torch.float32)
-        print(f"torch {torch.__version__}, set_num_threads({torch.get_num_threads()}); peer matches npdiff within {err:.1e}")
-        t_t, _ = best_time(lambda: torch_ancestral(torch, peer, chain, log_var, args.n, 0), args.repeats)
-        peer_rows[0] = (t_t, 1000)
-        t_t2, (_, nfe_t) = best_time(lambda: torch_ode(torch, peer, model.schedule, x_T), args.repeats)
-        peer_rows[1] = (t_t2, nfe_t)
+        print(f"the PyTorch peer matches npdiff within {err:.1e}")
+        works = {"ancestral, 1000 steps": (works["ancestral, 1000 steps"][0],
+                                           timed(lambda: torch_ancestral(torch, peer, chain, log_var, args.n, 0))),
+                 "probability-flow ODE, RK45": (works["probability-flow ODE, RK45"][0],
+                                                timed(lambda: torch_ode(torch, peer, model.schedule, x_T)))}
     else:
         print("torch not installed: npdiff only")
-    print(f"{'work':30s} {'npdiff s':>9s} {'nfe':>5s} {'torch s':>9s} {'nfe':>5s} {'speed-up':>8s}")
-    for (name, t, nfe), peer_row in zip(rows, peer_rows):
-        if peer_row is None:
-            print(f"{name:30s} {t:9.2f} {nfe:5d}")
-        else:
-            print(f"{name:30s} {t:9.2f} {nfe:5d} {peer_row[0]:9.2f} {peer_row[1]:5d} {peer_row[0] / t:7.2f}x")
+    for name, (ours, theirs) in works.items():
+        ours()
+        if theirs is not None:
+            theirs()  # warm-up
+        before = load()
+        mine, peer_s, ratio = alternate(ours, theirs, args.pairs)
+        nfe = ours.out.nfe
+        line = f"{name}: npdiff {summary(mine)} s ({nfe} nfe)"
+        if theirs is not None:
+            nfe_t = 1000 if theirs.out is None or not isinstance(theirs.out, tuple) else theirs.out[1]
+            line += f", torch {summary(peer_s)} s ({nfe_t} nfe), speed-up per pair {summary(ratio)}x"
+        print(f"{line}; load {before} before, {load()} after", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 r"""Training speed of npdiff's MLP against the same model in PyTorch (CPU), steps per second.
 
     python benchmarks/train_speed.py                 # batch sizes 32, 256, 4096
-    python benchmarks/train_speed.py --batch 256 --seconds 1.0 --repeats 5
+    python benchmarks/train_speed.py --batch 256 --seconds 1.0 --pairs 5
 
 Both sides train the default 2D model (tiny-diffusion's: sinusoidal embeddings of 1000 t and
 of 25 x_d, 128 wide, 3 residual GELU blocks), float32, eps-prediction with plain MSE, t ~
@@ -14,8 +14,9 @@ step is :meth:`npdiff.train.Trainer.train_step`, the code users run.
 PyTorch is optional (never a dependency of npdiff); it is imported only if installed, runs
 with ``torch.set_num_threads`` equal to the BLAS threads numpy uses (threadpoolctl), and
 uses its fastest AdamW on CPU (``fused=True``; ``--torch-adamw foreach`` or ``loop`` for the
-others). The two are measured in alternating windows and the best window of each is kept,
-since on a shared machine the slow windows measure the neighbours, not the code.
+others). The two are measured in alternating windows (npdiff, PyTorch, npdiff, ...); the script
+prints the median and range of each side's steps per second and of the per-pair ratio (a
+neighbour's burst hits both windows of a pair), with the load average before and after.
 
 Run it on an idle machine: with another job on one of the 2 cores, every 2-thread matmul
 waits for its descheduled second thread, and both libraries slow down 10-20 fold (seen here:
@@ -38,6 +39,8 @@ from functools import partial
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from _common import load, summary
 
 import npdiff.nn.fast.network as fast_network
 from npdiff.nn import MLPConfig
@@ -194,7 +197,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--batch", type=int, nargs="*", default=[32, 256, 4096])
     ap.add_argument("--seconds", type=float, default=0.3, help="length of one timing window")
-    ap.add_argument("--repeats", type=int, default=8, help="alternating windows per side")
+    ap.add_argument("--pairs", type=int, default=8, help="alternating windows per side")
     ap.add_argument("--torch-adamw", choices=["fused", "foreach", "loop"], default="fused")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--threads", type=int, default=None,
@@ -225,9 +228,7 @@ def main() -> None:
     else:
         print("torch not installed: npdiff only")
     data = eight_gaussians(100_000, np.random.default_rng(1))
-    header = f"{'batch':>6} {'npdiff steps/s':>15} {'torch steps/s':>14} {'ratio':>6} {'matmul share':>13}"
-    print(header)
-    print("-" * len(header))
+    print(f"load before: {load()}")
     for batch in args.batch:
         trainer = npdiff_trainer(batch, data)
         ours = trainer.train_step
@@ -237,16 +238,18 @@ def main() -> None:
         if theirs:
             window(theirs, warm)
         calls = record_matmuls(trainer)
-        best_ours, best_theirs, best_mm = 0.0, 0.0, 0.0
-        for _ in range(args.repeats):  # alternate, keep each side's best window
-            best_ours = max(best_ours, window(ours, args.seconds))
+        rates_ours, rates_theirs, rates_mm = [], [], []
+        for _ in range(args.pairs):  # alternate: a pair's two windows see the same neighbours
+            rates_ours.append(window(ours, args.seconds))
             if theirs:
-                best_theirs = max(best_theirs, window(theirs, args.seconds))
-            best_mm = max(best_mm, window(partial(replay, calls), args.seconds / 2))
-        share = best_ours / best_mm  # (seconds of matmul per step) / (seconds per step)
-        n_mm = len(calls)
-        t_txt = f"{best_theirs:14.1f} {best_ours / best_theirs:6.2f}" if theirs else f"{'-':>14} {'-':>6}"
-        print(f"{batch:6d} {best_ours:15.1f} {t_txt} {100 * share:12.0f}%  ({n_mm} matmuls/step)", flush=True)
+                rates_theirs.append(window(theirs, args.seconds))
+            rates_mm.append(window(partial(replay, calls), args.seconds / 2))
+        share = np.median(rates_ours) / np.median(rates_mm)  # (seconds of matmul per step) / (seconds per step)
+        line = f"batch {batch}: npdiff {summary(rates_ours)} steps/s"
+        if theirs:
+            line += (f", torch {summary(rates_theirs)} steps/s, ratio per pair "
+                     f"{summary(np.array(rates_ours) / np.array(rates_theirs))}x")
+        print(f"{line}; matmul share {100 * share:.0f}% ({len(calls)} matmuls/step); load {load()}", flush=True)
 
 
 if __name__ == "__main__":
