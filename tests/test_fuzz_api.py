@@ -446,10 +446,9 @@ E(_E("likelihood.dequantized_bpd", lk.dequantized_bpd, lambda: dict(denoiser=ORA
                                                                    draws=2, rtol=1e-3, atol=1e-3, t_min=1e-3),
      Arg("denoiser", "denoiser"), Arg("x", "points_d"), Arg("K", "int2", ("K", "x")), Arg("rng", "rng"),
      Arg("draws", "int"), errors=_SAMPLER_ERRORS))
-E(_E("likelihood.vlb", lk.vlb, lambda: dict(denoiser=ORACLE, x0=_x(), T=5, rng=_rng(), variance="large", K=None,
-                                           mc_terms=2),
+E(_E("likelihood.vlb", lk.vlb, lambda: dict(denoiser=ORACLE, x0=_x(), T=5, rng=_rng(), variance="large", K=None),
      Arg("denoiser", "denoiser"), Arg("x0", "points_d"), Arg("T", "int2"), Arg("rng", "rng"), Arg("variance", "choice"),
-     Arg("K", "int2", ("K", "x0"), accepts=_NONE_OK, example=5), Arg("mc_terms", "int", accepts=_NONE_OK),
+     Arg("K", "int2", ("K", "x0"), accepts=_NONE_OK, example=5),
      errors=_SAMPLER_ERRORS))
 
 # -- analytic oracles --------------------------------------------------------------------------
