@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ._check import as_betas, as_float_array, as_times, positive_int, real_scalar
+from ._check import as_betas, as_float_array, as_times, one_of, positive_int, real_scalar
 
 __all__ = [
     "Cosine",
@@ -285,9 +285,7 @@ def schedule_from_config(config: dict[str, Any]) -> Schedule:
     r"""Rebuild a continuous schedule from :meth:`Schedule.config`."""
     if not isinstance(config, dict) or "kind" not in config:
         raise ValueError(f"schedule config must be a dict with a 'kind' key, got {config!r}")
-    kind = config["kind"]
-    if kind not in _KINDS:
-        raise ValueError(f"schedule kind must be one of {sorted(_KINDS)}, got {kind!r}")
+    kind = one_of(config["kind"], "schedule kind", tuple(sorted(_KINDS)))
     args = {k: v for k, v in config.items() if k != "kind"}
     try:
         return _KINDS[kind](**args)
