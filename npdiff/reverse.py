@@ -115,8 +115,13 @@ def _p_mean_variance(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ab = chain.alpha_bar[i]
     eps = _call_eps(denoiser, x, _call_time(chain, i, denoiser.schedule))  # (B, D)
-    x0_hat = (x - np.sqrt(1.0 - ab) * eps) / np.sqrt(ab)  # Ho et al. 2020, Eq. 15
+    x0_hat = _x0_from_eps(x, eps, ab, np.sqrt(1.0 - ab))
     if clip_x0 is not None:
         x0_hat = np.clip(x0_hat, -clip_x0, clip_x0)
     mean, _, _ = _q_posterior_discrete(x0_hat, x, i, chain)  # Eq. 7 at the predicted x_0
     return mean, eps, x0_hat
+
+
+def _x0_from_eps(x: np.ndarray, eps: np.ndarray, alpha_bar: float, sigma: float) -> np.ndarray:
+    r""":math:`\hat x_0 = (x_t - \sigma\,\epsilon_\theta) / \sqrt{\bar\alpha}` (Ho et al. 2020, Eq. 15), (B, D)."""
+    return (x - sigma * eps) / np.sqrt(alpha_bar)

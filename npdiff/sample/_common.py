@@ -8,6 +8,7 @@ import numpy as np
 
 from .._check import as_batch, as_generator, positive_int
 from ..denoiser import Denoiser, _call_eps, check_denoiser
+from ..reverse import _x0_from_eps
 
 
 @dataclass
@@ -78,8 +79,8 @@ def tweedie(denoiser: Denoiser, x: np.ndarray, t: float) -> np.ndarray:
 
     .. math:: \hat x_0 = \frac{x - \sigma(t)\,\epsilon_\theta(x, t)}{\sqrt{\bar\alpha(t)}}
 
-    (Ho et al. 2020, Eq. 15, in continuous time). ``x`` (B, D) and ``t`` already checked by
-    the sampler. Returns (B, D).
+    (Ho et al. 2020, Eq. 15, in continuous time: the formula of the reverse step's
+    :math:`\hat x_0`). ``x`` (B, D) and ``t`` already checked by the sampler. Returns (B, D).
     """
     s = denoiser.schedule
-    return (x - s.sigma(t) * _call_eps(denoiser, x, t)) / np.sqrt(s.alpha_bar(t))
+    return _x0_from_eps(x, _call_eps(denoiser, x, t), s.alpha_bar(t), s.sigma(t))
