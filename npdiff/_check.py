@@ -1,15 +1,31 @@
-r"""Input checking shared by every public function.
+r"""Input checking shared by every public function: one helper per kind of argument.
 
-Public functions call these helpers first and hand clean float64 arrays to the
-math; kernels never validate. Every error names the argument, what was expected
-and what was given, so a user never sees a traceback from deep inside NumPy.
+Public functions call these helpers first, in a line or two, and hand clean float64
+arrays to the math; kernels and the unchecked cores that samplers call in their loops
+never validate. Every error names the argument, what was expected and what was given, so
+a user never sees a traceback from deep inside NumPy.
+
+The kinds: real arrays (:func:`as_float_array`, :func:`as_float_arrays`), batches of points
+(:func:`as_batch`, :func:`as_batches`), times, chain indices and integer levels
+(:func:`as_times`, :func:`as_indices`, :func:`as_integers`), counts, scalars and options
+(:func:`positive_int`, :func:`real_scalar`, :func:`check_tolerances`, :func:`one_of`), noise
+rates (:func:`as_betas`), random generators (:func:`as_generator`) and the schedules
+(:func:`check_schedule`, :func:`check_chain`); then the combinations the forward process, the
+chain and the flow take, so that a public function checks everything in one line
+(:func:`batch_at_times`, :func:`batch_between_times`, :func:`batch_at_steps`,
+:func:`chain_step`, :func:`flow_time`). The denoiser protocol's own checks live beside it, in
+:mod:`npdiff.denoiser`.
 """
 
 from __future__ import annotations
 
 import numbers
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .schedule import DiscreteSchedule, Schedule
 
 
 def _describe(value: object) -> str:
@@ -44,6 +60,26 @@ def as_float_array(value: object, name: str, *, allow_nonfinite: bool = False, a
     return arr
 
 
+def as_float_arrays(*, like: str | None = None, min_ndim: int = 0, **arrays: object) -> tuple[np.ndarray, ...]:
+    r"""Convert several named arrays (:func:`as_float_array`) that must broadcast together.
+
+    With ``like``, every array must broadcast to the shape of the array of that name (which
+    needs at least ``min_ndim`` axes), so that none silently enlarges the result. Returns
+    the arrays in the order given.
+    """
+    out = {name: as_float_array(value, name) for name, value in arrays.items()}
+    shapes = {name: a.shape for name, a in out.items()}
+    try:
+        shape = np.broadcast_shapes(*shapes.values())
+    except ValueError:
+        raise ValueError("shapes do not broadcast: " + ", ".join(f"{k} {v}" for k, v in shapes.items())) from None
+    if like is not None and (shape != shapes[like] or len(shape) < min_ndim):
+        others = " and ".join(f"{k} {v}" for k, v in shapes.items() if k != like)
+        axes = f" with at least {min_ndim} axes" if len(shapes[like]) < min_ndim else ""
+        raise ValueError(f"{others} must broadcast to {like}'s shape {shapes[like]}{axes}")
+    return tuple(out.values())
+
+
 def as_batch(x: object, name: str = "x", *, dim: int | None = None) -> np.ndarray:
     r"""Check a batch of points and return it as a (B, D) float64 array."""
     arr = as_float_array(x, name)
@@ -56,13 +92,25 @@ def as_batch(x: object, name: str = "x", *, dim: int | None = None) -> np.ndarra
     return arr
 
 
-def as_times(t: object, n: int, name: str = "t", *, lo: float = 0.0, hi: float = 1.0) -> np.ndarray:
-    r"""Check continuous times and return them as a (n,) float64 array.
+def as_batches(*, dim: int | None = None, **batches: object) -> tuple[np.ndarray, ...]:
+    r"""Check batches that must share one shape (B, D) (:func:`as_batch`); return them in the order given."""
+    out = {name: as_batch(x, name, dim=dim) for name, x in batches.items()}
+    first, *rest = out
+    for name in rest:
+        same_shape(out[first], out[name], first, name)
+    return tuple(out.values())
 
-    ``t`` is a float (broadcast to every point) or an array of shape (n,).
+
+def as_times(t: object, n: int | None = None, name: str = "t", *, lo: float = 0.0, hi: float = 1.0) -> np.ndarray:
+    r"""Check continuous times in [lo, hi] and return them as a float64 array.
+
+    For a batch of ``n`` points ``t`` is a float (broadcast to every point) or an array of
+    shape (n,), returned as (n,); with ``n = None`` any shape is kept (the schedules' methods).
     """
     arr = as_float_array(t, name)
-    if arr.ndim == 0:
+    if n is None:
+        pass
+    elif arr.ndim == 0:
         arr = np.full(n, float(arr))
     elif arr.shape != (n,):
         raise ValueError(f"{name} must be a float or an array of shape ({n},) matching the batch, got shape {arr.shape}")
@@ -84,9 +132,15 @@ def as_indices(t: object, n: int, name: str = "t", *, lo: int = 0, hi: int) -> n
         arr = np.full(n, int(arr), dtype=np.int64)
     elif arr.shape != (n,):
         raise ValueError(f"{name} must be an int or an array of shape ({n},) matching the batch, got shape {arr.shape}")
-    if arr.size and (arr.min() < lo or arr.max() > hi):
-        raise ValueError(f"{name} must be integers in {lo}..{hi}, got values in {arr.min()}..{arr.max()}")
-    return arr
+    return as_integers(arr, name, lo=lo, hi=hi)
+
+
+def as_integers(value: object, name: str, *, lo: int, hi: int) -> np.ndarray:
+    r"""Check integers in lo..hi, of any shape (ints, or floats with integral values); return them as int64."""
+    arr = as_float_array(value, name)
+    if arr.size and (arr.min() < lo or arr.max() > hi or np.any(arr != np.round(arr))):
+        raise ValueError(f"{name} must be integers in {lo}..{hi}, got values in [{arr.min():g}, {arr.max():g}]")
+    return arr.astype(np.int64)
 
 
 def positive_int(value: object, name: str, *, minimum: int = 1, maximum: int | None = None) -> int:
@@ -117,6 +171,39 @@ def real_scalar(value: object, name: str, *, lo: float | None = None, hi: float 
     return value
 
 
+def one_of(value: object, name: str, choices: tuple[str, ...]) -> str:
+    r"""Check a string option against its choices."""
+    if not isinstance(value, str) or value not in choices:  # an array would make `in` elementwise
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def check_tolerances(rtol: object, atol: object) -> tuple[float, float]:
+    r"""Tolerances of an adaptive ODE solver: rtol in [1e-13, 1), atol in [1e-14, 1].
+
+    Below ~1e-14 a tolerance is finer than float64 resolves (RK45 then shrinks its step until the
+    error estimate overflows, or SciPy silently raises rtol to 2.2e-14); rtol >= 1 or atol > 1 lets
+    it take one giant step: a plausible-looking wrong answer.
+    """
+    return real_scalar(rtol, "rtol", lo=1e-13, hi=1.0, hi_open=True), real_scalar(atol, "atol", lo=1e-14, hi=1.0)
+
+
+def as_betas(value: object, name: str = "betas", *, scalar: bool = False) -> np.ndarray:
+    r"""Check noise rates :math:`\beta` in (0, 1) that float64 tells from 0 (:math:`1 - \beta < 1`).
+
+    An array of any shape, or with ``scalar`` a single real number (returned as a 0-d float64).
+    """
+    if scalar:
+        b = np.float64(real_scalar(value, name, lo=0.0, hi=1.0, lo_open=True, hi_open=True))
+    else:
+        b = as_float_array(value, name)
+        if b.size and (b.min() <= 0.0 or b.max() >= 1.0):
+            raise ValueError(f"{name} must lie in (0, 1), got values in [{b.min()}, {b.max()}]")
+    if np.any(1.0 - b == 1.0):  # alpha_t would round to 1: the step adds no noise and beta_tilde is 0
+        raise ValueError(f"{name} must exceed float64 resolution (1 - beta < 1, i.e. beta >= 1.2e-16), got min {b.min()}")
+    return b
+
+
 def same_shape(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
     r"""Refuse to broadcast two batches that should match exactly."""
     if a.shape != b.shape:
@@ -128,3 +215,70 @@ def as_generator(rng: object, name: str = "rng") -> np.random.Generator:
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"{name} must be a numpy.random.Generator (np.random.default_rng(seed)), got {_describe(rng)}")
     return rng
+
+
+def check_schedule(schedule: object, name: str = "schedule", *, default: Schedule | None = None) -> Schedule:
+    r"""Check a continuous :class:`~npdiff.schedule.Schedule`; with ``default``, None stands for it."""
+    from .schedule import Schedule  # here, not at the top: npdiff.schedule itself imports this module
+
+    if schedule is None and default is not None:
+        return default
+    if not isinstance(schedule, Schedule):
+        expected = "a continuous npdiff Schedule" + (" or None" if default is not None else "")
+        raise TypeError(f"{name} must be {expected}, got {type(schedule).__name__}")
+    return schedule
+
+
+def check_chain(chain: object, name: str = "chain") -> DiscreteSchedule:
+    r"""Check a discrete chain, a :class:`~npdiff.schedule.DiscreteSchedule`."""
+    from .schedule import DiscreteSchedule  # here, not at the top: npdiff.schedule itself imports this module
+
+    if not isinstance(chain, DiscreteSchedule):
+        raise TypeError(f"{name} must be a DiscreteSchedule (e.g. schedule.discretize(T) or "
+                        f"reverse.chain_for(schedule, T)), got {type(chain).__name__}")
+    return chain
+
+
+def chain_step(chain: object, i: object, name: str = "i", *, lo: int = 1) -> int:
+    r"""Check a chain and one of its indices, an int in lo..T (a reverse step exists for 1..T); return the index."""
+    return positive_int(i, name, minimum=lo, maximum=check_chain(chain).T)
+
+
+def batch_at_times(schedule: object, t: object, **batches: object) -> tuple[np.ndarray, ...]:
+    r"""Check a continuous schedule, batches of one shape (B, D) and their times t in [0, 1].
+
+    ``t`` is a float or a (B,) array. Returns the batches in the order given, then t as (B,).
+    """
+    check_schedule(schedule)
+    arrays = as_batches(**batches)
+    return (*arrays, as_times(t, arrays[0].shape[0]))
+
+
+def batch_between_times(schedule: object, s: object, t: object, *, strict: bool, **batches: object) -> tuple[np.ndarray, ...]:
+    r"""As :func:`batch_at_times` with two times per point, s <= t (s < t when ``strict``).
+
+    Returns the batches in the order given, then s and t as (B,) arrays.
+    """
+    *arrays, t = batch_at_times(schedule, t, **batches)
+    s = as_times(s, t.shape[0], "s")
+    if np.any(s >= t) if strict else np.any(s > t):
+        raise ValueError(f"s must be {'<' if strict else '<='} t elementwise, got s up to {s.max()} with t down to {t.min()}")
+    return (*arrays, s, t)
+
+
+def batch_at_steps(chain: object, t: object, *, lo: int = 0, **batches: object) -> tuple[np.ndarray, ...]:
+    r"""Check a chain, batches of one shape (B, D) and their step indices t in lo..T.
+
+    ``t`` is an int or a (B,) array of ints. Returns the batches in the order given, then t as (B,) int64.
+    """
+    chain = check_chain(chain)
+    arrays = as_batches(**batches)
+    return (*arrays, as_indices(t, arrays[0].shape[0], lo=lo, hi=chain.T))
+
+
+def flow_time(schedule: Schedule, t: object, name: str, *, hi_open: bool = False) -> float:
+    r"""A time of the probability flow: in (0, ``schedule.t_max``], where :math:`\sigma(t) > 0` (the flow divides by it)."""
+    t = real_scalar(t, name, lo=0.0, hi=schedule.t_max, lo_open=True, hi_open=hi_open)
+    if float(schedule.sigma(t)) == 0.0:  # e.g. t = 5e-324
+        raise ValueError(f"{name} = {t!r} is so small that sigma({name}) rounds to 0; use {name} >= 1e-12")
+    return t

@@ -13,6 +13,12 @@ Samplers, likelihood estimators and metrics talk to a denoiser only through
 The analytic oracles (:mod:`npdiff.analytic`) and the trained MLP both satisfy it.
 The score follows as :math:`\nabla\log q_t(x) = -\epsilon_\theta(x, t) / \sigma(t)`
 (Song et al. 2021, Eq. 17 with the noise-prediction parameterization of Ho et al. 2020).
+
+A denoiser's answers are checked where they enter npdiff, at every call: shape (B, D) and
+finite, else a clear error instead of garbage propagating through a sampler. Its inputs are
+checked once, at the door of the public function (:func:`check_denoiser`,
+:func:`as_denoiser_batch`); the samplers' loops then call :func:`_call_eps` and
+:func:`_call_eps_and_divergence`, which check only the answers.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from ._check import as_batch
 from .schedule import Schedule
 
 __all__ = ["Denoiser", "call_eps", "call_eps_and_divergence", "check_denoiser"]
@@ -51,6 +58,12 @@ def check_denoiser(denoiser: object, name: str = "denoiser") -> Schedule:
     return schedule
 
 
+def as_denoiser_batch(denoiser: object, x: object, name: str = "x") -> np.ndarray:
+    r"""Check ``denoiser`` (:func:`check_denoiser`) and a (B, D) batch ``x`` for it (D = ``denoiser.dim`` if set)."""
+    check_denoiser(denoiser)
+    return as_batch(x, name, dim=getattr(denoiser, "dim", None))
+
+
 def _check_eps(eps: object, x: np.ndarray, where: str) -> np.ndarray:
     eps = np.asarray(eps)
     if eps.shape != x.shape:
@@ -63,12 +76,22 @@ def _check_eps(eps: object, x: np.ndarray, where: str) -> np.ndarray:
 def call_eps(denoiser: Denoiser, x: np.ndarray, t: float | np.ndarray) -> np.ndarray:
     r"""Call ``denoiser.eps`` and check its answer: (B, D), finite; else a clear error."""
     check_denoiser(denoiser)
+    return _call_eps(denoiser, x, t)
+
+
+def _call_eps(denoiser: Denoiser, x: np.ndarray, t: float | np.ndarray) -> np.ndarray:
+    # denoiser, x and t were checked at the caller's door; the answer is new at every call
     return _check_eps(denoiser.eps(x, t), x, "eps(x, t)")
 
 
 def call_eps_and_divergence(denoiser: Denoiser, x: np.ndarray, t: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     r"""Call ``denoiser.eps_and_divergence`` and check both outputs: (B, D) and (B,), finite."""
     check_denoiser(denoiser)
+    return _call_eps_and_divergence(denoiser, x, t)
+
+
+def _call_eps_and_divergence(denoiser: Denoiser, x: np.ndarray, t: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # denoiser, x and t were checked at the caller's door; the answer is new at every call
     out = denoiser.eps_and_divergence(x, t)
     if not isinstance(out, tuple) or len(out) != 2:
         raise ValueError("denoiser.eps_and_divergence(x, t) must return a pair (eps, divergence)")

@@ -15,13 +15,18 @@ The discrete chain (a :class:`~npdiff.schedule.DiscreteSchedule`, integer t in 0
 
 Shapes: data (B, D); times a float/int or a (B,) array; variances returned as (B, 1)
 so they broadcast against (B, D) without surprises.
+
+Each public function checks its arguments in one line and then computes. Where another
+module's loop needs a formula at every step (the variational bound, the reverse step), it
+calls the unchecked core beside the public function (``_q_xt_x0_discrete``,
+``_q_sample_discrete``, ``_q_posterior_discrete``), which also takes a single index t.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._check import as_batch, as_indices, as_times, same_shape
+from ._check import batch_at_steps, batch_at_times, batch_between_times
 from .schedule import DiscreteSchedule, Schedule
 
 __all__ = [
@@ -34,18 +39,6 @@ __all__ = [
     "q_xt_xs",
     "q_xt_xtm1",
 ]
-
-
-def _schedule(schedule: object) -> Schedule:
-    if not isinstance(schedule, Schedule):
-        raise TypeError(f"schedule must be a continuous npdiff Schedule, got {type(schedule).__name__}")
-    return schedule
-
-
-def _chain(chain: object) -> DiscreteSchedule:
-    if not isinstance(chain, DiscreteSchedule):
-        raise TypeError(f"chain must be a DiscreteSchedule (e.g. schedule.discretize(T)), got {type(chain).__name__}")
-    return chain
 
 
 # -- continuous time ------------------------------------------------------------
@@ -64,11 +57,13 @@ def q_xt_x0(x0: object, t: object, schedule: Schedule) -> tuple[np.ndarray, np.n
     -------
     mean : (B, D). var : (B, 1).
     """
-    schedule = _schedule(schedule)
-    x0 = as_batch(x0, "x0")
-    t = as_times(t, x0.shape[0])
+    x0, t = batch_at_times(schedule, t, x0=x0)
+    return _q_xt_x0(x0, t, schedule)
+
+
+def _q_xt_x0(x0: np.ndarray, t: np.ndarray, schedule: Schedule) -> tuple[np.ndarray, np.ndarray]:
     log_ab = schedule.log_alpha_bar(t)[:, None]  # (B, 1)
-    return np.exp(0.5 * log_ab) * x0, -np.expm1(log_ab)
+    return np.exp(0.5 * log_ab) * x0, -np.expm1(log_ab)  # 1 - alpha_bar without cancellation at small t
 
 
 def q_sample(x0: object, t: object, eps: object, schedule: Schedule) -> np.ndarray:
@@ -87,19 +82,9 @@ def q_sample(x0: object, t: object, eps: object, schedule: Schedule) -> np.ndarr
     -------
     (B, D) noised data x_t.
     """
-    schedule = _schedule(schedule)
-    x0 = as_batch(x0, "x0")
-    eps = as_batch(eps, "eps")
-    same_shape(x0, eps, "x0", "eps")
-    t = as_times(t, x0.shape[0])
-    log_ab = schedule.log_alpha_bar(t)[:, None]  # (B, 1)
-    return np.exp(0.5 * log_ab) * x0 + np.sqrt(-np.expm1(log_ab)) * eps
-
-
-def _log_alpha_ts(s: np.ndarray, t: np.ndarray, schedule: Schedule) -> np.ndarray:
-    if np.any(s > t):
-        raise ValueError(f"s must be <= t elementwise, got s up to {s.max()} with t down to {t.min()}")
-    return schedule.log_alpha_bar(t) - schedule.log_alpha_bar(s)  # log alpha_{t|s}^2, <= 0
+    x0, eps, t = batch_at_times(schedule, t, x0=x0, eps=eps)
+    mean, var = _q_xt_x0(x0, t, schedule)
+    return mean + np.sqrt(var) * eps
 
 
 def q_xt_xs(xs: object, s: object, t: object, schedule: Schedule) -> tuple[np.ndarray, np.ndarray]:
@@ -114,11 +99,8 @@ def q_xt_xs(xs: object, s: object, t: object, schedule: Schedule) -> tuple[np.nd
     -------
     mean : (B, D). var : (B, 1).
     """
-    schedule = _schedule(schedule)
-    xs = as_batch(xs, "xs")
-    s = as_times(s, xs.shape[0], "s")
-    t = as_times(t, xs.shape[0], "t")
-    log_ats = _log_alpha_ts(s, t, schedule)[:, None]  # (B, 1)
+    xs, s, t = batch_between_times(schedule, s, t, strict=False, xs=xs)
+    log_ats = (schedule.log_alpha_bar(t) - schedule.log_alpha_bar(s))[:, None]  # (B, 1) log alpha_{t|s} <= 0
     return np.exp(0.5 * log_ats) * xs, -np.expm1(log_ats)
 
 
@@ -145,15 +127,7 @@ def q_posterior(
     -------
     mean : (B, D). var : (B, 1).
     """
-    schedule = _schedule(schedule)
-    x0 = as_batch(x0, "x0")
-    xt = as_batch(xt, "xt")
-    same_shape(x0, xt, "x0", "xt")
-    B = x0.shape[0]
-    s = as_times(s, B, "s")
-    t = as_times(t, B, "t")
-    if np.any(s >= t):
-        raise ValueError(f"s must be < t elementwise, got s up to {s.max()} with t down to {t.min()}")
+    x0, xt, s, t = batch_between_times(schedule, s, t, strict=True, x0=x0, xt=xt)
     log_ab_s = schedule.log_alpha_bar(s)[:, None]  # (B, 1)
     log_ab_t = schedule.log_alpha_bar(t)[:, None]
     one_m_ats = -np.expm1(log_ab_t - log_ab_s)  # 1 - alpha_{t|s}
@@ -165,6 +139,8 @@ def q_posterior(
 
 
 # -- the discrete chain ------------------------------------------------------------
+# The cores index the chain's (T + 1,) arrays with t, an int or a (B,) array of ints:
+# ``a[t][..., None]`` is then (1,) or (B, 1), broadcasting against (B, D) either way.
 
 
 def q_xt_x0_discrete(x0: object, t: object, chain: DiscreteSchedule) -> tuple[np.ndarray, np.ndarray]:
@@ -172,22 +148,24 @@ def q_xt_x0_discrete(x0: object, t: object, chain: DiscreteSchedule) -> tuple[np
 
     Ho et al. 2020, Eq. 4. Returns mean (B, D) and var (B, 1).
     """
-    chain = _chain(chain)
-    x0 = as_batch(x0, "x0")
-    t = as_indices(t, x0.shape[0], hi=chain.T)
-    ab = chain.alpha_bar[t][:, None]  # (B, 1)
+    x0, t = batch_at_steps(chain, t, x0=x0)
+    return _q_xt_x0_discrete(x0, t, chain)
+
+
+def _q_xt_x0_discrete(x0: np.ndarray, t: int | np.ndarray, chain: DiscreteSchedule) -> tuple[np.ndarray, np.ndarray]:
+    ab = chain.alpha_bar[t][..., None]  # (B, 1) or (1,)
     return np.sqrt(ab) * x0, 1.0 - ab
 
 
 def q_sample_discrete(x0: object, t: object, eps: object, chain: DiscreteSchedule) -> np.ndarray:
     r"""Draw :math:`x_t = \sqrt{\bar\alpha_t}x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon` on the chain (Ho et al. 2020, Eq. 4)."""
-    chain = _chain(chain)
-    x0 = as_batch(x0, "x0")
-    eps = as_batch(eps, "eps")
-    same_shape(x0, eps, "x0", "eps")
-    t = as_indices(t, x0.shape[0], hi=chain.T)
-    ab = chain.alpha_bar[t][:, None]  # (B, 1)
-    return np.sqrt(ab) * x0 + np.sqrt(1.0 - ab) * eps
+    x0, eps, t = batch_at_steps(chain, t, x0=x0, eps=eps)
+    return _q_sample_discrete(x0, t, eps, chain)
+
+
+def _q_sample_discrete(x0: np.ndarray, t: int | np.ndarray, eps: np.ndarray, chain: DiscreteSchedule) -> np.ndarray:
+    mean, var = _q_xt_x0_discrete(x0, t, chain)
+    return mean + np.sqrt(var) * eps
 
 
 def q_xt_xtm1(x_prev: object, t: object, chain: DiscreteSchedule) -> tuple[np.ndarray, np.ndarray]:
@@ -195,9 +173,7 @@ def q_xt_xtm1(x_prev: object, t: object, chain: DiscreteSchedule) -> tuple[np.nd
 
     Ho et al. 2020, Eq. 2; t in 1..T. Returns mean (B, D) and var (B, 1).
     """
-    chain = _chain(chain)
-    x_prev = as_batch(x_prev, "x_prev")
-    t = as_indices(t, x_prev.shape[0], lo=1, hi=chain.T)
+    x_prev, t = batch_at_steps(chain, t, lo=1, x_prev=x_prev)
     return np.sqrt(chain.alphas[t])[:, None] * x_prev, chain.betas[t][:, None]
 
 
@@ -211,18 +187,21 @@ def q_posterior_discrete(
                     + \frac{\sqrt{\alpha_t}(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}x_t,\qquad
         \tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\beta_t
 
-    Ho et al. 2020, Eqs. 6-7 (improved-diffusion's ``q_posterior_mean_variance``). At
-    t = 1 the mean is :math:`x_0` and the variance 0.
+    Ho et al. 2020, Eqs. 6-7 (improved-diffusion's ``q_posterior_mean_variance``); the
+    coefficients are those the chain precomputes. At t = 1 the mean is :math:`x_0` and the
+    variance 0.
 
     Returns
     -------
     mean : (B, D). var : (B, 1). log_var_clipped : (B, 1), finite at t = 1 (see
     :attr:`DiscreteSchedule.posterior_log_variance_clipped`).
     """
-    chain = _chain(chain)
-    x0 = as_batch(x0, "x0")
-    xt = as_batch(xt, "xt")
-    same_shape(x0, xt, "x0", "xt")
-    t = as_indices(t, x0.shape[0], lo=1, hi=chain.T)
-    mean = chain.posterior_mean_coef1[t][:, None] * x0 + chain.posterior_mean_coef2[t][:, None] * xt
-    return mean, chain.posterior_variance[t][:, None], chain.posterior_log_variance_clipped[t][:, None]
+    x0, xt, t = batch_at_steps(chain, t, lo=1, x0=x0, xt=xt)
+    return _q_posterior_discrete(x0, xt, t, chain)
+
+
+def _q_posterior_discrete(
+    x0: np.ndarray, xt: np.ndarray, t: int | np.ndarray, chain: DiscreteSchedule
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    mean = chain.posterior_mean_coef1[t][..., None] * x0 + chain.posterior_mean_coef2[t][..., None] * xt  # Eq. 7
+    return mean, chain.posterior_variance[t][..., None], chain.posterior_log_variance_clipped[t][..., None]

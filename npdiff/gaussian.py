@@ -11,6 +11,9 @@ r"""Gaussian densities, KL divergences, the discretized decoder and units.
 each level owns a bin of width :math:`2/(K-1)` centred on it, the first and last bins being
 open-ended. Dequantization (in the likelihood module) is uniform within a bin. Use
 :func:`levels_to_data` and :func:`data_to_levels` to move between the two.
+
+The estimators call the unchecked cores ``_log_normal_diag``, ``_kl_normal_diag`` and
+``_discretized_gaussian_log_likelihood`` on arrays they have checked already.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import numpy as np
 from scipy.linalg import solve_triangular
 from scipy.special import log_ndtr
 
-from ._check import as_float_array, positive_int
+from ._check import as_batch, as_float_array, as_float_arrays, as_integers, positive_int
 
 __all__ = [
     "LOG_2PI",
@@ -36,14 +39,6 @@ __all__ = [
 ]
 
 LOG_2PI = float(np.log(2.0 * np.pi))
-
-
-def _broadcast(name_shapes: dict[str, tuple[int, ...]]) -> tuple[int, ...]:
-    try:
-        return np.broadcast_shapes(*name_shapes.values())
-    except ValueError:
-        desc = ", ".join(f"{k} {v}" for k, v in name_shapes.items())
-        raise ValueError(f"shapes do not broadcast: {desc}") from None
 
 
 def log_normal_diag(x: object, mean: object, log_var: object) -> np.ndarray:
@@ -62,12 +57,11 @@ def log_normal_diag(x: object, mean: object, log_var: object) -> np.ndarray:
     -------
     (...,) log-densities in nats.
     """
-    x = as_float_array(x, "x")
-    mean = as_float_array(mean, "mean")
-    log_var = as_float_array(log_var, "log_var")
-    shape = _broadcast({"x": x.shape, "mean": mean.shape, "log_var": log_var.shape})
-    if shape != x.shape or x.ndim < 1:
-        raise ValueError(f"mean {mean.shape} and log_var {log_var.shape} must broadcast to x's shape {x.shape}")
+    x, mean, log_var = as_float_arrays(x=x, mean=mean, log_var=log_var, like="x", min_ndim=1)
+    return _log_normal_diag(x, mean, log_var)
+
+
+def _log_normal_diag(x: np.ndarray, mean: np.ndarray | float, log_var: np.ndarray | float) -> np.ndarray:
     return -0.5 * np.sum(LOG_2PI + log_var + (x - mean) ** 2 * np.exp(-log_var), axis=-1)
 
 
@@ -85,11 +79,7 @@ def log_normal_full(x: object, mean: object, cov: object) -> np.ndarray:
     -------
     (B,) log-densities in nats.
     """
-    x = as_float_array(x, "x")
-    mean = as_float_array(mean, "mean")
-    cov = as_float_array(cov, "cov")
-    if x.ndim != 2:
-        raise ValueError(f"x must have shape (B, D), got {x.shape}")
+    x, mean, cov = as_batch(x, "x"), as_float_array(mean, "mean"), as_float_array(cov, "cov")
     D = x.shape[1]
     if mean.shape != (D,):
         raise ValueError(f"mean must have shape ({D},) to match x of shape {x.shape}, got {mean.shape}")
@@ -122,11 +112,12 @@ def kl_normal_diag(mean1: object, log_var1: object, mean2: object, log_var2: obj
     -------
     array of the broadcast shape, in nats, each entry >= 0.
     """
-    m1, l1 = as_float_array(mean1, "mean1"), as_float_array(log_var1, "log_var1")
-    m2, l2 = as_float_array(mean2, "mean2"), as_float_array(log_var2, "log_var2")
-    _broadcast({"mean1": m1.shape, "log_var1": l1.shape, "mean2": m2.shape, "log_var2": l2.shape})
-    d = l1 - l2
-    return 0.5 * (_expm1_minus_x(d) + (m1 - m2) ** 2 * np.exp(-l2))
+    m1, l1, m2, l2 = as_float_arrays(mean1=mean1, log_var1=log_var1, mean2=mean2, log_var2=log_var2)
+    return _kl_normal_diag(m1, l1, m2, l2)
+
+
+def _kl_normal_diag(m1: np.ndarray, l1: np.ndarray, m2: np.ndarray | float, l2: np.ndarray | float) -> np.ndarray:
+    return 0.5 * (_expm1_minus_x(l1 - l2) + (m1 - m2) ** 2 * np.exp(-l2))
 
 
 def _expm1_minus_x(d: np.ndarray) -> np.ndarray:
@@ -144,9 +135,7 @@ def _expm1_minus_x(d: np.ndarray) -> np.ndarray:
 def levels_to_data(levels: object, K: int) -> np.ndarray:
     r"""Map integer levels 0..K-1 to :math:`x = 2v/(K-1) - 1 \in [-1, 1]`."""
     K = positive_int(K, "K", minimum=2)
-    v = as_float_array(levels, "levels")
-    if v.size and (v.min() < 0 or v.max() > K - 1 or np.any(v != np.round(v))):
-        raise ValueError(f"levels must be integers in 0..{K - 1}, got values in [{v.min()}, {v.max()}]")
+    v = as_integers(levels, "levels", lo=0, hi=K - 1)
     return 2.0 * v / (K - 1) - 1.0
 
 
@@ -157,9 +146,7 @@ def data_to_levels(x: object, K: int, name: str = "x") -> np.ndarray:
     v = (x + 1.0) * (K - 1) / 2.0
     v_round = np.round(v)
     if v.size and (v_round.min() < 0 or v_round.max() > K - 1 or np.max(np.abs(v - v_round)) > 1e-6):
-        raise ValueError(
-            f"{name} must lie on the {K} levels 2v/(K-1) - 1 in [-1, 1], got values in [{x.min()}, {x.max()}]"
-        )
+        raise ValueError(f"{name} must lie on the {K} levels 2v/(K-1) - 1 in [-1, 1], got values in [{x.min()}, {x.max()}]")
     return v_round.astype(np.int64)
 
 
@@ -213,13 +200,12 @@ def discretized_gaussian_log_likelihood(x: object, mean: object, log_var: object
     array of x's shape: log-probabilities in nats (sum them for a joint).
     """
     K = positive_int(K, "K", minimum=2)
-    x = as_float_array(x, "x")
+    x, mean, log_var = as_float_arrays(x=x, mean=mean, log_var=log_var, like="x")
     data_to_levels(x, K)  # validates that x lies on the levels
-    mean = as_float_array(mean, "mean")
-    log_var = as_float_array(log_var, "log_var")
-    shape = _broadcast({"x": x.shape, "mean": mean.shape, "log_var": log_var.shape})
-    if shape != x.shape:
-        raise ValueError(f"mean {mean.shape} and log_var {log_var.shape} must broadcast to x's shape {x.shape}")
+    return _discretized_gaussian_log_likelihood(x, mean, log_var, K)
+
+
+def _discretized_gaussian_log_likelihood(x: np.ndarray, mean: np.ndarray, log_var: np.ndarray | float, K: int) -> np.ndarray:
     delta = 1.0 / (K - 1)
     inv_std = np.exp(-0.5 * log_var)
     upper = np.where(x > 1.0 - 1e-9, np.inf, (x + delta - mean) * inv_std)
@@ -229,11 +215,11 @@ def discretized_gaussian_log_likelihood(x: object, mean: object, log_var: object
 
 def nats_to_bpd(nats: object, D: int) -> np.ndarray:
     r"""Nats per example to bits per dimension: :math:`\mathrm{bpd} = \mathrm{nats} / (D \ln 2)`."""
-    D = positive_int(D, "D")
-    return as_float_array(nats, "nats", allow_inf=True) / (D * np.log(2.0))
+    D, nats = positive_int(D, "D"), as_float_array(nats, "nats", allow_inf=True)
+    return nats / (D * np.log(2.0))
 
 
 def bpd_to_nats(bpd: object, D: int) -> np.ndarray:
     r"""Bits per dimension to nats per example: :math:`\mathrm{nats} = \mathrm{bpd}\cdot D \ln 2`."""
-    D = positive_int(D, "D")
-    return as_float_array(bpd, "bpd", allow_inf=True) * (D * np.log(2.0))
+    D, bpd = positive_int(D, "D"), as_float_array(bpd, "bpd", allow_inf=True)
+    return bpd * (D * np.log(2.0))

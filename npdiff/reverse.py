@@ -16,14 +16,15 @@ Gaussian:
   at every t including t = 1. improved-diffusion's ``fixedlarge`` substitutes
   :math:`\tilde\beta_2` at t = 1; we do not: near t = 0, :math:`\tilde\beta_2 \approx \beta_1/2`
   whatever T is, so that decoder is half as wide as :math:`\mathrm{Cov}[x_0|x_1] \approx \beta_1`
-  and costs about 0.15 nats per dimension of continuous data at every T (measured on a
-  5-D Gaussian: the bound's gap stays at 0.2-0.5 nats for T = 10..1000 with the
-  substitution, and falls to 0.02 at T = 100 without it). Sampling adds no noise at
-  t = 1, so samplers are unaffected by this choice.
+  and loosens the bound at every T (measured: ``docs/variances.md``). Sampling adds no noise
+  at t = 1, so samplers are unaffected by this choice.
 
 The chain for T steps respaced to K is :func:`chain_for`: T steps on
 [0, ``schedule.t_max``], unclipped, respaced to K; the continuous-time denoiser is
 called at ``chain.times[i]``, where the chain's alpha_bar equals the schedule's.
+
+:func:`p_mean_variance` checks its arguments; the samplers and the bound check theirs once
+and call the unchecked ``_p_mean_variance`` at every step.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from typing import Literal
 
 import numpy as np
 
-from ._check import as_batch, positive_int, real_scalar
-from .denoiser import Denoiser, call_eps, check_denoiser
+from ._check import chain_step, check_chain, check_schedule, one_of, positive_int, real_scalar
+from .denoiser import Denoiser, _call_eps, as_denoiser_batch
+from .forward import _q_posterior_discrete
 from .schedule import DiscreteSchedule, Schedule
 
 __all__ = ["VARIANCES", "call_time", "chain_for", "p_mean_variance", "reverse_log_variance"]
@@ -50,44 +52,25 @@ def chain_for(schedule: Schedule, T: int, steps: int | None = None) -> DiscreteS
     clipped cosine chain ends at alpha_bar 2.4e-9 where the denoiser would be asked
     about 2.4e-6, and the predicted x_0 would be off by a factor ~30).
     """
-    schedule = check_schedule(schedule)
-    T = positive_int(T, "T")
+    schedule, T = check_schedule(schedule), positive_int(T, "T")
     steps = T if steps is None else positive_int(steps, "steps", maximum=T)
     chain = schedule.discretize(T, t_end=schedule.t_max, clip=False)
     return chain if steps == T else chain.respace(steps)
 
 
-def check_schedule(schedule: object, name: str = "schedule") -> Schedule:
-    if not isinstance(schedule, Schedule):
-        raise TypeError(f"{name} must be a continuous npdiff Schedule, got {type(schedule).__name__}")
-    return schedule
-
-
-def check_chain(chain: object, name: str = "chain") -> DiscreteSchedule:
-    if not isinstance(chain, DiscreteSchedule):
-        raise TypeError(f"{name} must be a DiscreteSchedule (e.g. chain_for(schedule, T)), got {type(chain).__name__}")
-    return chain
-
-
-def check_step(i: object, chain: DiscreteSchedule, name: str = "i", *, lo: int = 1) -> int:
-    r"""A chain index in lo..T (a reverse step exists for 1..T)."""
-    return positive_int(i, name, minimum=lo, maximum=chain.T)
-
-
 def check_variance(variance: object) -> str:
-    if not isinstance(variance, str) or variance not in VARIANCES:  # an array would make `in` elementwise
-        raise ValueError(f"variance must be one of {VARIANCES}, got {variance!r}")
-    return variance  # type: ignore[return-value]
+    r"""Check the choice of reverse variance, one of :data:`VARIANCES`."""
+    return one_of(variance, "variance", VARIANCES)
 
 
 def check_clip(clip_x0: object) -> float | None:
+    r"""Check ``clip_x0``: None (no clipping) or the half-width of the data range, > 0."""
     return None if clip_x0 is None else real_scalar(clip_x0, "clip_x0", lo=0.0, lo_open=True)
 
 
 def reverse_log_variance(chain: DiscreteSchedule, variance: str) -> np.ndarray:
     r"""log of :math:`\Sigma_t` for every t in 0..T, shape (T + 1,) (index 0 unused)."""
-    chain = check_chain(chain)
-    variance = check_variance(variance)
+    chain, variance = check_chain(chain), check_variance(variance)
     if variance == "small":
         return chain.posterior_log_variance_clipped
     large = chain.betas.copy()
@@ -97,8 +80,11 @@ def reverse_log_variance(chain: DiscreteSchedule, variance: str) -> np.ndarray:
 
 def call_time(chain: DiscreteSchedule, i: int, schedule: Schedule) -> float:
     r"""The continuous time at which the denoiser is evaluated for chain index i (0..T)."""
-    chain, schedule = check_chain(chain), check_schedule(schedule)
-    i = check_step(i, chain, lo=0)
+    i, schedule = chain_step(chain, i, lo=0), check_schedule(schedule)
+    return _call_time(chain, i, schedule)
+
+
+def _call_time(chain: DiscreteSchedule, i: int, schedule: Schedule) -> float:
     return float(min(chain.times[i], schedule.t_max))
 
 
@@ -120,15 +106,22 @@ def p_mean_variance(
     -------
     mean : (B, D). eps : (B, D). x0_hat : (B, D).
     """
-    check_denoiser(denoiser)
-    chain = check_chain(chain)
-    x = as_batch(x, "x", dim=getattr(denoiser, "dim", None))
-    i = check_step(i, chain)
-    clip_x0 = check_clip(clip_x0)
+    x, i, clip_x0 = as_denoiser_batch(denoiser, x), chain_step(chain, i), check_clip(clip_x0)
+    return _p_mean_variance(denoiser, x, i, chain, clip_x0)
+
+
+def _p_mean_variance(
+    denoiser: Denoiser, x: np.ndarray, i: int, chain: DiscreteSchedule, clip_x0: float | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ab = chain.alpha_bar[i]
-    eps = call_eps(denoiser, x, call_time(chain, i, denoiser.schedule))  # (B, D)
-    x0_hat = (x - np.sqrt(1.0 - ab) * eps) / np.sqrt(ab)  # Ho et al. 2020, Eq. 15
+    eps = _call_eps(denoiser, x, _call_time(chain, i, denoiser.schedule))  # (B, D)
+    x0_hat = _x0_from_eps(x, eps, ab, np.sqrt(1.0 - ab))
     if clip_x0 is not None:
         x0_hat = np.clip(x0_hat, -clip_x0, clip_x0)
-    mean = chain.posterior_mean_coef1[i] * x0_hat + chain.posterior_mean_coef2[i] * x  # Eq. 7
+    mean, _, _ = _q_posterior_discrete(x0_hat, x, i, chain)  # Eq. 7 at the predicted x_0
     return mean, eps, x0_hat
+
+
+def _x0_from_eps(x: np.ndarray, eps: np.ndarray, alpha_bar: float, sigma: float) -> np.ndarray:
+    r""":math:`\hat x_0 = (x_t - \sigma\,\epsilon_\theta) / \sqrt{\bar\alpha}` (Ho et al. 2020, Eq. 15), (B, D)."""
+    return (x - sigma * eps) / np.sqrt(alpha_bar)

@@ -27,12 +27,13 @@ Song et al. 2021 (VP SDE); Kingma et al. 2021 (VDM, log-SNR).
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from ._check import as_float_array, positive_int, real_scalar
+from ._check import as_betas, as_float_array, as_times, one_of, positive_int, real_scalar
 
 __all__ = [
     "Cosine",
@@ -48,18 +49,13 @@ __all__ = [
 ]
 
 
-def _times(t: object, name: str = "t") -> np.ndarray:
-    arr = as_float_array(t, name)
-    if arr.size and (arr.min() < 0.0 or arr.max() > 1.0):
-        raise ValueError(f"{name} must lie in [0, 1], got values in [{arr.min()}, {arr.max()}]")
-    return arr
-
-
-class Schedule:
+class Schedule(ABC):
     r"""A continuous-time variance-preserving noise schedule.
 
-    Subclasses define :meth:`_log_alpha_bar` and :meth:`_beta`; everything else is
-    derived here in a numerically stable way (``expm1`` near t = 0).
+    Subclasses define :meth:`_log_alpha_bar`, :meth:`_beta` and :meth:`config`; everything
+    else is derived here in a numerically stable way (``expm1`` near t = 0). The public
+    methods check their times; the underscored ones take times already checked (float64),
+    so the solvers' loops call those.
 
     Attributes
     ----------
@@ -74,12 +70,21 @@ class Schedule:
     t_max: float = 1.0
     max_beta: float = 1.0
 
-    # -- to be provided by subclasses (t already checked, float64 array) --------
+    # -- to be provided by subclasses (t already checked, float64) ------------------
+    @abstractmethod
     def _log_alpha_bar(self, t: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        r""":math:`\log\bar\alpha(t)`."""
 
+    @abstractmethod
     def _beta(self, t: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        r""":math:`\beta(t)`."""
+
+    @abstractmethod
+    def config(self) -> dict[str, Any]:
+        r"""A JSON-serializable description; :func:`schedule_from_config` inverts it."""
+
+    def _sigma(self, t: np.ndarray) -> np.ndarray:
+        return np.sqrt(-np.expm1(self._log_alpha_bar(t)) + 0.0)  # + 0.0: sigma(0) = +0, not -0
 
     def _log_snr(self, t: np.ndarray) -> np.ndarray:
         log_ab = self._log_alpha_bar(t)
@@ -89,26 +94,26 @@ class Schedule:
     # -- public, vectorized -----------------------------------------------------
     def log_alpha_bar(self, t: object) -> np.ndarray:
         r"""``log alpha_bar(t)`` for t in [0, 1] (float or array, same shape out)."""
-        return self._log_alpha_bar(_times(t))
+        return self._log_alpha_bar(as_times(t))
 
     def alpha_bar(self, t: object) -> np.ndarray:
         r"""Signal fraction :math:`\bar\alpha(t)` of :math:`q(x_t|x_0)` (``alphas_cumprod``)."""
-        return np.exp(self._log_alpha_bar(_times(t)))
+        return np.exp(self._log_alpha_bar(as_times(t)))
 
     def sigma(self, t: object) -> np.ndarray:
         r"""Noise std :math:`\sigma(t) = \sqrt{1 - \bar\alpha(t)}`, via ``expm1`` for small t."""
-        return np.sqrt(-np.expm1(self._log_alpha_bar(_times(t))) + 0.0)  # + 0.0: sigma(0) = +0, not -0
+        return self._sigma(as_times(t))
 
     def beta(self, t: object) -> np.ndarray:
         r""":math:`\beta(t) = -\frac{d}{dt}\log\bar\alpha(t)` (Song et al. 2021, Eq. 11)."""
-        return self._beta(_times(t))
+        return self._beta(as_times(t))
 
     def log_snr(self, t: object) -> np.ndarray:
         r""":math:`\lambda(t) = \log\frac{\bar\alpha(t)}{1-\bar\alpha(t)}` (Kingma et al. 2021, Sec. 3.2).
 
         ``+inf`` where :math:`\sigma(t) = 0` (t = 0 on ``vp_linear`` and ``cosine``): the SNR of clean data.
         """
-        return self._log_snr(_times(t))
+        return self._log_snr(as_times(t))
 
     def discretize(self, T: int, *, t_end: float = 1.0, clip: bool = True) -> DiscreteSchedule:
         r"""The DDPM chain of T steps: :math:`\bar\alpha_i = \bar\alpha(i\,t_{end}/T)`, :math:`\bar\alpha_0 = 1`.
@@ -138,10 +143,6 @@ class Schedule:
         if clip:
             betas = np.minimum(betas, self.max_beta)
         return DiscreteSchedule(betas, times=times, name=f"{self.name}[T={T}]")
-
-    def config(self) -> dict[str, Any]:
-        r"""A JSON-serializable description; :func:`schedule_from_config` inverts it."""
-        raise NotImplementedError
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "kind")
@@ -247,9 +248,7 @@ class LogSNRLinear(Schedule):
         self.log_snr_max = real_scalar(log_snr_max, "log_snr_max")
         self.log_snr_min = real_scalar(log_snr_min, "log_snr_min")
         if not self.log_snr_min < self.log_snr_max:
-            raise ValueError(
-                f"log_snr_min must be < log_snr_max, got log_snr_min={log_snr_min}, log_snr_max={log_snr_max}"
-            )
+            raise ValueError(f"log_snr_min must be < log_snr_max, got log_snr_min={log_snr_min}, log_snr_max={log_snr_max}")
 
     def _log_snr(self, t: np.ndarray) -> np.ndarray:
         return self.log_snr_max + t * (self.log_snr_min - self.log_snr_max)
@@ -286,9 +285,7 @@ def schedule_from_config(config: dict[str, Any]) -> Schedule:
     r"""Rebuild a continuous schedule from :meth:`Schedule.config`."""
     if not isinstance(config, dict) or "kind" not in config:
         raise ValueError(f"schedule config must be a dict with a 'kind' key, got {config!r}")
-    kind = config["kind"]
-    if kind not in _KINDS:
-        raise ValueError(f"schedule kind must be one of {sorted(_KINDS)}, got {kind!r}")
+    kind = one_of(config["kind"], "schedule kind", tuple(sorted(_KINDS)))
     args = {k: v for k, v in config.items() if k != "kind"}
     try:
         return _KINDS[kind](**args)
@@ -327,13 +324,9 @@ class DiscreteSchedule:
     """
 
     def __init__(self, betas: object, *, times: object | None = None, name: str = "discrete") -> None:
-        b = as_float_array(betas, "betas")
+        b = as_betas(betas)
         if b.ndim != 1 or b.size < 1:
             raise ValueError(f"betas must be a 1-D array of length T >= 1 (for t = 1..T), got shape {b.shape}")
-        if b.min() <= 0.0 or b.max() >= 1.0:
-            raise ValueError(f"betas must lie in (0, 1), got values in [{b.min()}, {b.max()}]")
-        if np.any(1.0 - b == 1.0):  # alpha_t would round to 1: the step adds no noise and beta_tilde is 0
-            raise ValueError(f"betas must exceed float64 resolution (1 - beta < 1, i.e. beta >= 1.2e-16), got min {b.min()}")
         T = b.size
         self.T = T
         self.name = name
@@ -399,9 +392,5 @@ def ddpm_linear(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02)
     improved-diffusion, the betas are not rescaled by 1000 / T.
     """
     T = positive_int(T, "T")
-    beta_start = real_scalar(beta_start, "beta_start", lo=0.0, hi=1.0, lo_open=True, hi_open=True)
-    beta_end = real_scalar(beta_end, "beta_end", lo=0.0, hi=1.0, lo_open=True, hi_open=True)
-    for name, b in (("beta_start", beta_start), ("beta_end", beta_end)):
-        if 1.0 - b == 1.0:
-            raise ValueError(f"{name} must exceed float64 resolution (1 - beta < 1, i.e. >= 1.2e-16), got {b}")
+    beta_start, beta_end = as_betas(beta_start, "beta_start", scalar=True), as_betas(beta_end, "beta_end", scalar=True)
     return DiscreteSchedule(np.linspace(beta_start, beta_end, T), name=f"ddpm_linear[T={T}]")

@@ -1,5 +1,7 @@
 """The forward process and its posteriors: Monte Carlo moments, composition and Bayes' rule."""
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -15,6 +17,48 @@ times = st.floats(0.02, 0.97)
 
 def _logq(x, mean, var):
     return log_normal_diag(x, mean, np.log(var))
+
+
+def _alpha_bar_by_hand(s, t):
+    """alpha_bar(t) from each schedule's defining formula, in plain floats (not the schedule's code)."""
+    if s.name == "vp_linear":
+        return math.exp(-(s.beta_min * t + 0.5 * (s.beta_max - s.beta_min) * t * t))
+    if s.name == "cosine":
+        f = lambda u: math.cos((u + s.s) / (1 + s.s) * math.pi / 2) ** 2  # noqa: E731
+        return f(t) / f(0.0)
+    return 1.0 / (1.0 + math.exp(-(s.log_snr_max + t * (s.log_snr_min - s.log_snr_max))))
+
+
+@pytest.mark.parametrize("s", SCHEDULES, ids=repr)
+@given(t=times, seed=st.integers(0, 2**16))
+def test_q_sample_is_sqrt_alpha_bar_x0_plus_sigma_eps(s, t, seed):
+    # x_t = sqrt(ab) x0 + sqrt(1 - ab) eps (Ho et al. 2020, Eq. 4), so (x_t - sqrt(ab) x0) / sqrt(1 - ab) = eps
+    x0, eps = np.random.default_rng(seed).normal(size=(2, 5, 3))
+    ab = _alpha_bar_by_hand(s, t)
+    xt = fw.q_sample(x0, t, eps, s)
+    np.testing.assert_allclose(xt, math.sqrt(ab) * x0 + math.sqrt(1 - ab) * eps, rtol=1e-10, atol=1e-12,
+                               err_msg=f"t={t}")
+    np.testing.assert_allclose((xt - math.sqrt(ab) * x0) / math.sqrt(1 - ab), eps, rtol=1e-8, atol=1e-10,
+                               err_msg=f"t={t}")
+    mean, var = fw.q_xt_x0(x0, t, s)
+    np.testing.assert_allclose(mean, math.sqrt(ab) * x0, rtol=1e-10, atol=1e-12, err_msg=f"t={t}")
+    np.testing.assert_allclose(var, 1 - ab, rtol=1e-10, err_msg=f"t={t}")
+
+
+def test_q_sample_discrete_by_hand_on_a_four_step_chain():
+    # betas 0.1, 0.2, 0.3, 0.4: alpha_bar_t = prod_{s <= t} (1 - beta_s) = 1, 0.9, 0.72, 0.504, 0.3024
+    chain = sch.DiscreteSchedule([0.1, 0.2, 0.3, 0.4])
+    ab = np.array([1.0, 0.9, 0.9 * 0.8, 0.9 * 0.8 * 0.7, 0.9 * 0.8 * 0.7 * 0.6])
+    x0, eps = np.random.default_rng(3).normal(size=(2, 5, 2))
+    t = np.array([0, 1, 2, 3, 4])
+    want = np.sqrt(ab)[:, None] * x0 + np.sqrt(1 - ab)[:, None] * eps
+    np.testing.assert_allclose(fw.q_sample_discrete(x0, t, eps, chain), want, rtol=1e-14, atol=1e-15)
+    mean, var = fw.q_xt_x0_discrete(x0, t, chain)
+    np.testing.assert_allclose(mean, np.sqrt(ab)[:, None] * x0, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(var[:, 0], 1 - ab, rtol=1e-14, atol=1e-15)
+    for k in range(5):  # one index for the whole batch is the same draw
+        np.testing.assert_allclose(fw.q_sample_discrete(x0, k, eps, chain), np.sqrt(ab[k]) * x0 + np.sqrt(1 - ab[k]) * eps,
+                                   rtol=1e-14, atol=1e-15, err_msg=f"t={k}")
 
 
 @pytest.mark.parametrize("s", SCHEDULES, ids=repr)

@@ -455,10 +455,9 @@ E(_E("likelihood.image_bpd", lk.image_bpd, lambda: dict(denoiser=ORACLE, x=_leve
      Arg("method", "choice"), Arg("draws", "int"), Arg("T", "int2"), Arg("variance", "choice"),
      Arg("t_min", "real"), Arg("rtol", "real", strict=("huge",)), Arg("atol", "real", strict=("huge",)),
      Arg("batch_size", "int", accepts=_NONE_OK), errors=_SAMPLER_ERRORS))
-E(_E("likelihood.vlb", lk.vlb, lambda: dict(denoiser=ORACLE, x0=_x(), T=5, rng=_rng(), variance="large", K=None,
-                                           mc_terms=2),
+E(_E("likelihood.vlb", lk.vlb, lambda: dict(denoiser=ORACLE, x0=_x(), T=5, rng=_rng(), variance="large", K=None),
      Arg("denoiser", "denoiser"), Arg("x0", "points_d"), Arg("T", "int2"), Arg("rng", "rng"), Arg("variance", "choice"),
-     Arg("K", "int2", ("K", "x0"), accepts=_NONE_OK, example=5), Arg("mc_terms", "int", accepts=_NONE_OK),
+     Arg("K", "int2", ("K", "x0"), accepts=_NONE_OK, example=5),
      errors=_SAMPLER_ERRORS))
 
 # -- analytic oracles --------------------------------------------------------------------------

@@ -107,18 +107,9 @@ def test_vlb_bounds_the_entropy_and_tightens_with_T_for_the_large_variance():
         se = res.total.std() / np.sqrt(x.shape[0])
         assert res.total.mean() >= H - 3 * se, f"T={T}: bound {res.total.mean():.4f} below entropy {H:.4f}"
         gaps[T] = res.total.mean() - H
-        assert res.terms.shape == (x.shape[0], T + 1) and res.evaluated.all()
+        assert res.terms.shape == (x.shape[0], T + 1)
         np.testing.assert_allclose(res.total, res.terms.sum(1))
     assert gaps[1000] < gaps[10], gaps
-
-
-def test_monte_carlo_terms_are_unbiased():
-    g, _ = _gaussian(2, seed=12)
-    x = g.sample(64, np.random.default_rng(13))
-    rng = np.random.default_rng(14)
-    full = np.mean([vlb(g, x, 50, rng=rng).total.mean() for _ in range(20)])
-    est = np.array([vlb(g, x, 50, rng=rng, mc_terms=5).total.mean() for _ in range(300)])
-    assert abs(est.mean() - full) < 4 * est.std() / np.sqrt(len(est)), (est.mean(), full)
 
 
 def test_a_uniform_density_scores_log2_K_bits_per_dim():

@@ -31,27 +31,11 @@ from __future__ import annotations
 import numpy as np
 
 from .._check import as_batch, as_times
-from ..schedule import Schedule, vp_linear
+from ..schedule import Schedule
 
 # Below this, x + sigma^2 score (of order 1e-16 |x| in rounding) divided by sqrt(alpha_bar)
 # no longer gives E[x0|x_t] to 1e-8 (cosine reaches it only beyond its t_max).
 _MIN_ALPHA_BAR_TWEEDIE = 1e-16
-
-
-def check_rng(rng: object, name: str = "rng") -> np.random.Generator:
-    r"""Refuse anything but an explicit ``np.random.Generator`` (no global seeds)."""
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"{name} must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
-    return rng
-
-
-def check_schedule(schedule: object) -> Schedule:
-    r"""``None`` means the default ``vp_linear()``; anything else must be a continuous Schedule."""
-    if schedule is None:
-        return vp_linear()
-    if not isinstance(schedule, Schedule):
-        raise TypeError(f"schedule must be a continuous npdiff Schedule or None, got {type(schedule).__name__}")
-    return schedule
 
 
 class AnalyticOracle:

@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._check import as_float_array, positive_int, real_scalar
-from ..schedule import Schedule
-from ._base import AnalyticOracle, check_rng, check_schedule
+from .._check import as_float_array, as_generator, check_schedule, positive_int, real_scalar
+from ..schedule import Schedule, vp_linear
+from ._base import AnalyticOracle
 from ._kernels import box_eval, gmm_eval
 from .mixture import check_weights
 
@@ -63,7 +63,7 @@ class BoxMixture(AnalyticOracle):
         if np.any(hi <= lo):
             raise ValueError(f"highs must exceed lows in every coordinate, got min(highs - lows) = {np.min(hi - lo)}")
         self.noise_std = real_scalar(noise_std, "noise_std", lo=0.0)
-        self.schedule = check_schedule(schedule)
+        self.schedule = check_schedule(schedule, default=vp_linear())
         self.dim = lo.shape[1]
         keep = w > 0.0
         self.weights = w[keep]
@@ -106,7 +106,7 @@ class BoxMixture(AnalyticOracle):
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         r"""Draw n clean points: box k ~ w, a uniform point in it, plus ``noise_std`` z, (n, D)."""
         n = positive_int(n, "n")
-        rng = check_rng(rng)
+        rng = as_generator(rng)
         k = rng.choice(self.weights.size, size=n, p=self.weights)
         u = rng.random((n, self.dim))
         x = self.lows[k] + (self.highs[k] - self.lows[k]) * u

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._check import as_batch, positive_int
-from ..schedule import Schedule
-from ._base import AnalyticOracle, check_rng, check_schedule
+from .._check import as_batch, as_generator, check_schedule, positive_int
+from ..schedule import Schedule, vp_linear
+from ._base import AnalyticOracle
 from ._kernels import LOG_2PI, empirical_eval
 
 
@@ -47,7 +47,7 @@ class EmpiricalData(AnalyticOracle):
 
     def __init__(self, points: object, schedule: Schedule | None = None) -> None:
         self.points = np.ascontiguousarray(as_batch(points, "points"))  # (N, D)
-        self.schedule = check_schedule(schedule)
+        self.schedule = check_schedule(schedule, default=vp_linear())
         self.dim = self.points.shape[1]
 
     def _posterior(self, x, sqrt_ab, sigma2):
@@ -69,7 +69,7 @@ class EmpiricalData(AnalyticOracle):
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         r"""Draw n training points uniformly with replacement, (n, D)."""
         n = positive_int(n, "n")
-        rng = check_rng(rng)
+        rng = as_generator(rng)
         return self.points[rng.integers(0, self.points.shape[0], size=n)]
 
     def __repr__(self) -> str:

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._check import as_float_array, positive_int
-from ..schedule import Schedule
-from ._base import AnalyticOracle, check_rng, check_schedule
+from .._check import as_float_array, as_generator, check_schedule, positive_int
+from ..schedule import Schedule, vp_linear
+from ._base import AnalyticOracle
 from ._covariance import eigh_covariances
 from ._kernels import LOG_2PI
 
@@ -52,7 +52,7 @@ class GaussianData(AnalyticOracle):
         if c.ndim > 2:
             raise ValueError(f"cov must be a scalar, (D,) or (D, D), got shape {c.shape}")
         rot, lam, _ = eigh_covariances(c[None] if c.ndim else c, 1, D, "cov")
-        self.schedule = check_schedule(schedule)
+        self.schedule = check_schedule(schedule, default=vp_linear())
         self.dim = D
         self.mean = mu
         self.cov = (rot[0] * lam[0]) @ rot[0].T if c.ndim != 2 else 0.5 * (c + c.T)  # (D, D)
@@ -82,7 +82,7 @@ class GaussianData(AnalyticOracle):
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         r"""Draw n clean points :math:`x_0 = \mu + U\,\mathrm{diag}(\sqrt\lambda)\,z`, (n, D)."""
         n = positive_int(n, "n")
-        rng = check_rng(rng)
+        rng = as_generator(rng)
         z = rng.standard_normal((n, self.dim))  # (n, D)
         return self.mean + (z * np.sqrt(self._lam)) @ self._rot.T
 

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._check import as_float_array, positive_int
-from ..schedule import Schedule
-from ._base import AnalyticOracle, check_rng, check_schedule
+from .._check import as_float_array, as_generator, check_schedule, positive_int
+from ..schedule import Schedule, vp_linear
+from ._base import AnalyticOracle
 from ._covariance import eigh_covariances
 from ._kernels import gmm_eval
 
@@ -63,7 +63,7 @@ class GaussianMixture(AnalyticOracle):
         K, D = mu.shape
         rot, lam, rotate = eigh_covariances(covs, K, D, "covs")
         keep = w > 0.0
-        self.schedule = check_schedule(schedule)
+        self.schedule = check_schedule(schedule, default=vp_linear())
         self.dim = D
         self.weights = w[keep]  # (K,)
         self.means = mu[keep]  # (K, D)
@@ -79,7 +79,7 @@ class GaussianMixture(AnalyticOracle):
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         r"""Draw n clean points: a component k ~ w, then :math:`\mu_k + C_k^{1/2} z`, (n, D)."""
         n = positive_int(n, "n")
-        rng = check_rng(rng)
+        rng = as_generator(rng)
         k = rng.choice(self.weights.size, size=n, p=self.weights)  # (n,)
         z = rng.standard_normal((n, self.dim)) * np.sqrt(self._lam[k])  # (n, D)
         if self._rotate:

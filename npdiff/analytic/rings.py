@@ -27,9 +27,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import i0e, i1e
 
-from .._check import as_float_array, positive_int, real_scalar
-from ..schedule import Schedule
-from ._base import AnalyticOracle, check_rng, check_schedule
+from .._check import as_float_array, as_generator, check_schedule, positive_int, real_scalar
+from ..schedule import Schedule, vp_linear
+from ._base import AnalyticOracle
 from .mixture import check_weights
 
 
@@ -54,7 +54,7 @@ class RingMixture(AnalyticOracle):
         if np.any(R < 0.0):
             raise ValueError(f"radii must be >= 0, got min {R.min()}")
         self.noise_std = real_scalar(noise_std, "noise_std", lo=0.0, lo_open=True)
-        self.schedule = check_schedule(schedule)
+        self.schedule = check_schedule(schedule, default=vp_linear())
         self.dim = 2
         keep = w > 0.0
         self.weights = w[keep]
@@ -82,7 +82,7 @@ class RingMixture(AnalyticOracle):
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         r"""Draw n clean points: ring k ~ w, an angle uniform in [0, 2 pi), plus blur, (n, 2)."""
         n = positive_int(n, "n")
-        rng = check_rng(rng)
+        rng = as_generator(rng)
         k = rng.choice(self.weights.size, size=n, p=self.weights)
         theta = rng.uniform(0.0, 2.0 * np.pi, size=n)
         x = self.radii[k, None] * np.stack([np.cos(theta), np.sin(theta)], axis=1)

@@ -44,8 +44,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._check import as_batch, positive_int
-from ..analytic._base import AnalyticOracle, check_rng
+from .._check import as_batch, as_generator, positive_int
+from ..analytic import AnalyticOracle
 from ..schedule import Schedule
 from . import _toy_sets as sets
 
@@ -103,7 +103,7 @@ class Toy2D:
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         r"""Draw n i.i.d. points with FFJORD's generative process, (n, 2) float64."""
         n = positive_int(n, "n")
-        rng = check_rng(rng)
+        rng = as_generator(rng)
         return self._spec.sample(n, rng)
 
     def log_prob(self, x: object) -> np.ndarray:

@@ -25,9 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from .._check import as_batch, positive_int, real_scalar
-from ..denoiser import Denoiser, call_eps_and_divergence, check_denoiser
-from ..gaussian import LOG_2PI
+from .._check import check_tolerances, flow_time, positive_int
+from ..denoiser import Denoiser, _call_eps_and_divergence, as_denoiser_batch
+from ..gaussian import _log_normal_diag
+from ..sample.ode import _flow
 
 __all__ = ["ODELikelihood", "ode_log_likelihood"]
 
@@ -61,9 +62,10 @@ def _solve_chunk(denoiser: Denoiser, x: np.ndarray, t_min: float, t_max: float, 
         nonlocal nfe
         nfe += 1
         xt = y[: B * D].reshape(B, D)
-        beta, sigma = float(s.beta(t)), float(s.sigma(t))
-        eps, div_eps = call_eps_and_divergence(denoiser, xt, float(t))
-        dx = -0.5 * beta * (xt - eps / sigma)  # (B, D) Song et al. 2021, Eq. 13
+        # t stays within [t_min, t_max] (to an ulp), checked at the door: the unchecked schedule hooks
+        beta, sigma = float(s._beta(np.float64(t))), float(s._sigma(np.float64(t)))
+        eps, div_eps = _call_eps_and_divergence(denoiser, xt, float(t))
+        dx = _flow(xt, eps, beta, sigma)  # (B, D) Song et al. 2021, Eq. 13
         ddiv = -0.5 * beta * (D - div_eps / sigma)  # (B,) its divergence
         return np.concatenate([dx.ravel(), ddiv])
 
@@ -108,18 +110,11 @@ def ode_log_likelihood(
     -------
     :class:`ODELikelihood` with per-point ``log_p``, ``prior``, ``divergence`` (nats).
     """
-    check_denoiser(denoiser)
-    x = as_batch(x, "x", dim=getattr(denoiser, "dim", None))
-    t_max = float(denoiser.schedule.t_max)
-    t_min = real_scalar(t_min, "t_min", lo=0.0, hi=t_max, lo_open=True, hi_open=True)
-    if float(denoiser.schedule.sigma(t_min)) == 0.0:  # e.g. 5e-324: the flow divides by sigma
-        raise ValueError(f"t_min = {t_min!r} is so small that sigma(t_min) rounds to 0; use t_min >= 1e-12")
-    # Below ~1e-14 a tolerance is finer than float64 resolves (RK45 then shrinks its step until the error
-    # estimate overflows); rtol >= 1 or atol > 1 lets it take one giant step: a plausible-looking wrong answer.
-    rtol = real_scalar(rtol, "rtol", lo=1e-13, hi=1.0, hi_open=True)
-    atol = real_scalar(atol, "atol", lo=1e-14, hi=1.0)
-    B, D = x.shape
+    x, t_min = as_denoiser_batch(denoiser, x), flow_time(denoiser.schedule, t_min, "t_min", hi_open=True)
+    rtol, atol = check_tolerances(rtol, atol)
+    B = x.shape[0]
     chunk = B if batch_size is None else positive_int(batch_size, "batch_size")
+    t_max = float(denoiser.schedule.t_max)
     zs, divs, nfe = [], [], 0
     for start in range(0, B, chunk):
         z, div, n = _solve_chunk(denoiser, x[start : start + chunk], t_min, t_max, rtol, atol)
@@ -128,5 +123,5 @@ def ode_log_likelihood(
         nfe += n
     z = np.concatenate(zs)  # (B, D)
     divergence = np.concatenate(divs)  # (B,)
-    prior = -0.5 * (D * LOG_2PI + np.sum(z**2, axis=1))  # log N(z; 0, I)
+    prior = _log_normal_diag(z, 0.0, 0.0)  # (B,) log N(z; 0, I)
     return ODELikelihood(log_p=prior + divergence, prior=prior, divergence=divergence, x_end=z, nfe=nfe)

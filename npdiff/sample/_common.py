@@ -1,4 +1,4 @@
-r"""What every sampler shares: its result, the prior draw and the checks on its inputs."""
+r"""What every sampler shares: its result, the prior draw, the checks on its inputs and the last denoising step."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._check import as_batch, as_generator, positive_int
-from ..denoiser import Denoiser, check_denoiser
+from ..denoiser import Denoiser, _call_eps, check_denoiser
+from ..reverse import _x0_from_eps
 
 
 @dataclass
@@ -71,3 +72,15 @@ def check_finite(x: np.ndarray, where: str) -> np.ndarray:
     if not np.all(np.isfinite(x)):
         raise FloatingPointError(f"the sampler produced NaN or Inf values {where}; the denoiser or step size is unstable")
     return x
+
+
+def tweedie(denoiser: Denoiser, x: np.ndarray, t: float) -> np.ndarray:
+    r"""The last step of a continuous-time sampler: Tweedie's denoised mean, no noise added.
+
+    .. math:: \hat x_0 = \frac{x - \sigma(t)\,\epsilon_\theta(x, t)}{\sqrt{\bar\alpha(t)}}
+
+    (Ho et al. 2020, Eq. 15, in continuous time: the formula of the reverse step's
+    :math:`\hat x_0`). ``x`` (B, D) and ``t`` already checked by the sampler. Returns (B, D).
+    """
+    s = denoiser.schedule
+    return _x0_from_eps(x, _call_eps(denoiser, x, t), s.alpha_bar(t), s.sigma(t))

@@ -15,6 +15,10 @@ Algorithm 1) on a uniform time grid, and ``"rk45"`` (adaptive Dormand-Prince thr
 where the noise level is small but the denoiser is still well defined; sampling then
 returns Tweedie's denoised mean :math:`\hat x_0` at ``t_min`` (one more evaluation),
 as score_sde does with its final denoising step.
+
+The public functions check their arguments once; the solvers' loops call the unchecked
+``_velocity`` (which still checks the denoiser's answer and the state), and the exact
+likelihood (:mod:`npdiff.likelihood.ode`) integrates the same field, ``_flow``.
 """
 
 from __future__ import annotations
@@ -22,10 +26,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from .._check import as_batch, positive_int, real_scalar
+from .._check import check_tolerances, flow_time, one_of, positive_int
 from .._progress import progress
-from ..denoiser import Denoiser, call_eps, check_denoiser
-from ._common import Recorder, SampleResult, check_finite, start
+from ..denoiser import Denoiser, _call_eps, as_denoiser_batch
+from ._common import Recorder, SampleResult, check_finite, start, tweedie
 
 __all__ = ["DEFAULT_STEPS", "METHODS", "flow_velocity", "ode_encode", "ode_sample", "solve_flow"]
 
@@ -39,47 +43,30 @@ def flow_velocity(denoiser: Denoiser, x: np.ndarray, t: float) -> np.ndarray:
 
     ``x`` is (B, D); ``t`` a float in (0, ``schedule.t_max``] (at t = 0 the field divides by sigma = 0).
     """
-    check_denoiser(denoiser)
-    x = as_batch(x, "x", dim=getattr(denoiser, "dim", None))
-    return _velocity(denoiser, x, _check_time(denoiser, t, "t"))
+    x, t = as_denoiser_batch(denoiser, x), flow_time(denoiser.schedule, t, "t")
+    return _velocity(denoiser, x, t)
+
+
+def _flow(x: np.ndarray, eps: np.ndarray, beta: float, sigma: float) -> np.ndarray:
+    r""":math:`f = -\tfrac12\beta\,(x - \epsilon/\sigma)` (Song et al. 2021, Eq. 13) from the predicted noise, (B, D)."""
+    return -0.5 * beta * (x - eps / sigma)
 
 
 def _velocity(denoiser: Denoiser, x: np.ndarray, t: float) -> np.ndarray:
     # the solvers' unchecked call: a state that ran away is a diverged flow (FloatingPointError), not bad input
     if not np.all(np.isfinite(x)):
         raise FloatingPointError(f"the flow produced NaN or Inf values at t={t:.6g}")
-    s = denoiser.schedule
-    beta, sigma = float(s.beta(t)), float(s.sigma(t))
-    eps = call_eps(denoiser, x, t)
-    return -0.5 * beta * (x - eps / sigma)
+    s, t = denoiser.schedule, np.float64(t)
+    return _flow(x, _call_eps(denoiser, x, float(t)), float(s._beta(t)), float(s._sigma(t)))
 
 
-def _check_method(method: object, steps: int | None) -> tuple[str, int | None]:
-    if not isinstance(method, str) or method not in METHODS:  # an array would make `in` elementwise
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+def _check_method(method: object, steps: object) -> tuple[str, int | None]:
+    method = one_of(method, "method", METHODS)
     if method == "rk45":
         if steps is not None:
             raise ValueError("steps applies to the fixed-step solvers 'euler' and 'heun'; rk45 chooses its own steps")
         return method, None
     return method, positive_int(DEFAULT_STEPS[method] if steps is None else steps, "steps")
-
-
-def _check_time(denoiser: Denoiser, t: object, name: str, *, hi_open: bool = False) -> float:
-    t = real_scalar(t, name, lo=0.0, hi=denoiser.schedule.t_max, lo_open=True, hi_open=hi_open)
-    if float(denoiser.schedule.sigma(t)) == 0.0:  # e.g. t = 5e-324: the field divides by sigma
-        raise ValueError(f"{name} = {t!r} is so small that sigma({name}) rounds to 0; use {name} >= 1e-12")
-    return t
-
-
-def _check_t_min(denoiser: Denoiser, t_min: object) -> float:
-    return _check_time(denoiser, t_min, "t_min", hi_open=True)
-
-
-def _check_tolerances(rtol: object, atol: object) -> tuple[float, float]:
-    # rtol >= 1 or a huge atol lets RK45 take one giant step: a plausible-looking wrong answer; below ~1e-14
-    # a tolerance is finer than float64 resolves (SciPy would silently raise rtol to 2.2e-14). The same
-    # bounds as npdiff.likelihood.ode_log_likelihood.
-    return (real_scalar(rtol, "rtol", lo=1e-13, hi=1.0, hi_open=True), real_scalar(atol, "atol", lo=1e-14, hi=1.0))
 
 
 def solve_flow(
@@ -110,11 +97,16 @@ def solve_flow(
     -------
     SampleResult with the state at ``t_end`` and the number of denoiser evaluations.
     """
-    check_denoiser(denoiser)
-    x = as_batch(x, "x", dim=getattr(denoiser, "dim", None))
-    t_start, t_end = _check_time(denoiser, t_start, "t_start"), _check_time(denoiser, t_end, "t_end")
-    method, steps = _check_method(method, steps)
-    rtol, atol = _check_tolerances(rtol, atol)
+    x = as_denoiser_batch(denoiser, x)
+    t_start, t_end = flow_time(denoiser.schedule, t_start, "t_start"), flow_time(denoiser.schedule, t_end, "t_end")
+    (method, steps), (rtol, atol) = _check_method(method, steps), check_tolerances(rtol, atol)
+    return _solve_flow(denoiser, x, t_start, t_end, method, steps, rtol, atol, record, progress_bar)
+
+
+def _solve_flow(
+    denoiser: Denoiser, x: np.ndarray, t_start: float, t_end: float, method: str, steps: int | None,
+    rtol: float, atol: float, record: bool, progress_bar: bool,
+) -> SampleResult:
     rec = Recorder(record)
     B, D = x.shape
     if method == "rk45":
@@ -183,13 +175,11 @@ def ode_sample(
     SampleResult with ``x`` (N, D) and the number of denoiser evaluations.
     """
     denoiser, x, rng = start(denoiser, n, rng, x_T)
-    t_min = _check_t_min(denoiser, t_min)
-    res = solve_flow(denoiser, x, denoiser.schedule.t_max, t_min, method=method, steps=steps, rtol=rtol, atol=atol,
-                     record=record, progress_bar=progress_bar)
+    t_min = flow_time(denoiser.schedule, t_min, "t_min", hi_open=True)
+    (method, steps), (rtol, atol) = _check_method(method, steps), check_tolerances(rtol, atol)
+    res = _solve_flow(denoiser, x, denoiser.schedule.t_max, t_min, method, steps, rtol, atol, record, progress_bar)
     if denoise:
-        s = denoiser.schedule
-        ab, sigma = float(s.alpha_bar(t_min)), float(s.sigma(t_min))
-        res.x = (res.x - sigma * call_eps(denoiser, res.x, t_min)) / np.sqrt(ab)
+        res.x = tweedie(denoiser, res.x, t_min)
         res.nfe += 1
     return res
 
@@ -211,8 +201,6 @@ def ode_encode(
     :func:`ode_sample` (``x_T=...``, ``denoise=False``, same ``t_min``) returns it up
     to the solver's error.
     """
-    check_denoiser(denoiser)
-    x = as_batch(x, "x", dim=getattr(denoiser, "dim", None))
-    t_min = _check_t_min(denoiser, t_min)
-    return solve_flow(denoiser, x, t_min, denoiser.schedule.t_max, method=method, steps=steps, rtol=rtol, atol=atol,
-                      record=record)
+    x, t_min = as_denoiser_batch(denoiser, x), flow_time(denoiser.schedule, t_min, "t_min", hi_open=True)
+    (method, steps), (rtol, atol) = _check_method(method, steps), check_tolerances(rtol, atol)
+    return _solve_flow(denoiser, x, t_min, denoiser.schedule.t_max, method, steps, rtol, atol, record, False)

@@ -17,8 +17,8 @@ import numpy as np
 
 from .._check import positive_int, real_scalar
 from .._progress import progress
-from ..denoiser import Denoiser, call_eps
-from ._common import Recorder, SampleResult, check_finite, start
+from ..denoiser import Denoiser, _call_eps
+from ._common import Recorder, SampleResult, check_finite, start, tweedie
 
 __all__ = ["sde_sample"]
 
@@ -45,15 +45,13 @@ def sde_sample(
     s = denoiser.schedule
     t_min = real_scalar(t_min, "t_min", lo=0.0, hi=s.t_max, lo_open=True, hi_open=True)
     grid = np.linspace(s.t_max, t_min, steps + 1)  # (steps + 1,)
+    betas, sigmas = s.beta(grid), s.sigma(grid)  # (steps + 1,) each, once for the whole run
     rec = Recorder(record)
     rec(x, grid[0])
     for k in progress(range(steps), total=steps, desc="sde", enabled=progress_bar):
-        t, h = float(grid[k]), float(grid[k] - grid[k + 1])
-        beta, sigma = float(s.beta(t)), float(s.sigma(t))
-        score = -call_eps(denoiser, x, t) / sigma
+        t, h, beta = float(grid[k]), float(grid[k] - grid[k + 1]), float(betas[k])
+        score = -_call_eps(denoiser, x, t) / sigmas[k]
         x = x + h * (0.5 * beta * x + beta * score) + np.sqrt(beta * h) * rng.standard_normal(x.shape)
         check_finite(x, f"at t={grid[k + 1]:.6g}")
         rec(x, grid[k + 1])
-    ab, sigma = float(s.alpha_bar(t_min)), float(s.sigma(t_min))
-    x = (x - sigma * call_eps(denoiser, x, t_min)) / np.sqrt(ab)  # Tweedie at t_min
-    return rec.result(x, steps + 1)
+    return rec.result(tweedie(denoiser, x, t_min), steps + 1)
