@@ -107,6 +107,8 @@ def as_times(t: object, n: int | None = None, name: str = "t", *, lo: float = 0.
     For a batch of ``n`` points ``t`` is a float (broadcast to every point) or an array of
     shape (n,), returned as (n,); with ``n = None`` any shape is kept (the schedules' methods).
     """
+    if n is None and type(t) in (float, np.float64) and lo <= t <= hi:  # a solver's scalar time: nothing to convert
+        return np.float64(t)
     arr = as_float_array(t, name)
     if n is None:
         pass

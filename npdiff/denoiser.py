@@ -17,8 +17,9 @@ The score follows as :math:`\nabla\log q_t(x) = -\epsilon_\theta(x, t) / \sigma(
 A denoiser's answers are checked where they enter npdiff, at every call: shape (B, D) and
 finite, else a clear error instead of garbage propagating through a sampler. Its inputs are
 checked once, at the door of the public function (:func:`check_denoiser`,
-:func:`as_denoiser_batch`); the samplers' loops then call :func:`_call_eps` and
-:func:`_call_eps_and_divergence`, which check only the answers.
+:func:`as_denoiser_batch`); the samplers' loops then call :func:`call_eps` and
+:func:`call_eps_and_divergence`, which check the answers (and that the denoiser still has the
+protocol's attributes, a few attribute lookups) but not the inputs again.
 """
 
 from __future__ import annotations
@@ -75,23 +76,13 @@ def _check_eps(eps: object, x: np.ndarray, where: str) -> np.ndarray:
 
 def call_eps(denoiser: Denoiser, x: np.ndarray, t: float | np.ndarray) -> np.ndarray:
     r"""Call ``denoiser.eps`` and check its answer: (B, D), finite; else a clear error."""
-    check_denoiser(denoiser)
-    return _call_eps(denoiser, x, t)
-
-
-def _call_eps(denoiser: Denoiser, x: np.ndarray, t: float | np.ndarray) -> np.ndarray:
-    # denoiser, x and t were checked at the caller's door; the answer is new at every call
+    check_denoiser(denoiser)  # x and t were checked at the caller's door; the answer is new at every call
     return _check_eps(denoiser.eps(x, t), x, "eps(x, t)")
 
 
 def call_eps_and_divergence(denoiser: Denoiser, x: np.ndarray, t: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     r"""Call ``denoiser.eps_and_divergence`` and check both outputs: (B, D) and (B,), finite."""
-    check_denoiser(denoiser)
-    return _call_eps_and_divergence(denoiser, x, t)
-
-
-def _call_eps_and_divergence(denoiser: Denoiser, x: np.ndarray, t: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    # denoiser, x and t were checked at the caller's door; the answer is new at every call
+    check_denoiser(denoiser)  # x and t were checked at the caller's door; the answer is new at every call
     out = denoiser.eps_and_divergence(x, t)
     if not isinstance(out, tuple) or len(out) != 2:
         raise ValueError("denoiser.eps_and_divergence(x, t) must return a pair (eps, divergence)")

@@ -18,8 +18,10 @@ so they broadcast against (B, D) without surprises.
 
 Each public function checks its arguments in one line and then computes. Where another
 module's loop needs a formula at every step (the variational bound, the reverse step), it
-calls the unchecked core beside the public function (``_q_xt_x0_discrete``,
-``_q_sample_discrete``, ``_q_posterior_discrete``), which also takes a single index t.
+calls the public function's unchecked core, ``q_sample.unchecked`` (the trainer),
+``q_xt_x0_discrete.unchecked``,
+``q_sample_discrete.unchecked`` or ``q_posterior_discrete.unchecked`` (the same arguments,
+already checked; t may also be a single index).
 """
 
 from __future__ import annotations
@@ -83,6 +85,10 @@ def q_sample(x0: object, t: object, eps: object, schedule: Schedule) -> np.ndarr
     (B, D) noised data x_t.
     """
     x0, eps, t = batch_at_times(schedule, t, x0=x0, eps=eps)
+    return _q_sample(x0, t, eps, schedule)
+
+
+def _q_sample(x0: np.ndarray, t: np.ndarray, eps: np.ndarray, schedule: Schedule) -> np.ndarray:
     mean, var = _q_xt_x0(x0, t, schedule)
     return mean + np.sqrt(var) * eps
 
@@ -205,3 +211,10 @@ def _q_posterior_discrete(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     mean = chain.posterior_mean_coef1[t][..., None] * x0 + chain.posterior_mean_coef2[t][..., None] * xt  # Eq. 7
     return mean, chain.posterior_variance[t][..., None], chain.posterior_log_variance_clipped[t][..., None]
+
+
+# the unchecked cores, for loops whose arguments were checked at their door (module docstring)
+q_sample.unchecked = _q_sample
+q_xt_x0_discrete.unchecked = _q_xt_x0_discrete
+q_sample_discrete.unchecked = _q_sample_discrete
+q_posterior_discrete.unchecked = _q_posterior_discrete

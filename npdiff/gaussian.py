@@ -12,8 +12,9 @@ each level owns a bin of width :math:`2/(K-1)` centred on it, the first and last
 open-ended. Dequantization (in the likelihood module) is uniform within a bin. Use
 :func:`levels_to_data` and :func:`data_to_levels` to move between the two.
 
-The estimators call the unchecked cores ``_log_normal_diag``, ``_kl_normal_diag`` and
-``_discretized_gaussian_log_likelihood`` on arrays they have checked already.
+The estimators call the unchecked cores ``log_normal_diag.unchecked``, ``kl_normal_diag.unchecked``
+and ``discretized_gaussian_log_likelihood.unchecked`` (the same arguments) on arrays they have
+checked already.
 """
 
 from __future__ import annotations
@@ -223,3 +224,9 @@ def bpd_to_nats(bpd: object, D: int) -> np.ndarray:
     r"""Bits per dimension to nats per example: :math:`\mathrm{nats} = \mathrm{bpd}\cdot D \ln 2`."""
     D, bpd = positive_int(D, "D"), as_float_array(bpd, "bpd", allow_inf=True)
     return bpd * (D * np.log(2.0))
+
+
+# the unchecked cores, for the estimators' loops (module docstring)
+log_normal_diag.unchecked = _log_normal_diag
+kl_normal_diag.unchecked = _kl_normal_diag
+discretized_gaussian_log_likelihood.unchecked = _discretized_gaussian_log_likelihood

@@ -43,6 +43,7 @@ import math
 import numpy as np
 
 from ._check import as_batch, as_float_array, as_generator, as_times, positive_int, real_scalar, same_shape
+from .forward import q_sample
 from .parameterization import PREDICTIONS, prediction_target
 from .schedule import Schedule
 
@@ -79,17 +80,18 @@ def loss_weight(log_snr: object, parameterization: str, loss: str) -> np.ndarray
 
 
 # -- the noisy inputs and their targets -----------------------------------------------------------
-def noisy_batch(x0: np.ndarray, eps: np.ndarray, log_alpha_bar: np.ndarray, parameterization: str,
+def noisy_batch(x0: np.ndarray, t: np.ndarray, eps: np.ndarray, schedule: Schedule, parameterization: str,
                 loss: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""Network input :math:`x_t = \alpha x_0 + \sigma\epsilon` (Ho et al. 2020, Eq. 4), target and weight.
 
-    x0, eps (B, D) float64, ``log_alpha_bar`` (B,): unchecked, for the training loop, which
-    checks its data once; :func:`denoising_targets` is the checked version.
+    x0, eps (B, D) float64, t (B,): unchecked, for the training loop, which checks its data
+    once; :func:`denoising_targets` is the checked version.
     Returns x_t (B, D), the target (B, D) and the weight (B,) of :func:`loss_weight`.
     """
+    xt = q_sample.unchecked(x0, t, eps, schedule)  # (B, D)
+    log_alpha_bar = schedule.log_alpha_bar(t)  # (B,)
     alpha = np.exp(0.5 * log_alpha_bar)[:, None]  # (B, 1)
     sigma = np.sqrt(-np.expm1(log_alpha_bar))[:, None]  # (B, 1) via expm1: exact near t = 0
-    xt = alpha * x0 + sigma * eps  # (B, D)
     target = prediction_target(parameterization, x0, eps, alpha, sigma)  # (B, D)
     if loss == parameterization:
         weight = np.ones(log_alpha_bar.shape[0])
@@ -112,7 +114,7 @@ def denoising_targets(x0: object, t: object, eps: object, schedule: Schedule, pa
     x0, eps = as_batch(x0, "x0"), as_batch(eps, "eps")
     same_shape(x0, eps, "x0", "eps")
     t = as_times(t, x0.shape[0])
-    return noisy_batch(x0, eps, schedule.log_alpha_bar(t), parameterization, loss)
+    return noisy_batch(x0, t, eps, schedule, parameterization, loss)
 
 
 # -- the times ------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import numpy as np
 
 from ._check import as_float_array, same_shape
 
-__all__ = ["KINDS", "PREDICTIONS", "convert", "eps_coefficients", "from_eps", "prediction_target", "to_eps"]
+__all__ = ["KINDS", "PREDICTIONS", "convert", "eps_coefficients", "from_eps", "prediction_target", "to_eps", "x0_from_eps"]
 
 #: what a network may predict
 PREDICTIONS = ("eps", "x0", "v")
@@ -55,6 +55,16 @@ def eps_coefficients(kind: str, alpha: np.ndarray, sigma: np.ndarray) -> tuple[n
     if kind == "v":
         return sigma, alpha
     return np.zeros_like(sigma), -sigma
+
+
+def x0_from_eps(xt: np.ndarray, eps: np.ndarray, alpha: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    r"""The clean data a noise prediction implies: :math:`\hat x_0 = (x_t - \sigma\hat\epsilon)/\alpha`.
+
+    Ho et al. 2020, Eq. 15; with the exact noise :math:`\mathbb E[\epsilon \mid x_t]` it is Tweedie's
+    :math:`\mathbb E[x_0 \mid x_t]` (Efron 2011). xt, eps (B, D); alpha, sigma broadcast against them.
+    The formula only: the samplers call it at every step on what they have checked.
+    """
+    return (xt - sigma * eps) / alpha
 
 
 def prediction_target(kind: str, x0: np.ndarray, eps: np.ndarray, alpha: np.ndarray, sigma: np.ndarray) -> np.ndarray:
@@ -130,8 +140,7 @@ def from_eps(eps: object, kind: str, xt: object, alpha_bar: object) -> np.ndarra
     """
     eps, xt, ab = _check(eps, xt, alpha_bar)
     alpha, sigma = _alpha_sigma(ab)
-    x0 = (xt - sigma * eps) / alpha
-    return prediction_target(kind, x0, eps, alpha, sigma).copy()
+    return prediction_target(kind, x0_from_eps(xt, eps, alpha, sigma), eps, alpha, sigma).copy()
 
 
 def convert(pred: object, source: str, target: str, xt: object, alpha_bar: object) -> np.ndarray:

@@ -24,7 +24,7 @@ The chain for T steps respaced to K is :func:`chain_for`: T steps on
 called at ``chain.times[i]``, where the chain's alpha_bar equals the schedule's.
 
 :func:`p_mean_variance` checks its arguments; the samplers and the bound check theirs once
-and call the unchecked ``_p_mean_variance`` at every step.
+and call the unchecked ``p_mean_variance.unchecked`` at every step.
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ from typing import Literal
 import numpy as np
 
 from ._check import chain_step, check_chain, check_schedule, one_of, positive_int, real_scalar
-from .denoiser import Denoiser, _call_eps, as_denoiser_batch
-from .forward import _q_posterior_discrete
+from .denoiser import Denoiser, as_denoiser_batch, call_eps
+from .forward import q_posterior_discrete
+from .parameterization import x0_from_eps
 from .schedule import DiscreteSchedule, Schedule
 
 __all__ = ["VARIANCES", "call_time", "chain_for", "p_mean_variance", "reverse_log_variance"]
@@ -81,10 +82,6 @@ def reverse_log_variance(chain: DiscreteSchedule, variance: str) -> np.ndarray:
 def call_time(chain: DiscreteSchedule, i: int, schedule: Schedule) -> float:
     r"""The continuous time at which the denoiser is evaluated for chain index i (0..T)."""
     i, schedule = chain_step(chain, i, lo=0), check_schedule(schedule)
-    return _call_time(chain, i, schedule)
-
-
-def _call_time(chain: DiscreteSchedule, i: int, schedule: Schedule) -> float:
     return float(min(chain.times[i], schedule.t_max))
 
 
@@ -114,14 +111,12 @@ def _p_mean_variance(
     denoiser: Denoiser, x: np.ndarray, i: int, chain: DiscreteSchedule, clip_x0: float | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ab = chain.alpha_bar[i]
-    eps = _call_eps(denoiser, x, _call_time(chain, i, denoiser.schedule))  # (B, D)
-    x0_hat = _x0_from_eps(x, eps, ab, np.sqrt(1.0 - ab))
+    eps = call_eps(denoiser, x, call_time(chain, i, denoiser.schedule))  # (B, D)
+    x0_hat = x0_from_eps(x, eps, np.sqrt(ab), np.sqrt(1.0 - ab))  # Ho et al. 2020, Eq. 15
     if clip_x0 is not None:
         x0_hat = np.clip(x0_hat, -clip_x0, clip_x0)
-    mean, _, _ = _q_posterior_discrete(x0_hat, x, i, chain)  # Eq. 7 at the predicted x_0
+    mean, _, _ = q_posterior_discrete.unchecked(x0_hat, x, i, chain)  # Eq. 7 at the predicted x_0
     return mean, eps, x0_hat
 
 
-def _x0_from_eps(x: np.ndarray, eps: np.ndarray, alpha_bar: float, sigma: float) -> np.ndarray:
-    r""":math:`\hat x_0 = (x_t - \sigma\,\epsilon_\theta) / \sqrt{\bar\alpha}` (Ho et al. 2020, Eq. 15), (B, D)."""
-    return (x - sigma * eps) / np.sqrt(alpha_bar)
+p_mean_variance.unchecked = _p_mean_variance  # the samplers' and the bound's loops: arguments checked at their door

@@ -194,7 +194,7 @@ class Trainer:
             self._checked = True
         t = self.times(rng, B)  # (B,)
         eps = rng.standard_normal((B, D))  # (B, D)
-        xt, target, weight = noisy_batch(np.asarray(x0, dtype=np.float64), eps, self.schedule.log_alpha_bar(t),
+        xt, target, weight = noisy_batch(np.asarray(x0, dtype=np.float64), t, eps, self.schedule,
                                          self.model_config.parameterization, self.loss_kind)
         loss = self.net.loss_and_grad(self._layers, self._grads, xt, t, target, weight)
         if not math.isfinite(loss):  # before the update, so the weights stay those of the last good step

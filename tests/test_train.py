@@ -42,7 +42,7 @@ def test_loss_weight_turns_the_error_of_one_prediction_into_the_error_of_another
     np.testing.assert_allclose(lhs, rhs, rtol=1e-9, err_msg=f"prediction {param}, loss measured in {loss}")
     np.testing.assert_allclose(loss_weight(sched.log_snr(t), param, loss), weight, rtol=1e-12)
     # the trainer's unchecked hot path computes the same batch as q_sample and the checked version
-    hot = noisy_batch(x0, eps, sched.log_alpha_bar(t), param, loss)
+    hot = noisy_batch(x0, t, eps, sched, param, loss)
     for name, mine, ref in zip(("x_t", "target", "weight"), hot, (q_sample(x0, t, eps, sched), target, weight)):
         np.testing.assert_allclose(mine, ref, rtol=1e-14, atol=1e-15, err_msg=f"hot path {name}")
 

@@ -26,9 +26,9 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from .._check import check_tolerances, flow_time, positive_int
-from ..denoiser import Denoiser, _call_eps_and_divergence, as_denoiser_batch
-from ..gaussian import _log_normal_diag
-from ..sample.ode import _flow
+from ..denoiser import Denoiser, as_denoiser_batch, call_eps_and_divergence
+from ..gaussian import log_normal_diag
+from ..sample.ode import flow_from_eps
 
 __all__ = ["ODELikelihood", "ode_log_likelihood"]
 
@@ -62,10 +62,10 @@ def _solve_chunk(denoiser: Denoiser, x: np.ndarray, t_min: float, t_max: float, 
         nonlocal nfe
         nfe += 1
         xt = y[: B * D].reshape(B, D)
-        # t stays within [t_min, t_max] (to an ulp), checked at the door: the unchecked schedule hooks
-        beta, sigma = float(s._beta(np.float64(t))), float(s._sigma(np.float64(t)))
-        eps, div_eps = _call_eps_and_divergence(denoiser, xt, float(t))
-        dx = _flow(xt, eps, beta, sigma)  # (B, D) Song et al. 2021, Eq. 13
+        t = min(max(float(t), t_min), t_max)  # RK45's last stage may round one ulp past the interval
+        beta, sigma = float(s.beta(t)), float(s.sigma(t))
+        eps, div_eps = call_eps_and_divergence(denoiser, xt, t)
+        dx = flow_from_eps(xt, eps, beta, sigma)  # (B, D) Song et al. 2021, Eq. 13
         ddiv = -0.5 * beta * (D - div_eps / sigma)  # (B,) its divergence
         return np.concatenate([dx.ravel(), ddiv])
 
@@ -123,5 +123,5 @@ def ode_log_likelihood(
         nfe += n
     z = np.concatenate(zs)  # (B, D)
     divergence = np.concatenate(divs)  # (B,)
-    prior = _log_normal_diag(z, 0.0, 0.0)  # (B,) log N(z; 0, I)
+    prior = log_normal_diag.unchecked(z, 0.0, 0.0)  # (B,) log N(z; 0, I)
     return ODELikelihood(log_p=prior + divergence, prior=prior, divergence=divergence, x_end=z, nfe=nfe)

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._check import as_batch, as_generator, positive_int
-from ..denoiser import Denoiser, _call_eps, check_denoiser
-from ..reverse import _x0_from_eps
+from ..denoiser import Denoiser, call_eps, check_denoiser
+from ..parameterization import x0_from_eps
 
 
 @dataclass
@@ -83,4 +83,4 @@ def tweedie(denoiser: Denoiser, x: np.ndarray, t: float) -> np.ndarray:
     :math:`\hat x_0`). ``x`` (B, D) and ``t`` already checked by the sampler. Returns (B, D).
     """
     s = denoiser.schedule
-    return _x0_from_eps(x, _call_eps(denoiser, x, t), s.alpha_bar(t), s.sigma(t))
+    return x0_from_eps(x, call_eps(denoiser, x, t), np.sqrt(s.alpha_bar(t)), s.sigma(t))

@@ -14,7 +14,7 @@ import numpy as np
 from .._check import chain_step, real_scalar
 from .._progress import progress
 from ..denoiser import Denoiser
-from ..reverse import _call_time, _p_mean_variance, chain_for, check_clip, reverse_log_variance
+from ..reverse import call_time, chain_for, check_clip, p_mean_variance, reverse_log_variance
 from ..schedule import DiscreteSchedule
 from ._common import Recorder, SampleResult, check_finite, start
 
@@ -63,9 +63,9 @@ def ddpm_sample(
     chain = chain_for(denoiser.schedule, T, steps)
     log_var, clip_x0 = reverse_log_variance(chain, variance), check_clip(clip_x0)
     rec = Recorder(record)
-    rec(x, _call_time(chain, chain.T, denoiser.schedule))
+    rec(x, call_time(chain, chain.T, denoiser.schedule))
     for i in progress(range(chain.T, 0, -1), total=chain.T, desc="ddpm", enabled=progress_bar):
-        mean, _, _ = _p_mean_variance(denoiser, x, i, chain, clip_x0)
+        mean, _, _ = p_mean_variance.unchecked(denoiser, x, i, chain, clip_x0)
         if i > 1:
             x = mean + np.exp(0.5 * log_var[i]) * rng.standard_normal(x.shape)
         else:
@@ -113,10 +113,10 @@ def ddim_sample(
     chain = chain_for(denoiser.schedule, T, steps)
     clip_x0 = check_clip(clip_x0)
     rec = Recorder(record)
-    rec(x, _call_time(chain, chain.T, denoiser.schedule))
+    rec(x, call_time(chain, chain.T, denoiser.schedule))
     for i in progress(range(chain.T, 0, -1), total=chain.T, desc="ddim", enabled=progress_bar):
         ab, ab_prev = chain.alpha_bar[i], chain.alpha_bar_prev[i]
-        _, eps, x0_hat = _p_mean_variance(denoiser, x, i, chain, clip_x0)
+        _, eps, x0_hat = p_mean_variance.unchecked(denoiser, x, i, chain, clip_x0)
         if clip_x0 is not None:  # keep eps consistent with the clipped x0 (as DDIM's reference code does)
             eps = (x - np.sqrt(ab) * x0_hat) / np.sqrt(1.0 - ab)
         var = _ddim_variance(chain, i, eta)

@@ -18,7 +18,7 @@ as score_sde does with its final denoising step.
 
 The public functions check their arguments once; the solvers' loops call the unchecked
 ``_velocity`` (which still checks the denoiser's answer and the state), and the exact
-likelihood (:mod:`npdiff.likelihood.ode`) integrates the same field, ``_flow``.
+likelihood (:mod:`npdiff.likelihood.ode`) integrates the same field, :func:`flow_from_eps`.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from scipy.integrate import solve_ivp
 
 from .._check import check_tolerances, flow_time, one_of, positive_int
 from .._progress import progress
-from ..denoiser import Denoiser, _call_eps, as_denoiser_batch
+from ..denoiser import Denoiser, as_denoiser_batch, call_eps
 from ._common import Recorder, SampleResult, check_finite, start, tweedie
 
-__all__ = ["DEFAULT_STEPS", "METHODS", "flow_velocity", "ode_encode", "ode_sample", "solve_flow"]
+__all__ = ["DEFAULT_STEPS", "METHODS", "flow_from_eps", "flow_velocity", "ode_encode", "ode_sample", "solve_flow"]
 
 METHODS = ("euler", "heun", "rk45")
 #: default number of steps of the fixed-step solvers (rk45 chooses its own)
@@ -47,8 +47,11 @@ def flow_velocity(denoiser: Denoiser, x: np.ndarray, t: float) -> np.ndarray:
     return _velocity(denoiser, x, t)
 
 
-def _flow(x: np.ndarray, eps: np.ndarray, beta: float, sigma: float) -> np.ndarray:
-    r""":math:`f = -\tfrac12\beta\,(x - \epsilon/\sigma)` (Song et al. 2021, Eq. 13) from the predicted noise, (B, D)."""
+def flow_from_eps(x: np.ndarray, eps: np.ndarray, beta: float, sigma: float) -> np.ndarray:
+    r""":math:`f = -\tfrac12\beta\,(x - \epsilon/\sigma)` (Song et al. 2021, Eq. 13) from the predicted noise, (B, D).
+
+    The formula only: x, eps (B, D) and the schedule's beta(t), sigma(t) as the solvers pass them, unchecked.
+    """
     return -0.5 * beta * (x - eps / sigma)
 
 
@@ -57,7 +60,7 @@ def _velocity(denoiser: Denoiser, x: np.ndarray, t: float) -> np.ndarray:
     if not np.all(np.isfinite(x)):
         raise FloatingPointError(f"the flow produced NaN or Inf values at t={t:.6g}")
     s, t = denoiser.schedule, np.float64(t)
-    return _flow(x, _call_eps(denoiser, x, float(t)), float(s._beta(t)), float(s._sigma(t)))
+    return flow_from_eps(x, call_eps(denoiser, x, float(t)), float(s.beta(t)), float(s.sigma(t)))
 
 
 def _check_method(method: object, steps: object) -> tuple[str, int | None]:

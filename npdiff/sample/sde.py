@@ -17,7 +17,7 @@ import numpy as np
 
 from .._check import positive_int, real_scalar
 from .._progress import progress
-from ..denoiser import Denoiser, _call_eps
+from ..denoiser import Denoiser, call_eps
 from ._common import Recorder, SampleResult, check_finite, start, tweedie
 
 __all__ = ["sde_sample"]
@@ -50,7 +50,7 @@ def sde_sample(
     rec(x, grid[0])
     for k in progress(range(steps), total=steps, desc="sde", enabled=progress_bar):
         t, h, beta = float(grid[k]), float(grid[k] - grid[k + 1]), float(betas[k])
-        score = -_call_eps(denoiser, x, t) / sigmas[k]
+        score = -call_eps(denoiser, x, t) / sigmas[k]
         x = x + h * (0.5 * beta * x + beta * score) + np.sqrt(beta * h) * rng.standard_normal(x.shape)
         check_finite(x, f"at t={grid[k + 1]:.6g}")
         rec(x, grid[k + 1])
