@@ -598,6 +598,8 @@ NOT_FUZZED = {
     "npdiff.nn.fast.threads.run_parallel": "an internal thread helper (tests/test_nn_trace.py)",
     "npdiff.parameterization.eps_coefficients": "the coefficients to_eps applies, on alpha and sigma of a schedule",
     "npdiff.parameterization.prediction_target": "the map from_eps applies, on alpha and sigma of a schedule",
+    "npdiff.parameterization.x0_from_eps": "the formula from_eps and the samplers apply, on arrays they checked",
+    "npdiff.sample.ode.flow_from_eps": "the flow's formula, on the solvers' own states (flow_velocity is fuzzed)",
     "npdiff.objective.noisy_batch": "the unchecked core of objective.denoising_targets, for the training loop",
 }
 for _mod in ("npdiff.nn.activations", "npdiff.nn.embedding", "npdiff.nn.fast.kernels"):
