@@ -22,6 +22,18 @@ def test_log_normal_diag_matches_scipy():
     np.testing.assert_allclose(g.log_normal_diag(x, mean, log_var), ref, rtol=1e-12)
 
 
+@pytest.mark.parametrize("shape", [(3,), (7, 3), (2, 4, 3)])
+def test_log_normal_diag_sums_the_last_axis_whatever_the_leading_shape(shape):
+    # (..., D) points give (...,) log-densities: a single point, a batch, a batch of batches
+    rng = np.random.default_rng(5)
+    x, mean, log_var = rng.normal(size=(3, *shape))
+    got = g.log_normal_diag(x, mean, log_var)
+    flat = [stats.multivariate_normal(m, np.diag(np.exp(lv))).logpdf(xi)
+            for xi, m, lv in zip(x.reshape(-1, 3), mean.reshape(-1, 3), log_var.reshape(-1, 3))]
+    assert got.shape == shape[:-1]
+    np.testing.assert_allclose(got.reshape(-1), flat, rtol=1e-12)
+
+
 def test_log_normal_full_matches_scipy():
     rng = np.random.default_rng(1)
     A = rng.normal(size=(4, 4))
@@ -83,6 +95,23 @@ def test_decoder_with_256_levels_agrees_with_the_classic_8bit_decoder():
     ok = ref > np.log(1e-10)  # where the classic clamp at 1e-12 and its cancellation do not bite
     assert ok.mean() > 0.9
     np.testing.assert_allclose(mine[ok], ref[ok], rtol=1e-7, atol=1e-9)
+
+
+def test_the_default_decoder_is_the_classic_8bit_one():
+    rng = np.random.default_rng(4)
+    x = g.levels_to_data(rng.integers(1, 255, size=200), 256)  # interior levels, where the classic clamp is inactive
+    mean = x + rng.normal(scale=0.01, size=x.shape)
+    log_var = np.full(x.shape, np.log(0.01**2))
+    np.testing.assert_allclose(g.discretized_gaussian_log_likelihood(x, mean, log_var),
+                               _classic_decoder(x, mean, 0.5 * log_var), rtol=1e-7)
+
+
+@pytest.mark.parametrize("K", [2, 17, 256])
+def test_data_one_bin_beyond_the_first_or_last_level_is_refused(K):
+    # on the lattice 2v/(K-1) - 1 but with v = -1 or v = K: not one of the K levels
+    for x in (-1.0 - 2.0 / (K - 1), 1.0 + 2.0 / (K - 1)):
+        with pytest.raises(ValueError, match=f"must lie on the {K} levels"):
+            g.data_to_levels(np.array([x]), K)
 
 
 @pytest.mark.parametrize("K", [2, 17, 256])
