@@ -31,6 +31,7 @@ from .nn.optim import AdamW
 from .objective import TimeSampler, noisy_batch
 from .parameterization import PREDICTIONS
 from .schedule import Schedule, vp_linear
+from .threads import blas_threads
 
 __all__ = ["LR_SCHEDULES", "TrainConfig", "Trainer", "train"]
 
@@ -223,6 +224,7 @@ class Trainer:
                 raise FloatingPointError(f"the {name} became NaN/Inf at step {self.step} "
                                          f"({np.count_nonzero(~np.isfinite(arr))} entries); lower lr")
 
+    @blas_threads()
     def run(self, until: int | None = None, *, progress: bool | None = None, checkpoint_path: str | os.PathLike | None = None,
             checkpoint_every: int | None = None) -> dict[str, np.ndarray]:
         r"""Train up to step ``until`` (default: ``config.steps``) and return :attr:`history`.

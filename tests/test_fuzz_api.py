@@ -601,6 +601,8 @@ NOT_FUZZED = {
     "npdiff.parameterization.x0_from_eps": "the formula from_eps and the samplers apply, on arrays they checked",
     "npdiff.sample.ode.flow_from_eps": "the flow's formula, on the solvers' own states (flow_velocity is fuzzed)",
     "npdiff.objective.noisy_batch": "the unchecked core of objective.denoising_targets, for the training loop",
+    "npdiff.threads.blas_threads": "no arguments; the thread policy is tested in tests/test_threads.py",
+    "npdiff.threads.user_blas_setting": "no arguments; reads the environment (tests/test_threads.py)",
 }
 for _mod in ("npdiff.nn.activations", "npdiff.nn.embedding", "npdiff.nn.fast.kernels"):
     for _n in importlib.import_module(_mod).__all__:

@@ -29,6 +29,7 @@ from .._check import check_tolerances, flow_time, positive_int
 from ..denoiser import Denoiser, as_denoiser_batch, call_eps_and_divergence
 from ..gaussian import log_normal_diag
 from ..sample.ode import flow_from_eps
+from ..threads import blas_threads
 
 __all__ = ["ODELikelihood", "ode_log_likelihood"]
 
@@ -85,6 +86,7 @@ def _solve_chunk(denoiser: Denoiser, x: np.ndarray, t_min: float, t_max: float, 
     return z, divergence, nfe
 
 
+@blas_threads()
 def ode_log_likelihood(
     denoiser: Denoiser,
     x: object,

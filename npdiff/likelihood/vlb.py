@@ -34,6 +34,7 @@ from ..denoiser import Denoiser, as_denoiser_batch
 from ..forward import q_posterior_discrete, q_sample_discrete, q_xt_x0_discrete
 from ..gaussian import data_to_levels, discretized_gaussian_log_likelihood, kl_normal_diag, log_normal_diag
 from ..reverse import chain_for, p_mean_variance, reverse_log_variance
+from ..threads import blas_threads
 
 __all__ = ["VLBResult", "vlb"]
 
@@ -59,6 +60,7 @@ class VLBResult:
     nfe: int
 
 
+@blas_threads()
 def vlb(
     denoiser: Denoiser,
     x0: object,

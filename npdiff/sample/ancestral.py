@@ -16,11 +16,13 @@ from .._progress import progress
 from ..denoiser import Denoiser
 from ..reverse import call_time, chain_for, check_clip, p_mean_variance, reverse_log_variance
 from ..schedule import DiscreteSchedule
+from ..threads import blas_threads
 from ._common import Recorder, SampleResult, check_finite, start
 
 __all__ = ["ddim_sample", "ddim_variance", "ddpm_sample"]
 
 
+@blas_threads()
 def ddpm_sample(
     denoiser: Denoiser,
     n: int | None,
@@ -75,6 +77,7 @@ def ddpm_sample(
     return rec.result(x, chain.T)
 
 
+@blas_threads()
 def ddim_sample(
     denoiser: Denoiser,
     n: int | None,

@@ -29,6 +29,7 @@ from scipy.integrate import solve_ivp
 from .._check import check_tolerances, flow_time, one_of, positive_int
 from .._progress import progress
 from ..denoiser import Denoiser, as_denoiser_batch, call_eps
+from ..threads import blas_threads
 from ._common import Recorder, SampleResult, check_finite, start, tweedie
 
 __all__ = ["DEFAULT_STEPS", "METHODS", "flow_from_eps", "flow_velocity", "ode_encode", "ode_sample", "solve_flow"]
@@ -72,6 +73,7 @@ def _check_method(method: object, steps: object) -> tuple[str, int | None]:
     return method, positive_int(DEFAULT_STEPS[method] if steps is None else steps, "steps")
 
 
+@blas_threads()
 def solve_flow(
     denoiser: Denoiser,
     x: np.ndarray,
@@ -151,6 +153,7 @@ def _solve_flow(
     return rec.result(x, nfe)
 
 
+@blas_threads()
 def ode_sample(
     denoiser: Denoiser,
     n: int | None,
@@ -187,6 +190,7 @@ def ode_sample(
     return res
 
 
+@blas_threads()
 def ode_encode(
     denoiser: Denoiser,
     x: np.ndarray,

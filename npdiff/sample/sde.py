@@ -18,11 +18,13 @@ import numpy as np
 from .._check import positive_int, real_scalar
 from .._progress import progress
 from ..denoiser import Denoiser, call_eps
+from ..threads import blas_threads
 from ._common import Recorder, SampleResult, check_finite, start, tweedie
 
 __all__ = ["sde_sample"]
 
 
+@blas_threads()
 def sde_sample(
     denoiser: Denoiser,
     n: int | None,
