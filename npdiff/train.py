@@ -144,13 +144,13 @@ class Trainer:
         as float32; its config and schedule are kept).
     data : a sampler ``sample(n, rng)``, an object with ``.sample(n, rng)``, or an (N, D) array.
     config : the :class:`TrainConfig`.
-    rng : the Generator that draws data, times and noise (it is advanced in place).
+    rng : the Generator that draws data, times and noise (it is advanced in place), or an int seed for a fresh one.
 
     ``history`` holds one value per step done so far: ``"loss"``, ``"grad_norm"`` (before
     clipping) and ``"lr"``.
     """
 
-    def __init__(self, model: DiffusionMLP, data: object, config: TrainConfig, rng: np.random.Generator) -> None:
+    def __init__(self, model: DiffusionMLP, data: object, config: TrainConfig, rng: np.random.Generator | int) -> None:
         if not isinstance(model, DiffusionMLP):
             raise TypeError(f"model must be a DiffusionMLP, got {type(model).__name__}")
         if not isinstance(config, TrainConfig):
@@ -229,7 +229,8 @@ class Trainer:
             checkpoint_every: int | None = None) -> dict[str, np.ndarray]:
         r"""Train up to step ``until`` (default: ``config.steps``) and return :attr:`history`.
 
-        ``progress``: a tqdm bar on stderr; None turns it on for runs of 2,000 steps or more.
+        ``progress``: a tqdm bar on stderr with the mean loss of the steps since its last update
+        (every 50 steps); None turns it on for runs of 2,000 steps or more.
         With ``checkpoint_path`` the state is saved there every ``checkpoint_every`` steps (if
         given) and at the end, atomically (:mod:`npdiff.checkpoint`).
         """
@@ -246,13 +247,15 @@ class Trainer:
         shown = self.step
         try:
             while self.step < until:
-                loss = self.train_step()
+                self.train_step()
                 if checkpoint_path is not None and checkpoint_every and self.step % checkpoint_every == 0:
                     self.save(checkpoint_path)
                 if bar is not None and (self.step % 50 == 0 or self.step == until):
-                    bar.update(self.step - shown)  # every 50 steps: a bar update costs more than a small step
+                    # every 50 steps: a bar update costs more than a small step
+                    recent = self._history["loss"][shown : self.step]  # (steps since the last update,)
+                    bar.set_postfix_str(f"mean loss of the last {recent.shape[0]} steps {recent.mean():.4f}", refresh=False)
+                    bar.update(self.step - shown)
                     shown = self.step
-                    bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
         finally:
             if bar is not None:
                 bar.close()
@@ -339,9 +342,7 @@ def train(model: DiffusionMLP | MLPConfig, data: object, *, rng: np.random.Gener
     if resume is not None:
         trainer = Trainer.load(resume, data)
     else:
-        if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
-            rng = np.random.default_rng(int(rng))
-        rng = as_generator(rng, "rng (a numpy Generator or an int seed)")
+        rng = as_generator(rng)
         if isinstance(model, MLPConfig):
             model = DiffusionMLP(model, schedule if schedule is not None else vp_linear(), rng=rng)
         elif not isinstance(model, DiffusionMLP):

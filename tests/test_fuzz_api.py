@@ -183,7 +183,8 @@ def _chain_corruptions(v, draw):
 
 
 def _rng_corruptions(v, draw):
-    return [("none", None, True), ("seed", 3, True), ("legacy", np.random.RandomState(0), True), ("str", "0", True)]
+    return [("none", None, True), ("seed", 3, False), ("negative_seed", -3, True), ("bool", True, True),
+            ("legacy", np.random.RandomState(0), True), ("str", "0", True)]
 
 
 def _denoiser_corruptions(v, draw):
@@ -532,7 +533,7 @@ E(_E("objective.log_snr_times", ob.log_snr_times, lambda: dict(n=5, rng=_rng(), 
      Arg("log_snr_fraction", "real")))
 _CFG = MLPConfig(width=8, depth=1, emb_dim=8)
 E(_E("train.train", tr.train, lambda: dict(model=_CFG, data=_x(n=8), rng=0, steps=2, batch_size=4, progress=False),
-     Arg("model", "object"), Arg("data", "points_d", ("data",)), Arg("rng", "rng", accepts={"seed": "an int seed"}),
+     Arg("model", "object"), Arg("data", "points_d", ("data",)), Arg("rng", "rng"),
      Arg("steps", "int"), Arg("batch_size", "int"), errors=_SAMPLER_ERRORS))
 E(_E("train.Trainer", tr.Trainer, lambda: dict(model=DiffusionMLP(_CFG, VP, rng=_rng()), data=_x(n=8),
                                                 config=tr.TrainConfig(steps=2, batch_size=4), rng=_rng()),
