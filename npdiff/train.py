@@ -147,7 +147,8 @@ class Trainer:
     rng : the Generator that draws data, times and noise (it is advanced in place), or an int seed for a fresh one.
 
     ``history`` holds one value per step done so far: ``"loss"``, ``"grad_norm"`` (before
-    clipping) and ``"lr"``.
+    clipping) and ``"lr"``. ``data_name`` is the data's ``.name`` (a toy set's, the digits'),
+    recorded in checkpoints so that scoring on another set can be caught.
     """
 
     def __init__(self, model: DiffusionMLP, data: object, config: TrainConfig, rng: np.random.Generator | int) -> None:
@@ -161,6 +162,8 @@ class Trainer:
         self.config = config
         self.loss_kind = config.loss or model.config.parameterization
         self.sample = _sampler(data, model.config.dim)
+        name = getattr(data, "name", None)
+        self.data_name: str | None = name if isinstance(name, str) and name else None  # recorded in checkpoints
         self.times = TimeSampler(self.schedule, config.t_min, config.log_snr_fraction)  # refuses t_min >= t_max
         self.net = FastMLP(model.config)
         self.params = model.params.astype(np.float32)  # (n_params,) the weights being trained
@@ -278,7 +281,7 @@ class Trainer:
 
         self.check_finite()
         checkpoint.save(path, self.denoiser(ema=False, dtype=np.float32), optimizer=self.optimizer, step=self.step,
-                        rng=self.rng, history=self.history, train_config=self.config.to_dict())
+                        rng=self.rng, history=self.history, train_config=self.config.to_dict(), data_name=self.data_name)
 
     @classmethod
     def load(cls, path: str | os.PathLike, data: object) -> Trainer:
@@ -296,7 +299,8 @@ class Trainer:
             config = TrainConfig.from_dict(ck.train_config)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{os.fspath(path)} holds an invalid training config: {exc}") from exc
-        trainer = cls(ck.model, data, config, ck.rng)
+        trainer = cls(ck.raw_model, data, config, ck.rng)
+        trainer.data_name = trainer.data_name or ck.data_name
         try:
             trainer.optimizer.load_state(ck.optimizer, ck.step)
         except (TypeError, ValueError) as exc:
