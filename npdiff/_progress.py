@@ -39,20 +39,20 @@ class TimeBar:
     STEPS = 1000  # resolution of the bar: one thousandth of the interval
 
     def __init__(self, t_start: float, t_end: float, *, desc: str = "", enabled: bool = False) -> None:
-        self.t_start, self.span = float(t_start), float(t_end) - float(t_start)
+        self.t_start, self.span, self.desc = float(t_start), float(t_end) - float(t_start), desc
         self.done, self.nfe, self.bar = 0, 0, None
         if enabled and self.span != 0.0:
             from tqdm.auto import tqdm
 
             self.bar = tqdm(total=self.STEPS, desc=desc, leave=False, dynamic_ncols=True, file=sys.stderr,
-                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]")
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
 
     def __call__(self, t: float) -> None:
         self.nfe += 1
         if self.bar is None:
             return
         done = min(self.STEPS, int(self.STEPS * (float(t) - self.t_start) / self.span))
-        self.bar.set_postfix_str(f"t = {float(t):.4f}, {self.nfe} evaluations", refresh=False)
+        self.bar.set_description_str(f"{self.desc} (t = {float(t):.4f}, {self.nfe} evaluations)", refresh=False)
         if done > self.done:
             self.bar.update(done - self.done)  # tqdm redraws at most ten times a second
             self.done = done
