@@ -155,8 +155,8 @@ def plot_image_grid(samples: np.ndarray, real: np.ndarray | None, path: str | os
         ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=-1.0, vmax=1.0, interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(f"{name} ({imgs.shape[0]})")
-    _save(fig, path, title, dpi=90)
+        ax.set_title(f"{title or name} ({imgs.shape[0]})" if len(panels) == 1 else f"{name} ({imgs.shape[0]})")
+    _save(fig, path, title if len(panels) > 1 else "", dpi=90)
 
 
 def plot_vlb_terms(terms_bpd: np.ndarray, path: str | os.PathLike, *, times: np.ndarray | None = None,
