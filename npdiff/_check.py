@@ -9,7 +9,7 @@ The kinds: real arrays (:func:`as_float_array`, :func:`as_float_arrays`), batche
 (:func:`as_batch`, :func:`as_batches`), times, chain indices and integer levels
 (:func:`as_times`, :func:`as_indices`, :func:`as_integers`), counts, scalars and options
 (:func:`positive_int`, :func:`real_scalar`, :func:`check_tolerances`, :func:`one_of`), noise
-rates (:func:`as_betas`), random generators (:func:`as_generator`) and the schedules
+rates (:func:`as_betas`), random generators or seeds (:func:`as_generator`) and the schedules
 (:func:`check_schedule`, :func:`check_chain`); then the combinations the forward process, the
 chain and the flow take, so that a public function checks everything in one line
 (:func:`batch_at_times`, :func:`batch_between_times`, :func:`batch_at_steps`,
@@ -213,10 +213,20 @@ def same_shape(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
 
 
 def as_generator(rng: object, name: str = "rng") -> np.random.Generator:
-    r"""Refuse anything but an explicit ``np.random.Generator`` (no global seeds)."""
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"{name} must be a numpy.random.Generator (np.random.default_rng(seed)), got {_describe(rng)}")
-    return rng
+    r"""An explicit source of randomness: a ``np.random.Generator``, or an int seed for ``np.random.default_rng(seed)``.
+
+    A Generator is returned as it is (and advanced by the caller's draws); a seed >= 0 makes a
+    fresh one, so the same seed gives the same draws. Anything else (None, a bool, NumPy's legacy
+    ``RandomState``) raises ``TypeError``: there is no global seed.
+    """
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, numbers.Integral) and not isinstance(rng, bool):
+        if int(rng) < 0:
+            raise ValueError(f"{name} as a seed must be an int >= 0, got {int(rng)}")
+        return np.random.default_rng(int(rng))
+    raise TypeError(f"{name} must be a numpy.random.Generator or an int seed (np.random.default_rng(seed)), "
+                    f"got {_describe(rng)}")
 
 
 def check_schedule(schedule: object, name: str = "schedule", *, default: Schedule | None = None) -> Schedule:

@@ -1,9 +1,19 @@
-r"""A progress bar on stderr for anything long, off by default in the library."""
+r"""Progress on stderr for anything long, off by default in the library.
+
+Every function that runs long takes one keyword, ``progress`` (bool): the trainer, the samplers
+and the likelihoods. Loops of known length show a tqdm bar (:func:`progress`); the adaptive
+solvers, whose number of steps is not known in advance, show the share of their time interval
+covered so far (:class:`TimeBar`). The samplers' earlier name for the keyword, ``progress_bar``,
+still works, with a ``DeprecationWarning`` (:func:`accepts_progress_bar`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import TypeVar
+import functools
+import sys
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -15,4 +25,57 @@ def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "",
         return
     from tqdm.auto import tqdm
 
-    yield from tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True)
+    yield from tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True, file=sys.stderr)
+
+
+class TimeBar:
+    r"""A bar for an adaptive ODE solver: the share of [t_start, t_end] reached, and the evaluations so far.
+
+    Call it with each time at which the solver evaluates its field; trial steps that are
+    rejected may go back, so the bar shows the furthest time reached. A no-op unless ``enabled``.
+    Use it as a context manager, so that the bar is closed even when the solve fails.
+    """
+
+    STEPS = 1000  # resolution of the bar: one thousandth of the interval
+
+    def __init__(self, t_start: float, t_end: float, *, desc: str = "", enabled: bool = False) -> None:
+        self.t_start, self.span, self.desc = float(t_start), float(t_end) - float(t_start), desc
+        self.done, self.nfe, self.bar = 0, 0, None
+        if enabled and self.span != 0.0:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.STEPS, desc=desc, leave=False, dynamic_ncols=True, file=sys.stderr,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
+
+    def __call__(self, t: float) -> None:
+        self.nfe += 1
+        if self.bar is None:
+            return
+        done = min(self.STEPS, int(self.STEPS * (float(t) - self.t_start) / self.span))
+        self.bar.set_description_str(f"{self.desc} (t = {float(t):.4f}, {self.nfe} evaluations)", refresh=False)
+        if done > self.done:
+            self.bar.update(done - self.done)  # tqdm redraws at most ten times a second
+            self.done = done
+
+    def __enter__(self) -> TimeBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def accepts_progress_bar(fn: Callable[..., Any]) -> Callable[..., Any]:
+    r"""Let ``fn(..., progress=...)`` also be called with the keyword's earlier name, ``progress_bar``."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if "progress_bar" in kwargs:
+            warnings.warn(f"{fn.__name__}: the keyword progress_bar is now called progress", DeprecationWarning,
+                          stacklevel=2)
+            if "progress" in kwargs:
+                raise TypeError(f"{fn.__name__}() got both progress and its old name progress_bar")
+            kwargs["progress"] = kwargs.pop("progress_bar")
+        return fn(*args, **kwargs)
+
+    return wrapper

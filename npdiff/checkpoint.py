@@ -5,7 +5,8 @@ Layout (every entry a plain array; nothing is pickled)::
     npdiff_checkpoint   "npdiff-checkpoint"   marks the file as ours
     config              JSON: {"version", "model" (MLPConfig), "schedule" (Schedule.config()),
                                "step", "optimizer" (AdamW hyperparameters or null),
-                               "train" (TrainConfig or null), "history" (names of the series)}
+                               "train" (TrainConfig or null), "history" (names of the series),
+                               "data" (the training data set's name; absent in older files)}
     rng_state           JSON of ``rng.bit_generator.state`` (only with a generator)
     params              (n_params,) the weights (float32 from training)
     adam_m, adam_v, ema (n_params,) AdamW moments and the EMA weights (only with an optimizer)
@@ -13,7 +14,8 @@ Layout (every entry a plain array; nothing is pickled)::
 
 Writing is atomic: the file is written to a temporary file in the same directory, flushed
 to disk, then renamed over the target (``os.replace``), so a crash mid-save leaves the
-previous checkpoint intact. Reading uses ``allow_pickle=False``, and any file that is not a
+previous checkpoint intact; the file gets the permissions of any new file (0666 less the
+user's umask), not the temporary file's private 0600. Reading uses ``allow_pickle=False``, and any file that is not a
 complete npdiff checkpoint (truncated, corrupted, foreign, or holding a pickled object)
 raises ``ValueError`` naming the file and what is wrong. Saving then loading restores every
 array bit for bit.
@@ -51,7 +53,10 @@ class Checkpoint:
 
     Attributes
     ----------
-    model : the :class:`~npdiff.nn.model.DiffusionMLP` with the saved (raw) weights, float64 compute.
+    model : the denoiser to use, a float64 :class:`~npdiff.nn.model.DiffusionMLP`: the EMA
+        weights when the file holds an optimizer state, else the saved weights (what ``npdiff
+        sample`` and ``npdiff nll`` evaluate).
+    raw_model : the saved weights as trained (float32 from training), the start of a resumed run.
     step : optimizer steps done.
     optimizer : {"adam_m", "adam_v", "ema"} arrays, or None.
     optimizer_config : the AdamW hyperparameters, or None.
@@ -59,9 +64,11 @@ class Checkpoint:
     history : {name: (step,) array}.
     train_config : the :class:`~npdiff.train.TrainConfig` dict, or None.
     path : the file it came from.
+    data_name : the name of the data set it was trained on, or None (not recorded, or an older file).
     """
 
     model: DiffusionMLP
+    raw_model: DiffusionMLP
     step: int
     optimizer: dict[str, np.ndarray] | None
     optimizer_config: dict[str, Any] | None
@@ -69,11 +76,12 @@ class Checkpoint:
     history: dict[str, np.ndarray]
     train_config: dict[str, Any] | None
     path: Path
+    data_name: str | None = None
 
     def denoiser(self, ema: bool = True, dtype: type = np.float64) -> DiffusionMLP:
         r"""The model with the EMA weights (when saved and ``ema``) or the raw weights."""
-        params = self.optimizer["ema"] if (ema and self.optimizer is not None) else self.model.params
-        return DiffusionMLP(self.model.config, self.model.schedule, params, dtype=dtype)
+        params = self.optimizer["ema"] if (ema and self.optimizer is not None) else self.raw_model.params
+        return DiffusionMLP(self.raw_model.config, self.raw_model.schedule, params, dtype=dtype)
 
 
 def _json_array(obj: object) -> np.ndarray:
@@ -82,7 +90,7 @@ def _json_array(obj: object) -> np.ndarray:
 
 def save(path: str | os.PathLike, model: DiffusionMLP, *, optimizer: AdamW | None = None, step: int = 0,
          rng: np.random.Generator | None = None, history: dict[str, np.ndarray] | None = None,
-         train_config: dict[str, Any] | None = None) -> Path:
+         train_config: dict[str, Any] | None = None, data_name: str | None = None) -> Path:
     r"""Write a checkpoint atomically (see the module docstring) and return its path.
 
     Parameters
@@ -92,6 +100,8 @@ def save(path: str | os.PathLike, model: DiffusionMLP, *, optimizer: AdamW | Non
     optimizer : its AdamW state (moments and EMA) and hyperparameters, if training is to resume.
     step : optimizer steps done. rng : the generator whose state to save.
     history : per-step series, e.g. ``{"loss": (step,) array}``. train_config : a JSON-able dict.
+    data_name : the name of the training data set (e.g. ``"moons"``), so that scoring the model
+        on another set can be caught.
     """
     if not isinstance(model, DiffusionMLP):
         raise TypeError(f"model must be a DiffusionMLP, got {type(model).__name__}")
@@ -102,6 +112,7 @@ def save(path: str | os.PathLike, model: DiffusionMLP, *, optimizer: AdamW | Non
                          "NaN/Inf values (training diverged?)")
     path = Path(path)
     step = positive_int(step, "step", minimum=0)
+    data_name = _check_data_name(data_name, "data_name")
     history = dict(history or {})
     for name, series in history.items():  # what load() will demand of each series
         if not isinstance(name, str):
@@ -117,6 +128,7 @@ def save(path: str | os.PathLike, model: DiffusionMLP, *, optimizer: AdamW | Non
         "optimizer": optimizer.hyperparameters() if optimizer is not None else None,
         "train": train_config,
         "history": sorted(history),
+        **({"data": data_name} if data_name is not None else {}),
     }
     arrays: dict[str, np.ndarray] = {"npdiff_checkpoint": np.array(FORMAT), "config": _json_array(config),
                                      "params": model.params}
@@ -132,6 +144,7 @@ def save(path: str | os.PathLike, model: DiffusionMLP, *, optimizer: AdamW | Non
 
     fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 is for the temporary file, not for the checkpoint
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
@@ -142,6 +155,23 @@ def save(path: str | os.PathLike, model: DiffusionMLP, *, optimizer: AdamW | Non
             os.unlink(tmp)
         raise
     return path
+
+
+def _umask() -> int:
+    # the only way to read the umask is to set it; set it straight back
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_MAX_NAME = 200  # a data set's name is a word; more is not a name
+
+
+def _check_data_name(name: object, what: str) -> str | None:
+    if name is not None and (not isinstance(name, str) or not name or len(name) > _MAX_NAME):
+        raise ValueError(f"{what} must be a data set's name (a non-empty string of at most {_MAX_NAME} characters) "
+                         f"or None, got {name!r:.80}")
+    return name
 
 
 def _bad(path: Path, why: str) -> ValueError:
@@ -292,6 +322,10 @@ def _load(path: Path, archive: _Archive) -> Checkpoint:
     for key in ("optimizer", "train"):
         if config.get(key) is not None and not isinstance(config[key], dict):
             raise _bad(path, f"config {key!r} must be a dict or null, got {type(config[key]).__name__}")
+    try:
+        data_name = _check_data_name(config.get("data"), "config 'data'")
+    except ValueError as exc:
+        raise _bad(path, str(exc)) from None
     shape, _ = archive.headers["params"]
     if len(shape) != 1:
         raise _bad(path, f"entry 'params' has shape {shape}, expected a vector of weights")
@@ -343,5 +377,6 @@ def _load(path: Path, archive: _Archive) -> Checkpoint:
             raise _bad(path, f"missing history series {name!r}")
         archive.expect(f"history_{name}", shape=(step,))
         history[name] = archive.read(f"history_{name}")
-    return Checkpoint(model=model, step=step, optimizer=optimizer, optimizer_config=config.get("optimizer"), rng=rng,
-                      history=history, train_config=config.get("train"), path=path)
+    ema = model if optimizer is None else DiffusionMLP(model.config, model.schedule, optimizer["ema"])
+    return Checkpoint(model=ema, raw_model=model, step=step, optimizer=optimizer, optimizer_config=config.get("optimizer"),
+                      rng=rng, history=history, train_config=config.get("train"), path=path, data_name=data_name)

@@ -2,9 +2,11 @@ r"""The ``npdiff`` command line (also ``python -m npdiff``).
 
 Commands: ``demo`` (the main job: train, sample, exact NLL, figures), ``train``, ``sample``,
 ``nll``, ``datasets`` and ``schedules``. Human-readable output and progress bars go to
-stderr; with ``--json`` the last line on stdout is one JSON object. A user mistake (unknown
-data set, missing or corrupt model file, a model for other data dimensions, bad numbers)
-is one clear line on stderr and exit status 2, never a traceback.
+stderr; with ``--json`` stdout holds exactly one line, a JSON object. ``--out`` names what a
+command writes: a folder for ``train`` and ``demo`` (several files), a file for ``sample`` and
+``nll``. A user mistake (unknown data set or flag, missing or corrupt model file, a model for
+other data, bad numbers) is one clear line on stderr, with the closest name where there is
+one, and exit status 2, never a traceback.
 
 Image data (``--data digits``) trains on the train split (the ``"images"`` recipe) and
 ``nll`` reports bits/dim of the test split (``--split train`` for the other) by the exact
@@ -15,6 +17,7 @@ ODE likelihood of dequantized images and by the VLB with the discretized decoder
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import math
 import os
@@ -25,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from . import __version__
 from . import schedule as sch
 from .nn.activations import ACTIVATIONS
 from .nn.config import COORDS
@@ -50,6 +54,17 @@ def _emit(args: argparse.Namespace, payload: dict[str, Any]) -> None:
         print(json.dumps(payload, sort_keys=True))
 
 
+def _table(args: argparse.Namespace, line: str) -> None:
+    r"""A line of a command's table: on stdout, or on stderr when stdout is reserved for the JSON line."""
+    print(line, file=sys.stderr if args.json else sys.stdout)
+
+
+def _closest(word: str, choices) -> str:
+    r"""`` (did you mean X?)`` for the choice closest to ``word``, or nothing when none is close."""
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {match[0]}?)" if match else ""
+
+
 def _load_data(name: str):
     from .data import toy2d
 
@@ -59,8 +74,8 @@ def _load_data(name: str):
         from .data.images import digits
 
         return digits()  # ImportError naming the extra when scikit-learn is missing
-    raise UserError(f"unknown data set {name!r}; choose one of {', '.join(toy2d.NAMES + IMAGE_SETS)} "
-                    "(see `npdiff datasets`)")
+    raise UserError(f"unknown data set {name!r}{_closest(name, toy2d.NAMES + IMAGE_SETS)}; choose one of "
+                    f"{', '.join(toy2d.NAMES + IMAGE_SETS)} (see `npdiff datasets`)")
 
 
 def _is_images(data) -> bool:
@@ -70,12 +85,18 @@ def _is_images(data) -> bool:
 
 
 def _load_model(path: str):
+    r"""The checkpoint at ``path``, a model file or a folder holding ``model.npz`` (what ``train --out`` writes)."""
     from . import checkpoint
 
     if not os.path.exists(path):
-        raise UserError(f"model file {path!r} does not exist (train one with `npdiff train --out DIR`)")
+        raise UserError(f"model {path!r} does not exist (train one with `npdiff train --data NAME --out DIR`, "
+                        "then pass DIR or DIR/model.npz)")
+    if os.path.isdir(path):
+        if not os.path.isfile(os.path.join(path, "model.npz")):
+            raise UserError(f"model folder {path!r} holds no model.npz (the file `npdiff train --out {path}` writes)")
+        path = os.path.join(path, "model.npz")
     ck = checkpoint.load(path)  # ValueError with the file name when it is not a checkpoint
-    return ck, ck.denoiser(ema=True)
+    return ck, ck.model
 
 
 def _check_out_file(path: str | None, flag: str) -> None:
@@ -101,6 +122,21 @@ def _check_out_dir(path: str, flag: str) -> None:
 def _check_dims(model, data, model_path: str) -> None:
     if model.dim != data.dim:
         raise UserError(f"model {model_path!r} was trained on {model.dim}-D data, but data set {data.name!r} is {data.dim}-D")
+
+
+def _check_data_name(ck, data, args: argparse.Namespace) -> None:
+    r"""Refuse a model trained on another data set (the checkpoint records its name), unless the user insists."""
+    if ck.data_name is None or ck.data_name == data.name:
+        return  # older checkpoints carry no name: nothing to compare
+    if not args.other_data:
+        raise UserError(f"model {args.model!r} was trained on {ck.data_name!r}, not on {data.name!r}; "
+                        "pass --other-data to evaluate it on another data set anyway")
+    _say(f"note: model {args.model!r} was trained on {ck.data_name!r}; evaluating it on {data.name!r} as asked")
+
+
+def _npy_path(path: str) -> Path:
+    r"""The file ``np.save`` writes for ``path``: it appends ``.npy`` unless the name ends with it."""
+    return Path(path if path.endswith(".npy") else path + ".npy")
 
 
 def _positive(kind: type, maximum: float | None = None):
@@ -148,11 +184,38 @@ MAX_T = 100_000
 _SEED = _in_range(int, 0, 2**63 - 1)
 
 
+class _Help(argparse.HelpFormatter):
+    r"""Each flag's help ends with its default, unless the text already says it or there is none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        no_default = action.default is None or action.default is False or action.default is argparse.SUPPRESS
+        if action.option_strings and not no_default and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
 class _Parser(argparse.ArgumentParser):
-    r"""argparse with its errors on one line (the usage is one ``--help`` away)."""
+    r"""argparse with its errors on one line naming the command's ``--help``, and the closest flag to a typo."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
+        self.commands: dict[str, argparse.ArgumentParser] = {}  # filled for the top-level parser
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        # the subcommand's parser, not the top-level one, reports a flag it does not know
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            parser = self.commands.get(getattr(ns, "command", None), self)
+            flags = [s for a in parser._actions for s in a.option_strings]
+            hints = [f"{e.split('=')[0]}{_closest(e.split('=')[0], flags)}" for e in extras if e.startswith("-")]
+            hints = [h for h in hints if "did you mean" in h]
+            parser.error(f"unrecognized arguments: {' '.join(extras)}" + (f"; {', '.join(hints)}" if hints else ""))
+        return ns
 
 
 # -- train -------------------------------------------------------------------------------------
@@ -193,14 +256,17 @@ def _train(data, args: argparse.Namespace, *, out: Path | None, seed: int):
     history = trainer.run(progress=True)
     seconds = time.perf_counter() - t0
     loss = history["loss"]
-    final = float(np.mean(loss[-max(1, len(loss) // 100) :]))  # mean of the last 1% of steps
+    last = max(1, len(loss) // 100)
+    final = float(np.mean(loss[-last:]))  # mean of the last 1% of steps: one step's loss is noisy
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         save(out / "model.npz", trainer.denoiser(ema=False, dtype=np.float32), optimizer=trainer.optimizer,
-             step=trainer.step, rng=trainer.rng, history=history, train_config=trainer.config.to_dict())
+             step=trainer.step, rng=trainer.rng, history=history, train_config=trainer.config.to_dict(),
+             data_name=data.name)
     stats = {"steps": int(trainer.step), "seconds": round(seconds, 3), "steps_per_s": round(trainer.step / seconds, 1),
-             "final_loss": final}
-    _say(f"trained {trainer.step} steps in {seconds:.1f} s ({stats['steps_per_s']} steps/s); final loss {final:.4f}")
+             "final_loss": final, "loss_space": trainer.loss_kind}
+    _say(f"trained {trainer.step} steps in {seconds:.1f} s ({stats['steps_per_s']} steps/s); final loss {final:.4f} "
+         f"(squared error per dimension in {trainer.loss_kind} space, mean of the last {last} steps)")
     return trainer.denoiser(ema=True), history, stats
 
 
@@ -239,24 +305,22 @@ def _nll(model, data, n: int, seed: int, method: str, *, rtol: float = 1e-5, ato
     rng = np.random.default_rng(seed)
     x = data.sample(n, rng)  # (n, D) fresh test points
     log_p_true = data.log_prob(x)
-    out: dict[str, Any] = {"n": n, "true_entropy_nats": float(data.entropy)}
+    out: dict[str, Any] = {"n": n, "true_entropy_nats": float(data.entropy), "nll_true_nats": float(-log_p_true.mean())}
     arrays: dict[str, np.ndarray] = {"x": x, "log_p_true": log_p_true}
     t0 = time.perf_counter()
     if method in ("ode", "both"):
         _say(f"exact ODE likelihood of {n} points (RK45, rtol={rtol}, atol={atol}) ...")
-        res = ode_log_likelihood(model, x, rtol=rtol, atol=atol)
+        res = ode_log_likelihood(model, x, rtol=rtol, atol=atol, progress=True)
         gap = log_p_true - res.log_p
         out.update(nll_nats=float(-res.log_p.mean()), gap_nats=float(gap.mean()),
-                   gap_se=_se(gap), nfe=int(res.nfe))
+                   gap_se=_se(gap), ode_nfe=int(res.nfe))
         arrays["log_p_model"] = res.log_p
     if method in ("vlb", "both"):
         _say(f"variational bound of {n} points (T = {T}, all terms) ...")
-        res_v = vlb(model, x, T, rng=rng, variance=variance)
+        res_v = vlb(model, x, T, rng=rng, variance=variance, progress=True)
         gap_v = log_p_true + res_v.total
         out.update(vlb_nats=float(res_v.total.mean()), vlb_gap_nats=float(gap_v.mean()),
-                   vlb_gap_se=_se(gap_v))
-        out.setdefault("nfe", 0)
-        out["nfe"] += int(res_v.nfe)
+                   vlb_gap_se=_se(gap_v), vlb_nfe=int(res_v.nfe))
         arrays["vlb_nats"] = res_v.total
     out["seconds"] = round(time.perf_counter() - t0, 3)
     return out, arrays
@@ -284,21 +348,28 @@ def _report_image_nll(r: dict, where: str) -> None:
 
 
 def _report_nll(r: dict) -> None:
+    # the paired gap is NLL_model - NLL_true on the same points, not NLL_model - entropy: the points' own
+    # NLL under the true density differs from the entropy by sampling error, which the pairing cancels
+    _say(f"on these {r['n']} points the true density's NLL is {r['nll_true_nats']:.4f} nats "
+         f"(the true entropy, its expected NLL, is {r['true_entropy_nats']:.4f})")
     if "nll_nats" in r:
-        _say(f"exact NLL {r['nll_nats']:.4f} nats vs true entropy {r['true_entropy_nats']:.4f}: "
-             f"paired gap {r['gap_nats']:.4f}{_pm(r['gap_se'])} nats ({r['nfe']} evaluations)")
+        _say(f"exact NLL {r['nll_nats']:.4f} nats ({r['ode_nfe']} evaluations); paired gap "
+             f"{r['gap_nats']:.4f}{_pm(r['gap_se'])} nats = mean of log p_true - log p_model over the same points, "
+             "an estimate of KL(data || model)")
     if "vlb_nats" in r:
-        _say(f"VLB {r['vlb_nats']:.4f} nats: gap {r['vlb_gap_nats']:.4f}{_pm(r['vlb_gap_se'])} nats")
+        _say(f"VLB {r['vlb_nats']:.4f} nats ({r['vlb_nfe']} evaluations); paired gap "
+             f"{r['vlb_gap_nats']:.4f}{_pm(r['vlb_gap_se'])} nats (of a bound on the NLL, so above the exact gap)")
 
 
 def _cmd_nll(args: argparse.Namespace) -> int:
     from .data.images import DIGITS_BASELINES
     from .likelihood import image_bpd
 
-    _check_out_file(args.save, "--save")
+    _check_out_file(args.out, "--out")
     data = _load_data(args.data)
-    _, model = _load_model(args.model)
+    ck, model = _load_model(args.model)
     _check_dims(model, data, args.model)
+    _check_data_name(ck, data, args)
     if _is_images(data):
         x = data.split(args.split)
         x = x[: args.n] if args.n else x
@@ -308,7 +379,7 @@ def _cmd_nll(args: argparse.Namespace) -> int:
         _say(f"bits/dim of {x.shape[0]} {where} {data.name} images ({args.method}) ...")
         t0 = time.perf_counter()
         res = image_bpd(model, x, data.K, np.random.default_rng(args.seed), method=args.method, T=T,
-                        variance=variance, draws=args.draws, rtol=args.rtol, atol=args.atol)
+                        variance=variance, draws=args.draws, rtol=args.rtol, atol=args.atol, progress=True)
         r = {**res.summary(), "data": data.name, "split": args.split, "seconds": round(time.perf_counter() - t0, 2)}
         _report_image_nll(r, where)
         if args.split == "test":
@@ -323,9 +394,10 @@ def _cmd_nll(args: argparse.Namespace) -> int:
         r, arrays = _nll(model, data, args.n or 2000, args.seed, args.method, rtol=args.rtol, atol=args.atol,
                          T=args.T or 1000, variance=args.variance or "large")
         _report_nll(r)
-    if args.save:
-        np.savez(args.save, **arrays)
-        _say(f"wrote {args.save}")
+    if args.out:
+        out = args.out if args.out.endswith(".npz") else args.out + ".npz"  # np.savez appends it otherwise
+        np.savez(out, **arrays)
+        _say(f"wrote the per-point values to {out}")
     _emit(args, r)
     return 0
 
@@ -337,7 +409,7 @@ def _run_sampler(model, name: str, n: int, seed: int, steps: int | None, record:
     from . import sample
 
     rng = np.random.default_rng(seed)
-    kw: dict[str, Any] = {"record": record, "progress_bar": True}
+    kw: dict[str, Any] = {"record": record, "progress": True}
     if name == "ddpm":
         return sample.ddpm_sample(model, n, rng, **({"steps": steps} if steps else {}), **kw)
     if name == "ddim":
@@ -350,16 +422,18 @@ def _run_sampler(model, name: str, n: int, seed: int, steps: int | None, record:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    _check_out_file(args.out, "--out")
+    _check_out_file(args.out, "--out")  # a folder given as --out is refused, not filled with FOLDER.npy
+    out = _npy_path(args.out)
+    _check_out_file(str(out), "--out")
     _check_out_file(args.plot, "--plot")
-    _, model = _load_model(args.model)
+    ck, model = _load_model(args.model)
     data = _load_data(args.data) if args.data else None
     if data is not None:
         _check_dims(model, data, args.model)
+        _check_data_name(ck, data, args)
     t0 = time.perf_counter()
     res = _run_sampler(model, args.sampler, args.n, args.seed, args.steps)
     seconds = time.perf_counter() - t0
-    out = Path(args.out)
     np.save(out, res.x)
     _say(f"wrote {res.x.shape[0]} samples to {out} ({res.nfe} evaluations, {seconds:.1f} s)")
     if args.plot:
@@ -372,7 +446,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         elif model.dim > 2 and side * side == model.dim:  # square images without their data set
             plot_image_grid(res.x[:100], None, args.plot, shape=(side, side), title=f"{args.sampler} samples")
         else:
-            plot_samples(res.x, None, args.plot, title=f"{args.sampler} samples")
+            real = data.sample(res.x.shape[0], np.random.default_rng(args.seed + 1)) if data is not None else None
+            plot_samples(res.x, real, args.plot, title=f"{args.sampler} samples" + (f" of {data.name}" if data else ""))
         _say(f"wrote {args.plot}")
     _emit(args, {"n": int(res.x.shape[0]), "nfe": int(res.nfe), "seconds": round(seconds, 3), "out": str(out)})
     return 0
@@ -390,24 +465,48 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     data = _load_data("8gaussians")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+
+    def lap(phase: str, t0: float) -> None:
+        seconds[phase] = round(time.perf_counter() - t0, 1)
+
+    t0 = time.perf_counter()
+    _say("[1/4] training")
     model, history, train_stats = _train(data, args, out=out, seed=args.seed)
+    lap("train", t0)
+    t0 = time.perf_counter()
+    _say("[2/4] exact likelihood of fresh test points")
     r, _ = _nll(model, data, args.n, args.seed + 1, "ode")
     _report_nll(r)
-    _say("sampling with the probability-flow ODE and drawing figures ...")
+    lap("nll", t0)
+    t0 = time.perf_counter()
+    _say("[3/4] sampling 2000 points with the probability-flow ODE (RK45)")
     res = _run_sampler(model, "ode", 2000, args.seed + 2, None, record=True)
-    plot_samples(res.x, data.sample(2000, np.random.default_rng(args.seed + 3)), out / "samples.png",
-                 title="8gaussians: data and samples")
-    plot_trajectory(res.trajectory, res.times, out / "trajectory.png")
-    plot_loss(history["loss"], out / "loss.png")
+    lap("sample", t0)
+    t0 = time.perf_counter()
+    _say(f"[4/4] the learned density on a {args.grid}x{args.grid} grid (exact ODE likelihood, rtol = atol = 1e-3)")
     g = np.linspace(-4.5, 4.5, args.grid)
     gx, gy = np.meshgrid(g, g, indexing="xy")
     grid = np.stack([gx.ravel(), gy.ravel()], 1)  # (G*G, 2)
-    log_p = ode_log_likelihood(model, grid, rtol=1e-3, atol=1e-3).log_p.reshape(gx.shape)
+    log_p = ode_log_likelihood(model, grid, rtol=1e-3, atol=1e-3, progress=True).log_p.reshape(gx.shape)
+    lap("density", t0)
+    written = {
+        "model.npz": "the trained model (EMA weights for evaluation, training state to resume)",
+        "samples.png": "2000 samples beside 2000 data points",
+        "trajectory.png": "the samples' path along the probability-flow ODE, from noise at t = 1 to data",
+        "density.png": "the learned density beside the true one",
+        "loss.png": "the training loss per step",
+    }
+    plot_samples(res.x, data.sample(2000, np.random.default_rng(args.seed + 3)), out / "samples.png",
+                 title="8gaussians: data and samples")
+    plot_trajectory(res.trajectory, res.times, out / "trajectory.png")
+    plot_loss(history["loss"], out / "loss.png", space=train_stats["loss_space"])
     plot_density(gx, gy, log_p, data.log_prob(grid).reshape(gx.shape), out / "density.png")
     total = time.perf_counter() - t_start
-    _say(f"figures: {', '.join(str(out / f) for f in ('samples.png', 'trajectory.png', 'density.png', 'loss.png'))}")
-    _say(f"demo finished in {total:.0f} s; model in {out / 'model.npz'}")
-    _emit(args, {**r, **train_stats, "out": str(out), "total_seconds": round(total, 1)})
+    for name, what in written.items():
+        _say(f"  {out / name}: {what}")
+    _say(f"demo finished in {total:.0f} s (" + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()) + ")")
+    _emit(args, {**r, **train_stats, "out": str(out), "total_seconds": round(total, 1), "phase_seconds": seconds})
     return 0
 
 
@@ -421,121 +520,162 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
     for name in toy2d.NAMES:
         d = toy2d.load(name)
         rows.append({"name": name, "dim": d.dim, "entropy_nats": round(float(d.entropy), 5)})
-        print(f"{name:14s} D={d.dim}  true entropy {d.entropy:.4f} nats")
+        _table(args, f"{name:14s} D={d.dim}  true entropy {d.entropy:.4f} nats")
     images = []
     try:
         d = _load_data("digits")
         images.append({"name": d.name, "dim": d.dim, "K": d.K, "shape": list(d.shape), "train": int(d.train.shape[0]),
                        "test": int(d.test.shape[0])})
-        print(f"{d.name:14s} D={d.dim}  {d.shape[0]}x{d.shape[1]} images on {d.K} levels, "
-              f"{d.train.shape[0]} train / {d.test.shape[0]} test (bits/dim)")
+        _table(args, f"{d.name:14s} D={d.dim}  {d.shape[0]}x{d.shape[1]} images on {d.K} levels, "
+                     f"{d.train.shape[0]} train / {d.test.shape[0]} test (bits/dim)")
     except ImportError as exc:
-        print(f"{'digits':14s} unavailable: {exc}")
+        _table(args, f"{'digits':14s} unavailable: {exc}")
     _emit(args, {"datasets": rows, "images": images})
     return 0
 
 
 def _cmd_schedules(args: argparse.Namespace) -> int:
     _check_out_file(args.plot, "--plot")
-    schedules = [sch.vp_linear(), sch.cosine(), sch.log_snr_linear()]
+    names = sorted(SCHEDULES)  # the choices of --schedule, in its order
+    schedules = [SCHEDULES[n]() for n in names]
     chains = [s.discretize(args.T) for s in schedules]
     ddpm = sch.ddpm_linear(args.T)
     rows = np.unique(np.round(np.linspace(0, args.T, 11)).astype(int))
-    names = [s.name for s in schedules] + ["ddpm_linear"]
-    print(f"alpha_bar[t] of the discrete chains, T = {args.T} (index 0 is clean data)")
-    print("t".rjust(6) + "".join(n.rjust(16) for n in names))
+    _table(args, f"alpha_bar[t] of the discrete chains, T = {args.T} (index 0 is clean data): the schedules "
+                 "`--schedule NAME` trains with, and for comparison")
+    _table(args, "Ho et al.'s discrete ddpm_linear table (no --schedule: a denoiser takes continuous time; "
+                 "vp_linear is its continuous version)")
+    _table(args, "t".rjust(6) + "".join(n.rjust(16) for n in names) + "ddpm_linear".rjust(18))
     for t in rows:
-        vals = [c.alpha_bar[t] for c in chains] + [ddpm.alpha_bar[t]]
-        print(f"{t:6d}" + "".join(f"{v:16.6e}" for v in vals))
+        _table(args, f"{t:6d}" + "".join(f"{c.alpha_bar[t]:16.6e}" for c in chains) + f"{ddpm.alpha_bar[t]:18.6e}")
     if args.plot:
         from .plot import plot_schedules
 
         plot_schedules(schedules, args.plot)
         _say(f"wrote {args.plot}")
-    _emit(args, {"T": args.T, "alpha_bar_T": {n: float(c.alpha_bar[-1]) for n, c in zip(names, [*chains, ddpm])}})
+    _emit(args, {"T": args.T, "alpha_bar_T": {n: float(c.alpha_bar[-1]) for n, c in zip(names, chains)},
+                 "reference_alpha_bar_T": {"ddpm_linear": float(ddpm.alpha_bar[-1])}})
     return 0
 
 
 # -- parser --------------------------------------------------------------------------------------
 
 
+def _recipes_say(field: str) -> str:
+    r"""What the recipes choose for ``field``, e.g. ``"default: 512 (2d recipe), 128 (images recipe)"``."""
+    import dataclasses
+
+    from .nn import MLPConfig
+    from .recipes import RECIPES
+    from .train import TrainConfig
+
+    fallback = {f.name: f.default for f in dataclasses.fields(MLPConfig) + dataclasses.fields(TrainConfig)}
+    values = {name: r["model"].get(field, r["train"].get(field, fallback[field])) for name, r in RECIPES.items()}
+    if len(set(values.values())) == 1:
+        return f"default: {next(iter(values.values()))}, every recipe"
+    return "default: " + ", ".join(f"{v} ({name} recipe)" for name, v in values.items())
+
+
 def _model_flags(p: argparse.ArgumentParser, steps_default: int | None) -> None:
-    g = p.add_argument_group("model and training (defaults: the '2d' or 'images' recipe in npdiff/recipes.py)")
-    g.add_argument("--steps", type=_positive(int, MAX_STEPS), default=steps_default, help="optimizer steps")
-    g.add_argument("--batch-size", dest="batch_size", type=_positive(int, MAX_BATCH), help="points per step")
-    g.add_argument("--lr", type=_positive(float, 1.0), help="peak learning rate")
-    g.add_argument("--lr-schedule", dest="lr_schedule", choices=LR_SCHEDULES)
+    g = p.add_argument_group("model and training (defaults: the '2d' recipe, or 'images' for digits: npdiff/recipes.py)")
+    g.add_argument("--steps", type=_positive(int, MAX_STEPS), default=steps_default,
+                   help="optimizer steps" + ("" if steps_default else f" ({_recipes_say('steps')})"))
+    g.add_argument("--batch-size", dest="batch_size", type=_positive(int, MAX_BATCH),
+                   help=f"points per step ({_recipes_say('batch_size')})")
+    g.add_argument("--lr", type=_positive(float, 1.0), help=f"peak learning rate ({_recipes_say('lr')})")
+    g.add_argument("--lr-schedule", dest="lr_schedule", choices=LR_SCHEDULES,
+                   help=f"the learning rate over the run ({_recipes_say('lr_schedule')})")
     g.add_argument("--weight-decay", dest="weight_decay", type=_in_range(float, 0.0, 1.0),
-                   help="AdamW's decoupled weight decay")
+                   help=f"AdamW's decoupled weight decay ({_recipes_say('weight_decay')})")
     g.add_argument("--ema-decay", dest="ema_decay", type=_in_range(float, 0.0, 1.0, hi_open=True),
-                   help="decay of the weights' moving average")
-    g.add_argument("--width", type=_positive(int, MAX_WIDTH), help="hidden units")
-    g.add_argument("--depth", type=_in_range(int, 0, MAX_DEPTH), help="residual blocks")
-    g.add_argument("--activation", choices=sorted(ACTIVATIONS))
-    g.add_argument("--parameterization", choices=PREDICTIONS)
-    g.add_argument("--coords", choices=COORDS, help="what the network sees of x: x itself, its sinusoidal embedding, or both")
+                   help=f"decay of the weights' moving average, the weights evaluated ({_recipes_say('ema_decay')})")
+    g.add_argument("--width", type=_positive(int, MAX_WIDTH), help=f"hidden units ({_recipes_say('width')})")
+    g.add_argument("--depth", type=_in_range(int, 0, MAX_DEPTH), help=f"residual blocks ({_recipes_say('depth')})")
+    g.add_argument("--activation", choices=sorted(ACTIVATIONS),
+                   help=f"the hidden layers' nonlinearity ({_recipes_say('activation')})")
+    g.add_argument("--parameterization", choices=PREDICTIONS,
+                   help=f"what the network predicts ({_recipes_say('parameterization')})")
+    g.add_argument("--coords", choices=COORDS,
+                   help=f"what the network sees of x: x itself, its sinusoidal embedding, or both ({_recipes_say('coords')})")
     g.add_argument("--coord-scale", dest="coord_scale", type=_positive(float, 1000.0),
-                   help="scale of the coordinates' sinusoidal embedding (the 2d recipe: 8; tiny-diffusion: 25)")
-    g.add_argument("--schedule", choices=sorted(SCHEDULES))
+                   help=f"scale of the coordinates' sinusoidal embedding ({_recipes_say('coord_scale')})")
+    g.add_argument("--schedule", choices=sorted(SCHEDULES),
+                   help="the noise schedule (default: vp_linear; see `npdiff schedules`)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="npdiff", description="Diffusion models from scratch in NumPy.")
+    parser = _Parser(prog="npdiff", description="Diffusion models from scratch in NumPy. Start with `npdiff demo`; "
+                                                "each command's flags: npdiff COMMAND --help.")
+    parser.add_argument("--version", action="version", version=f"npdiff {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    seed_help = "seed of the command's random draws: weights, data, times and noise"
 
-    p = sub.add_parser("demo", help="train on 8gaussians, sample, exact NLL against the true entropy, figures")
-    p.add_argument("--out", default="npdiff-demo", help="output folder (default ./npdiff-demo)")
-    p.add_argument("--seed", type=_SEED, default=0)
-    p.add_argument("--n", type=_positive(int, MAX_POINTS), default=2000, help="test points for the NLL (default 2000)")
-    p.add_argument("--grid", type=_positive(int, 1000), default=48, help="grid size of the density heat map (default 48)")
+    p = sub.add_parser("demo", help="train on 8gaussians, exact NLL against the true entropy, samples, figures")
+    p.add_argument("--out", metavar="DIR", default="npdiff-demo",
+                   help="folder for model.npz and the figures (created if missing)")
+    p.add_argument("--seed", type=_SEED, default=0, help=seed_help)
+    p.add_argument("--n", type=_positive(int, MAX_POINTS), default=2000, help="fresh test points for the exact NLL")
+    p.add_argument("--grid", type=_positive(int, 1000), default=48, help="points per side of the density heat map")
     _model_flags(p, DEMO_STEPS)
     p.set_defaults(func=_cmd_demo)
 
-    p = sub.add_parser("train", help="train the MLP denoiser on a data set; writes OUT/model.npz")
-    p.add_argument("--data", required=True, help="data set name (see `npdiff datasets`)")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--seed", type=_SEED, default=0)
+    p = sub.add_parser("train", help="train the MLP denoiser on a data set; writes DIR/model.npz")
+    p.add_argument("--data", required=True, help="the data set's name (see `npdiff datasets`)")
+    p.add_argument("--out", metavar="DIR", required=True, help="folder for model.npz (created if missing)")
+    p.add_argument("--seed", type=_SEED, default=0, help=seed_help)
     _model_flags(p, None)
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("sample", help="draw samples from a trained model")
-    p.add_argument("--model", required=True, help="model.npz written by `npdiff train`")
-    p.add_argument("--sampler", choices=SAMPLERS, default="ode")
-    p.add_argument("--steps", type=_positive(int, MAX_T), help="sampler steps (ode: Heun steps; default RK45 adaptive)")
-    p.add_argument("--n", type=_positive(int, MAX_POINTS), default=1000)
-    p.add_argument("--seed", type=_SEED, default=0)
-    p.add_argument("--out", required=True, help="FILE.npy for the (n, D) samples")
+    model_help = "the model: the folder `npdiff train --out` wrote, or its model.npz"
+    other_data_help = "evaluate the model on --data although it was trained on another set"
+    p = sub.add_parser("sample", help="draw samples from a trained model; writes FILE.npy")
+    p.add_argument("--model", required=True, help=model_help)
+    p.add_argument("--sampler", choices=SAMPLERS, default="ode",
+                   help="ddpm and ddim on the discrete chain, the probability-flow ode, the reverse sde")
+    p.add_argument("--steps", type=_positive(int, MAX_T),
+                   help="sampler steps (default: ddpm 1000, ddim 250, sde 1000; ode: adaptive RK45, or this many Heun steps)")
+    p.add_argument("--n", type=_positive(int, MAX_POINTS), default=1000, help="number of samples")
+    p.add_argument("--seed", type=_SEED, default=0, help="seed of the starting noise and the samplers' noise")
+    p.add_argument("--out", metavar="FILE.npy", required=True, help="file for the (n, D) samples (.npy is appended if missing)")
     p.add_argument("--plot", metavar="FILE.png", help="also draw the samples (2-D: a scatter; images: a grid)")
-    p.add_argument("--data", help="the model's data set (images: real test images beside the samples)")
+    p.add_argument("--data", help="the model's data set: drawn beside the samples in --plot")
+    p.add_argument("--other-data", dest="other_data", action="store_true", help=other_data_help)
     p.set_defaults(func=_cmd_sample)
 
     p = sub.add_parser("nll", help="negative log-likelihood of fresh test points (2-D: against the true entropy; "
                                    "images: bits/dim of the test split)")
-    p.add_argument("--model", required=True)
-    p.add_argument("--data", required=True)
+    p.add_argument("--model", required=True, help=model_help)
+    p.add_argument("--data", required=True, help="the data set to score (see `npdiff datasets`); the model's own, "
+                                                 "unless --other-data")
     p.add_argument("--n", type=_positive(int, MAX_POINTS),
                    help="2-D: fresh points (default 2000); images: the first n of the split (default all)")
-    p.add_argument("--split", choices=("test", "train"), default="test", help="images: which split (default test)")
-    p.add_argument("--seed", type=_SEED, default=1)
-    p.add_argument("--method", choices=("ode", "vlb", "both"), default="ode")
+    p.add_argument("--split", choices=("test", "train"), default="test", help="images: which split")
+    p.add_argument("--seed", type=_SEED, default=0, help="seed of the fresh test points (2-D), the dequantization "
+                                                         "and the VLB's noise")
+    p.add_argument("--method", choices=("ode", "vlb", "both"), default="ode",
+                   help="the exact probability-flow ODE likelihood, the variational bound, or both")
     p.add_argument("--T", type=_positive(int, MAX_T), help="steps of the VLB's chain (default 1000; images: the recipe's)")
     p.add_argument("--variance", choices=VARIANCES, help="the VLB's fixed reverse variance (default large)")
-    p.add_argument("--draws", type=_positive(int, 1000), default=1, help="images: dequantization draws per image (default 1)")
+    p.add_argument("--draws", type=_positive(int, 1000), default=1, help="images: dequantization draws per image")
     p.add_argument("--rtol", type=_in_range(float, 1e-13, 0.1), default=1e-5, help="RK45's relative tolerance")
     p.add_argument("--atol", type=_in_range(float, 1e-14, 0.1), default=1e-5, help="RK45's absolute tolerance")
-    p.add_argument("--save", metavar="FILE.npz", help="write the points and their per-point log-likelihoods")
+    p.add_argument("--out", "--save", dest="out", metavar="FILE.npz",
+                   help="also write the points and their per-point log-likelihoods (.npz is appended if missing)")
+    p.add_argument("--other-data", dest="other_data", action="store_true", help=other_data_help)
     p.set_defaults(func=_cmd_nll)
 
     p = sub.add_parser("datasets", help="list the data sets with their true entropies")
     p.set_defaults(func=_cmd_datasets)
 
     p = sub.add_parser("schedules", help="print the noise schedules' alpha_bar table (and plot them)")
-    p.add_argument("--T", type=_positive(int, MAX_T), default=1000, help="number of discrete steps (default 1000)")
+    p.add_argument("--T", type=_positive(int, MAX_T), default=1000, help="number of discrete steps")
     p.add_argument("--plot", metavar="FILE.png", help="also draw alpha_bar, log-SNR and beta curves")
     p.set_defaults(func=_cmd_schedules)
 
     for action in sub.choices.values():
-        action.add_argument("--json", action="store_true", help="print one JSON object as the last line on stdout")
+        action.add_argument("--json", action="store_true",
+                            help="print one JSON object on stdout, and nothing else there (the rest goes to stderr)")
+    parser.commands = dict(sub.choices)
     return parser
 
 

@@ -23,7 +23,8 @@ def _save(fig, path: str | os.PathLike, title: str = "", dpi: int = 110) -> None
     # every figure ends the same way: optional overall title, tight layout, PNG, and the figure freed
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:  # a figure made with layout="constrained" lays itself out
+        fig.tight_layout()
     fig.savefig(path, dpi=dpi)
     _pyplot().close(fig)
 
@@ -46,37 +47,42 @@ def plot_schedules(schedules: Sequence[Schedule], path: str | os.PathLike) -> No
 
 
 def plot_samples(samples: np.ndarray, data: np.ndarray | None, path: str | os.PathLike, *, title: str = "") -> None:
-    r"""Scatter model samples (N, 2) beside data (M, 2), on shared axes."""
+    r"""Scatter model samples (N, 2) beside data (M, 2), on shared axes; one title, over both panels."""
     plt = _pyplot()
     panels = [("data", data), ("samples", samples)] if data is not None else [("samples", samples)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2), squeeze=False)
     pts = np.concatenate([p for _, p in panels if p is not None])
     lo, hi = np.quantile(pts, 0.001, axis=0), np.quantile(pts, 0.999, axis=0)
     pad = 0.1 * (hi - lo)
+    lo, hi = lo - pad, hi + pad
+    aspect = np.clip((hi[1] - lo[1]) / (hi[0] - lo[0]), 0.6, 1.6)  # the figure takes the data's shape: no empty margins
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.0 * len(panels), 4.0 * aspect + 0.7), squeeze=False,
+                             sharex=True, sharey=True)
     for ax, (name, p) in zip(axes[0], panels):
         ax.scatter(p[:, 0], p[:, 1], s=2, alpha=0.4, color="C0" if name == "data" else "C1")
-        ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
-        ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+        ax.set_xlim(lo[0], hi[0])
+        ax.set_ylim(lo[1], hi[1])
         ax.set_aspect("equal")
-        ax.set_title(f"{name} ({p.shape[0]} points)")
-    _save(fig, path, title)
+        ax.set_title(f"{title or name} ({p.shape[0]} points)" if len(panels) == 1 else f"{name} ({p.shape[0]} points)")
+    _save(fig, path, title if len(panels) > 1 else "")
 
 
-def plot_trajectory(trajectory: np.ndarray, times: np.ndarray, path: str | os.PathLike, *, panels: int = 6) -> None:
-    r"""Snapshots of a recorded reverse trajectory (K + 1, N, 2), from noise (left) to data (right)."""
+def plot_trajectory(trajectory: np.ndarray, times: np.ndarray, path: str | os.PathLike, *, panels: int = 6,
+                    title: str = "the probability-flow ODE carries noise at t = 1 (left) to data (right)") -> None:
+    r"""Snapshots of a recorded reverse trajectory (K + 1, N, 2), from noise (left) to data (right), on shared axes."""
     plt = _pyplot()
     idx = np.unique(np.round(np.linspace(0, len(times) - 1, panels)).astype(int))
-    fig, axes = plt.subplots(1, len(idx), figsize=(2.6 * len(idx), 2.8))
+    fig, axes = plt.subplots(1, len(idx), figsize=(2.6 * len(idx), 3.3), sharex=True, sharey=True, squeeze=False,
+                             layout="constrained")
     lim = float(np.quantile(np.abs(trajectory), 0.999)) * 1.05
-    for ax, k in zip(np.atleast_1d(axes), idx):
+    for ax, k in zip(axes[0], idx):
         ax.scatter(trajectory[k, :, 0], trajectory[k, :, 1], s=1, alpha=0.4)
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim, lim)
         ax.set_aspect("equal")
-        ax.set_xticks([])
-        ax.set_yticks([])
         ax.set_title(f"t = {times[k]:.3f}")
-    _save(fig, path)
+        ax.set_xlabel("$x_1$")
+    axes[0, 0].set_ylabel("$x_2$")
+    _save(fig, path, f"{title} ({trajectory.shape[1]} points)" if title else "")
 
 
 def plot_density(grid_x: np.ndarray, grid_y: np.ndarray, log_p_model: np.ndarray, log_p_true: np.ndarray | None,
@@ -84,17 +90,24 @@ def plot_density(grid_x: np.ndarray, grid_y: np.ndarray, log_p_model: np.ndarray
     r"""Heat maps of the learned density (and the true one) on a grid; log-densities of shape (G, G)."""
     plt = _pyplot()
     maps = [("model density", log_p_model)] + ([("true density", log_p_true)] if log_p_true is not None else [])
-    fig, axes = plt.subplots(1, len(maps), figsize=(4.4 * len(maps), 4.2), squeeze=False)
-    vmax = max(float(np.exp(m).max()) for _, m in maps)
+    fig, axes = plt.subplots(1, len(maps), figsize=(4.0 * len(maps) + 1.0, 3.9), squeeze=False, layout="constrained")
+    vmax = max(float(np.exp(m).max()) for _, m in maps)  # one colour scale for both, so they compare
     for ax, (name, m) in zip(axes[0], maps):
-        ax.pcolormesh(grid_x, grid_y, np.exp(m), shading="auto", cmap="magma", vmin=0.0, vmax=vmax)
+        mesh = ax.pcolormesh(grid_x, grid_y, np.exp(m), shading="auto", cmap="magma", vmin=0.0, vmax=vmax)
         ax.set_aspect("equal")
         ax.set_title(name)
+        ax.set_xlabel("$x_1$")
+    axes[0, 0].set_ylabel("$x_2$")
+    fig.colorbar(mesh, ax=axes[0].tolist(), label="density p(x)", shrink=0.85)
     _save(fig, path)
 
 
-def plot_loss(loss: np.ndarray, path: str | os.PathLike) -> None:
-    r"""The training loss per step with a running mean over 1% of the run."""
+def plot_loss(loss: np.ndarray, path: str | os.PathLike, *, space: str = "eps") -> None:
+    r"""The training loss per step with a running mean over 1% of the run.
+
+    ``space`` names the loss: the squared error per dimension measured in eps, x0 or v space
+    (:mod:`npdiff.objective`), as the trainer's ``loss_kind`` says.
+    """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.6))
     ax.plot(loss, lw=0.5, alpha=0.35, label="per step")
@@ -104,7 +117,8 @@ def plot_loss(loss: np.ndarray, path: str | os.PathLike) -> None:
         ax.plot(np.arange(w - 1, len(loss)), smooth, lw=1.5, label=f"mean over {w} steps")
     ax.set_yscale("log")
     ax.set_xlabel("step")
-    ax.set_ylabel("loss")
+    ax.set_ylabel(f"squared error in {space} space")
+    ax.set_title(f"training loss: squared error per dimension in {space} space")
     ax.grid(alpha=0.3)
     ax.legend()
     _save(fig, path)
@@ -141,8 +155,8 @@ def plot_image_grid(samples: np.ndarray, real: np.ndarray | None, path: str | os
         ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=-1.0, vmax=1.0, interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(f"{name} ({imgs.shape[0]})")
-    _save(fig, path, title, dpi=90)
+        ax.set_title(f"{title or name} ({imgs.shape[0]})" if len(panels) == 1 else f"{name} ({imgs.shape[0]})")
+    _save(fig, path, title if len(panels) > 1 else "", dpi=90)
 
 
 def plot_vlb_terms(terms_bpd: np.ndarray, path: str | os.PathLike, *, times: np.ndarray | None = None,

@@ -31,6 +31,7 @@ from .nn.optim import AdamW
 from .objective import TimeSampler, noisy_batch
 from .parameterization import PREDICTIONS
 from .schedule import Schedule, vp_linear
+from .threads import blas_threads
 
 __all__ = ["LR_SCHEDULES", "TrainConfig", "Trainer", "train"]
 
@@ -143,13 +144,14 @@ class Trainer:
         as float32; its config and schedule are kept).
     data : a sampler ``sample(n, rng)``, an object with ``.sample(n, rng)``, or an (N, D) array.
     config : the :class:`TrainConfig`.
-    rng : the Generator that draws data, times and noise (it is advanced in place).
+    rng : the Generator that draws data, times and noise (it is advanced in place), or an int seed for a fresh one.
 
     ``history`` holds one value per step done so far: ``"loss"``, ``"grad_norm"`` (before
-    clipping) and ``"lr"``.
+    clipping) and ``"lr"``. ``data_name`` is the data's ``.name`` (a toy set's, the digits'),
+    recorded in checkpoints so that scoring on another set can be caught.
     """
 
-    def __init__(self, model: DiffusionMLP, data: object, config: TrainConfig, rng: np.random.Generator) -> None:
+    def __init__(self, model: DiffusionMLP, data: object, config: TrainConfig, rng: np.random.Generator | int) -> None:
         if not isinstance(model, DiffusionMLP):
             raise TypeError(f"model must be a DiffusionMLP, got {type(model).__name__}")
         if not isinstance(config, TrainConfig):
@@ -160,6 +162,8 @@ class Trainer:
         self.config = config
         self.loss_kind = config.loss or model.config.parameterization
         self.sample = _sampler(data, model.config.dim)
+        name = getattr(data, "name", None)
+        self.data_name: str | None = name if isinstance(name, str) and name else None  # recorded in checkpoints
         self.times = TimeSampler(self.schedule, config.t_min, config.log_snr_fraction)  # refuses t_min >= t_max
         self.net = FastMLP(model.config)
         self.params = model.params.astype(np.float32)  # (n_params,) the weights being trained
@@ -223,11 +227,13 @@ class Trainer:
                 raise FloatingPointError(f"the {name} became NaN/Inf at step {self.step} "
                                          f"({np.count_nonzero(~np.isfinite(arr))} entries); lower lr")
 
+    @blas_threads()
     def run(self, until: int | None = None, *, progress: bool | None = None, checkpoint_path: str | os.PathLike | None = None,
             checkpoint_every: int | None = None) -> dict[str, np.ndarray]:
         r"""Train up to step ``until`` (default: ``config.steps``) and return :attr:`history`.
 
-        ``progress``: a tqdm bar on stderr; None turns it on for runs of 2,000 steps or more.
+        ``progress``: a tqdm bar on stderr with the mean loss of the steps since its last update
+        (every 50 steps); None turns it on for runs of 2,000 steps or more.
         With ``checkpoint_path`` the state is saved there every ``checkpoint_every`` steps (if
         given) and at the end, atomically (:mod:`npdiff.checkpoint`).
         """
@@ -244,13 +250,15 @@ class Trainer:
         shown = self.step
         try:
             while self.step < until:
-                loss = self.train_step()
+                self.train_step()
                 if checkpoint_path is not None and checkpoint_every and self.step % checkpoint_every == 0:
                     self.save(checkpoint_path)
                 if bar is not None and (self.step % 50 == 0 or self.step == until):
-                    bar.update(self.step - shown)  # every 50 steps: a bar update costs more than a small step
+                    # every 50 steps: a bar update costs more than a small step
+                    recent = self._history["loss"][shown : self.step]  # (steps since the last update,)
+                    bar.set_postfix_str(f"mean loss of the last {recent.shape[0]} steps {recent.mean():.4f}", refresh=False)
+                    bar.update(self.step - shown)
                     shown = self.step
-                    bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
         finally:
             if bar is not None:
                 bar.close()
@@ -273,7 +281,7 @@ class Trainer:
 
         self.check_finite()
         checkpoint.save(path, self.denoiser(ema=False, dtype=np.float32), optimizer=self.optimizer, step=self.step,
-                        rng=self.rng, history=self.history, train_config=self.config.to_dict())
+                        rng=self.rng, history=self.history, train_config=self.config.to_dict(), data_name=self.data_name)
 
     @classmethod
     def load(cls, path: str | os.PathLike, data: object) -> Trainer:
@@ -291,7 +299,8 @@ class Trainer:
             config = TrainConfig.from_dict(ck.train_config)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{os.fspath(path)} holds an invalid training config: {exc}") from exc
-        trainer = cls(ck.model, data, config, ck.rng)
+        trainer = cls(ck.raw_model, data, config, ck.rng)
+        trainer.data_name = trainer.data_name or ck.data_name
         try:
             trainer.optimizer.load_state(ck.optimizer, ck.step)
         except (TypeError, ValueError) as exc:
@@ -337,9 +346,7 @@ def train(model: DiffusionMLP | MLPConfig, data: object, *, rng: np.random.Gener
     if resume is not None:
         trainer = Trainer.load(resume, data)
     else:
-        if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
-            rng = np.random.default_rng(int(rng))
-        rng = as_generator(rng, "rng (a numpy Generator or an int seed)")
+        rng = as_generator(rng)
         if isinstance(model, MLPConfig):
             model = DiffusionMLP(model, schedule if schedule is not None else vp_linear(), rng=rng)
         elif not isinstance(model, DiffusionMLP):

@@ -340,7 +340,7 @@ def test_bad_input_raises_clear_errors():
     with pytest.raises(ValueError, match=r"shape \(4,\)"):
         oracle.eps(np.zeros((4, 2)), np.full(3, 0.5))
     with pytest.raises(TypeError, match="Generator"):
-        oracle.sample(3, 0)
+        oracle.sample(3, None)
     with pytest.raises(TypeError, match="Schedule"):
         GaussianData(mu, C, schedule="vp_linear")
 

@@ -32,13 +32,13 @@ def test_save_then_load_restores_every_array_bit_for_bit(tmp_path):
     path = tmp_path / "ck.npz"
     tr.save(path)
     ck = checkpoint.load(path)
-    np.testing.assert_array_equal(ck.model.params, tr.params)
-    assert ck.model.params.dtype == np.float32
+    np.testing.assert_array_equal(ck.raw_model.params, tr.params)
+    assert ck.raw_model.params.dtype == np.float32
     for name, arr in tr.optimizer.state_arrays().items():
         np.testing.assert_array_equal(ck.optimizer[name], arr, err_msg=name)
     for name, arr in tr.history.items():
         np.testing.assert_array_equal(ck.history[name], arr, err_msg=name)
-    assert ck.step == 7 and ck.model.config == CFG and ck.model.schedule == cosine()
+    assert ck.step == 7 and ck.raw_model.config == CFG and ck.raw_model.schedule == cosine()
     assert ck.train_config == tr.config.to_dict()
     assert ck.rng.bit_generator.state == tr.rng.bit_generator.state
     np.testing.assert_array_equal(ck.rng.standard_normal(5), tr.rng.standard_normal(5))  # same stream
@@ -174,3 +174,64 @@ def test_a_file_cannot_choose_which_callable_restores_the_generator(tmp_path):
     with pytest.raises(ValueError, match="unknown bit generator 'seed'"):
         load(tmp_path / "evil.npz")
     assert load(path).rng.bit_generator.state == np.random.default_rng(1).bit_generator.state
+
+
+def test_model_is_the_ema_denoiser_and_raw_model_the_trained_weights(tmp_path):
+    tr = _trainer()
+    tr.run(until=9, progress=False)
+    tr.save(tmp_path / "ck.npz")
+    ck = checkpoint.load(tmp_path / "ck.npz")
+    np.testing.assert_array_equal(ck.model.params, tr.optimizer.ema)  # what `npdiff sample` and `nll` evaluate
+    np.testing.assert_array_equal(ck.raw_model.params, tr.params)
+    assert not np.array_equal(ck.model.params, ck.raw_model.params)
+    x = np.random.default_rng(5).standard_normal((3, 2))
+    np.testing.assert_array_equal(ck.model.eps(x, 0.4), ck.denoiser().eps(x, 0.4))
+    # a file without an optimizer state (a model saved alone) has one set of weights: model is it
+    checkpoint.save(tmp_path / "alone.npz", tr.denoiser())
+    alone = checkpoint.load(tmp_path / "alone.npz")
+    np.testing.assert_array_equal(alone.model.params, tr.optimizer.ema)
+    assert alone.raw_model is alone.model
+
+
+def test_the_training_data_sets_name_is_recorded_and_older_files_without_it_load(tmp_path):
+    from npdiff.data import toy2d
+
+    moons = toy2d.load("moons")
+    tr = Trainer(DiffusionMLP(CFG, cosine(), rng=0), moons, TrainConfig(steps=2, batch_size=8), 0)
+    tr.run(progress=False)
+    tr.save(tmp_path / "moons.npz")
+    assert checkpoint.load(tmp_path / "moons.npz").data_name == "moons"
+    assert Trainer.load(tmp_path / "moons.npz", _data).data_name == "moons"  # a resumed run keeps the name
+    checkpoint.save(tmp_path / "named.npz", tr.denoiser(), data_name="rings")
+    assert checkpoint.load(tmp_path / "named.npz").data_name == "rings"
+    checkpoint.save(tmp_path / "unnamed.npz", tr.denoiser())  # what every file looked like before the name
+    with np.load(tmp_path / "unnamed.npz") as z:
+        assert '"data"' not in str(z["config"])
+    assert checkpoint.load(tmp_path / "unnamed.npz").data_name is None
+    for bad in ("", 3, "x" * 201):
+        with pytest.raises(ValueError, match="data_name must be a data set's name"):
+            checkpoint.save(tmp_path / "bad.npz", tr.denoiser(), data_name=bad)
+
+
+def test_a_forged_data_name_is_refused_on_load(tmp_path):
+    import json
+
+    checkpoint.save(tmp_path / "ok.npz", DiffusionMLP(CFG, cosine(), rng=0), data_name="moons")
+    with np.load(tmp_path / "ok.npz") as z:
+        arrays = dict(z)
+    config = json.loads(str(arrays["config"]))
+    np.savez(tmp_path / "forged.npz", **{**arrays, "config": np.array(json.dumps({**config, "data": ["moons"]}))})
+    with pytest.raises(ValueError, match=r"forged\.npz is not a valid npdiff checkpoint: config 'data' must be"):
+        checkpoint.load(tmp_path / "forged.npz")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_the_file_honours_the_umask_like_any_new_file(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        path = checkpoint.save(tmp_path / "m.npz", DiffusionMLP(CFG, cosine(), rng=0))
+        plain = tmp_path / "plain.txt"
+        plain.write_text("x")
+    finally:
+        os.umask(old)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask == os.stat(plain).st_mode & 0o777

@@ -183,7 +183,8 @@ def _chain_corruptions(v, draw):
 
 
 def _rng_corruptions(v, draw):
-    return [("none", None, True), ("seed", 3, True), ("legacy", np.random.RandomState(0), True), ("str", "0", True)]
+    return [("none", None, True), ("seed", 3, False), ("negative_seed", -3, True), ("bool", True, True),
+            ("legacy", np.random.RandomState(0), True), ("str", "0", True)]
 
 
 def _denoiser_corruptions(v, draw):
@@ -532,7 +533,7 @@ E(_E("objective.log_snr_times", ob.log_snr_times, lambda: dict(n=5, rng=_rng(), 
      Arg("log_snr_fraction", "real")))
 _CFG = MLPConfig(width=8, depth=1, emb_dim=8)
 E(_E("train.train", tr.train, lambda: dict(model=_CFG, data=_x(n=8), rng=0, steps=2, batch_size=4, progress=False),
-     Arg("model", "object"), Arg("data", "points_d", ("data",)), Arg("rng", "rng", accepts={"seed": "an int seed"}),
+     Arg("model", "object"), Arg("data", "points_d", ("data",)), Arg("rng", "rng"),
      Arg("steps", "int"), Arg("batch_size", "int"), errors=_SAMPLER_ERRORS))
 E(_E("train.Trainer", tr.Trainer, lambda: dict(model=DiffusionMLP(_CFG, VP, rng=_rng()), data=_x(n=8),
                                                 config=tr.TrainConfig(steps=2, batch_size=4), rng=_rng()),
@@ -601,6 +602,8 @@ NOT_FUZZED = {
     "npdiff.parameterization.x0_from_eps": "the formula from_eps and the samplers apply, on arrays they checked",
     "npdiff.sample.ode.flow_from_eps": "the flow's formula, on the solvers' own states (flow_velocity is fuzzed)",
     "npdiff.objective.noisy_batch": "the unchecked core of objective.denoising_targets, for the training loop",
+    "npdiff.threads.blas_threads": "no arguments; the thread policy is tested in tests/test_threads.py",
+    "npdiff.threads.user_blas_setting": "no arguments; reads the environment (tests/test_threads.py)",
 }
 for _mod in ("npdiff.nn.activations", "npdiff.nn.embedding", "npdiff.nn.fast.kernels"):
     for _n in importlib.import_module(_mod).__all__:

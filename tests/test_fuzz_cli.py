@@ -167,7 +167,8 @@ CASES = [
     (["sample", "--model", "good.npz", "--out", "no/such/dir/s.npy", "--n", "2", "--steps", "2"], "no/such/dir"),
     (["sample", "--model", "good.npz", "--out", "folder.npz", "--n", "2", "--steps", "2"], "is a folder"),
     (["sample", "--model", "good.npz", "--out", "s.npy", "--plot", "good.npz/p.png", "--n", "2"], "--plot"),
-    (["nll", "--model", "good.npz", "--data", "moons", "--save", "no/dir/ll.npz"], "--save"),
+    (["nll", "--model", "good.npz", "--data", "moons", "--out", "no/dir/ll.npz"], "--out"),
+    (["nll", "--model", "good.npz", "--data", "moons", "--save", "no/dir/ll.npz"], "no/dir"),  # --out's old name
     (["train", "--data", "moons", "--out", "good.npz/run", "--steps", "2"], "not a writable folder"),
     (["demo", "--out", "good.npz", "--steps", "2"], "not a writable folder"),
     (["schedules", "--plot", "missing/s.png"], "--plot"),

@@ -54,7 +54,7 @@ _WORKER = textwrap.dedent(r"""
         ck_path = out + ".ck.npz"
         tr.save(ck_path)
         ck = checkpoint.load(ck_path)
-        res.update({f"ck_{k}": v for k, v in ck.optimizer.items()}, ck_params=ck.model.params,
+        res.update({f"ck_{k}": v for k, v in ck.optimizer.items()}, ck_params=ck.raw_model.params,
                    **{f"hist_{k}": v for k, v in hist.items()}, **{f"ck_hist_{k}": v for k, v in ck.history.items()})
         den = tr.denoiser()
         res["ddpm"] = sample.ddpm_sample(den, 16, np.random.default_rng(1), steps=20, T=100).x

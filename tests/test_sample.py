@@ -145,7 +145,7 @@ class _NaNLater(_BadShape):
         (lambda d: sample.ddpm_sample(d, 10, np.random.default_rng(0), steps=1001), ValueError, "steps must be"),
         (lambda d: sample.ddim_sample(d, 10, np.random.default_rng(0), eta=1.5), ValueError, r"eta must lie in \[0.0, 1.0\]"),
         (lambda d: sample.ddpm_sample(d, 10, np.random.default_rng(0), variance="medium"), ValueError, "variance must be"),
-        (lambda d: sample.ddpm_sample(d, 10, 0), TypeError, "rng must be a numpy.random.Generator"),
+        (lambda d: sample.ddpm_sample(d, 10, None), TypeError, "rng must be a numpy.random.Generator or an int seed"),
         (lambda d: sample.ddpm_sample(d, 0, np.random.default_rng(0)), ValueError, "n must be an integer >= 1"),
         (lambda d: sample.ode_sample(d, 10, np.random.default_rng(0), method="rk4"), ValueError, "method must be one of"),
         (lambda d: sample.ode_sample(d, 10, np.random.default_rng(0), t_min=0.0), ValueError, "t_min must lie in"),

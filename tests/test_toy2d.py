@@ -181,8 +181,9 @@ def test_toy_oracles_are_the_right_kind():
 def test_sampling_is_reproducible_and_checked():
     d = toy2d.load("moons")
     np.testing.assert_array_equal(d.sample(10, np.random.default_rng(7)), d.sample(10, np.random.default_rng(7)))
+    np.testing.assert_array_equal(d.sample(10, 7), d.sample(10, np.random.default_rng(7)))  # a seed is a fresh Generator
     with pytest.raises(TypeError, match="Generator"):
-        d.sample(10, 7)
+        d.sample(10, np.random.RandomState(7))
     with pytest.raises(ValueError, match="n must be"):
         d.sample(0, np.random.default_rng(0))
     with pytest.raises(ValueError, match="2 columns"):

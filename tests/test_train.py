@@ -95,7 +95,7 @@ def test_sampler_object_progress_bar_and_errors(capsys):
     with pytest.raises(ValueError, match="t_min"):
         TrainConfig(t_min=1.0)
     with pytest.raises(TypeError, match="rng"):
-        Trainer(model, Data(), TrainConfig(), rng=0)
+        Trainer(model, Data(), TrainConfig(), rng=None)
 
 
 def test_history_grows_with_the_steps_done_not_the_steps_planned():

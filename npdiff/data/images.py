@@ -118,6 +118,7 @@ class ImageSet:
 
     def sample_dequantized(self, n: int, rng: np.random.Generator) -> np.ndarray:
         r"""n training images plus fresh uniform noise :math:`U(-\delta, \delta)`, :math:`\delta = 1/(K-1)`, (n, D)."""
+        rng = as_generator(rng)  # a seed becomes one Generator for both draws
         x = self.sample(n, rng)
         delta = 1.0 / (self.K - 1)
         return x + rng.uniform(-delta, delta, size=x.shape)

@@ -52,7 +52,7 @@ def bin_log_volume(K: int, D: int) -> float:
     return D * float(np.log(2.0 / (K - 1)))
 
 
-def dequantize(x: object, K: int, rng: np.random.Generator) -> np.ndarray:
+def dequantize(x: object, K: int, rng: np.random.Generator | int) -> np.ndarray:
     r"""Add :math:`U(-\delta, \delta)` noise to K-level data x (B, D); checks x is on the levels."""
     x = as_batch(x, "x")
     K = positive_int(K, "K", minimum=2)
@@ -116,7 +116,7 @@ def dequantized_bpd(
     denoiser: Denoiser,
     x: object,
     K: int,
-    rng: np.random.Generator,
+    rng: np.random.Generator | int,
     *,
     draws: int = 1,
     **ode_kwargs: object,

@@ -26,9 +26,11 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from .._check import check_tolerances, flow_time, positive_int
+from .._progress import TimeBar
 from ..denoiser import Denoiser, as_denoiser_batch, call_eps_and_divergence
 from ..gaussian import log_normal_diag
 from ..sample.ode import flow_from_eps
+from ..threads import blas_threads
 
 __all__ = ["ODELikelihood", "ode_log_likelihood"]
 
@@ -53,7 +55,8 @@ class ODELikelihood:
     nfe: int
 
 
-def _solve_chunk(denoiser: Denoiser, x: np.ndarray, t_min: float, t_max: float, rtol: float, atol: float):
+def _solve_chunk(denoiser: Denoiser, x: np.ndarray, t_min: float, t_max: float, rtol: float, atol: float,
+                 reached: TimeBar):
     B, D = x.shape
     s = denoiser.schedule
     nfe = 0
@@ -61,6 +64,7 @@ def _solve_chunk(denoiser: Denoiser, x: np.ndarray, t_min: float, t_max: float, 
     def fun(t: float, y: np.ndarray) -> np.ndarray:
         nonlocal nfe
         nfe += 1
+        reached(t)
         xt = y[: B * D].reshape(B, D)
         t = min(max(float(t), t_min), t_max)  # RK45's last stage may round one ulp past the interval
         beta, sigma = float(s.beta(t)), float(s.sigma(t))
@@ -85,6 +89,7 @@ def _solve_chunk(denoiser: Denoiser, x: np.ndarray, t_min: float, t_max: float, 
     return z, divergence, nfe
 
 
+@blas_threads()
 def ode_log_likelihood(
     denoiser: Denoiser,
     x: object,
@@ -93,6 +98,7 @@ def ode_log_likelihood(
     rtol: float = 1e-5,
     atol: float = 1e-5,
     batch_size: int | None = None,
+    progress: bool = False,
 ) -> ODELikelihood:
     r"""Log-likelihood of each point under the probability-flow ODE of ``denoiser``.
 
@@ -105,6 +111,7 @@ def ode_log_likelihood(
         blurs by :math:`\sigma \approx 3\times10^{-3}` on vp_linear).
     rtol, atol : tolerances of RK45 (Dormand-Prince), rtol in [1e-13, 1), atol in [1e-14, 1].
     batch_size : solve chunks of this many points separately (default: all at once).
+    progress : a bar on stderr per chunk: the share of [t_min, t_max] the solver has reached.
 
     Returns
     -------
@@ -117,7 +124,9 @@ def ode_log_likelihood(
     t_max = float(denoiser.schedule.t_max)
     zs, divs, nfe = [], [], 0
     for start in range(0, B, chunk):
-        z, div, n = _solve_chunk(denoiser, x[start : start + chunk], t_min, t_max, rtol, atol)
+        part = f" (points {start + 1}-{min(start + chunk, B)} of {B})" if chunk < B else ""
+        with TimeBar(t_min, t_max, desc=f"likelihood ODE{part}", enabled=progress) as reached:
+            z, div, n = _solve_chunk(denoiser, x[start : start + chunk], t_min, t_max, rtol, atol, reached)
         zs.append(z)
         divs.append(div)
         nfe += n

@@ -30,10 +30,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._check import as_generator, positive_int
+from .._progress import progress as bar
 from ..denoiser import Denoiser, as_denoiser_batch
 from ..forward import q_posterior_discrete, q_sample_discrete, q_xt_x0_discrete
 from ..gaussian import data_to_levels, discretized_gaussian_log_likelihood, kl_normal_diag, log_normal_diag
 from ..reverse import chain_for, p_mean_variance, reverse_log_variance
+from ..threads import blas_threads
 
 __all__ = ["VLBResult", "vlb"]
 
@@ -59,14 +61,16 @@ class VLBResult:
     nfe: int
 
 
+@blas_threads()
 def vlb(
     denoiser: Denoiser,
     x0: object,
     T: int = 1000,
     *,
-    rng: np.random.Generator,
+    rng: np.random.Generator | int,
     variance: str = "large",
     K: int | None = None,
+    progress: bool = False,
 ) -> VLBResult:
     r"""The variational bound :math:`L` of Ho et al. 2020, Eq. 5, per point, in nats.
 
@@ -79,6 +83,7 @@ def vlb(
     variance : ``"large"`` or ``"small"`` fixed reverse variance.
     K : number of data levels for the discretized decoder; None for continuous data
         (Gaussian decoder density).
+    progress : a bar on stderr, one term a tick.
 
     Returns
     -------
@@ -94,7 +99,7 @@ def vlb(
     terms = np.zeros((B, T + 1))  # (B, T+1)
 
     # L_{t-1}, t = 2..T: KL(q(x_{t-1} | x_t, x_0) || p(x_{t-1} | x_t)), with one draw of x_t each
-    for t in range(2, T + 1):
+    for t in bar(range(2, T + 1), total=T - 1, desc=f"VLB, {T} terms", enabled=progress):
         xt = q_sample_discrete.unchecked(x0, t, rng.standard_normal((B, D)), chain)
         mean_q, _, log_var_q = q_posterior_discrete.unchecked(x0, xt, t, chain)
         mean_p, _, _ = p_mean_variance.unchecked(denoiser, xt, t, chain, None)

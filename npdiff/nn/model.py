@@ -41,19 +41,19 @@ class DiffusionMLP:
     config : the architecture (:class:`~npdiff.nn.config.MLPConfig`).
     schedule : the continuous schedule it was trained with (``.schedule`` of the protocol).
     params : (n_params,) weights; None draws PyTorch-style initial weights from ``rng``.
-    rng : Generator used only when ``params`` is None.
+    rng : Generator (or int seed) used only when ``params`` is None.
     dtype : compute dtype, ``np.float64`` (default) or ``np.float32``.
     """
 
     def __init__(self, config: MLPConfig, schedule: Schedule, params: np.ndarray | None = None, *,
-                 rng: np.random.Generator | None = None, dtype: type = np.float64) -> None:
+                 rng: np.random.Generator | int | None = None, dtype: type = np.float64) -> None:
         if not isinstance(config, MLPConfig):
             raise TypeError(f"config must be an MLPConfig, got {type(config).__name__}")
         if not isinstance(schedule, Schedule):
             raise TypeError(f"schedule must be a continuous npdiff Schedule, got {type(schedule).__name__}")
         if params is None:
-            if not isinstance(rng, np.random.Generator):
-                raise TypeError("DiffusionMLP needs params, or rng (a numpy Generator) to initialize them")
+            if rng is None:
+                raise TypeError("DiffusionMLP needs params, or rng (a numpy Generator or an int seed) to initialize them")
             params = config.init_params(rng)
         self.params = config.check_params(np.array(params, copy=True))  # float32 from training, or float64
         if not np.all(np.isfinite(self.params)):

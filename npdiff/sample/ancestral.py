@@ -12,19 +12,23 @@ from __future__ import annotations
 import numpy as np
 
 from .._check import chain_step, real_scalar
-from .._progress import progress
+from .._progress import accepts_progress_bar
+from .._progress import progress as bar
 from ..denoiser import Denoiser
 from ..reverse import call_time, chain_for, check_clip, p_mean_variance, reverse_log_variance
 from ..schedule import DiscreteSchedule
+from ..threads import blas_threads
 from ._common import Recorder, SampleResult, check_finite, start
 
 __all__ = ["ddim_sample", "ddim_variance", "ddpm_sample"]
 
 
+@accepts_progress_bar
+@blas_threads()
 def ddpm_sample(
     denoiser: Denoiser,
     n: int | None,
-    rng: np.random.Generator,
+    rng: np.random.Generator | int,
     *,
     steps: int = 1000,
     T: int = 1000,
@@ -32,7 +36,7 @@ def ddpm_sample(
     clip_x0: float | None = None,
     x_T: np.ndarray | None = None,
     record: bool = False,
-    progress_bar: bool = False,
+    progress: bool = False,
 ) -> SampleResult:
     r"""Ancestral DDPM sampling (Ho et al. 2020, Algorithm 2).
 
@@ -44,7 +48,7 @@ def ddpm_sample(
     ----------
     denoiser : follows the denoiser protocol; its ``schedule`` defines the chain.
     n : number of samples (or None when ``x_T`` is given).
-    rng : the only source of randomness.
+    rng : the only source of randomness: a Generator, or an int seed.
     steps : number of reverse steps, 1..T (respaced chain; default: all 1000).
     T : length of the underlying chain (default 1000).
     variance : ``"large"`` (beta, the default, as in improved-diffusion for fixed
@@ -54,6 +58,7 @@ def ddpm_sample(
     clip_x0 : clip the predicted x_0 to [-clip_x0, clip_x0] (e.g. 1.0 for images).
     x_T : (N, D) starting noise; drawn from N(0, I) when None.
     record : keep the states visited (for plots and animations).
+    progress : a bar on stderr, one step a tick.
 
     Returns
     -------
@@ -64,7 +69,7 @@ def ddpm_sample(
     log_var, clip_x0 = reverse_log_variance(chain, variance), check_clip(clip_x0)
     rec = Recorder(record)
     rec(x, call_time(chain, chain.T, denoiser.schedule))
-    for i in progress(range(chain.T, 0, -1), total=chain.T, desc="ddpm", enabled=progress_bar):
+    for i in bar(range(chain.T, 0, -1), total=chain.T, desc="ddpm", enabled=progress):
         mean, _, _ = p_mean_variance.unchecked(denoiser, x, i, chain, clip_x0)
         if i > 1:
             x = mean + np.exp(0.5 * log_var[i]) * rng.standard_normal(x.shape)
@@ -75,10 +80,12 @@ def ddpm_sample(
     return rec.result(x, chain.T)
 
 
+@accepts_progress_bar
+@blas_threads()
 def ddim_sample(
     denoiser: Denoiser,
     n: int | None,
-    rng: np.random.Generator,
+    rng: np.random.Generator | int,
     *,
     steps: int = 250,
     T: int = 1000,
@@ -86,7 +93,7 @@ def ddim_sample(
     clip_x0: float | None = None,
     x_T: np.ndarray | None = None,
     record: bool = False,
-    progress_bar: bool = False,
+    progress: bool = False,
 ) -> SampleResult:
     r"""DDIM sampling (Song, Meng & Ermon 2021).
 
@@ -114,7 +121,7 @@ def ddim_sample(
     clip_x0 = check_clip(clip_x0)
     rec = Recorder(record)
     rec(x, call_time(chain, chain.T, denoiser.schedule))
-    for i in progress(range(chain.T, 0, -1), total=chain.T, desc="ddim", enabled=progress_bar):
+    for i in bar(range(chain.T, 0, -1), total=chain.T, desc="ddim", enabled=progress):
         ab, ab_prev = chain.alpha_bar[i], chain.alpha_bar_prev[i]
         _, eps, x0_hat = p_mean_variance.unchecked(denoiser, x, i, chain, clip_x0)
         if clip_x0 is not None:  # keep eps consistent with the clipped x0 (as DDIM's reference code does)

@@ -27,8 +27,10 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from .._check import check_tolerances, flow_time, one_of, positive_int
-from .._progress import progress
+from .._progress import TimeBar, accepts_progress_bar
+from .._progress import progress as bar
 from ..denoiser import Denoiser, as_denoiser_batch, call_eps
+from ..threads import blas_threads
 from ._common import Recorder, SampleResult, check_finite, start, tweedie
 
 __all__ = ["DEFAULT_STEPS", "METHODS", "flow_from_eps", "flow_velocity", "ode_encode", "ode_sample", "solve_flow"]
@@ -72,6 +74,8 @@ def _check_method(method: object, steps: object) -> tuple[str, int | None]:
     return method, positive_int(DEFAULT_STEPS[method] if steps is None else steps, "steps")
 
 
+@accepts_progress_bar
+@blas_threads()
 def solve_flow(
     denoiser: Denoiser,
     x: np.ndarray,
@@ -83,7 +87,7 @@ def solve_flow(
     rtol: float = 1e-5,
     atol: float = 1e-5,
     record: bool = False,
-    progress_bar: bool = False,
+    progress: bool = False,
 ) -> SampleResult:
     r"""Integrate the probability flow from ``t_start`` to ``t_end`` (either direction).
 
@@ -95,6 +99,7 @@ def solve_flow(
     steps : uniform steps for euler/heun (defaults in :data:`DEFAULT_STEPS`).
     rtol, atol : tolerances of rk45, rtol in [1e-13, 1), atol in [1e-14, 1].
     record : keep the states visited (rk45 records 51 evenly spaced times).
+    progress : a bar on stderr: one step a tick (euler, heun), or the share of the interval reached (rk45).
 
     Returns
     -------
@@ -103,7 +108,7 @@ def solve_flow(
     x = as_denoiser_batch(denoiser, x)
     t_start, t_end = flow_time(denoiser.schedule, t_start, "t_start"), flow_time(denoiser.schedule, t_end, "t_end")
     (method, steps), (rtol, atol) = _check_method(method, steps), check_tolerances(rtol, atol)
-    return _solve_flow(denoiser, x, t_start, t_end, method, steps, rtol, atol, record, progress_bar)
+    return _solve_flow(denoiser, x, t_start, t_end, method, steps, rtol, atol, record, progress)
 
 
 def _solve_flow(
@@ -119,11 +124,13 @@ def _solve_flow(
         def fun(t: float, y: np.ndarray) -> np.ndarray:
             nonlocal nfe
             nfe += 1
+            reached(t)
             # RK45's last stage, t + h, can round one ulp past the end of the interval (past t_max)
             return _velocity(denoiser, y.reshape(B, D), min(max(float(t), lo), hi)).ravel()
 
         t_eval = np.linspace(t_start, t_end, 51) if record else None
-        sol = solve_ivp(fun, (t_start, t_end), x.ravel(), method="RK45", rtol=rtol, atol=atol, t_eval=t_eval)
+        with TimeBar(t_start, t_end, desc="ode-rk45", enabled=progress_bar) as reached:
+            sol = solve_ivp(fun, (t_start, t_end), x.ravel(), method="RK45", rtol=rtol, atol=atol, t_eval=t_eval)
         if sol.status != 0:
             raise FloatingPointError(f"the ODE solver failed between t={t_start} and t={t_end}: {sol.message}")
         x_end = check_finite(sol.y[:, -1].reshape(B, D), f"at t={t_end}")
@@ -135,7 +142,7 @@ def _solve_flow(
     grid = np.linspace(t_start, t_end, steps + 1)  # (steps + 1,)
     rec(x, t_start)
     nfe = 0
-    for k in progress(range(steps), total=steps, desc=f"ode-{method}", enabled=progress_bar):
+    for k in bar(range(steps), total=steps, desc=f"ode-{method}", enabled=progress_bar):
         t, t_next = float(grid[k]), float(grid[k + 1])
         h = t_next - t
         d = _velocity(denoiser, x, t)
@@ -151,10 +158,12 @@ def _solve_flow(
     return rec.result(x, nfe)
 
 
+@accepts_progress_bar
+@blas_threads()
 def ode_sample(
     denoiser: Denoiser,
     n: int | None,
-    rng: np.random.Generator,
+    rng: np.random.Generator | int,
     *,
     method: str = "rk45",
     steps: int | None = None,
@@ -164,7 +173,7 @@ def ode_sample(
     denoise: bool = True,
     x_T: np.ndarray | None = None,
     record: bool = False,
-    progress_bar: bool = False,
+    progress: bool = False,
 ) -> SampleResult:
     r"""Sample by integrating the probability-flow ODE from ``schedule.t_max`` down to ``t_min``.
 
@@ -180,13 +189,14 @@ def ode_sample(
     denoiser, x, rng = start(denoiser, n, rng, x_T)
     t_min = flow_time(denoiser.schedule, t_min, "t_min", hi_open=True)
     (method, steps), (rtol, atol) = _check_method(method, steps), check_tolerances(rtol, atol)
-    res = _solve_flow(denoiser, x, denoiser.schedule.t_max, t_min, method, steps, rtol, atol, record, progress_bar)
+    res = _solve_flow(denoiser, x, denoiser.schedule.t_max, t_min, method, steps, rtol, atol, record, progress)
     if denoise:
         res.x = tweedie(denoiser, res.x, t_min)
         res.nfe += 1
     return res
 
 
+@blas_threads()
 def ode_encode(
     denoiser: Denoiser,
     x: np.ndarray,

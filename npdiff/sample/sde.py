@@ -16,23 +16,27 @@ from __future__ import annotations
 import numpy as np
 
 from .._check import positive_int, real_scalar
-from .._progress import progress
+from .._progress import accepts_progress_bar
+from .._progress import progress as bar
 from ..denoiser import Denoiser, call_eps
+from ..threads import blas_threads
 from ._common import Recorder, SampleResult, check_finite, start, tweedie
 
 __all__ = ["sde_sample"]
 
 
+@accepts_progress_bar
+@blas_threads()
 def sde_sample(
     denoiser: Denoiser,
     n: int | None,
-    rng: np.random.Generator,
+    rng: np.random.Generator | int,
     *,
     steps: int = 1000,
     t_min: float = 1e-3,
     x_T: np.ndarray | None = None,
     record: bool = False,
-    progress_bar: bool = False,
+    progress: bool = False,
 ) -> SampleResult:
     r"""Reverse-SDE sampling by Euler-Maruyama (Song et al. 2021, Eq. 6; Sec. 4.2).
 
@@ -48,7 +52,7 @@ def sde_sample(
     betas, sigmas = s.beta(grid), s.sigma(grid)  # (steps + 1,) each, once for the whole run
     rec = Recorder(record)
     rec(x, grid[0])
-    for k in progress(range(steps), total=steps, desc="sde", enabled=progress_bar):
+    for k in bar(range(steps), total=steps, desc="sde", enabled=progress):
         t, h, beta = float(grid[k]), float(grid[k] - grid[k + 1]), float(betas[k])
         score = -call_eps(denoiser, x, t) / sigmas[k]
         x = x + h * (0.5 * beta * x + beta * score) + np.sqrt(beta * h) * rng.standard_normal(x.shape)
