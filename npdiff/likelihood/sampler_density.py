@@ -21,12 +21,14 @@ the standard error shrinks with the sampler's error. Since q is normalized and :
 
 too, a control variate whose terms are :math:`\ge 0` and of order :math:`\delta^2/2`: for a good
 sampler its standard error is far smaller (measured in ``docs/samplers.md``); the mean of
-:math:`e^{-\delta}` itself checks the whole computation (it must be 1 within its error). In low dimension the Jacobian costs 2D more runs of the sampler: central
-differences in float64, with the sampler called once on the stacked points
-:math:`[z, z \pm h e_1, \dots, z \pm h e_D]` so that an adaptive solver takes the same steps for
-a point and its neighbours. A Jacobian whose determinant is negative means the sampler folds
-space (too large steps): there F is not injective, the change of variables counts one preimage
-only, and ``folded`` counts those points.
+:math:`e^{-\delta}` itself checks the whole computation (it must be 1 within its error).
+
+In low dimension the Jacobian costs 2D more runs of the sampler: central differences in
+float64, with the sampler called once on the stacked points :math:`[z, z \pm h e_1, \dots,
+z \pm h e_D]` so that an adaptive solver takes the same steps for a point and its neighbours.
+A Jacobian whose determinant is negative means the sampler folds space (too large steps): there
+F is not injective, the change of variables counts one preimage only, and ``folded`` counts
+those points.
 
 :func:`sampler_log_density_at` runs the change of variables the other way, at given samples x,
 solving :math:`F(z) = x` by Newton's method from a starting guess (e.g. the exact flow's
