@@ -46,6 +46,9 @@ import numpy as np
 from .._check import as_batch, positive_int, real_scalar
 from ..gaussian import log_normal_diag
 
+# step halvings of the damped Newton iteration: 2^-30 of a step is no step
+_HALVINGS = 30
+
 __all__ = ["SamplerDensity", "SamplerKL", "sampler_kl", "sampler_log_density", "sampler_log_density_at"]
 
 
@@ -201,7 +204,10 @@ def sampler_log_density_at(sampler: Callable[[np.ndarray], np.ndarray], x: objec
                            tol: float = 1e-10, max_iter: int = 20) -> SamplerDensity:
     r""":math:`\log p_F(x)` at given samples: solve :math:`F(z) = x` by Newton's method from ``z0``, then change variables.
 
-    .. math:: z_{k+1} = z_k - \big(\partial F/\partial z\,(z_k)\big)^{-1}\,\big(F(z_k) - x\big)
+    .. math:: z_{k+1} = z_k - s_k\big(\partial F/\partial z\,(z_k)\big)^{-1}\,\big(F(z_k) - x\big)
+
+    with the step :math:`s_k = 1, 1/2, 1/4, \dots`, the first that lowers the point's residual
+    (damped Newton: a sampler of few steps bends space enough for a full step to overshoot).
 
     Parameters
     ----------
@@ -224,14 +230,25 @@ def sampler_log_density_at(sampler: Callable[[np.ndarray], np.ndarray], x: objec
     h = real_scalar(h, "h", lo=0.0, hi=1.0, lo_open=True)
     tol = real_scalar(tol, "tol", lo=0.0, lo_open=True)
     max_iter = positive_int(max_iter, "max_iter", maximum=1000)
+    fz, J = _jacobian(sampler, z, h)
+    res = np.max(np.abs(fz - x), axis=1)  # (N,) residuals
     for _ in range(max_iter):
-        fz, J = _jacobian(sampler, z, h)
-        r = fz - x  # (N, D)
-        if np.max(np.abs(r)) < tol:
+        if res.max() < tol:
             break
         try:
-            z = z - np.linalg.solve(J, r[:, :, None])[:, :, 0]  # (N, D) one Newton step per point
+            dz = np.linalg.solve(J, (fz - x)[:, :, None])[:, :, 0]  # (N, D) one Newton step per point
         except np.linalg.LinAlgError:
             raise FloatingPointError("the sampler's Jacobian became singular during Newton's iterations") from None
-    fz, J = _jacobian(sampler, z, h)
-    return _density(z, fz, J, np.max(np.abs(fz - x), axis=1))
+        # damped: halve a point's step until its residual falls (a full step can leap to another preimage)
+        step = np.where(res >= tol, 1.0, 0.0)  # (N,) converged points stay
+        for _ in range(_HALVINGS):
+            z_try = z - step[:, None] * dz
+            res_try = np.max(np.abs(_run(sampler, z_try, "sampler") - x), axis=1)
+            worse = (step > 0.0) & (res_try >= res)
+            if not worse.any():
+                break
+            step = np.where(worse, 0.5 * step, step)
+        z = z_try
+        fz, J = _jacobian(sampler, z, h)
+        res = np.max(np.abs(fz - x), axis=1)
+    return _density(z, fz, J, res)
