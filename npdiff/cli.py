@@ -30,9 +30,12 @@ from .nn.activations import ACTIVATIONS
 from .nn.config import COORDS
 from .parameterization import PREDICTIONS
 from .reverse import VARIANCES
+from .sample.fast import FAST_SAMPLERS
+from .sample.grids import GRIDS
 from .train import LR_SCHEDULES
 
 SAMPLERS = ("ddpm", "ddim", "ode", "sde")
+FAST = tuple(n for n in FAST_SAMPLERS if n not in SAMPLERS)  # few-step samplers; their --steps counts evaluations
 SCHEDULES = {"vp_linear": sch.vp_linear, "cosine": sch.cosine, "log_snr_linear": sch.log_snr_linear}
 IMAGE_SETS = ("digits",)
 
@@ -333,11 +336,18 @@ def _cmd_nll(args: argparse.Namespace) -> int:
 # -- sample ------------------------------------------------------------------------------------
 
 
-def _run_sampler(model, name: str, n: int, seed: int, steps: int | None, record: bool = False):
+def _run_sampler(model, name: str, n: int, seed: int, steps: int | None, record: bool = False, grid: str | None = None):
     from . import sample
 
     rng = np.random.default_rng(seed)
     kw: dict[str, Any] = {"record": record, "progress_bar": True}
+    if name in FAST:
+        return sample.fast_sample(model, n, rng, sampler=name, nfe=steps or 20, grid=grid, **kw)
+    if grid is not None:
+        if name in ("ddpm", "sde") or (name == "ode" and not steps):
+            raise UserError(f"--grid applies to ddim, ode with --steps (Heun) and {', '.join(FAST)}; "
+                            f"{name}{'' if steps else ' without --steps'} takes its own times")
+        kw["grid"] = grid
     if name == "ddpm":
         return sample.ddpm_sample(model, n, rng, **({"steps": steps} if steps else {}), **kw)
     if name == "ddim":
@@ -357,7 +367,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     if data is not None:
         _check_dims(model, data, args.model)
     t0 = time.perf_counter()
-    res = _run_sampler(model, args.sampler, args.n, args.seed, args.steps)
+    res = _run_sampler(model, args.sampler, args.n, args.seed, args.steps, grid=args.grid)
     seconds = time.perf_counter() - t0
     out = Path(args.out)
     np.save(out, res.x)
@@ -374,7 +384,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         else:
             plot_samples(res.x, None, args.plot, title=f"{args.sampler} samples")
         _say(f"wrote {args.plot}")
-    _emit(args, {"n": int(res.x.shape[0]), "nfe": int(res.nfe), "seconds": round(seconds, 3), "out": str(out)})
+    _emit(args, {"n": int(res.x.shape[0]), "nfe": int(res.nfe), "seconds": round(seconds, 3), "out": str(out),
+                 "sampler": args.sampler, "grid": args.grid})
     return 0
 
 
@@ -500,8 +511,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="draw samples from a trained model")
     p.add_argument("--model", required=True, help="model.npz written by `npdiff train`")
-    p.add_argument("--sampler", choices=SAMPLERS, default="ode")
-    p.add_argument("--steps", type=_positive(int, MAX_T), help="sampler steps (ode: Heun steps; default RK45 adaptive)")
+    p.add_argument("--sampler", choices=SAMPLERS + FAST, default="ode",
+                   help="ddpm, ddim, ode (RK45, or Heun with --steps), sde, or a few-step ODE sampler "
+                        f"({', '.join(FAST)}; `--sampler dpmpp2m --steps 20` is a good fast choice)")
+    p.add_argument("--steps", type=_positive(int, MAX_T),
+                   help="sampler steps (ode: Heun steps, default RK45 adaptive; few-step samplers: denoiser evaluations, "
+                        "default 20, plus one to denoise)")
+    p.add_argument("--grid", choices=GRIDS, help="where the steps fall: uniform in t, in log-SNR, Karras et al.'s rho = 7 "
+                                                 "or quadratic (default: log_snr; edm: karras; ddim and ode: uniform)")
     p.add_argument("--n", type=_positive(int, MAX_POINTS), default=1000)
     p.add_argument("--seed", type=_SEED, default=0)
     p.add_argument("--out", required=True, help="FILE.npy for the (n, D) samples")

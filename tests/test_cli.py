@@ -76,6 +76,36 @@ def test_sample_every_sampler(trained, sampler):
     assert (d / f"{sampler}.png").read_bytes()[:8] == PNG
 
 
+@pytest.mark.parametrize("flags, nfe", [
+    (["--sampler", "dpmpp2m"], 21),  # 20 evaluations by default, and one to denoise
+    (["--sampler", "edm", "--steps", "9", "--grid", "karras"], 10),
+    (["--sampler", "dpm3", "--steps", "7", "--grid", "uniform"], 8),
+    (["--sampler", "ddim", "--steps", "10", "--grid", "log_snr"], 10),
+    (["--sampler", "ode", "--steps", "5", "--grid", "quadratic"], 11),
+])
+def test_sample_with_a_few_step_sampler_on_a_grid(trained, flags, nfe):
+    d, _ = trained
+    code, out, err = run("sample", "--model", "run/model.npz", *flags, "--n", "40", "--out", "fast.npy", "--json", cwd=d)
+    assert code == 0, err
+    r = last_json(out)
+    assert r["nfe"] == nfe and r["sampler"] == flags[1], r
+    assert r["grid"] == (flags[flags.index("--grid") + 1] if "--grid" in flags else None), r
+    x = np.load(d / "fast.npy")
+    assert x.shape == (40, 2) and np.all(np.isfinite(x))
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--sampler", "dpm3", "--steps", "2"], "nfe must be an integer >= 3"),
+    (["--sampler", "sde", "--grid", "karras"], "--grid applies to"),
+    (["--sampler", "ode", "--grid", "log_snr"], "without --steps"),
+    (["--sampler", "dpmpp2m", "--grid", "cubic"], "invalid choice"),
+])
+def test_sampler_and_grid_mistakes_are_one_clear_line(trained, flags, message):
+    d, _ = trained
+    code, _, err = run("sample", "--model", "run/model.npz", *flags, "--out", "bad.npy", cwd=d)
+    assert code == 2 and message in err and "Traceback" not in err, err
+
+
 def test_datasets_lists_the_true_entropies(tmp_path):
     code, out, err = run("datasets", "--json", cwd=tmp_path)
     assert code == 0, err
@@ -103,7 +133,7 @@ def test_demo_end_to_end_on_a_tiny_budget(tmp_path):
     (("sample", "--model", "garbage.npz", "--out", "s.npy"), "not a valid npdiff checkpoint"),
     (("train", "--data", "moons", "--out", "x", "--steps", "-3"), "expected a positive int"),
     (("train", "--data", "moons", "--out", "x", "--lr", "nan"), "expected a positive float"),
-    (("sample", "--model", "m.npz", "--out", "s.npy", "--sampler", "euler"), "invalid choice"),
+    (("sample", "--model", "m.npz", "--out", "s.npy", "--sampler", "rk4"), "invalid choice"),
 ])
 def test_user_mistakes_are_one_clear_line(tmp_path, args, message):
     (tmp_path / "garbage.npz").write_bytes(b"this is not a checkpoint")
