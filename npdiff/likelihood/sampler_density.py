@@ -155,7 +155,7 @@ def sampler_log_density(sampler: Callable[[np.ndarray], np.ndarray], z: object, 
     :class:`SamplerDensity` at the N points.
     """
     sampler, z = _check_sampler(sampler), as_batch(z, "z")
-    h = real_scalar(h, "h", lo=0.0, hi=1.0, lo_open=True)
+    h = real_scalar(h, "h", lo=1e-12, hi=1.0)  # below ~1e-12, z + h rounds to z for |z| ~ 1e4
     x, J = _jacobian(sampler, z, h)
     return _density(z, x, J, np.zeros(z.shape[0]))
 
@@ -227,7 +227,7 @@ def sampler_log_density_at(sampler: Callable[[np.ndarray], np.ndarray], x: objec
     z = as_batch(z0, "z0", dim=x.shape[1]).copy()
     if z.shape != x.shape:
         raise ValueError(f"z0 must have the shape of x {x.shape}, got {z.shape}")
-    h = real_scalar(h, "h", lo=0.0, hi=1.0, lo_open=True)
+    h = real_scalar(h, "h", lo=1e-12, hi=1.0)  # below ~1e-12, z + h rounds to z for |z| ~ 1e4
     tol = real_scalar(tol, "tol", lo=0.0, lo_open=True)
     max_iter = positive_int(max_iter, "max_iter", maximum=1000)
     fz, J = _jacobian(sampler, z, h)

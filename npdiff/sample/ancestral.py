@@ -149,6 +149,8 @@ def _grid_chain(schedule: Schedule, steps: int, grid: str, t_min: float) -> Disc
     times = time_grid(schedule, steps - 1, grid, t_min)[::-1]  # (steps,) increasing from t_min to t_max
     log_ab = schedule.log_alpha_bar(times)  # (steps,)
     betas = -np.expm1(np.diff(log_ab, prepend=0.0))  # (steps,) 1 - alpha_bar_i / alpha_bar_{i-1}, alpha_bar_0 = 1
+    if 1.0 - betas[0] == 1.0:  # alpha_bar(t_min) rounds to 1: the chain's last step would denoise nothing
+        raise ValueError(f"t_min = {t_min!r} is so small that alpha_bar(t_min) rounds to 1 in float64; use a larger t_min")
     return DiscreteSchedule(betas, times=np.concatenate([[0.0], times]), name=f"{schedule.name}[{grid}, {steps} steps]")
 
 

@@ -168,8 +168,9 @@ def noise_levels(schedule: Schedule, times: np.ndarray) -> tuple[np.ndarray, np.
     r""":math:`\alpha = \sqrt{\bar\alpha(t)}`, :math:`\sigma(t)` and :math:`\lambda = \log(\alpha/\sigma)` at each time.
 
     :math:`\lambda` is DPM-Solver's (Lu et al. 2022a, Sec. 3.1): half of npdiff's log-SNR
-    :math:`\log(\bar\alpha / (1-\bar\alpha))`. ``times`` (K + 1,) as the solvers pass them, already checked;
-    returns three (K + 1,) arrays.
+    :math:`\log(\bar\alpha / (1-\bar\alpha))`. ``times`` in [0, 1], any shape (a grid (K + 1,)); returns
+    three arrays of that shape.
     """
+    schedule = check_schedule(schedule)  # the times are checked by the schedule's own methods
     alpha = np.exp(0.5 * schedule.log_alpha_bar(times))  # (K+1,)
     return alpha, schedule.sigma(times), 0.5 * schedule.log_snr(times)
