@@ -54,8 +54,9 @@ SAMPLERS = (*sample.FAST_SAMPLERS, "dpmpp3m-ref")
 
 
 def trained_model(name: str, model_dir: str, seed: int = 0) -> tuple[DiffusionMLP, str]:
-    r"""The default 2d recipe trained on ``name`` (seed 0), loaded from ``model_dir/name/model.npz`` if saved there."""
-    path = os.path.join(model_dir, name, "model.npz")
+    r"""The default 2d recipe trained on ``name``, loaded from ``model_dir/name-seedS/model.npz`` if saved there
+    (the layout of ``quality_2d.py --save``, whose ``--load`` reads these)."""
+    path = os.path.join(model_dir, f"{name}-seed{seed}", "model.npz")
     if os.path.exists(path):
         return checkpoint.load(path).denoiser(ema=True), f"loaded {path}"
     model_kw, train_kw, schedule = recipe("2d")
