@@ -83,10 +83,14 @@ def test_sample_every_sampler(trained, sampler):
     (["--sampler", "ddim", "--steps", "10", "--grid", "log_snr"], 10),
     (["--sampler", "ode", "--steps", "5", "--grid", "quadratic"], 11),
 ])
-def test_sample_with_a_few_step_sampler_on_a_grid(trained, flags, nfe):
+def test_sample_with_a_few_step_sampler_on_a_grid(trained, flags, nfe, capsys):
+    from npdiff.cli import main
+
     d, _ = trained
-    code, out, err = run("sample", "--model", "run/model.npz", *flags, "--n", "40", "--out", "fast.npy", "--json", cwd=d)
-    assert code == 0, err
+    code = main(["sample", "--model", str(d / "run" / "model.npz"), *flags, "--n", "40", "--out", str(d / "fast.npy"),
+                 "--json"])
+    out = capsys.readouterr().out
+    assert code == 0
     r = last_json(out)
     assert r["nfe"] == nfe and r["sampler"] == flags[1], r
     assert r["grid"] == (flags[flags.index("--grid") + 1] if "--grid" in flags else None), r
@@ -98,12 +102,23 @@ def test_sample_with_a_few_step_sampler_on_a_grid(trained, flags, nfe):
     (["--sampler", "dpm3", "--steps", "2"], "nfe must be an integer >= 3"),
     (["--sampler", "sde", "--grid", "karras"], "--grid applies to"),
     (["--sampler", "ode", "--grid", "log_snr"], "without --steps"),
-    (["--sampler", "dpmpp2m", "--grid", "cubic"], "invalid choice"),
 ])
-def test_sampler_and_grid_mistakes_are_one_clear_line(trained, flags, message):
+def test_sampler_and_grid_mistakes_are_one_clear_line(trained, flags, message, capsys):
+    from npdiff.cli import main
+
     d, _ = trained
-    code, _, err = run("sample", "--model", "run/model.npz", *flags, "--out", "bad.npy", cwd=d)
-    assert code == 2 and message in err and "Traceback" not in err, err
+    code = main(["sample", "--model", str(d / "run" / "model.npz"), *flags, "--out", str(d / "bad.npy")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message in err[0], err
+
+
+def test_an_unknown_grid_is_refused_by_the_parser(capsys):
+    from npdiff.cli import main
+
+    with pytest.raises(SystemExit) as exit_:  # argparse's own exit, before any file is read
+        main(["sample", "--model", "missing.npz", "--out", "x.npy", "--sampler", "dpmpp2m", "--grid", "cubic"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1 and "--grid" in err[0] and "invalid choice" in err[0], err
 
 
 def test_datasets_lists_the_true_entropies(tmp_path):
