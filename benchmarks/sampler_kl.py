@@ -3,6 +3,7 @@ r"""The exact KL divergence of few-step samplers from the data: every sampler x 
     python benchmarks/sampler_kl.py                                   # the full table (about an hour on one core)
     python benchmarks/sampler_kl.py --sets 8gaussians --models oracle --n 2000 --nfe 10 20
     python benchmarks/sampler_kl.py --speed                           # 20 evaluations against RK45, 10,000 points
+    python benchmarks/sampler_kl.py --from-json rows.jsonl            # the tables and figure of saved rows
 
 For each set (8gaussians, checkerboard, rings) and each model (the set's exact oracle, and the
 default ``"2d"`` recipe trained on it, saved under ``--model-dir`` so a rerun does not retrain),
@@ -119,6 +120,9 @@ def run_model(set_name: str, kind: str, args) -> list[dict]:
     rows = [dict(set=set_name, model=kind, sampler="rk45", grid="adaptive", nfe=nfe_flow[0], kl=floor.kl_cv,
                  se=floor.se_cv, kl_plain=floor.kl, se_plain=floor.se, ratio=floor.ratio, ratio_se=floor.ratio_se,
                  excess=0.0, excess_se=0.0, folded=floor.density.folded)]
+    if args.json:
+        with open(args.json, "a") as f:
+            f.write(json.dumps({**rows[0], "n": args.n, "seed": args.seed, "t_min": args.t_min}) + "\n")
     print("| sampler | grid | nfe | KL (nats) | +- | minus flow | +- | plain KL | E[q/p]-1 | folded | s |", flush=True)
     print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     for name in args.samplers:
@@ -234,10 +238,17 @@ def main() -> None:
     ap.add_argument("--json", metavar="FILE", help="append one JSON line per row")
     ap.add_argument("--plot", default="docs/samplers_kl.png", help="the KL-against-evaluations figure")
     ap.add_argument("--speed", action="store_true", help="only time 20 evaluations against RK45 on 10,000 points")
+    ap.add_argument("--from-json", metavar="FILE", help="only summarize and plot the rows a run appended to FILE")
     ap.add_argument("--pairs", type=int, default=5, help="--speed: alternating runs of each side")
     args = ap.parse_args()
     if args.speed:
         speed(args)
+        return
+    if args.from_json:
+        with open(args.from_json) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+        summarize(rows, args)
+        plot(rows, args)
         return
     print(machine_facts(), flush=True)
     print(f"n = {args.n}, seed {args.seed}, t_min {args.t_min}; load {load()}", flush=True)
