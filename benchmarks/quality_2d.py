@@ -20,6 +20,10 @@ points from a generator independent of training and reports
   expectation only if the ODE and the SDE model agree (they need not: Song et al. 2021);
 - the NLL of a Gaussian fitted (mean, full covariance) to 100,000 training points: the
   baseline a model must beat;
+- the paired gap of a few-step sampler (``--fast``, default DPM-Solver++(2M) at 20 evaluations,
+  ending at the same ``t_min``): its samples' exact log-density at the test points,
+  :func:`npdiff.likelihood.sampler_log_density_at`, by Newton's method from the RK45 flow's
+  encoding of each point, beside the RK45 flow's own gap;
 - training and likelihood seconds (on a shared machine, wall times of that moment).
 
 Test points come from ``default_rng(10_000 + seed)``, so two recipes are compared on the
@@ -48,12 +52,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from _common import split_overrides  # noqa: E402
 
+from npdiff import checkpoint  # noqa: E402
 from npdiff.data import toy2d  # noqa: E402
 from npdiff.gaussian import log_normal_full  # noqa: E402
-from npdiff.likelihood import ode_log_likelihood, vlb  # noqa: E402
+from npdiff.likelihood import ode_log_likelihood, sampler_log_density_at, vlb  # noqa: E402
 from npdiff.nn import MLPConfig  # noqa: E402
 from npdiff.nn.model import DiffusionMLP  # noqa: E402
 from npdiff.recipes import recipe  # noqa: E402
+from npdiff.sample import fast_sample  # noqa: E402
 from npdiff.schedule import Schedule, schedule_from_config  # noqa: E402
 from npdiff.train import TrainConfig, Trainer  # noqa: E402
 
@@ -67,22 +73,29 @@ def gaussian_fit_nll(data: toy2d.Toy2D, x_test: np.ndarray, rng: np.random.Gener
 
 def run_set(name: str, *, seed: int = 0, model_overrides: dict | None = None, train_overrides: dict | None = None,
             schedule: Schedule | None = None, n_test: int = 5000, t_min: float = 1e-5, with_vlb: bool = True,
-            save: str | None = None) -> dict:
-    r"""Train the default 2d recipe (with overrides) on set ``name`` and measure it; one row of the table."""
+            save: str | None = None, load: str | None = None, fast: str | None = "dpmpp2m", fast_nfe: int = 20) -> dict:
+    r"""Train the default 2d recipe (with overrides) on set ``name`` and measure it; one row of the table.
+
+    With ``load`` (a ``model.npz`` saved by ``save``) the model is read instead of trained.
+    """
     model_kw, train_kw, default_schedule = recipe("2d")
     model_kw.update(model_overrides or {})
     train_kw.update(train_overrides or {})
     schedule = schedule or default_schedule
     data = toy2d.load(name)
     rng = np.random.default_rng(seed)
-    trainer = Trainer(DiffusionMLP(MLPConfig(dim=2, **model_kw), schedule, rng=rng), data, TrainConfig(**train_kw), rng)
-    t0 = time.perf_counter()
-    history = trainer.run(progress=False)
-    train_s = time.perf_counter() - t0
-    if save:
-        os.makedirs(save, exist_ok=True)
-        trainer.save(os.path.join(save, "model.npz"))
-    model = trainer.denoiser(ema=True)  # float64 compute: the likelihood's ODE wants it
+    if load:
+        ck = checkpoint.load(load)
+        model, train_s, steps, history = ck.denoiser(ema=True), float("nan"), ck.step, ck.history
+    else:
+        trainer = Trainer(DiffusionMLP(MLPConfig(dim=2, **model_kw), schedule, rng=rng), data, TrainConfig(**train_kw), rng)
+        t0 = time.perf_counter()
+        history = trainer.run(progress=False)
+        train_s = time.perf_counter() - t0
+        if save:
+            os.makedirs(save, exist_ok=True)
+            trainer.save(os.path.join(save, "model.npz"))
+        model, steps = trainer.denoiser(ema=True), trainer.step  # float64 compute: the likelihood's ODE wants it
 
     test_rng = np.random.default_rng(10_000 + seed)  # the CLI's `npdiff nll --seed 10000 + seed`
     x = data.sample(n_test, test_rng)  # (n, 2) fresh test points
@@ -91,11 +104,22 @@ def run_set(name: str, *, seed: int = 0, model_overrides: dict | None = None, tr
     res = ode_log_likelihood(model, x, t_min=t_min)
     ode_s = time.perf_counter() - t0
     gap = log_p_true - res.log_p  # (n,) paired: log p_true - log p_model at the same points
-    row = {"set": name, "seed": seed, "steps": trainer.config.steps, "H": data.entropy,
+    row = {"set": name, "seed": seed, "steps": steps, "H": data.entropy,
            "nll": float(-res.log_p.mean()), "gap": float(gap.mean()), "gap_se": float(gap.std(ddof=1) / np.sqrt(n_test)),
            "gauss_nll": gaussian_fit_nll(data, x, np.random.default_rng(20_000 + seed)),
            "train_s": train_s, "ode_s": ode_s, "nfe": res.nfe,
-           "final_loss": float(np.mean(history["loss"][-max(1, trainer.step // 100):]))}
+           "final_loss": float(np.mean(history["loss"][-max(1, steps // 100):]))}
+    if fast:
+        t0 = time.perf_counter()
+
+        def sampler(z: np.ndarray) -> np.ndarray:  # noise at t_max -> the few-step sampler's state at t_min
+            return fast_sample(model, None, rng, sampler=fast, nfe=fast_nfe, t_min=t_min, denoise=False, x_T=z).x
+
+        dens = sampler_log_density_at(sampler, x, res.x_end)  # F(z) = x by Newton from the flow's encoding
+        gap_f = log_p_true - dens.log_p  # (n,)
+        row.update(fast=f"{fast}@{fast_nfe}", fast_gap=float(gap_f.mean()),
+                   fast_gap_se=float(gap_f.std(ddof=1) / np.sqrt(n_test)), fast_residual=float(dens.residual.max()),
+                   fast_folded=dens.folded, fast_s=time.perf_counter() - t0)
     if with_vlb:
         t0 = time.perf_counter()
         bound = vlb(model, x, 1000, rng=np.random.default_rng(30_000 + seed)).total  # (n,)
@@ -105,13 +129,14 @@ def run_set(name: str, *, seed: int = 0, model_overrides: dict | None = None, tr
     return row
 
 
-HEADER = ("| set | H | NLL | paired gap +- SE | VLB gap +- SE | Gaussian fit NLL | train s | NLL s | VLB s | nfe |\n"
-          "|---|---|---|---|---|---|---|---|---|---|")
+HEADER = ("| set | H | NLL | paired gap +- SE | VLB gap +- SE | few-step gap +- SE | Gaussian fit NLL | train s | NLL s | "
+          "VLB s | nfe |\n|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def format_row(r: dict) -> str:
     vlb_txt, vlb_s = (f"{r['vlb_gap']:.3f} +- {r['vlb_gap_se']:.3f}", f"{r['vlb_s']:.0f}") if "vlb_gap" in r else ("-", "-")
-    return (f"| {r['set']} | {r['H']:.4f} | {r['nll']:.4f} | {r['gap']:.4f} +- {r['gap_se']:.4f} | {vlb_txt} | "
+    fast_txt = f"{r['fast_gap']:.4f} +- {r['fast_gap_se']:.4f} ({r['fast']})" if "fast_gap" in r else "-"
+    return (f"| {r['set']} | {r['H']:.4f} | {r['nll']:.4f} | {r['gap']:.4f} +- {r['gap_se']:.4f} | {vlb_txt} | {fast_txt} | "
             f"{r['gauss_nll']:.4f} | {r['train_s']:.0f} | {r['ode_s']:.0f} | {vlb_s} | {r['nfe']} |")
 
 
@@ -126,6 +151,9 @@ def main() -> None:
     ap.add_argument("--t-min", type=float, default=1e-5, help="start of the likelihood ODE (default 1e-5)")
     ap.add_argument("--no-vlb", action="store_true", help="skip the variational bound")
     ap.add_argument("--save", metavar="DIR", help="save each model as DIR/SET-seedS/model.npz")
+    ap.add_argument("--load", metavar="DIR", help="read each model from DIR/SET-seedS/model.npz instead of training it")
+    ap.add_argument("--fast", default="dpmpp2m", help="the few-step sampler of the extra gap column ('none' to skip)")
+    ap.add_argument("--fast-nfe", type=int, default=20, help="its evaluations (default 20)")
     ap.add_argument("--json", metavar="FILE", help="append one JSON line per row to FILE")
     args = ap.parse_args()
     model_kw, train_kw = split_overrides(args.set)
@@ -136,8 +164,10 @@ def main() -> None:
     for name in args.sets:
         for seed in args.seeds:
             save = os.path.join(args.save, f"{name}-seed{seed}") if args.save else None
+            load = os.path.join(args.load, f"{name}-seed{seed}", "model.npz") if args.load else None
             r = run_set(name, seed=seed, model_overrides=model_kw, train_overrides=train_kw, schedule=schedule,
-                        n_test=args.n_test, t_min=args.t_min, with_vlb=not args.no_vlb, save=save)
+                        n_test=args.n_test, t_min=args.t_min, with_vlb=not args.no_vlb, save=save, load=load,
+                        fast=None if args.fast == "none" else args.fast, fast_nfe=args.fast_nfe)
             print(format_row(r), flush=True)
             if args.json:
                 with open(args.json, "a") as f:

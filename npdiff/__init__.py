@@ -7,7 +7,7 @@ closed-form posteriors), :mod:`npdiff.parameterization` (eps, x0, v and score),
 :mod:`npdiff.denoiser` (the one protocol every model and oracle follows),
 :mod:`npdiff.analytic` (oracles whose scores and densities are closed-form),
 :mod:`npdiff.data` (toy sets with their true densities), :mod:`npdiff.sample`
-(DDPM, DDIM, probability-flow ODE, reverse SDE), :mod:`npdiff.likelihood` (exact ODE
+(DDPM, DDIM, probability-flow ODE, reverse SDE, few-step solvers), :mod:`npdiff.likelihood` (exact ODE
 likelihood and the variational bound), :mod:`npdiff.metrics`, and the hand-differentiated
 MLP: :mod:`npdiff.nn`, :mod:`npdiff.train`, :mod:`npdiff.checkpoint`.
 """

@@ -34,9 +34,12 @@ from .nn.activations import ACTIVATIONS
 from .nn.config import COORDS
 from .parameterization import PREDICTIONS
 from .reverse import VARIANCES
+from .sample.fast import FAST_SAMPLERS
+from .sample.grids import GRIDS
 from .train import LR_SCHEDULES
 
 SAMPLERS = ("ddpm", "ddim", "ode", "sde")
+FAST = tuple(n for n in FAST_SAMPLERS if n not in SAMPLERS)  # few-step samplers; their --steps counts evaluations
 SCHEDULES = {"vp_linear": sch.vp_linear, "cosine": sch.cosine, "log_snr_linear": sch.log_snr_linear}
 IMAGE_SETS = ("digits",)
 
@@ -405,11 +408,18 @@ def _cmd_nll(args: argparse.Namespace) -> int:
 # -- sample ------------------------------------------------------------------------------------
 
 
-def _run_sampler(model, name: str, n: int, seed: int, steps: int | None, record: bool = False):
+def _run_sampler(model, name: str, n: int, seed: int, steps: int | None, record: bool = False, grid: str | None = None):
     from . import sample
 
     rng = np.random.default_rng(seed)
     kw: dict[str, Any] = {"record": record, "progress": True}
+    if name in FAST:
+        return sample.fast_sample(model, n, rng, sampler=name, nfe=steps or 20, grid=grid, **kw)
+    if grid is not None:
+        if name in ("ddpm", "sde") or (name == "ode" and not steps):
+            raise UserError(f"--grid applies to ddim, ode with --steps (Heun) and {', '.join(FAST)}; "
+                            f"{name}{'' if steps else ' without --steps'} takes its own times")
+        kw["grid"] = grid
     if name == "ddpm":
         return sample.ddpm_sample(model, n, rng, **({"steps": steps} if steps else {}), **kw)
     if name == "ddim":
@@ -432,7 +442,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         _check_dims(model, data, args.model)
         _check_data_name(ck, data, args)
     t0 = time.perf_counter()
-    res = _run_sampler(model, args.sampler, args.n, args.seed, args.steps)
+    res = _run_sampler(model, args.sampler, args.n, args.seed, args.steps, grid=args.grid)
     seconds = time.perf_counter() - t0
     np.save(out, res.x)
     _say(f"wrote {res.x.shape[0]} samples to {out} ({res.nfe} evaluations, {seconds:.1f} s)")
@@ -449,7 +459,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             real = data.sample(res.x.shape[0], np.random.default_rng(args.seed + 1)) if data is not None else None
             plot_samples(res.x, real, args.plot, title=f"{args.sampler} samples" + (f" of {data.name}" if data else ""))
         _say(f"wrote {args.plot}")
-    _emit(args, {"n": int(res.x.shape[0]), "nfe": int(res.nfe), "seconds": round(seconds, 3), "out": str(out)})
+    _emit(args, {"n": int(res.x.shape[0]), "nfe": int(res.nfe), "seconds": round(seconds, 3), "out": str(out),
+                 "sampler": args.sampler, "grid": args.grid})
     return 0
 
 
@@ -630,10 +641,14 @@ def build_parser() -> argparse.ArgumentParser:
     other_data_help = "evaluate the model on --data although it was trained on another set"
     p = sub.add_parser("sample", help="draw samples from a trained model; writes FILE.npy")
     p.add_argument("--model", required=True, help=model_help)
-    p.add_argument("--sampler", choices=SAMPLERS, default="ode",
-                   help="ddpm and ddim on the discrete chain, the probability-flow ode, the reverse sde")
+    p.add_argument("--sampler", choices=SAMPLERS + FAST, default="ode",
+                   help="ddpm, ddim, ode (RK45, or Heun with --steps), sde, or a few-step ODE sampler "
+                        f"({', '.join(FAST)}; `--sampler dpmpp2m --steps 20` is a good fast choice)")
     p.add_argument("--steps", type=_positive(int, MAX_T),
-                   help="sampler steps (default: ddpm 1000, ddim 250, sde 1000; ode: adaptive RK45, or this many Heun steps)")
+                   help="sampler steps (default: ddpm 1000, ddim 250, sde 1000; ode: adaptive RK45, or this many "
+                        "Heun steps; few-step samplers: denoiser evaluations, default 20, plus one to denoise)")
+    p.add_argument("--grid", choices=GRIDS, help="where the steps fall: uniform in t, in log-SNR, Karras et al.'s rho = 7 "
+                                                 "or quadratic (default: log_snr; edm: karras; ddim and ode: uniform)")
     p.add_argument("--n", type=_positive(int, MAX_POINTS), default=1000, help="number of samples")
     p.add_argument("--seed", type=_SEED, default=0, help="seed of the starting noise and the samplers' noise")
     p.add_argument("--out", metavar="FILE.npy", required=True, help="file for the (n, D) samples (.npy is appended if missing)")

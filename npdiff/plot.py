@@ -124,6 +124,36 @@ def plot_loss(loss: np.ndarray, path: str | os.PathLike, *, space: str = "eps") 
     _save(fig, path)
 
 
+def plot_kl_vs_nfe(panels: dict[str, tuple[dict[str, np.ndarray], float | None]], path: str | os.PathLike, *,
+                   floor: float = 1e-6) -> None:
+    r"""KL(p_F || data) against denoiser evaluations, one line per sampler, one panel per model.
+
+    ``panels`` maps a title to (curves, flow): curves map a label to a (3, K) array of nfe, KL and its
+    standard error; ``flow`` is the converged flow's KL (a dotted line) or None. KLs below ``floor`` are
+    drawn at it (log axes).
+    """
+    plt = _pyplot()
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.8 * cols, 3.9 * rows), squeeze=False)
+    for ax, (title, (curves, flow)) in zip(axes.ravel(), panels.items()):
+        for k, (label, (nfe, kl, se)) in enumerate(curves.items()):
+            style = dict(color="k", ls="--") if label.startswith("ddim (uniform") else dict(color=f"C{k % 10}")
+            ax.errorbar(nfe, np.maximum(kl, floor), yerr=se, marker="o", ms=3, lw=1.2, capsize=2, label=label, **style)
+        if flow is not None:
+            ax.axhline(max(flow, floor), color="grey", ls=":", lw=1.2, label="flow (RK45)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("denoiser evaluations")
+        ax.set_ylabel("KL (nats)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3, which="both")
+    for ax in axes.ravel()[len(panels):]:
+        ax.axis("off")
+    axes.ravel()[0].legend(fontsize=7, ncol=2)
+    _save(fig, path)
+
+
 # -- images -----------------------------------------------------------------------------------------
 
 

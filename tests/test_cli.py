@@ -76,6 +76,51 @@ def test_sample_every_sampler(trained, sampler):
     assert (d / f"{sampler}.png").read_bytes()[:8] == PNG
 
 
+@pytest.mark.parametrize("flags, nfe", [
+    (["--sampler", "dpmpp2m"], 21),  # 20 evaluations by default, and one to denoise
+    (["--sampler", "edm", "--steps", "9", "--grid", "karras"], 10),
+    (["--sampler", "dpm3", "--steps", "7", "--grid", "uniform"], 8),
+    (["--sampler", "ddim", "--steps", "10", "--grid", "log_snr"], 10),
+    (["--sampler", "ode", "--steps", "5", "--grid", "quadratic"], 11),
+])
+def test_sample_with_a_few_step_sampler_on_a_grid(trained, flags, nfe, capsys):
+    from npdiff.cli import main
+
+    d, _ = trained
+    code = main(["sample", "--model", str(d / "run" / "model.npz"), *flags, "--n", "40", "--out", str(d / "fast.npy"),
+                 "--json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    r = last_json(out)
+    assert r["nfe"] == nfe and r["sampler"] == flags[1], r
+    assert r["grid"] == (flags[flags.index("--grid") + 1] if "--grid" in flags else None), r
+    x = np.load(d / "fast.npy")
+    assert x.shape == (40, 2) and np.all(np.isfinite(x))
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--sampler", "dpm3", "--steps", "2"], "nfe must be an integer >= 3"),
+    (["--sampler", "sde", "--grid", "karras"], "--grid applies to"),
+    (["--sampler", "ode", "--grid", "log_snr"], "without --steps"),
+])
+def test_sampler_and_grid_mistakes_are_one_clear_line(trained, flags, message, capsys):
+    from npdiff.cli import main
+
+    d, _ = trained
+    code = main(["sample", "--model", str(d / "run" / "model.npz"), *flags, "--out", str(d / "bad.npy")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message in err[0], err
+
+
+def test_an_unknown_grid_is_refused_by_the_parser(capsys):
+    from npdiff.cli import main
+
+    with pytest.raises(SystemExit) as exit_:  # argparse's own exit, before any file is read
+        main(["sample", "--model", "missing.npz", "--out", "x.npy", "--sampler", "dpmpp2m", "--grid", "cubic"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1 and "--grid" in err[0] and "invalid choice" in err[0], err
+
+
 def test_datasets_lists_the_true_entropies(tmp_path):
     code, out, err = run("datasets", "--json", cwd=tmp_path)
     assert code == 0, err
@@ -103,7 +148,7 @@ def test_demo_end_to_end_on_a_tiny_budget(tmp_path):
     (("sample", "--model", "garbage.npz", "--out", "s.npy"), "not a valid npdiff checkpoint"),
     (("train", "--data", "moons", "--out", "x", "--steps", "-3"), "expected a positive int"),
     (("train", "--data", "moons", "--out", "x", "--lr", "nan"), "expected a positive float"),
-    (("sample", "--model", "m.npz", "--out", "s.npy", "--sampler", "euler"), "invalid choice"),
+    (("sample", "--model", "m.npz", "--out", "s.npy", "--sampler", "rk4"), "invalid choice"),
 ])
 def test_user_mistakes_are_one_clear_line(tmp_path, args, message):
     (tmp_path / "garbage.npz").write_bytes(b"this is not a checkpoint")

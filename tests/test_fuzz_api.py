@@ -432,6 +432,69 @@ E(_E("sample.solve_flow", sample.solve_flow, lambda: dict(denoiser=ORACLE, x=_x(
      Arg("method", "choice"), Arg("steps", "int", accepts=_NONE_OK), Arg("rtol", "real", strict=("huge",)),
      errors=_SAMPLER_ERRORS))
 
+# -- few-step samplers and their grids -------------------------------------------------------------
+from npdiff.sample import grids as _grids  # noqa: E402
+
+_GRID = np.array([1.0, 0.5, 0.1, 1e-3])
+_TIMES = Arg("times", "array", ("times",))
+for _f in ("uniform_grid", "log_snr_grid", "karras_grid", "quadratic_grid"):
+    E(_E(f"grids.{_f}", getattr(_grids, _f), lambda: dict(schedule=COS, steps=4, t_min=1e-3, t_max=None),
+         Arg("schedule", "schedule"), Arg("steps", "int"), Arg("t_min", "real"),
+         Arg("t_max", "real", ("t_max", "t_min"), accepts=_NONE_OK, example=0.5)))
+E(_E("grids.time_grid", _grids.time_grid, lambda: dict(schedule=VP, steps=4, grid="karras", t_min=1e-3),
+     Arg("schedule", "schedule"), Arg("steps", "int"), Arg("grid", "choice"), Arg("t_min", "real")))
+E(_E("grids.time_of_log_snr", _grids.time_of_log_snr, lambda: dict(schedule=VP, log_snr=np.array([-3.0, 0.0, 5.0])),
+     Arg("schedule", "schedule"), Arg("log_snr", "array", accepts={"empty": "", "extra_axis": "elementwise"})))
+E(_E("grids.check_grid", _grids.check_grid, lambda: dict(schedule=VP, times=_GRID),
+     Arg("schedule", "schedule"), Arg("times", "array", ("times",))))
+E(_E("grids.noise_levels", _grids.noise_levels, lambda: dict(schedule=VP, times=_GRID),
+     Arg("schedule", "schedule"), Arg("times", "array", ("t",), accepts={"empty": "", "extra_axis": "elementwise"}),
+     infinite_ok="lambda is +inf at t = 0, where sigma = 0 (the schedule's log_snr)"))
+E(_E("sample.singlestep_orders", sample.singlestep_orders, lambda: dict(nfe=7, order=3),
+     Arg("nfe", "int"), Arg("order", "int")))
+E(_E("sample.dpmpp_multistep", sample.dpmpp_multistep, lambda: dict(denoiser=ORACLE, x=_x(), times=_GRID, order=3,
+                                                                   reference_3m=False),
+     Arg("denoiser", "denoiser"), Arg("x", "points_d"), _TIMES, Arg("order", "int", ("order", "times")),
+     Arg("reference_3m", "object"), errors=_SAMPLER_ERRORS))
+E(_E("sample.dpm_solver_singlestep", sample.dpm_solver_singlestep,
+     lambda: dict(denoiser=ORACLE, x=_x(), times=_GRID, orders=np.array([3, 2, 1])),
+     Arg("denoiser", "denoiser"), Arg("x", "points_d"), Arg("times", "array", ("times", "orders")),
+     Arg("orders", "array", ("orders",)), errors=_SAMPLER_ERRORS))
+E(_E("sample.unipc", sample.unipc, lambda: dict(denoiser=ORACLE, x=_x(), times=_GRID, order=2),
+     Arg("denoiser", "denoiser"), Arg("x", "points_d"), _TIMES, Arg("order", "int", ("order", "times")),
+     errors=_SAMPLER_ERRORS))
+E(_E("sample.edm_heun", sample.edm_heun, lambda: dict(denoiser=ORACLE, x=_x(), times=_GRID, last_euler=True),
+     Arg("denoiser", "denoiser"), Arg("x", "points_d"), _TIMES, Arg("last_euler", "object"), errors=_SAMPLER_ERRORS))
+E(_E("sample.fast_sample", sample.fast_sample, lambda: dict(denoiser=ORACLE, n=B, rng=_rng(), sampler="dpmpp3m", nfe=4,
+                                                           grid=None, t_min=1e-3, denoise=True),
+     Arg("denoiser", "denoiser"), Arg("n", "int"), Arg("rng", "rng"), Arg("sampler", "choice"), Arg("nfe", "int"),
+     Arg("grid", "choice", accepts=_NONE_OK), Arg("t_min", "real"), Arg("denoise", "object"), errors=_SAMPLER_ERRORS))
+E(_E("sample.fast_sample(x_T)", sample.fast_sample, lambda: dict(denoiser=ORACLE, n=None, rng=_rng(), sampler="edm", nfe=3,
+                                                                x_T=_x()),
+     Arg("x_T", "points_d", ("x_T", "n")), errors=_SAMPLER_ERRORS))
+E(_E("sample.ddim_sample(grid)", sample.ddim_sample, lambda: dict(denoiser=ORACLE, n=B, rng=_rng(), steps=3, grid="karras",
+                                                                 t_min=1e-3),
+     Arg("steps", "int"), Arg("grid", "choice", accepts=_NONE_OK), Arg("t_min", "real"), errors=_SAMPLER_ERRORS))
+E(_E("sample.ode_sample(grid)", sample.ode_sample, lambda: dict(denoiser=ORACLE, n=B, rng=_rng(), method="heun", steps=3,
+                                                               grid="log_snr"),
+     Arg("grid", "choice"), errors=_SAMPLER_ERRORS))
+
+# -- the exact density of a sampler's samples ----------------------------------------------------------
+
+
+def _affine(z):
+    return 1.5 * z + 0.1
+
+
+E(_E("likelihood.sampler_log_density", lk.sampler_log_density, lambda: dict(sampler=_affine, z=_x(), h=1e-6),
+     Arg("sampler", "object"), Arg("z", "points"), Arg("h", "real"), errors=_SAMPLER_ERRORS))
+E(_E("likelihood.sampler_kl", lk.sampler_kl, lambda: dict(sampler=_affine, z=_x(), log_q=TOY.log_prob, h=1e-6),
+     Arg("sampler", "object"), Arg("z", "points"), Arg("log_q", "object"), Arg("h", "real"), errors=_SAMPLER_ERRORS))
+E(_E("likelihood.sampler_log_density_at", lk.sampler_log_density_at,
+     lambda: dict(sampler=_affine, x=_x(), z0=_x(1), h=1e-6, tol=1e-10, max_iter=5),
+     Arg("sampler", "object"), Arg("x", "points", ("x", "z0")), Arg("z0", "batch_d", ("z0",)), Arg("h", "real"),
+     Arg("tol", "real"), Arg("max_iter", "int"), errors=_SAMPLER_ERRORS))
+
 # -- likelihood --------------------------------------------------------------------------------
 E(_E("likelihood.bin_log_volume", lk.bin_log_volume, lambda: dict(K=5, D=2), Arg("K", "int2"), Arg("D", "int")))
 E(_E("likelihood.dequantize", lk.dequantize, lambda: dict(x=_levels(), K=5, rng=_rng()),
@@ -565,6 +628,8 @@ NOT_FUZZED = {
     "npdiff.likelihood.vlb.VLBResult": "a result dataclass",
     "npdiff.likelihood.dequantize.DequantizedLikelihood": "a result dataclass",
     "npdiff.likelihood.images.ImageBPD": "a result dataclass",
+    "npdiff.likelihood.sampler_density.SamplerDensity": "a result dataclass",
+    "npdiff.likelihood.sampler_density.SamplerKL": "a result dataclass",
     "npdiff.checkpoint.Checkpoint": "a result dataclass (tests/test_checkpoint_untrusted.py fuzzes load)",
     "npdiff.data.images.ImageSet": "a result dataclass of digits()",
     "npdiff.schedule.Schedule": "abstract base class (its methods are fuzzed through the three schedules)",

@@ -27,6 +27,7 @@ CHAPTERS = {
     4: "04_training_the_mlp.py",
     5: "05_exact_likelihood.py",
     6: "06_small_images.py",
+    7: "07_fast_sampling.py",
 }
 FIGURES = {
     1: ["01_dissolving.png", "01_schedules.png"],
@@ -35,6 +36,7 @@ FIGURES = {
     4: ["04_training.png", "04_samples.png"],
     5: ["05_ode_vs_vlb.png", "05_vlb_terms.png", "05_nll_vs_entropy.png"],
     6: ["06_digits.png", "06_samples.png", "06_reverse.png", "06_vlb_terms.png", "06_bits_per_dim.png"],
+    7: ["07_trajectories.png", "07_kl_vs_nfe.png", "07_halves.png"],
 }
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _LINE = re.compile(r"^  (?P<name>\S.*?) = (?P<value>\S+)(?:  \(.*\))?$")
@@ -249,3 +251,26 @@ def test_chapter6_quick_model_beats_the_uniform_baseline_by_both_estimators(runs
     # samples are not copies of training images (a copy would be at distance 0)
     assert _get(n, "samples: median RMS distance to the nearest training image") > 0.05
     assert (runs[0] / "06_model_quick.npz").is_file()
+
+
+@pytest.mark.slow
+def test_chapter7_orders_exact_kl_and_where_the_error_is_made(runs) -> None:
+    n = _nums(runs, 7)
+    for name in ("ddim (uniform grid)", "dpmpp2m (log_snr grid)"):  # ten evaluations land near the flow's end, not on it
+        assert 0.01 < _get(n, f"{name}, 10 evaluations: median distance to the exact flow") < 0.5, name
+    # on Gaussian data the flow is linear and exact: each method's stated order (3M's full weight converges faster)
+    for name, (lo, hi) in {"ddim": (0.8, 1.2), "euler": (0.8, 1.3), "heun": (1.7, 2.3), "edm": (1.7, 2.3),
+                           "dpm2": (1.7, 2.3), "dpmpp2m": (1.7, 2.3), "unipc": (2.7, 3.3), "dpmpp3m": (2.7, 4.5)}.items():
+        assert lo < _get(n, f"{name}: observed order") < hi, name
+    for s in ("8gaussians", "checkerboard"):
+        assert 0.0 <= _get(n, f"{s}: KL of the exact flow (RK45)") < 1e-5, s  # the prior's mismatch only
+        # E[q / p_F] = 1 for a right density: every row within 5 standard errors
+        checks = {k: v for k, v in n.items() if k.startswith(f"{s}: ") and "E[q/p_F] - 1" in k}
+        assert len(checks) >= 21 and all(abs(v) < 5 for v in checks.values()), checks
+        assert _get(n, f"{s}: dpmpp2m (log_snr) KL at 20 evaluations") < _get(n, f"{s}: ddim (uniform) KL at 20 evaluations")
+        assert _get(n, f"{s}: unipc (log_snr) KL at 20 evaluations") < 0.01, s
+    # thin rings: the error is made at small noise; 8gaussians' fat blobs: at large noise
+    assert _get(n, "rings: KL with coarse clean half (5 DPM-Solver++(2M) steps)") > 2 * _get(
+        n, "rings: KL with coarse noisy half (5 DPM-Solver++(2M) steps)")
+    assert _get(n, "8gaussians: KL with coarse noisy half (5 DPM-Solver++(2M) steps)") > _get(
+        n, "8gaussians: KL with coarse clean half (5 DPM-Solver++(2M) steps)")

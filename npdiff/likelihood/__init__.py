@@ -1,10 +1,12 @@
 r"""Likelihoods: the exact probability-flow ODE log-likelihood, the discrete variational
-bound, the conversion of both to bits/dim of K-level data, and bits/dim of images by both.
+bound, the conversion of both to bits/dim of K-level data, bits/dim of images by both, and the
+exact density of a deterministic sampler's samples with its KL divergence to the data.
 """
 
 from .dequantize import DIVERGED_RMS, DequantizedLikelihood, bin_log_volume, density_to_bpd, dequantize, dequantized_bpd
 from .images import ImageBPD, image_bpd
 from .ode import ODELikelihood, ode_log_likelihood
+from .sampler_density import SamplerDensity, SamplerKL, sampler_kl, sampler_log_density, sampler_log_density_at
 from .vlb import VLBResult, vlb
 
 __all__ = [
@@ -12,6 +14,8 @@ __all__ = [
     "DequantizedLikelihood",
     "ImageBPD",
     "ODELikelihood",
+    "SamplerDensity",
+    "SamplerKL",
     "VLBResult",
     "bin_log_volume",
     "density_to_bpd",
@@ -19,5 +23,8 @@ __all__ = [
     "dequantized_bpd",
     "image_bpd",
     "ode_log_likelihood",
+    "sampler_kl",
+    "sampler_log_density",
+    "sampler_log_density_at",
     "vlb",
 ]

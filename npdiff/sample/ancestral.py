@@ -5,20 +5,23 @@ r"""Ancestral sampling on the discrete chain: DDPM and DDIM.
   variance of :mod:`npdiff.reverse`; the last step returns the mean (no noise is added).
 * :func:`ddim_sample`: Song, Meng & Ermon 2021, Eq. 12 with the :math:`\sigma_t(\eta)` of
   Eq. 16; eta = 0 is deterministic given x_T, eta = 1 has the ancestral posterior variance.
+  It runs on the respaced chain or, with ``grid``, on the times of a grid of
+  :mod:`npdiff.sample.grids` ending at ``t_min`` and then at clean data.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .._check import chain_step, real_scalar
+from .._check import chain_step, flow_time, one_of, positive_int, real_scalar
 from .._progress import accepts_progress_bar
 from .._progress import progress as bar
 from ..denoiser import Denoiser
 from ..reverse import call_time, chain_for, check_clip, p_mean_variance, reverse_log_variance
-from ..schedule import DiscreteSchedule
+from ..schedule import DiscreteSchedule, Schedule
 from ..threads import blas_threads
 from ._common import Recorder, SampleResult, check_finite, start
+from .grids import GRIDS, time_grid
 
 __all__ = ["ddim_sample", "ddim_variance", "ddpm_sample"]
 
@@ -94,6 +97,8 @@ def ddim_sample(
     x_T: np.ndarray | None = None,
     record: bool = False,
     progress: bool = False,
+    grid: str | None = None,
+    t_min: float = 1e-3,
 ) -> SampleResult:
     r"""DDIM sampling (Song, Meng & Ermon 2021).
 
@@ -111,13 +116,24 @@ def ddim_sample(
     The default of 250 steps keeps the discretization bias small on sharp data (measured:
     ``docs/variances.md``).
 
+    With ``grid`` (one of :data:`~npdiff.sample.grids.GRIDS`) the chain's times are that grid's
+    ``steps`` times from ``t_max`` down to ``t_min`` (``steps - 1`` steps), then clean data: the
+    last evaluation, at ``t_min``, returns :math:`\hat x_0` (``T`` is then unused). With eta = 0
+    that is the ``"ddim"`` of :func:`~npdiff.sample.fast_sample` on ``steps - 1`` evaluations
+    followed by its denoising step.
+
     Returns
     -------
     SampleResult with ``x`` (N, D) and ``nfe == steps``.
     """
     denoiser, x, rng = start(denoiser, n, rng, x_T)
     eta = real_scalar(eta, "eta", lo=0.0, hi=1.0)
-    chain = chain_for(denoiser.schedule, T, steps)
+    if grid is None:
+        chain = chain_for(denoiser.schedule, T, steps)
+    else:
+        positive_int(T, "T")
+        chain = _grid_chain(denoiser.schedule, positive_int(steps, "steps", minimum=2), one_of(grid, "grid", GRIDS),
+                            flow_time(denoiser.schedule, t_min, "t_min", hi_open=True))
     clip_x0 = check_clip(clip_x0)
     rec = Recorder(record)
     rec(x, call_time(chain, chain.T, denoiser.schedule))
@@ -133,6 +149,16 @@ def ddim_sample(
         check_finite(x, f"at chain step {i}")
         rec(x, float(chain.times[i - 1]))
     return rec.result(x, chain.T)
+
+
+def _grid_chain(schedule: Schedule, steps: int, grid: str, t_min: float) -> DiscreteSchedule:
+    r"""The chain on times [0, t_min, ..., t_max]: a grid of ``steps - 1`` steps, then clean data."""
+    times = time_grid(schedule, steps - 1, grid, t_min)[::-1]  # (steps,) increasing from t_min to t_max
+    log_ab = schedule.log_alpha_bar(times)  # (steps,)
+    betas = -np.expm1(np.diff(log_ab, prepend=0.0))  # (steps,) 1 - alpha_bar_i / alpha_bar_{i-1}, alpha_bar_0 = 1
+    if 1.0 - betas[0] == 1.0:  # alpha_bar(t_min) rounds to 1: the chain's last step would denoise nothing
+        raise ValueError(f"t_min = {t_min!r} is so small that alpha_bar(t_min) rounds to 1 in float64; use a larger t_min")
+    return DiscreteSchedule(betas, times=np.concatenate([[0.0], times]), name=f"{schedule.name}[{grid}, {steps} steps]")
 
 
 def ddim_variance(chain: DiscreteSchedule, i: int, eta: float) -> float:

@@ -10,7 +10,8 @@ from x ~ N(0, I) at ``t_max`` to ``t_min`` samples the data, and the same flow r
 forward encodes data into noise: a bijection up to the solver's error.
 
 Solvers: ``"euler"`` (first order), ``"heun"`` (second order, Karras et al. 2022,
-Algorithm 1) on a uniform time grid, and ``"rk45"`` (adaptive Dormand-Prince through
+Algorithm 1) on a time grid (uniform unless ``ode_sample`` is given another of
+:mod:`npdiff.sample.grids`), and ``"rk45"`` (adaptive Dormand-Prince through
 ``scipy.integrate.solve_ivp``, tolerances exposed). The flow stops at ``t_min > 0``
 where the noise level is small but the denoiser is still well defined; sampling then
 returns Tweedie's denoised mean :math:`\hat x_0` at ``t_min`` (one more evaluation),
@@ -32,6 +33,7 @@ from .._progress import progress as bar
 from ..denoiser import Denoiser, as_denoiser_batch, call_eps
 from ..threads import blas_threads
 from ._common import Recorder, SampleResult, check_finite, start, tweedie
+from .grids import GRIDS, time_grid
 
 __all__ = ["DEFAULT_STEPS", "METHODS", "flow_from_eps", "flow_velocity", "ode_encode", "ode_sample", "solve_flow"]
 
@@ -113,7 +115,7 @@ def solve_flow(
 
 def _solve_flow(
     denoiser: Denoiser, x: np.ndarray, t_start: float, t_end: float, method: str, steps: int | None,
-    rtol: float, atol: float, record: bool, progress_bar: bool,
+    rtol: float, atol: float, record: bool, progress_bar: bool, times: np.ndarray | None = None,
 ) -> SampleResult:
     rec = Recorder(record)
     B, D = x.shape
@@ -139,7 +141,7 @@ def _solve_flow(
                 rec(sol.y[:, k].reshape(B, D), t)
         return rec.result(x_end, nfe)
 
-    grid = np.linspace(t_start, t_end, steps + 1)  # (steps + 1,)
+    grid = np.linspace(t_start, t_end, steps + 1) if times is None else times  # (steps + 1,)
     rec(x, t_start)
     nfe = 0
     for k in bar(range(steps), total=steps, desc=f"ode-{method}", enabled=progress_bar):
@@ -174,13 +176,15 @@ def ode_sample(
     x_T: np.ndarray | None = None,
     record: bool = False,
     progress: bool = False,
+    grid: str = "uniform",
 ) -> SampleResult:
     r"""Sample by integrating the probability-flow ODE from ``schedule.t_max`` down to ``t_min``.
 
     Starts from :math:`x \sim \mathcal N(0, I)` (or ``x_T``) at ``t_max``. With
     ``denoise=True`` returns :math:`\hat x_0 = (x - \sigma\epsilon_\theta)/\sqrt{\bar\alpha}`
     at ``t_min`` (Tweedie; one extra evaluation), else the ODE state at ``t_min``
-    (use that to invert :func:`ode_encode`).
+    (use that to invert :func:`ode_encode`). ``grid`` places the steps of euler and heun
+    (one of :data:`~npdiff.sample.grids.GRIDS`; rk45 chooses its own).
 
     Returns
     -------
@@ -189,7 +193,11 @@ def ode_sample(
     denoiser, x, rng = start(denoiser, n, rng, x_T)
     t_min = flow_time(denoiser.schedule, t_min, "t_min", hi_open=True)
     (method, steps), (rtol, atol) = _check_method(method, steps), check_tolerances(rtol, atol)
-    res = _solve_flow(denoiser, x, denoiser.schedule.t_max, t_min, method, steps, rtol, atol, record, progress)
+    if one_of(grid, "grid", GRIDS) != "uniform" and method == "rk45":
+        raise ValueError(f"grid applies to the fixed-step solvers 'euler' and 'heun'; rk45 chooses its own steps, "
+                         f"got grid={grid!r}")
+    times = None if method == "rk45" else time_grid(denoiser.schedule, steps, grid, t_min)
+    res = _solve_flow(denoiser, x, denoiser.schedule.t_max, t_min, method, steps, rtol, atol, record, progress, times)
     if denoise:
         res.x = tweedie(denoiser, res.x, t_min)
         res.nfe += 1
@@ -217,3 +225,8 @@ def ode_encode(
     x, t_min = as_denoiser_batch(denoiser, x), flow_time(denoiser.schedule, t_min, "t_min", hi_open=True)
     (method, steps), (rtol, atol) = _check_method(method, steps), check_tolerances(rtol, atol)
     return _solve_flow(denoiser, x, t_min, denoiser.schedule.t_max, method, steps, rtol, atol, record, False)
+
+
+# the unchecked core, for the fixed-step samplers of npdiff.sample.fast (arguments checked at their door;
+# ``times`` is their (steps + 1,) grid, None for a uniform one)
+solve_flow.unchecked = _solve_flow

@@ -1,0 +1,126 @@
+r"""Few-step deterministic samplers behind one door: a sampler's name, a budget of evaluations, a grid.
+
+Every sampler here solves the probability-flow ODE (Song et al. 2021, Eq. 13) from
+``schedule.t_max`` down to ``t_min`` on a grid of :mod:`npdiff.sample.grids`, spending at most
+``nfe`` denoiser evaluations, so the sample is a deterministic map of the starting noise
+(:mod:`npdiff.likelihood.sampler_density` gives the exact density of its samples):
+
+==========  =====  ==================================================================  ========
+name        order  method                                                              grid
+==========  =====  ==================================================================  ========
+ddim        1      DDIM, eta = 0 (Song, Meng & Ermon 2021, Eq. 12) = DPM-Solver-1       log_snr
+euler       1      Euler in t on the flow's velocity (:mod:`npdiff.sample.ode`)         log_snr
+heun        2      Heun in t (:mod:`npdiff.sample.ode`), nfe // 2 steps                 log_snr
+edm         2      Heun in EDM's noise level (Karras et al. 2022, Algorithm 1)          karras
+dpm2        2      singlestep DPM-Solver-2, DPM-Solver-fast layout (Lu et al. 2022a)   log_snr
+dpm3        3      singlestep DPM-Solver-3, DPM-Solver-fast layout (Lu et al. 2022a)   log_snr
+dpmpp2m     2      multistep DPM-Solver++(2M) (Lu et al. 2022b, Algorithm 2)            log_snr
+dpmpp3m     3      multistep DPM-Solver++(3M) (Lu et al. 2022b; reference code)        log_snr
+unipc       3      UniP-2 + UniC, B(h) = e^{-h} - 1 (Zhao et al. 2023)                  log_snr
+==========  =====  ==================================================================  ========
+
+Each spends exactly ``nfe`` evaluations except heun on an odd budget (one fewer); edm spends an
+odd budget as Algorithm 1 does, with an Euler last step; dpm2 and dpm3 mix orders to fit the
+budget (:func:`~npdiff.sample.dpm_solver.singlestep_orders`). The order is the method's order of
+convergence as the steps shrink (DPM-Solver-fast's lower-order last steps make dpm3 second
+order on budgets that need a first-order step).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._check import flow_time, one_of, positive_int
+from ..denoiser import Denoiser
+from ..threads import blas_threads
+from ._common import SampleResult, start, tweedie
+from .dpm_solver import dpm_solver_singlestep, dpmpp_multistep, singlestep_orders
+from .edm import edm_heun
+from .grids import GRIDS, time_grid
+from .ode import solve_flow
+from .unipc import unipc
+
+__all__ = ["DEFAULT_GRIDS", "FAST_SAMPLERS", "MIN_NFE", "ORDERS", "fast_sample"]
+
+FAST_SAMPLERS = ("ddim", "euler", "heun", "edm", "dpm2", "dpm3", "dpmpp2m", "dpmpp3m", "unipc")
+#: each sampler's order of convergence
+ORDERS = {"ddim": 1, "euler": 1, "heun": 2, "edm": 2, "dpm2": 2, "dpm3": 3, "dpmpp2m": 2, "dpmpp3m": 3, "unipc": 3}
+#: the fewest evaluations each can run on at its order (one step of a singlestep method; the order's warm-up of a multistep)
+MIN_NFE = {"ddim": 1, "euler": 1, "heun": 2, "edm": 2, "dpm2": 2, "dpm3": 3, "dpmpp2m": 2, "dpmpp3m": 3, "unipc": 2}
+#: the grid each uses unless told: EDM's own noise levels, else uniform log-SNR (DPM-Solver's advice for low dimension)
+DEFAULT_GRIDS = {name: ("karras" if name == "edm" else "log_snr") for name in FAST_SAMPLERS}
+
+
+def _steps(sampler: str, nfe: int) -> int:
+    r"""The number of grid steps the sampler takes on a budget of ``nfe`` evaluations."""
+    if sampler == "heun":
+        return nfe // 2
+    if sampler == "edm":
+        return (nfe + 1) // 2
+    if sampler in ("dpm2", "dpm3"):
+        return len(singlestep_orders(nfe, ORDERS[sampler]))
+    return nfe
+
+
+@blas_threads()
+def fast_sample(
+    denoiser: Denoiser,
+    n: int | None,
+    rng: np.random.Generator | int,
+    *,
+    sampler: str = "dpmpp2m",
+    nfe: int = 20,
+    grid: str | None = None,
+    t_min: float = 1e-3,
+    denoise: bool = True,
+    x_T: np.ndarray | None = None,
+    record: bool = False,
+    progress: bool = False,
+) -> SampleResult:
+    r"""Sample with a few-step deterministic solver of the probability-flow ODE (module table).
+
+    Parameters
+    ----------
+    denoiser : follows the denoiser protocol; its ``schedule`` gives the grid and the ODE.
+    n : number of samples (or None when ``x_T`` is given).
+    rng : draws the starting noise (the solvers themselves are deterministic); a Generator or a seed.
+    sampler : one of :data:`FAST_SAMPLERS`.
+    nfe : the budget of denoiser evaluations, at least :data:`MIN_NFE` of the sampler.
+    grid : one of :data:`~npdiff.sample.grids.GRIDS`, or None for the sampler's :data:`DEFAULT_GRIDS`.
+    t_min : where the flow stops, in (0, ``schedule.t_max``).
+    denoise : return Tweedie's :math:`\hat x_0` at ``t_min`` (one more evaluation, as
+        :func:`~npdiff.sample.ode_sample` does), else the ODE's state at ``t_min``.
+    x_T : (N, D) starting noise at ``t_max``; drawn from N(0, I) when None.
+    record : keep the states visited at the grid's times.
+    progress : show a bar over the steps.
+
+    Returns
+    -------
+    SampleResult with ``x`` (N, D) and the evaluations spent (``nfe``, plus one with ``denoise``).
+    """
+    denoiser, x, rng = start(denoiser, n, rng, x_T)
+    sampler = one_of(sampler, "sampler", FAST_SAMPLERS)
+    nfe = positive_int(nfe, "nfe", minimum=MIN_NFE[sampler])
+    grid = DEFAULT_GRIDS[sampler] if grid is None else one_of(grid, "grid", GRIDS)
+    t_min = flow_time(denoiser.schedule, t_min, "t_min", hi_open=True)
+    if not isinstance(denoise, (bool, np.bool_)):
+        raise TypeError(f"denoise must be a bool, got {type(denoise).__name__}")
+    steps = _steps(sampler, nfe)
+    times = time_grid(denoiser.schedule, steps, grid, t_min)  # (steps + 1,) from t_max down to t_min
+    if sampler in ("euler", "heun"):
+        res = solve_flow.unchecked(denoiser, x, float(times[0]), t_min, sampler, steps, 1e-5, 1e-5, record,
+                                   progress, times)
+    elif sampler == "edm":
+        res = edm_heun.unchecked(denoiser, x, times, nfe % 2 == 1, record, progress)
+    elif sampler in ("dpm2", "dpm3"):
+        res = dpm_solver_singlestep.unchecked(denoiser, x, times, singlestep_orders(nfe, ORDERS[sampler]), record,
+                                              progress)
+    elif sampler == "unipc":
+        res = unipc.unchecked(denoiser, x, times, 2, record, progress)
+    else:  # ddim is DPM-Solver++ of order 1 (the same update written with x_theta)
+        res = dpmpp_multistep.unchecked(denoiser, x, times, {"ddim": 1, "dpmpp2m": 2, "dpmpp3m": 3}[sampler], record,
+                                        progress)
+    if denoise:
+        res.x = tweedie(denoiser, res.x, t_min)
+        res.nfe += 1
+    return res
