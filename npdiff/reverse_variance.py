@@ -41,7 +41,7 @@ Both estimates are clipped to the bounds of Bao et al. 2022, Thm. 2:
 :math:`x_t` alone keeps the variational bound a bound, so clipping, the Monte Carlo error of
 :math:`\Gamma_t` and an imperfect network cost tightness, never validity. At t = 1, where
 :math:`\tilde\beta_1 = 0` and :math:`c_{1,1} = 1`, the decoder's variance is :math:`v_1` itself,
-kept above :data:`DECODER_FLOOR` times its upper bound so that its log stays finite (not at the
+kept above :data:`DECODER_FLOOR` times :math:`\sigma_1^2/\bar\alpha_1` so that its log stays finite (not at the
 ``"small"`` choice's :math:`\tilde\beta_2`, which at small T can exceed :math:`\mathrm{Cov}[x_0|x_1]`
 itself).
 """
@@ -144,7 +144,10 @@ def x0_variance_bound(chain: DiscreteSchedule, x0_max: float | None = None) -> n
 
 def _x0_variance_bound(chain: DiscreteSchedule, x0_max: float | None) -> np.ndarray:
     bound = (1.0 - chain.alpha_bar) / chain.alpha_bar  # (T+1,)
-    return bound if x0_max is None else np.minimum(bound, x0_max**2)
+    if x0_max is None:
+        return bound
+    with np.errstate(over="ignore"):  # a range beyond 1e154 bounds nothing: its square is inf
+        return np.minimum(bound, np.square(np.float64(x0_max)))
 
 
 #: At t = 1, where Thm. 2's lower bound is 0, the decoder's variance is kept above this fraction of
@@ -153,9 +156,9 @@ DECODER_FLOOR = 1e-6
 
 
 def _sigma_from_x0_variance(chain: DiscreteSchedule, i: int, v: np.ndarray, v_max: float) -> np.ndarray:
-    r""":math:`\Sigma_i = \tilde\beta_i + c_{1,i}^2 v_i` with v clipped to [0, v_max] (at i = 1, to [DECODER_FLOOR v_max, v_max])."""
-    v_min = DECODER_FLOOR * v_max if i == 1 else 0.0
-    return chain.posterior_variance[i] + chain.posterior_mean_coef1[i] ** 2 * np.clip(v, v_min, v_max)
+    r""":math:`\Sigma_i = \tilde\beta_i + c_{1,i}^2 v_i` with v clipped to [0, v_max] (at i = 1, above the floor)."""
+    v_min = DECODER_FLOOR * (1.0 - chain.alpha_bar[1]) / chain.alpha_bar[1] if i == 1 else 0.0
+    return chain.posterior_variance[i] + chain.posterior_mean_coef1[i] ** 2 * np.clip(v, v_min, max(v_min, v_max))
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from npdiff import analytic, forward, gaussian, metrics, parameterization, rever
 from npdiff import denoiser as dn
 from npdiff import likelihood as lk
 from npdiff import objective as ob
+from npdiff import reverse_variance as rv
 from npdiff import train as tr
 from npdiff.data import images, toy2d
 from npdiff.nn import MLPConfig
@@ -376,6 +377,33 @@ E(_E("reverse.p_mean_variance", reverse.p_mean_variance,
      Arg("denoiser", "denoiser"), Arg("x", "points_d"), Arg("i", "int"), Arg("chain", "chain"),
      Arg("clip_x0", "real", accepts=_NONE_OK, example=1.0), errors=(ValueError, TypeError, FloatingPointError)))
 
+# -- reverse variance --------------------------------------------------------------------------
+_ELEMENTWISE = {"empty": "elementwise: an empty array gives an empty answer", "extra_axis": "elementwise in any shape"}
+MOMENTS = rv.eps_moments(ORACLE, _x(5, n=8), CHAIN, _rng())
+E(_E("reverse_variance.check_variance", rv.check_variance, lambda: dict(variance="trace"), Arg("variance", "choice")))
+E(_E("reverse_variance.x0_variance_from_divergence", rv.x0_variance_from_divergence,
+     lambda: dict(divergence=np.array([0.5, 1.0, 1.5]), alpha_bar=0.5, D=2),
+     Arg("divergence", "array", accepts=_ELEMENTWISE), Arg("alpha_bar", "array", ("alpha_bar", "divergence")),
+     Arg("D", "int")))
+E(_E("reverse_variance.x0_variance_from_eps_moment", rv.x0_variance_from_eps_moment,
+     lambda: dict(eps_sq=np.array([0.2, 0.5, 0.9]), alpha_bar=np.array([0.9, 0.5, 0.1])),
+     Arg("eps_sq", "array", ("eps_sq", "alpha_bar"), accepts=_ELEMENTWISE),
+     Arg("alpha_bar", "array", ("alpha_bar", "eps_sq"))))
+E(_E("reverse_variance.x0_variance_bound", rv.x0_variance_bound, lambda: dict(chain=CHAIN, x0_max=1.0),
+     Arg("chain", "chain"), Arg("x0_max", "real", accepts=_NONE_OK)))
+E(_E("reverse_variance.eps_moments", rv.eps_moments,
+     lambda: dict(denoiser=ORACLE, x0=_x(), chain=VP.discretize(4, t_end=VP.t_max, clip=False), rng=_rng(), batch_size=2),
+     Arg("denoiser", "denoiser"), Arg("x0", "points_d"), Arg("chain", "chain"), Arg("rng", "rng"), Arg("batch_size", "int"),
+     errors=(ValueError, TypeError, FloatingPointError)))
+E(_E("reverse_variance.ReverseVariance", rv.ReverseVariance,
+     lambda: dict(chain=CHAIN, variance="analytic", eps_moments=MOMENTS, x0_max=1.0),
+     Arg("chain", "chain", ("chain", "times")), Arg("variance", "choice"), Arg("eps_moments", "object"),
+     Arg("x0_max", "real", accepts=_NONE_OK)))
+E(_E("reverse.p_mean_log_variance", reverse.p_mean_log_variance,
+     lambda: dict(denoiser=ORACLE, x=_x(), i=3, variance=rv.ReverseVariance(CHAIN, "trace"), clip_x0=None),
+     Arg("denoiser", "denoiser"), Arg("x", "points_d"), Arg("i", "int"), Arg("variance", "object"),
+     Arg("clip_x0", "real", accepts=_NONE_OK, example=1.0), errors=(ValueError, TypeError, FloatingPointError)))
+
 # -- denoiser ----------------------------------------------------------------------------------
 E(_E("denoiser.check_denoiser", dn.check_denoiser, lambda: dict(denoiser=ORACLE),
      Arg("denoiser", "object", ("denoiser",))))
@@ -562,6 +590,7 @@ NOT_FUZZED = {
     # result containers and base classes: constructed by npdiff, not from user input
     "npdiff.sample._common.SampleResult": "a result dataclass", "npdiff.likelihood.ode.ODELikelihood": "a result dataclass",
     "npdiff.likelihood.vlb.VLBResult": "a result dataclass",
+    "npdiff.reverse_variance.EpsMoments": "a result dataclass of eps_moments (fuzzed)",
     "npdiff.likelihood.dequantize.DequantizedLikelihood": "a result dataclass",
     "npdiff.likelihood.images.ImageBPD": "a result dataclass",
     "npdiff.checkpoint.Checkpoint": "a result dataclass (tests/test_checkpoint_untrusted.py fuzzes load)",
