@@ -38,9 +38,11 @@ the bound check theirs once and call the unchecked ``.unchecked`` at every step.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from ._check import chain_step, check_schedule, positive_int, real_scalar
+from ._check import as_integers, chain_step, check_schedule, positive_int, real_scalar
 from .denoiser import Denoiser, as_denoiser_batch, call_eps, call_eps_and_divergence
 from .forward import q_posterior_discrete
 from .parameterization import x0_from_eps
@@ -51,8 +53,12 @@ __all__ = ["VARIANCES", "ReverseVariance", "call_time", "chain_for", "check_vari
            "p_mean_variance", "reverse_log_variance"]
 
 
-def chain_for(schedule: Schedule, T: int, steps: int | None = None) -> DiscreteSchedule:
+def chain_for(schedule: Schedule, T: int, steps: int | Sequence[int] | None = None) -> DiscreteSchedule:
     r"""The chain of T steps on [0, ``schedule.t_max``], respaced to ``steps`` when given.
+
+    ``steps`` is a number of evenly spaced steps, or the increasing indices in 1..T of the steps
+    to keep (e.g. the trajectory of :func:`npdiff.likelihood.optimal_steps`); see
+    :meth:`~npdiff.schedule.DiscreteSchedule.respace`.
 
     Unclipped, so ``chain.alpha_bar[i] == schedule.alpha_bar(chain.times[i])``: the
     continuous-time denoiser and the chain agree on the noise level at every step (a
@@ -60,8 +66,12 @@ def chain_for(schedule: Schedule, T: int, steps: int | None = None) -> DiscreteS
     about 2.4e-6, and the predicted x_0 would be off by a factor ~30).
     """
     schedule, T = check_schedule(schedule), positive_int(T, "T")
-    steps = T if steps is None else positive_int(steps, "steps", maximum=T)
     chain = schedule.discretize(T, t_end=schedule.t_max, clip=False)
+    if steps is None:
+        return chain
+    if isinstance(steps, (list, tuple, np.ndarray)):  # kept indices; respace checks that they increase
+        return chain.respace(as_integers(steps, "steps", lo=1, hi=T))
+    steps = positive_int(steps, "steps", maximum=T)
     return chain if steps == T else chain.respace(steps)
 
 

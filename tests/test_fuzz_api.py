@@ -487,6 +487,18 @@ E(_E("likelihood.vlb", lk.vlb, lambda: dict(denoiser=ORACLE, x0=_x(), T=5, rng=_
      Arg("denoiser", "denoiser"), Arg("x0", "points_d"), Arg("T", "int2"), Arg("rng", "rng"), Arg("variance", "choice"),
      Arg("K", "int2", ("K", "x0"), accepts=_NONE_OK, example=5),
      errors=_SAMPLER_ERRORS))
+E(_E("likelihood.vlb(steps)", lk.vlb, lambda: dict(denoiser=ORACLE, x0=_x(), T=8, rng=_rng(), variance="trace", steps=4),
+     Arg("steps", "int", accepts=_NONE_OK), errors=_SAMPLER_ERRORS))
+_GRID = VP.discretize(6, t_end=VP.t_max, clip=False)
+E(_E("likelihood.bound_costs", lk.bound_costs,
+     lambda: dict(denoiser=ORACLE, x0=_levels(), chain=_GRID, rng=_rng(), K=5, batch_size=2),
+     Arg("denoiser", "denoiser"), Arg("x0", "points_d"), Arg("chain", "chain"), Arg("rng", "rng"),
+     Arg("K", "int2", ("K", "x0"), accepts=_NONE_OK), Arg("batch_size", "int"), errors=_SAMPLER_ERRORS))
+COSTS = lk.bound_costs(ORACLE, _x(), _GRID, _rng())
+E(_E("likelihood.optimal_steps", lk.optimal_steps, lambda: dict(costs=COSTS, steps=3),
+     Arg("costs", "object"), Arg("steps", "int")))
+E(_E("BoundCosts.bound", lambda costs, steps: costs.bound(steps), lambda: dict(costs=COSTS, steps=np.array([2, 6])),
+     Arg("steps", "array", accepts={"int": "integer indices are what it takes"})))
 
 # -- analytic oracles --------------------------------------------------------------------------
 E(_E("analytic.GaussianData", analytic.GaussianData, lambda: dict(mean=np.zeros(2), cov=np.eye(2), schedule=VP),
@@ -591,6 +603,7 @@ NOT_FUZZED = {
     "npdiff.sample._common.SampleResult": "a result dataclass", "npdiff.likelihood.ode.ODELikelihood": "a result dataclass",
     "npdiff.likelihood.vlb.VLBResult": "a result dataclass",
     "npdiff.reverse_variance.EpsMoments": "a result dataclass of eps_moments (fuzzed)",
+    "npdiff.likelihood.trajectory.BoundCosts": "a result dataclass of bound_costs (fuzzed, with its bound method)",
     "npdiff.likelihood.dequantize.DequantizedLikelihood": "a result dataclass",
     "npdiff.likelihood.images.ImageBPD": "a result dataclass",
     "npdiff.checkpoint.Checkpoint": "a result dataclass (tests/test_checkpoint_untrusted.py fuzzes load)",

@@ -1,12 +1,14 @@
 """The reverse variance against the exact posterior covariance of the oracles, and the bound it gives."""
 
+import itertools
+
 import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
 from npdiff.analytic import GaussianData, GaussianMixture
 from npdiff.forward import q_posterior_discrete
-from npdiff.likelihood import vlb
+from npdiff.likelihood import bound_costs, optimal_steps, vlb
 from npdiff.reverse import chain_for, p_mean_log_variance
 from npdiff.reverse_variance import (
     DECODER_FLOOR,
@@ -237,3 +239,47 @@ def test_clear_errors_for_what_the_choices_need():
     np.testing.assert_allclose(fine.at(chain.times[1:]), fine.eps_sq[1::2], rtol=1e-12)
     with pytest.raises(TypeError, match="eps_moments"):
         ReverseVariance(chain, "analytic", eps_moments={"eps_sq": 1.0})
+
+
+def test_the_pair_costs_are_the_expected_terms_of_the_bound():
+    # on an evenly respaced chain, prior + sum of F over the path = E[vlb] with the analytic variance
+    m = eight_gaussians()
+    N, K = 60, 6
+    costs = bound_costs(m, m.sample(20_000, np.random.default_rng(0)), chain_for(m.schedule, N), np.random.default_rng(1))
+    even = chain_for(m.schedule, N, K).kept[1:]
+    res = vlb(m, m.sample(20_000, np.random.default_rng(2)), N, rng=np.random.default_rng(3), variance="analytic",
+              eps_moments=costs.moments, steps=even)
+    F = costs.pair_costs()
+    path = np.concatenate([[0], even])
+    per_term = F[path[:-1], path[1:]]  # (K,) the decoder, then the KL of each jump
+    for k in range(K):
+        se = res.terms[:, k].std() / np.sqrt(res.terms.shape[0])
+        # both sides are Monte Carlo means over 20,000 points of similar spread
+        mean = res.terms[:, k].mean()
+        assert abs(mean - per_term[k]) < 4 * np.sqrt(2) * se, f"term {k}: {mean} vs {per_term[k]}"
+    assert costs.bound(even) == pytest.approx(costs.prior + per_term.sum())
+
+
+def test_the_dynamic_program_finds_the_cheapest_trajectory():
+    m = eight_gaussians()
+    N, K = 9, 3
+    costs = bound_costs(m, m.sample(500, np.random.default_rng(0)), chain_for(m.schedule, N), np.random.default_rng(1))
+    best = min(itertools.combinations(range(1, N), K - 1), key=lambda mid: costs.bound([*mid, N]))
+    np.testing.assert_array_equal(optimal_steps(costs, K), [*best, N])
+    assert costs.bound(optimal_steps(costs, K)) < costs.bound(chain_for(m.schedule, N, K).kept[1:])
+    np.testing.assert_array_equal(optimal_steps(costs, 1), [N])
+
+
+def test_the_chosen_trajectory_tightens_the_bound_on_fresh_points():
+    m = eight_gaussians()
+    N, K = 200, 5
+    costs = bound_costs(m, m.sample(2000, np.random.default_rng(0)), chain_for(m.schedule, N), np.random.default_rng(1))
+    x = m.sample(4000, np.random.default_rng(2))
+    gap = {}
+    for name, steps in (("dp", optimal_steps(costs, K)), ("even", K)):
+        res = vlb(m, x, N, rng=np.random.default_rng(3), variance="analytic", eps_moments=costs.moments, steps=steps)
+        gap[name] = res.total + m.log_prob(x, 0.0)  # (n,) above the true NLL
+        assert res.terms.shape == (x.shape[0], K + 1)
+    diff = gap["even"] - gap["dp"]
+    assert diff.mean() > 5 * diff.std() / np.sqrt(diff.size), (gap["dp"].mean(), gap["even"].mean())
+    assert gap["dp"].mean() > -3 * gap["dp"].std() / np.sqrt(diff.size)  # still a bound

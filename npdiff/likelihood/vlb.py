@@ -29,6 +29,7 @@ true reverse kernel, and the bound exceeds the entropy only by the prior's misma
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,8 +53,8 @@ class VLBResult:
     total : (B,) the bound :math:`L` (an upper bound on :math:`-\log p_\theta(x_0)`).
     prior : (B,) :math:`L_T`.
     decoder : (B,) :math:`L_0`.
-    terms : (B, T + 1) column k holds :math:`L_k` (k = 0 decoder, 1..T-1 the KL terms,
-        T the prior).
+    terms : (B, K + 1) for a chain of K steps (T, or ``steps`` after respacing): column k holds
+        :math:`L_k` (k = 0 decoder, 1..K-1 the KL terms, K the prior).
     nfe : denoiser evaluations.
     """
 
@@ -73,6 +74,7 @@ def vlb(
     variance: str = "large",
     K: int | None = None,
     eps_moments: EpsMoments | None = None,
+    steps: int | Sequence[int] | None = None,
 ) -> VLBResult:
     r"""The variational bound :math:`L` of Ho et al. 2020, Eq. 5, per point, in nats.
 
@@ -88,13 +90,16 @@ def vlb(
         and ``"trace"`` (Bao et al. 2022, Thm. 2).
     eps_moments : :math:`\mathbb E\lVert\epsilon_\theta\rVert^2 / D` per step, estimated on
         training data (:func:`npdiff.reverse_variance.eps_moments`); required by ``"analytic"``.
+    steps : run the chain of T steps respaced to these: a number of evenly spaced steps, or the
+        kept indices in 1..T (:func:`npdiff.likelihood.optimal_steps`); None keeps all T.
 
     Returns
     -------
     :class:`VLBResult`.
     """
     x0, T, rng = as_denoiser_batch(denoiser, x0, "x0"), positive_int(T, "T", minimum=2), as_generator(rng)
-    chain = chain_for(denoiser.schedule, T)
+    chain = chain_for(denoiser.schedule, T, steps)
+    T = chain.T  # the steps the bound runs, after respacing
     if K is not None:
         K = positive_int(K, "K", minimum=2)
         data_to_levels(x0, K, name="x0")  # a clear error when x0 is off the levels
