@@ -74,7 +74,32 @@ def baselines(train: np.ndarray, x: np.ndarray, K: int, rng: np.random.Generator
     return out
 
 
-def train_default(overrides_model: dict, overrides_train: dict, schedule, seed: int, steps: int | None):
+def shifted(d, p: float):
+    r"""A training source: images moved by one pixel (up, down, left or right, the row or column that enters
+    filled with background) with probability p, then dequantized afresh, (n, D)."""
+    delta = 1.0 / (d.K - 1)
+
+    def source(n: int, rng: np.random.Generator) -> np.ndarray:
+        img = d.sample(n, rng).reshape(n, *d.shape).copy()  # (n, 8, 8) on the levels
+        move = np.flatnonzero(rng.random(n) < p)
+        way = rng.integers(0, 4, move.size)
+        for k, (axis, step) in enumerate(((1, 1), (1, -1), (2, 1), (2, -1))):
+            rows = move[way == k]
+            moved = np.roll(img[rows], step, axis=axis)
+            edge = 0 if step == 1 else -1  # the row or column that wrapped around
+            if axis == 1:
+                moved[:, edge, :] = -1.0
+            else:
+                moved[:, :, edge] = -1.0
+            img[rows] = moved
+        x = img.reshape(n, -1)
+        return x + rng.uniform(-delta, delta, size=x.shape)
+
+    return source
+
+
+def train_default(overrides_model: dict, overrides_train: dict, schedule, seed: int, steps: int | None,
+                  shift: float = 0.0):
     model_kw, train_kw, default_schedule = recipe("images")
     model_kw.update(overrides_model)
     train_kw.update(overrides_train)
@@ -84,7 +109,8 @@ def train_default(overrides_model: dict, overrides_train: dict, schedule, seed: 
     rng = np.random.default_rng(seed)
     model = DiffusionMLP(MLPConfig(dim=d.dim, **model_kw), schedule or default_schedule, rng=rng)
     dequantize = RECIPES["images"].get("data", {}).get("dequantize", True)
-    trainer = Trainer(model, d.sample_dequantized if dequantize else d.sample, TrainConfig(**train_kw), rng)
+    source = shifted(d, shift) if shift > 0 else d.sample_dequantized if dequantize else d.sample
+    trainer = Trainer(model, source, TrainConfig(**train_kw), rng)
     t0 = time.perf_counter()
     history = trainer.run(progress=True)
     seconds = time.perf_counter() - t0
@@ -114,6 +140,8 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="override a field of the recipe's MLPConfig or TrainConfig (repeatable)")
     ap.add_argument("--schedule", help='a schedule config as JSON, e.g. \'{"kind": "cosine"}\'')
+    ap.add_argument("--shift", type=float, default=0.0, metavar="P",
+                    help="train on images moved by one pixel with probability P (a regularizer; default 0)")
     ap.add_argument("--load", metavar="FILE", help="score this checkpoint instead of training")
     ap.add_argument("--save", metavar="FILE", help="save the trained model here")
     ap.add_argument("--n", type=int, default=360, help="images per split (default 360: the whole test split)")
@@ -132,14 +160,14 @@ def main() -> None:
     schedule = schedule_from_config(json.loads(args.schedule)) if args.schedule else None
     ev = RECIPES["images"].get("eval", {})
     T0, var0 = ev.get("vlb_T", 50), ev.get("vlb_variance", "large")
-    row: dict = {"model_overrides": model_kw, "train_overrides": train_kw, "seed": args.seed, "n": args.n,
+    row: dict = {"model_overrides": model_kw, "train_overrides": train_kw, "seed": args.seed, "n": args.n, "shift": args.shift,
                  "draws": args.draws, "threads": os.environ.get("OPENBLAS_NUM_THREADS")}
 
     if args.load:
         model = load(args.load).denoiser(ema=True)
         print(f"scoring {args.load}: {model!r}", flush=True)
     else:
-        trainer, history, seconds = train_default(model_kw, train_kw, schedule, args.seed, args.steps)
+        trainer, history, seconds = train_default(model_kw, train_kw, schedule, args.seed, args.steps, args.shift)
         model = trainer.denoiser(ema=True)
         loss = history["loss"]
         row.update(steps=int(trainer.step), train_s=round(seconds, 1), steps_per_s=round(trainer.step / seconds, 1),

@@ -301,6 +301,18 @@ def _pm(se: float | None) -> str:
     return "" if se is None else f" +- {se:.4f}"
 
 
+def _eps_moments(model, data, T: int, seed: int, steps: int | None = None):
+    r"""What the "analytic" variance needs, on request: E||eps||^2 / D at the chain's times, from training data
+    (the train split of images; fresh samples of a 2-D set, which its model trained on)."""
+    from .reverse import chain_for
+    from .reverse_variance import eps_moments
+
+    x = data.train if _is_images(data) else data.sample(10_000, np.random.default_rng(seed + 1_000_003))
+    _say(f"estimating E||eps||^2 / D at {chain_for(model.schedule, T, steps).T} steps on {x.shape[0]} training points "
+         "for the analytic variance ...")
+    return eps_moments(model, x, chain_for(model.schedule, T, steps), np.random.default_rng(seed + 1_000_033))
+
+
 def _nll(model, data, n: int, seed: int, method: str, *, rtol: float = 1e-5, atol: float = 1e-5, T: int = 1000,
          variance: str = "large") -> tuple[dict, dict]:
     from .likelihood import ode_log_likelihood, vlb
@@ -320,7 +332,8 @@ def _nll(model, data, n: int, seed: int, method: str, *, rtol: float = 1e-5, ato
         arrays["log_p_model"] = res.log_p
     if method in ("vlb", "both"):
         _say(f"variational bound of {n} points (T = {T}, all terms) ...")
-        res_v = vlb(model, x, T, rng=rng, variance=variance, progress=True)
+        moments = _eps_moments(model, data, T, seed) if variance == "analytic" else None
+        res_v = vlb(model, x, T, rng=rng, variance=variance, eps_moments=moments, progress=True)
         gap_v = log_p_true + res_v.total
         out.update(vlb_nats=float(res_v.total.mean()), vlb_gap_nats=float(gap_v.mean()),
                    vlb_gap_se=_se(gap_v), vlb_nfe=int(res_v.nfe))
@@ -381,8 +394,10 @@ def _cmd_nll(args: argparse.Namespace) -> int:
         where = f"{args.split}-split"
         _say(f"bits/dim of {x.shape[0]} {where} {data.name} images ({args.method}) ...")
         t0 = time.perf_counter()
+        moments = _eps_moments(model, data, T, args.seed) if variance == "analytic" and args.method != "ode" else None
         res = image_bpd(model, x, data.K, np.random.default_rng(args.seed), method=args.method, T=T,
-                        variance=variance, draws=args.draws, rtol=args.rtol, atol=args.atol, progress=True)
+                        variance=variance, eps_moments=moments, draws=args.draws, rtol=args.rtol, atol=args.atol,
+                        progress=True)
         r = {**res.summary(), "data": data.name, "split": args.split, "seconds": round(time.perf_counter() - t0, 2)}
         _report_image_nll(r, where)
         if args.split == "test":
@@ -408,7 +423,8 @@ def _cmd_nll(args: argparse.Namespace) -> int:
 # -- sample ------------------------------------------------------------------------------------
 
 
-def _run_sampler(model, name: str, n: int, seed: int, steps: int | None, record: bool = False, grid: str | None = None):
+def _run_sampler(model, name: str, n: int, seed: int, steps: int | None, record: bool = False, *,
+                 grid: str | None = None, variance: str | None = None, data=None):
     from . import sample
 
     rng = np.random.default_rng(seed)
@@ -421,7 +437,9 @@ def _run_sampler(model, name: str, n: int, seed: int, steps: int | None, record:
                             f"{name}{'' if steps else ' without --steps'} takes its own times")
         kw["grid"] = grid
     if name == "ddpm":
-        return sample.ddpm_sample(model, n, rng, **({"steps": steps} if steps else {}), **kw)
+        if variance == "analytic":
+            kw["eps_moments"] = _eps_moments(model, data, 1000, seed, steps)
+        return sample.ddpm_sample(model, n, rng, **({"steps": steps} if steps else {}), variance=variance or "large", **kw)
     if name == "ddim":
         return sample.ddim_sample(model, n, rng, **({"steps": steps} if steps else {}), **kw)
     if name == "sde":
@@ -436,13 +454,18 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     out = _npy_path(args.out)
     _check_out_file(str(out), "--out")
     _check_out_file(args.plot, "--plot")
+    if args.variance is not None and args.sampler != "ddpm":
+        raise UserError(f"--variance is the reverse variance of the ddpm sampler; --sampler {args.sampler} has none")
+    if args.variance == "analytic" and not args.data:
+        raise UserError("--variance analytic estimates E||eps||^2 from training data: give the model's --data")
     ck, model = _load_model(args.model)
     data = _load_data(args.data) if args.data else None
     if data is not None:
         _check_dims(model, data, args.model)
         _check_data_name(ck, data, args)
     t0 = time.perf_counter()
-    res = _run_sampler(model, args.sampler, args.n, args.seed, args.steps, grid=args.grid)
+    res = _run_sampler(model, args.sampler, args.n, args.seed, args.steps, grid=args.grid, variance=args.variance,
+                       data=data)
     seconds = time.perf_counter() - t0
     np.save(out, res.x)
     _say(f"wrote {res.x.shape[0]} samples to {out} ({res.nfe} evaluations, {seconds:.1f} s)")
@@ -655,6 +678,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="FILE.png", help="also draw the samples (2-D: a scatter; images: a grid)")
     p.add_argument("--data", help="the model's data set: drawn beside the samples in --plot")
     p.add_argument("--other-data", dest="other_data", action="store_true", help=other_data_help)
+    p.add_argument("--variance", choices=VARIANCES,
+                   help="ddpm: the reverse variance (default large; analytic needs --data, trace one divergence per step)")
     p.set_defaults(func=_cmd_sample)
 
     p = sub.add_parser("nll", help="negative log-likelihood of fresh test points (2-D: against the true entropy; "
@@ -670,7 +695,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=("ode", "vlb", "both"), default="ode",
                    help="the exact probability-flow ODE likelihood, the variational bound, or both")
     p.add_argument("--T", type=_positive(int, MAX_T), help="steps of the VLB's chain (default 1000; images: the recipe's)")
-    p.add_argument("--variance", choices=VARIANCES, help="the VLB's fixed reverse variance (default large)")
+    p.add_argument("--variance", choices=VARIANCES,
+                   help="the VLB's reverse variance (default large; analytic estimates E||eps||^2 on training data, "
+                        "trace is per point from the exact divergence)")
     p.add_argument("--draws", type=_positive(int, 1000), default=1, help="images: dequantization draws per image")
     p.add_argument("--rtol", type=_in_range(float, 1e-13, 0.1), default=1e-5, help="RK45's relative tolerance")
     p.add_argument("--atol", type=_in_range(float, 1e-14, 0.1), default=1e-5, help="RK45's absolute tolerance")

@@ -8,7 +8,9 @@ Gaussian:
     \hat x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,\epsilon_\theta(x_t, t)}{\sqrt{\bar\alpha_t}}
 
 (Ho et al. 2020, Eqs. 7, 11 and 15: the posterior mean evaluated at the predicted
-:math:`x_0`). Two fixed variances (Ho et al. 2020, Sec. 3.2):
+:math:`x_0`). Its variance is one of four choices, all of the form
+:math:`\Sigma_t = \tilde\beta_t + c_{1,t}^2 v_t` with :math:`v_t` a value of the per-dimension
+posterior variance of :math:`x_0` (:mod:`npdiff.reverse_variance`):
 
 * ``"small"``: :math:`\Sigma_t = \tilde\beta_t`, the posterior variance, optimal for
   deterministic :math:`x_0`; its log is clipped at t = 1 where :math:`\tilde\beta_1 = 0`;
@@ -17,36 +19,46 @@ Gaussian:
   :math:`\tilde\beta_2` at t = 1; we do not: near t = 0, :math:`\tilde\beta_2 \approx \beta_1/2`
   whatever T is, so that decoder is half as wide as :math:`\mathrm{Cov}[x_0|x_1] \approx \beta_1`
   and loosens the bound at every T (measured: ``docs/variances.md``). Sampling adds no noise
-  at t = 1, so samplers are unaffected by this choice.
+  at t = 1, so samplers are unaffected by this choice;
+* ``"analytic"``: the optimal isotropic variance of Analytic-DPM (Bao et al. 2022, Thm. 1), from
+  the per-step average of :math:`\lVert\epsilon_\theta\rVert^2` over training data;
+* ``"trace"``: per point, from the exact divergence by Tweedie's second moment.
+
+:func:`p_mean_variance` gives the mean alone (DDIM's step needs no more);
+:func:`p_mean_log_variance` the mean and :math:`\log\Sigma_t` of a :class:`ReverseVariance`, calling
+the denoiser's ``eps_and_divergence`` when the variance is ``"trace"``.
 
 The chain for T steps respaced to K is :func:`chain_for`: T steps on
 [0, ``schedule.t_max``], unclipped, respaced to K; the continuous-time denoiser is
 called at ``chain.times[i]``, where the chain's alpha_bar equals the schedule's.
 
-:func:`p_mean_variance` checks its arguments; the samplers and the bound check theirs once
-and call the unchecked ``p_mean_variance.unchecked`` at every step.
+:func:`p_mean_variance` and :func:`p_mean_log_variance` check their arguments; the samplers and
+the bound check theirs once and call the unchecked ``.unchecked`` at every step.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Sequence
 
 import numpy as np
 
-from ._check import chain_step, check_chain, check_schedule, one_of, positive_int, real_scalar
-from .denoiser import Denoiser, as_denoiser_batch, call_eps
+from ._check import as_integers, chain_step, check_schedule, positive_int, real_scalar
+from .denoiser import Denoiser, as_denoiser_batch, call_eps, call_eps_and_divergence
 from .forward import q_posterior_discrete
 from .parameterization import x0_from_eps
+from .reverse_variance import VARIANCES, ReverseVariance, check_variance, reverse_log_variance
 from .schedule import DiscreteSchedule, Schedule
 
-__all__ = ["VARIANCES", "call_time", "chain_for", "p_mean_variance", "reverse_log_variance"]
-
-VARIANCES = ("small", "large")
-Variance = Literal["small", "large"]
+__all__ = ["VARIANCES", "ReverseVariance", "call_time", "chain_for", "check_variance", "p_mean_log_variance",
+           "p_mean_variance", "reverse_log_variance"]
 
 
-def chain_for(schedule: Schedule, T: int, steps: int | None = None) -> DiscreteSchedule:
+def chain_for(schedule: Schedule, T: int, steps: int | Sequence[int] | None = None) -> DiscreteSchedule:
     r"""The chain of T steps on [0, ``schedule.t_max``], respaced to ``steps`` when given.
+
+    ``steps`` is a number of evenly spaced steps, or the increasing indices in 1..T of the steps
+    to keep (e.g. the trajectory of :func:`npdiff.likelihood.optimal_steps`); see
+    :meth:`~npdiff.schedule.DiscreteSchedule.respace`.
 
     Unclipped, so ``chain.alpha_bar[i] == schedule.alpha_bar(chain.times[i])``: the
     continuous-time denoiser and the chain agree on the noise level at every step (a
@@ -54,29 +66,18 @@ def chain_for(schedule: Schedule, T: int, steps: int | None = None) -> DiscreteS
     about 2.4e-6, and the predicted x_0 would be off by a factor ~30).
     """
     schedule, T = check_schedule(schedule), positive_int(T, "T")
-    steps = T if steps is None else positive_int(steps, "steps", maximum=T)
     chain = schedule.discretize(T, t_end=schedule.t_max, clip=False)
+    if steps is None:
+        return chain
+    if isinstance(steps, (list, tuple, np.ndarray)):  # kept indices; respace checks that they increase
+        return chain.respace(as_integers(steps, "steps", lo=1, hi=T))
+    steps = positive_int(steps, "steps", maximum=T)
     return chain if steps == T else chain.respace(steps)
-
-
-def check_variance(variance: object) -> str:
-    r"""Check the choice of reverse variance, one of :data:`VARIANCES`."""
-    return one_of(variance, "variance", VARIANCES)
 
 
 def check_clip(clip_x0: object) -> float | None:
     r"""Check ``clip_x0``: None (no clipping) or the half-width of the data range, > 0."""
     return None if clip_x0 is None else real_scalar(clip_x0, "clip_x0", lo=0.0, lo_open=True)
-
-
-def reverse_log_variance(chain: DiscreteSchedule, variance: str) -> np.ndarray:
-    r"""log of :math:`\Sigma_t` for every t in 0..T, shape (T + 1,) (index 0 unused)."""
-    chain, variance = check_chain(chain), check_variance(variance)
-    if variance == "small":
-        return chain.posterior_log_variance_clipped
-    large = chain.betas.copy()
-    large[0] = large[1]  # index 0 has no reverse step; keep the array finite
-    return np.log(large)
 
 
 def call_time(chain: DiscreteSchedule, i: int, schedule: Schedule) -> float:
@@ -120,3 +121,53 @@ def _p_mean_variance(
 
 
 p_mean_variance.unchecked = _p_mean_variance  # the samplers' and the bound's loops: arguments checked at their door
+
+
+def p_mean_log_variance(
+    denoiser: Denoiser,
+    x: np.ndarray,
+    i: int,
+    variance: ReverseVariance,
+    clip_x0: float | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    r"""Mean and log-variance of :math:`p_\theta(x_{i-1}|x_i) = \mathcal N(\tilde\mu_i(x_i, \hat x_0),\ \Sigma_i I)`.
+
+    The mean is :func:`p_mean_variance`'s; :math:`\Sigma_i` is ``variance``'s choice on its chain
+    (:mod:`npdiff.reverse_variance`), per point for ``"trace"``, whose divergence comes from the
+    same denoiser call as the mean.
+
+    Parameters
+    ----------
+    x : (B, D) states at chain index i (1..T of ``variance.chain``).
+    variance : a :class:`ReverseVariance`.
+    clip_x0 : clip :math:`\hat x_0` to [-clip_x0, clip_x0] or None.
+
+    Returns
+    -------
+    mean : (B, D). log_var : (B,) :math:`\log\Sigma_i`. eps : (B, D). x0_hat : (B, D).
+    """
+    if not isinstance(variance, ReverseVariance):
+        raise TypeError(f"variance must be a ReverseVariance(chain, choice), got {type(variance).__name__}")
+    x, i, clip_x0 = as_denoiser_batch(denoiser, x), chain_step(variance.chain, i), check_clip(clip_x0)
+    return _p_mean_log_variance(denoiser, x, i, variance, clip_x0)
+
+
+def _p_mean_log_variance(
+    denoiser: Denoiser, x: np.ndarray, i: int, variance: ReverseVariance, clip_x0: float | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    chain = variance.chain
+    ab, t = chain.alpha_bar[i], call_time(chain, i, denoiser.schedule)
+    div = None
+    if variance.per_point:
+        eps, div = call_eps_and_divergence(denoiser, x, t)  # (B, D), (B,)
+    else:
+        eps = call_eps(denoiser, x, t)  # (B, D)
+    x0_hat = x0_from_eps(x, eps, np.sqrt(ab), np.sqrt(1.0 - ab))  # Ho et al. 2020, Eq. 15
+    if clip_x0 is not None:
+        x0_hat = np.clip(x0_hat, -clip_x0, clip_x0)
+    mean, _, _ = q_posterior_discrete.unchecked(x0_hat, x, i, chain)  # Eq. 7 at the predicted x_0
+    log_var = np.broadcast_to(variance.log_variance_at(i, div, x.shape[1]), (x.shape[0],))  # (B,)
+    return mean, log_var, eps, x0_hat
+
+
+p_mean_log_variance.unchecked = _p_mean_log_variance  # the ancestral sampler's and the bound's loops

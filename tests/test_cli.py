@@ -121,6 +121,22 @@ def test_an_unknown_grid_is_refused_by_the_parser(capsys):
     assert exit_.value.code == 2 and len(err) == 1 and "--grid" in err[0] and "invalid choice" in err[0], err
 
 
+@pytest.mark.parametrize("variance", ["analytic", "trace"])
+def test_nll_and_ddpm_take_the_model_based_variances(trained, variance):
+    d, _ = trained
+    code, out, err = run("nll", "--model", "run/model.npz", "--data", "8gaussians", "--n", "64", "--method", "vlb",
+                         "--T", "20", "--variance", variance, "--json", cwd=d)
+    assert code == 0, err
+    r = last_json(out)
+    assert np.isfinite(r["vlb_nats"]) and r["vlb_gap_se"] > 0 and r["vlb_nfe"] == 20
+    assert ("estimating E||eps||^2" in err) == (variance == "analytic"), err
+    code, out, err = run("sample", "--model", "run/model.npz", "--sampler", "ddpm", "--steps", "20", "--n", "50",
+                         "--variance", variance, "--data", "8gaussians", "--out", "s.npy", "--json", cwd=d)
+    assert code == 0, err
+    x = np.load(d / "s.npy")
+    assert x.shape == (50, 2) and np.all(np.isfinite(x)) and last_json(out)["nfe"] == 20
+
+
 def test_datasets_lists_the_true_entropies(tmp_path):
     code, out, err = run("datasets", "--json", cwd=tmp_path)
     assert code == 0, err
@@ -149,6 +165,9 @@ def test_demo_end_to_end_on_a_tiny_budget(tmp_path):
     (("train", "--data", "moons", "--out", "x", "--steps", "-3"), "expected a positive int"),
     (("train", "--data", "moons", "--out", "x", "--lr", "nan"), "expected a positive float"),
     (("sample", "--model", "m.npz", "--out", "s.npy", "--sampler", "rk4"), "invalid choice"),
+    (("sample", "--model", "m.npz", "--out", "s.npy", "--sampler", "ode", "--variance", "trace"), "has none"),
+    (("sample", "--model", "m.npz", "--out", "s.npy", "--sampler", "ddpm", "--variance", "analytic"),
+     "give the model's --data"),
 ])
 def test_user_mistakes_are_one_clear_line(tmp_path, args, message):
     (tmp_path / "garbage.npz").write_bytes(b"this is not a checkpoint")

@@ -109,7 +109,7 @@ def test_posterior_variance_at_the_first_step_is_zero_and_its_clipped_log_finite
     mean, var, _ = forward.q_posterior_discrete(x0, x1, 1, chain)
     np.testing.assert_allclose(mean, x0, rtol=2 * np.finfo(float).eps * (1 + 1 / chain.betas[1]), atol=0)
     assert np.all(var == 0.0)
-    for variance in reverse.VARIANCES:
+    for variance in ("small", "large"):  # the choices that need no model
         assert np.all(np.isfinite(reverse.reverse_log_variance(chain, variance))), variance
     # continuous time: s = 0 on a schedule with alpha_bar(0) = 1 gives variance exactly 0 and mean x0
     if s.name != "log_snr_linear":

@@ -37,6 +37,7 @@ from npdiff import analytic, forward, gaussian, metrics, parameterization, rever
 from npdiff import denoiser as dn
 from npdiff import likelihood as lk
 from npdiff import objective as ob
+from npdiff import reverse_variance as rv
 from npdiff import train as tr
 from npdiff.data import images, toy2d
 from npdiff.nn import MLPConfig
@@ -377,6 +378,33 @@ E(_E("reverse.p_mean_variance", reverse.p_mean_variance,
      Arg("denoiser", "denoiser"), Arg("x", "points_d"), Arg("i", "int"), Arg("chain", "chain"),
      Arg("clip_x0", "real", accepts=_NONE_OK, example=1.0), errors=(ValueError, TypeError, FloatingPointError)))
 
+# -- reverse variance --------------------------------------------------------------------------
+_ELEMENTWISE = {"empty": "elementwise: an empty array gives an empty answer", "extra_axis": "elementwise in any shape"}
+MOMENTS = rv.eps_moments(ORACLE, _x(5, n=8), CHAIN, _rng())
+E(_E("reverse_variance.check_variance", rv.check_variance, lambda: dict(variance="trace"), Arg("variance", "choice")))
+E(_E("reverse_variance.x0_variance_from_divergence", rv.x0_variance_from_divergence,
+     lambda: dict(divergence=np.array([0.5, 1.0, 1.5]), alpha_bar=0.5, D=2),
+     Arg("divergence", "array", accepts=_ELEMENTWISE), Arg("alpha_bar", "array", ("alpha_bar", "divergence")),
+     Arg("D", "int")))
+E(_E("reverse_variance.x0_variance_from_eps_moment", rv.x0_variance_from_eps_moment,
+     lambda: dict(eps_sq=np.array([0.2, 0.5, 0.9]), alpha_bar=np.array([0.9, 0.5, 0.1])),
+     Arg("eps_sq", "array", ("eps_sq", "alpha_bar"), accepts=_ELEMENTWISE),
+     Arg("alpha_bar", "array", ("alpha_bar", "eps_sq"))))
+E(_E("reverse_variance.x0_variance_bound", rv.x0_variance_bound, lambda: dict(chain=CHAIN, x0_max=1.0),
+     Arg("chain", "chain"), Arg("x0_max", "real", accepts=_NONE_OK)))
+E(_E("reverse_variance.eps_moments", rv.eps_moments,
+     lambda: dict(denoiser=ORACLE, x0=_x(), chain=VP.discretize(4, t_end=VP.t_max, clip=False), rng=_rng(), batch_size=2),
+     Arg("denoiser", "denoiser"), Arg("x0", "points_d"), Arg("chain", "chain"), Arg("rng", "rng"), Arg("batch_size", "int"),
+     errors=(ValueError, TypeError, FloatingPointError)))
+E(_E("reverse_variance.ReverseVariance", rv.ReverseVariance,
+     lambda: dict(chain=CHAIN, variance="analytic", eps_moments=MOMENTS, x0_max=1.0),
+     Arg("chain", "chain", ("chain", "times")), Arg("variance", "choice"), Arg("eps_moments", "object"),
+     Arg("x0_max", "real", accepts=_NONE_OK)))
+E(_E("reverse.p_mean_log_variance", reverse.p_mean_log_variance,
+     lambda: dict(denoiser=ORACLE, x=_x(), i=3, variance=rv.ReverseVariance(CHAIN, "trace"), clip_x0=None),
+     Arg("denoiser", "denoiser"), Arg("x", "points_d"), Arg("i", "int"), Arg("variance", "object"),
+     Arg("clip_x0", "real", accepts=_NONE_OK, example=1.0), errors=(ValueError, TypeError, FloatingPointError)))
+
 # -- denoiser ----------------------------------------------------------------------------------
 E(_E("denoiser.check_denoiser", dn.check_denoiser, lambda: dict(denoiser=ORACLE),
      Arg("denoiser", "object", ("denoiser",))))
@@ -523,6 +551,18 @@ E(_E("likelihood.vlb", lk.vlb, lambda: dict(denoiser=ORACLE, x0=_x(), T=5, rng=_
      Arg("denoiser", "denoiser"), Arg("x0", "points_d"), Arg("T", "int2"), Arg("rng", "rng"), Arg("variance", "choice"),
      Arg("K", "int2", ("K", "x0"), accepts=_NONE_OK, example=5),
      errors=_SAMPLER_ERRORS))
+E(_E("likelihood.vlb(steps)", lk.vlb, lambda: dict(denoiser=ORACLE, x0=_x(), T=8, rng=_rng(), variance="trace", steps=4),
+     Arg("steps", "int", accepts=_NONE_OK), errors=_SAMPLER_ERRORS))
+_CHAIN6 = VP.discretize(6, t_end=VP.t_max, clip=False)
+E(_E("likelihood.bound_costs", lk.bound_costs,
+     lambda: dict(denoiser=ORACLE, x0=_levels(), chain=_CHAIN6, rng=_rng(), K=5, batch_size=2),
+     Arg("denoiser", "denoiser"), Arg("x0", "points_d"), Arg("chain", "chain"), Arg("rng", "rng"),
+     Arg("K", "int2", ("K", "x0"), accepts=_NONE_OK), Arg("batch_size", "int"), errors=_SAMPLER_ERRORS))
+COSTS = lk.bound_costs(ORACLE, _x(), _CHAIN6, _rng())
+E(_E("likelihood.optimal_steps", lk.optimal_steps, lambda: dict(costs=COSTS, steps=3),
+     Arg("costs", "object"), Arg("steps", "int")))
+E(_E("BoundCosts.bound", lambda costs, steps: costs.bound(steps), lambda: dict(costs=COSTS, steps=np.array([2, 6])),
+     Arg("steps", "array", accepts={"int": "integer indices are what it takes"})))
 
 # -- analytic oracles --------------------------------------------------------------------------
 E(_E("analytic.GaussianData", analytic.GaussianData, lambda: dict(mean=np.zeros(2), cov=np.eye(2), schedule=VP),
@@ -626,6 +666,8 @@ NOT_FUZZED = {
     # result containers and base classes: constructed by npdiff, not from user input
     "npdiff.sample._common.SampleResult": "a result dataclass", "npdiff.likelihood.ode.ODELikelihood": "a result dataclass",
     "npdiff.likelihood.vlb.VLBResult": "a result dataclass",
+    "npdiff.reverse_variance.EpsMoments": "a result dataclass of eps_moments (fuzzed)",
+    "npdiff.likelihood.trajectory.BoundCosts": "a result dataclass of bound_costs (fuzzed, with its bound method)",
     "npdiff.likelihood.dequantize.DequantizedLikelihood": "a result dataclass",
     "npdiff.likelihood.images.ImageBPD": "a result dataclass",
     "npdiff.likelihood.sampler_density.SamplerDensity": "a result dataclass",

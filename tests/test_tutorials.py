@@ -34,7 +34,7 @@ FIGURES = {
     2: ["02_posterior.png"],
     3: ["03_score_fields.png", "03_samplers.png", "03_memorization.png"],
     4: ["04_training.png", "04_samples.png"],
-    5: ["05_ode_vs_vlb.png", "05_vlb_terms.png", "05_nll_vs_entropy.png"],
+    5: ["05_ode_vs_vlb.png", "05_vlb_terms.png", "05_nll_vs_entropy.png", "05_variance_terms.png", "05_variance_map.png"],
     6: ["06_digits.png", "06_samples.png", "06_reverse.png", "06_vlb_terms.png", "06_bits_per_dim.png"],
     7: ["07_trajectories.png", "07_kl_vs_nfe.png", "07_halves.png"],
 }
@@ -211,6 +211,12 @@ def test_chapter5_likelihoods(runs) -> None:
         assert abs(_get(n, f"{name}: paired gap of the oracle ODE")) < 1e-2, name
         assert 1.5 < _get(n, f"{name}: H") < 4.0, name
     assert abs(_get(n, "pinwheel: mean -log p_true (no oracle)") - _get(n, "pinwheel: H")) < 0.3
+    # the reverse variance: the per-point trace variance beats the fixed ones on the same draws of x_t
+    for name in ("oracle", "MLP"):
+        assert _get(n, f"{name} VLB, trace - large, paired") < 0.0, name
+        assert _get(n, f"{name} VLB, small variance: paired gap") > _get(n, f"{name} VLB, trace variance: paired gap")
+    # integration by parts, E||eps||^2 = sigma E[tr d eps/dx]: within 5 standard errors of the quick run's 200 points
+    assert abs(_get(n, "oracle at t = 0.1: E||eps||^2 / D - sigma E[tr d eps/dx] / D")) < 0.15
 
 
 @pytest.mark.slow

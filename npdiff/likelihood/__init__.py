@@ -1,16 +1,19 @@
 r"""Likelihoods: the exact probability-flow ODE log-likelihood, the discrete variational
-bound, the conversion of both to bits/dim of K-level data, bits/dim of images by both, and the
-exact density of a deterministic sampler's samples with its KL divergence to the data.
+bound (with the few-step trajectory that minimizes it), the conversion of both to bits/dim of
+K-level data, bits/dim of images by both, and the exact density of a deterministic sampler's
+samples with its KL divergence to the data.
 """
 
 from .dequantize import DIVERGED_RMS, DequantizedLikelihood, bin_log_volume, density_to_bpd, dequantize, dequantized_bpd
 from .images import ImageBPD, image_bpd
 from .ode import ODELikelihood, ode_log_likelihood
 from .sampler_density import SamplerDensity, SamplerKL, sampler_kl, sampler_log_density, sampler_log_density_at
+from .trajectory import BoundCosts, bound_costs, optimal_steps
 from .vlb import VLBResult, vlb
 
 __all__ = [
     "DIVERGED_RMS",
+    "BoundCosts",
     "DequantizedLikelihood",
     "ImageBPD",
     "ODELikelihood",
@@ -18,11 +21,13 @@ __all__ = [
     "SamplerKL",
     "VLBResult",
     "bin_log_volume",
+    "bound_costs",
     "density_to_bpd",
     "dequantize",
     "dequantized_bpd",
     "image_bpd",
     "ode_log_likelihood",
+    "optimal_steps",
     "sampler_kl",
     "sampler_log_density",
     "sampler_log_density_at",

@@ -29,7 +29,8 @@ import numpy as np
 from .._check import as_batch, as_generator, positive_int
 from ..denoiser import Denoiser, check_denoiser
 from ..gaussian import data_to_levels
-from ..reverse import check_variance
+from ..reverse import chain_for
+from ..reverse_variance import EpsMoments, ReverseVariance, check_variance
 from .dequantize import DequantizedLikelihood, dequantized_bpd
 from .vlb import VLBResult, vlb
 
@@ -57,7 +58,7 @@ class ImageBPD:
     ode : the exact ODE likelihood (:class:`~npdiff.likelihood.DequantizedLikelihood`: per-image
         ``bpd``, NaN where ``diverged``), or None when not asked for.
     vlb : the variational bound in nats (:class:`~npdiff.likelihood.VLBResult`), or None.
-    variance : the VLB's fixed reverse variance, or None.
+    variance : the VLB's reverse variance, or None.
     """
 
     K: int
@@ -108,6 +109,7 @@ def image_bpd(
     draws: int = 1,
     T: int = 50,
     variance: str = "large",
+    eps_moments: EpsMoments | None = None,
     t_min: float = 1e-5,
     rtol: float = 1e-5,
     atol: float = 1e-5,
@@ -124,7 +126,8 @@ def image_bpd(
     rng : draws the ODE's dequantization noise first, then the VLB's :math:`x_t`.
     method : ``"ode"``, ``"vlb"`` or ``"both"``.
     draws : dequantizations per image for the ODE, combined by log-mean-exp.
-    T, variance : the VLB's chain length and fixed reverse variance (``"large"`` or ``"small"``).
+    T, variance : the VLB's chain length and reverse variance (:data:`npdiff.reverse_variance.VARIANCES`).
+    eps_moments : what ``"analytic"`` needs (:func:`npdiff.reverse_variance.eps_moments` on training images).
     t_min, rtol, atol, batch_size : passed to :func:`~npdiff.likelihood.ode_log_likelihood`.
         One adaptive step size serves a chunk of ``batch_size`` images; 60 is the chunk the
         digits figures of the README were measured with.
@@ -149,6 +152,8 @@ def image_bpd(
     draws = positive_int(draws, "draws")
     T = positive_int(T, "T", minimum=2)
     variance = check_variance(variance)
+    if method != "ode":  # the bound's variance fails here, not after minutes of ODE solves
+        ReverseVariance(chain_for(denoiser.schedule, T), variance, eps_moments=eps_moments, x0_max=1.0)
     if batch_size is not None:
         batch_size = positive_int(batch_size, "batch_size")
     ode = bound = None
@@ -156,5 +161,5 @@ def image_bpd(
         ode = dequantized_bpd(denoiser, x, K, rng, draws=draws, t_min=t_min, rtol=rtol, atol=atol, batch_size=batch_size,
                               progress=progress)
     if method in ("vlb", "both"):
-        bound = vlb(denoiser, x, T, rng=rng, variance=variance, K=K, progress=progress)
+        bound = vlb(denoiser, x, T, rng=rng, variance=variance, K=K, eps_moments=eps_moments, progress=progress)
     return ImageBPD(K=K, D=x.shape[1], ode=ode, vlb=bound, variance=variance if bound is not None else None)

@@ -9,7 +9,9 @@ r"""The discrete variational bound of a continuous-time denoiser, on a chain of 
 Gaussians and is taken in closed form (:func:`npdiff.gaussian.kl_normal_diag`); the
 expectation over :math:`x_t \sim q(x_t|x_0)` is estimated with one fresh draw per term, as
 improved-diffusion's ``calc_bpd_loop`` does. The reverse Gaussians are those of
-:mod:`npdiff.reverse` (fixed small or large variance) on :func:`npdiff.reverse.chain_for`.
+:mod:`npdiff.reverse` on :func:`npdiff.reverse.chain_for`, with any of the variances of
+:mod:`npdiff.reverse_variance`; each depends on :math:`x_t` alone (``"trace"`` on the point,
+the others on t), so each KL stays closed-form and L stays a bound.
 
 The decoder :math:`L_0` is the discretized Gaussian for K-level data (Ho et al. 2020, Eq. 13),
 or a Gaussian density for continuous data.
@@ -20,11 +22,14 @@ kernel :math:`q(x_{t-1}|x_t)` has variance :math:`\tilde\beta_t + c_{1,t}^2\,\ma
 and near t = 0, where :math:`\mathrm{Cov}[x_0|x_t] \approx 1 - \bar\alpha_t`, the omitted part is
 as large as :math:`\tilde\beta_t` itself, so each of the first steps charges about
 :math:`1/(2(t-1))` nats per dimension whatever T is (a harmonic sum that does not vanish
-with T; measured: ``docs/variances.md``).
+with T; measured: ``docs/variances.md``). ``"analytic"`` and ``"trace"`` put that part back,
+from the network itself; on isotropic Gaussian data ``"trace"`` with the exact denoiser is the
+true reverse kernel, and the bound exceeds the entropy only by the prior's mismatch.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +39,8 @@ from .._progress import progress as bar
 from ..denoiser import Denoiser, as_denoiser_batch
 from ..forward import q_posterior_discrete, q_sample_discrete, q_xt_x0_discrete
 from ..gaussian import data_to_levels, discretized_gaussian_log_likelihood, kl_normal_diag, log_normal_diag
-from ..reverse import chain_for, p_mean_variance, reverse_log_variance
+from ..reverse import chain_for, p_mean_log_variance
+from ..reverse_variance import EpsMoments, ReverseVariance
 from ..threads import blas_threads
 
 __all__ = ["VLBResult", "vlb"]
@@ -49,8 +55,8 @@ class VLBResult:
     total : (B,) the bound :math:`L` (an upper bound on :math:`-\log p_\theta(x_0)`).
     prior : (B,) :math:`L_T`.
     decoder : (B,) :math:`L_0`.
-    terms : (B, T + 1) column k holds :math:`L_k` (k = 0 decoder, 1..T-1 the KL terms,
-        T the prior).
+    terms : (B, K + 1) for a chain of K steps (T, or ``steps`` after respacing): column k holds
+        :math:`L_k` (k = 0 decoder, 1..K-1 the KL terms, K the prior).
     nfe : denoiser evaluations.
     """
 
@@ -71,6 +77,8 @@ def vlb(
     variance: str = "large",
     K: int | None = None,
     progress: bool = False,
+    eps_moments: EpsMoments | None = None,
+    steps: int | Sequence[int] | None = None,
 ) -> VLBResult:
     r"""The variational bound :math:`L` of Ho et al. 2020, Eq. 5, per point, in nats.
 
@@ -80,21 +88,27 @@ def vlb(
     x0 : (B, D) data; for K-level data it must lie on the levels 2v/(K-1) - 1.
     T : number of steps of the chain (on [0, ``schedule.t_max``], unclipped).
     rng : draws :math:`x_t \sim q(x_t|x_0)` for each term.
-    variance : ``"large"`` or ``"small"`` fixed reverse variance.
+    variance : the reverse variance, one of :data:`npdiff.reverse_variance.VARIANCES`.
     K : number of data levels for the discretized decoder; None for continuous data
-        (Gaussian decoder density).
+        (Gaussian decoder density). K-level data lie in [-1, 1], the bound of ``"analytic"``
+        and ``"trace"`` (Bao et al. 2022, Thm. 2).
     progress : a bar on stderr, one term a tick.
+    eps_moments : :math:`\mathbb E\lVert\epsilon_\theta\rVert^2 / D` per step, estimated on
+        training data (:func:`npdiff.reverse_variance.eps_moments`); required by ``"analytic"``.
+    steps : run the chain of T steps respaced to these: a number of evenly spaced steps, or the
+        kept indices in 1..T (:func:`npdiff.likelihood.optimal_steps`); None keeps all T.
 
     Returns
     -------
     :class:`VLBResult`.
     """
     x0, T, rng = as_denoiser_batch(denoiser, x0, "x0"), positive_int(T, "T", minimum=2), as_generator(rng)
-    chain = chain_for(denoiser.schedule, T)
-    log_var_p = reverse_log_variance(chain, variance)  # (T+1,)
+    chain = chain_for(denoiser.schedule, T, steps)
+    T = chain.T  # the steps the bound runs, after respacing
     if K is not None:
         K = positive_int(K, "K", minimum=2)
         data_to_levels(x0, K, name="x0")  # a clear error when x0 is off the levels
+    reverse_var = ReverseVariance(chain, variance, eps_moments=eps_moments, x0_max=None if K is None else 1.0)
     B, D = x0.shape
     terms = np.zeros((B, T + 1))  # (B, T+1)
 
@@ -102,16 +116,16 @@ def vlb(
     for t in bar(range(2, T + 1), total=T - 1, desc=f"VLB, {T} terms", enabled=progress):
         xt = q_sample_discrete.unchecked(x0, t, rng.standard_normal((B, D)), chain)
         mean_q, _, log_var_q = q_posterior_discrete.unchecked(x0, xt, t, chain)
-        mean_p, _, _ = p_mean_variance.unchecked(denoiser, xt, t, chain, None)
-        terms[:, t - 1] = kl_normal_diag.unchecked(mean_q, log_var_q, mean_p, log_var_p[t]).sum(axis=1)  # (B,)
+        mean_p, log_var_p, _, _ = p_mean_log_variance.unchecked(denoiser, xt, t, reverse_var, None)
+        terms[:, t - 1] = kl_normal_diag.unchecked(mean_q, log_var_q, mean_p, log_var_p[:, None]).sum(axis=1)  # (B,)
 
     # L_0: the decoder at t = 1, whose mean is the predicted x_0 (posterior_mean_coef2[1] = 0)
     x1 = q_sample_discrete.unchecked(x0, 1, rng.standard_normal((B, D)), chain)
-    mean_p, _, _ = p_mean_variance.unchecked(denoiser, x1, 1, chain, None)
+    mean_p, log_var_p, _, _ = p_mean_log_variance.unchecked(denoiser, x1, 1, reverse_var, None)
     if K is None:
-        terms[:, 0] = -log_normal_diag.unchecked(x0, mean_p, log_var_p[1])
+        terms[:, 0] = -log_normal_diag.unchecked(x0, mean_p, log_var_p[:, None])
     else:
-        terms[:, 0] = -discretized_gaussian_log_likelihood.unchecked(x0, mean_p, log_var_p[1], K).sum(axis=1)
+        terms[:, 0] = -discretized_gaussian_log_likelihood.unchecked(x0, mean_p, log_var_p[:, None], K).sum(axis=1)
 
     # L_T: KL(q(x_T | x_0) || N(0, I)) in closed form
     mean_T, var_T = q_xt_x0_discrete.unchecked(x0, T, chain)

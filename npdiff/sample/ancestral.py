@@ -1,8 +1,8 @@
 r"""Ancestral sampling on the discrete chain: DDPM and DDIM.
 
 * :func:`ddpm_sample`: Ho et al. 2020, Algorithm 2, on a chain of T steps respaced to
-  ``steps`` (Nichol & Dhariwal 2021, Sec. 4), with the fixed small or large reverse
-  variance of :mod:`npdiff.reverse`; the last step returns the mean (no noise is added).
+  ``steps`` (Nichol & Dhariwal 2021, Sec. 4), with any reverse variance of
+  :mod:`npdiff.reverse_variance`; the last step returns the mean (no noise is added).
 * :func:`ddim_sample`: Song, Meng & Ermon 2021, Eq. 12 with the :math:`\sigma_t(\eta)` of
   Eq. 16; eta = 0 is deterministic given x_T, eta = 1 has the ancestral posterior variance.
   It runs on the respaced chain or, with ``grid``, on the times of a grid of
@@ -17,7 +17,8 @@ from .._check import chain_step, flow_time, one_of, positive_int, real_scalar
 from .._progress import accepts_progress_bar
 from .._progress import progress as bar
 from ..denoiser import Denoiser
-from ..reverse import call_time, chain_for, check_clip, p_mean_variance, reverse_log_variance
+from ..reverse import call_time, chain_for, check_clip, p_mean_log_variance, p_mean_variance
+from ..reverse_variance import EpsMoments, ReverseVariance
 from ..schedule import DiscreteSchedule, Schedule
 from ..threads import blas_threads
 from ._common import Recorder, SampleResult, check_finite, start
@@ -40,6 +41,7 @@ def ddpm_sample(
     x_T: np.ndarray | None = None,
     record: bool = False,
     progress: bool = False,
+    eps_moments: EpsMoments | None = None,
 ) -> SampleResult:
     r"""Ancestral DDPM sampling (Ho et al. 2020, Algorithm 2).
 
@@ -57,11 +59,16 @@ def ddpm_sample(
     variance : ``"large"`` (beta, the default, as in improved-diffusion for fixed
         variances) or ``"small"`` (beta_tilde), which omits the posterior spread
         :math:`c_1^2\,\mathrm{Cov}[x_0|x_t]` that the true reverse kernel carries and so
-        samples too close to the modes (measured: ``docs/variances.md``).
-    clip_x0 : clip the predicted x_0 to [-clip_x0, clip_x0] (e.g. 1.0 for images).
+        samples too close to the modes (measured: ``docs/variances.md``); ``"analytic"``
+        (with ``eps_moments``) or ``"trace"`` (per point, one divergence per step), the
+        variances of :mod:`npdiff.reverse_variance`.
+    clip_x0 : clip the predicted x_0 to [-clip_x0, clip_x0] (e.g. 1.0 for images); it is also
+        the data range that bounds ``"analytic"`` and ``"trace"``.
     x_T : (N, D) starting noise; drawn from N(0, I) when None.
     record : keep the states visited (for plots and animations).
     progress : a bar on stderr, one step a tick.
+    eps_moments : the per-step :math:`\mathbb E\lVert\epsilon_\theta\rVert^2 / D` that ``"analytic"`` needs
+        (:func:`npdiff.reverse_variance.eps_moments`).
 
     Returns
     -------
@@ -69,15 +76,16 @@ def ddpm_sample(
     """
     denoiser, x, rng = start(denoiser, n, rng, x_T)
     chain = chain_for(denoiser.schedule, T, steps)
-    log_var, clip_x0 = reverse_log_variance(chain, variance), check_clip(clip_x0)
+    clip_x0 = check_clip(clip_x0)
+    reverse_var = ReverseVariance(chain, variance, eps_moments=eps_moments, x0_max=clip_x0)
     rec = Recorder(record)
     rec(x, call_time(chain, chain.T, denoiser.schedule))
     for i in bar(range(chain.T, 0, -1), total=chain.T, desc="ddpm", enabled=progress):
-        mean, _, _ = p_mean_variance.unchecked(denoiser, x, i, chain, clip_x0)
         if i > 1:
-            x = mean + np.exp(0.5 * log_var[i]) * rng.standard_normal(x.shape)
-        else:
-            x = mean  # no noise at the last step: it would only blur the output
+            mean, log_var, _, _ = p_mean_log_variance.unchecked(denoiser, x, i, reverse_var, clip_x0)
+            x = mean + np.exp(0.5 * log_var)[:, None] * rng.standard_normal(x.shape)
+        else:  # no noise at the last step: it would only blur the output
+            x, _, _ = p_mean_variance.unchecked(denoiser, x, i, chain, clip_x0)
         check_finite(x, f"at chain step {i}")
         rec(x, float(chain.times[i - 1]))
     return rec.result(x, chain.T)

@@ -1,0 +1,318 @@
+r"""The variance :math:`\Sigma_t` of the reverse Gaussian :math:`p(x_{t-1} \mid x_t)`: four choices, one formula.
+
+The true reverse kernel averages the forward posterior over what :math:`x_t` leaves unknown
+about :math:`x_0`:
+
+.. math::
+    q(x_{t-1} \mid x_t) = \int q(x_{t-1} \mid x_t, x_0)\, q(x_0 \mid x_t)\, dx_0,\qquad
+    q(x_{t-1} \mid x_t, x_0) = \mathcal N(c_{1,t} x_0 + c_{2,t} x_t,\ \tilde\beta_t I)
+
+(Ho et al. 2020, Eq. 7), so by the law of total covariance its covariance is
+:math:`\tilde\beta_t I + c_{1,t}^2\,\mathrm{Cov}[x_0 \mid x_t]`. The isotropic Gaussian closest
+to it in KL, averaged over :math:`x_t \sim q_t`, has
+
+.. math::
+    \Sigma_t = \tilde\beta_t + c_{1,t}^2\, v_t,\qquad v_t = \mathrm{tr}\,\mathrm{Cov}[x_0 \mid x_t] / D
+
+(Bao et al. 2022, Analytic-DPM, Thm. 1, where :math:`v_t` is averaged over :math:`x_t`). Every
+choice of npdiff is a value of :math:`v_t`, the per-dimension posterior variance of :math:`x_0`:
+
+* ``"small"``: :math:`v_t = 0`, :math:`\Sigma_t = \tilde\beta_t` (Ho et al. 2020, Sec. 3.2);
+* ``"large"``: :math:`v_t = \sigma_t^2`, :math:`\Sigma_t = \beta_t`, exact for :math:`x_0 \sim \mathcal N(0, I)`;
+* ``"analytic"``: :math:`v_t = \frac{\sigma_t^2}{\bar\alpha_t}(1 - \Gamma_t)` with
+  :math:`\Gamma_t = \mathbb E_{q_t}\lVert\epsilon_\theta(x_t, t)\rVert^2 / D`, estimated once from
+  training data (:func:`eps_moments`; Bao et al. 2022, Thm. 1 with the score written as
+  :math:`-\epsilon_\theta / \sigma_t`);
+* ``"trace"``: per point, :math:`v_t(x_t) = \frac{\sigma_t^2}{\bar\alpha_t}\big(1 - \sigma_t\,
+  \mathrm{tr}\,\partial\epsilon_\theta/\partial x\,/ D\big)`, from the exact divergence every
+  denoiser of npdiff computes. It is Tweedie's second moment: differentiating
+  :math:`\mathbb E[x_0 \mid x_t] = (x_t - \sigma_t\epsilon)/\sqrt{\bar\alpha_t}` gives
+  :math:`\mathrm{Cov}[x_0 \mid x_t] = \frac{\sigma_t^2}{\sqrt{\bar\alpha_t}}\,\partial\mathbb E[x_0|x_t]/\partial x_t
+  = \frac{\sigma_t^2}{\bar\alpha_t}(I - \sigma_t\,\partial\epsilon/\partial x)` (Efron 2011, Sec. 2).
+
+The two learned-free estimates agree on average: integrating by parts,
+:math:`\mathbb E_{q_t}\lVert\nabla\log q_t\rVert^2 = -\mathbb E_{q_t}\Delta\log q_t`, so for the exact
+denoiser :math:`\Gamma_t = \sigma_t\,\mathbb E_{q_t}[\mathrm{tr}\,\partial\epsilon/\partial x] / D`:
+``"analytic"`` is the average of ``"trace"``.
+
+Both estimates are clipped to the bounds of Bao et al. 2022, Thm. 2:
+:math:`0 \le v_t \le \sigma_t^2/\bar\alpha_t`, and :math:`v_t \le r^2` when the data lie in
+:math:`[-r, r]^D` (``x0_max = r``; 1 for images on [-1, 1]). Any variance that depends on
+:math:`x_t` alone keeps the variational bound a bound, so clipping, the Monte Carlo error of
+:math:`\Gamma_t` and an imperfect network cost tightness, never validity. At t = 1, where
+:math:`\tilde\beta_1 = 0` and :math:`c_{1,1} = 1`, the decoder's variance is :math:`v_1` itself,
+kept above :data:`DECODER_FLOOR` times :math:`\sigma_1^2/\bar\alpha_1` so that its log stays finite (not at the
+``"small"`` choice's :math:`\tilde\beta_2`, which at small T can exceed :math:`\mathrm{Cov}[x_0|x_1]`
+itself).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._check import as_batch, as_float_array, as_float_arrays, as_generator, check_chain, one_of, positive_int, real_scalar
+from ._progress import progress
+from .denoiser import Denoiser, call_eps, check_denoiser
+from .schedule import DiscreteSchedule
+
+__all__ = [
+    "VARIANCES",
+    "EpsMoments",
+    "ReverseVariance",
+    "check_variance",
+    "eps_moments",
+    "reverse_log_variance",
+    "x0_variance_bound",
+    "x0_variance_from_divergence",
+    "x0_variance_from_eps_moment",
+]
+
+VARIANCES = ("small", "large", "analytic", "trace")
+
+
+def check_variance(variance: object) -> str:
+    r"""Check the choice of reverse variance, one of :data:`VARIANCES`."""
+    return one_of(variance, "variance", VARIANCES)
+
+
+def check_x0_max(x0_max: object) -> float | None:
+    r"""Check ``x0_max``: None (unbounded data) or the half-width r > 0 of the data's range [-r, r]."""
+    return None if x0_max is None else real_scalar(x0_max, "x0_max", lo=0.0, lo_open=True)
+
+
+def x0_variance_from_divergence(divergence: object, alpha_bar: object, D: int) -> np.ndarray:
+    r"""Per point, :math:`\mathrm{tr}\,\mathrm{Cov}[x_0 \mid x_t] / D` by Tweedie's second moment.
+
+    .. math:: v = \frac{1 - \bar\alpha}{\bar\alpha}\Big(1 - \sqrt{1 - \bar\alpha}\;
+        \frac{\mathrm{tr}\,\partial\epsilon/\partial x}{D}\Big)
+
+    Exact for the exact denoiser; not clipped (see :class:`ReverseVariance`).
+
+    Parameters
+    ----------
+    divergence : (B,) :math:`\mathrm{tr}\,\partial\epsilon_\theta/\partial x` at the points.
+    alpha_bar : float or (B,) :math:`\bar\alpha_t` in (0, 1].
+    D : data dimension.
+
+    Returns
+    -------
+    (B,) the per-dimension posterior variance of :math:`x_0`.
+    """
+    div, ab = as_float_arrays(like="divergence", divergence=divergence, alpha_bar=alpha_bar)
+    return _from_divergence(div, _alpha_bar(ab), positive_int(D, "D"))
+
+
+def _from_divergence(div: np.ndarray, ab: np.ndarray | float, D: int) -> np.ndarray:
+    sigma2 = 1.0 - ab
+    return sigma2 / ab * (1.0 - np.sqrt(sigma2) * div / D)
+
+
+def x0_variance_from_eps_moment(eps_sq: object, alpha_bar: object) -> np.ndarray:
+    r"""Averaged over :math:`x_t \sim q_t`, :math:`\mathbb E\,\mathrm{tr}\,\mathrm{Cov}[x_0 \mid x_t] / D` (Analytic-DPM).
+
+    .. math:: v = \frac{1 - \bar\alpha}{\bar\alpha}\,(1 - \Gamma),\qquad
+        \Gamma = \mathbb E_{q_t}\lVert\epsilon_\theta(x_t, t)\rVert^2 / D
+
+    (Bao et al. 2022, Thm. 1). Not clipped (see :class:`ReverseVariance`).
+
+    Parameters
+    ----------
+    eps_sq : float or (M,) :math:`\Gamma`. alpha_bar : float or (M,) in (0, 1].
+
+    Returns
+    -------
+    (M,) or a scalar array.
+    """
+    gamma, ab = as_float_arrays(like="eps_sq", eps_sq=eps_sq, alpha_bar=alpha_bar)
+    ab = _alpha_bar(ab)
+    return (1.0 - ab) / ab * (1.0 - gamma)
+
+
+def x0_variance_bound(chain: DiscreteSchedule, x0_max: float | None = None) -> np.ndarray:
+    r"""The upper bound of :math:`v_t` for t = 0..T, shape (T + 1,) (Bao et al. 2022, Thm. 2).
+
+    .. math:: v_t \le \frac{\sigma_t^2}{\bar\alpha_t},\qquad v_t \le r^2 \text{ for data in } [-r, r]^D
+
+    The first is :math:`\Gamma_t \ge 0`; the second bounds the variance of a variable confined to
+    an interval of half-width r. Index 0 (clean data) is 0.
+    """
+    chain, x0_max = check_chain(chain), check_x0_max(x0_max)
+    return _x0_variance_bound(chain, x0_max)
+
+
+def _x0_variance_bound(chain: DiscreteSchedule, x0_max: float | None) -> np.ndarray:
+    bound = (1.0 - chain.alpha_bar) / chain.alpha_bar  # (T+1,)
+    if x0_max is None:
+        return bound
+    with np.errstate(over="ignore"):  # a range beyond 1e154 bounds nothing: its square is inf
+        return np.minimum(bound, np.square(np.float64(x0_max)))
+
+
+#: At t = 1, where Thm. 2's lower bound is 0, the decoder's variance is kept above this fraction of
+#: sigma_1^2 / alpha_bar_1, only so that its log stays finite.
+DECODER_FLOOR = 1e-6
+
+
+def _sigma_from_x0_variance(chain: DiscreteSchedule, i: int, v: np.ndarray, v_max: float) -> np.ndarray:
+    r""":math:`\Sigma_i = \tilde\beta_i + c_{1,i}^2 v_i` with v clipped to [0, v_max] (at i = 1, above the floor)."""
+    v_min = DECODER_FLOOR * (1.0 - chain.alpha_bar[1]) / chain.alpha_bar[1] if i == 1 else 0.0
+    return chain.posterior_variance[i] + chain.posterior_mean_coef1[i] ** 2 * np.clip(v, v_min, max(v_min, v_max))
+
+
+@dataclass(frozen=True)
+class EpsMoments:
+    r"""Analytic-DPM's statistic :math:`\Gamma(t) = \mathbb E_{q_t}\lVert\epsilon_\theta(x_t, t)\rVert^2 / D` on a grid of times.
+
+    Made by :func:`eps_moments`. A chain whose times lie within ``times`` reads it there, linearly
+    interpolated between grid points (exactly on them: a table made on the chain of 1000 steps
+    serves every chain of T steps with T dividing 1000, and their respacings).
+
+    Attributes
+    ----------
+    times : (M,) increasing continuous times in (0, 1].
+    eps_sq : (M,) :math:`\Gamma` at those times.
+    se : (M,) its Monte Carlo standard error.
+    n : points averaged per time.
+    """
+
+    times: np.ndarray
+    eps_sq: np.ndarray
+    se: np.ndarray
+    n: int
+
+    def at(self, t: np.ndarray) -> np.ndarray:
+        r""":math:`\Gamma` at times ``t`` within ``[times[0], times[-1]]``, linearly interpolated."""
+        t = as_float_array(t, "t")
+        lo, hi = self.times[0], self.times[-1]
+        if t.size and (t.min() < lo * (1 - 1e-12) or t.max() > hi * (1 + 1e-12)):
+            raise ValueError(f"eps_moments covers times [{lo:.6g}, {hi:.6g}], but the chain calls the denoiser at "
+                             f"times in [{t.min():.6g}, {t.max():.6g}]; estimate it on a chain with more steps")
+        return np.interp(t, self.times, self.eps_sq)
+
+
+def eps_moments(
+    denoiser: Denoiser,
+    x0: object,
+    chain: DiscreteSchedule,
+    rng: np.random.Generator,
+    *,
+    batch_size: int = 4096,
+    progress_bar: bool = False,
+) -> EpsMoments:
+    r""":math:`\Gamma_t = \mathbb E\lVert\epsilon_\theta(x_t, t)\rVert^2 / D` at every time of ``chain``, from training data.
+
+    .. math:: \Gamma_t \approx \frac{1}{N D}\sum_{n=1}^N \lVert\epsilon_\theta(\sqrt{\bar\alpha_t}\,x_0^{(n)}
+        + \sigma_t\,\epsilon^{(n)}, t)\rVert^2,\qquad \epsilon^{(n)} \sim \mathcal N(0, I)
+
+    (Bao et al. 2022, Sec. 3: the Monte Carlo estimate of Thm. 1's expectation, computed once per
+    model). Use training data: estimated on the points it then scores, the bound would no longer be
+    one.
+
+    Parameters
+    ----------
+    denoiser : follows the denoiser protocol.
+    x0 : (N, D) clean training data; every point is noised afresh at every time.
+    chain : the times at which to estimate, ``chain.times[1:]`` (e.g. ``reverse.chain_for(schedule, 1000)``).
+    rng : draws the noise.
+    batch_size : points per denoiser call.
+
+    Returns
+    -------
+    :class:`EpsMoments` with M = T entries.
+    """
+    check_denoiser(denoiser)
+    x0 = as_batch(x0, "x0", dim=getattr(denoiser, "dim", None))
+    chain, rng = check_chain(chain), as_generator(rng)
+    batch_size = positive_int(batch_size, "batch_size")
+    N, D = x0.shape
+    times = np.minimum(chain.times[1:], denoiser.schedule.t_max)  # (T,)
+    eps_sq, se = np.empty(times.size), np.empty(times.size)
+    for j in progress(range(times.size), total=times.size, desc="eps moments", enabled=progress_bar):
+        ab = chain.alpha_bar[j + 1]
+        per_point = np.empty(N)
+        for lo in range(0, N, batch_size):
+            x = x0[lo : lo + batch_size]  # (b, D)
+            xt = np.sqrt(ab) * x + np.sqrt(1.0 - ab) * rng.standard_normal(x.shape)  # Ho et al. 2020, Eq. 4
+            per_point[lo : lo + batch_size] = np.sum(call_eps(denoiser, xt, float(times[j])) ** 2, axis=1) / D
+        eps_sq[j] = per_point.mean()
+        se[j] = per_point.std(ddof=1) / np.sqrt(N) if N > 1 else np.inf
+    return EpsMoments(times=times, eps_sq=eps_sq, se=se, n=N)
+
+
+class ReverseVariance:
+    r"""One choice of :math:`\Sigma_t` (see the module docstring) bound to one chain.
+
+    Parameters
+    ----------
+    chain : the discrete chain the reverse process runs on.
+    variance : one of :data:`VARIANCES`.
+    eps_moments : :class:`EpsMoments` covering the chain's times; required by ``"analytic"``.
+    x0_max : the data lie in [-x0_max, x0_max]^D (Thm. 2's bounded case), or None.
+
+    Attributes
+    ----------
+    log_var : (T + 1,) :math:`\log\Sigma_t` of the choices that depend on t alone; None for ``"trace"``.
+    v_max : (T + 1,) the upper bound of :math:`v_t` (:func:`x0_variance_bound`).
+    per_point : True for ``"trace"``, whose variance needs the divergence at each point.
+    """
+
+    def __init__(self, chain: DiscreteSchedule, variance: str, *, eps_moments: EpsMoments | None = None,
+                 x0_max: float | None = None) -> None:
+        self.chain, self.variance, self.x0_max = check_chain(chain), check_variance(variance), check_x0_max(x0_max)
+        if eps_moments is not None and not isinstance(eps_moments, EpsMoments):
+            raise TypeError(f"eps_moments must be an EpsMoments (from reverse_variance.eps_moments) or None, "
+                            f"got {type(eps_moments).__name__}")
+        if variance == "analytic" and eps_moments is None:
+            raise ValueError("variance 'analytic' needs eps_moments, the per-step E||eps||^2 / D estimated once from "
+                             "training data: pass eps_moments=reverse_variance.eps_moments(denoiser, x_train, chain, rng)")
+        self.eps_moments = eps_moments
+        self.v_max = _x0_variance_bound(self.chain, self.x0_max)  # (T+1,)
+        self.per_point = variance == "trace"
+        self.log_var = None if self.per_point else self._table()
+
+    def _table(self) -> np.ndarray:
+        chain = self.chain
+        if self.variance == "small":
+            return chain.posterior_log_variance_clipped
+        if self.variance == "large":
+            large = chain.betas.copy()
+            large[0] = large[1]  # index 0 has no reverse step; keep the array finite
+            return np.log(large)
+        ab = chain.alpha_bar[1:]
+        v = x0_variance_from_eps_moment(self.eps_moments.at(chain.times[1:]), ab)  # (T,) Bao et al. 2022, Thm. 1
+        sigma = [_sigma_from_x0_variance(chain, i, v[i - 1], self.v_max[i]) for i in range(1, chain.T + 1)]
+        return np.log(np.concatenate([[sigma[0]], sigma]))  # index 0 unused; keep it finite
+
+    def log_variance_at(self, i: int, divergence: np.ndarray | None, D: int) -> np.ndarray:
+        r""":math:`\log\Sigma_i`, (B,) for ``"trace"`` from the (B,) divergence at the points, else a scalar.
+
+        The caller (the reverse step) has checked i and the divergence.
+        """
+        if not self.per_point:
+            return self.log_var[i]
+        v = _from_divergence(divergence, self.chain.alpha_bar[i], D)  # (B,) Tweedie's second moment
+        return np.log(_sigma_from_x0_variance(self.chain, i, v, self.v_max[i]))
+
+    def __repr__(self) -> str:
+        return f"ReverseVariance({self.variance!r}, T={self.chain.T}, x0_max={self.x0_max})"
+
+
+def reverse_log_variance(chain: DiscreteSchedule, variance: str, *, eps_moments: EpsMoments | None = None,
+                         x0_max: float | None = None) -> np.ndarray:
+    r""":math:`\log\Sigma_t` for every t in 0..T, shape (T + 1,) (index 0 unused), of a choice that depends on t alone.
+
+    ``"trace"`` depends on the point: use :class:`ReverseVariance` with the reverse step of
+    :func:`npdiff.reverse.p_mean_log_variance`.
+    """
+    if check_variance(variance) == "trace":
+        raise ValueError("variance 'trace' is per point (it needs the divergence at each x_t), so it has no table "
+                         "over t: use ReverseVariance with reverse.p_mean_log_variance")
+    return ReverseVariance(chain, variance, eps_moments=eps_moments, x0_max=x0_max).log_var
+
+
+def _alpha_bar(ab: np.ndarray) -> np.ndarray:
+    if ab.size and (ab.min() <= 0.0 or ab.max() > 1.0):
+        raise ValueError(f"alpha_bar must lie in (0, 1], got values in [{ab.min()}, {ab.max()}]")
+    return ab
