@@ -600,6 +600,20 @@ E(_E("analytic.TiltedTarget", analytic.TiltedTarget,
      lambda: dict(oracle=_LABELLED, y=0, w=1.0, half_width=3.0, spacing=0.5, t=0.0),
      Arg("oracle", "object"), Arg("y", "int0"), Arg("w", "real"), Arg("half_width", "real"),
      Arg("spacing", "real", ("spacing",), strict=("huge", "tiny")), Arg("t", "real")))
+from npdiff.nn.classifier import NoisyClassifier, train_classifier  # noqa: E402
+
+_CLF = NoisyClassifier(MLPConfig(width=8, depth=1, emb_dim=8), 2, VP, rng=np.random.default_rng(3))
+E(_E("NoisyClassifier.class_log_prob_grad", lambda c, x, t, y: c.class_log_prob_grad(x, t, y),
+     lambda: dict(c=_CLF, x=_x(), t=_T3, y=np.array([0, 1, 1])), Arg("x", "batch_d", ("x", "y")), Arg("t", "times"),
+     Arg("y", "array", ("y",), accepts={"float16": "integral floats convert exactly", "float32": "", "int": ""})))
+E(_E("NoisyClassifier.class_log_prob", lambda c, x, t: c.class_log_prob(x, t), lambda: dict(c=_CLF, x=_x(), t=_T3),
+     Arg("x", "batch_d"), Arg("t", "times")))
+E(_E("nn.classifier.train_classifier", train_classifier,
+     lambda: dict(classifier=NoisyClassifier(MLPConfig(width=8, depth=1, emb_dim=8), 2, VP, rng=np.random.default_rng(3)),
+                  data=_LABELLED, rng=_rng(), steps=2, batch_size=4, lr=1e-3, t_min=1e-3),
+     Arg("classifier", "object"), Arg("data", "object", accepts={"str": "a str has no sample_labelled, refused as data"}),
+     Arg("rng", "rng"), Arg("steps", "int"), Arg("batch_size", "int"), Arg("lr", "real", strict=("negative",)),
+     Arg("t_min", "real"), errors=_SAMPLER_ERRORS))
 E(_E("TiltedTarget.log_prob", lambda T, x: T.log_prob(x),
      lambda: dict(T=analytic.TiltedTarget(_LABELLED, 1, 2.0, half_width=3.0, spacing=0.25), x=_x()), Arg("x", "points_d")))
 
@@ -633,11 +647,16 @@ NOT_FUZZED = {
     # npdiff/nn: configs and objects built once by the trainer and the model; their own tests check their inputs
     "npdiff.nn.config.MLPConfig": "tests/test_nn_mlp.py and tests/test_nn_inputs.py",
     "npdiff.nn.model.DiffusionMLP": "tests/test_nn_inputs.py", "npdiff.nn.model.InputOverflowError": "an exception class",
+    "npdiff.nn.classifier.NoisyClassifier": "tests/test_nn_classifier.py (its methods are fuzzed here)",
+    "npdiff.nn.config.layer_views": "views into the network's own flat vector, on shapes the configs compute",
+    "npdiff.nn.config.init_layers": "fills the views of layer_views; called by the configs on their own layers",
+    "npdiff.nn.fast.trace.one_label": "a helper of the forward pass and the trace on already checked labels",
     "npdiff.nn.optim.AdamW": "tests/test_nn_inputs.py and tests/test_nn_optim.py",
     "npdiff.nn.mlp.backward": "takes forward's cache, an internal structure (tests/test_nn_mlp.py)",
     **{f"npdiff.nn.mlp.{_n}": "a layer of the reference network, called by forward, backward and jvp on checked arrays"
        for _n in ("dense", "dense_backward", "dense_tangent", "hidden", "hidden_backward", "hidden_tangent",
-                  "residual_block", "residual_block_backward", "residual_block_tangent", "mse")},
+                  "residual_block", "residual_block_backward", "residual_block_tangent", "mse", "label_rows",
+                  "label_rows_backward")},
     # the fast path never validates (DESIGN.md): its callers check at their door
     "npdiff.nn.fast.network.FastMLP": "the unchecked fast path (tests/test_nn_mlp.py holds it equal to the reference)",
     "npdiff.nn.fast.network.Buffers": "preallocated arrays of the fast path",

@@ -21,7 +21,7 @@ from ..parameterization import PREDICTIONS
 from .activations import activation
 from .embedding import input_width
 
-__all__ = ["COORDS", "EMBEDDING_RANGE", "MLPConfig"]
+__all__ = ["COORDS", "EMBEDDING_RANGE", "MLPConfig", "init_layers", "layer_views"]
 
 #: what the network sees of x: x itself, a sinusoidal embedding of each coordinate, or both
 COORDS = ("raw", "sinusoidal", "raw+sinusoidal")
@@ -29,6 +29,26 @@ COORDS = ("raw", "sinusoidal", "raw+sinusoidal")
 EMBEDDING_RANGE = 1e6
 
 Layers = list[tuple[np.ndarray, np.ndarray]]
+
+
+def layer_views(flat: np.ndarray, shapes: list[tuple[int, int]]) -> Layers:
+    r"""Views ``(W (in, out), b (out,))`` into the start of ``flat``, one per (in, out) of ``shapes``, in order."""
+    out, start = [], 0
+    for i, o in shapes:
+        out.append((flat[start:start + i * o].reshape(i, o), flat[start + i * o:start + i * o + o]))
+        start += i * o + o
+    return out
+
+
+def init_layers(layers: Layers, rng: np.random.Generator) -> None:
+    r"""PyTorch's ``nn.Linear`` initialization in place: W and b uniform in :math:`\pm 1/\sqrt{\mathrm{fan\_in}}`.
+
+    (He et al. 2015's Kaiming-uniform with a = sqrt(5), which reduces to this bound.)
+    """
+    for W, b in layers:
+        bound = 1.0 / np.sqrt(W.shape[0])
+        W[...] = rng.uniform(-bound, bound, W.shape)
+        b[...] = rng.uniform(-bound, bound, b.shape)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,11 +134,7 @@ class MLPConfig:
 
     def layers(self, flat: np.ndarray) -> Layers:
         r"""Views ``(W (in, out), b (out,))`` into ``flat`` (n_params,), from the first layer to the output layer."""
-        out, start = [], 0
-        for i, o in self.layer_shapes:
-            out.append((flat[start:start + i * o].reshape(i, o), flat[start + i * o:start + i * o + o]))
-            start += i * o + o
-        return out
+        return layer_views(flat, self.layer_shapes)
 
     def label_table(self, flat: np.ndarray) -> np.ndarray | None:
         r"""The view (C + 1, H) of the label table at the end of ``flat``, or None for an unconditional network.
@@ -130,17 +146,10 @@ class MLPConfig:
         return flat[flat.shape[0] - self.label_table_size:].reshape(self.num_classes + 1, self.width)
 
     def init_params(self, rng: np.random.Generator, dtype: type = np.float32) -> np.ndarray:
-        r"""PyTorch's ``nn.Linear`` initialization: W and b uniform in :math:`\pm 1/\sqrt{\mathrm{fan\_in}}`.
-
-        (He et al. 2015's Kaiming-uniform with a = sqrt(5), which reduces to this bound.)
-        Returns a (n_params,) vector of ``dtype``.
-        """
+        r"""PyTorch's ``nn.Linear`` initialization (:func:`init_layers`); returns a (n_params,) vector of ``dtype``."""
         rng = as_generator(rng)
         flat = np.empty(self.n_params, dtype)
-        for (W, b), (fan_in, _) in zip(self.layers(flat), self.layer_shapes):
-            bound = 1.0 / np.sqrt(fan_in)
-            W[...] = rng.uniform(-bound, bound, W.shape)
-            b[...] = rng.uniform(-bound, bound, b.shape)
+        init_layers(self.layers(flat), rng)
         if self.num_classes:  # each row is a per-class bias of the first layer: drawn like that layer's bias
             table = self.label_table(flat)
             bound = 1.0 / np.sqrt(self.input_width)
