@@ -108,6 +108,20 @@ def test_unconditional_layout_and_config_are_unchanged():
     assert MLPConfig.from_dict(plain.to_dict()) == plain and MLPConfig.from_dict(cond.to_dict()) == cond
 
 
+def test_an_unconditional_checkpoint_is_written_as_before_and_loads(tmp_path):
+    import json
+    import zipfile
+
+    model = DiffusionMLP(MLPConfig(width=8, depth=1, emb_dim=8), vp_linear(), rng=np.random.default_rng(4))
+    checkpoint.save(tmp_path / "u.npz", model)
+    with zipfile.ZipFile(tmp_path / "u.npz") as z, z.open("config.npy") as f:
+        config = json.loads(str(np.lib.format.read_array(f)))
+    assert "num_classes" not in config["model"]  # the file an earlier npdiff wrote and reads
+    loaded = checkpoint.load(tmp_path / "u.npz").model
+    assert loaded.num_classes == 0 and loaded.config == model.config
+    np.testing.assert_array_equal(loaded.params, model.params)
+
+
 def test_conditional_model_answers_with_labels_and_refuses_bad_ones():
     rng = np.random.default_rng(43)
     model = DiffusionMLP(MLPConfig(parameterization="v", **SMALL), vp_linear(), rng=rng)
