@@ -140,14 +140,14 @@ class DiffusionMLP:
         """
         x, t, rows = self._door(x, t, y)
         with np.errstate(over="ignore", invalid="ignore"):
-            y, tr = self.net.output_and_trace(self._layers, x, t, rows, self._table)
-            y, tr = y.astype(np.float64), tr.astype(np.float64)
-        self._finite(x, y, tr)
+            out, tr = self.net.output_and_trace(self._layers, x, t, rows, self._table)
+            out, tr = out.astype(np.float64), tr.astype(np.float64)
+        self._finite(x, out, tr)
         if self.parameterization == "eps":
-            return y, tr
+            return out, tr
         c_x, c_p = self._coefficients(t)
         with np.errstate(over="ignore", invalid="ignore"):
-            eps, div = c_x * x + c_p * y, c_x[:, 0] * self.dim + c_p[:, 0] * tr
+            eps, div = c_x * x + c_p * out, c_x[:, 0] * self.dim + c_p[:, 0] * tr
         self._finite(x, eps, div)
         return eps, div
 
