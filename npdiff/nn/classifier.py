@@ -220,9 +220,12 @@ def train_classifier(classifier: NoisyClassifier, data: object, rng: np.random.G
         t = rng.uniform(t_min, schedule.t_max, batch_size)  # (B,)
         eps = rng.standard_normal(x0.shape)
         xt = q_sample.unchecked(np.asarray(x0, dtype=np.float64), t, eps, schedule)  # (B, D)
-        losses[s], grad = classifier.loss_and_grad(xt, t, y)
+        with np.errstate(over="ignore", invalid="ignore"):  # a run that diverges is reported below, not warned about
+            losses[s], grad = classifier.loss_and_grad(xt, t, y)
         if not (np.isfinite(losses[s]) and np.all(np.isfinite(grad))):  # before the update: the weights stay finite
             raise FloatingPointError(f"the classifier's loss became {losses[s]} at step {s + 1}; lower lr")
         opt.update(params, grad, lr * 0.5 * (1.0 + np.cos(np.pi * (s + 1) / steps)))
+    if not np.all(np.isfinite(opt.ema)):
+        raise FloatingPointError(f"the classifier's weights became NaN/Inf at step {steps}; lower lr")
     params[...] = opt.ema
     return losses
