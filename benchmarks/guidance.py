@@ -64,11 +64,13 @@ WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)
 
 
 # -- training ------------------------------------------------------------------------------------------
-def trained(models: Path, name: str, *, seed: int = 0, steps: int | None = None) -> DiffusionMLP:
+def trained(models: Path, name: str, *, seed: int = 0, steps: int | None = None, p_uncond: float = 0.1) -> DiffusionMLP:
     r"""The conditional model of data set ``name`` (a toy set or "digits"), trained once and saved under ``models``."""
-    path = models / f"{name}-conditional-seed{seed}.npz"
+    suffix = "" if p_uncond == 0.1 else f"-puncond{p_uncond:g}"
+    path = models / f"{name}-conditional-seed{seed}{suffix}.npz"
     images = name == "digits"
     model_kw, train_kw, schedule = recipe("images" if images else "2d")
+    train_kw["p_uncond"] = p_uncond
     if steps is not None:
         train_kw["steps"] = steps
     if images:
@@ -98,7 +100,7 @@ def trained(models: Path, name: str, *, seed: int = 0, steps: int | None = None)
 def cmd_train(args: argparse.Namespace) -> None:
     args.models.mkdir(parents=True, exist_ok=True)
     for name in args.sets:
-        trained(args.models, name, seed=args.seed, steps=args.steps)
+        trained(args.models, name, seed=args.seed, steps=args.steps, p_uncond=args.p_uncond)
 
 
 # -- oracle: what guidance samples, exactly ---------------------------------------------------------------
@@ -203,8 +205,9 @@ def cmd_2d(args: argparse.Namespace) -> None:
     from npdiff.likelihood import ode_log_likelihood
 
     for name in args.sets:
-        model = trained(args.models, name, seed=args.seed)
+        model = trained(args.models, name, seed=args.seed, p_uncond=args.p_uncond)
         data = toy2d.load(name)
+        print(f"\n{name}: the conditional '2d' recipe, p_uncond = {args.p_uncond:g}, seed {args.seed}")
         x, y = data.sample_labelled(args.n, np.random.default_rng(10_000 + args.seed))  # the points of quality_2d.py
         print(f"\n{name}: {args.n} test points with their labels (default_rng({10_000 + args.seed})), exact ODE NLL at "
               f"rtol = atol = 1e-5 from t_min = 1e-5; load {load()}")
@@ -305,6 +308,7 @@ def main() -> None:
     p.add_argument("--sets", nargs="+", default=[*SETS_2D, "digits"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, help="shorten every training (a smoke run)")
+    p.add_argument("--p-uncond", type=float, default=0.1, help="label dropout probability (default 0.1)")
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("oracle", help="the exact table on the labelled 8gaussians oracle")
     p.add_argument("--n", type=int, default=4000, help="samples per sampler and weight (default 4000)")
@@ -316,6 +320,7 @@ def main() -> None:
     p.add_argument("--sets", nargs="+", default=list(SETS_2D))
     p.add_argument("--n", type=int, default=5000, help="test points (default 5000)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--p-uncond", type=float, default=0.1, help="the models trained with this label dropout (default 0.1)")
     p.set_defaults(func=cmd_2d)
     p = sub.add_parser("digits", help="bits/dim, accuracy and diversity of the conditional digits model")
     p.add_argument("--models", type=Path, default=Path("/tmp/npdiff-guidance"))
