@@ -105,7 +105,7 @@ ch = Chapter(8, "conditional generation and guidance")
 data = toy2d.load("8gaussians")
 oracle = data.oracle()  # labelled: component k has label k
 LABEL = 0
-LIM = 4.3
+LIM = 4.8  # wide enough for the guided ODE, which pushes label 0 out to x ~ 4.3
 
 # -- 1. the labelled oracle ----------------------------------------------------------------------------
 ch.section("1. a labelled oracle: conditional, unconditional and Bayes' rule")
