@@ -8,7 +8,8 @@ closed-form posteriors), :mod:`npdiff.parameterization` (eps, x0, v and score),
 :mod:`npdiff.analytic` (oracles whose scores and densities are closed-form),
 :mod:`npdiff.data` (toy sets with their true densities), :mod:`npdiff.sample`
 (DDPM, DDIM, probability-flow ODE, reverse SDE, few-step solvers), :mod:`npdiff.likelihood` (exact ODE
-likelihood and the variational bound), :mod:`npdiff.metrics`, and the hand-differentiated
+likelihood and the variational bound), :mod:`npdiff.metrics`, :mod:`npdiff.guidance`
+(classifier-free and classifier guidance of conditional denoisers), and the hand-differentiated
 MLP: :mod:`npdiff.nn`, :mod:`npdiff.train`, :mod:`npdiff.checkpoint`.
 """
 
@@ -19,6 +20,7 @@ from . import (
     denoiser,
     forward,
     gaussian,
+    guidance,
     likelihood,
     metrics,
     nn,
@@ -40,6 +42,7 @@ __all__ = [
     "denoiser",
     "forward",
     "gaussian",
+    "guidance",
     "likelihood",
     "log_snr_linear",
     "metrics",

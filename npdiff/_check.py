@@ -7,7 +7,7 @@ a user never sees a traceback from deep inside NumPy.
 
 The kinds: real arrays (:func:`as_float_array`, :func:`as_float_arrays`), batches of points
 (:func:`as_batch`, :func:`as_batches`), times, chain indices and integer levels
-(:func:`as_times`, :func:`as_indices`, :func:`as_integers`), counts, scalars and options
+(:func:`as_times`, :func:`as_indices`, :func:`as_integers`), class labels (:func:`as_labels`), counts, scalars and options
 (:func:`positive_int`, :func:`real_scalar`, :func:`check_tolerances`, :func:`one_of`), noise
 rates (:func:`as_betas`), random generators or seeds (:func:`as_generator`) and the schedules
 (:func:`check_schedule`, :func:`check_chain`); then the combinations the forward process, the
@@ -143,6 +143,27 @@ def as_integers(value: object, name: str, *, lo: int, hi: int) -> np.ndarray:
     if arr.size and (arr.min() < lo or arr.max() > hi or np.any(arr != np.round(arr))):
         raise ValueError(f"{name} must be integers in {lo}..{hi}, got values in [{arr.min():g}, {arr.max():g}]")
     return arr.astype(np.int64)
+
+
+def as_labels(y: object, n: int | None, num_classes: int, name: str = "y") -> np.ndarray | None:
+    r"""Class labels of a conditional model: None (unconditional), one int for the batch, or one per point.
+
+    ``num_classes`` is the number C of classes (0: the model is unconditional, so only None is
+    accepted). Returns None, or the labels as int64 in 0..C-1: shape (n,) for a batch of n
+    points (an int is broadcast), or with ``n = None`` shape () for an int and (m,) for an array.
+    """
+    if y is None:
+        return None
+    if num_classes == 0:
+        raise ValueError(f"{name} must be None: this model has no labels (it is unconditional), got {_describe(y)}")
+    arr = np.asarray(y) if not isinstance(y, (str, bytes)) else np.asarray(y, dtype=object)
+    if arr.dtype == bool or arr.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be integer class labels in 0..{num_classes - 1} or None, got {_describe(y)}")
+    if arr.ndim > 1 or (n is not None and arr.ndim == 1 and arr.shape != (n,)):
+        want = f"an int or an array of shape ({n},) matching the batch" if n is not None else "an int or a 1-D array"
+        raise ValueError(f"{name} must be {want}, got shape {arr.shape}")
+    labels = as_integers(arr, name, lo=0, hi=num_classes - 1)
+    return np.full(n, int(labels)) if (n is not None and labels.ndim == 0) else labels
 
 
 def positive_int(value: object, name: str, *, minimum: int = 1, maximum: int | None = None) -> int:

@@ -284,7 +284,7 @@ def _model_size_bound(path: Path, config: dict[str, Any], n_params: int) -> None
     model = config.get("model")
     if not isinstance(model, dict):
         raise _bad(path, f"config has no model dict (got {type(model).__name__})")
-    for key in ("dim", "width", "depth", "emb_dim"):
+    for key in ("dim", "width", "depth", "emb_dim", "num_classes"):
         value = model.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and value > n_params:
             raise _bad(path, f"model {key} = {value} exceeds the {n_params} stored weights")

@@ -12,6 +12,11 @@ Image data (``--data digits``) trains on the train split (the ``"images"`` recip
 ``nll`` reports bits/dim of the test split (``--split train`` for the other) by the exact
 ODE likelihood of dequantized images and by the VLB with the discretized decoder
 (``--method both``); a solve that diverges is reported as such, never as a number.
+
+Labels: ``train --conditional`` trains a class-conditional model on a labelled data set (the
+toy sets' own labels, the digits' classes) with label dropout; ``sample --label Y --guidance W``
+draws classifier-free guided samples of class Y; ``nll --label Y`` scores points of class Y by
+the conditional model's :math:`\log p(x \mid y)`.
 """
 
 from __future__ import annotations
@@ -184,6 +189,7 @@ MAX_WIDTH = 4_096
 MAX_DEPTH = 64
 MAX_POINTS = 1_000_000
 MAX_T = 100_000
+MAX_CLASSES = 100_000
 _SEED = _in_range(int, 0, 2**63 - 1)
 
 
@@ -239,9 +245,14 @@ def _train(data, args: argparse.Namespace, *, out: Path | None, seed: int):
     for field in ("coords", "coord_scale"):
         if getattr(args, field, None) is not None:
             model_kw[field] = getattr(args, field)
-    for field in ("steps", "batch_size", "lr", "lr_schedule", "weight_decay", "ema_decay"):
+    for field in ("steps", "batch_size", "lr", "lr_schedule", "weight_decay", "ema_decay", "p_uncond"):
         if getattr(args, field, None) is not None:
             train_kw[field] = getattr(args, field)
+    conditional = getattr(args, "conditional", False)
+    if conditional:
+        if not getattr(data, "num_classes", 0):
+            raise UserError(f"--conditional needs a labelled data set; {data.name!r} has no labels")
+        model_kw["num_classes"] = data.num_classes
     if getattr(args, "schedule", None):
         schedule = SCHEDULES[args.schedule]()
     rng = np.random.default_rng(seed)
@@ -252,6 +263,8 @@ def _train(data, args: argparse.Namespace, *, out: Path | None, seed: int):
 
         dequantize = RECIPES["images"].get("data", {}).get("dequantize", True)
         source = data.sample_dequantized if dequantize else data.sample
+        if conditional:
+            source = data.sample_dequantized_labelled if dequantize else data.sample_labelled
         what = f"{data.name} (train split, {data.train.shape[0]} images{', dequantized' if dequantize else ''})"
     trainer = Trainer(model, source, TrainConfig(**train_kw), rng)
     _say(f"training {model!r} on {what} for {trainer.config.steps} steps (batch {trainer.config.batch_size})")
@@ -314,13 +327,26 @@ def _eps_moments(model, data, T: int, seed: int, steps: int | None = None):
 
 
 def _nll(model, data, n: int, seed: int, method: str, *, rtol: float = 1e-5, atol: float = 1e-5, T: int = 1000,
-         variance: str = "large") -> tuple[dict, dict]:
+         variance: str = "large", label: int | None = None) -> tuple[dict, dict]:
     from .likelihood import ode_log_likelihood, vlb
 
     rng = np.random.default_rng(seed)
-    x = data.sample(n, rng)  # (n, D) fresh test points
-    log_p_true = data.log_prob(x)
-    out: dict[str, Any] = {"n": n, "true_entropy_nats": float(data.entropy), "nll_true_nats": float(-log_p_true.mean())}
+    if label is None:
+        x = data.sample(n, rng)  # (n, D) fresh test points
+        log_p_true = data.log_prob(x)
+        out: dict[str, Any] = {"n": n, "true_entropy_nats": float(data.entropy)}
+    else:  # fresh points of class `label`: the first n of labelled draws, log p(x | y) against the conditional model
+        if label >= getattr(data, "num_classes", 0):
+            raise UserError(f"--label {label} is not a class of data set {data.name!r} ({data.num_classes} classes)")
+        x = np.empty((0, data.dim))
+        while x.shape[0] < n:
+            xs, ys = data.sample_labelled(max(n, 64) * data.num_classes, rng)
+            x = np.concatenate([x, xs[ys == label]])
+        x = x[:n]
+        log_p_true = data.log_prob(x, label)
+        model = _guided(model, label, 0.0)
+        out = {"n": n, "label": label}
+    out["nll_true_nats"] = float(-log_p_true.mean())
     arrays: dict[str, np.ndarray] = {"x": x, "log_p_true": log_p_true}
     t0 = time.perf_counter()
     if method in ("ode", "both"):
@@ -366,8 +392,12 @@ def _report_image_nll(r: dict, where: str) -> None:
 def _report_nll(r: dict) -> None:
     # the paired gap is NLL_model - NLL_true on the same points, not NLL_model - entropy: the points' own
     # NLL under the true density differs from the entropy by sampling error, which the pairing cancels
-    _say(f"on these {r['n']} points the true density's NLL is {r['nll_true_nats']:.4f} nats "
-         f"(the true entropy, its expected NLL, is {r['true_entropy_nats']:.4f})")
+    if "label" in r:
+        _say(f"class {r['label']}: the conditional model's log p(x | y) against the true log p(x | y); on these "
+             f"{r['n']} points the true NLL is {r['nll_true_nats']:.4f} nats")
+    else:
+        _say(f"on these {r['n']} points the true density's NLL is {r['nll_true_nats']:.4f} nats "
+             f"(the true entropy, its expected NLL, is {r['true_entropy_nats']:.4f})")
     if "nll_nats" in r:
         _say(f"exact NLL {r['nll_nats']:.4f} nats ({r['ode_nfe']} evaluations); paired gap "
              f"{r['gap_nats']:.4f}{_pm(r['gap_se'])} nats = mean of log p_true - log p_model over the same points, "
@@ -386,8 +416,12 @@ def _cmd_nll(args: argparse.Namespace) -> int:
     ck, model = _load_model(args.model)
     _check_dims(model, data, args.model)
     _check_data_name(ck, data, args)
+    label = _check_label(model, args.label)
     if _is_images(data):
         x = data.split(args.split)
+        if label is not None:  # the split's images of that class, scored by log p(x | y)
+            x = x[(data.train_labels if args.split == "train" else data.test_labels) == label]
+            model = _guided(model, label, 0.0)
         x = x[: args.n] if args.n else x
         T = args.T or _image_eval_default("vlb_T", 50)
         variance = args.variance or _image_eval_default("vlb_variance", "large")
@@ -398,7 +432,8 @@ def _cmd_nll(args: argparse.Namespace) -> int:
         res = image_bpd(model, x, data.K, np.random.default_rng(args.seed), method=args.method, T=T,
                         variance=variance, eps_moments=moments, draws=args.draws, rtol=args.rtol, atol=args.atol,
                         progress=True)
-        r = {**res.summary(), "data": data.name, "split": args.split, "seconds": round(time.perf_counter() - t0, 2)}
+        r = {**res.summary(), "data": data.name, "split": args.split, "seconds": round(time.perf_counter() - t0, 2),
+             **({"label": label} if label is not None else {})}
         _report_image_nll(r, where)
         if args.split == "test":
             _say("for reference, simple models on the test split: "
@@ -410,7 +445,7 @@ def _cmd_nll(args: argparse.Namespace) -> int:
             arrays.update(bpd_vlb=res.bpd_vlb, vlb_terms_bpd=res.vlb_terms_bpd.mean(axis=0))  # (B,), (T+1,)
     else:
         r, arrays = _nll(model, data, args.n or 2000, args.seed, args.method, rtol=args.rtol, atol=args.atol,
-                         T=args.T or 1000, variance=args.variance or "large")
+                         T=args.T or 1000, variance=args.variance or "large", label=label)
         _report_nll(r)
     if args.out:
         out = args.out if args.out.endswith(".npz") else args.out + ".npz"  # np.savez appends it otherwise
@@ -449,6 +484,23 @@ def _run_sampler(model, name: str, n: int, seed: int, steps: int | None, record:
     return sample.ode_sample(model, n, rng, **kw)
 
 
+def _check_label(model, label: int | None) -> int | None:
+    r"""--label against the model's classes, before any work."""
+    if label is None:
+        return None
+    if not model.num_classes:
+        raise UserError("--label needs a conditional model (trained with --conditional); this model has no labels")
+    if label >= model.num_classes:
+        raise UserError(f"--label must be in 0..{model.num_classes - 1} for this model, got {label}")
+    return label
+
+
+def _guided(model, label: int, w: float):
+    from .guidance import guided
+
+    return guided(model, label, w)
+
+
 def _cmd_sample(args: argparse.Namespace) -> int:
     _check_out_file(args.out, "--out")  # a folder given as --out is refused, not filled with FOLDER.npy
     out = _npy_path(args.out)
@@ -459,6 +511,12 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     if args.variance == "analytic" and not args.data:
         raise UserError("--variance analytic estimates E||eps||^2 from training data: give the model's --data")
     ck, model = _load_model(args.model)
+    label = _check_label(model, args.label)
+    if args.guidance is not None and label is None:
+        raise UserError("--guidance needs --label (the class to guide towards)")
+    if label is not None:  # classifier-free guidance; weight 0 is the conditional model
+        _say(f"class {label}, guidance weight {args.guidance or 0.0:g}")
+        model = _guided(model, label, args.guidance or 0.0)
     data = _load_data(args.data) if args.data else None
     if data is not None:
         _check_dims(model, data, args.model)
@@ -483,7 +541,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             plot_samples(res.x, real, args.plot, title=f"{args.sampler} samples" + (f" of {data.name}" if data else ""))
         _say(f"wrote {args.plot}")
     _emit(args, {"n": int(res.x.shape[0]), "nfe": int(res.nfe), "seconds": round(seconds, 3), "out": str(out),
-                 "sampler": args.sampler, "grid": args.grid})
+                 "sampler": args.sampler, "grid": args.grid,
+                 **({"label": label, "guidance": args.guidance or 0.0} if label is not None else {})})
     return 0
 
 
@@ -635,6 +694,10 @@ def _model_flags(p: argparse.ArgumentParser, steps_default: int | None) -> None:
                    help=f"scale of the coordinates' sinusoidal embedding ({_recipes_say('coord_scale')})")
     g.add_argument("--schedule", choices=sorted(SCHEDULES),
                    help="the noise schedule (default: vp_linear; see `npdiff schedules`)")
+    g.add_argument("--conditional", action="store_true",
+                   help="a class-conditional model of a labelled data set (its labels dropped with probability --p-uncond)")
+    g.add_argument("--p-uncond", dest="p_uncond", type=_in_range(float, 0.0, 1.0),
+                   help="with --conditional: probability of training a point without its label (default 0.1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -680,6 +743,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--other-data", dest="other_data", action="store_true", help=other_data_help)
     p.add_argument("--variance", choices=VARIANCES,
                    help="ddpm: the reverse variance (default large; analytic needs --data, trace one divergence per step)")
+    p.add_argument("--label", type=_in_range(int, 0, MAX_CLASSES), help="a conditional model: the class to sample")
+    p.add_argument("--guidance", type=_in_range(float, 0.0, 100.0),
+                   help="with --label: classifier-free guidance weight w >= 0 (default 0, the conditional model)")
     p.set_defaults(func=_cmd_sample)
 
     p = sub.add_parser("nll", help="negative log-likelihood of fresh test points (2-D: against the true entropy; "
@@ -704,6 +770,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "--save", dest="out", metavar="FILE.npz",
                    help="also write the points and their per-point log-likelihoods (.npz is appended if missing)")
     p.add_argument("--other-data", dest="other_data", action="store_true", help=other_data_help)
+    p.add_argument("--label", type=_in_range(int, 0, MAX_CLASSES),
+                   help="a conditional model: score points of this class by log p(x | y)")
     p.set_defaults(func=_cmd_nll)
 
     p = sub.add_parser("datasets", help="list the data sets with their true entropies")

@@ -11,6 +11,13 @@ Samplers, likelihood estimators and metrics talk to a denoiser only through
   never disagree.
 
 The analytic oracles (:mod:`npdiff.analytic`) and the trained MLP both satisfy it.
+
+**Conditional denoisers** add an integer ``num_classes`` C > 0 and answer ``eps(x, t, y)`` and
+``eps_and_divergence(x, t, y)`` for class labels y (one int for the batch, or a (B,) array of
+ints in 0..C-1); ``y=None`` (the default) is the unconditional model, so a conditional denoiser
+is still a denoiser of the protocol above and every sampler and estimator runs on it
+unchanged. Guidance (:mod:`npdiff.guidance`) builds a denoiser of the plain protocol out of a
+conditional one. :func:`num_classes_of` reads C (0 for a denoiser without labels).
 The score follows as :math:`\nabla\log q_t(x) = -\epsilon_\theta(x, t) / \sigma(t)`
 (Song et al. 2021, Eq. 17 with the noise-prediction parameterization of Ho et al. 2020).
 
@@ -31,7 +38,7 @@ import numpy as np
 from ._check import as_batch
 from .schedule import Schedule
 
-__all__ = ["Denoiser", "call_eps", "call_eps_and_divergence", "check_denoiser"]
+__all__ = ["Denoiser", "call_eps", "call_eps_and_divergence", "check_denoiser", "num_classes_of"]
 
 
 @runtime_checkable
@@ -59,6 +66,15 @@ def check_denoiser(denoiser: object, name: str = "denoiser") -> Schedule:
     return schedule
 
 
+def num_classes_of(denoiser: object, name: str = "denoiser") -> int:
+    r"""The number of classes C of a conditional denoiser (its ``num_classes``), 0 for one without labels."""
+    check_denoiser(denoiser, name)
+    c = getattr(denoiser, "num_classes", 0)
+    if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 0:
+        raise TypeError(f"{name}.num_classes must be a non-negative int, got {c!r}")
+    return int(c)
+
+
 def as_denoiser_batch(denoiser: object, x: object, name: str = "x") -> np.ndarray:
     r"""Check ``denoiser`` (:func:`check_denoiser`) and a (B, D) batch ``x`` for it (D = ``denoiser.dim`` if set)."""
     check_denoiser(denoiser)
@@ -74,16 +90,19 @@ def _check_eps(eps: object, x: np.ndarray, where: str) -> np.ndarray:
     return eps
 
 
-def call_eps(denoiser: Denoiser, x: np.ndarray, t: float | np.ndarray) -> np.ndarray:
-    r"""Call ``denoiser.eps`` and check its answer: (B, D), finite; else a clear error."""
-    check_denoiser(denoiser)  # x and t were checked at the caller's door; the answer is new at every call
-    return _check_eps(denoiser.eps(x, t), x, "eps(x, t)")
+def call_eps(denoiser: Denoiser, x: np.ndarray, t: float | np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+    r"""Call ``denoiser.eps`` (with labels y, if given) and check its answer: (B, D), finite; else a clear error."""
+    check_denoiser(denoiser)  # x, t (and y) were checked at the caller's door; the answer is new at every call
+    if y is None:
+        return _check_eps(denoiser.eps(x, t), x, "eps(x, t)")
+    return _check_eps(denoiser.eps(x, t, y), x, "eps(x, t, y)")
 
 
-def call_eps_and_divergence(denoiser: Denoiser, x: np.ndarray, t: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    r"""Call ``denoiser.eps_and_divergence`` and check both outputs: (B, D) and (B,), finite."""
-    check_denoiser(denoiser)  # x and t were checked at the caller's door; the answer is new at every call
-    out = denoiser.eps_and_divergence(x, t)
+def call_eps_and_divergence(denoiser: Denoiser, x: np.ndarray, t: float | np.ndarray,
+                            y: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    r"""Call ``denoiser.eps_and_divergence`` (with labels y, if given) and check both outputs: (B, D) and (B,), finite."""
+    check_denoiser(denoiser)  # x, t (and y) were checked at the caller's door; the answer is new at every call
+    out = denoiser.eps_and_divergence(x, t) if y is None else denoiser.eps_and_divergence(x, t, y)
     if not isinstance(out, tuple) or len(out) != 2:
         raise ValueError("denoiser.eps_and_divergence(x, t) must return a pair (eps, divergence)")
     eps = _check_eps(out[0], x, "eps_and_divergence(x, t)[0]")

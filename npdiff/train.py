@@ -10,6 +10,13 @@ Data is a sampler (``sample(n, rng)`` or an object with ``.sample(n, rng)``), ca
 points every step, or a fixed (N, D) array from which each minibatch is drawn uniformly with
 replacement (so the generator's state is the whole data-order state, and resuming is exact).
 Everything random comes from the one Generator, in a fixed order per step: data, t, eps.
+
+**A conditional network** (``num_classes`` C > 0) trains on labelled data: a sampler returning
+``(x, y)``, an object with ``.sample_labelled(n, rng)`` (the toy sets, the digits), or a pair of
+arrays ``(X (N, D), Y (N,))``. Each label is then dropped, replaced by the "no label" row C, with
+probability ``p_uncond``, so one network learns the conditional and the unconditional model
+(Ho & Salimans 2022, Algorithm 1, :math:`p_{uncond}` = 0.1-0.2 in their experiments); the drop
+is the step's last draw: data and labels, t, eps, then one uniform per point.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ._check import as_batch, as_generator, positive_int, real_scalar
+from ._check import as_batch, as_generator, as_labels, positive_int, real_scalar
 from .nn.config import MLPConfig
 from .nn.fast import FastMLP
 from .nn.model import DiffusionMLP
@@ -55,6 +62,8 @@ class TrainConfig:
         uniform in t. 0 (default): t ~ U(t_min, t_max).
     loss : space of the squared error, ``"eps"``, ``"x0"`` or ``"v"``; None: the model's parameterization
         (:func:`npdiff.objective.loss_weight`).
+    p_uncond : a conditional network's probability of training a point without its label (module
+        docstring); unused by an unconditional network.
     """
 
     steps: int = 10_000
@@ -70,6 +79,7 @@ class TrainConfig:
     t_min: float = 1e-5
     loss: str | None = None
     log_snr_fraction: float = 0.0
+    p_uncond: float = 0.1
 
     def __post_init__(self) -> None:
         positive_int(self.steps, "steps")
@@ -79,6 +89,7 @@ class TrainConfig:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         real_scalar(self.t_min, "t_min", lo=0.0, hi=1.0, hi_open=True)
         real_scalar(self.log_snr_fraction, "log_snr_fraction", lo=0.0, hi=1.0)
+        real_scalar(self.p_uncond, "p_uncond", lo=0.0, hi=1.0)
         if self.loss is not None and (not isinstance(self.loss, str) or self.loss not in PREDICTIONS):
             raise ValueError(f"loss must be one of {PREDICTIONS} or None, got {self.loss!r}")
         if isinstance(self.betas, (str, bytes)) or not hasattr(self.betas, "__len__") or len(self.betas) != 2:
@@ -135,6 +146,26 @@ def _sampler(data: object, dim: int) -> Callable[[int, np.random.Generator], np.
     return minibatch
 
 
+def _labelled_sampler(data: object, dim: int, num_classes: int) -> Callable[[int, np.random.Generator], tuple]:
+    if hasattr(data, "sample_labelled") and callable(data.sample_labelled):
+        return data.sample_labelled
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        X = as_batch(data[0], "data[0] (the points)", dim=dim)
+        Y = as_labels(data[1], X.shape[0], num_classes, "data[1] (the labels)")
+        if Y is None:
+            raise ValueError("data[1] (the labels) must be the labels of the points, got None")
+
+        def minibatch(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+            i = rng.integers(0, X.shape[0], n)
+            return X[i], Y[i]
+
+        return minibatch
+    if callable(data) and not isinstance(data, np.ndarray):
+        return data
+    raise TypeError(f"data for a conditional network (num_classes = {num_classes}) must come with labels: a sampler "
+                    f"returning (x, y), an object with sample_labelled(n, rng), or a pair (X, Y); got {type(data).__name__}")
+
+
 class Trainer:
     r"""State of a training run: float32 weights, gradient, AdamW + EMA state, step, history.
 
@@ -142,7 +173,8 @@ class Trainer:
     ----------
     model : the :class:`~npdiff.nn.model.DiffusionMLP` to start from (its weights are copied
         as float32; its config and schedule are kept).
-    data : a sampler ``sample(n, rng)``, an object with ``.sample(n, rng)``, or an (N, D) array.
+    data : a sampler ``sample(n, rng)``, an object with ``.sample(n, rng)``, or an (N, D) array; for a
+        conditional network labelled data (module docstring).
     config : the :class:`TrainConfig`.
     rng : the Generator that draws data, times and noise (it is advanced in place), or an int seed for a fresh one.
 
@@ -161,7 +193,8 @@ class Trainer:
         self.schedule: Schedule = model.schedule
         self.config = config
         self.loss_kind = config.loss or model.config.parameterization
-        self.sample = _sampler(data, model.config.dim)
+        C = model.config.num_classes
+        self.sample = _labelled_sampler(data, model.config.dim, C) if C else _sampler(data, model.config.dim)
         name = getattr(data, "name", None)
         self.data_name: str | None = name if isinstance(name, str) and name else None  # recorded in checkpoints
         self.times = TimeSampler(self.schedule, config.t_min, config.log_snr_fraction)  # refuses t_min >= t_max
@@ -174,6 +207,7 @@ class Trainer:
         self._history = {k: np.full(min(config.steps, 1024), np.nan) for k in ("loss", "grad_norm", "lr")}
         self._layers = model.config.layers(self.params)  # views: the optimizer's updates reach them
         self._grads = model.config.layers(self.grad)
+        self._table, self._table_grad = model.config.label_table(self.params), model.config.label_table(self.grad)
         self._checked = False
 
     @property
@@ -189,18 +223,26 @@ class Trainer:
     def train_step(self) -> float:
         r"""One optimizer step (module docstring); returns its loss."""
         cfg, rng = self.config, self.rng
-        B, D = cfg.batch_size, self.model_config.dim
-        x0 = self.sample(B, rng)  # (B, D)
+        B, D, C = cfg.batch_size, self.model_config.dim, self.model_config.num_classes
+        x0, y = self.sample(B, rng), None  # (B, D), and (B,) labels of a conditional network
+        if C:
+            if not (isinstance(x0, tuple) and len(x0) == 2):
+                raise TypeError(f"the data sampler of a conditional network must return (x, y), got {type(x0).__name__}")
+            x0, y = x0
         if not self._checked:  # check the data once; later batches come from the same source
             x0 = as_batch(x0, "sampled data", dim=D)
             if x0.shape[0] != B:
                 raise ValueError(f"the data sampler returned {x0.shape[0]} points, asked for {B}")
+            if C and as_labels(y, B, C, "sampled labels") is None:
+                raise ValueError("the data sampler returned None for the labels")
             self._checked = True
         t = self.times(rng, B)  # (B,)
         eps = rng.standard_normal((B, D))  # (B, D)
+        if C:  # label dropout: the "no label" row C with probability p_uncond (Ho & Salimans 2022, Alg. 1)
+            y = np.where(rng.random(B) < cfg.p_uncond, C, np.asarray(y, dtype=np.int64))  # (B,)
         xt, target, weight = noisy_batch(np.asarray(x0, dtype=np.float64), t, eps, self.schedule,
                                          self.model_config.parameterization, self.loss_kind)
-        loss = self.net.loss_and_grad(self._layers, self._grads, xt, t, target, weight)
+        loss = self.net.loss_and_grad(self._layers, self._grads, xt, t, target, weight, y, self._table, self._table_grad)
         if not math.isfinite(loss):  # before the update, so the weights stay those of the last good step
             raise FloatingPointError(f"training loss became {loss} at step {self.step + 1} (the weights are kept as "
                                      f"after step {self.step}); lower lr or check the data")

@@ -213,3 +213,25 @@ def test_nll_tolerances_outside_what_the_solver_accepts_are_refused_by_the_parse
     code = exit_.value.code
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and flag.lstrip("-") in err[0], err
+
+
+def test_a_conditional_model_trains_samples_a_class_with_guidance_and_scores_it(tmp_path):
+    code, out, err = run("train", "--data", "circles", "--conditional", "--steps", "60", "--batch-size", "64", "--width",
+                         "16", "--out", "run", "--json", cwd=tmp_path)
+    assert code == 0, err
+    code, out, err = run("sample", "--model", "run/model.npz", "--label", "1", "--guidance", "2", "--sampler", "ddim",
+                         "--steps", "10", "--n", "8", "--out", "s.npy", "--json", cwd=tmp_path)
+    assert code == 0, err
+    r = last_json(out)
+    assert (r["label"], r["guidance"], r["n"]) == (1, 2.0, 8) and np.load(tmp_path / "s.npy").shape == (8, 2)
+    code, out, err = run("nll", "--model", "run/model.npz", "--data", "circles", "--label", "0", "--n", "16", "--json",
+                         cwd=tmp_path)
+    assert code == 0, err
+    r = last_json(out)
+    assert r["label"] == 0 and r["n"] == 16 and np.isfinite(r["gap_nats"]) and r["ode_nfe"] > 0
+    model = ("--model", "run/model.npz", "--out", "s.npy")
+    for args, message in ((("sample", *model, "--label", "2"), "--label must be in 0..1"),
+                          (("sample", *model, "--guidance", "1"), "--guidance needs --label"),
+                          (("train", "--data", "swissroll", "--conditional", "--out", "r"), "has no labels")):
+        code, out, err = run(*args, cwd=tmp_path)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err

@@ -660,6 +660,68 @@ E(_E("nn.mlp.divergence", nnmlp.divergence, lambda: dict(config=_MCFG, params=_T
      Arg("config", "object"), _PARAMS, Arg("x", "batch_d", ("x", "t")), Arg("t", "times")))
 
 
+# -- conditional denoisers and guidance ----------------------------------------------------------------
+from npdiff import guidance  # noqa: E402
+
+_LABELLED = analytic.GaussianMixture(np.array([0.3, 0.7]), np.array([[0.0, 1.0], [1.0, 0.0]]), 0.3, VP, labels=[0, 1])
+_PER_POINT = {"array": "one label per point"}
+E(_E("analytic.GaussianMixture(labels)", analytic.GaussianMixture,
+     lambda: dict(weights=np.array([0.25, 0.75]), means=np.array([[0.0, 1.0], [1.0, 0.0]]), covs=0.2, labels=np.array([1, 0])),
+     Arg("labels", "array", ("labels",), accepts={**_NONE_OK, "float16": "integral floats convert exactly",
+                                                  "float32": "", "int": ""})))
+for _m in ("log_prob", "eps", "eps_and_divergence", "score", "x0_mean", "class_log_prob_grad",
+           "class_log_prob_grad_and_laplacian"):
+    E(_E(f"GaussianMixture(labels).{_m}", (lambda m: lambda o, x, t, y: getattr(o, m)(x, t, y))(_m),
+         lambda: dict(o=_LABELLED, x=_x(), t=_T3, y=np.array([1, 0, 1])), Arg("x", "batch_d", ("x", "y")), Arg("t", "times"),
+         Arg("y", "array", ("y",), accepts={"float16": "integral floats convert exactly", "float32": "", "int": "",
+                                             **({} if _m.startswith("class") else _NONE_OK)})))
+E(_E("GaussianMixture(labels).class_log_prob", lambda o, x, t: o.class_log_prob(x, t), lambda: dict(o=_LABELLED, x=_x(), t=_T3),
+     Arg("x", "batch_d"), Arg("t", "times")))
+E(_E("GaussianMixture(labels).sample_labelled", lambda o, n, rng: o.sample_labelled(n, rng),
+     lambda: dict(o=_LABELLED, n=4, rng=_rng()), Arg("n", "int"), Arg("rng", "rng")))
+E(_E("Toy2D.sample_labelled", lambda d, n, rng: d.sample_labelled(n, rng), lambda: dict(d=TOY, n=4, rng=_rng()),
+     Arg("n", "int"), Arg("rng", "rng")))
+E(_E("Toy2D.log_prob(y)", lambda d, x, y: d.log_prob(x, y), lambda: dict(d=TOY, x=_x(), y=7),
+     Arg("x", "points_d"), Arg("y", "int0", accepts={**_NONE_OK, **_PER_POINT})))
+E(_E("denoiser.num_classes_of", dn.num_classes_of, lambda: dict(denoiser=_LABELLED), Arg("denoiser", "denoiser",
+     accepts={"nan_output": "has no num_classes: 0", "wrong_shape_output": "has no num_classes: 0"})))
+E(_E("guidance.guided", guidance.guided, lambda: dict(denoiser=_LABELLED, y=1, w=2.0),
+     Arg("denoiser", "denoiser"), Arg("y", "int0", accepts=_PER_POINT), Arg("w", "real")))
+E(_E("guidance.ClassifierFree.eps", lambda g, x, t: g.eps(x, t),
+     lambda: dict(g=guidance.guided(_LABELLED, 1, 2.0), x=_x(), t=_T3), Arg("x", "batch_d"), Arg("t", "times")))
+E(_E("guidance.ClassifierFree.eps_and_divergence", lambda g, x, t: g.eps_and_divergence(x, t),
+     lambda: dict(g=guidance.guided(_LABELLED, np.array([0, 1, 1]), 2.0), x=_x(), t=_T3),
+     Arg("x", "batch_d", ("x", "y")), Arg("t", "times")))
+E(_E("guidance.classifier_guided", guidance.classifier_guided,
+     lambda: dict(denoiser=ORACLE, classifier=_LABELLED, y=0, scale=1.5),
+     Arg("denoiser", "denoiser", accepts={"nan_output": "its answers are checked at every call (call_eps)",
+                                          "wrong_shape_output": "its answers are checked at every call (call_eps)"}),
+     Arg("classifier", "object"), Arg("y", "int0", accepts=_PER_POINT), Arg("scale", "real")))
+E(_E("guidance.ClassifierGuided.eps_and_divergence", lambda g, x, t: g.eps_and_divergence(x, t),
+     lambda: dict(g=guidance.classifier_guided(ORACLE, _LABELLED, 0, 1.5), x=_x(), t=_T3),
+     Arg("x", "batch_d"), Arg("t", "times")))
+E(_E("analytic.TiltedTarget", analytic.TiltedTarget,
+     lambda: dict(oracle=_LABELLED, y=0, w=1.0, half_width=3.0, spacing=0.5, t=0.0),
+     Arg("oracle", "object"), Arg("y", "int0"), Arg("w", "real"), Arg("half_width", "real"),
+     Arg("spacing", "real", ("spacing",), strict=("huge", "tiny")), Arg("t", "real")))
+from npdiff.nn.classifier import NoisyClassifier, train_classifier  # noqa: E402
+
+_CLF = NoisyClassifier(MLPConfig(width=8, depth=1, emb_dim=8), 2, VP, rng=np.random.default_rng(3))
+E(_E("NoisyClassifier.class_log_prob_grad", lambda c, x, t, y: c.class_log_prob_grad(x, t, y),
+     lambda: dict(c=_CLF, x=_x(), t=_T3, y=np.array([0, 1, 1])), Arg("x", "batch_d", ("x", "y")), Arg("t", "times"),
+     Arg("y", "array", ("y",), accepts={"float16": "integral floats convert exactly", "float32": "", "int": ""})))
+E(_E("NoisyClassifier.class_log_prob", lambda c, x, t: c.class_log_prob(x, t), lambda: dict(c=_CLF, x=_x(), t=_T3),
+     Arg("x", "batch_d"), Arg("t", "times")))
+E(_E("nn.classifier.train_classifier", train_classifier,
+     lambda: dict(classifier=NoisyClassifier(MLPConfig(width=8, depth=1, emb_dim=8), 2, VP, rng=np.random.default_rng(3)),
+                  data=_LABELLED, rng=_rng(), steps=2, batch_size=4, lr=1e-3, t_min=1e-3),
+     Arg("classifier", "object"), Arg("data", "object", accepts={"str": "a str has no sample_labelled, refused as data"}),
+     Arg("rng", "rng"), Arg("steps", "int"), Arg("batch_size", "int"), Arg("lr", "real", strict=("negative",)),
+     Arg("t_min", "real"), errors=_SAMPLER_ERRORS))
+E(_E("TiltedTarget.log_prob", lambda T, x: T.log_prob(x),
+     lambda: dict(T=analytic.TiltedTarget(_LABELLED, 1, 2.0, half_width=3.0, spacing=0.25), x=_x()), Arg("x", "points_d")))
+
+
 # -- public callables without an entry here, each with the reason --------------------------------
 
 NOT_FUZZED = {
@@ -677,6 +739,8 @@ NOT_FUZZED = {
     "npdiff.schedule.Schedule": "abstract base class (its methods are fuzzed through the three schedules)",
     "npdiff.analytic._base.AnalyticOracle": "abstract base class (its methods are fuzzed through the five oracles)",
     "npdiff.denoiser.Denoiser": "a typing.Protocol",
+    "npdiff.guidance.ClassifierFree": "built by guidance.guided (fuzzed, with its methods)",
+    "npdiff.guidance.ClassifierGuided": "built by guidance.classifier_guided (fuzzed, with its methods)",
     "npdiff.data.toy2d.Toy2D": "built by toy2d.load (fuzzed, with its methods)",
     # files and the command line have their own fuzz suites
     "npdiff.checkpoint.load": "tests/test_checkpoint_untrusted.py",
@@ -691,11 +755,16 @@ NOT_FUZZED = {
     # npdiff/nn: configs and objects built once by the trainer and the model; their own tests check their inputs
     "npdiff.nn.config.MLPConfig": "tests/test_nn_mlp.py and tests/test_nn_inputs.py",
     "npdiff.nn.model.DiffusionMLP": "tests/test_nn_inputs.py", "npdiff.nn.model.InputOverflowError": "an exception class",
+    "npdiff.nn.classifier.NoisyClassifier": "tests/test_nn_classifier.py (its methods are fuzzed here)",
+    "npdiff.nn.config.layer_views": "views into the network's own flat vector, on shapes the configs compute",
+    "npdiff.nn.config.init_layers": "fills the views of layer_views; called by the configs on their own layers",
+    "npdiff.nn.fast.trace.one_label": "a helper of the forward pass and the trace on already checked labels",
     "npdiff.nn.optim.AdamW": "tests/test_nn_inputs.py and tests/test_nn_optim.py",
     "npdiff.nn.mlp.backward": "takes forward's cache, an internal structure (tests/test_nn_mlp.py)",
     **{f"npdiff.nn.mlp.{_n}": "a layer of the reference network, called by forward, backward and jvp on checked arrays"
        for _n in ("dense", "dense_backward", "dense_tangent", "hidden", "hidden_backward", "hidden_tangent",
-                  "residual_block", "residual_block_backward", "residual_block_tangent", "mse")},
+                  "residual_block", "residual_block_backward", "residual_block_tangent", "mse", "label_rows",
+                  "label_rows_backward")},
     # the fast path never validates (DESIGN.md): its callers check at their door
     "npdiff.nn.fast.network.FastMLP": "the unchecked fast path (tests/test_nn_mlp.py holds it equal to the reference)",
     "npdiff.nn.fast.network.Buffers": "preallocated arrays of the fast path",

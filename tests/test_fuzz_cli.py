@@ -115,6 +115,13 @@ FLAGS = [
     (_NLL, "--rtol", _bad_positive_float(0.1)),
     (_NLL, "--atol", _bad_positive_float(0.1)),
     (["schedules"], "--T", _bad_positive_int(cli.MAX_T)),
+    (_TRAIN, "--p-uncond", _bad_unit(hi_open=False)),
+    (_SAMPLE, "--label", st.one_of(st.integers(max_value=-1).map(str), st.integers(cli.MAX_CLASSES + 1, 10**30).map(str),
+                                   st.sampled_from(["1.5", "nan", "inf"]), _NOT_A_NUMBER)),
+    (_SAMPLE, "--guidance", st.one_of(st.floats(max_value=0.0, exclude_max=True, allow_nan=False).map(repr),
+                                      st.floats(min_value=100.0, exclude_min=True, allow_infinity=False).map(repr),
+                                      st.sampled_from(["nan", "inf", "-inf"]), _NOT_A_NUMBER)),
+    (_NLL, "--label", st.one_of(st.integers(max_value=-1).map(str), st.sampled_from(["1.5", "nan"]), _NOT_A_NUMBER)),
 ]
 
 
@@ -143,7 +150,7 @@ CASES = [
     (["train", "--data", "moons", "--out", "run", "--lr-schedule", "linear"], "invalid choice"),
     (["train", "--data", "moons"], "required"),
     (["train", "--data", "moons", "--out", "run", "--no-such-flag"], "unrecognized"),
-    (["sample", "--model", "good.npz", "--out", "s.npy", "--sampler", "euler"], "invalid choice"),
+    (["sample", "--model", "good.npz", "--out", "s.npy", "--sampler", "rk4"], "invalid choice"),
     (["nll", "--model", "good.npz", "--data", "moons", "--method", "exact"], "invalid choice"),
     (["nll", "--model", "good.npz", "--data", "digits", "--split", "valid"], "invalid choice"),
     (["nll", "--model", "good.npz", "--data", "moons", "--variance", "medium"], "invalid choice"),

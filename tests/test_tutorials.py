@@ -28,6 +28,7 @@ CHAPTERS = {
     5: "05_exact_likelihood.py",
     6: "06_small_images.py",
     7: "07_fast_sampling.py",
+    8: "08_guidance.py",
 }
 FIGURES = {
     1: ["01_dissolving.png", "01_schedules.png"],
@@ -37,6 +38,7 @@ FIGURES = {
     5: ["05_ode_vs_vlb.png", "05_vlb_terms.png", "05_nll_vs_entropy.png", "05_variance_terms.png", "05_variance_map.png"],
     6: ["06_digits.png", "06_samples.png", "06_reverse.png", "06_vlb_terms.png", "06_bits_per_dim.png"],
     7: ["07_trajectories.png", "07_kl_vs_nfe.png", "07_halves.png"],
+    8: ["08_score_fields.png", "08_guided_samples.png", "08_tilted_vs_ode.png", "08_trained.png", "08_digits.png"],
 }
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _LINE = re.compile(r"^  (?P<name>\S.*?) = (?P<value>\S+)(?:  \(.*\))?$")
@@ -280,3 +282,27 @@ def test_chapter7_orders_exact_kl_and_where_the_error_is_made(runs) -> None:
         n, "rings: KL with coarse noisy half (5 DPM-Solver++(2M) steps)")
     assert _get(n, "8gaussians: KL with coarse noisy half (5 DPM-Solver++(2M) steps)") > _get(
         n, "8gaussians: KL with coarse clean half (5 DPM-Solver++(2M) steps)")
+def test_chapter8_guidance(runs) -> None:
+    n = _nums(runs, 8)
+    for name in ("max |log q_t(x) - log sum_y pi_y q_t(x|y)|", "max |sum_y q_t(y|x) - 1|",
+                 "max |score(x|y) - score(x) - grad log q_t(y|x)|", "exact classifier, scale 1: max |eps - eps(x, t, y)|",
+                 "exact classifier, scale 3: max |eps - classifier-free w = 2|"):
+        assert 0.0 <= _get(n, name) < 1e-10, f"{name} = {n[name]}"
+    # the guided ODE of the exact conditional (w = 0) samples p(x | y): KL 0 within Monte Carlo error; guidance moves away
+    assert abs(_get(n, "w = 0: KL(ODE || p_w)")) < 0.01
+    assert 0.5 < _get(n, "w = 1: KL(ODE || p_w)") < _get(n, "w = 4: KL(ODE || p_w)")
+    assert abs(_get(n, "w = 0: mean log p_w of DDPM samples + H(p_w)")) < 0.3
+    assert _get(n, "w = 4: mean log p_w of ODE samples + H(p_w)") < -1.0  # the ODE leaves p_w's bulk
+    assert _get(n, "Gaussian, w = 2: max |sampler - closed-form affine map|") < 1e-6
+    assert _get(n, "Gaussian, w = 2: guided ODE variance / tilted variance, first coordinate") < 0.5
+    # a small conditional network: each class near its truth, guidance lands on the label
+    assert -0.1 < _get(n, "conditional: paired gap, mean over classes") < 0.3
+    assert -0.1 < _get(n, "unconditional mode (y = None): paired gap") < 1.0
+    assert _get(n, "trained model, w = 4: share of samples nearest their label's centre") > 0.9
+    assert _get(n, "classifier accuracy on clean points") > 0.95
+    assert _get(n, "classifier guidance (s = 1) of the unconditional mode: share nearest their label") > 0.8
+    # the digits: the reader is a good classifier; guidance raises the share of recognized samples
+    assert _get(n, "logistic regression: accuracy on real test digits") > 0.9
+    assert _get(n, "digits, w = 4: share classified as their label") >= _get(n, "digits, w = 0: share classified as their label")
+    assert _get(n, "digits, w = 0: share classified as their label") > 0.5
+    assert 1.0 < _get(n, "digits: conditional test bits/dim") < 4.087

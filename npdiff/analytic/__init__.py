@@ -15,6 +15,10 @@ before any network is trained.
 * :class:`RingMixture`: uniform densities on circles blurred by isotropic Gaussian noise
   (the rings and circles toy sets; 2-D).
 
+The three mixtures take a label per component and are then conditional denoisers with the
+exact posterior classifier :math:`q_t(y \mid x)` (:mod:`npdiff.analytic._base`, "Labels");
+:class:`TiltedTarget` is the density classifier-free guidance is said to sample, by quadrature.
+
 Times are continuous, t in [0, 1], a float or one per point. Where sigma(t) = 0 (t = 0 for
 ``vp_linear`` and ``cosine``) the marginal is the clean data: quantities defined there are
 returned (Gaussian data, mixtures, rings), the others raise ``ValueError``.
@@ -26,5 +30,7 @@ from .empirical import EmpiricalData
 from .gaussian_data import GaussianData
 from .mixture import GaussianMixture
 from .rings import RingMixture
+from .tilted import TiltedTarget
 
-__all__ = ["AnalyticOracle", "BoxMixture", "EmpiricalData", "GaussianData", "GaussianMixture", "RingMixture"]
+__all__ = ["AnalyticOracle", "BoxMixture", "EmpiricalData", "GaussianData", "GaussianMixture", "RingMixture",
+           "TiltedTarget"]

@@ -24,13 +24,27 @@ everything there; the others set ``_needs_noise`` and raise a ``ValueError`` ins
 returning an infinite or undefined number. Tweedie's ``x0_mean`` also raises where
 :math:`\bar\alpha(t) < 10^{-16}` (``cosine`` beyond its ``t_max``), where :math:`x_t` carries
 no information about :math:`x_0` that float64 can resolve.
+
+**Labels.** A mixture oracle built with a label per component (``labels``, ints 0..C-1) is a
+conditional denoiser (:mod:`npdiff.denoiser`): with :math:`\pi_y` the total weight of label y,
+the class-conditional :math:`q_t(x \mid y)` is the mixture of that label's components with
+their weights divided by :math:`\pi_y`, the unconditional :math:`q_t(x) = \sum_y \pi_y q_t(x\mid y)`
+is the whole mixture, and every public method takes ``y`` (None: unconditional; one int or
+one per point). Bayes' rule gives the exact posterior classifier at every noise level,
+
+.. math::
+    \log q_t(y \mid x) = \log\pi_y + \log q_t(x \mid y) - \log q_t(x),\qquad
+    \nabla_x\log q_t(y \mid x) = \nabla\log q_t(x\mid y) - \nabla\log q_t(x)
+
+(the responsibilities summed per label), with the Laplacian the same difference: what
+classifier guidance (:mod:`npdiff.guidance`) needs, in closed form.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .._check import as_batch, as_times
+from .._check import as_batch, as_generator, as_integers, as_labels, as_times, positive_int
 from ..schedule import Schedule
 
 # Below this, x + sigma^2 score (of order 1e-16 |x| in rounding) divided by sqrt(alpha_bar)
@@ -51,6 +65,13 @@ class AnalyticOracle:
 
     schedule: Schedule
     dim: int
+    #: number of classes C (0: no labels); labelled mixtures set it with ``labels`` (module docstring)
+    num_classes: int = 0
+    #: (K,) the label of each component, or None
+    labels: np.ndarray | None = None
+    #: (C,) the total weight pi_y of each label
+    class_weights: np.ndarray | None = None
+    _by_label: list[AnalyticOracle] = ()  # one oracle per label: the mixture of that label's components
     #: True when the clean distribution has no smooth density (Dirac masses, boxes), so
     #: score, eps and divergence are undefined where sigma(t) = 0.
     _needs_noise: bool = False
@@ -65,6 +86,77 @@ class AnalyticOracle:
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError
+
+    def _draw(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError  # (x (n, D), the component k (n,) of each point), for sample_labelled
+
+    def _restrict(self, mask: np.ndarray) -> AnalyticOracle:
+        raise NotImplementedError  # the mixture of the components in mask, weights renormalized
+
+    # -- labels ------------------------------------------------------------------------
+    def _set_labels(self, labels: object, weights: np.ndarray, keep: np.ndarray) -> None:
+        r"""Store the labels of the kept components and build one oracle per label."""
+        if labels is None:
+            return
+        lab = as_integers(labels, "labels", lo=0, hi=np.iinfo(np.int32).max)
+        if lab.shape != keep.shape:
+            raise ValueError(f"labels must have shape {keep.shape}, one per component, got {lab.shape}")
+        lab = lab[keep]
+        C = int(lab.max()) + 1
+        pi = np.bincount(lab, weights=weights, minlength=C)  # (C,)
+        if np.any(pi <= 0.0):
+            raise ValueError(f"labels must use every class 0..{C - 1} on a component of positive weight; "
+                             f"classes {np.flatnonzero(pi <= 0.0).tolist()} have none")
+        self.labels, self.num_classes, self.class_weights = lab, C, pi / pi.sum()
+        self._by_label = [self._restrict(lab == c) for c in range(C)]
+
+    def _evaluate_given(self, x, sqrt_ab, alpha_bar, sigma2, y):
+        r"""``_evaluate`` of q_t(x) (y None) or of q_t(x | y_b) point by point (y (B,) checked labels)."""
+        if y is None:
+            return self._evaluate(x, sqrt_ab, alpha_bar, sigma2)
+        B = x.shape[0]
+        log_prob, score, laplacian = np.empty(B), np.empty((B, self.dim)), np.empty(B)
+        for c in np.unique(y):
+            i = np.flatnonzero(y == c)  # the points of label c, evaluated by that label's mixture
+            log_prob[i], score[i], laplacian[i] = self._by_label[c]._evaluate(x[i], sqrt_ab[i], alpha_bar[i], sigma2[i])
+        return log_prob, score, laplacian
+
+    def sample_labelled(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        r"""Draw n clean points and their labels: (x (n, D), y (n,) int64), by the same draws as ``sample``."""
+        if self.num_classes == 0:
+            raise ValueError(f"{type(self).__name__} has no labels: build it with labels=... to sample (x, y)")
+        x, k = self._draw(positive_int(n, "n"), as_generator(rng))
+        return x, self.labels[k]
+
+    def class_log_prob(self, x: object, t: object) -> np.ndarray:
+        r"""The exact posterior classifier :math:`\log q_t(y \mid x)` for every class (module docstring).
+
+        Returns (B, C) log-probabilities; each row's exponentials sum to 1.
+        """
+        x, sqrt_ab, alpha_bar, sigma2 = self._levels(x, t, "class_log_prob", needs_noise=self._needs_noise)
+        self._need_labels("class_log_prob")
+        log_q = self._evaluate(x, sqrt_ab, alpha_bar, sigma2)[0]  # (B,)
+        cols = [np.log(pi) + o._evaluate(x, sqrt_ab, alpha_bar, sigma2)[0] for pi, o in zip(self.class_weights, self._by_label)]
+        return np.stack(cols, axis=1) - log_q[:, None]  # (B, C)
+
+    def class_log_prob_grad_and_laplacian(self, x: object, t: object, y: object) -> tuple[np.ndarray, np.ndarray]:
+        r""":math:`\nabla_x\log q_t(y\mid x)` (B, D) and :math:`\Delta_x\log q_t(y\mid x)` (B,) (module docstring)."""
+        x, sqrt_ab, alpha_bar, sigma2 = self._levels(x, t, "class_log_prob_grad", needs_noise=self._needs_noise)
+        self._need_labels("class_log_prob_grad")
+        if y is None:
+            raise ValueError("y must be the class whose log-probability is differentiated, got None")
+        y = as_labels(y, x.shape[0], self.num_classes)
+        _, g_cond, lap_cond = self._evaluate_given(x, sqrt_ab, alpha_bar, sigma2, y)
+        _, g, lap = self._evaluate(x, sqrt_ab, alpha_bar, sigma2)
+        return g_cond - g, lap_cond - lap
+
+    def class_log_prob_grad(self, x: object, t: object, y: object) -> np.ndarray:
+        r""":math:`\nabla_x\log q_t(y\mid x) = \nabla\log q_t(x\mid y) - \nabla\log q_t(x)`, (B, D)."""
+        return self.class_log_prob_grad_and_laplacian(x, t, y)[0]
+
+    def _need_labels(self, what: str) -> None:
+        if self.num_classes == 0:
+            raise ValueError(f"{type(self).__name__}.{what} needs labels: build the oracle with labels=...")
 
     # -- shared ------------------------------------------------------------------------
     def _levels(self, x: object, t: object, what: str, *, needs_noise: bool):
@@ -81,44 +173,49 @@ class AnalyticOracle:
             )
         return x, np.exp(0.5 * log_ab), alpha_bar, sigma2
 
-    def log_prob(self, x: object, t: object) -> np.ndarray:
-        r"""Log-density :math:`\log q_t(x)` of the noised marginal.
+    def log_prob(self, x: object, t: object, y: object = None) -> np.ndarray:
+        r"""Log-density :math:`\log q_t(x)` of the noised marginal (:math:`\log q_t(x \mid y)` given labels).
 
         Parameters
         ----------
         x : (B, D) points. t : float or (B,) times in [0, 1].
+        y : None, or class labels (an int, or (B,) ints) of a labelled oracle.
 
         Returns
         -------
         (B,) log-densities in nats.
         """
         x, sqrt_ab, alpha_bar, sigma2 = self._levels(x, t, "log_prob", needs_noise=self._log_prob_needs_noise)
-        return self._evaluate(x, sqrt_ab, alpha_bar, sigma2)[0]
+        y = as_labels(y, x.shape[0], self.num_classes)
+        return self._evaluate_given(x, sqrt_ab, alpha_bar, sigma2, y)[0]
 
-    def score(self, x: object, t: object) -> np.ndarray:
-        r"""Score :math:`\nabla_x \log q_t(x)`, (B, D)."""
+    def score(self, x: object, t: object, y: object = None) -> np.ndarray:
+        r"""Score :math:`\nabla_x \log q_t(x)` (or of :math:`q_t(x \mid y)`), (B, D)."""
         x, sqrt_ab, alpha_bar, sigma2 = self._levels(x, t, "score", needs_noise=self._needs_noise)
-        return self._evaluate(x, sqrt_ab, alpha_bar, sigma2)[1]
+        y = as_labels(y, x.shape[0], self.num_classes)
+        return self._evaluate_given(x, sqrt_ab, alpha_bar, sigma2, y)[1]
 
-    def x0_mean(self, x: object, t: object) -> np.ndarray:
-        r"""The optimal denoiser :math:`\mathbb E[x_0 \mid x_t = x]` by Tweedie's formula, (B, D)."""
+    def x0_mean(self, x: object, t: object, y: object = None) -> np.ndarray:
+        r"""The optimal denoiser :math:`\mathbb E[x_0 \mid x_t = x\,(, y)]` by Tweedie's formula, (B, D)."""
         x, sqrt_ab, alpha_bar, sigma2 = self._levels(x, t, "x0_mean", needs_noise=self._needs_noise)
+        y = as_labels(y, x.shape[0], self.num_classes)
         if np.any(alpha_bar < _MIN_ALPHA_BAR_TWEEDIE):
             raise ValueError(
                 f"{type(self).__name__}.x0_mean by Tweedie's formula is meaningless where alpha_bar(t) < "
                 f"{_MIN_ALPHA_BAR_TWEEDIE:g} (got {alpha_bar.min():.3g}): it would divide rounding error by "
                 f"sqrt(alpha_bar); use t <= schedule.t_max = {self.schedule.t_max}"
             )
-        score = self._evaluate(x, sqrt_ab, alpha_bar, sigma2)[1]
+        score = self._evaluate_given(x, sqrt_ab, alpha_bar, sigma2, y)[1]
         return (x + sigma2[:, None] * score) / sqrt_ab[:, None]
 
-    def eps(self, x: object, t: object) -> np.ndarray:
-        r"""Optimal noise prediction :math:`\epsilon(x, t) = -\sigma(t)\nabla\log q_t(x)`, (B, D)."""
+    def eps(self, x: object, t: object, y: object = None) -> np.ndarray:
+        r"""Optimal noise prediction :math:`\epsilon(x, t\,(, y)) = -\sigma(t)\nabla\log q_t(x\,(\mid y))`, (B, D)."""
         x, sqrt_ab, alpha_bar, sigma2 = self._levels(x, t, "eps", needs_noise=self._needs_noise)
-        score = self._evaluate(x, sqrt_ab, alpha_bar, sigma2)[1]
+        y = as_labels(y, x.shape[0], self.num_classes)
+        score = self._evaluate_given(x, sqrt_ab, alpha_bar, sigma2, y)[1]
         return -np.sqrt(sigma2)[:, None] * score
 
-    def eps_and_divergence(self, x: object, t: object) -> tuple[np.ndarray, np.ndarray]:
+    def eps_and_divergence(self, x: object, t: object, y: object = None) -> tuple[np.ndarray, np.ndarray]:
         r"""``eps`` and its exact divergence :math:`\mathrm{tr}\,\partial\epsilon/\partial x = -\sigma\,\Delta\log q_t`.
 
         Returns
@@ -126,6 +223,7 @@ class AnalyticOracle:
         eps : (B, D). divergence : (B,).
         """
         x, sqrt_ab, alpha_bar, sigma2 = self._levels(x, t, "eps_and_divergence", needs_noise=self._needs_noise)
-        _, score, laplacian = self._evaluate(x, sqrt_ab, alpha_bar, sigma2)
+        y = as_labels(y, x.shape[0], self.num_classes)
+        _, score, laplacian = self._evaluate_given(x, sqrt_ab, alpha_bar, sigma2, y)
         sigma = np.sqrt(sigma2)
         return -sigma[:, None] * score, -sigma * laplacian

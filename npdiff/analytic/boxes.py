@@ -49,10 +49,12 @@ class BoxMixture(AnalyticOracle):
     lows, highs : (K, D) box corners, ``lows < highs`` elementwise.
     noise_std : float >= 0, the std s of the Gaussian blur of the clean data.
     schedule : Schedule or None (``vp_linear()``).
+    labels : (K,) ints 0..C-1, the class of each box, or None (a labelled mixture is a
+        conditional denoiser: :mod:`npdiff.analytic._base`, "Labels").
     """
 
     def __init__(self, weights: object, lows: object, highs: object, noise_std: float = 0.0,
-                 schedule: Schedule | None = None) -> None:
+                 schedule: Schedule | None = None, labels: object = None) -> None:
         w = check_weights(weights)
         lo = as_float_array(lows, "lows")
         hi = as_float_array(highs, "highs")
@@ -72,6 +74,11 @@ class BoxMixture(AnalyticOracle):
         self._log_c = np.log(self.weights) - np.sum(np.log(self.highs - self.lows), axis=1)  # (K,)
         self._needs_noise = self.noise_std == 0.0
         self._max_width = float(np.max(self.highs - self.lows))
+        self._set_labels(labels, self.weights, keep)
+
+    def _restrict(self, mask):
+        w = self.weights[mask]
+        return BoxMixture(w / w.sum(), self.lows[mask], self.highs[mask], self.noise_std, self.schedule)
 
     def _evaluate(self, x, sqrt_ab, alpha_bar, sigma2):
         var = alpha_bar * self.noise_std**2 + sigma2  # (B,)
@@ -105,14 +112,15 @@ class BoxMixture(AnalyticOracle):
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         r"""Draw n clean points: box k ~ w, a uniform point in it, plus ``noise_std`` z, (n, D)."""
-        n = positive_int(n, "n")
-        rng = as_generator(rng)
-        k = rng.choice(self.weights.size, size=n, p=self.weights)
+        return self._draw(positive_int(n, "n"), as_generator(rng))[0]
+
+    def _draw(self, n, rng):
+        k = rng.choice(self.weights.size, size=n, p=self.weights)  # (n,)
         u = rng.random((n, self.dim))
-        x = self.lows[k] + (self.highs[k] - self.lows[k]) * u
+        x = self.lows[k] + (self.highs[k] - self.lows[k]) * u  # (n, D)
         if self.noise_std > 0.0:
             x = x + self.noise_std * rng.standard_normal((n, self.dim))
-        return x
+        return x, k
 
     def __repr__(self) -> str:
         return (f"BoxMixture(K={self.weights.size}, dim={self.dim}, noise_std={self.noise_std}, "

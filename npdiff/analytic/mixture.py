@@ -50,12 +50,15 @@ class GaussianMixture(AnalyticOracle):
     covs : (K, D, D) symmetric positive-definite covariances; (K, D) diagonal variances;
         (K,) isotropic variances; or a scalar isotropic variance shared by all components.
     schedule : Schedule or None (``vp_linear()``).
+    labels : (K,) ints 0..C-1, the class of each component, or None: a labelled mixture is a
+        conditional denoiser (:mod:`npdiff.analytic._base`, "Labels").
 
     Everything is defined at t = 0 too (the clean mixture; ``eps`` is 0 there).
     Components of zero weight are dropped.
     """
 
-    def __init__(self, weights: object, means: object, covs: object, schedule: Schedule | None = None) -> None:
+    def __init__(self, weights: object, means: object, covs: object, schedule: Schedule | None = None,
+                 labels: object = None) -> None:
         w = check_weights(weights)
         mu = as_float_array(means, "means")
         if mu.ndim != 2 or mu.shape[0] != w.size or mu.shape[1] == 0:
@@ -72,19 +75,26 @@ class GaussianMixture(AnalyticOracle):
         self._rot = np.ascontiguousarray(rot[keep]) if rotate else np.zeros((1, 1, 1))
         self._lam = np.ascontiguousarray(lam[keep])  # (K, D)
         self._rotate = rotate
+        self._set_labels(labels, self.weights, keep)
 
     def _evaluate(self, x, sqrt_ab, alpha_bar, sigma2):
         return gmm_eval(x, sqrt_ab, alpha_bar, sigma2, self._log_w, self.means, self._rot, self._lam, self._rotate)
 
+    def _restrict(self, mask):
+        w = self.weights[mask]
+        return GaussianMixture(w / w.sum(), self.means[mask], self.covs[mask], self.schedule)
+
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         r"""Draw n clean points: a component k ~ w, then :math:`\mu_k + C_k^{1/2} z`, (n, D)."""
-        n = positive_int(n, "n")
-        rng = as_generator(rng)
+        return self._draw(positive_int(n, "n"), as_generator(rng))[0]
+
+    def _draw(self, n, rng):
         k = rng.choice(self.weights.size, size=n, p=self.weights)  # (n,)
         z = rng.standard_normal((n, self.dim)) * np.sqrt(self._lam[k])  # (n, D)
         if self._rotate:
             z = np.einsum("nde,ne->nd", self._rot[k], z)
-        return self.means[k] + z
+        return self.means[k] + z, k
 
     def __repr__(self) -> str:
-        return f"GaussianMixture(K={self.weights.size}, dim={self.dim}, schedule={self.schedule!r})"
+        labels = f", classes={self.num_classes}" if self.num_classes else ""
+        return f"GaussianMixture(K={self.weights.size}, dim={self.dim}{labels}, schedule={self.schedule!r})"

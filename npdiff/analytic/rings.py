@@ -42,11 +42,14 @@ class RingMixture(AnalyticOracle):
     radii : (K,) radii >= 0 (radius 0 is an isotropic Gaussian at the origin).
     noise_std : float > 0 (a circle alone has no density in 2-D).
     schedule : Schedule or None (``vp_linear()``).
+    labels : (K,) ints 0..C-1, the class of each ring, or None (a labelled mixture is a
+        conditional denoiser: :mod:`npdiff.analytic._base`, "Labels").
 
     Everything is defined at t = 0 too (the clean blurred rings).
     """
 
-    def __init__(self, weights: object, radii: object, noise_std: float, schedule: Schedule | None = None) -> None:
+    def __init__(self, weights: object, radii: object, noise_std: float, schedule: Schedule | None = None,
+                 labels: object = None) -> None:
         w = check_weights(weights)
         R = as_float_array(radii, "radii")
         if R.shape != w.shape:
@@ -60,6 +63,11 @@ class RingMixture(AnalyticOracle):
         self.weights = w[keep]
         self.radii = R[keep]
         self._log_w = np.log(self.weights)
+        self._set_labels(labels, self.weights, keep)
+
+    def _restrict(self, mask):
+        w = self.weights[mask]
+        return RingMixture(w / w.sum(), self.radii[mask], self.noise_std, self.schedule)
 
     def _evaluate(self, x, sqrt_ab, alpha_bar, sigma2):
         v = (alpha_bar * self.noise_std**2 + sigma2)[:, None]  # (B, 1) blur variance at t
@@ -81,12 +89,13 @@ class RingMixture(AnalyticOracle):
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         r"""Draw n clean points: ring k ~ w, an angle uniform in [0, 2 pi), plus blur, (n, 2)."""
-        n = positive_int(n, "n")
-        rng = as_generator(rng)
-        k = rng.choice(self.weights.size, size=n, p=self.weights)
+        return self._draw(positive_int(n, "n"), as_generator(rng))[0]
+
+    def _draw(self, n, rng):
+        k = rng.choice(self.weights.size, size=n, p=self.weights)  # (n,)
         theta = rng.uniform(0.0, 2.0 * np.pi, size=n)
-        x = self.radii[k, None] * np.stack([np.cos(theta), np.sin(theta)], axis=1)
-        return x + self.noise_std * rng.standard_normal((n, 2))
+        x = self.radii[k, None] * np.stack([np.cos(theta), np.sin(theta)], axis=1)  # (n, 2)
+        return x + self.noise_std * rng.standard_normal((n, 2)), k
 
     def __repr__(self) -> str:
         return f"RingMixture(K={self.weights.size}, noise_std={self.noise_std}, schedule={self.schedule!r})"

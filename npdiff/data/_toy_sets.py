@@ -24,6 +24,14 @@ The densities are mixtures the analytic oracles already know:
   summed over all preimages, each bracketed on a monotone piece of the map and refined by
   safeguarded Newton (exact to rounding error, see :func:`pinwheel_log_prob`). No
   closed-form noised marginal.
+
+**Labels.** Where the generator makes a discrete choice, that choice is the point's label and
+``sample_NAME_labelled`` returns it beside the point, by exactly the draws of ``sample_NAME``
+(which returns the points alone): 8gaussians the component (8 classes), checkerboard whether
+the point is in the upper or the lower square of its column (2), rings and circles the ring
+(4, 2), moons the moon (2), 2spirals the spiral (2), pinwheel the blade (5). The oracles carry
+the same label on each of their components, so the class-conditional density
+:math:`p(x \mid y)` is that label's share of the mixture. Swissroll has no discrete choice.
 """
 
 from __future__ import annotations
@@ -52,13 +60,14 @@ _SQ = 1.0 / np.sqrt(2.0)
 _CENTERS_8G = 4.0 * np.array([(1, 0), (-1, 0), (0, 1), (0, -1), (_SQ, _SQ), (_SQ, -_SQ), (-_SQ, _SQ), (-_SQ, -_SQ)])
 
 
-def sample_8gaussians(n: int, rng: np.random.Generator) -> np.ndarray:
-    point = rng.standard_normal((n, 2)) * 0.5 + _CENTERS_8G[rng.integers(0, 8, size=n)]
-    return point / 1.414
+def sample_8gaussians_labelled(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    noise = rng.standard_normal((n, 2))
+    y = rng.integers(0, 8, size=n)  # the component
+    return (noise * 0.5 + _CENTERS_8G[y]) / 1.414, y
 
 
 def oracle_8gaussians(schedule: Schedule | None) -> GaussianMixture:
-    return GaussianMixture(np.full(8, 1 / 8), _CENTERS_8G / 1.414, (0.5 / 1.414) ** 2, schedule)
+    return GaussianMixture(np.full(8, 1 / 8), _CENTERS_8G / 1.414, (0.5 / 1.414) ** 2, schedule, labels=np.arange(8))
 
 
 # -- checkerboard -------------------------------------------------------------------------
@@ -66,25 +75,27 @@ def oracle_8gaussians(schedule: Schedule | None) -> GaussianMixture:
 # 8 squares of side 2, density 1/32 on each.
 
 
-def sample_checkerboard(n: int, rng: np.random.Generator) -> np.ndarray:
+def sample_checkerboard_labelled(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     x1 = rng.random(n) * 4 - 2
-    x2_ = rng.random(n) - rng.integers(0, 2, size=n) * 2
-    x2 = x2_ + (np.floor(x1) % 2)
-    return np.stack([x1, x2], axis=1) * 2
+    u = rng.random(n)
+    y = rng.integers(0, 2, size=n)  # 0: the upper square of the column, 1: the lower
+    x2 = u - y * 2 + (np.floor(x1) % 2)
+    return np.stack([x1, x2], axis=1) * 2, y
 
 
-def _checkerboard_boxes() -> tuple[np.ndarray, np.ndarray]:
-    lows = []
+def _checkerboard_boxes() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    lows, labels = [], []
     for i in range(-2, 2):  # unit cells of x1 before the factor 2
-        for j in ((0, -2) if i % 2 == 0 else (1, -1)):
+        for label, j in enumerate((0, -2) if i % 2 == 0 else (1, -1)):
             lows.append((i, j))
+            labels.append(label)
     lows = 2.0 * np.array(lows, dtype=np.float64)  # (8, 2)
-    return lows, lows + 2.0
+    return lows, lows + 2.0, np.array(labels)
 
 
 def oracle_checkerboard(schedule: Schedule | None) -> BoxMixture:
-    lows, highs = _checkerboard_boxes()
-    return BoxMixture(np.full(8, 1 / 8), lows, highs, 0.0, schedule)
+    lows, highs, labels = _checkerboard_boxes()
+    return BoxMixture(np.full(8, 1 / 8), lows, highs, 0.0, schedule, labels=labels)
 
 
 # -- rings and circles --------------------------------------------------------------------
@@ -95,27 +106,27 @@ _RINGS_RADII = 3.0 * np.array([1.0, 0.75, 0.5, 0.25])
 _CIRCLES_RADII = np.array([3.0, 1.5])
 
 
-def _sample_rings(n: int, rng: np.random.Generator, radii: np.ndarray, noise: float) -> np.ndarray:
-    k = rng.integers(0, radii.size, size=n)
+def _sample_rings(n: int, rng: np.random.Generator, radii: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    k = rng.integers(0, radii.size, size=n)  # the ring
     theta = rng.uniform(0.0, 2.0 * np.pi, size=n)
     x = radii[k, None] * np.stack([np.cos(theta), np.sin(theta)], axis=1)
-    return x + rng.normal(scale=noise, size=(n, 2))
+    return x + rng.normal(scale=noise, size=(n, 2)), k
 
 
-def sample_rings(n: int, rng: np.random.Generator) -> np.ndarray:
+def sample_rings_labelled(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return _sample_rings(n, rng, _RINGS_RADII, 0.08)
 
 
 def oracle_rings(schedule: Schedule | None) -> RingMixture:
-    return RingMixture(np.full(4, 0.25), _RINGS_RADII, 0.08, schedule)
+    return RingMixture(np.full(4, 0.25), _RINGS_RADII, 0.08, schedule, labels=np.arange(4))
 
 
-def sample_circles(n: int, rng: np.random.Generator) -> np.ndarray:
+def sample_circles_labelled(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return _sample_rings(n, rng, _CIRCLES_RADII, 0.24)
 
 
 def oracle_circles(schedule: Schedule | None) -> RingMixture:
-    return RingMixture(np.full(2, 0.5), _CIRCLES_RADII, 0.24, schedule)
+    return RingMixture(np.full(2, 0.5), _CIRCLES_RADII, 0.24, schedule, labels=np.arange(2))
 
 
 # -- moons --------------------------------------------------------------------------------
@@ -126,11 +137,11 @@ _MOON_CENTERS = np.array([(-1.0, -0.2), (1.0, 0.8)])
 _MOON_SIGNS = np.array([1.0, -1.0])
 
 
-def sample_moons(n: int, rng: np.random.Generator) -> np.ndarray:
-    k = rng.integers(0, 2, size=n)
+def sample_moons_labelled(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    k = rng.integers(0, 2, size=n)  # the moon
     theta = rng.uniform(0.0, np.pi, size=n)
     x = _MOON_CENTERS[k] + 2.0 * _MOON_SIGNS[k, None] * np.stack([np.cos(theta), np.sin(theta)], axis=1)
-    return x + rng.normal(scale=0.2, size=(n, 2))
+    return x + rng.normal(scale=0.2, size=(n, 2)), k
 
 
 def oracle_moons(schedule: Schedule | None, panels: int = 24, order: int = 12) -> GaussianMixture:
@@ -138,7 +149,8 @@ def oracle_moons(schedule: Schedule | None, panels: int = 24, order: int = 12) -
     arc = np.stack([np.cos(theta), np.sin(theta)], axis=1)  # (J, 2)
     means = np.concatenate([_MOON_CENTERS[k] + 2.0 * _MOON_SIGNS[k] * arc for k in range(2)])
     weights = np.concatenate([0.5 * w / np.pi] * 2)
-    return GaussianMixture(weights / weights.sum(), means, 0.2**2, schedule)
+    labels = np.repeat([0, 1], theta.size)
+    return GaussianMixture(weights / weights.sum(), means, 0.2**2, schedule, labels=labels)
 
 
 # -- swissroll ----------------------------------------------------------------------------
@@ -164,11 +176,12 @@ def oracle_swissroll(schedule: Schedule | None, panels: int = 64, order: int = 1
 # x = +-d / 3 + N(0, 0.1^2 I). The uniform offset is flipped with the spiral.
 
 
-def sample_2spirals(n: int, rng: np.random.Generator) -> np.ndarray:
+def sample_2spirals_labelled(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     m = np.sqrt(rng.random(n)) * 540 * (2 * np.pi) / 360
     d = np.stack([-np.cos(m) * m, np.sin(m) * m], axis=1) + rng.random((n, 2)) * 0.5
-    sign = np.where(rng.integers(0, 2, size=n) == 0, 1.0, -1.0)
-    return sign[:, None] * d / 3 + rng.standard_normal((n, 2)) * 0.1
+    y = rng.integers(0, 2, size=n)  # the spiral: 0 as drawn, 1 flipped through the origin
+    sign = np.where(y == 0, 1.0, -1.0)
+    return sign[:, None] * d / 3 + rng.standard_normal((n, 2)) * 0.1, y
 
 
 def oracle_2spirals(schedule: Schedule | None, panels: int = 96, order: int = 10) -> BoxMixture:
@@ -178,7 +191,8 @@ def oracle_2spirals(schedule: Schedule | None, panels: int = 96, order: int = 10
     side = 0.5 / 3
     lows = np.concatenate([corner, -corner - side])
     weights = np.concatenate([0.5 * w, 0.5 * w])
-    return BoxMixture(weights / weights.sum(), lows, lows + side, 0.1, schedule)
+    labels = np.repeat([0, 1], m.size)
+    return BoxMixture(weights / weights.sum(), lows, lows + side, 0.1, schedule, labels=labels)
 
 
 # -- pinwheel -----------------------------------------------------------------------------
@@ -189,14 +203,15 @@ _PW_RADIAL, _PW_TANGENTIAL, _PW_ARMS, _PW_RATE = 0.3, 0.1, 5, 0.25
 _PW_NEWTON_STEPS = 60  # safeguarded Newton: quadratic near the root, bisection otherwise
 
 
-def sample_pinwheel(n: int, rng: np.random.Generator) -> np.ndarray:
+def sample_pinwheel_labelled(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     rads = np.linspace(0, 2 * np.pi, _PW_ARMS, endpoint=False)
     features = rng.standard_normal((n, 2)) * np.array([_PW_RADIAL, _PW_TANGENTIAL])
     features[:, 0] += 1.0
-    labels = rng.integers(0, _PW_ARMS, size=n)
+    labels = rng.integers(0, _PW_ARMS, size=n)  # the blade
     angles = rads[labels] + _PW_RATE * np.exp(features[:, 0])
     c, s = np.cos(angles), np.sin(angles)
-    return 2 * np.stack([features[:, 0] * c + features[:, 1] * s, -features[:, 0] * s + features[:, 1] * c], axis=1)
+    x = 2 * np.stack([features[:, 0] * c + features[:, 1] * s, -features[:, 0] * s + features[:, 1] * c], axis=1)
+    return x, labels
 
 
 def _pw_phase(psi: np.ndarray, s: np.ndarray, offset: np.ndarray) -> np.ndarray:
@@ -287,8 +302,8 @@ def _pw_roots(s: np.ndarray, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     return point[row], arm[row], psi
 
 
-def pinwheel_log_prob(x: np.ndarray) -> np.ndarray:
-    r"""Exact log-density of the pinwheel set by the change of variables.
+def pinwheel_log_prob(x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+    r"""Exact log-density of the pinwheel set by the change of variables (of blade y_b, given labels y (B,)).
 
     In polar coordinates :math:`x = \rho(\cos\varphi, \sin\varphi)` and
     :math:`f = s(\cos\psi, \sin\psi)`, the map of arm k is :math:`\rho = 2s`,
@@ -309,18 +324,23 @@ def pinwheel_log_prob(x: np.ndarray) -> np.ndarray:
     :math:`|f_1| > 4e^{-f_0}`, which keeps :math:`p_f` below :math:`e^{-17}` of its peak, but
     they are handled exactly all the same. Points beyond
     :math:`\lVert x\rVert \approx 1400` (where :math:`e^{s}` overflows) get ``-inf``.
+
+    Given the blade, :math:`p(x \mid k)` keeps the roots of arm k alone, without the 1/5.
     """
     B = x.shape[0]
     s = np.sqrt(np.sum(x * x, axis=1)) / 2  # (B,)
     phi = np.arctan2(x[:, 1], x[:, 0])
     with np.errstate(over="ignore", invalid="ignore"):
-        point, _, psi = _pw_roots(s, phi)
+        point, arm, psi = _pw_roots(s, phi)
+        if y is not None:  # p(x | k) = 5 p(x, k): the roots of blade k only
+            mine = arm == y[point]
+            point, psi = point[mine], psi[mine]
         s_r = s[point]
         f0, f1 = s_r * np.cos(psi), s_r * np.sin(psi)
         dphase = 1.0 + _PW_RATE * s_r * np.sin(psi) * np.exp(f0)
         log_pf = (-0.5 * ((f0 - 1.0) / _PW_RADIAL) ** 2 - 0.5 * (f1 / _PW_TANGENTIAL) ** 2
                   - np.log(2 * np.pi * _PW_RADIAL * _PW_TANGENTIAL))
-        log_term = log_pf - np.log(4.0 * np.abs(dphase)) - np.log(_PW_ARMS)  # (roots,)
+        log_term = log_pf - np.log(4.0 * np.abs(dphase)) - (np.log(_PW_ARMS) if y is None else 0.0)  # (roots,)
         m = np.full(B, -np.inf)
         np.maximum.at(m, point, log_term)
         total = np.zeros(B)

@@ -112,16 +112,29 @@ class ImageSet:
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         r"""n training images drawn uniformly with replacement, on the levels, (n, D)."""
-        n = positive_int(n, "n")
-        rng = as_generator(rng)
-        return self.train[rng.integers(0, self.train.shape[0], n)]
+        return self.sample_labelled(n, rng)[0]
 
     def sample_dequantized(self, n: int, rng: np.random.Generator) -> np.ndarray:
         r"""n training images plus fresh uniform noise :math:`U(-\delta, \delta)`, :math:`\delta = 1/(K-1)`, (n, D)."""
+        return self.sample_dequantized_labelled(n, rng)[0]
+
+    def sample_labelled(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        r"""n training images and their labels, (n, D) and (n,) int64, by the draws of :meth:`sample`."""
+        n, rng = positive_int(n, "n"), as_generator(rng)  # a seed becomes one Generator for every draw
+        i = rng.integers(0, self.train.shape[0], n)  # (n,)
+        return self.train[i], self.train_labels[i]
+
+    def sample_dequantized_labelled(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        r"""As :meth:`sample_dequantized`, with the labels: (n, D) and (n,) int64, by the same draws."""
         rng = as_generator(rng)  # a seed becomes one Generator for both draws
-        x = self.sample(n, rng)
+        x, y = self.sample_labelled(n, rng)
         delta = 1.0 / (self.K - 1)
-        return x + rng.uniform(-delta, delta, size=x.shape)
+        return x + rng.uniform(-delta, delta, size=x.shape), y
+
+    @property
+    def num_classes(self) -> int:
+        r"""Number of class labels (10 digits)."""
+        return int(max(self.train_labels.max(), self.test_labels.max())) + 1
 
     def __repr__(self) -> str:
         return (f"ImageSet({self.name!r}, {self.shape[0]}x{self.shape[1]}, K={self.K}, "

@@ -26,6 +26,11 @@ swissroll       quadrature over the roll (quadrature-exact)  GaussianMixture
 pinwheel        change of variables, root finding (exact)   NotImplementedError
 ==============  ==========================================  ======================
 
+Seven sets come with labels, the discrete choice of their generator (which component, ring,
+moon, spiral, blade, or upper/lower square; swissroll has none): ``sample_labelled(n, rng)``
+returns the points with their labels by the same draws as ``sample``, ``log_prob(x, y)`` is the
+class-conditional density and the oracle is labelled (a conditional denoiser).
+
 ``entropy`` is the true differential entropy :math:`H = -\int p\log p` in nats, the floor
 of every model's expected test NLL (the expected gap NLL - H is the KL from the data to
 the model). It is computed by the midpoint rule on a uniform grid over a box holding all
@@ -44,7 +49,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._check import as_batch, as_generator, positive_int
+from .._check import as_batch, as_generator, as_labels, positive_int
 from ..analytic import AnalyticOracle
 from ..schedule import Schedule
 from . import _toy_sets as sets
@@ -54,22 +59,24 @@ __all__ = ["NAMES", "Toy2D", "load"]
 
 @dataclass(frozen=True)
 class _Spec:
-    sample: Callable[[int, np.random.Generator], np.ndarray]
+    sample_labelled: Callable[[int, np.random.Generator], tuple[np.ndarray, np.ndarray]] | None  # None: no labels
     oracle: Callable[[Schedule | None], AnalyticOracle]
     half_width: float  # the entropy grid covers [-half_width, half_width]^2 ...
     spacing: float  # ... with cells of this side
-    exact_log_prob: Callable[[np.ndarray], np.ndarray] | None = None  # when there is no oracle
+    num_classes: int = 0
+    exact_log_prob: Callable[..., np.ndarray] | None = None  # log_prob(x, y=None) when there is no oracle
+    sample: Callable[[int, np.random.Generator], np.ndarray] | None = None  # for a set without labels
 
 
 _SPECS: dict[str, _Spec] = {
-    "8gaussians": _Spec(sets.sample_8gaussians, sets.oracle_8gaussians, 6.5, 0.1),
-    "checkerboard": _Spec(sets.sample_checkerboard, sets.oracle_checkerboard, 4.0, 0.5),
-    "rings": _Spec(sets.sample_rings, sets.oracle_rings, 4.0, 0.04),
-    "circles": _Spec(sets.sample_circles, sets.oracle_circles, 5.5, 0.1),
-    "moons": _Spec(sets.sample_moons, sets.oracle_moons, 4.5, 0.1),
-    "swissroll": _Spec(sets.sample_swissroll, sets.oracle_swissroll, 5.0, 0.1),
-    "pinwheel": _Spec(sets.sample_pinwheel, sets.oracle_pinwheel, 6.0, 0.05, sets.pinwheel_log_prob),
-    "2spirals": _Spec(sets.sample_2spirals, sets.oracle_2spirals, 4.5, 0.075),
+    "8gaussians": _Spec(sets.sample_8gaussians_labelled, sets.oracle_8gaussians, 6.5, 0.1, 8),
+    "checkerboard": _Spec(sets.sample_checkerboard_labelled, sets.oracle_checkerboard, 4.0, 0.5, 2),
+    "rings": _Spec(sets.sample_rings_labelled, sets.oracle_rings, 4.0, 0.04, 4),
+    "circles": _Spec(sets.sample_circles_labelled, sets.oracle_circles, 5.5, 0.1, 2),
+    "moons": _Spec(sets.sample_moons_labelled, sets.oracle_moons, 4.5, 0.1, 2),
+    "swissroll": _Spec(None, sets.oracle_swissroll, 5.0, 0.1, sample=sets.sample_swissroll),
+    "pinwheel": _Spec(sets.sample_pinwheel_labelled, sets.oracle_pinwheel, 6.0, 0.05, 5, sets.pinwheel_log_prob),
+    "2spirals": _Spec(sets.sample_2spirals_labelled, sets.oracle_2spirals, 4.5, 0.075, 2),
 }
 
 #: Names accepted by :func:`load`, in FFJORD's usual order.
@@ -90,13 +97,15 @@ def grid_points(half_width: float, spacing: float) -> np.ndarray:
 class Toy2D:
     r"""One 2-D toy set: sampler, exact log-density, true entropy and (where it exists) oracle.
 
-    Build it with :func:`load`. Attributes: ``name`` (str), ``dim`` (2).
+    Build it with :func:`load`. Attributes: ``name`` (str), ``dim`` (2), ``num_classes``
+    (the number of labels, 0 for swissroll).
     """
 
     dim = 2
 
     def __init__(self, name: str, spec: _Spec) -> None:
         self.name = name
+        self.num_classes = spec.num_classes
         self._spec = spec
         self._clean = None if spec.exact_log_prob else spec.oracle(None)
 
@@ -104,9 +113,20 @@ class Toy2D:
         r"""Draw n i.i.d. points with FFJORD's generative process, (n, 2) float64."""
         n = positive_int(n, "n")
         rng = as_generator(rng)
-        return self._spec.sample(n, rng)
+        if self._spec.sample_labelled is None:
+            return self._spec.sample(n, rng)
+        return self._spec.sample_labelled(n, rng)[0]
 
-    def log_prob(self, x: object) -> np.ndarray:
+    def sample_labelled(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        r"""Draw n points and their labels, (n, 2) float64 and (n,) int64, by the same draws as :meth:`sample`."""
+        n = positive_int(n, "n")
+        rng = as_generator(rng)
+        if self._spec.sample_labelled is None:
+            raise ValueError(f"{self.name} has no labels (its generator makes no discrete choice)")
+        x, y = self._spec.sample_labelled(n, rng)
+        return x, y.astype(np.int64)
+
+    def log_prob(self, x: object, y: object = None) -> np.ndarray:
         r"""Exact (or quadrature-exact: see the module table) log-density in nats, (B,).
 
         Parameters
@@ -114,13 +134,13 @@ class Toy2D:
         x : (B, 2) points. Outside the checkerboard's squares the density is 0 and
             ``log_prob`` is ``-inf``; every other set has a positive density everywhere
             (pinwheel returns ``-inf`` beyond ``|x| ~ 1400``, where its log-density is below -1e6).
+        y : None, or labels (an int or (B,) ints): the class-conditional density :math:`\log p(x \mid y)`.
         """
         x = as_batch(x, "x", dim=2)
+        y = as_labels(y, x.shape[0], self.num_classes)
         if self._clean is None:
-            return self._spec.exact_log_prob(x)
-        B = x.shape[0]
-        one, zero = np.ones(B), np.zeros(B)
-        return self._clean._evaluate(x, one, one, zero)[0]  # t with sigma(t) = 0: the clean data
+            return self._spec.exact_log_prob(x, y)
+        return self._clean.log_prob(x, 0.0, y)  # t = 0, where sigma(t) = 0: the clean data
 
     @property
     def entropy(self) -> float:

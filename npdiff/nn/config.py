@@ -3,7 +3,10 @@ r"""What the MLP denoiser is: its architecture, and the one flat vector its weig
 Both implementations of the network, the reference (:mod:`npdiff.nn.mlp`) and the fast path
 (:mod:`npdiff.nn.fast`), read the same :class:`MLPConfig` and the same parameter layout:
 layer k is ``h @ W_k + b_k`` with ``W_k`` stored (in, out), and every ``W_k`` and ``b_k`` is
-a view into ONE flat vector, so the optimizer updates all of them in a single pass.
+a view into ONE flat vector, so the optimizer updates all of them in a single pass. A
+conditional network (``num_classes`` C > 0) has one more block at the end of the vector, the
+label table (C + 1, H) of :meth:`MLPConfig.label_table`; an unconditional one (C = 0, the
+default) has exactly the layout it always had.
 """
 
 from __future__ import annotations
@@ -13,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from .._check import as_batch, as_generator, as_times, positive_int, real_scalar
+from .._check import as_batch, as_generator, as_labels, as_times, positive_int, real_scalar
 from ..parameterization import PREDICTIONS
 from .activations import activation
 from .embedding import input_width
 
-__all__ = ["COORDS", "EMBEDDING_RANGE", "MLPConfig"]
+__all__ = ["COORDS", "EMBEDDING_RANGE", "MLPConfig", "init_layers", "layer_views"]
 
 #: what the network sees of x: x itself, a sinusoidal embedding of each coordinate, or both
 COORDS = ("raw", "sinusoidal", "raw+sinusoidal")
@@ -26,6 +29,26 @@ COORDS = ("raw", "sinusoidal", "raw+sinusoidal")
 EMBEDDING_RANGE = 1e6
 
 Layers = list[tuple[np.ndarray, np.ndarray]]
+
+
+def layer_views(flat: np.ndarray, shapes: list[tuple[int, int]]) -> Layers:
+    r"""Views ``(W (in, out), b (out,))`` into the start of ``flat``, one per (in, out) of ``shapes``, in order."""
+    out, start = [], 0
+    for i, o in shapes:
+        out.append((flat[start:start + i * o].reshape(i, o), flat[start + i * o:start + i * o + o]))
+        start += i * o + o
+    return out
+
+
+def init_layers(layers: Layers, rng: np.random.Generator) -> None:
+    r"""PyTorch's ``nn.Linear`` initialization in place: W and b uniform in :math:`\pm 1/\sqrt{\mathrm{fan\_in}}`.
+
+    (He et al. 2015's Kaiming-uniform with a = sqrt(5), which reduces to this bound.)
+    """
+    for W, b in layers:
+        bound = 1.0 / np.sqrt(W.shape[0])
+        W[...] = rng.uniform(-bound, bound, W.shape)
+        b[...] = rng.uniform(-bound, bound, b.shape)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +68,9 @@ class MLPConfig:
         ``"sinusoidal"`` (each coordinate's sinusoidal embedding, tiny-diffusion's choice) or
         ``"raw+sinusoidal"`` (both).
     coord_scale : the coordinate embedding reads ``coord_scale * x_d``.
+    num_classes : C, the number of class labels the network is conditioned on (0: unconditional).
+        A conditional network adds row :math:`y` of a learned table (C + 1, H) to the first
+        layer's pre-activation, row C being "no label" (:mod:`npdiff.nn.mlp`).
     """
 
     dim: int = 2
@@ -56,9 +82,11 @@ class MLPConfig:
     time_scale: float = 1000.0
     coords: str = "sinusoidal"
     coord_scale: float = 25.0
+    num_classes: int = 0
 
     def __post_init__(self) -> None:
         positive_int(self.dim, "dim")
+        positive_int(self.num_classes, "num_classes", minimum=0)
         positive_int(self.width, "width")
         positive_int(self.depth, "depth", minimum=0)
         positive_int(self.emb_dim, "emb_dim", minimum=4)
@@ -96,29 +124,36 @@ class MLPConfig:
 
     @property
     def n_params(self) -> int:
-        r"""Length of the flat parameter vector."""
-        return sum(i * o + o for i, o in self.layer_shapes)
+        r"""Length of the flat parameter vector: the layers, then the label table of a conditional network."""
+        return sum(i * o + o for i, o in self.layer_shapes) + self.label_table_size
+
+    @property
+    def label_table_size(self) -> int:
+        r"""Entries of the label table, (C + 1) H; 0 for an unconditional network."""
+        return (self.num_classes + 1) * self.width if self.num_classes else 0
 
     def layers(self, flat: np.ndarray) -> Layers:
         r"""Views ``(W (in, out), b (out,))`` into ``flat`` (n_params,), from the first layer to the output layer."""
-        out, start = [], 0
-        for i, o in self.layer_shapes:
-            out.append((flat[start:start + i * o].reshape(i, o), flat[start + i * o:start + i * o + o]))
-            start += i * o + o
-        return out
+        return layer_views(flat, self.layer_shapes)
+
+    def label_table(self, flat: np.ndarray) -> np.ndarray | None:
+        r"""The view (C + 1, H) of the label table at the end of ``flat``, or None for an unconditional network.
+
+        Row c < C is label c's addition to the first layer's pre-activation, row C the "no label" row.
+        """
+        if not self.num_classes:
+            return None
+        return flat[flat.shape[0] - self.label_table_size:].reshape(self.num_classes + 1, self.width)
 
     def init_params(self, rng: np.random.Generator, dtype: type = np.float32) -> np.ndarray:
-        r"""PyTorch's ``nn.Linear`` initialization: W and b uniform in :math:`\pm 1/\sqrt{\mathrm{fan\_in}}`.
-
-        (He et al. 2015's Kaiming-uniform with a = sqrt(5), which reduces to this bound.)
-        Returns a (n_params,) vector of ``dtype``.
-        """
+        r"""PyTorch's ``nn.Linear`` initialization (:func:`init_layers`); returns a (n_params,) vector of ``dtype``."""
         rng = as_generator(rng)
         flat = np.empty(self.n_params, dtype)
-        for (W, b), (fan_in, _) in zip(self.layers(flat), self.layer_shapes):
-            bound = 1.0 / np.sqrt(fan_in)
-            W[...] = rng.uniform(-bound, bound, W.shape)
-            b[...] = rng.uniform(-bound, bound, b.shape)
+        init_layers(self.layers(flat), rng)
+        if self.num_classes:  # each row is a per-class bias of the first layer: drawn like that layer's bias
+            table = self.label_table(flat)
+            bound = 1.0 / np.sqrt(self.input_width)
+            table[...] = rng.uniform(-bound, bound, table.shape)
         return flat
 
     # -- checks at the door of both implementations ---------------------------------------------
@@ -145,10 +180,29 @@ class MLPConfig:
                              f"(coord_scale * |x| <= {EMBEDDING_RANGE:g}, coord_scale = {self.coord_scale:g})")
         return x, as_times(t, x.shape[0])
 
+    def check_labels(self, y: object, n: int) -> np.ndarray | None:
+        r"""Labels for a batch of n points: None, or (n,) int64 in 0..C-1 (:func:`npdiff._check.as_labels`).
+
+        Labels given to an unconditional network raise ``ValueError``.
+        """
+        return as_labels(y, n, self.num_classes)
+
+    def label_index(self, y: np.ndarray | None, n: int) -> np.ndarray | None:
+        r"""The label table's row for each of n points: the checked labels y, or C ("no label") for y = None; None if C = 0."""
+        if not self.num_classes:
+            return None
+        return np.full(n, self.num_classes) if y is None else y
+
     # -- serialization -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        r"""A JSON-serializable dict; :meth:`from_dict` inverts it."""
-        return dataclasses.asdict(self)
+        r"""A JSON-serializable dict; :meth:`from_dict` inverts it.
+
+        An unconditional network's dict has no ``num_classes``: it is the dict npdiff wrote before labels existed.
+        """
+        d = dataclasses.asdict(self)
+        if not self.num_classes:
+            del d["num_classes"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MLPConfig:

@@ -6,7 +6,7 @@ This is the network as a learner reads it: every layer is a formula, and its bac
 the tests hold the two together to 1e-12 in float64. Architecture (the tiny-diffusion 2D model)::
 
     e   = [x | emb(x_1) .. emb(x_D) | emb(t)]          (B, E)   npdiff.nn.embedding
-    h_0 = act(e W_0 + b_0)                              (B, H)
+    h_0 = act(e W_0 + b_0 (+ E[y]))                     (B, H)   + a label's row, if conditional
     h_k = h_{k-1} + act(h_{k-1} W_k + b_k),  k = 1..L   (B, H)   residual blocks (He et al. 2016)
     y   = h_L W_out + b_out                             (B, D)   eps, x0 or v
 
@@ -29,6 +29,14 @@ where :math:`z_k` is the pre-activation the forward pass keeps, and the residual
 With the D unit tangents :math:`\dot x = e_d` the divergence is exact,
 :math:`\mathrm{tr}\,\partial y/\partial x = \sum_d \dot y^{(d)}_d`: D passes and no Hutchinson noise
 (the likelihood of Song et al. 2021, Eq. 39 needs it).
+
+**The label** of a conditional network (``num_classes`` C > 0) is a learned row of a table
+:math:`E` (C + 1, H) added to the first layer's pre-activation: label c adds :math:`E_c`, and
+row C, "no label", stands for y = None (Ho & Salimans 2022, Alg. 1 train one network for both
+by dropping the label, :mod:`npdiff.train`). It is one more bias per class, a one-hot input
+times a weight table, so its gradient is the bias's gradient split by label,
+:math:`\bar E_c = \sum_{b:\,y_b = c}\bar z_{0,b}`, and since it does not depend on x, its
+tangent is 0: the JVP and the exact trace see it only through :math:`z_0`.
 
 Weights are the views of :meth:`npdiff.nn.config.MLPConfig.layers` into one flat vector; the
 public functions below take that vector, check their arguments once and compute in float64.
@@ -54,6 +62,8 @@ __all__ = [
     "hidden_backward",
     "hidden_tangent",
     "jvp",
+    "label_rows",
+    "label_rows_backward",
     "loss_and_grad",
     "mse",
     "residual_block",
@@ -65,10 +75,25 @@ __all__ = [
 _ACTIVATIONS = {"gelu": gelu, "silu": silu}
 
 
-# -- the first layer: h = act(e W + b) ----------------------------------------------------------
-def hidden(e, W, b, act):
-    r"""h = act(e W + b). Returns h and the pre-activation z, which the backward pass needs."""
+# -- the label of a conditional network: u = E[y], added to the first layer's pre-activation ------
+def label_rows(y, E):
+    r"""u = E[y]: row y_b of the label table E (C + 1, H) for each point, (B, H); y_b = C is "no label"."""
+    return E[y]  # (B, H)
+
+
+def label_rows_backward(dz, y, E):
+    r"""Given dL/dz_0 of z_0 = e W_0 + b_0 + E[y], the table's gradient :math:`\bar E_c = \sum_{b: y_b = c} \bar z_{0,b}`."""
+    dE = np.zeros(E.shape)  # (C + 1, H)
+    np.add.at(dE, y, dz)  # row y_b of dE gathers dz_b
+    return dE
+
+
+# -- the first layer: h = act(e W + b (+ u)) ----------------------------------------------------
+def hidden(e, W, b, act, u=None):
+    r"""h = act(e W + b + u), u the label rows (B, H) if any. Returns h and the pre-activation z, which the backward needs."""
     z = e @ W + b  # (B, H)
+    if u is not None:
+        z = z + u
     return act(z)[0], z
 
 
@@ -138,22 +163,23 @@ def mse(y, target, weight):
 
 
 # -- the whole network ----------------------------------------------------------------------------
-def _forward(config: MLPConfig, layers: Layers, x: np.ndarray, t: np.ndarray):
+def _forward(config: MLPConfig, layers: Layers, x: np.ndarray, t: np.ndarray, table=None, y=None):
     act = _ACTIVATIONS[config.activation]
     e = embed(x, t, emb_dim=config.emb_dim, time_scale=config.time_scale, coord_scale=config.coord_scale,
               raw=config.raw, coord=config.sinusoidal)  # (B, E)
-    h, z = hidden(e, *layers[0], act)
+    u = None if table is None else label_rows(y, table)  # (B, H)
+    h, z = hidden(e, *layers[0], act, u)
     hs, zs = [h], [z]
     for W, b in layers[1:-1]:
         h, z = residual_block(h, W, b, act)
         hs.append(h)
         zs.append(z)
-    return dense(h, *layers[-1]), (e, hs, zs)
+    return dense(h, *layers[-1]), (e, hs, zs, table, y)
 
 
 def _backward(config: MLPConfig, layers: Layers, cache: tuple, dy: np.ndarray) -> np.ndarray:
     act = _ACTIVATIONS[config.activation]
-    e, hs, zs = cache
+    e, hs, zs, table, y = cache
     grads = [None] * len(layers)
     dW, db, dh = dense_backward(dy, hs[-1], layers[-1][0])
     grads[-1] = (dW, db)
@@ -162,15 +188,18 @@ def _backward(config: MLPConfig, layers: Layers, cache: tuple, dy: np.ndarray) -
         grads[k] = (dW, db)
     dW, db, _ = hidden_backward(dh, e, zs[0], layers[0][0], act)
     grads[0] = (dW, db)
-    return np.concatenate([np.concatenate([dW.ravel(), db]) for dW, db in grads])  # (n_params,) the layout of params
+    flat = [np.concatenate([dW.ravel(), db]) for dW, db in grads]
+    if table is not None:  # u enters z_0 as b_0 does, row by row: dL/du = dL/dz_0 = dh_0 * act'(z_0)
+        flat.append(label_rows_backward(dh * act(zs[0])[1], y, table).ravel())
+    return np.concatenate(flat)  # (n_params,) the layout of params
 
 
-def _jvp(config: MLPConfig, layers: Layers, x: np.ndarray, t: np.ndarray, v: np.ndarray):
+def _jvp(config: MLPConfig, layers: Layers, x: np.ndarray, t: np.ndarray, v: np.ndarray, table=None, y=None):
     act = _ACTIVATIONS[config.activation]
     e = embed(x, t, emb_dim=config.emb_dim, time_scale=config.time_scale, coord_scale=config.coord_scale,
               raw=config.raw, coord=config.sinusoidal)  # (B, E)
-    e_dot = _input_tangent(config, x, v)  # (K, B, E)
-    h, z = hidden(e, *layers[0], act)
+    e_dot = _input_tangent(config, x, v)  # (K, B, E); the label rows do not move with x
+    h, z = hidden(e, *layers[0], act, None if table is None else label_rows(y, table))
     h_dot = hidden_tangent(e_dot, z, layers[0][0], act)  # (K, B, H)
     for W, b in layers[1:-1]:
         h_next, z = residual_block(h, W, b, act)
@@ -191,29 +220,32 @@ def _input_tangent(config: MLPConfig, x: np.ndarray, v: np.ndarray) -> np.ndarra
 
 
 # -- public: checked once, computed in float64 ------------------------------------------------------
-def _door(config: object, params: object, x: object, t: object) -> tuple[MLPConfig, Layers, np.ndarray, np.ndarray]:
+def _door(config: object, params: object, x: object, t: object, y: object):
     if not isinstance(config, MLPConfig):
         raise TypeError(f"config must be an MLPConfig, got {type(config).__name__}")
-    params = config.check_params(params)
+    params = config.check_params(params).astype(np.float64)
     x, t = config.check_inputs(x, t)
-    return config, config.layers(params.astype(np.float64)), x, t
+    rows = config.label_index(config.check_labels(y, x.shape[0]), x.shape[0])  # (B,) or None
+    return config, config.layers(params), x, t, config.label_table(params), rows
 
 
-def forward(config: MLPConfig, params: np.ndarray, x: object, t: object) -> tuple[np.ndarray, tuple]:
+def forward(config: MLPConfig, params: np.ndarray, x: object, t: object, y: object = None) -> tuple[np.ndarray, tuple]:
     r"""The network's output y (B, D) and the cache its backward pass reads.
 
     Parameters
     ----------
     config : the architecture. params : (n_params,) weights (float32 or float64).
     x : (B, D) network inputs. t : float or (B,) times in [0, 1].
+    y : labels of a conditional network (an int or (B,) ints); None: "no label".
 
     Returns
     -------
     y : (B, D) float64, eps, x0 or v (``config.parameterization``).
-    cache : (e (B, E), [h_0 .. h_L] (B, H) each, [z_0 .. z_L] (B, H) each), for :func:`backward`.
+    cache : (e (B, E), [h_0 .. h_L] (B, H) each, [z_0 .. z_L] (B, H) each, the label table, the label rows),
+        for :func:`backward`.
     """
-    config, layers, x, t = _door(config, params, x, t)
-    return _forward(config, layers, x, t)
+    config, layers, x, t, table, rows = _door(config, params, x, t, y)
+    return _forward(config, layers, x, t, table, rows)
 
 
 def backward(config: MLPConfig, params: np.ndarray, cache: tuple, dy: np.ndarray) -> np.ndarray:
@@ -223,44 +255,47 @@ def backward(config: MLPConfig, params: np.ndarray, cache: tuple, dy: np.ndarray
     """
     if not isinstance(config, MLPConfig):
         raise TypeError(f"config must be an MLPConfig, got {type(config).__name__}")
-    return _backward(config, config.layers(config.check_params(params).astype(np.float64)), cache, dy)
+    return _backward(config, config.layers(config.check_params(params).astype(np.float64)), cache, dy)  # cache: forward's
 
 
 def loss_and_grad(config: MLPConfig, params: np.ndarray, x: object, t: object, target: object,
-                  weight: object | None = None) -> tuple[float, np.ndarray]:
+                  weight: object | None = None, y: object = None) -> tuple[float, np.ndarray]:
     r"""The weighted squared error of :func:`mse` and its gradient (n_params,) with respect to every parameter.
 
-    x, target (B, D); t a float or (B,); weight (B,) per-example weights >= 0 (default 1).
+    x, target (B, D); t a float or (B,); weight (B,) per-example weights >= 0 (default 1); y the labels
+    of a conditional network (None: "no label").
     """
-    config, layers, x, t = _door(config, params, x, t)
+    config, layers, x, t, table, rows = _door(config, params, x, t, y)
     target = as_batch(target, "target", dim=config.dim)
     if target.shape != x.shape:
         raise ValueError(f"target must have the shape of x {x.shape}, got {target.shape}")
     weight = np.ones(x.shape[0]) if weight is None else as_times(weight, x.shape[0], "weight", lo=0.0, hi=np.inf)
-    y, cache = _forward(config, layers, x, t)
-    loss, dy = mse(y, target, weight)
+    out, cache = _forward(config, layers, x, t, table, rows)
+    loss, dy = mse(out, target, weight)
     return loss, _backward(config, layers, cache, dy)
 
 
-def jvp(config: MLPConfig, params: np.ndarray, x: object, t: object, v: object) -> tuple[np.ndarray, np.ndarray]:
+def jvp(config: MLPConfig, params: np.ndarray, x: object, t: object, v: object, y: object = None
+        ) -> tuple[np.ndarray, np.ndarray]:
     r"""Output y (B, D) and the Jacobian-vector products :math:`(\partial y/\partial x)\,v_k`.
 
     ``v`` is one tangent (B, D) or K stacked tangents (K, B, D); each tangent row is the
-    direction for the matching point of x. The products have the shape of ``v``.
+    direction for the matching point of x. The products have the shape of ``v``. ``y``: labels, as in :func:`forward`.
     """
-    config, layers, x, t = _door(config, params, x, t)
+    config, layers, x, t, table, rows = _door(config, params, x, t, y)
     v = as_float_array(v, "v")
     vk = v[None] if v.ndim == 2 else v
     if vk.ndim != 3 or vk.shape[1:] != x.shape:
         raise ValueError(f"v must have shape {x.shape} or (K, *{x.shape}), got {v.shape}")
-    y, y_dot = _jvp(config, layers, x, t, vk)
-    return y, (y_dot[0] if v.ndim == 2 else y_dot)
+    out, out_dot = _jvp(config, layers, x, t, vk, table, rows)
+    return out, (out_dot[0] if v.ndim == 2 else out_dot)
 
 
-def divergence(config: MLPConfig, params: np.ndarray, x: object, t: object) -> tuple[np.ndarray, np.ndarray]:
+def divergence(config: MLPConfig, params: np.ndarray, x: object, t: object, y: object = None
+               ) -> tuple[np.ndarray, np.ndarray]:
     r"""Output y (B, D) and the exact trace :math:`\mathrm{tr}\,\partial y/\partial x` (B,) by the D unit tangents."""
-    config, layers, x, t = _door(config, params, x, t)
+    config, layers, x, t, table, rows = _door(config, params, x, t, y)
     B, D = x.shape
     units = np.broadcast_to(np.eye(D)[:, None, :], (D, B, D))  # (D, B, D): tangent d is e_d at every point
-    y, y_dot = _jvp(config, layers, x, t, units)
-    return y, np.einsum("dbd->b", y_dot)  # sum_d (J e_d)_d
+    out, out_dot = _jvp(config, layers, x, t, units, table, rows)
+    return out, np.einsum("dbd->b", out_dot)  # sum_d (J e_d)_d

@@ -9,6 +9,10 @@ is turned into a noise prediction by the linear map of :func:`npdiff.parameteriz
 
 .. math:: \mathrm{tr}\frac{\partial\hat\epsilon}{\partial x} = c_x D + c_p\,\mathrm{tr}\frac{\partial\hat y}{\partial x}
 
+A conditional network (``config.num_classes`` C > 0) is a conditional denoiser
+(:mod:`npdiff.denoiser`): ``eps(x, t, y)`` with labels y, and ``y=None`` its "no label" row, the
+unconditional model the same network learned by label dropout (:mod:`npdiff.train`).
+
 It runs the fast path (:mod:`npdiff.nn.fast`), in ``dtype``: float64 by default (the
 likelihood's ODE wants it), float32 for speed; inputs and outputs are float64 either way. The
 weights are copied at construction: later changes to the array passed in do not reach the model.
@@ -64,12 +68,19 @@ class DiffusionMLP:
         self.schedule = schedule
         self.dtype = np.dtype(dtype)
         self.net = FastMLP(config)
-        self._layers = config.layers(self.params.astype(self.dtype))  # the weights the fast path reads
+        weights = self.params.astype(self.dtype)
+        self._layers = config.layers(weights)  # the weights the fast path reads
+        self._table = config.label_table(weights)  # (C + 1, H), or None
 
     @property
     def dim(self) -> int:
         r"""Data dimension D."""
         return self.config.dim
+
+    @property
+    def num_classes(self) -> int:
+        r"""Number C of class labels (0: an unconditional network)."""
+        return self.config.num_classes
 
     @property
     def parameterization(self) -> str:
@@ -93,44 +104,50 @@ class DiffusionMLP:
             raise InputOverflowError(f"the {self.dtype.name} network overflowed for x up to |x| = {np.abs(x).max():.3g}; "
                                      "x must lie within the range the model can represent")
 
-    def predict(self, x: object, t: object) -> np.ndarray:
+    def _door(self, x: object, t: object, y: object) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        x, t = self.config.check_inputs(x, t)
+        return x, t, self.config.label_index(self.config.check_labels(y, x.shape[0]), x.shape[0])
+
+    def predict(self, x: object, t: object, y: object = None) -> np.ndarray:
         r"""The raw network output (B, D), float64: eps, x0 or v according to ``parameterization``."""
-        x, t = self.config.check_inputs(x, t)
-        return self._predict(x, t)
+        return self._predict(*self._door(x, t, y))
 
-    def _predict(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    def _predict(self, x: np.ndarray, t: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore"):
-            y = self.net.output(self._layers, x, t).astype(np.float64)
-        self._finite(x, y)
-        return y
+            out = self.net.output(self._layers, x, t, rows, self._table).astype(np.float64)
+        self._finite(x, out)
+        return out
 
-    def eps(self, x: object, t: object) -> np.ndarray:
-        r"""Predicted noise :math:`\hat\epsilon(x, t)` (B, D), float64 (converted as in the module docstring)."""
-        x, t = self.config.check_inputs(x, t)
-        y = self._predict(x, t)
+    def eps(self, x: object, t: object, y: object = None) -> np.ndarray:
+        r"""Predicted noise :math:`\hat\epsilon(x, t\,(, y))` (B, D), float64 (converted as in the module docstring).
+
+        ``y``: labels of a conditional network, an int or (B,) ints; None: unconditional.
+        """
+        x, t, rows = self._door(x, t, y)
+        out = self._predict(x, t, rows)
         if self.parameterization == "eps":
-            return y
+            return out
         c_x, c_p = self._coefficients(t)
         with np.errstate(over="ignore", invalid="ignore"):
-            eps = c_x * x + c_p * y
+            eps = c_x * x + c_p * out
         self._finite(x, eps)
         return eps
 
-    def eps_and_divergence(self, x: object, t: object) -> tuple[np.ndarray, np.ndarray]:
+    def eps_and_divergence(self, x: object, t: object, y: object = None) -> tuple[np.ndarray, np.ndarray]:
         r""":math:`\hat\epsilon` (B, D) and the exact :math:`\mathrm{tr}\,\partial\hat\epsilon/\partial x` (B,), float64.
 
-        The trace by the blocked forward mode of :mod:`npdiff.nn.fast.trace`.
+        The trace by the blocked forward mode of :mod:`npdiff.nn.fast.trace`; ``y`` as in :meth:`eps`.
         """
-        x, t = self.config.check_inputs(x, t)
+        x, t, rows = self._door(x, t, y)
         with np.errstate(over="ignore", invalid="ignore"):
-            y, tr = self.net.output_and_trace(self._layers, x, t)
-            y, tr = y.astype(np.float64), tr.astype(np.float64)
-        self._finite(x, y, tr)
+            out, tr = self.net.output_and_trace(self._layers, x, t, rows, self._table)
+            out, tr = out.astype(np.float64), tr.astype(np.float64)
+        self._finite(x, out, tr)
         if self.parameterization == "eps":
-            return y, tr
+            return out, tr
         c_x, c_p = self._coefficients(t)
         with np.errstate(over="ignore", invalid="ignore"):
-            eps, div = c_x * x + c_p * y, c_x[:, 0] * self.dim + c_p[:, 0] * tr
+            eps, div = c_x * x + c_p * out, c_x[:, 0] * self.dim + c_p[:, 0] * tr
         self._finite(x, eps, div)
         return eps, div
 
@@ -146,5 +163,6 @@ class DiffusionMLP:
 
     def __repr__(self) -> str:
         c = self.config
-        return (f"DiffusionMLP(D={c.dim}, width={c.width}, depth={c.depth}, {c.activation}, predicts {c.parameterization}, "
-                f"schedule={self.schedule!r}, dtype={self.dtype.name})")
+        labels = f", {c.num_classes} classes" if c.num_classes else ""
+        return (f"DiffusionMLP(D={c.dim}, width={c.width}, depth={c.depth}, {c.activation}, predicts {c.parameterization}"
+                f"{labels}, schedule={self.schedule!r}, dtype={self.dtype.name})")

@@ -18,6 +18,11 @@ What the buffers hold, for a batch of B rows (the reference names in brackets)::
 One speed-up the reference does not need: a batch that shares one time (every sampler and
 ODE step) has the same :math:`\mathrm{emb}(t)\,W_0` in every row, so that product is computed
 once, folded into the first layer's bias, and the first matmul reads only the x columns.
+
+The label of a conditional network is a row of the table E added to :math:`z_0`: a per-row
+bias, or, when the whole batch shares one label (a guided sampler), one more term folded
+into the bias. The table's gradient is :math:`z_0`'s gradient gathered by label, the column
+sums :math:`\bar b_0` split into rows (:func:`npdiff.nn.mlp.label_rows_backward`).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from ..activations import ACTIVATIONS
 from ..config import Layers, MLPConfig
 from ..embedding import frequencies
 from . import kernels as K
-from .trace import one_time, output_and_trace
+from .trace import one_label, one_time, output_and_trace
 
 __all__ = ["Buffers", "FastMLP"]
 
@@ -77,8 +82,12 @@ class FastMLP:
             self._buffers.move_to_end(key)
         return buf
 
-    def forward(self, layers: Layers, x: np.ndarray, t: np.ndarray, buf: Buffers) -> None:
-        r"""The reference ``forward`` into ``buf``: fills ``emb``, ``h``, ``d`` and ``out`` = h_L W_out (no bias)."""
+    def forward(self, layers: Layers, x: np.ndarray, t: np.ndarray, buf: Buffers, y: np.ndarray | None = None,
+                table: np.ndarray | None = None) -> None:
+        r"""The reference ``forward`` into ``buf``: fills ``emb``, ``h``, ``d`` and ``out`` = h_L W_out (no bias).
+
+        A conditional network also takes its label table (C + 1, H) and the row y (B,) of each point.
+        """
         cfg = self.config
         K.embed(x, t, self.freq, cfg.time_scale, cfg.coord_scale, cfg.raw, cfg.sinusoidal, buf.emb, buf.no_tan, False)
         W, b = layers[0]
@@ -88,6 +97,11 @@ class FastMLP:
             b = b + buf.emb[0, n_x:] @ W[n_x:]  # (H,)
         else:
             np.matmul(buf.emb, W, out=buf.z)
+        if table is not None:
+            if one_label(y):  # one row for the batch: it joins the bias too
+                b = b + table[y[0]]
+            else:
+                buf.z += table[y]  # (B, H) a bias per row
         K.bias_act(buf.z, b, buf.z, self.act, False, buf.h[0], buf.d[0])  # h_0 = act(z_0), d_0 = act'(z_0)
         for k in range(1, cfg.depth + 1):
             W, b = layers[k]
@@ -95,18 +109,23 @@ class FastMLP:
             K.bias_act(buf.z, b, buf.h[k - 1], self.act, True, buf.h[k], buf.d[k])  # h_k = h_{k-1} + act(z_k)
         np.matmul(buf.h[-1], layers[-1][0], out=buf.out)
 
-    def output(self, layers: Layers, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    def output(self, layers: Layers, x: np.ndarray, t: np.ndarray, y: np.ndarray | None = None,
+               table: np.ndarray | None = None) -> np.ndarray:
         r"""The network output y (B, D), a new array in the dtype of the weights."""
         buf = self.buffers(x.shape[0], layers[0][0].dtype)
-        self.forward(layers, x, t, buf)
+        self.forward(layers, x, t, buf, y, table)
         return buf.out + layers[-1][1]
 
     def loss_and_grad(self, layers: Layers, grads: Layers, x: np.ndarray, t: np.ndarray, target: np.ndarray,
-                      weight: np.ndarray) -> float:
-        r"""The reference ``loss_and_grad``: returns L, writes dL/dW and dL/db into the views ``grads``."""
+                      weight: np.ndarray, y: np.ndarray | None = None, table: np.ndarray | None = None,
+                      table_grad: np.ndarray | None = None) -> float:
+        r"""The reference ``loss_and_grad``: returns L, writes dL/dW and dL/db into the views ``grads``.
+
+        A conditional network also writes dL/dE into ``table_grad`` (C + 1, H).
+        """
         L = self.config.depth
         buf = self.buffers(x.shape[0], layers[0][0].dtype)
-        self.forward(layers, x, t, buf)
+        self.forward(layers, x, t, buf, y, table)
         loss = K.mse_loss(buf.out, layers[-1][1], target, weight, buf.dout, grads[-1][1])  # dL/dy, db_out
         np.matmul(buf.h[L].T, buf.dout, out=grads[-1][0])  # dW_out = h_L^T dy
         np.matmul(buf.dout, layers[-1][0].T, out=buf.g)  # dh_L = dy W_out^T
@@ -117,8 +136,12 @@ class FastMLP:
             # dh_{k-1} = dh_k + dz_k W_k^T (the residual), then dz_{k-1} = dh_{k-1} * d_{k-1}, db_{k-1}
             K.act_backward(buf.g, buf.tmp, buf.d[k - 1], True, buf.dz, grads[k - 1][1])
         np.matmul(buf.emb.T, buf.dz, out=grads[0][0])  # dW_0 = e^T dz_0
+        if table_grad is not None:  # dE_c = the rows of dz_0 with label c, summed
+            table_grad[...] = 0.0
+            np.add.at(table_grad, y, buf.dz)
         return loss
 
-    def output_and_trace(self, layers: Layers, x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def output_and_trace(self, layers: Layers, x: np.ndarray, t: np.ndarray, y: np.ndarray | None = None,
+                         table: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         r"""Output y (B, D) and the exact :math:`\mathrm{tr}\,\partial y/\partial x` (B,): :mod:`npdiff.nn.fast.trace`."""
-        return output_and_trace(self, layers, x, t, layers[0][0].dtype)
+        return output_and_trace(self, layers, x, t, layers[0][0].dtype, y, table)

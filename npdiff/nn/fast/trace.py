@@ -27,7 +27,9 @@ Three things make it fast:
 
 As in :meth:`~npdiff.nn.fast.network.FastMLP.forward`, a batch at one time folds
 :math:`\mathrm{emb}(t)\,W_0` into the first layer's bias (the embedding then skips the time
-columns). The blocks may be shared by worker threads (:mod:`npdiff.nn.fast.threads`; one by default).
+columns), and a conditional network's label row joins it (one label for the batch) or is
+added to each point's pre-activation; the label does not move with x, so no tangent changes.
+The blocks may be shared by worker threads (:mod:`npdiff.nn.fast.threads`; one by default).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import numpy as np
 from . import kernels as K
 from .threads import run_parallel, threads
 
-__all__ = ["BLOCK_ROWS", "one_time", "output_and_trace", "rotated_weights"]
+__all__ = ["BLOCK_ROWS", "one_label", "one_time", "output_and_trace", "rotated_weights"]
 
 #: rows of one block's (1 + D, n, H) array: n = max(1, BLOCK_ROWS // (1 + D))
 BLOCK_ROWS = 768
@@ -46,6 +48,11 @@ BLOCK_ROWS = 768
 def one_time(t: np.ndarray) -> bool:
     r"""Whether a batch of more than one point shares one time, so emb(t) W_0 can join the first bias."""
     return t.shape[0] > 1 and t[0] == t[-1] and bool(np.all(t == t[0]))
+
+
+def one_label(y: np.ndarray) -> bool:
+    r"""Whether a batch shares one label, so its row of the label table can join the first bias."""
+    return y[0] == y[-1] and bool(np.all(y == y[0]))
 
 
 def rotated_weights(W_block: np.ndarray, cf: np.ndarray) -> np.ndarray:
@@ -59,11 +66,13 @@ def rotated_weights(W_block: np.ndarray, cf: np.ndarray) -> np.ndarray:
     return np.concatenate([-cf[:, None] * B, cf[:, None] * A]).astype(W_block.dtype)  # (2K, H)
 
 
-def output_and_trace(mlp, layers: list, x: np.ndarray, t: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+def output_and_trace(mlp, layers: list, x: np.ndarray, t: np.ndarray, dtype: np.dtype, y: np.ndarray | None = None,
+                     table: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     r"""Network output y (B, D) and :math:`\mathrm{tr}\,\partial y/\partial x` (B,) in ``dtype``.
 
     ``mlp`` is the :class:`~npdiff.nn.fast.network.FastMLP`, ``layers`` the (W, b) views of the
-    weights (in ``dtype``), x (B, D) and t (B,) already checked. Nothing is validated here.
+    weights (in ``dtype``), x (B, D) and t (B,) already checked; a conditional network's label
+    table (C + 1, H) and the row y (B,) of each point. Nothing is validated here.
     """
     cfg = mlp.config
     B, D = x.shape
@@ -80,6 +89,12 @@ def output_and_trace(mlp, layers: list, x: np.ndarray, t: np.ndarray, dtype: np.
     else:
         n_x = E
         W_in = W0
+    u = None  # (B, H) label rows, when the batch has more than one label
+    if table is not None:
+        if one_label(y):
+            b0 = b0 + table[y[0]]
+        else:
+            u = table[y]
     col = D if cfg.raw else 0  # first coordinate-embedding column
     tb = np.ascontiguousarray(W0[:D]) if cfg.raw else np.zeros((D, H), dtype)  # (D, H) raw part of the tangent
     if cfg.sinusoidal:
@@ -103,6 +118,8 @@ def output_and_trace(mlp, layers: list, x: np.ndarray, t: np.ndarray, dtype: np.
             K.embed(x[start:stop], t[start:stop], mlp.freq, cfg.time_scale, cfg.coord_scale, cfg.raw,
                     cfg.sinusoidal, eb, no_tan, False, not folded)
             np.matmul(eb, W_in, out=zb[0])
+            if u is not None:
+                zb[0] += u[start:stop]
             if cfg.sinusoidal:
                 for d in range(D):
                     np.matmul(eb[:, col + d * emb_dim:col + (d + 1) * emb_dim], W_rot[d], out=zb[1 + d])

@@ -1,0 +1,184 @@
+r"""Guidance: a denoiser of the plain protocol built out of a conditional one.
+
+**Classifier-free guidance** (Ho & Salimans 2022, Eq. 6) mixes the conditional and the
+unconditional predictions of one conditional denoiser (:mod:`npdiff.denoiser`) with a weight
+:math:`w \ge 0`:
+
+.. math::
+    \tilde\epsilon(x, t) = (1 + w)\,\epsilon(x, t, y) - w\,\epsilon(x, t, \varnothing),
+    \qquad\text{i.e.}\qquad
+    \nabla\log\tilde q_t = \nabla\log q_t(x \mid y) + w\,\nabla_x\log q_t(y \mid x)
+
+(with :math:`\epsilon = -\sigma\nabla\log q_t` and Bayes' rule). **Classifier guidance**
+(Dhariwal & Nichol 2021, Algorithm 2 and Eq. 14, written for eps) adds the input gradient of a
+classifier of noisy inputs to an unconditional denoiser with a scale :math:`s \ge 0`:
+
+.. math:: \tilde\epsilon(x, t) = \epsilon(x, t) - s\,\sigma(t)\,\nabla_x\log p_\phi(y \mid x, t),
+
+which for the exact classifier :math:`q_t(y \mid x)` and s = 1 is the exact conditional
+:math:`\epsilon(x, t, y)`. Both are linear in the predictions, so the exact divergence is the
+same combination of divergences (for the classifier, :math:`-s\sigma\,\Delta_x\log p_\phi`),
+and DDPM, DDIM, the ODE and SDE samplers and the exact ODE likelihood run on a guided field
+with no code of their own.
+
+What a guided field samples is not the "sharpened conditional"
+:math:`p_w(x \mid y) \propto p(x \mid y)^{1+w} p(x)^{-w}` it is often said to: the guided score
+at time t is the score of :math:`q_t(x \mid y)^{1+w} q_t(x)^{-w}`, a tilt of the noised
+marginals, and noising does not commute with the power, so these are not the marginals of any
+one diffusion of :math:`p_w` (Bradley & Nakkiran 2024; Chidambaram et al. 2024), and the ODE
+and DDPM samplers of the same field sample different distributions. Tutorial 8 and
+``docs/guidance.md`` give the exact numbers (:class:`npdiff.analytic.TiltedTarget` is the
+quadrature of :math:`p_w`).
+
+A classifier for :func:`classifier_guided` answers ``class_log_prob_grad(x, t, y)`` (B, D) and,
+for the exact divergence, ``class_log_prob_grad_and_laplacian(x, t, y)``; the labelled oracles
+(:mod:`npdiff.analytic`) and :class:`npdiff.nn.classifier.NoisyClassifier` do.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._check import as_batch, as_labels, real_scalar
+from .denoiser import Denoiser, call_eps, call_eps_and_divergence, check_denoiser, num_classes_of
+
+__all__ = ["ClassifierFree", "ClassifierGuided", "classifier_guided", "guided"]
+
+
+def _label(y: object, C: int) -> np.ndarray:
+    if y is None:
+        raise ValueError("y must be the label to guide towards (an int, or one per point), got None")
+    return as_labels(y, None, C)
+
+
+def _labels_for(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    # one label for the batch, or one per point: then the batch must be the one the labels were given for
+    if y.ndim == 0:
+        return np.full(x.shape[0], int(y))
+    if y.shape[0] != x.shape[0]:
+        raise ValueError(f"y holds {y.shape[0]} labels but x has {x.shape[0]} points; give one label or one per point")
+    return y
+
+
+class ClassifierFree:
+    r"""The classifier-free guided denoiser of :func:`guided` (module docstring).
+
+    Attributes: ``denoiser`` (the conditional denoiser), ``y`` (int64, () or (B,)), ``w``,
+    ``schedule`` and ``dim`` (the denoiser's).
+    """
+
+    def __init__(self, denoiser: Denoiser, y: np.ndarray, w: float) -> None:
+        self.denoiser, self.y, self.w = denoiser, y, w
+        self.schedule = denoiser.schedule
+        self.dim = getattr(denoiser, "dim", None)
+
+    def eps(self, x: object, t: float | np.ndarray) -> np.ndarray:
+        r""":math:`(1 + w)\,\epsilon(x, t, y) - w\,\epsilon(x, t, \varnothing)`, (B, D)."""
+        x = as_batch(x, "x", dim=self.dim)
+        eps_y = call_eps(self.denoiser, x, t, _labels_for(self.y, x))  # (B, D)
+        if self.w == 0.0:  # the conditional itself, without an unconditional evaluation
+            return eps_y
+        return (1.0 + self.w) * eps_y - self.w * call_eps(self.denoiser, x, t)
+
+    def eps_and_divergence(self, x: object, t: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r"""The guided eps (B, D) and its exact divergence, the same combination of divergences (B,)."""
+        x = as_batch(x, "x", dim=self.dim)
+        eps_y, div_y = call_eps_and_divergence(self.denoiser, x, t, _labels_for(self.y, x))
+        if self.w == 0.0:
+            return eps_y, div_y
+        eps_0, div_0 = call_eps_and_divergence(self.denoiser, x, t)
+        return (1.0 + self.w) * eps_y - self.w * eps_0, (1.0 + self.w) * div_y - self.w * div_0
+
+    def __repr__(self) -> str:
+        return f"ClassifierFree({self.denoiser!r}, y={self.y.tolist()}, w={self.w:g})"
+
+
+class ClassifierGuided:
+    r"""The classifier-guided denoiser of :func:`classifier_guided` (module docstring).
+
+    Attributes: ``denoiser``, ``classifier``, ``y``, ``scale``, ``schedule``, ``dim``.
+    """
+
+    def __init__(self, denoiser: Denoiser, classifier: object, y: np.ndarray, scale: float) -> None:
+        self.denoiser, self.classifier, self.y, self.scale = denoiser, classifier, y, scale
+        self.schedule = denoiser.schedule
+        self.dim = getattr(denoiser, "dim", None)
+
+    def _sigma(self, x: np.ndarray, t: float | np.ndarray) -> np.ndarray:
+        return np.broadcast_to(np.asarray(self.schedule.sigma(np.asarray(t, dtype=np.float64))), (x.shape[0],))  # (B,)
+
+    def eps(self, x: object, t: float | np.ndarray) -> np.ndarray:
+        r""":math:`\epsilon(x, t) - s\,\sigma(t)\,\nabla_x\log p_\phi(y \mid x, t)`, (B, D)."""
+        x = as_batch(x, "x", dim=self.dim)
+        eps = call_eps(self.denoiser, x, t)  # (B, D)
+        grad = _checked(self.classifier.class_log_prob_grad(x, t, _labels_for(self.y, x)), x.shape, "class_log_prob_grad")
+        return eps - self.scale * self._sigma(x, t)[:, None] * grad
+
+    def eps_and_divergence(self, x: object, t: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r"""The guided eps (B, D) and its exact divergence :math:`\mathrm{tr}\,\partial\epsilon/\partial x
+        - s\sigma\,\Delta_x\log p_\phi(y \mid x, t)` (B,)."""
+        x = as_batch(x, "x", dim=self.dim)
+        if not hasattr(self.classifier, "class_log_prob_grad_and_laplacian"):
+            raise TypeError(f"the exact divergence of classifier guidance needs the classifier's Laplacian; "
+                            f"{type(self.classifier).__name__} has no class_log_prob_grad_and_laplacian")
+        eps, div = call_eps_and_divergence(self.denoiser, x, t)
+        grad, lap = self.classifier.class_log_prob_grad_and_laplacian(x, t, _labels_for(self.y, x))
+        grad, lap = _checked(grad, x.shape, "class_log_prob_grad"), _checked(lap, x.shape[:1], "Laplacian")
+        sigma = self._sigma(x, t)  # (B,)
+        return eps - self.scale * sigma[:, None] * grad, div - self.scale * sigma * lap
+
+    def __repr__(self) -> str:
+        return f"ClassifierGuided({self.denoiser!r}, {self.classifier!r}, y={self.y.tolist()}, scale={self.scale:g})"
+
+
+def _checked(value: object, shape: tuple[int, ...], what: str) -> np.ndarray:
+    value = np.asarray(value)
+    if value.shape != shape or not np.all(np.isfinite(value)):
+        raise FloatingPointError(f"the classifier's {what} returned shape {value.shape}, expected {shape} and finite")
+    return value
+
+
+def guided(denoiser: object, y: object, w: float) -> ClassifierFree:
+    r"""Classifier-free guidance of a conditional denoiser (Ho & Salimans 2022, Eq. 6).
+
+    Parameters
+    ----------
+    denoiser : a conditional denoiser (``num_classes`` > 0, ``eps(x, t, y)``).
+    y : the label to steer towards: one int for every point, or (B,) ints (then the guided
+        denoiser serves batches of exactly B points, e.g. a sampler's n).
+    w : guidance weight >= 0; 0 is the conditional model itself.
+
+    Returns
+    -------
+    :class:`ClassifierFree`, a denoiser of the plain protocol: ``eps(x, t)``,
+    ``eps_and_divergence(x, t)``, ``schedule``.
+    """
+    C = num_classes_of(denoiser)
+    if C == 0:
+        raise ValueError(f"denoiser must be conditional (num_classes > 0) to be guided; {type(denoiser).__name__} has no labels")
+    return ClassifierFree(denoiser, _label(y, C), real_scalar(w, "w", lo=0.0))
+
+
+def classifier_guided(denoiser: object, classifier: object, y: object, scale: float) -> ClassifierGuided:
+    r"""Classifier guidance (Dhariwal & Nichol 2021, Algorithm 2 and Eq. 14 in eps form).
+
+    Parameters
+    ----------
+    denoiser : a denoiser (its unconditional prediction is guided).
+    classifier : a classifier of noisy inputs with ``num_classes``, ``class_log_prob_grad(x, t, y)``
+        and the denoiser's schedule (a labelled oracle, or :class:`npdiff.nn.classifier.NoisyClassifier`).
+    y : the label, one int or (B,) ints. scale : s >= 0.
+
+    Returns
+    -------
+    :class:`ClassifierGuided`, a denoiser of the plain protocol.
+    """
+    schedule = check_denoiser(denoiser)
+    if not hasattr(classifier, "class_log_prob_grad"):
+        raise TypeError(f"classifier must answer class_log_prob_grad(x, t, y); {type(classifier).__name__} does not")
+    C = getattr(classifier, "num_classes", 0)
+    if isinstance(C, bool) or not isinstance(C, (int, np.integer)) or C < 1:
+        raise ValueError(f"classifier.num_classes must be a positive int, got {C!r}")
+    if getattr(classifier, "schedule", schedule) != schedule:
+        raise ValueError(f"classifier was trained for schedule {classifier.schedule!r}, the denoiser has {schedule!r}")
+    return ClassifierGuided(denoiser, classifier, _label(y, int(C)), real_scalar(scale, "scale", lo=0.0))
