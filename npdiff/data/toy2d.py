@@ -13,18 +13,18 @@ rings and circles, arc positions of moons, equal counts per ring, moon, spiral o
 npdiff draws them i.i.d., so samples are i.i.d. from the stated density. The densities and
 how exact they are (see :mod:`npdiff.data._toy_sets` for the formulas):
 
-==============  ==========================================  ======================
-name            density                                     oracle(schedule)
-==============  ==========================================  ======================
-8gaussians      Gaussian mixture (exact)                    GaussianMixture
-checkerboard    uniform on 8 squares, 1/32 inside (exact)   BoxMixture (exact)
-rings           4 blurred circles, Bessel I0 (exact)        RingMixture (exact)
-circles         2 blurred circles, Bessel I0 (exact)        RingMixture (exact)
-moons           quadrature over the arcs (quadrature-exact)  GaussianMixture
-swissroll       quadrature over the roll (quadrature-exact)  GaussianMixture
-2spirals        quadrature over the spirals (quad.-exact)    BoxMixture
-pinwheel        change of variables, root finding (exact)   NotImplementedError
-==============  ==========================================  ======================
+==============  ============================================  ======================
+name            density                                       oracle(schedule)
+==============  ============================================  ======================
+8gaussians      Gaussian mixture (exact)                      GaussianMixture
+checkerboard    uniform on 8 squares, 1/32 inside (exact)     BoxMixture (exact)
+rings           4 blurred circles, Bessel I0 (exact)          RingMixture (exact)
+circles         2 blurred circles, Bessel I0 (exact)          RingMixture (exact)
+moons           quadrature over the arcs (quadrature-exact)   GaussianMixture
+swissroll       quadrature over the roll (quadrature-exact)   GaussianMixture
+2spirals        quadrature over the spirals (quad.-exact)     BoxMixture
+pinwheel        change of variables, root finding (exact)     NotImplementedError
+==============  ============================================  ======================
 
 ``entropy`` is the true differential entropy :math:`H = -\int p\log p` in nats, the floor
 of every model's expected test NLL (the expected gap NLL - H is the KL from the data to
