@@ -82,13 +82,14 @@ sphinx_gallery_conf = {
     "show_memory": False,
     "show_signature": False,
     "min_reported_time": 0,
-    "write_computation_times": True,
+    "write_computation_times": False,  # its pages load jQuery and DataTables from CDNs: not offline
 }
 
 # -- Markdown pages (the measurements in docs/*.md) --------------------------------------------------
 myst_heading_anchors = 3
 
 # -- HTML ---------------------------------------------------------------------------------------------
+smartquotes = False  # "--quick" stays two hyphens, and quotes in code-like text stay straight
 html_theme = "alabaster"
 html_theme_options = {
     "page_width": "1280px",  # the figures are wide and the code runs to 130 columns

@@ -11,30 +11,33 @@ the index is the README's reading order, with any module it does not name append
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
+import re
 from pathlib import Path
 
-# The README's "Architecture" table, top to bottom: the order a reader is meant to take.
-READING_ORDER = [
-    "npdiff.schedule",
-    "npdiff.gaussian",
-    "npdiff.forward",
-    "npdiff.parameterization",
-    "npdiff.denoiser",
-    "npdiff.analytic",
-    "npdiff.data",
-    "npdiff.reverse",
-    "npdiff.sample",
-    "npdiff.likelihood",
-    "npdiff.metrics",
-    "npdiff.nn",
-    "npdiff.objective",
-    "npdiff.train",
-    "npdiff.checkpoint",
-    "npdiff.recipes",
-    "npdiff.cli",
-    "npdiff.plot",
-]
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def reading_order(readme: Path = README) -> list[str]:
+    r"""The modules the README's "Architecture" table names, top to bottom: the order a reader is meant to take.
+
+    ``npdiff/sample/`` gives ``npdiff.sample``, ``npdiff/train.py`` ``npdiff.train``; in a package's row, the files
+    its description names follow the package (``mlp.py`` in the row of ``npdiff/nn/``). Private modules are left out.
+    """
+    text = readme.read_text() if readme.is_file() else ""
+    section = text.split("## Architecture", 1)[-1].split("\n## ", 1)[0] if "## Architecture" in text else ""
+    order = []
+    for row in (line for line in section.splitlines() if line.startswith("| `npdiff")):
+        cells = row.split("|")
+        paths = re.findall(r"`(npdiff/[\w/]*?)(?:\.py)?(/?)`", cells[1])
+        names = [path.replace("/", ".") for path, _ in paths]
+        if len(paths) == 1 and paths[0][1]:  # a package's row: the files its description names, in that order
+            names += [f"{names[0]}.{stem}" for stem in re.findall(r"`(\w+)\.py`", cells[2])]
+        for name in names:
+            if not any(part.startswith("_") for part in name.split(".")) and name not in order:
+                order.append(name)
+    return order
 
 
 def public_modules(package: str = "npdiff") -> list[str]:
@@ -51,8 +54,13 @@ def children(name: str, modules: list[str]) -> list[str]:
     r"""The direct submodules of ``name`` among ``modules``, in reading order where it has one."""
     depth = name.count(".") + 1
     kids = [m for m in modules if m.startswith(name + ".") and m.count(".") == depth]
-    order = {m: i for i, m in enumerate(READING_ORDER)}
-    return sorted(kids, key=lambda m: (order.get(m, len(order)), m))
+    order = reading_order()
+
+    def rank(module: str) -> int:  # a package ranks where the table first names it or one of its modules
+        hits = [i for i, m in enumerate(order) if m == module or m.startswith(module + ".")]
+        return min(hits, default=len(order))
+
+    return sorted(kids, key=lambda m: (rank(m), m))
 
 
 def _title(text: str, underline: str) -> str:
@@ -135,13 +143,27 @@ def find(target: str) -> tuple[object, list[str]] | None:
             obj = importlib.import_module(".".join(parts[:split]))
         except ImportError:
             continue
-        try:
-            for attr in parts[split:]:
+        rest = parts[split:]
+        for i, attr in enumerate(rest):
+            if hasattr(obj, attr):
                 obj = getattr(obj, attr)
-        except AttributeError:
-            return None
+            elif i == len(rest) - 1 and _assigns(obj, attr):  # an attribute set on the instance
+                return None, parts
+            else:
+                return None
         return obj, parts
     return None
+
+
+def _assigns(cls: object, attr: str) -> bool:
+    r"""Whether class ``cls`` sets ``self.attr`` in its source (an attribute that exists only on instances)."""
+    if not isinstance(cls, type):
+        return False
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return False
+    return re.search(rf"self\.{re.escape(attr)}\s*(:[^=]*)?=", source) is not None
 
 
 def canonical_names(target: str) -> list[str]:
@@ -159,9 +181,11 @@ def canonical_names(target: str) -> list[str]:
     obj = importlib.import_module(parts[0])
     here = parts[0]
     for i, attr in enumerate(parts[1:], start=1):
-        try:
+        if hasattr(obj, attr):
             obj = getattr(obj, attr)
-        except AttributeError:  # only for a module not yet imported as an attribute of its package
+        elif isinstance(obj, type):  # the instance attribute find() accepted
+            obj = None
+        else:  # a module not yet imported as an attribute of its package
             obj = importlib.import_module(".".join(parts[: i + 1]))
         module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
         if isinstance(obj, type(importlib)):

@@ -28,9 +28,12 @@ from pathlib import Path
 RULE = re.compile(r"^# -{10,}\s*$")
 HEADING = re.compile(r"^# -- (?P<title>.*?)\s*-*\s*$")
 NUMBERED = re.compile(r"^\d+\.\s+\S")
+LABEL = re.compile(r"^([A-Z][a-z]+:)\s+")  # a docstring's "Run:" and "Writes:" lines
 # what starts a list, a directive, a field, an option or a doctest at the head of a reST paragraph
-BLOCK_START = re.compile(r"^([*+-]\s|\d+[.)]\s|\(\w+\)\s|\w[.)]\s|\.\.|>>>|:\w|--?\w)")
-EMPHASIS = re.compile(r"(?<![\w*\\])\*(?=[^\s*])([^*\n]*?[^\s*\\])\*(?![\w*])")
+BLOCK_START = re.compile(r"^([*+-](\s|$)|\.\.|>>>|:|[-+/]\w|--\w)")
+ENUMERATOR = re.compile(r"^\(?(\d+|[A-Za-z]|[ivxlcdmIVXLCDM]+|#)(?=[.)](\s|$))")
+# *a phrase*, where docutils reads one: after a space or an opening mark, before a space or a closing mark
+EMPHASIS = re.compile(r"""(?<![^\s\-:/'"<(\[{])\*(?=[^\s*])([^*\n]*?[^\s*\\])\*(?=$|[\s\-.,:;!?/'")\]}>])""")
 CHAPTER_FILE = re.compile(r"^\d\d_\w+\.py$")
 FIGURE_SUFFIXES = (".png", ".gif")
 
@@ -39,11 +42,13 @@ def escape(text: str) -> str:
     r"""Plain text as reStructuredText that renders as the same characters.
 
     Backslashes, backquotes and vertical bars are always escaped (never meant as markup in a chapter),
-    so are an underscore not followed by a word character (a reference such as ``alpha_``) and a ``*``
-    that is not one of a pair around a phrase (``eps*``, ``a * b``); ``*a phrase*`` stays emphasis.
+    so are an underscore not followed by a letter or digit (a reference such as ``alpha_``) and a ``*``
+    that is not one of a pair around a phrase (``eps*``, ``a * b``), and a final ``::``; ``*a phrase*`` stays
+    emphasis.
     """
     text = text.replace("\\", "\\\\").replace("`", "\\`").replace("|", "\\|")
-    text = re.sub(r"_(?!\w)", r"\\_", text)
+    text = re.sub(r"_(?![^\W_])", r"\\_", text)
+    text = re.sub(r"::$", r":\\:", text, flags=re.M)  # a paragraph ending in "::" would announce a literal block
     keep = []
 
     def _hold(match: re.Match) -> str:
@@ -55,7 +60,10 @@ def escape(text: str) -> str:
 
 
 def _escape_start(line: str) -> str:
-    r"""Escape the first character of a paragraph that reST would read as a list, directive or field."""
+    r"""Escape the start of a paragraph that reST would read as a list, a directive, a field or an option."""
+    enumerator = ENUMERATOR.match(line)
+    if enumerator:  # "1\. text": an escaped period reads as a period in reST and in Markdown alike
+        return f"{line[:enumerator.end()]}\\{line[enumerator.end():]}"
     return "\\" + line if BLOCK_START.match(line) else line
 
 
@@ -65,11 +73,13 @@ def prose_to_rst(lines: list[str], heading: str = "-") -> list[str]:
     A paragraph that is one numbered line ("1. One line of math") becomes a section title underlined
     with ``heading``; an indented paragraph (a formula, a table, an indented list) a literal block;
     anything else a paragraph of escaped text. A paragraph that starts flush and then indents is split
-    into the two.
+    into the two; a line that starts with a label ("Run:", "Writes:") starts a paragraph, label in bold.
     """
     out: list[str] = []
     paragraphs: list[list[str]] = [[]]
     for line in lines:
+        if LABEL.match(line) and paragraphs[-1]:  # "Run: ..." and "Writes: ..." each a paragraph of its own
+            paragraphs.append([])
         if line.strip():
             paragraphs[-1].append(line.rstrip())
         elif paragraphs[-1]:
@@ -83,10 +93,12 @@ def prose_to_rst(lines: list[str], heading: str = "-") -> list[str]:
             out += [title, heading * len(title), ""]
             continue
         if flush:
-            out += [_escape_start(escape(flush[0]))] + [escape(x) for x in flush[1:]] + [""]
+            label = LABEL.match(flush[0])
+            first = f"**{label.group(1)}** {escape(flush[0][label.end():])}" if label else _escape_start(escape(flush[0]))
+            out += [first] + [escape(x) for x in flush[1:]] + [""]
         if para:  # indented: shown as it is written, alignment and all
             indent = min(len(x) - len(x.lstrip()) for x in para)
-            out += ["::", ""] + ["    " + x[indent:] for x in para] + [""]
+            out += [".. code-block:: text", ""] + ["    " + x[indent:] for x in para] + [""]
     return out
 
 
@@ -169,7 +181,9 @@ def reset_argv(gallery_conf: dict, script_vars: dict) -> list[str]:
     r"""The command line every chapter runs with in the gallery: ``--quick`` unless a full build, and ``--out``."""
     out = _state["out"]
     _state["seen"] = _snapshot(out)  # what the folder held before this chapter: not its figures
-    return (["--out", str(out)] if _state["full"] else ["--quick", "--out", str(out)])
+    # relative to the folder the gallery runs the chapter in, so the printed paths name no machine's folders
+    rel = os.path.relpath(out, Path(script_vars["src_file"]).parent)
+    return ["--out", rel] if _state["full"] else ["--quick", "--out", rel]
 
 
 def chapter_files_scraper(block, block_vars: dict, gallery_conf: dict) -> str:
