@@ -200,7 +200,7 @@ def q_posterior_discrete(
     Returns
     -------
     mean : (B, D). var : (B, 1). log_var_clipped : (B, 1), finite at t = 1 (see
-    :attr:`DiscreteSchedule.posterior_log_variance_clipped`).
+    :attr:`~npdiff.schedule.DiscreteSchedule.posterior_log_variance_clipped`).
     """
     x0, xt, t = batch_at_steps(chain, t, lo=1, x0=x0, xt=xt)
     return _q_posterior_discrete(x0, xt, t, chain)

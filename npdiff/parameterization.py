@@ -32,14 +32,14 @@ def eps_coefficients(kind: str, alpha: np.ndarray, sigma: np.ndarray) -> tuple[n
 
     With :math:`\alpha = \sqrt{\bar\alpha}` and :math:`\sigma = \sqrt{1 - \bar\alpha}`:
 
-    ========  ==================================  ==============  ==============
-    kind      from                                :math:`c_x`     :math:`c_p`
-    ========  ==================================  ==============  ==============
-    eps       --                                  0               1
-    x0        :math:`x_t = \alpha x_0 + \sigma\epsilon`   :math:`1/\sigma`  :math:`-\alpha/\sigma`
-    v         :math:`v = \alpha\epsilon - \sigma x_0`     :math:`\sigma`    :math:`\alpha`
-    score     :math:`s = -\epsilon/\sigma`        0               :math:`-\sigma`
-    ========  ==================================  ==============  ==============
+    ========  ==========================================  =================  ======================
+    kind      from                                        :math:`c_x`        :math:`c_p`
+    ========  ==========================================  =================  ======================
+    eps       --                                          0                  1
+    x0        :math:`x_t = \alpha x_0 + \sigma\epsilon`   :math:`1/\sigma`   :math:`-\alpha/\sigma`
+    v         :math:`v = \alpha\epsilon - \sigma x_0`     :math:`\sigma`      :math:`\alpha`
+    score     :math:`s = -\epsilon/\sigma`                  0                  :math:`-\sigma`
+    ========  ==========================================  =================  ======================
 
     (v: Salimans & Ho 2022, Sec. 4, using :math:`\alpha^2 + \sigma^2 = 1`.) The map is linear in
     the prediction, so it carries a Jacobian's trace as well:

@@ -194,7 +194,7 @@ class Cosine(Schedule):
     It is singular at t = 1 (alpha_bar = 0, beta infinite: returned as exactly 0 and +inf,
     log_alpha_bar and log_snr as -inf, through :math:`\cos x = \sin(\pi/2 - x)`), so continuous-time
     methods stop at ``t_max = 1 - 1e-3`` (alpha_bar(t_max) ~ 2.4e-6, beta(t_max) ~ 2e3),
-    where q(x_t) differs from N(0, I) by a KL of order 1e-6 per unit of |x_0|^2.
+    where q(x_t) differs from N(0, I) by a KL of order 1e-6 per unit of :math:`|x_0|^2`.
     The discrete chain instead clips its betas at ``max_beta`` (0.999 as in the paper).
     """
 

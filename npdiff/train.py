@@ -377,8 +377,8 @@ def train(model: DiffusionMLP | MLPConfig, data: object, *, rng: np.random.Gener
 
     Returns
     -------
-    (model, history): a float64 :class:`~npdiff.nn.model.DiffusionMLP` and ``{"loss",
-    "grad_norm", "lr"}`` arrays with one entry per step.
+    model : a float64 :class:`~npdiff.nn.model.DiffusionMLP`.
+    history : ``{"loss", "grad_norm", "lr"}``, arrays with one entry per step.
 
     Examples
     --------

@@ -13,18 +13,18 @@ rings and circles, arc positions of moons, equal counts per ring, moon, spiral o
 npdiff draws them i.i.d., so samples are i.i.d. from the stated density. The densities and
 how exact they are (see :mod:`npdiff.data._toy_sets` for the formulas):
 
-==============  ==========================================  ======================
-name            density                                     oracle(schedule)
-==============  ==========================================  ======================
-8gaussians      Gaussian mixture (exact)                    GaussianMixture
-checkerboard    uniform on 8 squares, 1/32 inside (exact)   BoxMixture (exact)
-rings           4 blurred circles, Bessel I0 (exact)        RingMixture (exact)
-circles         2 blurred circles, Bessel I0 (exact)        RingMixture (exact)
-moons           quadrature over the arcs (quadrature-exact)  GaussianMixture
-swissroll       quadrature over the roll (quadrature-exact)  GaussianMixture
-2spirals        quadrature over the spirals (quad.-exact)    BoxMixture
-pinwheel        change of variables, root finding (exact)   NotImplementedError
-==============  ==========================================  ======================
+==============  ============================================  ======================
+name            density                                       oracle(schedule)
+==============  ============================================  ======================
+8gaussians      Gaussian mixture (exact)                      GaussianMixture
+checkerboard    uniform on 8 squares, 1/32 inside (exact)     BoxMixture (exact)
+rings           4 blurred circles, Bessel I0 (exact)          RingMixture (exact)
+circles         2 blurred circles, Bessel I0 (exact)          RingMixture (exact)
+moons           quadrature over the arcs (quadrature-exact)   GaussianMixture
+swissroll       quadrature over the roll (quadrature-exact)   GaussianMixture
+2spirals        quadrature over the spirals (quad.-exact)     BoxMixture
+pinwheel        change of variables, root finding (exact)     NotImplementedError
+==============  ============================================  ======================
 
 Seven sets come with labels, the discrete choice of their generator (which component, ring,
 moon, spiral, blade, or upper/lower square; swissroll has none): ``sample_labelled(n, rng)``

@@ -25,7 +25,7 @@ __all__ = ["COORDS", "EMBEDDING_RANGE", "MLPConfig", "init_layers", "layer_views
 
 #: what the network sees of x: x itself, a sinusoidal embedding of each coordinate, or both
 COORDS = ("raw", "sinusoidal", "raw+sinusoidal")
-#: the largest coord_scale * |x| whose sine and cosine the fast kernels compute exactly (see MLPConfig.check_inputs)
+#: the largest ``coord_scale * |x|`` whose sine and cosine the fast kernels compute exactly (see MLPConfig.check_inputs)
 EMBEDDING_RANGE = 1e6
 
 Layers = list[tuple[np.ndarray, np.ndarray]]

@@ -13,7 +13,7 @@ Three things make it fast:
 
 - **One array per block.** A block of n points and its D tangents are the row blocks of one
   (1 + D, n, H) array S, so a hidden layer is ONE ((1 + D) n, H) x (H, H) matmul followed
-  by ONE kernel (:func:`~npdiff.nn.kernels.act_tangents`) that applies the activation to the
+  by ONE kernel (:func:`~npdiff.nn.fast.kernels.act_tangents`) that applies the activation to the
   point rows and :math:`\mathrm{act}'` to the tangent rows; the derivative never touches memory.
 - **Blocks that stay in cache.** n is chosen so that S holds ~768 rows (~0.8 MB at H = 128 in
   float64): every elementwise pass reads what the matmul just wrote, from L2 rather than RAM,
