@@ -248,13 +248,13 @@ class ReverseVariance:
     ----------
     chain : the discrete chain the reverse process runs on.
     variance : one of :data:`VARIANCES`.
-    eps_moments : :class:`EpsMoments` covering the chain's times; required by ``"analytic"``.
+    eps_moments : :class:`~npdiff.reverse_variance.EpsMoments` covering the chain's times; required by ``"analytic"``.
     x0_max : the data lie in [-x0_max, x0_max]^D (Thm. 2's bounded case), or None.
 
     Attributes
     ----------
     log_var : (T + 1,) :math:`\log\Sigma_t` of the choices that depend on t alone; None for ``"trace"``.
-    v_max : (T + 1,) the upper bound of :math:`v_t` (:func:`x0_variance_bound`).
+    v_max : (T + 1,) the upper bound of :math:`v_t` (:func:`~npdiff.reverse_variance.x0_variance_bound`).
     per_point : True for ``"trace"``, whose variance needs the divergence at each point.
     """
 
