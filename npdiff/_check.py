@@ -214,17 +214,58 @@ def check_tolerances(rtol: object, atol: object) -> tuple[float, float]:
 def as_betas(value: object, name: str = "betas", *, scalar: bool = False) -> np.ndarray:
     r"""Check noise rates :math:`\beta` in (0, 1) that float64 tells from 0 (:math:`1 - \beta < 1`).
 
-    An array of any shape, or with ``scalar`` a single real number (returned as a 0-d float64).
+    A 1-D array of length T >= 1 (the betas of t = 1..T), or with ``scalar`` a single real number
+    (returned as a 0-d float64).
     """
     if scalar:
         b = np.float64(real_scalar(value, name, lo=0.0, hi=1.0, lo_open=True, hi_open=True))
     else:
         b = as_float_array(value, name)
-        if b.size and (b.min() <= 0.0 or b.max() >= 1.0):
+        if b.ndim != 1 or b.size < 1:
+            raise ValueError(f"{name} must be a 1-D array of length T >= 1 (for t = 1..T), got shape {b.shape}")
+        if b.min() <= 0.0 or b.max() >= 1.0:
             raise ValueError(f"{name} must lie in (0, 1), got values in [{b.min()}, {b.max()}]")
     if np.any(1.0 - b == 1.0):  # alpha_t would round to 1: the step adds no noise and beta_tilde is 0
         raise ValueError(f"{name} must exceed float64 resolution (1 - beta < 1, i.e. beta >= 1.2e-16), got min {b.min()}")
     return b
+
+
+def as_chain_times(times: object, T: int, name: str = "times") -> np.ndarray:
+    r"""Check the times of a chain's indices 0..T: shape (T + 1,), strictly increasing from 0 to at most 1."""
+    tt = as_float_array(times, name)
+    if tt.shape != (T + 1,) or tt[0] != 0.0 or np.any(np.diff(tt) <= 0) or tt[-1] > 1.0:
+        raise ValueError(f"{name} must be an increasing array of shape ({T + 1},) from 0 to at most 1, got {tt!r}")
+    return tt
+
+
+def as_kept_steps(steps: object, T: int, name: str = "steps") -> np.ndarray:
+    r"""Check the kept indices of a respaced chain: strictly increasing integers in 1..T (0 may lead);
+    return them with 0 in front, (K + 1,) int."""
+    kept = np.asarray(steps)
+    if kept.ndim != 1 or kept.size == 0 or kept.dtype.kind not in "iu":
+        raise ValueError(f"{name} must be an int or a 1-D list of integer indices, got {steps!r}")
+    if kept[0] != 0:
+        kept = np.concatenate([[0], kept])
+    if np.any(np.diff(kept) <= 0) or kept[-1] > T:
+        raise ValueError(f"{name} must be strictly increasing indices in 1..{T}, got {steps!r}")
+    return kept
+
+
+def as_full_gaussian(x: object, mean: object, cov: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Check points x (B, D) and a full Gaussian's mean (D,) and symmetric positive-definite
+    cov (D, D); return x, mean and the Cholesky factor L of cov (L L^T = cov)."""
+    x, mean, cov = as_batch(x, "x"), as_float_array(mean, "mean"), as_float_array(cov, "cov")
+    D = x.shape[1]
+    if mean.shape != (D,):
+        raise ValueError(f"mean must have shape ({D},) to match x of shape {x.shape}, got {mean.shape}")
+    if cov.shape != (D, D):
+        raise ValueError(f"cov must have shape ({D}, {D}) to match x of shape {x.shape}, got {cov.shape}")
+    if not np.allclose(cov, cov.T, rtol=1e-10, atol=1e-12):
+        raise ValueError("cov must be symmetric")
+    try:
+        return x, mean, np.linalg.cholesky(cov)  # (B, D), (D,), (D, D)
+    except np.linalg.LinAlgError:
+        raise ValueError(f"cov must be positive definite; eigenvalues are {np.linalg.eigvalsh(cov)}") from None
 
 
 def same_shape(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 from scipy.linalg import solve_triangular
 from scipy.special import log_ndtr
 
-from ._check import as_batch, as_float_array, as_float_arrays, as_integers, positive_int
+from ._check import as_float_array, as_float_arrays, as_full_gaussian, as_integers, positive_int
 
 __all__ = [
     "LOG_2PI",
@@ -80,18 +80,8 @@ def log_normal_full(x: object, mean: object, cov: object) -> np.ndarray:
     -------
     (B,) log-densities in nats.
     """
-    x, mean, cov = as_batch(x, "x"), as_float_array(mean, "mean"), as_float_array(cov, "cov")
+    x, mean, L = as_full_gaussian(x, mean, cov)  # (B, D), (D,), (D, D) with L L^T = cov
     D = x.shape[1]
-    if mean.shape != (D,):
-        raise ValueError(f"mean must have shape ({D},) to match x of shape {x.shape}, got {mean.shape}")
-    if cov.shape != (D, D):
-        raise ValueError(f"cov must have shape ({D}, {D}) to match x of shape {x.shape}, got {cov.shape}")
-    if not np.allclose(cov, cov.T, rtol=1e-10, atol=1e-12):
-        raise ValueError("cov must be symmetric")
-    try:
-        L = np.linalg.cholesky(cov)  # (D, D)
-    except np.linalg.LinAlgError:
-        raise ValueError(f"cov must be positive definite; eigenvalues are {np.linalg.eigvalsh(cov)}") from None
     z = solve_triangular(L, (x - mean).T, lower=True)  # (D, B) whitened residuals
     log_det = 2.0 * np.sum(np.log(np.diag(L)))
     return -0.5 * (D * LOG_2PI + log_det + np.sum(z**2, axis=0))
@@ -142,8 +132,7 @@ def levels_to_data(levels: object, K: int) -> np.ndarray:
 
 def data_to_levels(x: object, K: int, name: str = "x") -> np.ndarray:
     r"""Invert :func:`levels_to_data`; data must lie on the K levels (within 1e-6 of a bin width)."""
-    K = positive_int(K, "K", minimum=2)
-    x = as_float_array(x, name)
+    K, x = positive_int(K, "K", minimum=2), as_float_array(x, name)
     v = (x + 1.0) * (K - 1) / 2.0
     v_round = np.round(v)
     if v.size and (v_round.min() < 0 or v_round.max() > K - 1 or np.max(np.abs(v - v_round)) > 1e-6):

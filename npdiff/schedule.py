@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ._check import as_betas, as_float_array, as_times, one_of, positive_int, real_scalar
+from ._check import as_betas, as_chain_times, as_kept_steps, as_times, one_of, positive_int, real_scalar
 
 __all__ = [
     "Cosine",
@@ -324,9 +324,7 @@ class DiscreteSchedule:
     """
 
     def __init__(self, betas: object, *, times: object | None = None, name: str = "discrete") -> None:
-        b = as_betas(betas)
-        if b.ndim != 1 or b.size < 1:
-            raise ValueError(f"betas must be a 1-D array of length T >= 1 (for t = 1..T), got shape {b.shape}")
+        b = as_betas(betas)  # (T,)
         T = b.size
         self.T = T
         self.name = name
@@ -336,10 +334,7 @@ class DiscreteSchedule:
         self.alpha_bar_prev = np.concatenate([[1.0], self.alpha_bar[:-1]])
         if times is None:
             times = np.arange(T + 1) / T
-        tt = as_float_array(times, "times")
-        if tt.shape != (T + 1,) or tt[0] != 0.0 or np.any(np.diff(tt) <= 0) or tt[-1] > 1.0:
-            raise ValueError(f"times must be an increasing array of shape ({T + 1},) from 0 to at most 1, got {tt!r}")
-        self.times = tt
+        self.times = as_chain_times(times, T)  # (T+1,)
 
         one_minus_ab = 1.0 - self.alpha_bar
         denom = np.where(one_minus_ab > 0, one_minus_ab, 1.0)  # index 0 handled below
@@ -364,13 +359,7 @@ class DiscreteSchedule:
             K = positive_int(steps, "steps", maximum=self.T)
             kept = np.round(np.linspace(0, self.T, K + 1)).astype(np.int64)
         else:
-            kept = np.asarray(steps)
-            if kept.ndim != 1 or kept.size == 0 or kept.dtype.kind not in "iu":
-                raise ValueError(f"steps must be an int or a 1-D list of integer indices, got {steps!r}")
-            if kept[0] != 0:
-                kept = np.concatenate([[0], kept])
-            if np.any(np.diff(kept) <= 0) or kept[-1] > self.T:
-                raise ValueError(f"steps must be strictly increasing indices in 1..{self.T}, got {steps!r}")
+            kept = as_kept_steps(steps, self.T)  # (K+1,) with 0 in front
         ab = self.alpha_bar[kept]
         betas = 1.0 - ab[1:] / ab[:-1]
         out = DiscreteSchedule(betas, times=self.times[kept], name=f"{self.name}[{kept.size - 1} steps]")
