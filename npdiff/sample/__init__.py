@@ -1,6 +1,6 @@
 r"""Samplers: ancestral DDPM and DDIM on the discrete chain, the probability-flow ODE and
 the reverse SDE in continuous time, and few-step solvers of the flow (DPM-Solver,
-DPM-Solver++, UniPC, EDM's Heun: :func:`~npdiff.sample.fast.fast_sample`) on shared time grids
+DPM-Solver++, UniPC, EDM's Heun: ``fast_sample``) on shared time grids
 (:mod:`npdiff.sample.grids`). Each takes a denoiser (protocol of :mod:`npdiff.denoiser`),
 an explicit ``np.random.Generator``, can record its trajectory and reports its number of
 denoiser evaluations in a :class:`SampleResult`.
