@@ -12,20 +12,9 @@ from npdiff.nn.model import DiffusionMLP
 from npdiff.schedule import vp_linear
 from npdiff.train import TrainConfig, Trainer, train
 
+from .test_nn_mlp import _fd_grad  # central differences in float64, one parameter at a time
+
 SMALL = dict(dim=2, width=6, depth=2, emb_dim=6, num_classes=3)
-
-
-def _fd_grad(f, p, h=1e-5):
-    g = np.empty_like(p)
-    for i in range(p.size):
-        old = p[i]
-        p[i] = old + h
-        fp = f(p)
-        p[i] = old - h
-        fm = f(p)
-        p[i] = old
-        g[i] = (fp - fm) / (2 * h)
-    return g
 
 
 def _batch(rng, B=7, D=2):
