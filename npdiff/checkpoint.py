@@ -95,7 +95,8 @@ def save(path: str | os.PathLike, model: DiffusionMLP, *, optimizer: AdamW | Non
 
     Parameters
     ----------
-    path : target file (conventionally ending in ``.npz``; the name is used as given).
+    path : target file (conventionally ending in ``.npz``; the name is used as given). Missing
+        parent folders are created, so that a long training run never ends on a path it cannot write.
     model : the :class:`~npdiff.nn.model.DiffusionMLP` whose weights and config are saved.
     optimizer : its AdamW state (moments and EMA) and hyperparameters, if training is to resume.
     step : optimizer steps done. rng : the generator whose state to save.
@@ -142,7 +143,10 @@ def save(path: str | os.PathLike, model: DiffusionMLP, *, optimizer: AdamW | Non
     for name, series in history.items():
         arrays[f"history_{name}"] = np.asarray(series)
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_dir():
+        raise IsADirectoryError(f"path must name a checkpoint file, got the folder {str(path)!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 is for the temporary file, not for the checkpoint
         with os.fdopen(fd, "wb") as f:

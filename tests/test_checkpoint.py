@@ -9,7 +9,7 @@ import pytest
 from npdiff import checkpoint
 from npdiff.nn import MLPConfig
 from npdiff.nn.model import DiffusionMLP
-from npdiff.schedule import cosine
+from npdiff.schedule import cosine, vp_linear
 from npdiff.train import TrainConfig, Trainer, train
 
 CFG = MLPConfig(width=16, depth=2, emb_dim=8, parameterization="v", activation="silu")
@@ -235,3 +235,12 @@ def test_the_file_honours_the_umask_like_any_new_file(tmp_path, umask):
     finally:
         os.umask(old)
     assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask == os.stat(plain).st_mode & 0o777
+
+
+def test_save_creates_missing_folders_and_refuses_a_folder_as_the_file(tmp_path):
+    # a long run must not end on a path it cannot write: the folders are made, a folder is named in the error
+    model = DiffusionMLP(MLPConfig(dim=2, width=8, depth=1, emb_dim=4), vp_linear(), rng=np.random.default_rng(0))
+    path = checkpoint.save(tmp_path / "new" / "deeper" / "model.npz", model)
+    assert path.is_file() and np.array_equal(checkpoint.load(path).model.params, model.params)
+    with pytest.raises(IsADirectoryError, match="path must name a checkpoint file"):
+        checkpoint.save(tmp_path / "new", model)
