@@ -321,9 +321,9 @@ def _eps_moments(model, data, T: int, seed: int, steps: int | None = None):
     from .reverse_variance import eps_moments
 
     x = data.train if _is_images(data) else data.sample(10_000, np.random.default_rng(seed + 1_000_003))
-    _say(f"estimating E||eps||^2 / D at {chain_for(model.schedule, T, steps).T} steps on {x.shape[0]} training points "
-         "for the analytic variance ...")
-    return eps_moments(model, x, chain_for(model.schedule, T, steps), np.random.default_rng(seed + 1_000_033))
+    chain = chain_for(model.schedule, T, steps)
+    _say(f"estimating E||eps||^2 / D at {chain.T} steps on {x.shape[0]} training points for the analytic variance ...")
+    return eps_moments(model, x, chain, np.random.default_rng(seed + 1_000_033))
 
 
 def _nll(model, data, n: int, seed: int, method: str, *, rtol: float = 1e-5, atol: float = 1e-5, T: int = 1000,
