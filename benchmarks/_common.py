@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from npdiff.data import toy2d
 from npdiff.nn import MLPConfig
-from npdiff.nn.fast.threads import threads
+from npdiff.nn.fast.workers import threads
 from npdiff.recipes import recipe
 from npdiff.train import TrainConfig, train
 

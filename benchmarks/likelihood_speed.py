@@ -12,7 +12,7 @@ PyTorch, npdiff, ...) after one warm-up run each; the script prints each side's 
 range and the median and range of the per-pair ratio, with the load average before and after
 (above ~0.5, another process competed for the cores). Threads: npdiff uses what the environment
 gives (``OPENBLAS_NUM_THREADS`` inside its matmuls, ``NPDIFF_THREADS`` worker threads over its
-blocks of points, :mod:`npdiff.nn.fast.threads`); PyTorch gets the larger of the two counts::
+blocks of points, :mod:`npdiff.nn.fast.workers`); PyTorch gets the larger of the two counts::
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/likelihood_speed.py                    # one core each
     OPENBLAS_NUM_THREADS=1 NPDIFF_THREADS=2 python benchmarks/likelihood_speed.py   # two cores each

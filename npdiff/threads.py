@@ -8,7 +8,7 @@ when another process holds a core, every product waits for it: on a busy 2-core 
 trainer's loop, the samplers, the likelihoods) runs on :data:`BLAS_THREADS` (one) BLAS thread,
 set through threadpoolctl when that work starts and restored when it ends, never at import. The
 exact trace takes its parallelism from worker threads over blocks of points instead, each with
-its own core and no waiting inside a product (``NPDIFF_THREADS``, :mod:`npdiff.nn.fast.threads`).
+its own core and no waiting inside a product (``NPDIFF_THREADS``, :mod:`npdiff.nn.fast.workers`).
 
 An explicit choice wins: when the environment sets any of :data:`BLAS_ENV` (e.g.
 ``OPENBLAS_NUM_THREADS=2``), or :data:`BLAS_THREADS` is None, npdiff leaves BLAS as it is.

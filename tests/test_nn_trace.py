@@ -11,7 +11,7 @@ import pytest
 from npdiff.nn import COORDS, MLPConfig, mlp
 from npdiff.nn import activations as act
 from npdiff.nn import embedding as emb
-from npdiff.nn.fast import FastMLP, threads, trace
+from npdiff.nn.fast import FastMLP, trace, workers
 from npdiff.nn.fast import kernels as K
 
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
@@ -137,19 +137,19 @@ def test_two_workers_give_the_bit_identical_result(monkeypatch):
     rng = np.random.default_rng(38)
     theta = cfg.init_params(rng, np.float64)
     x, t = rng.standard_normal((101, 2)), np.full(101, 0.3)
-    monkeypatch.setattr(threads, "THREADS", 1)
+    monkeypatch.setattr(workers, "THREADS", 1)
     y1, tr1 = _fast_trace(cfg, theta, x, t)
-    for workers in (2, 3):
-        monkeypatch.setattr(threads, "THREADS", workers)
+    for count in (2, 3):
+        monkeypatch.setattr(workers, "THREADS", count)
         y, tr = _fast_trace(cfg, theta, x, t)
-        np.testing.assert_array_equal(y, y1, err_msg=f"output with {workers} workers")
-        np.testing.assert_array_equal(tr, tr1, err_msg=f"trace with {workers} workers")
+        np.testing.assert_array_equal(y, y1, err_msg=f"output with {count} workers")
+        np.testing.assert_array_equal(tr, tr1, err_msg=f"trace with {count} workers")
 
 
 def test_workers_keep_the_callers_floating_point_error_state(monkeypatch):
     # NumPy's error state is per thread: an overflow the caller asked to raise must raise from a worker too
     monkeypatch.setattr(trace, "BLOCK_ROWS", 9)
-    monkeypatch.setattr(threads, "THREADS", 2)
+    monkeypatch.setattr(workers, "THREADS", 2)
     cfg = MLPConfig(**SMALL, coords="raw")
     theta = cfg.init_params(np.random.default_rng(39), np.float64) * 1e200  # overflows in the second layer
     x, t = np.ones((40, 2)), np.full(40, 0.3)
@@ -162,10 +162,10 @@ def test_workers_keep_the_callers_floating_point_error_state(monkeypatch):
 
 @pytest.mark.parametrize("bad", ["0", "two", "-1", ""])
 def test_a_bad_thread_count_is_a_clear_error(bad, monkeypatch):
-    monkeypatch.setattr(threads, "THREADS", None)
+    monkeypatch.setattr(workers, "THREADS", None)
     monkeypatch.setenv("NPDIFF_THREADS", bad)
     with pytest.raises(ValueError, match="NPDIFF_THREADS must be a positive integer"):
-        threads.threads()
-    monkeypatch.setattr(threads, "THREADS", 0)
+        workers.threads()
+    monkeypatch.setattr(workers, "THREADS", 0)
     with pytest.raises(ValueError, match="THREADS must be a positive int"):
-        threads.threads()
+        workers.threads()

@@ -6,10 +6,10 @@ between two matmuls into Numba kernels (each with its NumPy twin);
 :mod:`~npdiff.nn.fast.network` runs the forward and backward passes on preallocated buffers
 (training and sampling); :mod:`~npdiff.nn.fast.trace` computes the exact divergence by blocked,
 fused forward mode (the likelihood), optionally on the worker threads of
-:mod:`~npdiff.nn.fast.threads`. Nothing here validates its inputs.
+:mod:`~npdiff.nn.fast.workers`. Nothing here validates its inputs.
 """
 
-from . import threads
+from . import workers
 from .network import Buffers, FastMLP
 
-__all__ = ["Buffers", "FastMLP", "threads"]
+__all__ = ["Buffers", "FastMLP", "workers"]

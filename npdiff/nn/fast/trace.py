@@ -29,7 +29,7 @@ As in :meth:`~npdiff.nn.fast.network.FastMLP.forward`, a batch at one time folds
 :math:`\mathrm{emb}(t)\,W_0` into the first layer's bias (the embedding then skips the time
 columns), and a conditional network's label row joins it (one label for the batch) or is
 added to each point's pre-activation; the label does not move with x, so no tangent changes.
-The blocks may be shared by worker threads (:mod:`npdiff.nn.fast.threads`; one by default).
+The blocks may be shared by worker threads (:mod:`npdiff.nn.fast.workers`; one by default).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import kernels as K
-from .threads import run_parallel, threads
+from .workers import run_parallel, threads
 
 __all__ = ["BLOCK_ROWS", "one_label", "one_time", "output_and_trace", "rotated_weights"]
 

@@ -33,7 +33,7 @@ def threads() -> int:
             raise ValueError(f"NPDIFF_THREADS must be a positive integer, got {text!r}")
         n = int(text)
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"npdiff.nn.fast.threads.THREADS must be a positive int or None, got {n!r}")
+        raise ValueError(f"npdiff.nn.fast.workers.THREADS must be a positive int or None, got {n!r}")
     return n
 
 
