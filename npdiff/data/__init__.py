@@ -1,5 +1,5 @@
 r"""Data sets with known densities: :mod:`npdiff.data.toy2d` (the eight FFJORD 2-D sets)."""
 
-from . import toy2d
+from . import labelled, toy2d
 
-__all__ = ["toy2d"]
+__all__ = ["labelled", "toy2d"]

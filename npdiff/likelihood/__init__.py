@@ -8,6 +8,7 @@ from .dequantize import DIVERGED_RMS, DequantizedLikelihood, bin_log_volume, den
 from .images import ImageBPD, image_bpd
 from .ode import ODELikelihood, ode_log_likelihood
 from .sampler_density import SamplerDensity, SamplerKL, sampler_kl, sampler_log_density, sampler_log_density_at
+from .scoring import MeanSE, PointScores, mean_se, score_points
 from .trajectory import BoundCosts, bound_costs, optimal_steps
 from .vlb import VLBResult, vlb
 
@@ -33,3 +34,4 @@ __all__ = [
     "sampler_log_density_at",
     "vlb",
 ]
+__all__ += ["MeanSE", "PointScores", "mean_se", "score_points"]  # scoring of points of a known density

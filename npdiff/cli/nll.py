@@ -1,0 +1,181 @@
+r"""``npdiff nll``: the negative log-likelihood of test points.
+
+2-D sets: fresh points, scored against their true density by the paired gap
+(:func:`npdiff.likelihood.score_points`). Images: bits/dim of a split
+(:func:`npdiff.likelihood.image_bpd`). ``--label Y`` scores points of class Y by the
+conditional model's :math:`\log p(x \mid y)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import numpy as np
+
+from ..data.images import DIGITS_BASELINES
+from ..data.labelled import sample_class
+from ..likelihood import image_bpd, score_points
+from ..recipes import RECIPES
+from ._common import (
+    UserError,
+    check_data_name,
+    check_dims,
+    check_label,
+    check_out_file,
+    conditional,
+    emit,
+    is_images,
+    load_data,
+    load_model,
+    pm,
+    say,
+    training_eps_moments,
+)
+
+__all__ = ["SIGNIFICANT", "compare_bound", "image_eval_default", "report_image_nll", "report_nll", "run", "score"]
+
+#: standard errors beyond which the sign of a paired difference is reported as resolved
+SIGNIFICANT = 2.0
+
+
+def image_eval_default(key: str, fallback: Any) -> Any:
+    r"""The ``images`` recipe's evaluation setting ``key`` (``vlb_T``, ``vlb_variance``)."""
+    return RECIPES.get("images", {}).get("eval", {}).get(key, fallback)
+
+
+def score(model, data, n: int, seed: int, method: str, *, rtol: float = 1e-5, atol: float = 1e-5, T: int = 1000,
+          variance: str = "large", label: int | None = None) -> tuple[dict, dict]:
+    r"""Score n fresh points of a 2-D set (of class ``label`` when given): the figures and the per-point arrays.
+
+    The points and then the bound's noise come from one Generator seeded with ``seed``.
+    """
+    rng = np.random.default_rng(seed)
+    if label is None:
+        x = data.sample(n, rng)  # (n, D) fresh test points
+        head: dict[str, Any] = {"true_entropy_nats": float(data.entropy)}
+    else:  # fresh points of class `label`, log p(x | y) against the conditional model
+        if label >= getattr(data, "num_classes", 0):
+            raise UserError(f"--label {label} is not a class of data set {data.name!r} ({data.num_classes} classes)")
+        x = sample_class(data, label, n, rng)
+        model = conditional(model, label)
+        head = {"label": label}
+    log_p_true = data.log_prob(x) if label is None else data.log_prob(x, label)
+    if method != "vlb":
+        say(f"exact ODE likelihood of {n} points (RK45, rtol={rtol}, atol={atol}) ...")
+    if method != "ode":
+        say(f"variational bound of {n} points (T = {T}, all terms) ...")
+    moments = training_eps_moments(model, data, T, seed) if method != "ode" and variance == "analytic" else None
+    t0 = time.perf_counter()
+    res = score_points(model, x, log_p_true, method=method, rng=rng, T=T, variance=variance, eps_moments=moments,
+                       rtol=rtol, atol=atol, progress=True)
+    r = {**head, **res.summary(), "seconds": round(time.perf_counter() - t0, 3)}
+    arrays = {"x": x, "log_p_true": log_p_true}
+    if res.ode is not None:
+        arrays["log_p_model"] = res.ode.log_p
+    if res.vlb is not None:
+        arrays["vlb_nats"] = res.vlb.total
+    return r, arrays
+
+
+def report_image_nll(r: dict, where: str) -> None:
+    r"""The lines of an image run's summary (:meth:`npdiff.likelihood.ImageBPD.summary`)."""
+    if "ode_diverged" in r:
+        if r["bpd_ode"] is None:
+            rest = (f" (the other {r['n'] - r['ode_diverged']}: {r['bpd_ode_finite']:.4f})"
+                    if r["bpd_ode_finite"] is not None else "")
+            say(f"exact ODE likelihood: diverged on {r['ode_diverged']} of {r['n']} {where} images{rest}")
+        else:
+            say(f"exact ODE likelihood (uniform dequantization, exact trace): {r['bpd_ode']:.4f}"
+                f"{pm(r['bpd_ode_se'])} bits/dim on {r['n']} {where} images")
+    if "vlb_diverged" in r:
+        head = f"VLB (T = {r['vlb_T']}, {r['vlb_variance']} variance, decoder with {r['K']} levels)"
+        if r["bpd_vlb"] is None:
+            say(f"{head}: not finite on {r['vlb_diverged']} of {r['n']} {where} images")
+        else:
+            say(f"{head}: {r['bpd_vlb']:.4f}{pm(r['bpd_vlb_se'])} bits/dim on {r['n']} {where} images")
+
+
+def compare_bound(diff: float, se: float | None) -> str:
+    r"""What the paired difference VLB - exact NLL shows, in words that follow its figures."""
+    if se is None:
+        return "one point: no standard error, so its sign says nothing"
+    if se > 0 and diff > SIGNIFICANT * se:
+        return f"the bound lies above the exact NLL by {diff / se:.1f} standard errors"
+    if se > 0 and diff < -SIGNIFICANT * se:
+        return (f"the bound lies below the exact NLL by {-diff / se:.1f} standard errors (it bounds the NLL of the "
+                "T-step chain, another model than the ODE's flow)")
+    return f"within {SIGNIFICANT:g} standard errors of 0: these points do not resolve the bound's slack from its noise"
+
+
+def report_nll(r: dict) -> None:
+    r"""The lines of a 2-D run's summary (:func:`score`)."""
+    # the paired gap is NLL_model - NLL_true on the same points, not NLL_model - entropy: the points' own
+    # NLL under the true density differs from the entropy by sampling error, which the pairing cancels
+    if "label" in r:
+        say(f"class {r['label']}: the conditional model's log p(x | y) against the true log p(x | y); on these "
+            f"{r['n']} points the true NLL is {r['nll_true_nats']:.4f} nats")
+    else:
+        say(f"on these {r['n']} points the true density's NLL is {r['nll_true_nats']:.4f} nats "
+            f"(the true entropy, its expected NLL, is {r['true_entropy_nats']:.4f})")
+    if "nll_nats" in r:
+        say(f"exact NLL {r['nll_nats']:.4f} nats ({r['ode_nfe']} evaluations); paired gap "
+            f"{r['gap_nats']:.4f}{pm(r['gap_se'])} nats = mean of log p_true - log p_model over the same points, "
+            "an estimate of KL(data || model)")
+    if "vlb_nats" in r:
+        say(f"VLB {r['vlb_nats']:.4f} nats ({r['vlb_nfe']} evaluations); paired gap "
+            f"{r['vlb_gap_nats']:.4f}{pm(r['vlb_gap_se'])} nats = mean of log p_true + VLB over the same points")
+    if "vlb_minus_exact_nats" in r:
+        d, se = r["vlb_minus_exact_nats"], r["vlb_minus_exact_se"]
+        say(f"VLB - exact NLL, paired over the same points: {d:.4f}{pm(se)} nats; {compare_bound(d, se)}")
+
+
+def _score_images(model, data, x, label, args: argparse.Namespace) -> tuple[dict, dict]:
+    T = args.T or image_eval_default("vlb_T", 50)
+    variance = args.variance or image_eval_default("vlb_variance", "large")
+    where = f"{args.split}-split"
+    say(f"bits/dim of {x.shape[0]} {where} {data.name} images ({args.method}) ...")
+    t0 = time.perf_counter()
+    moments = training_eps_moments(model, data, T, args.seed) if variance == "analytic" and args.method != "ode" else None
+    res = image_bpd(model, x, data.K, np.random.default_rng(args.seed), method=args.method, T=T,
+                    variance=variance, eps_moments=moments, draws=args.draws, rtol=args.rtol, atol=args.atol,
+                    progress=True)
+    r = {**res.summary(), "data": data.name, "split": args.split, "seconds": round(time.perf_counter() - t0, 2),
+         **({"label": label} if label is not None else {})}
+    report_image_nll(r, where)
+    if args.split == "test":
+        say("for reference, simple models on the test split: "
+            + "; ".join(f"{k} {v:.3f}" for k, v in DIGITS_BASELINES.items()))
+    arrays = {"x": x}
+    if res.ode is not None:
+        arrays["bpd_ode"] = res.ode.bpd  # NaN where the flow diverged
+    if res.vlb is not None:
+        arrays.update(bpd_vlb=res.bpd_vlb, vlb_terms_bpd=res.vlb_terms_bpd.mean(axis=0))  # (B,), (T+1,)
+    return r, arrays
+
+
+def run(args: argparse.Namespace) -> int:
+    r"""``npdiff nll``."""
+    check_out_file(args.out, "--out")
+    data = load_data(args.data)
+    ck, model = load_model(args.model)
+    check_dims(model, data, args.model)
+    check_data_name(ck, data, args)
+    label = check_label(model, args.label)
+    if is_images(data):
+        x = data.split(args.split)
+        if label is not None:  # the split's images of that class, scored by log p(x | y)
+            x = x[(data.train_labels if args.split == "train" else data.test_labels) == label]
+            model = conditional(model, label)
+        r, arrays = _score_images(model, data, x[: args.n] if args.n else x, label, args)
+    else:
+        r, arrays = score(model, data, args.n or 2000, args.seed, args.method, rtol=args.rtol, atol=args.atol,
+                          T=args.T or 1000, variance=args.variance or "large", label=label)
+        report_nll(r)
+    if args.out:
+        out = args.out if args.out.endswith(".npz") else args.out + ".npz"  # np.savez appends it otherwise
+        np.savez(out, **arrays)
+        say(f"wrote the per-point values to {out}")
+    emit(args, r)
+    return 0

@@ -1,0 +1,219 @@
+r"""The argument parser of ``npdiff``: every command's flags, and errors as one line.
+
+Each command's ``--help`` lists the flags that apply to it, with the defaults that apply to it
+(the demo trains on a 2-D set, so its help gives the ``"2d"`` recipe's defaults only). The
+commands themselves live one group a module (:mod:`~npdiff.cli.demo`, :mod:`~npdiff.cli.train`,
+:mod:`~npdiff.cli.sample`, :mod:`~npdiff.cli.nll`, :mod:`~npdiff.cli.info`); a new command adds
+its ``add_*`` function here and its module beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any
+
+from .. import __version__
+from ..nn import MLPConfig
+from ..nn.activations import ACTIVATIONS
+from ..nn.config import COORDS
+from ..parameterization import PREDICTIONS
+from ..recipes import RECIPES
+from ..reverse import VARIANCES
+from ..sample.grids import GRIDS
+from ..train import LR_SCHEDULES, TrainConfig
+from . import demo, info, nll, sample, train
+from ._common import FAST, SAMPLERS, SCHEDULES, closest
+from .validators import MAX_BATCH, MAX_CLASSES, MAX_DEPTH, MAX_POINTS, MAX_STEPS, MAX_T, MAX_WIDTH, SEED, in_range, positive
+
+__all__ = ["HelpFormatter", "Parser", "build_parser"]
+
+SEED_HELP = "seed of the command's random draws: weights, data, times and noise"
+MODEL_HELP = "the model: the folder `npdiff train --out` wrote, or its model.npz"
+OTHER_DATA_HELP = "evaluate the model on --data although it was trained on another set"
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    r"""Each flag's help ends with its default, unless the text already says it or there is none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        no_default = action.default is None or action.default is False or action.default is argparse.SUPPRESS
+        if action.option_strings and not no_default and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+class Parser(argparse.ArgumentParser):
+    r"""argparse with its errors on one line naming the command's ``--help``, and the closest flag to a typo."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+        self.commands: dict[str, argparse.ArgumentParser] = {}  # filled for the top-level parser
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        # the subcommand's parser, not the top-level one, reports a flag it does not know
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            parser = self.commands.get(getattr(ns, "command", None), self)
+            flags = [s for a in parser._actions for s in a.option_strings]
+            hints = [f"{e.split('=')[0]}{closest(e.split('=')[0], flags)}" for e in extras if e.startswith("-")]
+            hints = [h for h in hints if "did you mean" in h]
+            parser.error(f"unrecognized arguments: {' '.join(extras)}" + (f"; {', '.join(hints)}" if hints else ""))
+        return ns
+
+
+def recipes_say(field: str, recipes: tuple[str, ...]) -> str:
+    r"""What the recipes choose for ``field``, e.g. ``"default: 512 (2d recipe), 128 (images recipe)"``."""
+    fallback = {f.name: f.default for f in dataclasses.fields(MLPConfig) + dataclasses.fields(TrainConfig)}
+    values = {name: RECIPES[name]["model"].get(field, RECIPES[name]["train"].get(field, fallback[field]))
+              for name in recipes}
+    if len(set(values.values())) == 1:
+        value = next(iter(values.values()))
+        return f"default: {value}, every recipe" if len(recipes) > 1 else f"default: {value}"
+    return "default: " + ", ".join(f"{v} ({name} recipe)" for name, v in values.items())
+
+
+def add_model_flags(p: argparse.ArgumentParser, recipes: tuple[str, ...], steps_default: int | None = None) -> None:
+    r"""The flags of the model and its training, with the defaults of ``recipes`` (the ones the command may use)."""
+    where = " or 'images' for digits" if "images" in recipes else ""
+    g = p.add_argument_group(f"model and training (defaults: the '2d' recipe{where}: npdiff/recipes.py)")
+
+    def say(field: str) -> str:
+        return recipes_say(field, recipes)
+
+    g.add_argument("--steps", type=positive(int, MAX_STEPS), default=steps_default,
+                   help="optimizer steps" + ("" if steps_default else f" ({say('steps')})"))
+    g.add_argument("--batch-size", dest="batch_size", type=positive(int, MAX_BATCH),
+                   help=f"points per optimizer step ({say('batch_size')})")
+    g.add_argument("--lr", type=positive(float, 1.0), help=f"peak learning rate ({say('lr')})")
+    g.add_argument("--lr-schedule", dest="lr_schedule", choices=LR_SCHEDULES,
+                   help=f"the learning rate over the run ({say('lr_schedule')})")
+    g.add_argument("--weight-decay", dest="weight_decay", type=in_range(float, 0.0, 1.0),
+                   help=f"AdamW's decoupled weight decay ({say('weight_decay')})")
+    g.add_argument("--ema-decay", dest="ema_decay", type=in_range(float, 0.0, 1.0, hi_open=True),
+                   help=f"decay of the weights' moving average, the weights evaluated ({say('ema_decay')})")
+    g.add_argument("--width", type=positive(int, MAX_WIDTH), help=f"hidden units ({say('width')})")
+    g.add_argument("--depth", type=in_range(int, 0, MAX_DEPTH), help=f"residual blocks ({say('depth')})")
+    g.add_argument("--activation", choices=sorted(ACTIVATIONS),
+                   help=f"the hidden layers' nonlinearity ({say('activation')})")
+    g.add_argument("--parameterization", choices=PREDICTIONS,
+                   help=f"what the network predicts ({say('parameterization')})")
+    g.add_argument("--coords", choices=COORDS,
+                   help=f"what the network sees of x: x itself, its sinusoidal embedding, or both ({say('coords')})")
+    g.add_argument("--coord-scale", dest="coord_scale", type=positive(float, 1000.0),
+                   help=f"scale of the coordinates' sinusoidal embedding ({say('coord_scale')})")
+    g.add_argument("--schedule", choices=sorted(SCHEDULES),
+                   help="the noise schedule (default: vp_linear; see `npdiff schedules`)")
+
+
+def add_demo(sub) -> None:
+    p = sub.add_parser("demo", help="train on 8gaussians, exact NLL against the true entropy, samples, figures")
+    p.add_argument("--out", metavar="DIR", default="npdiff-demo",
+                   help="folder for model.npz and the figures (created if missing)")
+    p.add_argument("--seed", type=SEED, default=0, help=SEED_HELP)
+    p.add_argument("--n", type=positive(int, MAX_POINTS), default=2000, help="fresh test points for the exact NLL")
+    p.add_argument("--grid", type=positive(int, 1000), default=48, help="points per side of the density heat map")
+    add_model_flags(p, ("2d",), demo.DEMO_STEPS)
+    p.set_defaults(func=demo.run)
+
+
+def add_train(sub) -> None:
+    p = sub.add_parser("train", help="train the MLP denoiser on a data set; writes DIR/model.npz")
+    p.add_argument("--data", required=True, help="the data set's name (see `npdiff datasets`)")
+    p.add_argument("--out", metavar="DIR", required=True, help="folder for model.npz (created if missing)")
+    p.add_argument("--seed", type=SEED, default=0, help=SEED_HELP)
+    add_model_flags(p, tuple(RECIPES))
+    g = p.add_argument_group("labels")
+    g.add_argument("--conditional", action="store_true",
+                   help="a class-conditional model of a labelled data set (its labels dropped with probability --p-uncond)")
+    g.add_argument("--p-uncond", dest="p_uncond", type=in_range(float, 0.0, 1.0),
+                   help="with --conditional: probability of training a point without its label (default 0.1)")
+    p.set_defaults(func=train.run)
+
+
+def add_sample(sub) -> None:
+    p = sub.add_parser("sample", help="draw samples from a trained model; writes FILE.npy")
+    p.add_argument("--model", required=True, help=MODEL_HELP)
+    p.add_argument("--sampler", choices=SAMPLERS + FAST, default="ode",
+                   help="ddpm, ddim, ode (RK45, or Heun with --steps), sde, or a few-step ODE sampler "
+                        f"({', '.join(FAST)}; `--sampler dpmpp2m --steps 20` is a good fast choice)")
+    p.add_argument("--steps", type=positive(int, MAX_T),
+                   help="what the sampler counts: ddpm and ddim, steps of the chain (default 1000 and 250); sde, "
+                        "Euler-Maruyama steps (default 1000); ode, Heun steps (without it: adaptive RK45); few-step "
+                        f"samplers, denoiser evaluations (default {sample.FAST_NFE}, plus one to denoise)")
+    p.add_argument("--grid", choices=GRIDS, help="where the steps fall: uniform in t, in log-SNR, Karras et al.'s rho = 7 "
+                                                 "or quadratic (default: log_snr; edm: karras; ddim and ode: uniform)")
+    p.add_argument("--n", type=positive(int, MAX_POINTS), default=1000, help="number of samples")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the starting noise and the samplers' noise")
+    p.add_argument("--out", metavar="FILE.npy", required=True, help="file for the (n, D) samples (.npy is appended if missing)")
+    p.add_argument("--plot", metavar="FILE.png", help="also draw the samples (2-D: a scatter; images: a grid)")
+    p.add_argument("--data", help="the model's data set: drawn beside the samples in --plot")
+    p.add_argument("--other-data", dest="other_data", action="store_true", help=OTHER_DATA_HELP)
+    p.add_argument("--variance", choices=VARIANCES,
+                   help="ddpm: the reverse variance (default large; analytic needs --data, trace one divergence per step)")
+    p.add_argument("--label", type=in_range(int, 0, MAX_CLASSES), help="a conditional model: the class to sample")
+    p.add_argument("--guidance", type=in_range(float, 0.0, 100.0),
+                   help="with --label: classifier-free guidance weight w >= 0 (default 0, the conditional model)")
+    p.set_defaults(func=sample.run)
+
+
+def add_nll(sub) -> None:
+    p = sub.add_parser("nll", help="negative log-likelihood of fresh test points (2-D: against the true entropy; "
+                                   "images: bits/dim of the test split)")
+    p.add_argument("--model", required=True, help=MODEL_HELP)
+    p.add_argument("--data", required=True, help="the data set to score (see `npdiff datasets`); the model's own, "
+                                                 "unless --other-data")
+    p.add_argument("--n", type=positive(int, MAX_POINTS),
+                   help="2-D: fresh points (default 2000); images: the first n of the split (default all)")
+    p.add_argument("--split", choices=("test", "train"), default="test", help="images: which split")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the fresh test points (2-D), the dequantization "
+                                                        "and the VLB's noise")
+    p.add_argument("--method", choices=("ode", "vlb", "both"), default="ode",
+                   help="the exact probability-flow ODE likelihood, the variational bound, or both")
+    p.add_argument("--T", type=positive(int, MAX_T),
+                   help="steps of the VLB's chain, one denoiser evaluation each (default 1000; images: the recipe's)")
+    p.add_argument("--variance", choices=VARIANCES,
+                   help="the VLB's reverse variance (default large; analytic estimates E||eps||^2 on training data, "
+                        "trace is per point from the exact divergence)")
+    p.add_argument("--draws", type=positive(int, 1000), default=1, help="images: dequantization draws per image")
+    p.add_argument("--rtol", type=in_range(float, 1e-13, 0.1), default=1e-5, help="RK45's relative tolerance")
+    p.add_argument("--atol", type=in_range(float, 1e-14, 0.1), default=1e-5, help="RK45's absolute tolerance")
+    p.add_argument("--out", "--save", dest="out", metavar="FILE.npz",
+                   help="also write the points and their per-point log-likelihoods (.npz is appended if missing)")
+    p.add_argument("--other-data", dest="other_data", action="store_true", help=OTHER_DATA_HELP)
+    p.add_argument("--label", type=in_range(int, 0, MAX_CLASSES),
+                   help="a conditional model: score points of this class by log p(x | y)")
+    p.set_defaults(func=nll.run)
+
+
+def add_info(sub) -> None:
+    p = sub.add_parser("datasets", help="list the data sets with their true entropies")
+    p.set_defaults(func=info.datasets)
+    p = sub.add_parser("schedules", help="print the noise schedules' alpha_bar table (and plot them)")
+    p.add_argument("--T", type=positive(int, MAX_T), default=1000, help="number of discrete steps")
+    p.add_argument("--plot", metavar="FILE.png", help="also draw alpha_bar, log-SNR and beta curves")
+    p.set_defaults(func=info.schedules)
+
+
+#: the commands in the order ``npdiff --help`` lists them
+COMMANDS = (add_demo, add_train, add_sample, add_nll, add_info)
+
+
+def build_parser() -> Parser:
+    r"""The parser of ``npdiff``; ``parser.commands`` maps each command's name to its own parser."""
+    parser = Parser(prog="npdiff", description="Diffusion models from scratch in NumPy. Start with `npdiff demo`; "
+                                               "each command's flags: npdiff COMMAND --help.")
+    parser.add_argument("--version", action="version", version=f"npdiff {__version__}")
+    sub = parser.add_subparsers(dest="command", title="commands")
+    for add in COMMANDS:
+        add(sub)
+    for action in sub.choices.values():
+        action.add_argument("--json", action="store_true",
+                            help="print one JSON object on stdout, and nothing else there (the rest goes to stderr)")
+    parser.commands = dict(sub.choices)
+    return parser

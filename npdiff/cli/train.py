@@ -1,0 +1,84 @@
+r"""``npdiff train``: train the MLP denoiser on a data set and write ``DIR/model.npz``.
+
+The recipe (:mod:`npdiff.recipes`: ``"2d"`` for the toy sets, ``"images"`` for the digits)
+gives every default; a flag the user passes overrides its field. Images train on the train
+split, freshly dequantized per batch unless the recipe says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..checkpoint import save
+from ..nn import MLPConfig
+from ..nn.model import DiffusionMLP
+from ..recipes import RECIPES, recipe
+from ..train import TrainConfig, Trainer
+from ._common import SCHEDULES, UserError, check_out_dir, emit, is_images, load_data, say
+
+__all__ = ["MODEL_FIELDS", "TRAIN_FIELDS", "run", "train_model"]
+
+#: the flags that override the recipe's model (MLPConfig) fields
+MODEL_FIELDS = ("width", "depth", "parameterization", "activation", "coords", "coord_scale")
+#: the flags that override the recipe's training (TrainConfig) fields
+TRAIN_FIELDS = ("steps", "batch_size", "lr", "lr_schedule", "weight_decay", "ema_decay", "p_uncond")
+
+
+def train_model(data, args: argparse.Namespace, *, out: Path | None, seed: int):
+    r"""Train on ``data`` with the recipe and the flags of ``args``; save to ``out/model.npz`` when given.
+
+    Returns the EMA denoiser, the training history and the figures of the run (a dict).
+    """
+    images = is_images(data)
+    model_kw, train_kw, schedule = recipe("images" if images else "2d")
+    model_kw.update({f: getattr(args, f) for f in MODEL_FIELDS if getattr(args, f, None) is not None})
+    train_kw.update({f: getattr(args, f) for f in TRAIN_FIELDS if getattr(args, f, None) is not None})
+    conditional = getattr(args, "conditional", False)
+    if conditional:
+        if not getattr(data, "num_classes", 0):
+            raise UserError(f"--conditional needs a labelled data set; {data.name!r} has no labels")
+        model_kw["num_classes"] = data.num_classes
+    if getattr(args, "schedule", None):
+        schedule = SCHEDULES[args.schedule]()
+    rng = np.random.default_rng(seed)
+    model = DiffusionMLP(MLPConfig(dim=data.dim, **model_kw), schedule, rng=rng)
+    source, what = data, data.name
+    if images:  # the train split only; fresh uniform dequantization per batch unless the recipe says otherwise
+        dequantize = RECIPES["images"].get("data", {}).get("dequantize", True)
+        source = data.sample_dequantized if dequantize else data.sample
+        if conditional:
+            source = data.sample_dequantized_labelled if dequantize else data.sample_labelled
+        what = f"{data.name} (train split, {data.train.shape[0]} images{', dequantized' if dequantize else ''})"
+    trainer = Trainer(model, source, TrainConfig(**train_kw), rng)
+    say(f"training {model!r} on {what} for {trainer.config.steps} steps (batch {trainer.config.batch_size})")
+    t0 = time.perf_counter()
+    history = trainer.run(progress=True)
+    seconds = time.perf_counter() - t0
+    loss = history["loss"]
+    last = max(1, len(loss) // 100)
+    final = float(np.mean(loss[-last:]))  # mean of the last 1% of steps: one step's loss is noisy
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        save(out / "model.npz", trainer.denoiser(ema=False, dtype=np.float32), optimizer=trainer.optimizer,
+             step=trainer.step, rng=trainer.rng, history=history, train_config=trainer.config.to_dict(),
+             data_name=data.name)
+    stats = {"steps": int(trainer.step), "seconds": round(seconds, 3), "steps_per_s": round(trainer.step / seconds, 1),
+             "final_loss": final, "loss_space": trainer.loss_kind}
+    say(f"trained {trainer.step} steps in {seconds:.1f} s ({stats['steps_per_s']} steps/s); final loss {final:.4f} "
+        f"(squared error per dimension in {trainer.loss_kind} space, mean of the last {last} steps)")
+    return trainer.denoiser(ema=True), history, stats
+
+
+def run(args: argparse.Namespace) -> int:
+    r"""``npdiff train``."""
+    check_out_dir(args.out, "--out")
+    data = load_data(args.data)
+    out = Path(args.out)
+    _, _, stats = train_model(data, args, out=out, seed=args.seed)
+    say(f"wrote {out / 'model.npz'}")
+    emit(args, {**stats, "model": str(out / "model.npz")})
+    return 0
