@@ -39,7 +39,7 @@ from npdiff import likelihood as lk
 from npdiff import objective as ob
 from npdiff import reverse_variance as rv
 from npdiff import train as tr
-from npdiff.data import images, toy2d
+from npdiff.data import images, labelled, toy2d
 from npdiff.nn import MLPConfig
 from npdiff.nn import mlp as nnmlp
 from npdiff.nn.model import DiffusionMLP
@@ -553,6 +553,15 @@ E(_E("likelihood.vlb", lk.vlb, lambda: dict(denoiser=ORACLE, x0=_x(), T=5, rng=_
      errors=_SAMPLER_ERRORS))
 E(_E("likelihood.vlb(steps)", lk.vlb, lambda: dict(denoiser=ORACLE, x0=_x(), T=8, rng=_rng(), variance="trace", steps=4),
      Arg("steps", "int", accepts=_NONE_OK), errors=_SAMPLER_ERRORS))
+E(_E("likelihood.score_points", lk.score_points,
+     lambda: dict(denoiser=ORACLE, x=_x(), log_p_true=np.zeros(B), method="both", rng=_rng(), T=5, variance="large",
+                  rtol=1e-3, atol=1e-3),
+     Arg("denoiser", "denoiser"), Arg("x", "points_d"), Arg("log_p_true", "array"), Arg("method", "choice"),
+     Arg("rng", "rng"), Arg("T", "int2"), Arg("variance", "choice"), Arg("rtol", "real", strict=("huge",)),
+     Arg("atol", "real", strict=("huge",)), errors=_SAMPLER_ERRORS))
+E(_E("likelihood.mean_se", lk.mean_se, lambda: dict(values=np.array([0.1, 0.2, 0.4])), Arg("values", "array")))
+E(_E("data.labelled.sample_class", labelled.sample_class, lambda: dict(data=toy2d.load("moons"), label=1, n=5, rng=_rng()),
+     Arg("data", "object"), Arg("label", "int0"), Arg("n", "int"), Arg("rng", "rng")))
 _CHAIN6 = VP.discretize(6, t_end=VP.t_max, clip=False)
 E(_E("likelihood.bound_costs", lk.bound_costs,
      lambda: dict(denoiser=ORACLE, x0=_levels(), chain=_CHAIN6, rng=_rng(), K=5, batch_size=2),
@@ -745,8 +754,13 @@ NOT_FUZZED = {
     # files and the command line have their own fuzz suites
     "npdiff.checkpoint.load": "tests/test_checkpoint_untrusted.py",
     "npdiff.checkpoint.save": "tests/test_checkpoint_untrusted.py",
-    "npdiff.cli.main": "tests/test_fuzz_cli.py", "npdiff.cli.build_parser": "tests/test_fuzz_cli.py",
-    "npdiff.cli.UserError": "an exception class",
+    "npdiff.likelihood.scoring.MeanSE": "a result dataclass of mean_se (fuzzed)",
+    "npdiff.likelihood.scoring.PointScores": "a result dataclass of score_points (fuzzed)",
+    **{f"npdiff.cli.{_n}": "the command line: tests/test_fuzz_cli.py feeds it bad flags, names and files" for _n in (
+        "main", "_common.UserError", "parser.build_parser", "parser.Parser", "parser.HelpFormatter",
+        "validators.positive", "validators.in_range", "demo.run", "train.run", "train.train_model", "sample.run",
+        "sample.run_sampler", "sample.npy_path", "nll.run", "nll.score", "nll.report_nll", "nll.report_image_nll",
+        "nll.compare_bound", "nll.image_eval_default", "info.datasets", "info.schedules")},
     "npdiff.data.images.read_idx": "a file reader: tests/test_checkpoint_untrusted.py and tests/test_images.py",
     "npdiff.data.images.write_idx": "a file writer: tests/test_checkpoint_untrusted.py and tests/test_images.py",
     "npdiff.data.images.digits": "no arguments",

@@ -221,16 +221,16 @@ def test_cli_refuses_a_model_of_other_dimensions_in_one_line(tmp_path):
 
 
 def test_a_diverged_summary_is_printed_as_diverged(capsys):
-    from npdiff.cli import _report_image_nll
+    from npdiff.cli.nll import report_image_nll
 
     r = {"n": 6, "K": 17, "ode_diverged": 2, "bpd_ode": None, "bpd_ode_finite": 2.5, "bpd_ode_se": 0.1,
          "vlb_diverged": 0, "bpd_vlb": 2.75, "bpd_vlb_se": 0.05, "vlb_T": 50, "vlb_variance": "large"}
-    _report_image_nll(r, "test-split")
+    report_image_nll(r, "test-split")
     err = capsys.readouterr().err.splitlines()
     assert err[0] == "exact ODE likelihood: diverged on 2 of 6 test-split images (the other 4: 2.5000)", err
     assert err[1].startswith("VLB (T = 50, large variance, decoder with 17 levels): 2.7500 +- 0.0500 bits/dim"), err
     r = {"n": 1, "K": 17, "ode_diverged": 0, "bpd_ode": 2.5, "bpd_ode_finite": 2.5, "bpd_ode_se": None}
-    _report_image_nll(r, "test-split")  # one image: no standard error, and no crash formatting it
+    report_image_nll(r, "test-split")  # one image: no standard error, and no crash formatting it
     assert capsys.readouterr().err.startswith("exact ODE likelihood (uniform dequantization, exact trace): 2.5000 bits/dim")
 
 

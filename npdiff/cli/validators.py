@@ -10,8 +10,8 @@ import argparse
 
 import numpy as np
 
-__all__ = ["MAX_BATCH", "MAX_CLASSES", "MAX_DEPTH", "MAX_POINTS", "MAX_STEPS", "MAX_T", "MAX_WIDTH", "SEED",
-           "in_range", "positive"]
+__all__ = ["MAX_BATCH", "MAX_CLASSES", "MAX_DEPTH", "MAX_POINTS", "MAX_STEPS", "MAX_T", "MAX_WIDTH", "in_range",
+           "positive"]
 
 # Upper bounds of the counts: far beyond any sensible run, far below what would exhaust memory or never end.
 #: optimizer steps of ``train`` and ``demo``
