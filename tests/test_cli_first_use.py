@@ -203,3 +203,75 @@ def test_sample_plot_draws_the_data_beside_2d_samples(folder, monkeypatch):
     assert run_main(*base, "--plot", "alone.png")[0] == 0
     assert run_main(*base, "--plot", "beside.png", "--data", "8gaussians")[0] == 0
     assert _png_width(folder / "beside.png") > 1.7 * _png_width(folder / "alone.png")  # two panels, not one
+
+
+# -- help ----------------------------------------------------------------------------------------
+
+
+def test_bare_npdiff_prints_the_help_as_a_usage_error():
+    # argparse's convention for a call without its required argument: status 2, the message on stderr;
+    # the message is the whole help, so a newcomer sees the commands rather than an error about them
+    code, out, err = run_main()
+    assert code == 2 and out == ""
+    assert err.startswith("usage: npdiff") and "npdiff COMMAND --help" in err
+    for name in ("demo", "train", "sample", "nll", "datasets", "schedules"):
+        assert f"    {name} " in err, f"{name} missing from the help: {err}"
+    code, out, _ = run_main("--help")
+    assert code == 0 and out.startswith("usage: npdiff")
+
+
+def test_each_commands_help_lists_only_what_applies_to_it():
+    commands = cli.build_parser().commands
+    flags = {name: {s for a in p._actions for s in a.option_strings} for name, p in commands.items()}
+    # the demo trains an unconditional model of 8gaussians with the 2d recipe: no data, model, labels or images
+    assert not flags["demo"] & {"--data", "--model", "--label", "--conditional", "--p-uncond", "--split", "--draws"}
+    demo = commands["demo"].format_help()
+    assert "images" not in demo and "every recipe" not in demo and "(default: 512)" in demo
+    train = commands["train"].format_help()
+    assert "128 (images recipe)" in train and "--conditional" in train
+    assert not flags["sample"] & {"--width", "--lr", "--split", "--rtol"}
+    assert not flags["datasets"] - {"-h", "--help", "--json"}
+
+
+def test_each_steps_flag_says_what_it_counts():
+    commands = cli.build_parser().commands
+
+    def help_of(name, flag):
+        return next(a.help for a in commands[name]._actions if flag in a.option_strings)
+
+    assert help_of("demo", "--steps").startswith("optimizer steps")
+    assert help_of("train", "--steps").startswith("optimizer steps")
+    sample = help_of("sample", "--steps")
+    assert "steps of the chain" in sample and "denoiser evaluations" in sample and "Heun steps" in sample
+    assert "one denoiser evaluation each" in help_of("nll", "--T")
+
+
+# -- the two likelihoods side by side ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("diff, se, words", [
+    (0.05, 0.01, "above the exact NLL by 5.0 standard errors"),
+    (-0.05, 0.01, "below the exact NLL by 5.0 standard errors"),
+    (-0.005, 0.01, "within 2 standard errors of 0"),
+    (0.015, 0.01, "within 2 standard errors of 0"),
+    (0.3, None, "no standard error"),
+])
+def test_the_bound_is_compared_with_the_exact_nll_by_its_paired_error(diff, se, words):
+    from npdiff.cli.nll import compare_bound
+
+    assert words in compare_bound(diff, se)
+
+
+def test_nll_both_says_what_the_paired_difference_shows(folder, monkeypatch):
+    monkeypatch.chdir(folder)
+    code, out, err = run_main("nll", "--model", "run", "--data", "8gaussians", "--n", "16", "--method", "both", "--T",
+                              "4", "--rtol", "1e-3", "--atol", "1e-3", "--json", "--save", "pair")
+    r = only_json(code, out, err)
+    with np.load(folder / "pair.npz") as z:
+        diff = z["vlb_nats"] + z["log_p_model"]  # the bound minus the exact NLL, per point
+    d, se = diff.mean(), diff.std(ddof=1) / 4.0
+    assert r["vlb_minus_exact_nats"] == pytest.approx(d, rel=1e-12) and r["vlb_minus_exact_se"] == pytest.approx(se)
+    line = next(x for x in err.splitlines() if x.startswith("VLB - exact NLL"))
+    assert f"{d:.4f} +- {se:.4f} nats" in line
+    side = "above" if d > 2 * se else "below" if d < -2 * se else "within 2 standard errors"
+    assert side in line and "so above the exact gap" not in err, line

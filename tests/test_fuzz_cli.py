@@ -155,7 +155,6 @@ CASES = [
     (["nll", "--model", "good.npz", "--data", "digits", "--split", "valid"], "invalid choice"),
     (["nll", "--model", "good.npz", "--data", "moons", "--variance", "medium"], "invalid choice"),
     (["fit"], "invalid choice"),
-    ([], "required"),
     (["nll", "--model", "missing.npz", "--data", "moons"], "does not exist"),
     (["sample", "--model", "missing.npz", "--out", "s.npy"], "does not exist"),
     (["sample", "--model", "empty.npz", "--out", "s.npy"], "not a valid npdiff checkpoint"),
