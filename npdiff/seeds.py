@@ -5,8 +5,8 @@ weights and batches of training, fresh test points, the starting noise of the sa
 data drawn beside them, the training points of a moment estimate and its noise. Each stream is
 ``np.random.default_rng(seed + OFFSET)`` with one of the offsets below, so a figure reproduces
 from the seed alone, and a tutorial or benchmark that wants the command's figures uses the same
-offsets. Offset 0 (the seed itself) is training's stream, and the likelihood's points of
-``npdiff nll``.
+offsets. Offset 0 (the seed itself) is training's stream, the points of ``npdiff nll`` and the
+noise of ``npdiff sample``.
 
 The values are history: changing one changes every figure that reads that stream, so they
 stay as they are. The large offsets keep the moment estimate's streams far from the small

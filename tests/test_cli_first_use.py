@@ -255,6 +255,7 @@ def test_each_steps_flag_says_what_it_counts():
     (-0.005, 0.01, "within 2 standard errors of 0"),
     (0.015, 0.01, "within 2 standard errors of 0"),
     (0.3, None, "no standard error"),
+    (0.3, 0.0, "above on every point"),
 ])
 def test_the_bound_is_compared_with_the_exact_nll_by_its_paired_error(diff, se, words):
     from npdiff.cli.nll import compare_bound

@@ -78,6 +78,7 @@ def load_data(name: str):
 
 
 def is_images(data) -> bool:
+    r"""Whether ``data`` is an image set (bits/dim, splits) rather than a 2-D set with a known density."""
     return isinstance(data, ImageSet)
 
 
@@ -115,6 +116,7 @@ def check_out_dir(path: str, flag: str) -> None:
 
 
 def check_dims(model, data, model_path: str) -> None:
+    r"""Refuse a model of another dimension than the data set's."""
     if model.dim != data.dim:
         raise UserError(f"model {model_path!r} was trained on {model.dim}-D data, but data set {data.name!r} is {data.dim}-D")
 

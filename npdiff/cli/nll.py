@@ -101,6 +101,8 @@ def compare_bound(diff: float, se: float | None) -> str:
     r"""What the paired difference VLB - exact NLL shows, in words that follow its figures."""
     if se is None:
         return "one point: no standard error, so its sign says nothing"
+    if se == 0.0:  # the same difference on every point: no noise to weigh it against
+        return "the same on every point" if diff == 0.0 else f"{'above' if diff > 0 else 'below'} on every point"
     if se > 0 and diff > SIGNIFICANT * se:
         return f"the bound lies above the exact NLL by {diff / se:.1f} standard errors"
     if se > 0 and diff < -SIGNIFICANT * se:
