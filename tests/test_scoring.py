@@ -117,7 +117,9 @@ def test_points_of_one_class_are_the_labelled_draws_of_that_class_in_order():
     (toy2d.load("moons"), 2, 5, ValueError, "label"),
     (toy2d.load("moons"), -1, 5, ValueError, "label"),
     (toy2d.load("moons"), True, 5, TypeError, "label"),
-    (toy2d.load("moons"), 1.0, 5, TypeError, "label"),
+    (toy2d.load("moons"), 0.5, 5, TypeError, "label"),
+    (toy2d.load("moons"), np.array([0, 1]), 5, TypeError, "label"),
+    (toy2d.load("moons"), None, 5, TypeError, "label"),
     (toy2d.load("moons"), 1, 0, ValueError, "n"),
 ])
 def test_sample_class_refuses_bad_input_by_name(data, label, n, error, word):

@@ -15,8 +15,6 @@ which a conditional model's :math:`\log p_\theta(x \mid y)` is compared with the
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from .._check import as_generator, positive_int
@@ -46,20 +44,14 @@ def sample_class(data: object, label: int, n: int, rng: np.random.Generator) -> 
     -------
     (n, D) float64 points of class ``label``.
     """
-    num_classes = getattr(data, "num_classes", 0)
-    if not callable(getattr(data, "sample_labelled", None)) or not isinstance(num_classes, numbers.Integral) \
-            or num_classes < 1:
+    if not callable(getattr(data, "sample_labelled", None)) or not getattr(data, "num_classes", 0):
         raise TypeError(f"data must be a labelled data set (num_classes > 0 and sample_labelled), got {data!r}")
-    if isinstance(label, bool) or not isinstance(label, numbers.Integral):
-        raise TypeError(f"label must be an int, got {type(label).__name__} {label!r}")
-    if not 0 <= label < num_classes:
-        raise ValueError(f"label must be a class of the data set, in 0..{num_classes - 1}, got {label}")
-    n = positive_int(n, "n")
-    rng = as_generator(rng)
+    label = positive_int(label, "label", minimum=0, maximum=data.num_classes - 1)
+    n, rng = positive_int(n, "n"), as_generator(rng)
     kept = []
     count = 0
     for _ in range(MAX_ROUNDS):
-        xs, ys = data.sample_labelled(max(n, 64) * int(num_classes), rng)
+        xs, ys = data.sample_labelled(max(n, 64) * data.num_classes, rng)
         kept.append(xs[ys == label])
         count += kept[-1].shape[0]
         if count >= n:
