@@ -45,7 +45,19 @@ matplotlib.use("Agg")  # files only, never a window: the chapters also run on se
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["Chapter", "np", "plt", "toy_model_recipe"]
+__all__ = [
+    "Chapter",
+    "central_difference",
+    "corner_note",
+    "draw_density",
+    "max_relative_error",
+    "np",
+    "plt",
+    "relative_max_error",
+    "show_moments",
+    "show_standard_normal",
+    "toy_model_recipe",
+]
 
 
 class Chapter:
@@ -86,12 +98,15 @@ class Chapter:
         return self.out / f"{self.number:02d}_{name}"
 
     def save(self, fig: matplotlib.figure.Figure, name: str, dpi: int = 110) -> Path:
-        r"""Write ``fig`` as ``NN_name.png`` into the output folder, close it, say where it went."""
+        r"""Write ``fig`` as ``NN_name.png`` into the output folder and say which file it is.
+
+        The figure stays open: in the gallery, sphinx-gallery's matplotlib scraper shows the figures
+        open at the end of a code cell (and closes them), so each figure appears right after the cell
+        that draws it. The printed name is the file's name inside the ``--out`` folder.
+        """
         path = self.path(f"{name}.png")
         fig.savefig(path, dpi=dpi)
-        plt.close(fig)
-        rel = os.path.relpath(path)
-        print(f"figure: {path if rel.startswith('..') else rel}")
+        print(f"figure: {path.name}")
         return path
 
     @staticmethod
@@ -111,6 +126,75 @@ class Chapter:
 
     def done(self) -> None:
         print(f"\nchapter {self.number:02d} done in {time.perf_counter() - self._t0:.1f} s")
+
+
+# -- checking helpers of chapters 1-4: the comparisons, so that a chapter's cells show the math ------------
+
+
+def central_difference(f, x: np.ndarray, direction: np.ndarray, h: float) -> np.ndarray:
+    r"""The derivative of ``f`` at ``x`` along ``direction``, ``(f(x + h d) - f(x - h d)) / 2h``.
+
+    Exact up to :math:`O(h^2)` plus the rounding error of ``f`` over ``2h``.
+    """
+    return (f(x + h * direction) - f(x - h * direction)) / (2 * h)
+
+
+def max_relative_error(a: np.ndarray, b: np.ndarray, floor: float = 1.0) -> float:
+    r"""``max |a - b| / (floor + |b|)``: relative where ``b`` is large, absolute where it is small."""
+    return float(np.max(np.abs(a - b) / (floor + np.abs(b))))
+
+
+def relative_max_error(a: np.ndarray, b: np.ndarray) -> float:
+    r"""``max |a - b| / max |b|``: the largest error on the scale of the reference ``b``."""
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
+def max_gradient_error(loss, params: list[np.ndarray], grads: list[np.ndarray], h: float, floor: float) -> float:
+    r"""Largest ``|central difference - g_i| / max(floor, |g_i|)`` over every weight of ``params``.
+
+    ``loss(params)`` is evaluated with one weight moved by ``+h`` and ``-h`` at a time (in place, then
+    restored); ``grads`` is the hand-written gradient, one array per entry of ``params``.
+    """
+    worst = 0.0
+    for p, g in zip(params, grads):
+        for i in np.ndindex(p.shape):
+            old = p[i]
+            p[i] = old + h
+            up = loss(params)
+            p[i] = old - h
+            down = loss(params)
+            p[i] = old
+            worst = max(worst, abs((up - down) / (2 * h) - g[i]) / max(floor, abs(g[i])))
+    return worst
+
+
+def show_moments(name: str, mean_err: float, var_ratio: float, n: int) -> None:
+    r"""Print how far the sample mean and variance of ``x_t`` are from the closed form (chapter 1)."""
+    Chapter.show(f"{name}: max |mean(x_t) - sqrt(ab) mean(x_0)|", mean_err, f"Monte Carlo error ~ {1 / np.sqrt(n):.2g}")
+    Chapter.show(f"{name}: max var(x_t) / (ab var(x_0) + 1 - ab)", var_ratio, "1 up to Monte Carlo error")
+
+
+def show_standard_normal(label: str, z: np.ndarray) -> None:
+    r"""Print the mean, variance and correlation of the two coordinates of ``z`` (n, 2): 0, 1 and 0."""
+    Chapter.show(f"{label}: mean", z.mean(), "0 up to Monte Carlo error")
+    Chapter.show(f"{label}: variance", z.var(), "1 up to Monte Carlo error")
+    Chapter.show(f"{label}: correlation of the 2 coordinates", np.corrcoef(z.T)[0, 1], "0: the noise is isotropic")
+
+
+# -- drawing helpers: the styling every 2-D panel shares ------------------------------------------------------
+
+
+def draw_density(ax, density: np.ndarray, lim: float, points: np.ndarray | None = None, **imshow) -> None:
+    r"""A square panel: ``density`` (G, G) on [-lim, lim]^2 as an image, ``points`` (n, 2) as black dots."""
+    ax.imshow(density, extent=(-lim, lim, -lim, lim), origin="lower", **({"cmap": "Blues", "vmin": 0} | imshow))
+    if points is not None:
+        ax.scatter(points[:, 0], points[:, 1], s=1.5, c="k", alpha=0.5, linewidths=0)
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xticks=[], yticks=[], aspect="equal")
+
+
+def corner_note(ax, text: str, fontsize: float = 7) -> None:
+    r"""A small note in the lower left corner of a panel."""
+    ax.text(0.03, 0.03, text, transform=ax.transAxes, fontsize=fontsize, color="0.2")
 
 
 def toy_model_recipe(quick: bool):
