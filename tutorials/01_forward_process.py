@@ -6,7 +6,7 @@ A diffusion model learns to undo a process that is fixed in advance and triviall
 to run forwards: blend the data with Gaussian noise, a little more at each time, until
 nothing of it is left. This chapter runs that process on a two-dimensional toy set,
 checks its closed forms by sampling, and compares the three noise schedules npdiff
-ships. From the repository root (``--quick`` takes seconds; the figures go to ``--out``):
+ships. From the repository root (``--quick`` takes seconds; figures go to ``--out``):
 
 Run::
 
@@ -68,7 +68,7 @@ ch.section("1. q(x_t | x_0) by sampling against its closed form")
 m0, v0 = x0.mean(axis=0), x0.var(axis=0)  # (2,) the data's own moments
 for s in schedules:
     eps = ch.rng(1).standard_normal(x0.shape)  # (n, 2)
-    xt = forward.q_sample(x0, 0.3, eps, s)  # Eq. (1)
+    xt = forward.q_sample(x0, 0.3, eps, s)  # (n, 2)
     ab = float(s.alpha_bar(0.3))
     ch.show(f"{s.name}: alpha_bar(0.3)", ab)
     show_moments(
@@ -158,7 +158,7 @@ for r, s in enumerate(schedules):
         if r == 0:
             axes[r, c].set_title(f"t = {t:g}", fontsize=10)
     axes[r, 0].set_ylabel(s.name, fontsize=10)
-fig.suptitle("8gaussians dissolving into noise: samples of x_t over the exact q_t", fontsize=11)
+fig.suptitle("8gaussians dissolving: samples of x_t over the exact q_t", fontsize=11)
 fig.tight_layout()
 ch.save(fig, "dissolving")
 

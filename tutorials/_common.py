@@ -55,6 +55,7 @@ __all__ = [
     "plt",
     "relative_max_error",
     "show_moments",
+    "show_posterior_regression",
     "show_standard_normal",
     "toy_model_recipe",
 ]
@@ -179,6 +180,26 @@ def show_standard_normal(label: str, z: np.ndarray) -> None:
     Chapter.show(f"{label}: mean", z.mean(), "0 up to Monte Carlo error")
     Chapter.show(f"{label}: variance", z.var(), "1 up to Monte Carlo error")
     Chapter.show(f"{label}: correlation of the 2 coordinates", np.corrcoef(z.T)[0, 1], "0: the noise is isotropic")
+
+
+def show_posterior_regression(slope: float, intercept: float, resid_var: float, c_t: float, c0x0: float,
+                              var_post: float, xt: np.ndarray) -> None:
+    r"""Print the least-squares fit of x_s on x_t against the closed-form posterior (chapter 2).
+
+    ``c_t`` and ``c0x0`` are the closed form's coefficient of x_t and its term in x_0, ``var_post`` its
+    variance; ``xt`` (n, 1) the regressor. Each line gives three standard errors of least squares:
+    Var[slope] = s^2 / (n Var x_t), Var[intercept] = s^2 (1 + mean^2 / Var x_t) / n, and the relative
+    standard error of a Gaussian sample variance, sqrt(2 / n).
+    """
+    n = xt.shape[0]
+    var_xt, mean_xt = xt.var(), xt.mean()
+    se_slope = np.sqrt(resid_var / (n * var_xt)) / abs(c_t)
+    se_icpt = np.sqrt(resid_var * (1.0 + mean_xt**2 / var_xt) / n)
+    se_var = np.sqrt(2.0 / n)
+    Chapter.show("regression slope / closed-form coefficient of x_t", slope / c_t, f"1 within 3 se = {3 * se_slope:.2g}")
+    Chapter.show("regression intercept - closed-form c_0 x_0", intercept - c0x0, f"0 within 3 se = {3 * se_icpt:.2g}")
+    Chapter.show("residual variance / closed-form posterior variance", resid_var / var_post,
+                 f"1 within 3 se = {3 * se_var:.2g}")
 
 
 # -- drawing helpers: the styling every 2-D panel shares ------------------------------------------------------
