@@ -54,8 +54,12 @@ __all__ = [
     "np",
     "plt",
     "relative_max_error",
+    "save_animation",
+    "scatter_panel",
+    "show_memorization",
     "show_moments",
     "show_posterior_regression",
+    "show_sampler_quality",
     "show_standard_normal",
     "toy_model_recipe",
 ]
@@ -202,12 +206,48 @@ def show_posterior_regression(slope: float, intercept: float, resid_var: float, 
                  f"1 within 3 se = {3 * se_var:.2g}")
 
 
+def show_sampler_quality(name: str, label: str, res, data, ref: np.ndarray, count_support: bool) -> str:
+    r"""Print how close a sampler's result ``res`` is to ``data`` (chapter 3); return a note for its panel.
+
+    The energy distance to the reference set ``ref``, and either the share of samples where the data's
+    density is positive (``count_support``, for a set such as the checkerboard whose density is 0 off its
+    squares) or the mean true log-density of the samples plus the entropy (0 for a right sampler).
+    """
+    from npdiff import metrics
+
+    Chapter.show(f"{name}: {label} energy distance to data", metrics.energy_distance(res.x, ref),
+                 f"{res.nfe} evaluations")
+    if count_support:
+        on = np.mean(np.isfinite(data.log_prob(res.x)))
+        Chapter.show(f"{name}: {label} fraction of samples on the squares", on, "1 for data")
+        return f"on squares {on:.1%}"
+    mean, se = metrics.mean_log_density(res.x, data)
+    Chapter.show(f"{name}: {label} mean log p(samples) + H", mean + data.entropy,
+                 f"0 within ~{3 * se:.2g}; H = {data.entropy:.4f}")
+    return f"mean log p + H = {mean + data.entropy:+.3f}"
+
+
+def show_memorization(label: str, dist: np.ndarray, nearest: np.ndarray, n_train: int) -> None:
+    r"""Print how many samples are copies of a training point (chapter 3).
+
+    ``dist`` (n,) is each sample's distance to its nearest training point, ``nearest`` (n,) that point's index.
+    """
+    Chapter.show(f"{label}: median distance to the nearest training point", np.median(dist))
+    Chapter.show(f"{label}: fraction within 1e-3 of a training point", np.mean(dist < 1e-3))
+    Chapter.show(f"{label}: distinct training points reached", np.unique(nearest[dist < 1e-3]).size,
+                 f"of N = {n_train}")
+
+
 # -- drawing helpers: the styling every 2-D panel shares ------------------------------------------------------
 
 
 def draw_density(ax, density: np.ndarray, lim: float, points: np.ndarray | None = None, **imshow) -> None:
-    r"""A square panel: ``density`` (G, G) on [-lim, lim]^2 as an image, ``points`` (n, 2) as black dots."""
-    ax.imshow(density, extent=(-lim, lim, -lim, lim), origin="lower", **({"cmap": "Blues", "vmin": 0} | imshow))
+    r"""A square panel: ``density`` (G, G) on [-lim, lim]^2 as an image, ``points`` (n, 2) as black dots.
+
+    ``imshow`` overrides the colour map (blue from 0) or sets a ``norm``.
+    """
+    style = {"cmap": "Blues"} | ({} if "norm" in imshow else {"vmin": 0}) | imshow
+    ax.imshow(density, extent=(-lim, lim, -lim, lim), origin="lower", **style)
     if points is not None:
         ax.scatter(points[:, 0], points[:, 1], s=1.5, c="k", alpha=0.5, linewidths=0)
     ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xticks=[], yticks=[], aspect="equal")
@@ -216,6 +256,49 @@ def draw_density(ax, density: np.ndarray, lim: float, points: np.ndarray | None 
 def corner_note(ax, text: str, fontsize: float = 7) -> None:
     r"""A small note in the lower left corner of a panel."""
     ax.text(0.03, 0.03, text, transform=ax.transAxes, fontsize=fontsize, color="0.2")
+
+
+def scatter_panel(ax, x: np.ndarray, title: str, color: str, note: str = "", lim: float = 4.2) -> None:
+    r"""A square panel of the 2-D points ``x`` (n, 2) with a title and an optional note in its corner."""
+    ax.scatter(x[:, 0], x[:, 1], s=1.0, alpha=0.5, c=color, linewidths=0)
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xticks=[], yticks=[], aspect="equal")
+    ax.set_title(title, fontsize=10)
+    if note:
+        ax.text(0.03, 0.03, note, transform=ax.transAxes, fontsize=7.5)
+
+
+def save_animation(chapter: Chapter, flow, frames: np.ndarray, name: str, title: str, dot_size: float,
+                   dpi: int, n_trails: int = 12):
+    r"""Animate a recorded trajectory (``flow.trajectory`` (steps + 1, n, 2) at ``flow.times``) as a GIF.
+
+    ``frames`` are the recorded states shown, in order; ``n_trails`` points leave a trail. The GIF goes to
+    the chapter's output folder as ``NN_name``; the figure stays open (its last frame) and the animation
+    is returned, so that a gallery can show either.
+    """
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    traj = flow.trajectory
+    fig, ax = plt.subplots(figsize=(4.2, 4.2))
+    trail_ids = np.arange(min(n_trails, traj.shape[1]))
+    dots = ax.scatter(traj[0, :, 0], traj[0, :, 1], s=dot_size, c="k", alpha=0.6, linewidths=0)
+    trails = [ax.plot([], [], lw=0.8, color="C3", alpha=0.8)[0] for _ in trail_ids]
+    text = ax.set_title(f"{title}, t = 1.000", fontsize=10)  # a placeholder for tight_layout
+    ax.set(xlim=(-4, 4), ylim=(-4, 4), xticks=[], yticks=[], aspect="equal")
+    fig.tight_layout()
+
+    def draw(k: int) -> list:
+        f = frames[k]
+        dots.set_offsets(traj[f])
+        for line, i in zip(trails, trail_ids):
+            line.set_data(traj[: f + 1, i, 0], traj[: f + 1, i, 1])
+        text.set_text(f"{title}, t = {flow.times[f]:.3f}")
+        return [dots, *trails, text]
+
+    anim = FuncAnimation(fig, draw, frames=len(frames), blit=False)
+    path = chapter.path(name)
+    anim.save(path, writer=PillowWriter(fps=10), dpi=dpi)
+    print(f"animation: {path.name}")
+    return anim
 
 
 def toy_model_recipe(quick: bool):
