@@ -50,6 +50,7 @@ __all__ = [
     "central_difference",
     "corner_note",
     "draw_density",
+    "max_gradient_error",
     "max_relative_error",
     "np",
     "plt",
@@ -154,15 +155,17 @@ def relative_max_error(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
 
 
-def max_gradient_error(loss, params: list[np.ndarray], grads: list[np.ndarray], h: float, floor: float) -> float:
-    r"""Largest ``|central difference - g_i| / max(floor, |g_i|)`` over every weight of ``params``.
+def max_gradient_error(loss, params: list[np.ndarray], grads: list[np.ndarray], h: float, floor: float,
+                       coords: np.ndarray | None = None) -> float:
+    r"""Largest ``|central difference - g_i| / max(floor, |g_i|)`` over the weights of ``params``.
 
     ``loss(params)`` is evaluated with one weight moved by ``+h`` and ``-h`` at a time (in place, then
-    restored); ``grads`` is the hand-written gradient, one array per entry of ``params``.
+    restored); ``grads`` is the hand-written gradient, one array per entry of ``params``; ``coords``
+    restricts the check to these indices of each array (default: every weight).
     """
     worst = 0.0
     for p, g in zip(params, grads):
-        for i in np.ndindex(p.shape):
+        for i in np.ndindex(p.shape) if coords is None else coords:
             old = p[i]
             p[i] = old + h
             up = loss(params)
