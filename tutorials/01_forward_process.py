@@ -13,6 +13,26 @@ Run::
     python tutorials/01_forward_process.py [--quick] [--out DIR]
 """
 
+from _common import (
+    Chapter,
+    corner_note,
+    draw_density,
+    np,
+    plt,
+    show_moments,
+    show_standard_normal,
+)
+
+from npdiff import forward, gaussian
+from npdiff.data import toy2d
+from npdiff.schedule import cosine, ddpm_linear, log_snr_linear, vp_linear
+
+ch = Chapter(1, "the forward process")
+data = toy2d.load("8gaussians")
+schedules = [vp_linear(), cosine(), log_snr_linear()]
+n = ch.pick(1500, 4000)
+x0 = data.sample(n, ch.rng(0))  # (n, 2)
+
 # %%
 # 1. One line of math
 # -------------------
@@ -43,26 +63,6 @@ Run::
 # so data of unit variance keeps unit variance at every :math:`t`, and the network sees
 # inputs of one scale from start to end. The code draws :math:`x_t` from 8gaussians at
 # :math:`t = 0.3` and compares the sample moments with these two formulas.
-
-from _common import (
-    Chapter,
-    corner_note,
-    draw_density,
-    np,
-    plt,
-    show_moments,
-    show_standard_normal,
-)
-
-from npdiff import forward, gaussian
-from npdiff.data import toy2d
-from npdiff.schedule import cosine, ddpm_linear, log_snr_linear, vp_linear
-
-ch = Chapter(1, "the forward process")
-data = toy2d.load("8gaussians")
-schedules = [vp_linear(), cosine(), log_snr_linear()]
-n = ch.pick(1500, 4000)
-x0 = data.sample(n, ch.rng(0))  # (n, 2)
 
 ch.section("1. q(x_t | x_0) by sampling against its closed form")
 m0, v0 = x0.mean(axis=0), x0.var(axis=0)  # (2,) the data's own moments
@@ -231,6 +231,10 @@ for s in schedules:
     ch.show(f"{s.name}: KL(q(x_tmax|x_0) || N(0,I)) in nats", kl.sum(axis=1).mean(),
             "information left at the end")
     ch.show(f"{s.name}: t where SNR = 1", t_snr1)
+
+# %%
+# The three schedules side by side: the fraction of signal :math:`\bar\alpha(t)`, the
+# log-SNR :math:`\lambda(t)` and the rate :math:`\beta(t)`.
 
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
 for s in schedules:

@@ -16,6 +16,24 @@ Run::
     python tutorials/02_posteriors.py [--quick] [--out DIR]
 """
 
+from _common import (
+    Chapter,
+    central_difference,
+    max_relative_error,
+    np,
+    plt,
+    show_posterior_regression,
+)
+from scipy import integrate
+from scipy.stats import norm
+
+from npdiff import forward, gaussian, parameterization
+from npdiff.schedule import cosine, log_snr_linear, vp_linear
+
+ch = Chapter(2, "closed-form posteriors and the Gaussian math")
+schedules = [vp_linear(), cosine(), log_snr_linear()]
+D = 3
+
 # %%
 # 1. The posterior :math:`q(x_s \mid x_t, x_0)`
 # ---------------------------------------------
@@ -59,25 +77,6 @@ Run::
 # The code checks it twice on random :math:`(s, t, x_0, x_t, x_s)`: pointwise against
 # Bayes' rule (three Gaussian log-densities) and against the precision-weighted form
 # computed from scratch.
-
-from _common import (
-    Chapter,
-    central_difference,
-    max_relative_error,
-    np,
-    plt,
-    show_posterior_regression,
-)
-from scipy import integrate
-from scipy.stats import norm
-
-from npdiff import forward, gaussian, parameterization
-from npdiff.schedule import cosine, log_snr_linear, vp_linear
-
-ch = Chapter(2, "closed-form posteriors and the Gaussian math")
-schedules = [vp_linear(), cosine(), log_snr_linear()]
-D = 3
-
 
 def log_q(x, mean, var):
     r"""log N(x; mean, var I), summed over the D coordinates."""

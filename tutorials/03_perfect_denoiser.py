@@ -14,6 +14,27 @@ Run::
     python tutorials/03_perfect_denoiser.py [--quick] [--out DIR]
 """
 
+from _common import (
+    Chapter,
+    central_difference,
+    draw_density,
+    max_relative_error,
+    np,
+    plt,
+    save_animation,
+    scatter_panel,
+    show_memorization,
+    show_sampler_quality,
+)
+from matplotlib.colors import PowerNorm
+
+from npdiff import metrics
+from npdiff.analytic import EmpiricalData
+from npdiff.data import toy2d
+from npdiff.sample import ddim_sample, ddpm_sample, ode_sample, sde_sample
+
+ch = Chapter(3, "the perfect denoiser")
+
 # %%
 # 1. What a denoiser should learn
 # -------------------------------
@@ -62,26 +83,6 @@ Run::
 # predictors, each compared on the same draws of :math:`(x_0, t, \epsilon)`, lose more.
 # Chapter 4 draws this floor under the training curve.
 
-from _common import (
-    Chapter,
-    central_difference,
-    draw_density,
-    max_relative_error,
-    np,
-    plt,
-    save_animation,
-    scatter_panel,
-    show_memorization,
-    show_sampler_quality,
-)
-from matplotlib.colors import PowerNorm
-
-from npdiff import metrics
-from npdiff.analytic import EmpiricalData
-from npdiff.data import toy2d
-from npdiff.sample import ddim_sample, ddpm_sample, ode_sample, sde_sample
-
-ch = Chapter(3, "the perfect denoiser")
 ch.section("1. the exact denoiser's loss is the floor D - E|eps*|^2")
 data = toy2d.load("8gaussians")
 oracle = data.oracle()  # exact eps*(x, t) for vp_linear
@@ -118,12 +119,6 @@ for name, pred in others.items():
 # ``eps_and_divergence(x, t)``, ``schedule``. Seven of the eight toy sets have one
 # (``toy2d.load(name).oracle()``); pinwheel does not. The code checks the oracle's score
 # against a central difference of its own log-density.
-#
-# The figure shows the score fields: arrows of
-# :math:`-\epsilon^* = \sigma_t \nabla \log q_t` over the exact density. Late in the
-# process (large :math:`t`) :math:`q_t` is nearly :math:`\mathcal N(0, I)` and the
-# arrows point at the origin; early on they point at the nearest piece of data, with a
-# length that grows like the distance to it over :math:`\sigma_t`.
 
 ch.section("2. the oracle's score against its own log-density")
 xs, ts = xt[:200], t[:200]
@@ -131,6 +126,13 @@ fd = np.stack([central_difference(lambda x: oracle.log_prob(x, ts), xs, e, 1e-5)
                for e in np.eye(2)], axis=1)  # (200, 2) d log q_t / dx
 ch.show("max relative |score - finite difference of log q_t|",
         max_relative_error(oracle.score(xs, ts), fd))
+
+# %%
+# The figure shows the score fields: arrows of
+# :math:`-\epsilon^* = \sigma_t \nabla \log q_t` over the exact density. Late in the
+# process (large :math:`t`) :math:`q_t` is nearly :math:`\mathcal N(0, I)` and the
+# arrows point at the origin; early on they point at the nearest piece of data, with a
+# length that grows like the distance to it over :math:`\sigma_t`.
 
 sets, times, lim = ["8gaussians", "checkerboard", "rings"], [0.02, 0.1, 0.3, 0.6], 4.2
 g = np.linspace(-lim, lim, ch.pick(100, 200))

@@ -15,6 +15,29 @@ Run::
     python tutorials/04_training_the_mlp.py [--quick] [--out DIR]
 """
 
+from time import perf_counter
+
+from _common import (
+    Chapter,
+    central_difference,
+    max_gradient_error,
+    np,
+    plt,
+    relative_max_error,
+    scatter_panel,
+    toy_model_recipe,
+)
+
+from npdiff import checkpoint, metrics, parameterization
+from npdiff.data import toy2d
+from npdiff.nn import MLPConfig, mlp
+from npdiff.nn.fast import FastMLP
+from npdiff.objective import denoising_targets, log_snr_times
+from npdiff.sample import ddpm_sample, ode_sample
+from npdiff.train import train
+
+ch = Chapter(4, "training the hand-differentiated MLP")
+
 # %%
 # 1. Backpropagation by hand
 # --------------------------
@@ -54,28 +77,6 @@ Run::
 #
 #    \frac{L(w + h e_i) - L(w - h e_i)}{2h} = \frac{\partial L}{\partial w_i} + O(h^2).
 
-from time import perf_counter
-
-from _common import (
-    Chapter,
-    central_difference,
-    max_gradient_error,
-    np,
-    plt,
-    relative_max_error,
-    scatter_panel,
-    toy_model_recipe,
-)
-
-from npdiff import checkpoint, metrics, parameterization
-from npdiff.data import toy2d
-from npdiff.nn import MLPConfig, mlp
-from npdiff.nn.fast import FastMLP
-from npdiff.objective import denoising_targets, log_snr_times
-from npdiff.sample import ddpm_sample, ode_sample
-from npdiff.train import train
-
-ch = Chapter(4, "training the hand-differentiated MLP")
 ch.section("1. a one-hidden-layer network, differentiated by hand")
 
 
@@ -246,8 +247,7 @@ ch.show("MLP: max relative |exact trace - finite-difference trace|",
 # The optimizer is AdamW :cite:p:`loshchilov2019adamw` with gradient-norm clipping and a
 # cosine decay of the learning rate. The model we keep is an exponential moving average
 # (EMA) of the weights: averaging the last few thousand iterates smooths out the
-# optimizer's noise (Song and Ermon, 2020, recommend it for score models). The figure
-# shows the gradient norm and the learning rate along the run.
+# optimizer's noise (Song and Ermon, 2020, recommend it for score models).
 
 ch.section("4. training on 8gaussians")
 data = toy2d.load("8gaussians")
@@ -270,6 +270,10 @@ ch.show("first loss", loss[0])
 tail = loss[-max(1, loss.size // 20):]  # the raw weights' loss on the last batches
 final = tail.mean()
 ch.show("final loss (mean of the last 5% of steps)", final)
+
+# %%
+# The gradient norm and the learning rate along the run: the norm is clipped where it
+# crosses the dotted line, and the cosine schedule takes the learning rate to 0.
 
 steps = np.arange(1, loss.size + 1)
 fig, ax = plt.subplots(figsize=(7, 4.2))
@@ -377,9 +381,15 @@ ch.save(fig, "excess")
 # -------------------------------
 #
 # The trained network replaces the oracle in chapter 3's samplers. As there, the mean
-# true log-density of the samples plus the entropy is 0 for a perfect model, and the
-# energy distance to fresh data is 0 up to its noise floor. Last, the saved checkpoint
-# is loaded back: what chapter 5 reads is the model measured here.
+# true log-density of :math:`n` samples plus the entropy of the data,
+#
+# .. math::
+#
+#    \frac1n \sum_{i=1}^n \log p_{\rm data}(x^{(i)}) + H(p_{\rm data}),
+#
+# is 0 for a perfect model (and negative when samples fall where the data is thin), and
+# the energy distance to fresh data is 0 up to its noise floor. Last, the saved
+# checkpoint is loaded back: what chapter 5 reads is the model measured here.
 
 ch.section("6. samples of the trained model")
 n_samp = ch.pick(1000, 4000)
