@@ -9,6 +9,8 @@ is not below what it bounds.
 
 from __future__ import annotations
 
+import ast
+import itertools
 import math
 import os
 import re
@@ -31,15 +33,18 @@ CHAPTERS = {
     8: "08_guidance.py",
 }
 FIGURES = {
-    1: ["01_dissolving.png", "01_schedules.png"],
-    2: ["02_posterior.png"],
+    1: ["01_dissolving.png", "01_schedules.png", "01_chain.png"],
+    2: ["02_posterior.png", "02_variances.png", "02_decoder.png"],
     3: ["03_score_fields.png", "03_samplers.png", "03_memorization.png"],
-    4: ["04_training.png", "04_samples.png"],
+    4: ["04_optimizer.png", "04_training.png", "04_excess.png", "04_samples.png"],
     5: ["05_ode_vs_vlb.png", "05_vlb_terms.png", "05_nll_vs_entropy.png", "05_variance_terms.png", "05_variance_map.png"],
     6: ["06_digits.png", "06_samples.png", "06_reverse.png", "06_vlb_terms.png", "06_bits_per_dim.png"],
     7: ["07_trajectories.png", "07_kl_vs_nfe.png", "07_halves.png"],
     8: ["08_score_fields.png", "08_guided_samples.png", "08_tilted_vs_ode.png", "08_trained.png", "08_digits.png"],
 }
+# the chapters written as sphinx-gallery cells (``# %%`` text cells in reST between short code cells)
+CELL_CHAPTERS = (1, 2, 3, 4)
+CODE_WIDTH = 88  # the site's code boxes show 88 columns without scrolling
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _LINE = re.compile(r"^  (?P<name>\S.*?) = (?P<value>\S+)(?:  \(.*\))?$")
 
@@ -84,6 +89,63 @@ def _get(nums: dict[str, float], name: str) -> float:
     return nums[name]
 
 
+def cells(source: str) -> list[tuple[str, str]]:
+    r"""A chapter as sphinx-gallery reads it: [("text" or "code", content)], the docstring first.
+
+    A line ``# %%`` starts a text cell made of the comment lines after it (without their ``# ``);
+    everything else up to the next ``# %%`` is a code cell.
+    """
+    tree = ast.parse(source)
+    doc = ast.get_docstring(tree, clean=False) or ""
+    lines = source.splitlines()[tree.body[0].end_lineno:] if doc else source.splitlines()
+    found, code, i = [("text", doc)], [], 0
+    while i < len(lines):
+        if lines[i].strip() == "# %%":
+            if any(c.strip() for c in code):
+                found.append(("code", "\n".join(code).strip("\n")))
+            code, i, text = [], i + 1, []
+            while i < len(lines) and lines[i].startswith("#"):
+                text.append(lines[i][2:])
+                i += 1
+            found.append(("text", "\n".join(text)))
+        else:
+            code.append(lines[i])
+            i += 1
+    if any(c.strip() for c in code):
+        found.append(("code", "\n".join(code).strip("\n")))
+    return found
+
+
+@pytest.mark.parametrize("number", CELL_CHAPTERS)
+def test_chapter_is_a_notebook_of_cells(number: int) -> None:
+    script = CHAPTERS[number]
+    blocks = cells((REPO / "tutorials" / script).read_text())
+    head = blocks[0][1].strip().splitlines()
+    # the page's title, underlined as reST wants it, and the command that runs the chapter
+    assert head[0].startswith(f"Chapter {number}: ") and head[1] == "=" * len(head[0]), head[:2]
+    assert f"    python tutorials/{script} [--quick] [--out DIR]" in blocks[0][1]
+    kinds = [kind for kind, _ in blocks]
+    assert "code" in kinds and all(a != b for a, b in itertools.pairwise(kinds)), f"cells do not alternate: {kinds}"
+    # sections numbered 1, 2, 3, ... without a gap, each stating its math in typeset form
+    sections = []
+    for kind, text in blocks:
+        if kind == "text":
+            for title, rule in zip(text.splitlines(), text.splitlines()[1:]):
+                if re.fullmatch(r"-{3,}", rule) and len(rule) == len(title):
+                    sections.append([title, text])
+                    break
+            else:
+                if sections:
+                    sections[-1][1] += text
+    assert [int(title.split(".")[0]) for title, _ in sections] == list(range(1, len(sections) + 1)), sections
+    for title, text in sections:
+        assert ":math:`" in text or ".. math::" in text, f"section {title!r} has no typeset formula"
+    for kind, text in blocks:
+        if kind == "code":
+            wide = [line for line in text.splitlines() if len(line) > CODE_WIDTH]
+            assert not wide, f"{script}: code lines wider than {CODE_WIDTH} columns: {wide}"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("number", sorted(CHAPTERS))
 def test_chapter_runs_and_prints_finite_numbers(runs, number: int) -> None:
@@ -92,6 +154,18 @@ def test_chapter_runs_and_prints_finite_numbers(runs, number: int) -> None:
     for name, value in numbers(proc.stdout).items():
         assert math.isfinite(value), f"chapter {number} printed {name} = {value}"
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("number", CELL_CHAPTERS)
+def test_chapter_names_its_files_without_folders(runs, number: int) -> None:
+    # a page shows what the chapter prints: the file's name in the --out folder, never where that folder is
+    proc = _result(runs, number)
+    named = re.findall(r"^(?:figure|animation): (.*)$|^  saved the EMA model to (.*)$", proc.stdout, re.M)
+    assert named, f"chapter {number} names no file it wrote"
+    for name in (a or b for a, b in named):
+        assert "/" not in name and "\\" not in name, f"chapter {number} printed a path: {name!r}"
+        assert (runs[0] / name).is_file(), f"chapter {number} printed {name!r}, which is not in the output folder"
 
 
 @pytest.mark.slow

@@ -45,7 +45,25 @@ matplotlib.use("Agg")  # files only, never a window: the chapters also run on se
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["Chapter", "np", "plt", "toy_model_recipe"]
+__all__ = [
+    "Chapter",
+    "central_difference",
+    "corner_note",
+    "draw_density",
+    "max_gradient_error",
+    "max_relative_error",
+    "np",
+    "plt",
+    "relative_max_error",
+    "save_animation",
+    "scatter_panel",
+    "show_memorization",
+    "show_moments",
+    "show_posterior_regression",
+    "show_sampler_quality",
+    "show_standard_normal",
+    "toy_model_recipe",
+]
 
 
 class Chapter:
@@ -86,12 +104,15 @@ class Chapter:
         return self.out / f"{self.number:02d}_{name}"
 
     def save(self, fig: matplotlib.figure.Figure, name: str, dpi: int = 110) -> Path:
-        r"""Write ``fig`` as ``NN_name.png`` into the output folder, close it, say where it went."""
+        r"""Write ``fig`` as ``NN_name.png`` into the output folder and say which file it is.
+
+        The figure stays open: in the gallery, sphinx-gallery's matplotlib scraper shows the figures
+        open at the end of a code cell (and closes them), so each figure appears right after the cell
+        that draws it. The printed name is the file's name inside the ``--out`` folder.
+        """
         path = self.path(f"{name}.png")
         fig.savefig(path, dpi=dpi)
-        plt.close(fig)
-        rel = os.path.relpath(path)
-        print(f"figure: {path if rel.startswith('..') else rel}")
+        print(f"figure: {path.name}")
         return path
 
     @staticmethod
@@ -111,6 +132,176 @@ class Chapter:
 
     def done(self) -> None:
         print(f"\nchapter {self.number:02d} done in {time.perf_counter() - self._t0:.1f} s")
+
+
+# -- checking helpers of chapters 1-4: the comparisons, so that a chapter's cells show the math ------------
+
+
+def central_difference(f, x: np.ndarray, direction: np.ndarray, h: float) -> np.ndarray:
+    r"""The derivative of ``f`` at ``x`` along ``direction``, ``(f(x + h d) - f(x - h d)) / 2h``.
+
+    Exact up to :math:`O(h^2)` plus the rounding error of ``f`` over ``2h``.
+    """
+    return (f(x + h * direction) - f(x - h * direction)) / (2 * h)
+
+
+def max_relative_error(a: np.ndarray, b: np.ndarray, floor: float = 1.0) -> float:
+    r"""``max |a - b| / (floor + |b|)``: relative where ``b`` is large, absolute where it is small."""
+    return float(np.max(np.abs(a - b) / (floor + np.abs(b))))
+
+
+def relative_max_error(a: np.ndarray, b: np.ndarray) -> float:
+    r"""``max |a - b| / max |b|``: the largest error on the scale of the reference ``b``."""
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
+def max_gradient_error(loss, params: list[np.ndarray], grads: list[np.ndarray], h: float, floor: float,
+                       coords: np.ndarray | None = None) -> float:
+    r"""Largest ``|central difference - g_i| / max(floor, |g_i|)`` over the weights of ``params``.
+
+    ``loss(params)`` is evaluated with one weight moved by ``+h`` and ``-h`` at a time (in place, then
+    restored); ``grads`` is the hand-written gradient, one array per entry of ``params``; ``coords``
+    restricts the check to these indices of each array (default: every weight).
+    """
+    worst = 0.0
+    for p, g in zip(params, grads):
+        for i in np.ndindex(p.shape) if coords is None else coords:
+            old = p[i]
+            p[i] = old + h
+            up = loss(params)
+            p[i] = old - h
+            down = loss(params)
+            p[i] = old
+            worst = max(worst, abs((up - down) / (2 * h) - g[i]) / max(floor, abs(g[i])))
+    return worst
+
+
+def show_moments(name: str, mean_err: float, var_ratio: float, n: int) -> None:
+    r"""Print how far the sample mean and variance of ``x_t`` are from the closed form (chapter 1)."""
+    Chapter.show(f"{name}: max |mean(x_t) - sqrt(ab) mean(x_0)|", mean_err, f"Monte Carlo error ~ {1 / np.sqrt(n):.2g}")
+    Chapter.show(f"{name}: max var(x_t) / (ab var(x_0) + 1 - ab)", var_ratio, "1 up to Monte Carlo error")
+
+
+def show_standard_normal(label: str, z: np.ndarray) -> None:
+    r"""Print the mean, variance and correlation of the two coordinates of ``z`` (n, 2): 0, 1 and 0."""
+    Chapter.show(f"{label}: mean", z.mean(), "0 up to Monte Carlo error")
+    Chapter.show(f"{label}: variance", z.var(), "1 up to Monte Carlo error")
+    Chapter.show(f"{label}: correlation of the 2 coordinates", np.corrcoef(z.T)[0, 1], "0: the noise is isotropic")
+
+
+def show_posterior_regression(slope: float, intercept: float, resid_var: float, c_t: float, c0x0: float,
+                              var_post: float, xt: np.ndarray) -> None:
+    r"""Print the least-squares fit of x_s on x_t against the closed-form posterior (chapter 2).
+
+    ``c_t`` and ``c0x0`` are the closed form's coefficient of x_t and its term in x_0, ``var_post`` its
+    variance; ``xt`` (n, 1) the regressor. Each line gives three standard errors of least squares:
+    Var[slope] = s^2 / (n Var x_t), Var[intercept] = s^2 (1 + mean^2 / Var x_t) / n, and the relative
+    standard error of a Gaussian sample variance, sqrt(2 / n).
+    """
+    n = xt.shape[0]
+    var_xt, mean_xt = xt.var(), xt.mean()
+    se_slope = np.sqrt(resid_var / (n * var_xt)) / abs(c_t)
+    se_icpt = np.sqrt(resid_var * (1.0 + mean_xt**2 / var_xt) / n)
+    se_var = np.sqrt(2.0 / n)
+    Chapter.show("regression slope / closed-form coefficient of x_t", slope / c_t, f"1 within 3 se = {3 * se_slope:.2g}")
+    Chapter.show("regression intercept - closed-form c_0 x_0", intercept - c0x0, f"0 within 3 se = {3 * se_icpt:.2g}")
+    Chapter.show("residual variance / closed-form posterior variance", resid_var / var_post,
+                 f"1 within 3 se = {3 * se_var:.2g}")
+
+
+def show_sampler_quality(name: str, label: str, res, data, ref: np.ndarray, count_support: bool) -> str:
+    r"""Print how close a sampler's result ``res`` is to ``data`` (chapter 3); return a note for its panel.
+
+    The energy distance to the reference set ``ref``, and either the share of samples where the data's
+    density is positive (``count_support``, for a set such as the checkerboard whose density is 0 off its
+    squares) or the mean true log-density of the samples plus the entropy (0 for a right sampler).
+    """
+    from npdiff import metrics
+
+    Chapter.show(f"{name}: {label} energy distance to data", metrics.energy_distance(res.x, ref),
+                 f"{res.nfe} evaluations")
+    if count_support:
+        on = np.mean(np.isfinite(data.log_prob(res.x)))
+        Chapter.show(f"{name}: {label} fraction of samples on the squares", on, "1 for data")
+        return f"on squares {on:.1%}"
+    mean, se = metrics.mean_log_density(res.x, data)
+    Chapter.show(f"{name}: {label} mean log p(samples) + H", mean + data.entropy,
+                 f"0 within ~{3 * se:.2g}; H = {data.entropy:.4f}")
+    return f"mean log p + H = {mean + data.entropy:+.3f}"
+
+
+def show_memorization(label: str, dist: np.ndarray, nearest: np.ndarray, n_train: int) -> None:
+    r"""Print how many samples are copies of a training point (chapter 3).
+
+    ``dist`` (n,) is each sample's distance to its nearest training point, ``nearest`` (n,) that point's index.
+    """
+    Chapter.show(f"{label}: median distance to the nearest training point", np.median(dist))
+    Chapter.show(f"{label}: fraction within 1e-3 of a training point", np.mean(dist < 1e-3))
+    Chapter.show(f"{label}: distinct training points reached", np.unique(nearest[dist < 1e-3]).size,
+                 f"of N = {n_train}")
+
+
+# -- drawing helpers: the styling every 2-D panel shares ------------------------------------------------------
+
+
+def draw_density(ax, density: np.ndarray, lim: float, points: np.ndarray | None = None, **imshow) -> None:
+    r"""A square panel: ``density`` (G, G) on [-lim, lim]^2 as an image, ``points`` (n, 2) as black dots.
+
+    ``imshow`` overrides the colour map (blue from 0) or sets a ``norm``.
+    """
+    style = {"cmap": "Blues"} | ({} if "norm" in imshow else {"vmin": 0}) | imshow
+    ax.imshow(density, extent=(-lim, lim, -lim, lim), origin="lower", **style)
+    if points is not None:
+        ax.scatter(points[:, 0], points[:, 1], s=1.5, c="k", alpha=0.5, linewidths=0)
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xticks=[], yticks=[], aspect="equal")
+
+
+def corner_note(ax, text: str, fontsize: float = 7) -> None:
+    r"""A small note in the lower left corner of a panel."""
+    ax.text(0.03, 0.03, text, transform=ax.transAxes, fontsize=fontsize, color="0.2")
+
+
+def scatter_panel(ax, x: np.ndarray, title: str, color: str, note: str = "", lim: float = 4.2) -> None:
+    r"""A square panel of the 2-D points ``x`` (n, 2) with a title and an optional note in its corner."""
+    ax.scatter(x[:, 0], x[:, 1], s=1.0, alpha=0.5, c=color, linewidths=0)
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xticks=[], yticks=[], aspect="equal")
+    ax.set_title(title, fontsize=10)
+    if note:
+        ax.text(0.03, 0.03, note, transform=ax.transAxes, fontsize=7.5)
+
+
+def save_animation(chapter: Chapter, flow, frames: np.ndarray, name: str, title: str, dot_size: float,
+                   dpi: int, n_trails: int = 12):
+    r"""Animate a recorded trajectory (``flow.trajectory`` (steps + 1, n, 2) at ``flow.times``) as a GIF.
+
+    ``frames`` are the recorded states shown, in order; ``n_trails`` points leave a trail. The GIF goes to
+    the chapter's output folder as ``NN_name``; the figure stays open (its last frame) and the animation
+    is returned, so that a gallery can show either.
+    """
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    traj = flow.trajectory
+    fig, ax = plt.subplots(figsize=(4.2, 4.2))
+    trail_ids = np.arange(min(n_trails, traj.shape[1]))
+    dots = ax.scatter(traj[0, :, 0], traj[0, :, 1], s=dot_size, c="k", alpha=0.6, linewidths=0)
+    trails = [ax.plot([], [], lw=0.8, color="C3", alpha=0.8)[0] for _ in trail_ids]
+    text = ax.set_title(f"{title}, t = 1.000", fontsize=10)  # a placeholder for tight_layout
+    ax.set(xlim=(-4, 4), ylim=(-4, 4), xticks=[], yticks=[], aspect="equal")
+    fig.tight_layout()
+
+    def draw(k: int) -> list:
+        f = frames[k]
+        dots.set_offsets(traj[f])
+        for line, i in zip(trails, trail_ids):
+            line.set_data(traj[: f + 1, i, 0], traj[: f + 1, i, 1])
+        text.set_text(f"{title}, t = {flow.times[f]:.3f}")
+        return [dots, *trails, text]
+
+    anim = FuncAnimation(fig, draw, frames=len(frames), blit=False)
+    path = chapter.path(name)
+    anim.save(path, writer=PillowWriter(fps=10), dpi=dpi)
+    print(f"animation: {path.name}")
+    return anim
 
 
 def toy_model_recipe(quick: bool):
