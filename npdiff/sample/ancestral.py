@@ -197,9 +197,9 @@ def ddim_sample(
     >>> res = ddim_sample(data, 2000, np.random.default_rng(0), steps=50)
     >>> print(round(float(res.x.mean()), 1), round(float(res.x.std()), 1), res.nfe)
     2.0 0.5 50
-    >>> res = ddim_sample(data, 2000, np.random.default_rng(0), steps=11, grid="log_snr")
+    >>> res = ddim_sample(data, 2000, np.random.default_rng(0), steps=51, grid="log_snr")
     >>> print(round(float(res.x.mean()), 1), round(float(res.x.std()), 1), res.nfe)
-    2.0 0.5 11
+    2.0 0.5 51
     """
     denoiser, x, rng = start(denoiser, n, rng, x_T)
     eta = real_scalar(eta, "eta", lo=0.0, hi=1.0)
@@ -269,7 +269,7 @@ def ddim_variance(chain: DiscreteSchedule, i: int, eta: float) -> float:
     >>> from npdiff.sample import ddim_variance
     >>> from npdiff.schedule import vp_linear
     >>> chain = vp_linear().discretize(10)
-    >>> bool(np.isclose(ddim_variance(chain, 5, 1.0), chain.posterior_variance[5])), ddim_variance(chain, 5, 0.0)
+    >>> bool(np.isclose(ddim_variance(chain, 5, 1.0), chain.posterior_variance[5])), float(ddim_variance(chain, 5, 0.0))
     (True, 0.0)
     """
     i, eta = chain_step(chain, i), real_scalar(eta, "eta", lo=0.0, hi=1.0)

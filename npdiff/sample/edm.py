@@ -61,16 +61,18 @@ def edm_heun(denoiser: Denoiser, x: object, times: object, *, last_euler: bool =
 
     Examples
     --------
-    On data :math:`\mathcal N(0, I)` every marginal is :math:`\mathcal N(0, I)`: the flow stands still,
-    and so does Heun's method.
+    On data :math:`\mathcal N(0, I)` every marginal is :math:`\mathcal N(0, I)`: the exact flow stands
+    still (:math:`x_t = x_T`), so the distance to the starting point is the solver's error.
 
     >>> import numpy as np
     >>> from npdiff.analytic import GaussianData
     >>> from npdiff.sample import edm_heun, time_grid
-    >>> data = GaussianData(np.zeros(2), 1.0)
-    >>> res = edm_heun(data, np.array([[0.5, -1.0]]), time_grid(data.schedule, 3, "karras", 1e-3), last_euler=True)
-    >>> print(res.x.round(9), res.nfe)
-    [[ 0.5 -1. ]] 5
+    >>> data, x = GaussianData(np.zeros(2), 1.0), np.array([[0.5, -1.0]])
+    >>> for K in (10, 20):
+    ...     res = edm_heun(data, x, time_grid(data.schedule, K, "karras", 1e-3))
+    ...     print(K, res.nfe, f"{np.abs(res.x - x).max():.1e}")
+    10 20 1.6e-01
+    20 40 3.5e-02
     """
     x = as_denoiser_batch(denoiser, x)
     times = check_grid(denoiser.schedule, times)

@@ -78,7 +78,7 @@ def time_of_log_snr(schedule: Schedule, log_snr: object) -> np.ndarray:
     >>> s = vp_linear()
     >>> t = time_of_log_snr(s, [0.0, -5.0])
     >>> print(t.round(6), s.log_snr(t).round(9))
-    [0.334179 0.639094] [ 0. -5.]
+    [0.25896 0.70435] [ 0. -5.]
     """
     schedule, lam = check_log_snr(schedule, log_snr)
     return _time_of_log_snr(schedule, lam)
@@ -158,7 +158,7 @@ def log_snr_grid(schedule: Schedule, steps: int, t_min: float, t_max: float | No
     >>> s = vp_linear()
     >>> t = log_snr_grid(s, 4, 1e-3)
     >>> print(np.diff(s.log_snr(t)).round(6))
-    [4.150021 4.150021 4.150021 4.150021]
+    [4.791347 4.791347 4.791347 4.791347]
     """
     schedule, steps, t_min, t_max = check_grid_ends(schedule, steps, t_min, t_max)
     lam = np.linspace(float(schedule.log_snr(t_max)), float(schedule.log_snr(t_min)), steps + 1)  # (K+1,)
@@ -201,7 +201,7 @@ def karras_grid(schedule: Schedule, steps: int, t_min: float, t_max: float | Non
     >>> s = vp_linear()
     >>> edm_sigma = np.exp(-0.5 * s.log_snr(karras_grid(s, 4, 1e-3)))
     >>> print(np.diff(edm_sigma ** (1 / 7)).round(6))
-    [-0.19874 -0.19874 -0.19874 -0.19874]
+    [-0.38214 -0.38214 -0.38214 -0.38214]
     """
     schedule, steps, t_min, t_max = check_grid_ends(schedule, steps, t_min, t_max)
     rho = real_scalar(rho, "rho", lo=0.0, lo_open=True)
@@ -274,7 +274,7 @@ def time_grid(schedule: Schedule, steps: int, grid: str, t_min: float, t_max: fl
     >>> time_grid(vp_linear(), 4, "uniform", 0.2)
     array([1. , 0.8, 0.6, 0.4, 0.2])
     >>> time_grid(vp_linear(), 3, "log_snr", 1e-3).round(4)
-    array([1.    , 0.4874, 0.1627, 0.001 ])
+    array([1.    , 0.6037, 0.0749, 0.001 ])
     """
     return _BUILDERS[one_of(grid, "grid", GRIDS)](schedule, steps, t_min, t_max)
 
