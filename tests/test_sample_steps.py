@@ -59,8 +59,9 @@ def ell(t):
     return mp.log(alpha(t) / sigma(t))
 
 
-def time_of_ell(value, lo=mp.mpf("1e-6"), hi=mp.mpf(1)):
-    return mp.findroot(lambda t: ell(t) - value, (lo, hi), solver="anderson")
+def time_of_ell(value):
+    """The time at which ell takes ``value`` (ell decreases strictly in t), by root finding on (1e-6, 1)."""
+    return mp.findroot(lambda t: ell(t) - value, (mp.mpf("1e-6"), mp.mpf(1)), solver="anderson")
 
 
 def x0_hat(x, t):
