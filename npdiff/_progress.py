@@ -3,17 +3,14 @@ r"""Progress on stderr for anything long, off by default in the library.
 Every function that runs long takes one keyword, ``progress`` (bool): the trainer, the samplers
 and the likelihoods. Loops of known length show a tqdm bar (:func:`progress`); the adaptive
 solvers, whose number of steps is not known in advance, show the share of their time interval
-covered so far (:class:`TimeBar`). The samplers' earlier name for the keyword, ``progress_bar``,
-still works, with a ``DeprecationWarning`` (:func:`accepts_progress_bar`).
+covered so far (:class:`TimeBar`).
 """
 
 from __future__ import annotations
 
-import functools
 import sys
-import warnings
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -64,18 +61,3 @@ class TimeBar:
         if self.bar is not None:
             self.bar.close()
 
-
-def accepts_progress_bar(fn: Callable[..., Any]) -> Callable[..., Any]:
-    r"""Let ``fn(..., progress=...)`` also be called with the keyword's earlier name, ``progress_bar``."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if "progress_bar" in kwargs:
-            warnings.warn(f"{fn.__name__}: the keyword progress_bar is now called progress", DeprecationWarning,
-                          stacklevel=2)
-            if "progress" in kwargs:
-                raise TypeError(f"{fn.__name__}() got both progress and its old name progress_bar")
-            kwargs["progress"] = kwargs.pop("progress_bar")
-        return fn(*args, **kwargs)
-
-    return wrapper

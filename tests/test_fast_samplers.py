@@ -137,8 +137,8 @@ def test_reference_3m_weight_makes_the_update_second_order(gaussian):
 
 
 def test_the_third_order_update_integrates_a_quadratic_prediction_exactly():
-    # Lu et al. 2022b, Eq. 8 with x_theta(lambda) = c lambda^2 (a denoiser built to predict that): one 3M step must be
-    # exact. Runs on the first 12 and 11 times of one grid share their first 11 steps (10 or more steps: no lower
+    # Lu et al. 2022b, Eq. 8 with x_theta(ell) = c ell^2, ell = half_log_snr (a denoiser built to predict that): one
+    # 3M step must be exact. Runs on the first 12 and 11 times of one grid share their first 11 steps (10 or more steps: no lower
     # order at the end), so the difference isolates the 12th step.
     s, c = vp_linear(), 0.1
 
@@ -146,17 +146,17 @@ def test_the_third_order_update_integrates_a_quadratic_prediction_exactly():
         schedule, dim = s, 1
 
         def eps(self, x, t):
-            lam = 0.5 * s.log_snr(t)
-            return (x - np.sqrt(s.alpha_bar(t)) * c * lam**2) / s.sigma(t)  # so (x - sigma eps) / alpha = c lambda^2
+            ell = 0.5 * s.log_snr(t)  # half the log-SNR
+            return (x - np.sqrt(s.alpha_bar(t)) * c * ell**2) / s.sigma(t)  # so (x - sigma eps) / alpha = c ell^2
 
         def eps_and_divergence(self, x, t):
             return self.eps(x, t), np.full(x.shape[0], 1.0 / s.sigma(t))
 
     times = grids.log_snr_grid(s, 12, T_MIN)
-    _, sigma, lam = grids.noise_levels(s, times)
+    _, sigma, ell = grids.noise_levels(s, times)
     x0 = np.array([[0.3], [-1.2]])
-    # sigma_t int_{lambda_11}^{lambda_12} e^l c l^2 dl, with the antiderivative e^l (l^2 - 2l + 2)
-    exact = sigma[12] * c * np.diff(np.exp(lam[11:]) * (lam[11:] ** 2 - 2 * lam[11:] + 2))[0]
+    # sigma_t int_{ell_11}^{ell_12} e^l c l^2 dl, with the antiderivative e^l (l^2 - 2l + 2)
+    exact = sigma[12] * c * np.diff(np.exp(ell[11:]) * (ell[11:] ** 2 - 2 * ell[11:] + 2))[0]
     for reference in (False, True):
         a = sample.dpmpp_multistep(Quadratic(), x0, times, order=3, reference_3m=reference).x
         b = sample.dpmpp_multistep(Quadratic(), x0, times[:-1], order=3, reference_3m=reference).x

@@ -791,6 +791,8 @@ NOT_FUZZED = {
     "npdiff.parameterization.prediction_target": "the map from_eps applies, on alpha and sigma of a schedule",
     "npdiff.parameterization.x0_from_eps": "the formula from_eps and the samplers apply, on arrays they checked",
     "npdiff.sample.ode.flow_from_eps": "the flow's formula, on the solvers' own states (flow_velocity is fuzzed)",
+    "npdiff.sample.exp_integrator.ddim_step": "the first-order step the solvers take on arrays they checked (they are fuzzed)",
+    "npdiff.sample.exp_integrator.step_order": "the multistep solvers' order rule on their own step counts (they are fuzzed)",
     "npdiff.objective.noisy_batch": "the unchecked core of objective.denoising_targets, for the training loop",
     "npdiff.threads.blas_threads": "no arguments; the thread policy is tested in tests/test_threads.py",
     "npdiff.threads.user_blas_setting": "no arguments; reads the environment (tests/test_threads.py)",

@@ -5,8 +5,6 @@ would; ``progress`` turns on a bar on stderr in the trainer, every sampler and t
 (the adaptive solvers show the share of their time interval reached).
 """
 
-import warnings
-
 import numpy as np
 import pytest
 
@@ -79,13 +77,10 @@ def test_progress_shows_a_bar_on_stderr_only_when_asked(capsys, name):
     assert shown.out == "" and WORDS[name] in shown.err, f"{name}: {shown.err!r}"
 
 
-def test_the_old_keyword_progress_bar_still_works_with_a_deprecation_warning(capsys):
-    with pytest.warns(DeprecationWarning, match="progress_bar is now called progress"):
-        res = ddpm_sample(ORACLE, 4, 0, steps=3, progress_bar=True)
-    assert res.x.shape == (4, 2) and "ddpm" in capsys.readouterr().err
-    with warnings.catch_warnings(), pytest.raises(TypeError, match="both progress and its old name"):
-        warnings.simplefilter("ignore", DeprecationWarning)
-        ode_sample(ORACLE, 4, 0, progress=True, progress_bar=True)
+@pytest.mark.parametrize("run", [ddpm_sample, ddim_sample, ode_sample, sde_sample])
+def test_the_samplers_old_keyword_progress_bar_is_gone_and_refused_by_name(run):
+    with pytest.raises(TypeError, match="progress_bar"):
+        run(ORACLE, 4, 0, progress_bar=True)
 
 
 def test_the_time_bar_shows_the_furthest_time_reached_in_either_direction():

@@ -5,8 +5,12 @@ r"""Ancestral sampling on the discrete chain: DDPM and DDIM.
   :mod:`npdiff.reverse_variance`; the last step returns the mean (no noise is added).
 * :func:`ddim_sample`: Song, Meng & Ermon 2021, Eq. 12 with the :math:`\sigma_t(\eta)` of
   Eq. 16; eta = 0 is deterministic given x_T, eta = 1 has the ancestral posterior variance.
-  It runs on the respaced chain or, with ``grid``, on the times of a grid of
-  :mod:`npdiff.sample.grids` ending at ``t_min`` and then at clean data.
+  Its deterministic part is the exponential integrator's first-order step
+  (:func:`npdiff.sample.exp_integrator.ddim_step`). It runs on the respaced chain or, with
+  ``grid``, on the times of a grid of :mod:`npdiff.sample.grids` ending at ``t_min`` and then
+  at clean data.
+
+``steps`` counts the steps of the chain the sampler walks, one denoiser evaluation each.
 """
 
 from __future__ import annotations
@@ -14,20 +18,20 @@ from __future__ import annotations
 import numpy as np
 
 from .._check import chain_step, flow_time, one_of, positive_int, real_scalar
-from .._progress import accepts_progress_bar
 from .._progress import progress as bar
 from ..denoiser import Denoiser
 from ..reverse import call_time, chain_for, check_clip, p_mean_log_variance, p_mean_variance
 from ..reverse_variance import EpsMoments, ReverseVariance
 from ..schedule import DiscreteSchedule, Schedule
 from ..threads import blas_threads
-from ._common import Recorder, SampleResult, check_finite, start
+from ._checks import check_finite, start
+from ._common import Recorder, SampleResult
+from .exp_integrator import ddim_step
 from .grids import GRIDS, time_grid
 
 __all__ = ["ddim_sample", "ddim_variance", "ddpm_sample"]
 
 
-@accepts_progress_bar
 @blas_threads()
 def ddpm_sample(
     denoiser: Denoiser,
@@ -51,28 +55,49 @@ def ddpm_sample(
 
     Parameters
     ----------
-    denoiser : follows the denoiser protocol; its ``schedule`` defines the chain.
-    n : number of samples (or None when ``x_T`` is given).
-    rng : the only source of randomness: a Generator, or an int seed.
-    steps : number of reverse steps, 1..T (respaced chain; default: all 1000).
-    T : length of the underlying chain (default 1000).
-    variance : ``"large"`` (beta, the default, as in improved-diffusion for fixed
-        variances) or ``"small"`` (beta_tilde), which omits the posterior spread
-        :math:`c_1^2\,\mathrm{Cov}[x_0|x_t]` that the true reverse kernel carries and so
-        samples too close to the modes (measured: ``docs/variances.md``); ``"analytic"``
-        (with ``eps_moments``) or ``"trace"`` (per point, one divergence per step), the
-        variances of :mod:`npdiff.reverse_variance`.
-    clip_x0 : clip the predicted x_0 to [-clip_x0, clip_x0] (e.g. 1.0 for images); it is also
-        the data range that bounds ``"analytic"`` and ``"trace"``.
-    x_T : (N, D) starting noise; drawn from N(0, I) when None.
-    record : keep the states visited (for plots and animations).
-    progress : a bar on stderr, one step a tick.
-    eps_moments : the per-step :math:`\mathbb E\lVert\epsilon_\theta\rVert^2 / D` that ``"analytic"`` needs
+    denoiser : Denoiser
+        Follows the denoiser protocol; its ``schedule`` defines the chain.
+    n : int or None
+        The number of samples N (None when ``x_T`` is given).
+    rng : np.random.Generator or int
+        The only source of randomness: a Generator, or an int seed.
+    steps : int
+        The number of reverse chain steps, 1..T, one evaluation each (the respaced chain; default: all 1000).
+    T : int
+        The length of the underlying chain (default 1000).
+    variance : str
+        ``"large"`` (beta, the default, as in improved-diffusion for fixed variances) or
+        ``"small"`` (beta_tilde), which omits the posterior spread :math:`c_1^2\,\mathrm{Cov}[x_0|x_t]`
+        that the true reverse kernel carries and so samples too close to the modes (measured:
+        ``docs/variances.md``); ``"analytic"`` (with ``eps_moments``) or ``"trace"`` (per point, one
+        divergence per step), the variances of :mod:`npdiff.reverse_variance`.
+    clip_x0 : float or None
+        Clip the predicted x_0 to [-clip_x0, clip_x0] (e.g. 1.0 for images); it is also the data range
+        that bounds ``"analytic"`` and ``"trace"``.
+    x_T : (N, D) array or None
+        Starting noise; drawn from N(0, I) when None.
+    record : bool
+        Keep the states visited (for plots and animations).
+    progress : bool
+        A bar on stderr, one step a tick.
+    eps_moments : EpsMoments or None
+        The per-step :math:`\mathbb E\lVert\epsilon_\theta\rVert^2 / D` that ``"analytic"`` needs
         (:func:`npdiff.reverse_variance.eps_moments`).
 
     Returns
     -------
-    SampleResult with ``x`` (N, D) and ``nfe == steps``.
+    SampleResult
+        ``x`` (N, D) and ``nfe == steps``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from npdiff.analytic import GaussianData
+    >>> from npdiff.sample import ddpm_sample
+    >>> data = GaussianData(np.array([2.0]), 0.25)
+    >>> res = ddpm_sample(data, 2000, np.random.default_rng(0), steps=50)
+    >>> print(round(float(res.x.mean()), 1), round(float(res.x.std()), 1), res.nfe)
+    2.0 0.5 50
     """
     denoiser, x, rng = start(denoiser, n, rng, x_T)
     chain = chain_for(denoiser.schedule, T, steps)
@@ -91,7 +116,6 @@ def ddpm_sample(
     return rec.result(x, chain.T)
 
 
-@accepts_progress_bar
 @blas_threads()
 def ddim_sample(
     denoiser: Denoiser,
@@ -119,20 +143,63 @@ def ddim_sample(
 
     (Eqs. 12 and 16), on the chain of T steps respaced to ``steps``. With eta = 1,
     :math:`\sigma_t^2 = \tilde\beta_t` of the respaced chain and the update is exactly the
-    ancestral step of :func:`ddpm_sample`.
+    ancestral step of :func:`ddpm_sample`. The deterministic part is the exponential integrator's
+    first-order step (:func:`~npdiff.sample.exp_integrator.ddim_step`) to the noise level
+    :math:`\sqrt{1 - \bar\alpha_{t-1} - \sigma_t^2}`: with ``clip_x0`` that is DDIM's update with
+    :math:`\epsilon` recomputed from the clipped :math:`\hat x_0`, as DDIM's reference code does.
 
     The default of 250 steps keeps the discretization bias small on sharp data (measured:
     ``docs/variances.md``).
 
-    With ``grid`` (one of :data:`~npdiff.sample.grids.GRIDS`) the chain's times are that grid's
-    ``steps`` times from ``t_max`` down to ``t_min`` (``steps - 1`` steps), then clean data: the
-    last evaluation, at ``t_min``, returns :math:`\hat x_0` (``T`` is then unused). With eta = 0
-    that is the ``"ddim"`` of :func:`~npdiff.sample.fast_sample` on ``steps - 1`` evaluations
-    followed by its denoising step.
+    With ``grid`` the chain's times are that grid's ``steps`` times from ``t_max`` down to ``t_min``
+    (``steps - 1`` grid steps), then clean data: the last evaluation, at ``t_min``, returns
+    :math:`\hat x_0` (``T`` is then unused). With eta = 0 that is the ``"ddim"`` of
+    :func:`~npdiff.sample.fast_sample` on ``steps - 1`` evaluations followed by its denoising step.
+
+    Parameters
+    ----------
+    denoiser : Denoiser
+        Follows the denoiser protocol; its ``schedule`` defines the chain.
+    n : int or None
+        The number of samples N (None when ``x_T`` is given).
+    rng : np.random.Generator or int
+        The only source of randomness: a Generator, or an int seed.
+    steps : int
+        The number of chain steps, one evaluation each: 1..T on the respaced chain, at least 2 with ``grid``.
+    T : int
+        The length of the underlying chain (default 1000; unused with ``grid``).
+    eta : float
+        In [0, 1]: 0 is deterministic, 1 the ancestral posterior variance.
+    clip_x0 : float or None
+        Clip the predicted x_0 to [-clip_x0, clip_x0] (e.g. 1.0 for images).
+    x_T : (N, D) array or None
+        Starting noise; drawn from N(0, I) when None.
+    record : bool
+        Keep the states visited.
+    progress : bool
+        A bar on stderr, one step a tick.
+    grid : str or None
+        One of :data:`~npdiff.sample.grids.GRIDS`, or None for the respaced chain.
+    t_min : float
+        The grid's last time before clean data, in (0, ``schedule.t_max``) (with ``grid`` only).
 
     Returns
     -------
-    SampleResult with ``x`` (N, D) and ``nfe == steps``.
+    SampleResult
+        ``x`` (N, D) and ``nfe == steps``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from npdiff.analytic import GaussianData
+    >>> from npdiff.sample import ddim_sample
+    >>> data = GaussianData(np.array([2.0]), 0.25)
+    >>> res = ddim_sample(data, 2000, np.random.default_rng(0), steps=50)
+    >>> print(round(float(res.x.mean()), 1), round(float(res.x.std()), 1), res.nfe)
+    2.0 0.5 50
+    >>> res = ddim_sample(data, 2000, np.random.default_rng(0), steps=51, grid="log_snr")
+    >>> print(round(float(res.x.mean()), 1), round(float(res.x.std()), 1), res.nfe)
+    2.0 0.5 51
     """
     denoiser, x, rng = start(denoiser, n, rng, x_T)
     eta = real_scalar(eta, "eta", lo=0.0, hi=1.0)
@@ -143,15 +210,17 @@ def ddim_sample(
         chain = _grid_chain(denoiser.schedule, positive_int(steps, "steps", minimum=2), one_of(grid, "grid", GRIDS),
                             flow_time(denoiser.schedule, t_min, "t_min", hi_open=True))
     clip_x0 = check_clip(clip_x0)
+    alpha, sigma = np.sqrt(chain.alpha_bar), np.sqrt(1.0 - chain.alpha_bar)  # (T+1,) each
     rec = Recorder(record)
     rec(x, call_time(chain, chain.T, denoiser.schedule))
     for i in bar(range(chain.T, 0, -1), total=chain.T, desc="ddim", enabled=progress):
-        ab, ab_prev = chain.alpha_bar[i], chain.alpha_bar_prev[i]
-        _, eps, x0_hat = p_mean_variance.unchecked(denoiser, x, i, chain, clip_x0)
-        if clip_x0 is not None:  # keep eps consistent with the clipped x0 (as DDIM's reference code does)
-            eps = (x - np.sqrt(ab) * x0_hat) / np.sqrt(1.0 - ab)
+        _, _, x0_hat = p_mean_variance.unchecked(denoiser, x, i, chain, clip_x0)
         var = _ddim_variance(chain, i, eta)
-        x = np.sqrt(ab_prev) * x0_hat + np.sqrt(max(1.0 - ab_prev - var, 0.0)) * eps
+        # Eq. 12 in the data form: the predicted noise enters only through x0_hat (the clipped one when clipping)
+        sigma_next = np.sqrt(max(1.0 - chain.alpha_bar_prev[i] - var, 0.0))  # the noise Eq. 12 keeps
+        with np.errstate(divide="ignore"):  # h = inf at clean data, where sigma_next = 0
+            h = np.log(alpha[i - 1] / sigma_next) - np.log(alpha[i] / sigma[i])  # step in half_log_snr
+        x = ddim_step(x, x0_hat, sigma[i], sigma_next, alpha[i - 1], h)
         if var > 0:
             x = x + np.sqrt(var) * rng.standard_normal(x.shape)
         check_finite(x, f"at chain step {i}")
@@ -160,7 +229,12 @@ def ddim_sample(
 
 
 def _grid_chain(schedule: Schedule, steps: int, grid: str, t_min: float) -> DiscreteSchedule:
-    r"""The chain on times [0, t_min, ..., t_max]: a grid of ``steps - 1`` steps, then clean data."""
+    r"""The chain on times [0, t_min, ..., t_max]: a grid of ``steps - 1`` steps, then clean data.
+
+    Not :meth:`~npdiff.schedule.Schedule.discretize`, which places its steps at the uniform times
+    :math:`i\,t_{end}/T` only: its rule, :math:`\beta_i = 1 - \bar\alpha_i/\bar\alpha_{i-1}` by ``expm1``
+    of the log-ratio with :math:`\bar\alpha_0 = 1`, applied to a grid's times.
+    """
     times = time_grid(schedule, steps - 1, grid, t_min)[::-1]  # (steps,) increasing from t_min to t_max
     log_ab = schedule.log_alpha_bar(times)  # (steps,)
     betas = -np.expm1(np.diff(log_ab, prepend=0.0))  # (steps,) 1 - alpha_bar_i / alpha_bar_{i-1}, alpha_bar_0 = 1
@@ -170,7 +244,34 @@ def _grid_chain(schedule: Schedule, steps: int, grid: str, t_min: float) -> Disc
 
 
 def ddim_variance(chain: DiscreteSchedule, i: int, eta: float) -> float:
-    r""":math:`\sigma_t(\eta)^2` of DDIM (Song, Meng & Ermon 2021, Eq. 16) at chain index i (1..T)."""
+    r""":math:`\sigma_t(\eta)^2` of DDIM (Song, Meng & Ermon 2021, Eq. 16) at chain index i.
+
+    .. math::
+        \sigma_t(\eta)^2 = \eta^2\,\frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\Big(1 - \frac{\bar\alpha_t}{\bar\alpha_{t-1}}\Big)
+
+    Parameters
+    ----------
+    chain : DiscreteSchedule
+        The chain DDIM walks.
+    i : int
+        The chain index t, 1..T.
+    eta : float
+        In [0, 1].
+
+    Returns
+    -------
+    float
+        The variance of the noise DDIM adds at step i; :math:`\tilde\beta_t` at eta = 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from npdiff.sample import ddim_variance
+    >>> from npdiff.schedule import vp_linear
+    >>> chain = vp_linear().discretize(10)
+    >>> bool(np.isclose(ddim_variance(chain, 5, 1.0), chain.posterior_variance[5])), float(ddim_variance(chain, 5, 0.0))
+    (True, 0.0)
+    """
     i, eta = chain_step(chain, i), real_scalar(eta, "eta", lo=0.0, hi=1.0)
     return _ddim_variance(chain, i, eta)
 

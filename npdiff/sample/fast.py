@@ -24,6 +24,10 @@ odd budget as Algorithm 1 does, with an Euler last step; dpm2 and dpm3 mix order
 budget (:func:`~npdiff.sample.dpm_solver.singlestep_orders`). The order is the method's order of
 convergence as the steps shrink (DPM-Solver-fast's lower-order last steps make dpm3 second
 order on budgets that need a first-order step).
+
+:func:`fast_sample` checks its arguments, builds the grid and calls the public solver (each checks its
+own arguments again: the denoiser, the (N, D) states and the grid, which costs O(N D + K), nothing
+beside the K evaluations of the denoiser).
 """
 
 from __future__ import annotations
@@ -33,11 +37,12 @@ import numpy as np
 from .._check import flow_time, one_of, positive_int
 from ..denoiser import Denoiser
 from ..threads import blas_threads
-from ._common import SampleResult, start, tweedie
+from ._checks import check_flag, start
+from ._common import SampleResult, tweedie
 from .dpm_solver import dpm_solver_singlestep, dpmpp_multistep, singlestep_orders
 from .edm import edm_heun
 from .grids import GRIDS, time_grid
-from .ode import solve_flow
+from .ode import ode_sample
 from .unipc import unipc
 
 __all__ = ["DEFAULT_GRIDS", "FAST_SAMPLERS", "MIN_NFE", "ORDERS", "fast_sample"]
@@ -49,9 +54,11 @@ ORDERS = {"ddim": 1, "euler": 1, "heun": 2, "edm": 2, "dpm2": 2, "dpm3": 3, "dpm
 MIN_NFE = {"ddim": 1, "euler": 1, "heun": 2, "edm": 2, "dpm2": 2, "dpm3": 3, "dpmpp2m": 2, "dpmpp3m": 3, "unipc": 2}
 #: the grid each uses unless told: EDM's own noise levels, else uniform log-SNR (DPM-Solver's advice for low dimension)
 DEFAULT_GRIDS = {name: ("karras" if name == "edm" else "log_snr") for name in FAST_SAMPLERS}
+#: the multistep order of the samplers that are DPM-Solver++ (ddim is its first order, written with x_theta)
+_MULTISTEP_ORDERS = {"ddim": 1, "dpmpp2m": 2, "dpmpp3m": 3}
 
 
-def _steps(sampler: str, nfe: int) -> int:
+def _grid_steps(sampler: str, nfe: int) -> int:
     r"""The number of grid steps the sampler takes on a budget of ``nfe`` evaluations."""
     if sampler == "heun":
         return nfe // 2
@@ -81,45 +88,68 @@ def fast_sample(
 
     Parameters
     ----------
-    denoiser : follows the denoiser protocol; its ``schedule`` gives the grid and the ODE.
-    n : number of samples (or None when ``x_T`` is given).
-    rng : draws the starting noise (the solvers themselves are deterministic); a Generator or a seed.
-    sampler : one of :data:`FAST_SAMPLERS`.
-    nfe : the budget of denoiser evaluations, at least :data:`MIN_NFE` of the sampler.
-    grid : one of :data:`~npdiff.sample.grids.GRIDS`, or None for the sampler's :data:`DEFAULT_GRIDS`.
-    t_min : where the flow stops, in (0, ``schedule.t_max``).
-    denoise : return Tweedie's :math:`\hat x_0` at ``t_min`` (one more evaluation, as
+    denoiser : Denoiser
+        Follows the denoiser protocol; its ``schedule`` gives the grid and the ODE.
+    n : int or None
+        The number of samples N (None when ``x_T`` is given).
+    rng : np.random.Generator or int
+        Draws the starting noise (the solvers themselves are deterministic).
+    sampler : str
+        One of :data:`FAST_SAMPLERS`.
+    nfe : int
+        The budget of denoiser evaluations of the solver, at least :data:`MIN_NFE` of the sampler
+        (the grid steps it buys depend on the sampler: module table).
+    grid : str or None
+        One of :data:`~npdiff.sample.grids.GRIDS`, or None for the sampler's :data:`DEFAULT_GRIDS`.
+    t_min : float
+        Where the flow stops, in (0, ``schedule.t_max``).
+    denoise : bool
+        Return Tweedie's :math:`\hat x_0` at ``t_min`` (one more evaluation, as
         :func:`~npdiff.sample.ode_sample` does), else the ODE's state at ``t_min``.
-    x_T : (N, D) starting noise at ``t_max``; drawn from N(0, I) when None.
-    record : keep the states visited at the grid's times.
-    progress : show a bar over the steps.
+    x_T : (N, D) array or None
+        Starting noise at ``t_max``; drawn from N(0, I) when None.
+    record : bool
+        Keep the states visited at the grid's times.
+    progress : bool
+        A bar on stderr over the steps.
 
     Returns
     -------
-    SampleResult with ``x`` (N, D) and the evaluations spent (``nfe``, plus one with ``denoise``).
+    SampleResult
+        ``x`` (N, D) and the evaluations spent (``nfe``, plus one with ``denoise``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from npdiff.analytic import GaussianData
+    >>> from npdiff.sample import fast_sample
+    >>> data = GaussianData(np.array([2.0]), 0.25)
+    >>> res = fast_sample(data, 2000, np.random.default_rng(0), sampler="dpmpp2m", nfe=10)
+    >>> print(round(float(res.x.mean()), 1), round(float(res.x.std()), 1), res.nfe)
+    2.0 0.5 11
     """
     denoiser, x, rng = start(denoiser, n, rng, x_T)
     sampler = one_of(sampler, "sampler", FAST_SAMPLERS)
     nfe = positive_int(nfe, "nfe", minimum=MIN_NFE[sampler])
     grid = DEFAULT_GRIDS[sampler] if grid is None else one_of(grid, "grid", GRIDS)
     t_min = flow_time(denoiser.schedule, t_min, "t_min", hi_open=True)
-    if not isinstance(denoise, (bool, np.bool_)):
-        raise TypeError(f"denoise must be a bool, got {type(denoise).__name__}")
-    steps = _steps(sampler, nfe)
-    times = time_grid(denoiser.schedule, steps, grid, t_min)  # (steps + 1,) from t_max down to t_min
-    if sampler in ("euler", "heun"):
-        res = solve_flow.unchecked(denoiser, x, float(times[0]), t_min, sampler, steps, 1e-5, 1e-5, record,
-                                   progress, times)
-    elif sampler == "edm":
-        res = edm_heun.unchecked(denoiser, x, times, nfe % 2 == 1, record, progress)
-    elif sampler in ("dpm2", "dpm3"):
-        res = dpm_solver_singlestep.unchecked(denoiser, x, times, singlestep_orders(nfe, ORDERS[sampler]), record,
-                                              progress)
-    elif sampler == "unipc":
-        res = unipc.unchecked(denoiser, x, times, 2, record, progress)
-    else:  # ddim is DPM-Solver++ of order 1 (the same update written with x_theta)
-        res = dpmpp_multistep.unchecked(denoiser, x, times, {"ddim": 1, "dpmpp2m": 2, "dpmpp3m": 3}[sampler], record,
-                                        progress)
+    denoise = check_flag(denoise, "denoise")
+    steps = _grid_steps(sampler, nfe)
+    if sampler in ("euler", "heun"):  # the probability flow in t, on the same grid
+        res = ode_sample(denoiser, None, rng, method=sampler, steps=steps, t_min=t_min, denoise=False, x_T=x,
+                         record=record, progress=progress, grid=grid)
+    else:
+        times = time_grid(denoiser.schedule, steps, grid, t_min)  # (steps + 1,) from t_max down to t_min
+        if sampler == "edm":
+            res = edm_heun(denoiser, x, times, last_euler=nfe % 2 == 1, record=record, progress=progress)
+        elif sampler in ("dpm2", "dpm3"):
+            res = dpm_solver_singlestep(denoiser, x, times, singlestep_orders(nfe, ORDERS[sampler]), record=record,
+                                        progress=progress)
+        elif sampler == "unipc":
+            res = unipc(denoiser, x, times, order=2, record=record, progress=progress)
+        else:
+            res = dpmpp_multistep(denoiser, x, times, order=_MULTISTEP_ORDERS[sampler], record=record,
+                                  progress=progress)
     if denoise:
         res.x = tweedie(denoiser, res.x, t_min)
         res.nfe += 1

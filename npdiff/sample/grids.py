@@ -18,16 +18,22 @@ and all of them take it from one of these small functions:
 The grids defined by a noise level become times through the schedule's inverse log-SNR,
 :func:`time_of_log_snr` (bisection: the log-SNR decreases strictly in t for every schedule).
 :func:`noise_levels` gives the solvers :math:`\alpha = \sqrt{\bar\alpha}`, :math:`\sigma` and
-DPM-Solver's :math:`\lambda = \log(\alpha/\sigma)` (half npdiff's log-SNR) at every grid time,
-computed once per run.
+``half_log_snr`` :math:`= \log(\alpha/\sigma) = \lambda/2` at every grid time, computed once per run.
+Notation: :math:`\lambda` is npdiff's log-SNR :math:`\log(\bar\alpha/(1-\bar\alpha))` everywhere;
+DPM-Solver's and EDM's ":math:`\lambda`" is half of it, ``half_log_snr``
+(:mod:`npdiff.sample.exp_integrator`).
+
+``steps`` of a grid builder is the number K of grid steps (K + 1 times); how many denoiser
+evaluations a solver spends on them is the solver's business (:func:`npdiff.sample.fast_sample`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .._check import as_float_array, check_schedule, flow_time, one_of, positive_int, real_scalar
+from .._check import check_schedule, one_of, real_scalar
 from ..schedule import Schedule
+from ._checks import check_grid, check_grid_ends, check_log_snr
 
 __all__ = [
     "GRIDS",
@@ -55,19 +61,26 @@ def time_of_log_snr(schedule: Schedule, log_snr: object) -> np.ndarray:
 
     Parameters
     ----------
-    schedule : a continuous schedule; its log-SNR decreases strictly on [0, ``t_max``].
-    log_snr : values (any shape) in :math:`[\lambda(t_{\max}), \lambda(0)]`.
+    schedule : Schedule
+        A continuous schedule; its log-SNR :math:`\lambda(t)` decreases strictly on [0, ``t_max``].
+    log_snr : array of any shape
+        Values of :math:`\lambda` in :math:`[\lambda(t_{\max}), \lambda(0)]`.
 
     Returns
     -------
-    Times of the same shape, in [0, ``t_max``], to float64 resolution (bisection).
+    array of the shape of ``log_snr``
+        Times in [0, ``t_max``], to float64 resolution (bisection).
+
+    Examples
+    --------
+    >>> from npdiff.sample.grids import time_of_log_snr
+    >>> from npdiff.schedule import vp_linear
+    >>> s = vp_linear()
+    >>> t = time_of_log_snr(s, [0.0, -5.0])
+    >>> print(t.round(6), s.log_snr(t).round(9))
+    [0.25896 0.70435] [ 0. -5.]
     """
-    schedule = check_schedule(schedule)
-    lam = as_float_array(log_snr, "log_snr")
-    lo, hi = float(schedule.log_snr(schedule.t_max)), float(schedule.log_snr(0.0))
-    if lam.size and (lam.min() < lo or lam.max() > hi):
-        raise ValueError(f"log_snr must lie in [log_snr(t_max), log_snr(0)] = [{lo:.6g}, {hi:.6g}] of {schedule!r}, "
-                         f"got values in [{lam.min():.6g}, {lam.max():.6g}]")
+    schedule, lam = check_log_snr(schedule, log_snr)
     return _time_of_log_snr(schedule, lam)
 
 
@@ -80,16 +93,6 @@ def _time_of_log_snr(schedule: Schedule, lam: np.ndarray) -> np.ndarray:
     return 0.5 * (lo + hi)
 
 
-def _ends(schedule: object, steps: object, t_min: object, t_max: object) -> tuple[Schedule, int, float, float]:
-    schedule = check_schedule(schedule)
-    steps = positive_int(steps, "steps")
-    t_max = schedule.t_max if t_max is None else real_scalar(t_max, "t_max", lo=0.0, hi=schedule.t_max, lo_open=True)
-    t_min = flow_time(schedule, t_min, "t_min", hi_open=True)
-    if not t_min < t_max:
-        raise ValueError(f"t_min must be below t_max, got t_min={t_min} and t_max={t_max}")
-    return schedule, steps, t_min, float(t_max)
-
-
 def _pin(times: np.ndarray, t_min: float, t_max: float) -> np.ndarray:
     # the ends exactly, whatever the inversion's last bit
     times[0], times[-1] = t_max, t_min
@@ -97,33 +100,110 @@ def _pin(times: np.ndarray, t_min: float, t_max: float) -> np.ndarray:
 
 
 def uniform_grid(schedule: Schedule, steps: int, t_min: float, t_max: float | None = None) -> np.ndarray:
-    r"""K = ``steps`` steps uniform in t: :math:`t_i = t_{\max} + \tfrac iK (t_{\min} - t_{\max})`, shape (K + 1,)."""
-    schedule, steps, t_min, t_max = _ends(schedule, steps, t_min, t_max)
+    r"""K = ``steps`` steps uniform in t: :math:`t_i = t_{\max} + \tfrac iK (t_{\min} - t_{\max})`.
+
+    Parameters
+    ----------
+    schedule : Schedule
+        The continuous schedule of the denoiser.
+    steps : int
+        The number K of grid steps (the grid holds K + 1 times).
+    t_min : float
+        The last time, in (0, ``schedule.t_max``).
+    t_max : float or None
+        The first time, above ``t_min``; None for ``schedule.t_max``.
+
+    Returns
+    -------
+    (K + 1,) array
+        The times, strictly decreasing from ``t_max`` to ``t_min``.
+
+    Examples
+    --------
+    >>> from npdiff.sample.grids import uniform_grid
+    >>> from npdiff.schedule import vp_linear
+    >>> uniform_grid(vp_linear(), 4, 0.2)
+    array([1. , 0.8, 0.6, 0.4, 0.2])
+    """
+    schedule, steps, t_min, t_max = check_grid_ends(schedule, steps, t_min, t_max)
     return _pin(np.linspace(t_max, t_min, steps + 1), t_min, t_max)
 
 
 def log_snr_grid(schedule: Schedule, steps: int, t_min: float, t_max: float | None = None) -> np.ndarray:
-    r"""K steps uniform in log-SNR (Lu et al. 2022a, Sec. 3.4), shape (K + 1,).
+    r"""K = ``steps`` steps uniform in the log-SNR (Lu et al. 2022a, Sec. 3.4).
 
     .. math:: \lambda(t_i) = \lambda(t_{\max}) + \tfrac iK\big(\lambda(t_{\min}) - \lambda(t_{\max})\big)
+
+    Parameters
+    ----------
+    schedule : Schedule
+        The continuous schedule of the denoiser.
+    steps : int
+        The number K of grid steps (the grid holds K + 1 times).
+    t_min : float
+        The last time, in (0, ``schedule.t_max``).
+    t_max : float or None
+        The first time, above ``t_min``; None for ``schedule.t_max``.
+
+    Returns
+    -------
+    (K + 1,) array
+        The times, strictly decreasing from ``t_max`` to ``t_min``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from npdiff.sample.grids import log_snr_grid
+    >>> from npdiff.schedule import vp_linear
+    >>> s = vp_linear()
+    >>> t = log_snr_grid(s, 4, 1e-3)
+    >>> print(np.diff(s.log_snr(t)).round(6))
+    [4.791347 4.791347 4.791347 4.791347]
     """
-    schedule, steps, t_min, t_max = _ends(schedule, steps, t_min, t_max)
+    schedule, steps, t_min, t_max = check_grid_ends(schedule, steps, t_min, t_max)
     lam = np.linspace(float(schedule.log_snr(t_max)), float(schedule.log_snr(t_min)), steps + 1)  # (K+1,)
     return _pin(_time_of_log_snr(schedule, lam), t_min, t_max)
 
 
 def karras_grid(schedule: Schedule, steps: int, t_min: float, t_max: float | None = None, *,
                 rho: float = KARRAS_RHO) -> np.ndarray:
-    r"""K steps uniform in :math:`\sigma^{1/\rho}` (Karras et al. 2022, Eq. 5), shape (K + 1,).
+    r"""K = ``steps`` steps uniform in :math:`\sigma^{1/\rho}` (Karras et al. 2022, Eq. 5).
 
     .. math::
         \sigma_i = \Big(\sigma_{\max}^{1/\rho} + \tfrac iK\big(\sigma_{\min}^{1/\rho} - \sigma_{\max}^{1/\rho}\big)\Big)^\rho,
         \qquad \sigma(t) = \sqrt{\frac{1-\bar\alpha(t)}{\bar\alpha(t)}} = e^{-\lambda(t)/2}
 
-    with :math:`\sigma_{\max} = \sigma(t_{\max})`, :math:`\sigma_{\min} = \sigma(t_{\min})`. Eq. 5 appends
-    :math:`\sigma_N = 0`; here the grid ends at ``t_min`` like every other.
+    with :math:`\sigma_{\max} = \sigma(t_{\max})`, :math:`\sigma_{\min} = \sigma(t_{\min})` and
+    :math:`\lambda` the log-SNR. Eq. 5 appends :math:`\sigma_N = 0`; here the grid ends at ``t_min``
+    like every other. ``rho`` (keyword, > 0) is Eq. 5's :math:`\rho`, :data:`KARRAS_RHO` by default.
+
+    Parameters
+    ----------
+    schedule : Schedule
+        The continuous schedule of the denoiser.
+    steps : int
+        The number K of grid steps (the grid holds K + 1 times).
+    t_min : float
+        The last time, in (0, ``schedule.t_max``).
+    t_max : float or None
+        The first time, above ``t_min``; None for ``schedule.t_max``.
+
+    Returns
+    -------
+    (K + 1,) array
+        The times, strictly decreasing from ``t_max`` to ``t_min``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from npdiff.sample.grids import karras_grid
+    >>> from npdiff.schedule import vp_linear
+    >>> s = vp_linear()
+    >>> edm_sigma = np.exp(-0.5 * s.log_snr(karras_grid(s, 4, 1e-3)))
+    >>> print(np.diff(edm_sigma ** (1 / 7)).round(6))
+    [-0.38214 -0.38214 -0.38214 -0.38214]
     """
-    schedule, steps, t_min, t_max = _ends(schedule, steps, t_min, t_max)
+    schedule, steps, t_min, t_max = check_grid_ends(schedule, steps, t_min, t_max)
     rho = real_scalar(rho, "rho", lo=0.0, lo_open=True)
     # sigma^(1/rho) = exp(-lambda / (2 rho)) through the log-SNR lambda: no sigma is formed, so none overflows
     u = np.linspace(np.exp(-float(schedule.log_snr(t_max)) / (2 * rho)), np.exp(-float(schedule.log_snr(t_min)) / (2 * rho)),
@@ -132,11 +212,34 @@ def karras_grid(schedule: Schedule, steps: int, t_min: float, t_max: float | Non
 
 
 def quadratic_grid(schedule: Schedule, steps: int, t_min: float, t_max: float | None = None) -> np.ndarray:
-    r"""K steps uniform in :math:`\sqrt t` (Song, Meng & Ermon 2021, Appendix D.2), shape (K + 1,).
+    r"""K = ``steps`` steps uniform in :math:`\sqrt t` (Song, Meng & Ermon 2021, Appendix D.2).
 
     .. math:: t_i = \Big(\sqrt{t_{\max}} + \tfrac iK\big(\sqrt{t_{\min}} - \sqrt{t_{\max}}\big)\Big)^2
+
+    Parameters
+    ----------
+    schedule : Schedule
+        The continuous schedule of the denoiser.
+    steps : int
+        The number K of grid steps (the grid holds K + 1 times).
+    t_min : float
+        The last time, in (0, ``schedule.t_max``).
+    t_max : float or None
+        The first time, above ``t_min``; None for ``schedule.t_max``.
+
+    Returns
+    -------
+    (K + 1,) array
+        The times, strictly decreasing from ``t_max`` to ``t_min``.
+
+    Examples
+    --------
+    >>> from npdiff.sample.grids import quadratic_grid
+    >>> from npdiff.schedule import vp_linear
+    >>> quadratic_grid(vp_linear(), 2, 0.25)
+    array([1.    , 0.5625, 0.25  ])
     """
-    schedule, steps, t_min, t_max = _ends(schedule, steps, t_min, t_max)
+    schedule, steps, t_min, t_max = check_grid_ends(schedule, steps, t_min, t_max)
     return _pin(np.linspace(np.sqrt(t_max), np.sqrt(t_min), steps + 1) ** 2, t_min, t_max)
 
 
@@ -144,33 +247,71 @@ _BUILDERS = {"uniform": uniform_grid, "log_snr": log_snr_grid, "karras": karras_
 
 
 def time_grid(schedule: Schedule, steps: int, grid: str, t_min: float, t_max: float | None = None) -> np.ndarray:
-    r"""The grid named ``grid`` (one of :data:`GRIDS`): K = ``steps`` steps from ``t_max`` (default
-    ``schedule.t_max``) down to ``t_min``, shape (K + 1,), strictly decreasing."""
+    r"""The grid named ``grid``: K = ``steps`` steps from ``t_max`` down to ``t_min``.
+
+    Parameters
+    ----------
+    schedule : Schedule
+        The continuous schedule of the denoiser.
+    steps : int
+        The number K of grid steps (the grid holds K + 1 times).
+    grid : str
+        One of :data:`GRIDS`.
+    t_min : float
+        The last time, in (0, ``schedule.t_max``).
+    t_max : float or None
+        The first time, above ``t_min``; None for ``schedule.t_max``.
+
+    Returns
+    -------
+    (K + 1,) array
+        The times, strictly decreasing from ``t_max`` to ``t_min``.
+
+    Examples
+    --------
+    >>> from npdiff.sample.grids import time_grid
+    >>> from npdiff.schedule import vp_linear
+    >>> time_grid(vp_linear(), 4, "uniform", 0.2)
+    array([1. , 0.8, 0.6, 0.4, 0.2])
+    >>> time_grid(vp_linear(), 3, "log_snr", 1e-3).round(4)
+    array([1.    , 0.6037, 0.0749, 0.001 ])
+    """
     return _BUILDERS[one_of(grid, "grid", GRIDS)](schedule, steps, t_min, t_max)
 
 
-def check_grid(schedule: Schedule, times: object, name: str = "times", *, min_steps: int = 1) -> np.ndarray:
-    r"""Check a caller's own grid: a 1-D array of at least ``min_steps + 1`` times, strictly decreasing,
-    in (0, ``schedule.t_max``] with :math:`\sigma > 0` at the last; return it as float64."""
-    schedule = check_schedule(schedule)
-    t = as_float_array(times, name)
-    if t.ndim != 1 or t.size < min_steps + 1:
-        raise ValueError(f"{name} must be a 1-D array of at least {min_steps + 1} times (for {min_steps} step(s)), "
-                         f"got shape {t.shape}")
-    if np.any(np.diff(t) >= 0.0):
-        raise ValueError(f"{name} must decrease strictly (from noise to data), got {t}")
-    flow_time(schedule, t[0], f"{name}[0]")
-    flow_time(schedule, t[-1], f"{name}[-1]")
-    return t
-
-
 def noise_levels(schedule: Schedule, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r""":math:`\alpha = \sqrt{\bar\alpha(t)}`, :math:`\sigma(t)` and :math:`\lambda = \log(\alpha/\sigma)` at each time.
+    r"""The exponential integrators' noise levels at each time.
 
-    :math:`\lambda` is DPM-Solver's (Lu et al. 2022a, Sec. 3.1): half of npdiff's log-SNR
-    :math:`\log(\bar\alpha / (1-\bar\alpha))`. ``times`` in [0, 1], any shape (a grid (K + 1,)); returns
-    three arrays of that shape.
+    :math:`\alpha = \sqrt{\bar\alpha(t)}`, :math:`\sigma = \sqrt{1 - \bar\alpha(t)}` and
+    ``half_log_snr`` :math:`= \log(\alpha/\sigma) = \lambda(t)/2`, HALF npdiff's log-SNR
+    :math:`\lambda = \log(\bar\alpha/(1-\bar\alpha))`: the variable DPM-Solver calls :math:`\lambda`
+    (Lu et al. 2022a, Sec. 3.1), in which the solvers' steps :math:`h` are measured.
+
+    Parameters
+    ----------
+    schedule : Schedule
+        The continuous schedule of the denoiser.
+    times : array of any shape
+        Times in [0, 1] (a grid (K + 1,)); they are checked by the schedule's own methods.
+
+    Returns
+    -------
+    alpha : array of the shape of ``times``
+        :math:`\sqrt{\bar\alpha}`.
+    sigma : array of the shape of ``times``
+        :math:`\sqrt{1-\bar\alpha}`.
+    half_log_snr : array of the shape of ``times``
+        :math:`\log(\alpha/\sigma)` (``+inf`` at t = 0).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from npdiff.sample.grids import noise_levels
+    >>> from npdiff.schedule import vp_linear
+    >>> alpha, sigma, half_log_snr = noise_levels(vp_linear(), np.array([0.5]))
+    >>> print(np.round(alpha**2 + sigma**2, 12), np.round(half_log_snr - np.log(alpha / sigma), 12))
+    [1.] [0.]
     """
-    schedule = check_schedule(schedule)  # the times are checked by the schedule's own methods
+    schedule = check_schedule(schedule)
     alpha = np.exp(0.5 * schedule.log_alpha_bar(times))  # (K+1,)
     return alpha, schedule.sigma(times), 0.5 * schedule.log_snr(times)

@@ -16,16 +16,15 @@ from __future__ import annotations
 import numpy as np
 
 from .._check import positive_int, real_scalar
-from .._progress import accepts_progress_bar
 from .._progress import progress as bar
 from ..denoiser import Denoiser, call_eps
 from ..threads import blas_threads
-from ._common import Recorder, SampleResult, check_finite, start, tweedie
+from ._checks import check_finite, start
+from ._common import Recorder, SampleResult, tweedie
 
 __all__ = ["sde_sample"]
 
 
-@accepts_progress_bar
 @blas_threads()
 def sde_sample(
     denoiser: Denoiser,
@@ -40,9 +39,39 @@ def sde_sample(
 ) -> SampleResult:
     r"""Reverse-SDE sampling by Euler-Maruyama (Song et al. 2021, Eq. 6; Sec. 4.2).
 
+    Parameters
+    ----------
+    denoiser : Denoiser
+        Follows the denoiser protocol; its ``schedule`` gives the SDE.
+    n : int or None
+        The number of samples N (None when ``x_T`` is given).
+    rng : np.random.Generator or int
+        The only source of randomness (starting noise and every step's noise).
+    steps : int
+        Grid steps, uniform in t from ``t_max`` to ``t_min``, one evaluation each.
+    t_min : float
+        Where the SDE stops, in (0, ``schedule.t_max``).
+    x_T : (N, D) array or None
+        Starting noise at ``t_max``; drawn from N(0, I) when None.
+    record : bool
+        Keep the states visited.
+    progress : bool
+        A bar on stderr, one step a tick.
+
     Returns
     -------
-    SampleResult with ``x`` (N, D) and ``nfe == steps + 1`` (the last for denoising).
+    SampleResult
+        ``x`` (N, D) and ``nfe == steps + 1`` (the last for denoising).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from npdiff.analytic import GaussianData
+    >>> from npdiff.sample import sde_sample
+    >>> data = GaussianData(np.array([2.0]), 0.25)
+    >>> res = sde_sample(data, 2000, np.random.default_rng(0), steps=50)
+    >>> print(round(float(res.x.mean()), 1), round(float(res.x.std()), 1), res.nfe)
+    2.0 0.5 51
     """
     denoiser, x, rng = start(denoiser, n, rng, x_T)
     steps = positive_int(steps, "steps")
