@@ -167,3 +167,14 @@ def mean_se(values: np.ndarray, ddof: int = 1) -> tuple[float, float]:
     r"""The mean of ``values`` and its standard error ``std / sqrt(n)`` (``ddof`` as NumPy's)."""
     values = np.asarray(values)
     return float(values.mean()), float(values.std(ddof=ddof) / np.sqrt(values.size))
+
+
+def tile_images(images: np.ndarray, cols: int, side: int = 8) -> np.ndarray:
+    r"""(N, side*side) images as one array of tiles, ``cols`` across, NaN in the one-pixel gutters."""
+    rows = -(-images.shape[0] // cols)
+    step = side + 1
+    grid = np.full((rows * step - 1, cols * step - 1), np.nan)
+    for k, img in enumerate(images):
+        r, c = divmod(k, cols)
+        grid[step * r: step * r + side, step * c: step * c + side] = img.reshape(side, side)
+    return grid
