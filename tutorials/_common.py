@@ -178,3 +178,13 @@ def tile_images(images: np.ndarray, cols: int, side: int = 8) -> np.ndarray:
         r, c = divmod(k, cols)
         grid[step * r: step * r + side, step * c: step * c + side] = img.reshape(side, side)
     return grid
+
+
+def kl_note(r) -> str:
+    r"""The note printed beside a sampler's KL (a ``npdiff.likelihood.SamplerKL``): its error,
+    and "not estimable" where the sampler folds space (some det dF/dz <= 0), since there the
+    change of variables counts one preimage only and the figure is not a KL."""
+    note = f"+- {r.se_cv:.1g}"
+    if r.density.folded:
+        note += f"; not estimable: the map folds {r.density.folded} of {r.terms.size} points"
+    return note
