@@ -188,3 +188,10 @@ def kl_note(r) -> str:
     if r.density.folded:
         note += f"; not estimable: the map folds {r.density.folded} of {r.terms.size} points"
     return note
+
+
+def require_close(got: np.ndarray, want: np.ndarray, what: str, tol: float = 1e-12) -> None:
+    r"""Stop the chapter if ``got`` and ``want`` differ by more than ``tol`` (relative and absolute)."""
+    if not np.allclose(got, want, rtol=tol, atol=tol):
+        worst = float(np.max(np.abs(np.asarray(got) - np.asarray(want))))
+        raise AssertionError(f"{what}: off by {worst:.3g}, more than {tol:g}: the chapter has a bug")
