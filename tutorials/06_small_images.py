@@ -1,138 +1,41 @@
-r"""Chapter 6: small images, the 8x8 digits, and reading a likelihood in bits per dimension.
+r"""
+Chapter 6: small images, the 8x8 digits, and reading a likelihood in bits per dimension
+=======================================================================================
 
-Run:  python tutorials/06_small_images.py [--quick] [--out DIR]
-Writes: 06_digits.png (real digits and how often each grey level occurs), 06_samples.png
-(samples beside real test digits), 06_reverse.png (one image along the reverse process, with
-the network's guess of the final image at each step), 06_vlb_terms.png (the bound's terms
-along the chain, train against test), 06_bits_per_dim.png (the training curve, and every
-model of the chapter in bits/dim on both splits) and 06_model.npz (06_model_quick.npz with
---quick), the trained model, which ``npdiff nll --model ... --data digits`` also reads.
-The full run trains the ``"images"`` recipe for 48,000 steps and scores all 360 test images
-and 360 training images by both likelihoods: about 7 minutes of CPU on one core (3 training,
-4 scoring; 16 minutes of wall time measured on a core shared with another job). --quick
-trains a narrower network for 1,500 steps and scores a dozen images per split (~15 s of CPU).
+The models of chapters 4 and 5 lived in two dimensions. This chapter trains the same
+kind of network on images, the 8x8 handwritten digits, and reads its likelihood the way
+image models are compared: in bits per dimension of *discrete* data, checked against
+baselines that need no diffusion at all.
+
+Run::
+
+    python tutorials/06_small_images.py [--quick] [--out DIR]
+
+Besides its figures the chapter writes the trained model, ``06_model.npz``
+(``06_model_quick.npz`` with ``--quick``), which ``npdiff nll --model ... --data
+digits`` also reads. The full run trains the ``"images"`` recipe for 48,000 steps and
+scores all 360 test images and 360 training images by both likelihoods: about 7 minutes
+of CPU on one core (3 training, 4 scoring). ``--quick`` trains a narrower network for
+1,500 steps and scores a dozen images per split (about 15 s of CPU).
 """
 
-# ---------------------------------------------------------------------------------------------
+# %%
 # 1. The digits
+# -------------
 #
-# The UCI handwritten digits (Alpaydin & Kaynak 1998) are 1,797 images of 8x8 pixels; each
-# pixel counts the inked pixels of a 4x4 block of a 32x32 scan, so it takes one of K = 17 grey
-# levels 0..16. npdiff.data.images.digits() reads the copy scikit-learn ships (no download)
-# and splits it once and for all: 1,437 training images and 360 test images, chosen by
-# np.random.default_rng(0).permutation(1797). A model sees each image as a point in D = 64
-# dimensions; nothing in it knows that pixels have neighbours. Almost half the pixels are
-# blank (level 0): the first figure shows the digits and the histogram of their levels.
-#
-# 2. Why bits per dimension, and what a level is worth
-#
-# The log-likelihood of a 64-pixel image is a sum of 64 pixels' worth of surprise, so its size
-# in nats says more about D than about the model. The convention is to report
-#
-#     bits/dim = -log2 P(image) / D,
-#
-# the number of bits per pixel an ideal compressor built on the model would spend. It is a
-# probability of *discrete* data: P(v) sums to one over the 17^64 possible images. A diffusion
-# model is a density p(x) on R^64, which must first be turned into a probability. npdiff's
-# convention for K-level data (npdiff.gaussian): level v sits at x = 2v/(K-1) - 1 in [-1, 1]
-# and owns the bin [x - delta, x + delta] of width 2 delta = 2/(K-1) = 0.125. Then
-#
-#     P(v) = integral over the bin of p(x + u) du >= exp(E_u[log p(x + u)]) (2 delta)^D,
-#
-# u ~ U(-delta, delta)^D, by Jensen's inequality (uniform dequantization; Theis et al. 2016,
-# Sec. 3.1). So we train and score the density on dequantized images x + u, and the factor
-# (2 delta)^D converts a density into the probability of a bin (npdiff.likelihood.dequantize.
-# density_to_bpd). A one-line check of the units: the density uniform on the union of the bins,
-# [-1 - delta, 1 + delta]^D, is ((K-1)/(2K))^D, each bin has probability (1/K)^D, and the
-# model scores log2(17) = 4.087 bits/dim on any image. Anything worth the name must beat it.
-# The chapter also checks the inequality itself where both sides are closed-form: a Gaussian
-# per pixel, whose bin masses are differences of normal CDFs, loses about 0.03 bits/dim to
-# Jensen. It shows one more thing worth knowing before comparing estimators: the VLB's decoder
-# (chapter 2) opens the two end bins to -infinity and +infinity, so the mass a model puts
-# beyond [-1, 1] still counts for levels 0 and 16. Half the pixels are blank (level 0), and
-# for the per-pixel Gaussian that alone is worth 0.65 bits/dim (3.36 -> 2.71). The dequantized
-# ODE likelihood has closed bins and pays for every bit of density spilled outside them.
-#
-# 3. Baselines that need no diffusion
-#
-# Before training anything, three models fitted on the training split in a few milliseconds:
-# the uniform model; independent per-pixel categoricals (17 probabilities per pixel, counts
-# plus one); and a full-covariance Gaussian fitted to dequantized training images (its mean
-# and covariance in closed form, and its expected dequantized log-density too, so no Monte
-# Carlo at all). They bracket the problem: 4.09, about 2.95 and 2.43 bits/dim on the test
-# split. Mixtures of such models do better (10 Gaussians 2.65, 10-40 per-pixel categoricals
-# 2.20, measured for npdiff and kept in npdiff.data.images.DIGITS_BASELINES): that last one is the
-# figure to beat.
-#
-# 4. Training on 1,437 images
-#
-# The MLP of chapter 4, with the image recipe (npdiff.recipes, "images"): 64 inputs, a
-# 128-dimensional time embedding, width 256, three residual GELU blocks, v-prediction, AdamW
-# with a cosine decay and an EMA of the weights. Two things are new. The network is trained
-# on dequantized images (fresh noise u in every batch), because the density we will score
-# is that of x + u: trained on the 17 levels alone, it would learn 17 spikes per pixel and
-# the likelihood ODE would spend its effort resolving them. And there is strong weight decay
-# (0.1): 1,437 images are few for 263k weights. A network that memorizes them does what
-# chapter 3's empirical oracle did: its density piles up on the training images and starves
-# the test images. A first attempt without these levers (a PyTorch MLP of width 512
-# predicting eps, weight decay 0.01) scored 3.9 to 5.0 bits/dim by the VLB on the test split,
-# worse than the uniform model, and worse the longer it trained; its likelihood ODE diverged
-# on most test images. The quick run trains a network of width 128 for 1,500 steps: a
-# coarse model, near 3.1 bits/dim, that cannot memorize anything yet.
-#
-# 5. Samples and the reverse process
-#
-# Ancestral sampling (DDPM, 1,000 steps) from the trained model, beside real test digits,
-# and one image followed from noise to data. Under each state x_t the figure shows the
-# network's current guess of the clean image, x0_hat = (x_t - sigma eps_hat) / sqrt(alpha_bar)
-# (chapter 2): the digit's identity is settled while x_t still looks like noise, and the
-# last steps only sharpen strokes. To see whether the samples are new digits or copies, the
-# chapter measures each one's distance to its nearest training image, against the same
-# distance for real test images (which are new by construction).
-#
-# 6. Bits/dim of the model, by both estimators, on both splits
-#
-# Chapter 5's two likelihoods, in the units of section 2 (npdiff.likelihood.image_bpd):
-# - the exact ODE likelihood of one uniformly dequantized copy of each image, with the exact
-#   trace (64 forward-mode tangents), RK45 at tolerance 1e-5 in float64; a solve that runs
-#   away is reported as diverged and left out, never averaged in;
-# - the variational bound with T = 50 steps, whose decoder L_0 is chapter 2's discretized
-#   Gaussian with K = 17 levels: it is a bound on P(v) directly, no dequantization needed.
-# Each is an upper bound on -log2 P(v) / D, but of its own model: the ODE on the flow's density
-# integrated over closed bins (in expectation over u, by Jensen above), the VLB on the T-step
-# chain with its open-ended decoder. So they need not agree, and on blank pixels the VLB has
-# the head start of section 2. The same numbers on training images measure over-fitting: a
-# model that has memorized its training set scores them far better than test images. The
-# figure of the VLB's terms shows where the bits go: most into the decoder L_0 (which pixel
-# level, given an almost clean x_1) and the first few KL terms, where fine detail is decided.
-#
-# What the full run measured (seed 0, bits/dim, test / train, 360 images each):
-#
-#     exact ODE (dequantized)    2.380 +- 0.018 / 2.085 +- 0.009    no solve diverged
-#     VLB (T = 50, decoder)      2.601 +- 0.014 / 2.410 +- 0.009
-#     full-covariance Gaussian   2.949 / 2.912
-#     per-pixel categorical      2.431 / 2.414
-#     uniform                    4.087 / 4.087
-#
-# The exact ODE beats every baseline of section 3 on the test split, the per-pixel
-# categoricals included, though not the mixture of them (2.20); the VLB beats the Gaussian but
-# not the categoricals, and here the ODE is the lower of the two despite the VLB's head start
-# on blank pixels. Over-fitting is visible: the training images score 0.29 (ODE) and
-# 0.19 (VLB) bits/dim better than the test images, where the baselines' gaps are 0.02 to
-# 0.04. The VLB figure shows where that gap lives: in the decoder (0.82 bits/dim on training
-# images, 0.88 on test images) and the first ten KL terms, the fine detail of particular
-# images, while the later terms of both splits coincide. Memorization stops short of copying,
-# though: the samples' median distance to their nearest training image (0.28 per pixel) is no
-# smaller than real test digits' (0.25). The quick run's model is coarse (about 3.1 bits/dim
-# by both estimators, below the uniform model's 4.087 but above the baselines) and shows no
-# train/test gap within its noise (+-0.1 bits/dim on a dozen images per split).
-# ---------------------------------------------------------------------------------------------
+# The UCI handwritten digits (Alpaydin and Kaynak, 1998) are 1,797 images of 8x8 pixels;
+# each pixel counts the inked pixels of a 4x4 block of a 32x32 scan, so it takes one of
+# :math:`K = 17` grey levels :math:`0, \dots, 16`. ``npdiff.data.images.digits()`` reads
+# the copy scikit-learn ships (no download) and splits it once and for all: 1,437
+# training images and 360 test images, chosen by
+# ``np.random.default_rng(0).permutation(1797)``. A model sees each image as a point in
+# :math:`D = 64` dimensions; nothing in it knows that pixels have neighbours.
 
 from __future__ import annotations
 
 import time
 
-from _common import Chapter, np, plt
+from _common import Chapter, np, plt, save_figure, tile_images
 from scipy.special import log_ndtr
 
 from npdiff import checkpoint
@@ -146,10 +49,9 @@ from npdiff.sample import ddpm_sample
 from npdiff.train import TrainConfig, Trainer
 
 LN2 = np.log(2.0)
+GREY = plt.get_cmap("gray").with_extremes(bad="#6f8fb3")  # white ink, blue gutters
 
 ch = Chapter(6, "small images: 8x8 digits in bits/dim")
-
-# -- 1. the digits --------------------------------------------------------------------------------------
 ch.section("1. the digits")
 d = digits()
 K, D = d.K, d.dim
@@ -162,78 +64,161 @@ ch.show("dimensions D", D, "8 x 8 pixels")
 ch.show("grey levels K", K)
 ch.show("fraction of training pixels at level 0", np.mean(levels_train == 0))
 
+# %%
+# Almost half the pixels are blank (level 0): four digits of each class, and how often
+# each level occurs.
 
-def tiles(images: np.ndarray, cols: int) -> np.ndarray:
-    r"""(N, 64) images in [-1, 1] -> one array of 8x8 tiles, ``cols`` across, NaN in the gutters."""
-    rows = -(-images.shape[0] // cols)
-    grid = np.full((rows * 9 - 1, cols * 9 - 1), np.nan)  # (rows*9-1, cols*9-1)
-    for k, img in enumerate(images):
-        r, c = divmod(k, cols)
-        grid[9 * r: 9 * r + 8, 9 * c: 9 * c + 8] = img.reshape(8, 8)
-    return grid
-
-
-GREY = plt.get_cmap("gray").with_extremes(bad="#6f8fb3")  # white ink on black; blue gutters
-order = np.concatenate([np.flatnonzero(d.train_labels == c)[:4] for c in range(10)])  # 4 of each class
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [1.6, 1]})
-axes[0].imshow(np.ma.masked_invalid(tiles(d.train[order].reshape(10, 4, D).transpose(1, 0, 2).reshape(-1, D), 10)),
-               cmap=GREY, vmin=-1, vmax=1, interpolation="nearest")
-axes[0].set(xticks=[], yticks=[], title="training digits, four of each class (17 grey levels)")
+order = np.concatenate([np.flatnonzero(d.train_labels == c)[:4] for c in range(10)])
+by_class = d.train[order].reshape(10, 4, D).transpose(1, 0, 2).reshape(-1, D)
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), width_ratios=[1.6, 1])
+axes[0].imshow(np.ma.masked_invalid(tile_images(by_class, 10)), cmap=GREY, vmin=-1,
+               vmax=1, interpolation="nearest")
+axes[0].set(xticks=[], yticks=[],
+            title="training digits, four of each class (17 grey levels)")
 counts = np.bincount(levels_train.ravel(), minlength=K)
 axes[1].bar(np.arange(K), counts / counts.sum(), color="C0")
-axes[1].set(yscale="log", xlabel="level v (x = 2v/16 - 1)", ylabel="fraction of training pixels",
-            title="how often each level occurs", xticks=range(0, K, 2))
+axes[1].set(yscale="log", xlabel="level v (x = 2v/16 - 1)",
+            ylabel="fraction of training pixels", title="how often each level occurs",
+            xticks=range(0, K, 2))
 axes[1].grid(alpha=0.3)
 fig.tight_layout()
-ch.save(fig, "digits")
+save_figure(ch, fig, "digits")
 
-# -- 2. units: bits/dim and the K-level convention ------------------------------------------------------
+# %%
+# 2. Bits per dimension, and what a level is worth
+# ------------------------------------------------
+#
+# The log-likelihood of a 64-pixel image is a sum of 64 pixels' worth of surprise, so
+# its size in nats says more about :math:`D` than about the model. The convention is to
+# report
+#
+# .. math::
+#
+#    \text{bits/dim} = -\frac{\log_2 P(v)}{D},
+#
+# the number of bits per pixel an ideal compressor built on the model would spend. It is
+# a probability of *discrete* data: :math:`P(v)` sums to one over the :math:`17^{64}`
+# possible images. A diffusion model is a density :math:`p(x)` on
+# :math:`\mathbb R^{64}`, which must first be turned into a probability. npdiff's
+# convention for :math:`K`-level data (``npdiff.gaussian``): level :math:`v` sits at
+# :math:`x = 2v/(K-1) - 1 \in [-1, 1]` and owns the bin :math:`[x - \delta, x + \delta]`
+# of width :math:`2\delta = 2/(K-1) = 0.125`. Then, by Jensen's inequality (uniform
+# dequantization, :cite:t:`theis2016note`, Sec. 3.1),
+#
+# .. math::
+#
+#    P(v) = \int_{[-\delta, \delta]^D} p(x + u)\, du
+#    \ \ge\ \exp\big(\mathbb E_u \log p(x + u)\big)\, (2\delta)^D,
+#    \qquad u \sim \mathcal U(-\delta, \delta)^D .
+#
+# So we train and score the density on dequantized images :math:`x + u`, and the factor
+# :math:`(2\delta)^D` converts a density into the probability of a bin
+# (``density_to_bpd``). A one-line check of the units: the density uniform on the union
+# of the bins, :math:`[-1 - \delta, 1 + \delta]^D`, is :math:`((K-1)/(2K))^D`, each bin
+# has probability :math:`(1/K)^D`, and the model scores :math:`\log_2 17 = 4.087`
+# bits/dim on any image. Anything worth the name must beat it.
+
 ch.section("2. bits per dimension and the K-level convention")
 ch.show("bin width 2/(K-1)", 2 * delta)
-log_p_uniform = D * np.log((K - 1) / (2.0 * K))  # log-density of U([-1-delta, 1+delta]^D), any point
+log_p_uniform = D * np.log((K - 1) / (2.0 * K))  # U([-1-delta, 1+delta]^D), any point
 uniform_bpd = float(density_to_bpd(log_p_uniform, K, D))
-ch.show("uniform model through density_to_bpd (bits/dim)", uniform_bpd, "the density ((K-1)/(2K))^D times bins (2/(K-1))^D")
+ch.show("uniform model through density_to_bpd (bits/dim)", uniform_bpd,
+        "the density ((K-1)/(2K))^D times bins (2/(K-1))^D")
 ch.show("log2(17)", np.log2(K), "one of 17 equally likely levels per pixel")
 
-# the dequantization bound, both sides closed-form: independent Gaussians per pixel, fitted to dequantized pixels
+# %%
+# The inequality itself, where both sides are closed-form: a Gaussian
+# :math:`\mathcal N(m_j, s_j^2)` per pixel, fitted to dequantized pixels, whose bin
+# masses are differences of normal CDFs,
+#
+# .. math::
+#
+#    P(v_j) = \Phi\Big(\frac{x_j + \delta - m_j}{s_j}\Big)
+#    - \Phi\Big(\frac{x_j - \delta - m_j}{s_j}\Big),
+#
+# and whose expected dequantized log-density needs no sampling,
+#
+# .. math::
+#
+#    \mathbb E_u \log \mathcal N(x_j + u; m_j, s_j^2)
+#    = -\tfrac12 \log(2\pi s_j^2) - \frac{(x_j - m_j)^2 + \delta^2/3}{2 s_j^2} .
+
 mean_d = d.train.mean(axis=0)  # (D,)
-std_d = np.sqrt(d.train.var(axis=0) + delta**2 / 3)  # (D,) spread of x + u, u ~ U(-delta, delta)
+std_d = np.sqrt(d.train.var(axis=0) + delta**2 / 3)  # (D,) spread of x + u
 
 
 def log_bin_mass(x: np.ndarray) -> np.ndarray:
-    r"""log of Phi(b) - Phi(a), the mass of each pixel's bin [x - delta, x + delta] (n, D), in log space.
+    r"""log(Phi(b) - Phi(a)) of each pixel's bin [x - delta, x + delta], (n, D).
 
-    Bins right of the mean are mirrored (Phi(b) - Phi(a) = Phi(-a) - Phi(-b)) so that both
-    CDFs are small: a pixel 50 standard deviations out still gets a finite log-probability.
+    Bins right of the mean are mirrored (Phi(b) - Phi(a) = Phi(-a) - Phi(-b)) so that
+    both CDFs are small: a pixel 50 standard deviations out keeps a finite log-mass.
     """
-    a, b = (x - delta - mean_d) / std_d, (x + delta - mean_d) / std_d  # (n, D) standardized bin edges
+    a = (x - delta - mean_d) / std_d  # (n, D) standardized bin edges
+    b = (x + delta - mean_d) / std_d
     lo, hi = np.where(a > 0, -b, a), np.where(a > 0, -a, b)
     return log_ndtr(hi) + np.log1p(-np.exp(log_ndtr(lo) - log_ndtr(hi)))
 
 
-exact_bpd = -log_bin_mass(d.test).sum(axis=1) / (D * LN2)  # (360,) -log2 P(v) / D, closed bins
-# E_u log N(x + u; m, s^2) = -1/2 log(2 pi s^2) - ((x - m)^2 + delta^2/3) / (2 s^2): Jensen's side, no sampling
-expected = -0.5 * np.sum(np.log(2 * np.pi * std_d**2) + ((d.test - mean_d) ** 2 + delta**2 / 3) / std_d**2, axis=1)
-bound_bpd = density_to_bpd(expected, K, D)  # (360,) bits/dim from the dequantized density
-ch.show("per-pixel Gaussian, exact bin masses (bits/dim)", exact_bpd.mean(), "test split")
+exact_bpd = -log_bin_mass(d.test).sum(axis=1) / (D * LN2)  # (360,) -log2 P(v) / D
+sq = (d.test - mean_d) ** 2 + delta**2 / 3  # (360, D) E_u (x + u - m)^2
+expected = -0.5 * np.sum(np.log(2 * np.pi * std_d**2) + sq / std_d**2, axis=1)
+bound_bpd = density_to_bpd(expected, K, D)  # (360,) from the dequantized density
+ch.show("per-pixel Gaussian, exact bin masses (bits/dim)", exact_bpd.mean(),
+        "test split")
 ch.show("per-pixel Gaussian, dequantized bound (bits/dim)", bound_bpd.mean())
-ch.show("min over test images of bound - exact (bits/dim)", (bound_bpd - exact_bpd).min(), ">= 0: Jensen, image by image")
-edges = discretized_gaussian_log_likelihood(d.test, mean_d, 2 * np.log(std_d), K=K).sum(axis=1)  # (360,)
-ch.show("per-pixel Gaussian, edge bins open to +-infinity (bits/dim)", -edges.mean() / (D * LN2),
+ch.show("min over test images of bound - exact (bits/dim)",
+        (bound_bpd - exact_bpd).min(), ">= 0: Jensen, image by image")
+
+# %%
+# Jensen costs this model about 0.03 bits/dim. One more thing is worth knowing before
+# comparing estimators: the VLB's decoder (chapter 2) opens the two end bins to
+# :math:`-\infty` and :math:`+\infty`, so the mass a model puts beyond :math:`[-1, 1]`
+# still counts for levels 0 and 16. Half the pixels are blank, and for the per-pixel
+# Gaussian that alone is worth 0.65 bits/dim. The dequantized ODE likelihood has closed
+# bins and pays for every bit of density spilled outside them.
+
+edges = discretized_gaussian_log_likelihood(d.test, mean_d, 2 * np.log(std_d), K=K)
+ch.show("per-pixel Gaussian, edge bins open to +-infinity (bits/dim)",
+        -edges.sum(axis=1).mean() / (D * LN2),
         "the VLB decoder's convention: the mass beyond [-1, 1] goes to the end levels")
 
-# -- 3. baselines -----------------------------------------------------------------------------------------
+# %%
+# 3. Baselines that need no diffusion
+# -----------------------------------
+#
+# Before training anything, models fitted on the training split in a few milliseconds:
+# the uniform model; independent per-pixel categoricals, 17 probabilities per pixel from
+# the counts :math:`N_j(v)` of :math:`N` training images plus one,
+#
+# .. math::
+#
+#    P(v_j) = \frac{N_j(v_j) + 1}{N + K};
+#
+# and a full-covariance Gaussian :math:`\mathcal N(\mu, \Sigma)` fitted to dequantized
+# training images, whose mean and covariance are closed-form, and so is its expected
+# dequantized log-density:
+#
+# .. math::
+#
+#    \mathbb E_u (x + u - \mu)^\top \Sigma^{-1} (x + u - \mu)
+#    = (x - \mu)^\top \Sigma^{-1} (x - \mu)
+#    + \frac{\delta^2}{3} \operatorname{tr}\Sigma^{-1},
+#    \qquad \Sigma = \operatorname{Cov}[x] + \frac{\delta^2}{3} I .
+#
+# They bracket the problem: 4.09, about 2.95 and 2.43 bits/dim on the test split.
+# Mixtures of such models do better (kept in ``npdiff.data.images.DIGITS_BASELINES``):
+# the mixture of per-pixel categoricals is the figure to beat.
+
 ch.section("3. baselines fitted on the training split")
 
 
 def categorical_bpd(x: np.ndarray) -> np.ndarray:
-    r"""Bits/dim of images x (n, D) under independent per-pixel categoricals with add-one smoothing."""
-    per_pixel = np.stack([np.bincount(levels_train[:, j], minlength=K) for j in range(D)])  # (D, K) counts
-    log_p = np.log((per_pixel + 1.0) / (levels_train.shape[0] + K))  # (D, K): P(v_j) = (count + 1) / (N + K)
+    r"""Bits/dim of images x (n, D) under per-pixel categoricals, add-one smoothing."""
+    counts = np.stack([np.bincount(levels_train[:, j], minlength=K) for j in range(D)])
+    log_p = np.log((counts + 1.0) / (levels_train.shape[0] + K))  # (D, K)
     return -log_p[np.arange(D), data_to_levels(x, K)].sum(axis=1) / (D * LN2)  # (n,)
 
 
-# full-covariance Gaussian of x + u: maximum likelihood in expectation over u, closed form
 mean_g = d.train.mean(axis=0)  # (D,)
 cov_g = np.cov(d.train, rowvar=False, bias=True) + delta**2 / 3 * np.eye(D)  # (D, D)
 L_g = np.linalg.cholesky(cov_g)
@@ -241,35 +226,59 @@ prec_g = np.linalg.inv(cov_g)
 
 
 def gaussian_bpd(x: np.ndarray) -> np.ndarray:
-    r"""Bits/dim of images x (n, D): E_u log N(x + u; mean, cov) in closed form, through density_to_bpd."""
+    r"""Bits/dim of images x (n, D): E_u log N(x + u; mean, cov), closed form."""
     r = x - mean_g  # (n, D)
-    quad = np.einsum("nd,de,ne->n", r, prec_g, r) + delta**2 / 3 * np.trace(prec_g)  # E_u of the quadratic form
-    log_p = -0.5 * (D * np.log(2 * np.pi) + 2 * np.sum(np.log(np.diag(L_g))) + quad)  # (n,)
+    quad = np.einsum("nd,de,ne->n", r, prec_g, r) + delta**2 / 3 * np.trace(prec_g)
+    log_p = -0.5 * (D * np.log(2 * np.pi) + 2 * np.sum(np.log(np.diag(L_g))) + quad)
     return density_to_bpd(log_p, K, D)
 
 
 baselines = {}  # name -> {split: bits/dim}
-for name, fn in [("per-pixel categorical", categorical_bpd), ("full-covariance Gaussian", gaussian_bpd)]:
-    baselines[name] = {split: float(fn(d.split(split)).mean()) for split in ("train", "test")}
+for name, fn in [("per-pixel categorical", categorical_bpd),
+                 ("full-covariance Gaussian", gaussian_bpd)]:
+    baselines[name] = {s: float(fn(d.split(s)).mean()) for s in ("train", "test")}
     ch.show(f"{name}: test (bits/dim)", baselines[name]["test"])
-    ch.show(f"{name}: train (bits/dim)", baselines[name]["train"], "the split it was fitted on")
+    ch.show(f"{name}: train (bits/dim)", baselines[name]["train"],
+            "the split it was fitted on")
 baselines["uniform"] = {"train": uniform_bpd, "test": uniform_bpd}
-print("  mixtures, for reference (test split): " + "; ".join(f"{k} {v:.3f}" for k, v in DIGITS_BASELINES.items()
-                                                            if "mixture" in k))
+mixtures = [f"{k} {v:.3f}" for k, v in DIGITS_BASELINES.items() if "mixture" in k]
+print("  mixtures, for reference (test split): " + "; ".join(mixtures))
 
-# -- 4. training ------------------------------------------------------------------------------------------
+# %%
+# 4. Training on 1,437 images
+# ---------------------------
+#
+# The MLP of chapter 4, with the image recipe (``npdiff.recipes``, ``"images"``): 64
+# inputs, a 128-dimensional time embedding, width 256, three residual GELU blocks,
+# v-prediction, AdamW :cite:p:`loshchilov2019adamw` with a cosine decay and an EMA of
+# the weights. Two things are new. The network is trained on dequantized images (fresh
+# noise :math:`u` in every batch), because the density we will score is that of
+# :math:`x + u`: trained on the 17 levels alone, it would learn 17 spikes per pixel and
+# the likelihood ODE would spend its effort resolving them. And there is strong weight
+# decay (0.1): 1,437 images are few for 263k weights. A network that memorizes them does
+# what chapter 3's empirical oracle did: its density piles up on the training images and
+# starves the test images. A first attempt without these levers (an MLP of width 512
+# predicting :math:`\epsilon`, weight decay 0.01) scored 3.9 to 5.0 bits/dim by the VLB
+# on the test split, worse than the uniform model, and worse the longer it trained; its
+# likelihood ODE diverged on most test images. The quick run trains a network of width
+# 128 for 1,500 steps: a coarse model, near 3.1 bits/dim, that cannot memorize anything
+# yet.
+
 ch.section("4. training the MLP on the 1,437 training images")
 model_kw, train_kw, schedule = recipe("images")
-if ch.quick:  # a narrower network, a short run at a higher rate: seconds, and a coarser model
+if ch.quick:  # narrower, a short run at a higher rate: seconds, and a coarser model
     model_kw.update(width=128)
     train_kw.update(steps=1500, lr=2e-3)
 config = MLPConfig(dim=D, **model_kw)
-print(f"  model: width {config.width}, depth {config.depth}, time embedding {config.emb_dim}, predicts "
-      f"{config.parameterization}; {train_kw['steps']} steps of batch {train_kw['batch_size']}, lr {train_kw['lr']} "
-      f"({train_kw['lr_schedule']}), weight decay {train_kw['weight_decay']}, EMA {train_kw['ema_decay']}")
+print(f"  model: width {config.width}, depth {config.depth}, "
+      f"time embedding {config.emb_dim}, predicts {config.parameterization}; "
+      f"{train_kw['steps']} steps of batch "
+      f"{train_kw['batch_size']}, lr {train_kw['lr']} ({train_kw['lr_schedule']}), "
+      f"weight decay {train_kw['weight_decay']}, EMA {train_kw['ema_decay']}")
 rng = ch.rng(1)
 model = DiffusionMLP(config, schedule, rng=rng)
-data = d.sample_dequantized if RECIPES["images"]["data"]["dequantize"] else d.sample  # fresh u in every batch
+dequantize = RECIPES["images"]["data"]["dequantize"]
+data = d.sample_dequantized if dequantize else d.sample  # fresh u in every batch
 trainer = Trainer(model, data, TrainConfig(**train_kw), rng)
 t0 = time.perf_counter()
 history = trainer.run(progress=False)
@@ -277,115 +286,211 @@ seconds = time.perf_counter() - t0
 model = trainer.denoiser(ema=True)
 ckpt = ch.path("model_quick.npz" if ch.quick else "model.npz")
 checkpoint.save(ckpt, model, step=trainer.step)
-print(f"  saved the EMA model to {ckpt} (score it with: npdiff nll --model {ckpt.name} --data digits)")
+print(f"  saved the EMA model to {ckpt.name} "
+      f"(score it with: npdiff nll --model {ckpt.name} --data digits)")
 loss = history["loss"]
 ch.show("parameters", model.params.size)
-ch.show("training seconds", seconds, f"{trainer.step / seconds:.0f} steps/s on one BLAS thread")
+ch.show("training seconds", seconds,
+        f"{trainer.step / seconds:.0f} steps/s on one BLAS thread")
 ch.show("first loss", loss[0])
-ch.show("final loss (mean of the last 5% of steps)", loss[-max(1, loss.size // 20):].mean())
+ch.show("final loss (mean of the last 5% of steps)",
+        loss[-max(1, loss.size // 20):].mean())
 
-# -- 5. samples and the reverse process -------------------------------------------------------------------
+# %%
+# 5. Samples and the reverse process
+# ----------------------------------
+#
+# Ancestral sampling (DDPM, 1,000 steps) from the trained model, beside real test
+# digits.
+
 ch.section("5. samples beside real digits; one image along the reverse process")
 samples = ddpm_sample(model, 60, ch.rng(2)).x  # (60, D), 1,000 ancestral steps
 real = d.test[ch.rng(3).permutation(d.test.shape[0])[:60]]  # (60, D)
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
-for ax, imgs, title in [(axes[0], samples, "DDPM samples (1,000 steps)"), (axes[1], real, "real test digits")]:
-    ax.imshow(np.ma.masked_invalid(tiles(np.clip(imgs, -1, 1), 10)), cmap=GREY, vmin=-1, vmax=1,
-              interpolation="nearest")
+for ax, imgs, title in [(axes[0], samples, "DDPM samples (1,000 steps)"),
+                        (axes[1], real, "real test digits")]:
+    ax.imshow(np.ma.masked_invalid(tile_images(np.clip(imgs, -1, 1), 10)), cmap=GREY,
+              vmin=-1, vmax=1, interpolation="nearest")
     ax.set(xticks=[], yticks=[], title=f"{title}, {imgs.shape[0]}")
 fig.tight_layout()
-ch.save(fig, "samples")
+save_figure(ch, fig, "samples")
+
+# %%
+# Are the samples new digits or copies? Each one's distance to its nearest training
+# image, per pixel, against the same distance for real test images (which are new by
+# construction).
 
 
 def nearest_train_distance(x: np.ndarray) -> np.ndarray:
-    r"""RMS distance per pixel from each image of x (n, D) to its nearest training image, (n,)."""
-    sq = (x**2).sum(1)[:, None] - 2 * x @ d.train.T + (d.train**2).sum(1)[None, :]  # (n, 1437)
-    return np.sqrt(np.maximum(sq.min(axis=1), 0.0) / D)
+    r"""Per-pixel RMS distance of each image of x (n, D) to its nearest training one."""
+    sq = (x**2).sum(1)[:, None] - 2 * x @ d.train.T + (d.train**2).sum(1)[None, :]
+    return np.sqrt(np.maximum(sq.min(axis=1), 0.0) / D)  # (n,)
 
 
-ch.show("samples: median RMS distance to the nearest training image", np.median(nearest_train_distance(samples)))
-ch.show("test digits: median RMS distance to the nearest training image", np.median(nearest_train_distance(real)),
-        "new images by construction")
-ch.show("samples: fraction of pixels outside [-1 - delta, 1 + delta]", np.mean(np.abs(samples) > 1 + delta))
+ch.show("samples: median RMS distance to the nearest training image",
+        np.median(nearest_train_distance(samples)))
+ch.show("test digits: median RMS distance to the nearest training image",
+        np.median(nearest_train_distance(real)), "new images by construction")
+ch.show("samples: fraction of pixels outside [-1 - delta, 1 + delta]",
+        np.mean(np.abs(samples) > 1 + delta))
+
+# %%
+# One image followed from noise to data. Under each state :math:`x_t` the figure shows
+# the network's current guess of the clean image (chapter 2),
+#
+# .. math::
+#
+#    \hat x_0(x_t) = \frac{x_t - \sigma_t\, \hat\epsilon(x_t, t)}{\sqrt{\bar\alpha_t}} :
+#
+# the digit's identity is settled while :math:`x_t` still looks like noise, and the last
+# steps only sharpen strokes.
 
 one = ddpm_sample(model, 1, ch.rng(4), record=True)
 traj, times = one.trajectory[:, 0], one.times  # (steps + 1, D), (steps + 1,)
-idx = np.unique(np.round(np.geomspace(1, len(times), 10)).astype(int) - 1)  # denser near the data end
+idx = np.unique(np.round(np.geomspace(1, len(times), 10)).astype(int) - 1)  # t=0 dense
 idx = (len(times) - 1 - idx)[::-1]  # from noise (t = 1) to data (t = 0)
 fig, axes = plt.subplots(2, len(idx), figsize=(1.3 * len(idx), 3.6))
 for col, k in enumerate(idx):
     t_k = max(float(times[k]), 1e-5)  # the last state is the data end, t = 0
     a = float(np.exp(0.5 * schedule.log_alpha_bar(t_k)))
     sigma = float(np.sqrt(-np.expm1(schedule.log_alpha_bar(t_k))))
-    x0_hat = (traj[k] - sigma * model.eps(traj[k][None], t_k)[0]) / a  # (D,) the network's guess of x_0
-    lim = a + 2 * sigma  # x_t = a x_0 + sigma eps spans about this much; the data end is [-1, 1]
-    axes[0, col].imshow(np.clip(traj[k], -lim, lim).reshape(8, 8), cmap="gray", vmin=-lim, vmax=lim,
-                        interpolation="nearest")
+    x0_hat = (traj[k] - sigma * model.eps(traj[k][None], t_k)[0]) / a  # (D,)
+    lim = a + 2 * sigma  # x_t = a x_0 + sigma eps spans about this much
+    axes[0, col].imshow(np.clip(traj[k], -lim, lim).reshape(8, 8), cmap="gray",
+                        vmin=-lim, vmax=lim, interpolation="nearest")
     axes[0, col].set_title(f"t = {times[k]:.3g}", fontsize=8)
-    axes[1, col].imshow(np.clip(x0_hat, -1, 1).reshape(8, 8), cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
+    axes[1, col].imshow(np.clip(x0_hat, -1, 1).reshape(8, 8), cmap="gray",
+                        vmin=-1, vmax=1, interpolation="nearest")
     for ax in axes[:, col]:
         ax.set(xticks=[], yticks=[])
 axes[0, 0].set_ylabel("$x_t$", fontsize=9)
 axes[1, 0].set_ylabel(r"$\hat x_0(x_t)$", fontsize=9)
-fig.suptitle("one image from noise to data (top), and the network's guess of the final image at each step (bottom)",
-             fontsize=9)
+fig.suptitle("one image from noise to data (top), and the network's guess of the final "
+             "image at each step (bottom)", fontsize=9)
 fig.tight_layout()
-ch.save(fig, "reverse")
+save_figure(ch, fig, "reverse")
 
-# -- 6. bits/dim by both estimators, train and test -------------------------------------------------------
+# %%
+# 6. Bits/dim of the model, by both estimators, on both splits
+# ------------------------------------------------------------
+#
+# Chapter 5's two likelihoods, in the units of section 2 (``image_bpd``):
+#
+# - the exact ODE likelihood of one uniformly dequantized copy of each image, with the
+#   exact trace (64 forward-mode tangents), RK45 at tolerance :math:`10^{-5}` in
+#   float64; a solve that runs away is reported as diverged and left out, never averaged
+#   in;
+# - the variational bound with :math:`T = 50` steps, whose decoder :math:`L_0` is
+#   chapter 2's discretized Gaussian with :math:`K = 17` levels: it is a bound on
+#   :math:`P(v)` directly, no dequantization needed.
+#
+# Each is an upper bound on :math:`-\log_2 P(v) / D`, but of its own model: the ODE on
+# the flow's density integrated over closed bins (in expectation over :math:`u`, by
+# Jensen above), the VLB on the :math:`T`-step chain with its open-ended decoder. So
+# they need not agree, and on blank pixels the VLB has the head start of section 2. The
+# same numbers on training images measure over-fitting: a model that has memorized its
+# training set scores them far better than test images.
+
 ch.section("6. bits/dim of the trained model, train and test splits")
 n = ch.pick(12, d.test.shape[0])
 T = RECIPES["images"]["eval"]["vlb_T"]
 variance = RECIPES["images"]["eval"]["vlb_variance"]
-print(f"  {n} images per split (the first {n} of each); ODE: one dequantization each, RK45 at 1e-5; "
-      f"VLB: T = {T}, {variance} variance, decoder on {K} levels")
+print(f"  {n} images per split (the first {n} of each); ODE: one dequantization each, "
+      f"RK45 at 1e-5; VLB: T = {T}, {variance} variance, decoder on {K} levels")
 scores, terms = {}, {}
 for split in ("test", "train"):
     t0 = time.perf_counter()
     x = d.split(split)[:n]
-    # each estimator with its own stream of noise: the dequantization, and the VLB's draws of x_t
+    # each estimator with its own stream of noise: the dequantization, the VLB's x_t
     ode = image_bpd(model, x, K, np.random.default_rng(ch.seed + 1), method="ode")
-    bound = image_bpd(model, x, K, np.random.default_rng(ch.seed + 2), method="vlb", T=T, variance=variance)
+    bound = image_bpd(model, x, K, np.random.default_rng(ch.seed + 2), method="vlb",
+                      T=T, variance=variance)
     r = {**ode.summary(), **bound.summary(), "nfe_ode": ode.ode.nfe}
-    ch.show(f"{split}: ODE images diverged", r["ode_diverged"], "a runaway solve is reported, never averaged in")
-    ch.show(f"{split}: exact ODE (bits/dim)", r["bpd_ode_finite"], f"+- {r['bpd_ode_se']:.2g}; {r['nfe_ode']} evaluations")
+    ch.show(f"{split}: ODE images diverged", r["ode_diverged"],
+            "a runaway solve is reported, never averaged in")
+    ch.show(f"{split}: exact ODE (bits/dim)", r["bpd_ode_finite"],
+            f"+- {r['bpd_ode_se']:.2g}; {r['nfe_ode']} evaluations")
     ch.show(f"{split}: VLB (bits/dim)", r["bpd_vlb"], f"+- {r['bpd_vlb_se']:.2g}")
     print(f"  ({split}: {time.perf_counter() - t0:.1f} s)")
     scores[split] = r
-    terms[split] = bound.vlb_terms_bpd.mean(axis=0)  # (T + 1,) mean of each term over the images
-for est, key in [("ODE", "bpd_ode"), ("VLB", "bpd_vlb")]:
-    gap = scores["test"][f"{key}_finite" if est == "ODE" else key] - scores["train"][f"{key}_finite" if est == "ODE" else key]
-    se = np.hypot(scores["test"][f"{key}_se"], scores["train"][f"{key}_se"])
-    ch.show(f"{est}: test - train (bits/dim)", gap, f"+- {se:.2g}; far above 0 would mean memorized training images")
+    terms[split] = bound.vlb_terms_bpd.mean(axis=0)  # (T + 1,) each term's mean
+for est, key in [("ODE", "bpd_ode_finite"), ("VLB", "bpd_vlb")]:
+    gap = scores["test"][key] - scores["train"][key]
+    se_key = key.replace("_finite", "") + "_se"
+    se = np.hypot(scores["test"][se_key], scores["train"][se_key])
+    ch.show(f"{est}: test - train (bits/dim)", gap,
+            f"+- {se:.2g}; far above 0 would mean memorized training images")
 ch.show("VLB test: share in the decoder L_0", terms["test"][0] / terms["test"].sum())
-ch.show("VLB test: share in the first 5 KL terms L_1..L_5", terms["test"][1:6].sum() / terms["test"].sum())
-ch.show("VLB test: prior term L_T (bits/dim)", terms["test"][T], "nearly nothing: x_T is noise")
+ch.show("VLB test: share in the first 5 KL terms L_1..L_5",
+        terms["test"][1:6].sum() / terms["test"].sum())
+ch.show("VLB test: prior term L_T (bits/dim)", terms["test"][T],
+        "nearly nothing: x_T is noise")
+
+# %%
+# Where the bound's bits go: most into the decoder :math:`L_0` (which pixel level, given
+# an almost clean :math:`x_1`) and the first few KL terms, where fine detail is decided.
 
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.4))
 steps = np.arange(T + 1)
 for split, color in [("test", "C3"), ("train", "C0")]:
-    axes[0].semilogy(steps[1:T], np.maximum(terms[split][1:T], 1e-8), ".-", ms=3, lw=0.9, color=color,
-                     label=f"{split}: KL terms $L_{{t-1}}$")
-    axes[0].semilogy([0], [terms[split][0]], "s", color=color, label=f"{split}: decoder $L_0$ = {terms[split][0]:.2f}")
-    axes[1].plot(steps, np.cumsum(terms[split]), color=color, label=f"{split}: total {terms[split].sum():.3f}")
-axes[0].set(xlabel=f"step t of the chain (T = {T})", ylabel="bits/dim", title="where the bound's bits are spent")
-axes[1].axhline(uniform_bpd, color="0.5", ls=":", label=f"uniform model, {uniform_bpd:.3f}")
-axes[1].set(xlabel="step t", ylabel="bits/dim", title="the bound accumulated from the data end, L_0 + ... + L_t")
+    axes[0].semilogy(steps[1:T], np.maximum(terms[split][1:T], 1e-8), ".-", ms=3,
+                     lw=0.9, color=color, label=f"{split}: KL terms $L_{{t-1}}$")
+    axes[0].semilogy([0], [terms[split][0]], "s", color=color,
+                     label=f"{split}: decoder $L_0$ = {terms[split][0]:.2f}")
+    axes[1].plot(steps, np.cumsum(terms[split]), color=color,
+                 label=f"{split}: total {terms[split].sum():.3f}")
+axes[0].set(xlabel=f"step t of the chain (T = {T})", ylabel="bits/dim",
+            title="where the bound's bits are spent")
+axes[1].axhline(uniform_bpd, color="0.5", ls=":",
+                label=f"uniform model, {uniform_bpd:.3f}")
+axes[1].set(xlabel="step t", ylabel="bits/dim",
+            title="the bound accumulated from the data end, L_0 + ... + L_t")
 for ax in axes:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
 fig.tight_layout()
-ch.save(fig, "vlb_terms")
+save_figure(ch, fig, "vlb_terms")
 
-fig, axes = plt.subplots(1, 2, figsize=(13, 4.6), gridspec_kw={"width_ratios": [1, 1.3]})
+# %%
+# The training curve, and every model of the chapter in bits/dim on both splits.
+#
+# What the full run measured (seed 0, bits/dim, 360 images per split):
+#
+# ========================== ================= ================= model
+# test              train ========================== ================= =================
+# exact ODE (dequantized)    2.380 +- 0.018    2.085 +- 0.009 VLB (T = 50, decoder)
+# 2.601 +- 0.014    2.410 +- 0.009 full-covariance Gaussian   2.949             2.912
+# per-pixel categorical      2.431             2.414 uniform                    4.087
+# 4.087 ========================== ================= =================
+#
+# No ODE solve diverged. The exact ODE beats every baseline of section 3 on the test
+# split, the per-pixel categoricals included, though not the mixture of them (2.20); the
+# VLB beats the Gaussian but not the categoricals, and here the ODE is the lower of the
+# two despite the VLB's head start on blank pixels. Over-fitting is visible: the
+# training images score 0.29 (ODE) and 0.19 (VLB) bits/dim better than the test images,
+# where the baselines' gaps are 0.02 to 0.04. The VLB's terms show where that gap lives:
+# in the decoder (0.82 bits/dim on training images, 0.88 on test images) and the first
+# ten KL terms, the fine detail of particular images, while the later terms of both
+# splits coincide. Memorization stops short of copying, though: the samples' median
+# distance to their nearest training image (0.28 per pixel) is no smaller than real test
+# digits' (0.25). The quick run's model is coarse (about 3.1 bits/dim by both
+# estimators, below the uniform model's 4.087 but above the baselines) and shows no
+# train/test gap within its noise (:math:`\pm 0.1` bits/dim on a dozen images per
+# split).
+
+fig, axes = plt.subplots(1, 2, figsize=(13, 4.6), width_ratios=[1, 1.3])
 window = max(1, loss.size // 50)
-axes[0].plot(np.arange(1, loss.size + 1), loss, color="C0", alpha=0.25, lw=0.5, label="loss of each batch")
-axes[0].plot(np.arange(window, loss.size + 1), np.convolve(loss, np.ones(window) / window, mode="valid"), color="C0",
+axes[0].plot(np.arange(1, loss.size + 1), loss, color="C0", alpha=0.25, lw=0.5,
+             label="loss of each batch")
+axes[0].plot(np.arange(window, loss.size + 1),
+             np.convolve(loss, np.ones(window) / window, mode="valid"), color="C0",
              label=f"moving average ({window} steps)")
-axes[0].set(xlabel="step", ylabel=f"{config.parameterization}-loss", yscale="log", title="training curve")
+axes[0].set(xlabel="step", ylabel=f"{config.parameterization}-loss", yscale="log",
+            title="training curve")
 axes[0].legend(fontsize=8)
 axes[0].grid(alpha=0.3, which="both")
-rows = [("uniform", baselines["uniform"]), ("per-pixel categorical", baselines["per-pixel categorical"]),
+rows = [("uniform", baselines["uniform"]),
+        ("per-pixel categorical", baselines["per-pixel categorical"]),
         ("full-covariance Gaussian", baselines["full-covariance Gaussian"]),
         (f"diffusion MLP, VLB (T = {T})", {s: scores[s]["bpd_vlb"] for s in scores}),
         ("diffusion MLP, exact ODE", {s: scores[s]["bpd_ode_finite"] for s in scores})]
@@ -396,11 +501,12 @@ for off, split, color in [(-0.2, "train", "C0"), (0.2, "test", "C3")]:
     for p, v in zip(pos, vals):
         axes[1].text(v + 0.03, p + off, f"{v:.3f}", va="center", fontsize=7)
 best = DIGITS_BASELINES["mixture of 10-40 per-pixel categoricals"]
-axes[1].axvline(best, color="0.3", ls="--", lw=0.8, label=f"mixture of per-pixel categoricals, test: {best:.2f}")
+axes[1].axvline(best, color="0.3", ls="--", lw=0.8,
+                label=f"mixture of per-pixel categoricals, test: {best:.2f}")
 axes[1].set_yticks(pos, [r[0] for r in rows])
 axes[1].set(xlabel="bits/dim (lower is better)", xlim=(0, uniform_bpd * 1.15),
             title=f"every model of the chapter ({n} model-scored images per split)")
 axes[1].legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3)
 fig.tight_layout()
-ch.save(fig, "bits_per_dim")
+save_figure(ch, fig, "bits_per_dim")
 ch.done()

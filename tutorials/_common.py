@@ -317,3 +317,72 @@ def toy_model_recipe(quick: bool):
         model_kw.update(width=64, depth=2, emb_dim=32)
         train_kw.update(steps=4000, lr=1e-2)  # 2,000 steps at 3e-3 still blur the 8 modes into a ring
     return MLPConfig(dim=2, **model_kw), train_kw, schedule
+
+
+# =============================================================================================
+# Helpers of chapters 5-8 (gallery cells): keep a figure open for the page, say where it went
+# =============================================================================================
+
+
+def save_figure(ch: Chapter, fig: matplotlib.figure.Figure, name: str, dpi: int = 110) -> Path:
+    r"""Write ``fig`` as ``NN_name.png`` into the chapter's folder and leave it open.
+
+    A cell that ends with its figure still open shows it on the site (sphinx-gallery's
+    matplotlib scraper takes the figures open at the end of a cell); a plain run leaves it open
+    on the Agg backend, which costs nothing. The printed path is the file's name only: it sits in
+    the folder given by ``--out``.
+    """
+    path = ch.path(f"{name}.png")
+    fig.savefig(path, dpi=dpi)
+    print(f"figure: {path.name}")
+    return path
+
+
+def show_png(path: Path, dpi: int = 110) -> matplotlib.figure.Figure:
+    r"""A figure that shows a PNG written by library code (which saves and closes its own figures)."""
+    img = plt.imread(path)
+    fig = plt.figure(figsize=(img.shape[1] / dpi, img.shape[0] / dpi), dpi=dpi)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.imshow(img, interpolation="nearest")
+    ax.axis("off")
+    return fig
+
+
+def paired_gap(log_p_true: np.ndarray, log_p_model: np.ndarray) -> tuple[float, float]:
+    r"""The mean over points of ``log_p_true - log_p_model``, and its standard error."""
+    d = np.asarray(log_p_true) - np.asarray(log_p_model)
+    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(d.size))
+
+
+def mean_se(values: np.ndarray, ddof: int = 1) -> tuple[float, float]:
+    r"""The mean of ``values`` and its standard error ``std / sqrt(n)`` (``ddof`` as NumPy's)."""
+    values = np.asarray(values)
+    return float(values.mean()), float(values.std(ddof=ddof) / np.sqrt(values.size))
+
+
+def tile_images(images: np.ndarray, cols: int, side: int = 8) -> np.ndarray:
+    r"""(N, side*side) images as one array of tiles, ``cols`` across, NaN in the one-pixel gutters."""
+    rows = -(-images.shape[0] // cols)
+    step = side + 1
+    grid = np.full((rows * step - 1, cols * step - 1), np.nan)
+    for k, img in enumerate(images):
+        r, c = divmod(k, cols)
+        grid[step * r: step * r + side, step * c: step * c + side] = img.reshape(side, side)
+    return grid
+
+
+def kl_note(r) -> str:
+    r"""The note printed beside a sampler's KL (a ``npdiff.likelihood.SamplerKL``): its error,
+    and "not estimable" where the sampler folds space (some det dF/dz <= 0), since there the
+    change of variables counts one preimage only and the figure is not a KL."""
+    note = f"+- {r.se_cv:.1g}"
+    if r.density.folded:
+        note += f"; not estimable: the map folds {r.density.folded} of {r.terms.size} points"
+    return note
+
+
+def require_close(got: np.ndarray, want: np.ndarray, what: str, tol: float = 1e-12) -> None:
+    r"""Stop the chapter if ``got`` and ``want`` differ by more than ``tol`` (relative and absolute)."""
+    if not np.allclose(got, want, rtol=tol, atol=tol):
+        worst = float(np.max(np.abs(np.asarray(got) - np.asarray(want))))
+        raise AssertionError(f"{what}: off by {worst:.3g}, more than {tol:g}: the chapter has a bug")
