@@ -23,6 +23,8 @@ from the repository root::
 # We can draw as many points as we like, and we know their true density, which will
 # grade the samples at the end.
 
+from itertools import pairwise
+
 from _common import Chapter, np, plt
 
 from npdiff import metrics
@@ -148,7 +150,7 @@ def features(x, t, K=8):
 
 def init_mlp(rng, sizes):
     params = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):  # He et al.'s scale for ReLU
+    for fan_in, fan_out in pairwise(sizes):  # He et al.'s scale for ReLU
         params += [rng.standard_normal((fan_in, fan_out)) * np.sqrt(2.0 / fan_in),
                    np.zeros(fan_out)]
     return params
@@ -175,7 +177,7 @@ def mlp(params, e):
 
 
 def mlp_backward(params, cache, d_eps):
-    W1, b1, W2, b2, W3, b3 = params
+    W2, W3 = params[2], params[4]  # the biases do not enter the backward pass
     e, z1, h1, z2, h2 = cache
     d_z2 = (d_eps @ W3.T) * (z2 > 0)  # (B, H)
     d_z1 = (d_z2 @ W2.T) * (z1 > 0)  # (B, H)
