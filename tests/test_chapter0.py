@@ -2,8 +2,8 @@
 
 The chapter is the project's one deliberate re-implementation: a schedule, a forward sample,
 an MLP with a hand-written backward pass, a loss and an ancestral step, all in plain NumPy.
-The chapter trains when it runs, so the tests take only its function definitions (from its
-syntax tree, executed with NumPy in scope): nothing trains here. Every expected value
+The chapter trains when it runs, so the tests take only its imports and function definitions
+(from its syntax tree): nothing trains here. Every expected value
 comes from the library or from central differences, never from the chapter itself.
 """
 
@@ -35,11 +35,13 @@ FUNCTIONS = ("ddpm_schedule", "q_sample", "features", "init_mlp", "mlp", "mlp_ba
 
 @pytest.fixture(scope="module")
 def ch0() -> SimpleNamespace:
-    r"""The chapter's functions, defined without running the chapter."""
+    r"""The chapter's functions, defined without running the chapter (its imports run; NumPy stands in for _common's)."""
     tree = ast.parse(CHAPTER.read_text(encoding="utf-8"), filename=str(CHAPTER))
+    imports = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom)) and not (
+        isinstance(node, ast.ImportFrom) and node.module == "_common")]
     defs = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name in FUNCTIONS]
     namespace: dict[str, object] = {"np": np}
-    exec(compile(ast.Module(body=defs, type_ignores=[]), str(CHAPTER), "exec"), namespace)
+    exec(compile(ast.Module(body=imports + defs, type_ignores=[]), str(CHAPTER), "exec"), namespace)
     missing = [name for name in FUNCTIONS if name not in namespace]
     assert not missing, f"chapter 0 no longer defines {missing} at module level"
     return SimpleNamespace(**{name: namespace[name] for name in FUNCTIONS})
