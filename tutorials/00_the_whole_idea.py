@@ -31,6 +31,13 @@ from npdiff import metrics
 from npdiff.data import toy2d
 
 ch = Chapter(0, "the whole idea on one page")
+# sphinx_gallery_start_ignore
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+# One BLAS thread for this page's small products (see _common), also where NumPy was loaded
+# before _common could say so, as in a documentation build: more threads only wait on each other.
+threadpool_limits(limits=1, user_api="blas")
+# sphinx_gallery_end_ignore
 data = toy2d.load("8gaussians")
 rng = ch.rng(0)
 x_data = data.sample(2000, rng)  # (2000, 2)
