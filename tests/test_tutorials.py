@@ -23,6 +23,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 CHAPTERS = {
+    0: "00_the_whole_idea.py",
     1: "01_forward_process.py",
     2: "02_posteriors.py",
     3: "03_perfect_denoiser.py",
