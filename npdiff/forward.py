@@ -17,27 +17,33 @@ Shapes: data (B, D); times a float/int or a (B,) array; variances returned as (B
 so they broadcast against (B, D) without surprises.
 
 Each public function checks its arguments in one line and then computes. Where another
-module's loop needs a formula at every step (the variational bound, the reverse step), it
-calls the public function's unchecked core, ``q_sample.unchecked`` (the trainer),
-``q_xt_x0_discrete.unchecked``,
-``q_sample_discrete.unchecked`` or ``q_posterior_discrete.unchecked`` (the same arguments,
-already checked; t may also be a single index).
+module's loop needs a formula at every step (the trainer, the variational bound, the reverse
+step), it checked its arguments once at its own door and calls the formula function of the same
+name with ``_unchecked`` appended (:func:`q_sample_unchecked`, :func:`q_xt_x0_discrete_unchecked`,
+:func:`q_sample_discrete_unchecked`, :func:`q_posterior_discrete_unchecked`): the same arguments,
+already float64 and checked (t may also be a single index), and no checks. The posterior's
+coefficients are :func:`npdiff.schedule.posterior_coefficients`, the chain's and the continuous
+pair's alike.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._check import batch_at_steps, batch_at_times, batch_between_times
-from .schedule import DiscreteSchedule, Schedule
+from ._validate import batch_at_steps, batch_at_times, batch_between_times
+from .schedule import DiscreteSchedule, Schedule, posterior_coefficients
 
 __all__ = [
     "q_posterior",
     "q_posterior_discrete",
+    "q_posterior_discrete_unchecked",
     "q_sample",
     "q_sample_discrete",
+    "q_sample_discrete_unchecked",
+    "q_sample_unchecked",
     "q_xt_x0",
     "q_xt_x0_discrete",
+    "q_xt_x0_discrete_unchecked",
     "q_xt_xs",
     "q_xt_xtm1",
 ]
@@ -85,10 +91,11 @@ def q_sample(x0: object, t: object, eps: object, schedule: Schedule) -> np.ndarr
     (B, D) noised data x_t.
     """
     x0, eps, t = batch_at_times(schedule, t, x0=x0, eps=eps)
-    return _q_sample(x0, t, eps, schedule)
+    return q_sample_unchecked(x0, t, eps, schedule)
 
 
-def _q_sample(x0: np.ndarray, t: np.ndarray, eps: np.ndarray, schedule: Schedule) -> np.ndarray:
+def q_sample_unchecked(x0: np.ndarray, t: np.ndarray, eps: np.ndarray, schedule: Schedule) -> np.ndarray:
+    r""":func:`q_sample`'s formula on arguments its caller checked: x0, eps (B, D) float64, t (B,) float64."""
     mean, var = _q_xt_x0(x0, t, schedule)
     return mean + np.sqrt(var) * eps
 
@@ -135,13 +142,8 @@ def q_posterior(
     """
     x0, xt, s, t = batch_between_times(schedule, s, t, strict=True, x0=x0, xt=xt)
     log_ab_s = schedule.log_alpha_bar(s)[:, None]  # (B, 1)
-    log_ab_t = schedule.log_alpha_bar(t)[:, None]
-    one_m_ats = -np.expm1(log_ab_t - log_ab_s)  # 1 - alpha_{t|s}
-    one_m_ab_s = -np.expm1(log_ab_s)
-    one_m_ab_t = -np.expm1(log_ab_t)
-    coef_x0 = np.exp(0.5 * log_ab_s) * one_m_ats / one_m_ab_t
-    coef_xt = np.exp(0.5 * (log_ab_t - log_ab_s)) * one_m_ab_s / one_m_ab_t
-    return coef_x0 * x0 + coef_xt * xt, one_m_ats * one_m_ab_s / one_m_ab_t
+    var, coef_x0, coef_xt = posterior_coefficients(log_ab_s, schedule.log_alpha_bar(t)[:, None] - log_ab_s)  # (B, 1)
+    return coef_x0 * x0 + coef_xt * xt, var
 
 
 # -- the discrete chain ------------------------------------------------------------
@@ -155,10 +157,11 @@ def q_xt_x0_discrete(x0: object, t: object, chain: DiscreteSchedule) -> tuple[np
     Ho et al. 2020, Eq. 4. Returns mean (B, D) and var (B, 1).
     """
     x0, t = batch_at_steps(chain, t, x0=x0)
-    return _q_xt_x0_discrete(x0, t, chain)
+    return q_xt_x0_discrete_unchecked(x0, t, chain)
 
 
-def _q_xt_x0_discrete(x0: np.ndarray, t: int | np.ndarray, chain: DiscreteSchedule) -> tuple[np.ndarray, np.ndarray]:
+def q_xt_x0_discrete_unchecked(x0: np.ndarray, t: int | np.ndarray, chain: DiscreteSchedule) -> tuple[np.ndarray, np.ndarray]:
+    r""":func:`q_xt_x0_discrete`'s formula on checked arguments; t an int or (B,) int64 in 0..T."""
     ab = chain.alpha_bar[t][..., None]  # (B, 1) or (1,)
     return np.sqrt(ab) * x0, 1.0 - ab
 
@@ -166,11 +169,12 @@ def _q_xt_x0_discrete(x0: np.ndarray, t: int | np.ndarray, chain: DiscreteSchedu
 def q_sample_discrete(x0: object, t: object, eps: object, chain: DiscreteSchedule) -> np.ndarray:
     r"""Draw :math:`x_t = \sqrt{\bar\alpha_t}x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon` on the chain (Ho et al. 2020, Eq. 4)."""
     x0, eps, t = batch_at_steps(chain, t, x0=x0, eps=eps)
-    return _q_sample_discrete(x0, t, eps, chain)
+    return q_sample_discrete_unchecked(x0, t, eps, chain)
 
 
-def _q_sample_discrete(x0: np.ndarray, t: int | np.ndarray, eps: np.ndarray, chain: DiscreteSchedule) -> np.ndarray:
-    mean, var = _q_xt_x0_discrete(x0, t, chain)
+def q_sample_discrete_unchecked(x0: np.ndarray, t: int | np.ndarray, eps: np.ndarray, chain: DiscreteSchedule) -> np.ndarray:
+    r""":func:`q_sample_discrete`'s formula on checked arguments; t an int or (B,) int64 in 0..T."""
+    mean, var = q_xt_x0_discrete_unchecked(x0, t, chain)
     return mean + np.sqrt(var) * eps
 
 
@@ -203,18 +207,12 @@ def q_posterior_discrete(
     :attr:`~npdiff.schedule.DiscreteSchedule.posterior_log_variance_clipped`).
     """
     x0, xt, t = batch_at_steps(chain, t, lo=1, x0=x0, xt=xt)
-    return _q_posterior_discrete(x0, xt, t, chain)
+    return q_posterior_discrete_unchecked(x0, xt, t, chain)
 
 
-def _q_posterior_discrete(
+def q_posterior_discrete_unchecked(
     x0: np.ndarray, xt: np.ndarray, t: int | np.ndarray, chain: DiscreteSchedule
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r""":func:`q_posterior_discrete`'s formula on checked arguments; t an int or (B,) int64 in 1..T."""
     mean = chain.posterior_mean_coef1[t][..., None] * x0 + chain.posterior_mean_coef2[t][..., None] * xt  # Eq. 7
     return mean, chain.posterior_variance[t][..., None], chain.posterior_log_variance_clipped[t][..., None]
-
-
-# the unchecked cores, for loops whose arguments were checked at their door (module docstring)
-q_sample.unchecked = _q_sample
-q_xt_x0_discrete.unchecked = _q_xt_x0_discrete
-q_sample_discrete.unchecked = _q_sample_discrete
-q_posterior_discrete.unchecked = _q_posterior_discrete

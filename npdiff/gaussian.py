@@ -12,9 +12,10 @@ each level owns a bin of width :math:`2/(K-1)` centred on it, the first and last
 open-ended. Dequantization (in the likelihood module) is uniform within a bin. Use
 :func:`levels_to_data` and :func:`data_to_levels` to move between the two.
 
-The estimators call the unchecked cores ``log_normal_diag.unchecked``, ``kl_normal_diag.unchecked``
-and ``discretized_gaussian_log_likelihood.unchecked`` (the same arguments) on arrays they have
-checked already.
+Each public function checks its arguments and calls the formula of the same name with ``_unchecked``
+appended; the estimators' loops, which checked their arrays at their own door, call those formulas
+directly (:func:`log_normal_diag_unchecked`, :func:`kl_normal_diag_unchecked`,
+:func:`discretized_gaussian_log_likelihood_unchecked`: the same arguments, float64, no checks).
 """
 
 from __future__ import annotations
@@ -32,9 +33,12 @@ __all__ = [
     "bpd_to_nats",
     "data_to_levels",
     "discretized_gaussian_log_likelihood",
+    "discretized_gaussian_log_likelihood_unchecked",
     "kl_normal_diag",
+    "kl_normal_diag_unchecked",
     "levels_to_data",
     "log_normal_diag",
+    "log_normal_diag_unchecked",
     "log_normal_full",
     "nats_to_bpd",
 ]
@@ -59,10 +63,11 @@ def log_normal_diag(x: object, mean: object, log_var: object) -> np.ndarray:
     (...,) log-densities in nats.
     """
     x, mean, log_var = as_float_arrays(x=x, mean=mean, log_var=log_var, like="x", min_ndim=1)
-    return _log_normal_diag(x, mean, log_var)
+    return log_normal_diag_unchecked(x, mean, log_var)
 
 
-def _log_normal_diag(x: np.ndarray, mean: np.ndarray | float, log_var: np.ndarray | float) -> np.ndarray:
+def log_normal_diag_unchecked(x: np.ndarray, mean: np.ndarray | float, log_var: np.ndarray | float) -> np.ndarray:
+    r""":func:`log_normal_diag`'s formula on float64 arrays its caller checked."""
     return -0.5 * np.sum(LOG_2PI + log_var + (x - mean) ** 2 * np.exp(-log_var), axis=-1)
 
 
@@ -104,10 +109,11 @@ def kl_normal_diag(mean1: object, log_var1: object, mean2: object, log_var2: obj
     array of the broadcast shape, in nats, each entry >= 0.
     """
     m1, l1, m2, l2 = as_float_arrays(mean1=mean1, log_var1=log_var1, mean2=mean2, log_var2=log_var2)
-    return _kl_normal_diag(m1, l1, m2, l2)
+    return kl_normal_diag_unchecked(m1, l1, m2, l2)
 
 
-def _kl_normal_diag(m1: np.ndarray, l1: np.ndarray, m2: np.ndarray | float, l2: np.ndarray | float) -> np.ndarray:
+def kl_normal_diag_unchecked(m1: np.ndarray, l1: np.ndarray, m2: np.ndarray | float, l2: np.ndarray | float) -> np.ndarray:
+    r""":func:`kl_normal_diag`'s formula on float64 arrays its caller checked."""
     return 0.5 * (_expm1_minus_x(l1 - l2) + (m1 - m2) ** 2 * np.exp(-l2))
 
 
@@ -192,10 +198,12 @@ def discretized_gaussian_log_likelihood(x: object, mean: object, log_var: object
     K = positive_int(K, "K", minimum=2)
     x, mean, log_var = as_float_arrays(x=x, mean=mean, log_var=log_var, like="x")
     data_to_levels(x, K)  # validates that x lies on the levels
-    return _discretized_gaussian_log_likelihood(x, mean, log_var, K)
+    return discretized_gaussian_log_likelihood_unchecked(x, mean, log_var, K)
 
 
-def _discretized_gaussian_log_likelihood(x: np.ndarray, mean: np.ndarray, log_var: np.ndarray | float, K: int) -> np.ndarray:
+def discretized_gaussian_log_likelihood_unchecked(x: np.ndarray, mean: np.ndarray, log_var: np.ndarray | float,
+                                                  K: int) -> np.ndarray:
+    r""":func:`discretized_gaussian_log_likelihood`'s formula on checked arrays (x on the K levels)."""
     delta = 1.0 / (K - 1)
     inv_std = np.exp(-0.5 * log_var)
     upper = np.where(x > 1.0 - 1e-9, np.inf, (x + delta - mean) * inv_std)
@@ -213,9 +221,3 @@ def bpd_to_nats(bpd: object, D: int) -> np.ndarray:
     r"""Bits per dimension to nats per example: :math:`\mathrm{nats} = \mathrm{bpd}\cdot D \ln 2`."""
     D, bpd = positive_int(D, "D"), as_float_array(bpd, "bpd", allow_inf=True)
     return bpd * (D * np.log(2.0))
-
-
-# the unchecked cores, for the estimators' loops (module docstring)
-log_normal_diag.unchecked = _log_normal_diag
-kl_normal_diag.unchecked = _kl_normal_diag
-discretized_gaussian_log_likelihood.unchecked = _discretized_gaussian_log_likelihood

@@ -43,7 +43,7 @@ import math
 import numpy as np
 
 from ._check import as_batch, as_float_array, as_generator, as_times, positive_int, real_scalar, same_shape
-from .forward import q_sample
+from .forward import q_sample_unchecked
 from .parameterization import PREDICTIONS, prediction_target
 from .schedule import Schedule
 
@@ -88,7 +88,7 @@ def noisy_batch(x0: np.ndarray, t: np.ndarray, eps: np.ndarray, schedule: Schedu
     once; :func:`denoising_targets` is the checked version.
     Returns x_t (B, D), the target (B, D) and the weight (B,) of :func:`loss_weight`.
     """
-    xt = q_sample.unchecked(x0, t, eps, schedule)  # (B, D)
+    xt = q_sample_unchecked(x0, t, eps, schedule)  # (B, D)
     log_alpha_bar = schedule.log_alpha_bar(t)  # (B,)
     alpha = np.exp(0.5 * log_alpha_bar)[:, None]  # (B, 1)
     sigma = np.sqrt(-np.expm1(log_alpha_bar))[:, None]  # (B, 1) via expm1: exact near t = 0

@@ -32,8 +32,10 @@ The chain for T steps respaced to K is :func:`chain_for`: T steps on
 [0, ``schedule.t_max``], unclipped, respaced to K; the continuous-time denoiser is
 called at ``chain.times[i]``, where the chain's alpha_bar equals the schedule's.
 
-:func:`p_mean_variance` and :func:`p_mean_log_variance` check their arguments; the samplers and
-the bound check theirs once and call the unchecked ``.unchecked`` at every step.
+:func:`p_mean_variance` and :func:`p_mean_log_variance` check their arguments (the denoiser too)
+and call :func:`p_mean_variance_unchecked` and :func:`p_mean_log_variance_unchecked`, the step
+itself; the samplers and the bound check their arguments once, at their door, and call those at
+every step.
 """
 
 from __future__ import annotations
@@ -42,15 +44,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._check import as_integers, chain_step, check_schedule, positive_int, real_scalar
+from ._check import as_integers, positive_int, real_scalar
+from ._validate import chain_step, check_schedule
 from .denoiser import Denoiser, as_denoiser_batch, call_eps, call_eps_and_divergence
-from .forward import q_posterior_discrete
+from .forward import q_posterior_discrete_unchecked
 from .parameterization import x0_from_eps
 from .reverse_variance import VARIANCES, ReverseVariance, check_variance, reverse_log_variance
 from .schedule import DiscreteSchedule, Schedule
 
 __all__ = ["VARIANCES", "ReverseVariance", "call_time", "chain_for", "check_variance", "p_mean_log_variance",
-           "p_mean_variance", "reverse_log_variance"]
+           "p_mean_log_variance_unchecked", "p_mean_variance", "p_mean_variance_unchecked", "reverse_log_variance"]
 
 
 def chain_for(schedule: Schedule, T: int, steps: int | Sequence[int] | None = None) -> DiscreteSchedule:
@@ -83,6 +86,10 @@ def check_clip(clip_x0: object) -> float | None:
 def call_time(chain: DiscreteSchedule, i: int, schedule: Schedule) -> float:
     r"""The continuous time at which the denoiser is evaluated for chain index i (0..T)."""
     i, schedule = chain_step(chain, i, lo=0), check_schedule(schedule)
+    return _call_time(chain, i, schedule)
+
+
+def _call_time(chain: DiscreteSchedule, i: int, schedule: Schedule) -> float:
     return float(min(chain.times[i], schedule.t_max))
 
 
@@ -105,22 +112,26 @@ def p_mean_variance(
     mean : (B, D). eps : (B, D). x0_hat : (B, D).
     """
     x, i, clip_x0 = as_denoiser_batch(denoiser, x), chain_step(chain, i), check_clip(clip_x0)
-    return _p_mean_variance(denoiser, x, i, chain, clip_x0)
+    return p_mean_variance_unchecked(denoiser, x, i, chain, clip_x0)
 
 
-def _p_mean_variance(
+def p_mean_variance_unchecked(
     denoiser: Denoiser, x: np.ndarray, i: int, chain: DiscreteSchedule, clip_x0: float | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    ab = chain.alpha_bar[i]
-    eps = call_eps(denoiser, x, call_time(chain, i, denoiser.schedule))  # (B, D)
-    x0_hat = x0_from_eps(x, eps, np.sqrt(ab), np.sqrt(1.0 - ab))  # Ho et al. 2020, Eq. 15
-    if clip_x0 is not None:
-        x0_hat = np.clip(x0_hat, -clip_x0, clip_x0)
-    mean, _, _ = q_posterior_discrete.unchecked(x0_hat, x, i, chain)  # Eq. 7 at the predicted x_0
+    r""":func:`p_mean_variance` on arguments its caller checked (x (B, D) float64, i an int in 1..T)."""
+    eps = call_eps(denoiser, x, _call_time(chain, i, denoiser.schedule))  # (B, D)
+    mean, x0_hat = _posterior_mean_at_prediction(x, eps, i, chain, clip_x0)
     return mean, eps, x0_hat
 
 
-p_mean_variance.unchecked = _p_mean_variance  # the samplers' and the bound's loops: arguments checked at their door
+def _posterior_mean_at_prediction(x: np.ndarray, eps: np.ndarray, i: int, chain: DiscreteSchedule,
+                                  clip_x0: float | None) -> tuple[np.ndarray, np.ndarray]:
+    ab = chain.alpha_bar[i]
+    x0_hat = x0_from_eps(x, eps, np.sqrt(ab), np.sqrt(1.0 - ab))  # (B, D) Ho et al. 2020, Eq. 15
+    if clip_x0 is not None:
+        x0_hat = np.clip(x0_hat, -clip_x0, clip_x0)
+    mean, _, _ = q_posterior_discrete_unchecked(x0_hat, x, i, chain)  # Eq. 7 at the predicted x_0
+    return mean, x0_hat
 
 
 def p_mean_log_variance(
@@ -149,25 +160,19 @@ def p_mean_log_variance(
     if not isinstance(variance, ReverseVariance):
         raise TypeError(f"variance must be a ReverseVariance(chain, choice), got {type(variance).__name__}")
     x, i, clip_x0 = as_denoiser_batch(denoiser, x), chain_step(variance.chain, i), check_clip(clip_x0)
-    return _p_mean_log_variance(denoiser, x, i, variance, clip_x0)
+    return p_mean_log_variance_unchecked(denoiser, x, i, variance, clip_x0)
 
 
-def _p_mean_log_variance(
+def p_mean_log_variance_unchecked(
     denoiser: Denoiser, x: np.ndarray, i: int, variance: ReverseVariance, clip_x0: float | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    chain = variance.chain
-    ab, t = chain.alpha_bar[i], call_time(chain, i, denoiser.schedule)
+    r""":func:`p_mean_log_variance` on arguments its caller checked (x (B, D) float64, i an int in 1..T)."""
+    t = _call_time(variance.chain, i, denoiser.schedule)
     div = None
     if variance.per_point:
         eps, div = call_eps_and_divergence(denoiser, x, t)  # (B, D), (B,)
     else:
         eps = call_eps(denoiser, x, t)  # (B, D)
-    x0_hat = x0_from_eps(x, eps, np.sqrt(ab), np.sqrt(1.0 - ab))  # Ho et al. 2020, Eq. 15
-    if clip_x0 is not None:
-        x0_hat = np.clip(x0_hat, -clip_x0, clip_x0)
-    mean, _, _ = q_posterior_discrete.unchecked(x0_hat, x, i, chain)  # Eq. 7 at the predicted x_0
+    mean, x0_hat = _posterior_mean_at_prediction(x, eps, i, variance.chain, clip_x0)
     log_var = np.broadcast_to(variance.log_variance_at(i, div, x.shape[1]), (x.shape[0],))  # (B,)
     return mean, log_var, eps, x0_hat
-
-
-p_mean_log_variance.unchecked = _p_mean_log_variance  # the ancestral sampler's and the bound's loops

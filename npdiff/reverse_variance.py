@@ -48,13 +48,16 @@ itself).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._check import as_batch, as_float_array, as_float_arrays, as_generator, check_chain, one_of, positive_int, real_scalar
-from ._progress import progress
-from .denoiser import Denoiser, call_eps, check_denoiser
+from ._check import as_float_array, as_float_arrays, as_generator, one_of, positive_int, real_scalar
+from ._progress import progress as bar
+from ._validate import check_chain
+from .denoiser import Denoiser, as_denoiser_batch, call_eps
+from .forward import q_sample_discrete_unchecked
 from .schedule import DiscreteSchedule
 
 __all__ = [
@@ -62,8 +65,11 @@ __all__ = [
     "EpsMoments",
     "ReverseVariance",
     "check_variance",
+    "decoder_floor",
+    "eps_at_noised_data",
     "eps_moments",
     "reverse_log_variance",
+    "sigma_from_x0_variance",
     "x0_variance_bound",
     "x0_variance_from_divergence",
     "x0_variance_from_eps_moment",
@@ -155,10 +161,51 @@ def _x0_variance_bound(chain: DiscreteSchedule, x0_max: float | None) -> np.ndar
 DECODER_FLOOR = 1e-6
 
 
-def _sigma_from_x0_variance(chain: DiscreteSchedule, i: int, v: np.ndarray, v_max: float) -> np.ndarray:
-    r""":math:`\Sigma_i = \tilde\beta_i + c_{1,i}^2 v_i` with v clipped to [0, v_max] (at i = 1, above the floor)."""
-    v_min = DECODER_FLOOR * (1.0 - chain.alpha_bar[1]) / chain.alpha_bar[1] if i == 1 else 0.0
-    return chain.posterior_variance[i] + chain.posterior_mean_coef1[i] ** 2 * np.clip(v, v_min, max(v_min, v_max))
+def decoder_floor(alpha_bar: float | np.ndarray) -> float | np.ndarray:
+    r"""The least :math:`v` of the decoder's step (to x_0), :data:`DECODER_FLOOR` :math:`\cdot\,\sigma^2/\bar\alpha`.
+
+    The formula on a checked :math:`\bar\alpha` in (0, 1) (float or array, same shape out).
+    """
+    return DECODER_FLOOR * (1.0 - alpha_bar) / alpha_bar
+
+
+def sigma_from_x0_variance(beta_tilde: float | np.ndarray, c1: float | np.ndarray, v: float | np.ndarray,
+                           v_max: float | np.ndarray, v_min: float | np.ndarray = 0.0) -> np.ndarray:
+    r"""The reverse variance :math:`\Sigma = \tilde\beta + c_1^2 v` with v clipped to [v_min, v_max] (module docstring).
+
+    Bao et al. 2022, Thm. 1 (:math:`\Sigma`) and Thm. 2 (the clip); ``v_min`` > 0 only on the
+    decoder's step (:func:`decoder_floor`). The formula on arrays its callers checked; every
+    argument broadcasts against the others.
+
+    Parameters
+    ----------
+    beta_tilde : float or array
+        :math:`\tilde\beta` of the step (:func:`npdiff.schedule.posterior_coefficients`).
+    c1 : float or array
+        The posterior mean's coefficient of :math:`x_0`.
+    v : float or array
+        The per-dimension posterior variance of :math:`x_0`, before clipping.
+    v_max : float or array
+        Its upper bound (:func:`x0_variance_bound`).
+    v_min : float or array
+        Its lower bound (0, or the decoder's floor).
+
+    Returns
+    -------
+    array of the broadcast shape
+        :math:`\Sigma`.
+
+    Examples
+    --------
+    >>> print(f"{float(sigma_from_x0_variance(0.01, 0.5, 2.0, v_max=1.0)):.4f}")
+    0.2600
+    """
+    return beta_tilde + c1**2 * np.clip(v, v_min, np.maximum(v_min, v_max))
+
+
+def _sigma_at_step(chain: DiscreteSchedule, i: int, v: np.ndarray, v_max: float) -> np.ndarray:
+    v_min = decoder_floor(chain.alpha_bar[1]) if i == 1 else 0.0
+    return sigma_from_x0_variance(chain.posterior_variance[i], chain.posterior_mean_coef1[i], v, v_max, v_min)
 
 
 @dataclass(frozen=True)
@@ -192,6 +239,36 @@ class EpsMoments:
         return np.interp(t, self.times, self.eps_sq)
 
 
+def eps_at_noised_data(denoiser: Denoiser, x0: np.ndarray, chain: DiscreteSchedule, rng: np.random.Generator, *,
+                       batch_size: int, progress: bool, desc: str) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    r"""For each step i = 1..T of ``chain``: noise every point afresh and evaluate the denoiser there.
+
+    .. math:: x_i^{(n)} = \sqrt{\bar\alpha_i}\,x_0^{(n)} + \sigma_i\,\epsilon^{(n)},\qquad
+        \epsilon^{(n)} \sim \mathcal N(0, I)
+
+    (Ho et al. 2020, Eq. 4), ``batch_size`` points per denoiser call at time ``chain.times[i]``. The
+    loop of the per-step statistics (:func:`eps_moments`, :func:`npdiff.likelihood.bound_costs`) on
+    arguments their doors checked: x0 (N, D) float64, the denoiser, chain and rng checked.
+
+    Yields
+    ------
+    i : int
+        The step.
+    xt : (N, D) array
+        The noised points.
+    eps : (N, D) array
+        :math:`\epsilon_\theta(x_i, t_i)`.
+    """
+    times = np.minimum(chain.times[1:], denoiser.schedule.t_max)  # (T,)
+    for i in bar(range(1, chain.T + 1), total=chain.T, desc=desc, enabled=progress):
+        xt, eps = np.empty_like(x0), np.empty_like(x0)  # (N, D)
+        for lo in range(0, x0.shape[0], batch_size):
+            x = x0[lo : lo + batch_size]  # (b, D)
+            xt[lo : lo + batch_size] = q_sample_discrete_unchecked(x, i, rng.standard_normal(x.shape), chain)
+            eps[lo : lo + batch_size] = call_eps(denoiser, xt[lo : lo + batch_size], float(times[i - 1]))
+        yield i, xt, eps
+
+
 def eps_moments(
     denoiser: Denoiser,
     x0: object,
@@ -199,7 +276,7 @@ def eps_moments(
     rng: np.random.Generator,
     *,
     batch_size: int = 4096,
-    progress_bar: bool = False,
+    progress: bool = False,
 ) -> EpsMoments:
     r""":math:`\Gamma_t = \mathbb E\lVert\epsilon_\theta(x_t, t)\rVert^2 / D` at every time of ``chain``, from training data.
 
@@ -212,32 +289,35 @@ def eps_moments(
 
     Parameters
     ----------
-    denoiser : follows the denoiser protocol.
-    x0 : (N, D) clean training data; every point is noised afresh at every time.
-    chain : the times at which to estimate, ``chain.times[1:]`` (e.g. ``reverse.chain_for(schedule, 1000)``).
-    rng : draws the noise.
-    batch_size : points per denoiser call.
+    denoiser : Denoiser
+        Follows the denoiser protocol.
+    x0 : (N, D) array
+        Clean training data; every point is noised afresh at every time.
+    chain : DiscreteSchedule
+        The times at which to estimate, ``chain.times[1:]`` (e.g. ``reverse.chain_for(schedule, 1000)``).
+    rng : np.random.Generator or int
+        Draws the noise.
+    batch_size : int
+        Points per denoiser call.
+    progress : bool
+        A bar on stderr, one step a tick.
 
     Returns
     -------
-    :class:`EpsMoments` with M = T entries.
+    EpsMoments
+        M = T entries.
     """
-    check_denoiser(denoiser)
-    x0 = as_batch(x0, "x0", dim=getattr(denoiser, "dim", None))
+    x0 = as_denoiser_batch(denoiser, x0, "x0")
     chain, rng = check_chain(chain), as_generator(rng)
     batch_size = positive_int(batch_size, "batch_size")
     N, D = x0.shape
+    eps_sq, se = np.empty(chain.T), np.empty(chain.T)
+    for i, _, eps in eps_at_noised_data(denoiser, x0, chain, rng, batch_size=batch_size, progress=progress,
+                                        desc="eps moments"):
+        per_point = np.sum(eps**2, axis=1) / D  # (N,)
+        eps_sq[i - 1] = per_point.mean()
+        se[i - 1] = per_point.std(ddof=1) / np.sqrt(N) if N > 1 else np.inf
     times = np.minimum(chain.times[1:], denoiser.schedule.t_max)  # (T,)
-    eps_sq, se = np.empty(times.size), np.empty(times.size)
-    for j in progress(range(times.size), total=times.size, desc="eps moments", enabled=progress_bar):
-        ab = chain.alpha_bar[j + 1]
-        per_point = np.empty(N)
-        for lo in range(0, N, batch_size):
-            x = x0[lo : lo + batch_size]  # (b, D)
-            xt = np.sqrt(ab) * x + np.sqrt(1.0 - ab) * rng.standard_normal(x.shape)  # Ho et al. 2020, Eq. 4
-            per_point[lo : lo + batch_size] = np.sum(call_eps(denoiser, xt, float(times[j])) ** 2, axis=1) / D
-        eps_sq[j] = per_point.mean()
-        se[j] = per_point.std(ddof=1) / np.sqrt(N) if N > 1 else np.inf
     return EpsMoments(times=times, eps_sq=eps_sq, se=se, n=N)
 
 
@@ -282,7 +362,7 @@ class ReverseVariance:
             return np.log(large)
         ab = chain.alpha_bar[1:]
         v = x0_variance_from_eps_moment(self.eps_moments.at(chain.times[1:]), ab)  # (T,) Bao et al. 2022, Thm. 1
-        sigma = [_sigma_from_x0_variance(chain, i, v[i - 1], self.v_max[i]) for i in range(1, chain.T + 1)]
+        sigma = [_sigma_at_step(chain, i, v[i - 1], self.v_max[i]) for i in range(1, chain.T + 1)]
         return np.log(np.concatenate([[sigma[0]], sigma]))  # index 0 unused; keep it finite
 
     def log_variance_at(self, i: int, divergence: np.ndarray | None, D: int) -> np.ndarray:
@@ -293,7 +373,7 @@ class ReverseVariance:
         if not self.per_point:
             return self.log_var[i]
         v = _from_divergence(divergence, self.chain.alpha_bar[i], D)  # (B,) Tweedie's second moment
-        return np.log(_sigma_from_x0_variance(self.chain, i, v, self.v_max[i]))
+        return np.log(_sigma_at_step(self.chain, i, v, self.v_max[i]))
 
     def __repr__(self) -> str:
         return f"ReverseVariance({self.variance!r}, T={self.chain.T}, x0_max={self.x0_max})"

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._check import as_float_array, as_generator, check_schedule, positive_int
+from .._check import as_float_array, as_generator, positive_int
+from .._validate import check_schedule
 from ..schedule import Schedule, vp_linear
 from ._base import AnalyticOracle
 from ._covariance import eigh_covariances

@@ -28,7 +28,7 @@ from scipy.integrate import solve_ivp
 from .._check import check_tolerances, flow_time, positive_int
 from .._progress import TimeBar
 from ..denoiser import Denoiser, as_denoiser_batch, call_eps_and_divergence
-from ..gaussian import log_normal_diag
+from ..gaussian import log_normal_diag_unchecked
 from ..sample.ode import flow_from_eps
 from ..threads import blas_threads
 
@@ -132,5 +132,5 @@ def ode_log_likelihood(
         nfe += n
     z = np.concatenate(zs)  # (B, D)
     divergence = np.concatenate(divs)  # (B,)
-    prior = log_normal_diag.unchecked(z, 0.0, 0.0)  # (B,) log N(z; 0, I)
+    prior = log_normal_diag_unchecked(z, 0.0, 0.0)  # (B,) log N(z; 0, I)
     return ODELikelihood(log_p=prior + divergence, prior=prior, divergence=divergence, x_end=z, nfe=nfe)

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._check import as_batch, positive_int, real_scalar
-from ..gaussian import log_normal_diag
+from ..gaussian import log_normal_diag_unchecked
 
 # step halvings of the damped Newton iteration: 2^-30 of a step is no step
 _HALVINGS = 30
@@ -128,7 +128,7 @@ def _density(z: np.ndarray, x: np.ndarray, J: np.ndarray, residual: np.ndarray) 
     if np.any(sign == 0.0):
         raise FloatingPointError(f"the sampler's Jacobian is singular at {int(np.sum(sign == 0.0))} point(s): "
                                  "it maps a neighbourhood onto a lower-dimensional set, so p_F has no density there")
-    prior = log_normal_diag.unchecked(z, 0.0, 0.0)  # (N,) log N(z; 0, I)
+    prior = log_normal_diag_unchecked(z, 0.0, 0.0)  # (N,) log N(z; 0, I)
     return SamplerDensity(z=z, x=x, log_p=prior - log_det, prior=prior, log_det=log_det,
                           folded=int(np.sum(sign < 0.0)), residual=residual)
 

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._check import as_float_array, check_schedule, flow_time, one_of, positive_int, real_scalar
+from .._check import as_float_array, flow_time, one_of, positive_int, real_scalar
+from .._validate import check_schedule
 from ..schedule import Schedule
 
 __all__ = [
