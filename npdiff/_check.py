@@ -264,6 +264,14 @@ def as_full_gaussian(x: object, mean: object, cov: object) -> tuple[np.ndarray, 
         raise ValueError(f"cov must be positive definite; eigenvalues are {np.linalg.eigvalsh(cov)}") from None
 
 
+def as_like(value: object, like: np.ndarray, name: str) -> np.ndarray:
+    r"""Check an array that must have exactly ``like``'s shape and dtype (no conversion: it is written in place)."""
+    if not isinstance(value, np.ndarray) or value.shape != like.shape or value.dtype != like.dtype:
+        raise ValueError(f"{name} must be a {like.dtype} array of shape {like.shape}, got "
+                         f"{getattr(value, 'dtype', type(value).__name__)} {getattr(value, 'shape', '')}")
+    return value
+
+
 def same_shape(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
     r"""Refuse to broadcast two batches that should match exactly."""
     if a.shape != b.shape:

@@ -36,7 +36,7 @@ from .._validate import check_schedule
 from ..schedule import Schedule, vp_linear
 from ._base import AnalyticOracle
 from ._kernels import box_eval, gmm_eval
-from .mixture import check_weights
+from ._validate import check_weights
 
 _COLLAPSED_WIDTH = 1e-6
 

@@ -31,7 +31,7 @@ from .._check import as_float_array, as_generator, positive_int, real_scalar
 from .._validate import check_schedule
 from ..schedule import Schedule, vp_linear
 from ._base import AnalyticOracle
-from .mixture import check_weights
+from ._validate import check_weights
 
 
 class RingMixture(AnalyticOracle):
