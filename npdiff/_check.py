@@ -272,6 +272,27 @@ def as_like(value: object, like: np.ndarray, name: str) -> np.ndarray:
     return value
 
 
+def as_prediction_batch(pred: object, xt: object, alpha_bar: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""A prediction and its x_t, both (B, D), and alpha_bar in (0, 1) broadcasting against them without enlarging them."""
+    pred = as_float_array(pred, "pred")
+    xt = as_float_array(xt, "xt")
+    same_shape(pred, xt, "pred", "xt")
+    ab = as_float_array(alpha_bar, "alpha_bar")
+    if ab.size and (ab.min() <= 0.0 or ab.max() >= 1.0):
+        raise ValueError(
+            f"alpha_bar must lie in (0, 1) for the conversions to be defined, got values in [{ab.min()}, {ab.max()}]"
+        )
+    try:
+        np.broadcast_shapes(ab.shape, xt.shape)
+    except ValueError:
+        raise ValueError(
+            f"alpha_bar of shape {ab.shape} does not broadcast against xt of shape {xt.shape}; use shape (B, 1)"
+        ) from None
+    if np.broadcast_shapes(ab.shape, xt.shape) != xt.shape:
+        raise ValueError(f"alpha_bar of shape {ab.shape} would enlarge xt of shape {xt.shape}; use shape (B, 1)")
+    return pred, xt, ab
+
+
 def same_shape(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
     r"""Refuse to broadcast two batches that should match exactly."""
     if a.shape != b.shape:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._check import as_float_array, same_shape
+from ._check import as_prediction_batch, one_of
 
 __all__ = ["KINDS", "PREDICTIONS", "convert", "eps_coefficients", "from_eps", "prediction_target", "to_eps", "x0_from_eps"]
 
@@ -47,7 +47,7 @@ def eps_coefficients(kind: str, alpha: np.ndarray, sigma: np.ndarray) -> tuple[n
     ``alpha`` and ``sigma`` are arrays that broadcast against the prediction (e.g. (B, 1));
     callers pass them already checked (the trained model computes them from its schedule).
     """
-    kind = _kind(kind, "kind")
+    kind = one_of(kind, "kind", KINDS)
     if kind == "eps":
         return np.zeros_like(sigma), np.ones_like(sigma)
     if kind == "x0":
@@ -73,7 +73,7 @@ def prediction_target(kind: str, x0: np.ndarray, eps: np.ndarray, alpha: np.ndar
     :math:`\epsilon`, :math:`x_0`, :math:`v = \alpha\epsilon - \sigma x_0` (Salimans & Ho 2022, Sec. 4) or the
     conditional score :math:`-\epsilon/\sigma`. x0, eps (B, D); alpha, sigma broadcast against them.
     """
-    kind = _kind(kind, "kind")
+    kind = one_of(kind, "kind", KINDS)
     if kind == "eps":
         return eps
     if kind == "x0":
@@ -81,32 +81,6 @@ def prediction_target(kind: str, x0: np.ndarray, eps: np.ndarray, alpha: np.ndar
     if kind == "v":
         return alpha * eps - sigma * x0
     return -eps / sigma
-
-
-def _check(pred: object, xt: object, alpha_bar: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    pred = as_float_array(pred, "pred")
-    xt = as_float_array(xt, "xt")
-    same_shape(pred, xt, "pred", "xt")
-    ab = as_float_array(alpha_bar, "alpha_bar")
-    if ab.size and (ab.min() <= 0.0 or ab.max() >= 1.0):
-        raise ValueError(
-            f"alpha_bar must lie in (0, 1) for the conversions to be defined, got values in [{ab.min()}, {ab.max()}]"
-        )
-    try:
-        np.broadcast_shapes(ab.shape, xt.shape)
-    except ValueError:
-        raise ValueError(
-            f"alpha_bar of shape {ab.shape} does not broadcast against xt of shape {xt.shape}; use shape (B, 1)"
-        ) from None
-    if np.broadcast_shapes(ab.shape, xt.shape) != xt.shape:
-        raise ValueError(f"alpha_bar of shape {ab.shape} would enlarge xt of shape {xt.shape}; use shape (B, 1)")
-    return pred, xt, ab
-
-
-def _kind(kind: object, name: str) -> str:
-    if not isinstance(kind, str) or kind not in KINDS:  # an array would make `in` elementwise
-        raise ValueError(f"{name} must be one of {KINDS}, got {kind!r}")
-    return kind  # type: ignore[return-value]
 
 
 def _alpha_sigma(alpha_bar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -125,7 +99,7 @@ def to_eps(pred: object, kind: str, xt: object, alpha_bar: object) -> np.ndarray
     ----------
     pred, xt : (B, D) arrays. alpha_bar : (B, 1) or a scalar in (0, 1).
     """
-    pred, xt, ab = _check(pred, xt, alpha_bar)
+    pred, xt, ab = as_prediction_batch(pred, xt, alpha_bar)
     c_x, c_p = eps_coefficients(kind, *_alpha_sigma(ab))
     return c_x * xt + c_p * pred
 
@@ -138,13 +112,12 @@ def from_eps(eps: object, kind: str, xt: object, alpha_bar: object) -> np.ndarra
         v = \sqrt{\bar\alpha}\,\epsilon - \sigma\hat x_0,\quad
         s = -\epsilon / \sigma
     """
-    eps, xt, ab = _check(eps, xt, alpha_bar)
+    eps, xt, ab = as_prediction_batch(eps, xt, alpha_bar)
     alpha, sigma = _alpha_sigma(ab)
     return prediction_target(kind, x0_from_eps(xt, eps, alpha, sigma), eps, alpha, sigma).copy()
 
 
 def convert(pred: object, source: str, target: str, xt: object, alpha_bar: object) -> np.ndarray:
     r"""Convert a prediction from ``source`` to ``target`` kind (any of :data:`KINDS`), through eps."""
-    _kind(source, "source")
-    _kind(target, "target")
+    one_of(source, "source", KINDS), one_of(target, "target", KINDS)
     return from_eps(to_eps(pred, source, xt, alpha_bar), target, xt, alpha_bar)

@@ -111,7 +111,7 @@ def as_component_labels(labels: object, weights: np.ndarray, keep: np.ndarray) -
 def check_has_labels(oracle: object, what: str) -> None:
     r"""A method that needs the classes of a labelled oracle (``num_classes`` > 0)."""
     if oracle.num_classes == 0:
-        raise ValueError(f"{type(oracle).__name__}.{what} needs labels: build the oracle with labels=...")
+        raise ValueError(f"{type(oracle).__name__} has no labels: build it with labels=... to use {what}")
 
 
 def check_noise(oracle: object, t: np.ndarray, sigma2: np.ndarray, what: str) -> None:
