@@ -79,7 +79,13 @@ VARIANCES = ("small", "large", "analytic", "trace")
 
 
 def check_variance(variance: object) -> str:
-    r"""Check the choice of reverse variance, one of :data:`VARIANCES`."""
+    r"""Check the choice of reverse variance, one of :data:`VARIANCES`.
+
+    Examples
+    --------
+    >>> check_variance("analytic")
+    'analytic'
+    """
     return one_of(variance, "variance", VARIANCES)
 
 
@@ -98,13 +104,26 @@ def x0_variance_from_divergence(divergence: object, alpha_bar: object, D: int) -
 
     Parameters
     ----------
-    divergence : (B,) :math:`\mathrm{tr}\,\partial\epsilon_\theta/\partial x` at the points.
-    alpha_bar : float or (B,) :math:`\bar\alpha_t` in (0, 1].
-    D : data dimension.
+    divergence : (B,) array
+        :math:`\mathrm{tr}\,\partial\epsilon_\theta/\partial x` at the points.
+    alpha_bar : float or (B,) array
+        :math:`\bar\alpha_t` in (0, 1].
+    D : int
+        The data dimension.
 
     Returns
     -------
-    (B,) the per-dimension posterior variance of :math:`x_0`.
+    (B,) array
+        The per-dimension posterior variance of :math:`x_0`.
+
+    Examples
+    --------
+    For data N(0, I) the exact eps is :math:`\sigma x`, whose divergence is :math:`\sigma D`: then
+    :math:`v = 1 - \bar\alpha`, the variance of :math:`x_0` given :math:`x_t`.
+
+    >>> import numpy as np
+    >>> print(np.round(x0_variance_from_divergence(np.array([2 * np.sqrt(0.5)]), 0.5, 2), 4))
+    [0.5]
     """
     div, ab = as_float_arrays(like="divergence", divergence=divergence, alpha_bar=alpha_bar)
     return _from_divergence(div, _alpha_bar(ab), positive_int(D, "D"))
@@ -125,11 +144,20 @@ def x0_variance_from_eps_moment(eps_sq: object, alpha_bar: object) -> np.ndarray
 
     Parameters
     ----------
-    eps_sq : float or (M,) :math:`\Gamma`. alpha_bar : float or (M,) in (0, 1].
+    eps_sq : float or (M,) array
+        :math:`\Gamma`.
+    alpha_bar : float or (M,) array
+        :math:`\bar\alpha` in (0, 1].
 
     Returns
     -------
-    (M,) or a scalar array.
+    (M,) array, or a scalar array
+        :math:`v`.
+
+    Examples
+    --------
+    >>> print(x0_variance_from_eps_moment(0.25, 0.5))
+    0.75
     """
     gamma, ab = as_float_arrays(like="eps_sq", eps_sq=eps_sq, alpha_bar=alpha_bar)
     ab = _alpha_bar(ab)
@@ -143,6 +171,26 @@ def x0_variance_bound(chain: DiscreteSchedule, x0_max: float | None = None) -> n
 
     The first is :math:`\Gamma_t \ge 0`; the second bounds the variance of a variable confined to
     an interval of half-width r. Index 0 (clean data) is 0.
+
+    Parameters
+    ----------
+    chain : DiscreteSchedule
+        The chain.
+    x0_max : float or None
+        The half-width r of the data's range, or None (unbounded data).
+
+    Returns
+    -------
+    (T + 1,) array
+        The bound at t = 0..T.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from npdiff.reverse import chain_for
+    >>> from npdiff.schedule import vp_linear
+    >>> print(np.round(x0_variance_bound(chain_for(vp_linear(), 10), x0_max=1.0)[:4], 4))
+    [0.     0.1157 0.5189 1.    ]
     """
     chain, x0_max = check_chain(chain), check_x0_max(x0_max)
     return _x0_variance_bound(chain, x0_max)
@@ -165,6 +213,11 @@ def decoder_floor(alpha_bar: float | np.ndarray) -> float | np.ndarray:
     r"""The least :math:`v` of the decoder's step (to x_0), :data:`DECODER_FLOOR` :math:`\cdot\,\sigma^2/\bar\alpha`.
 
     The formula on a checked :math:`\bar\alpha` in (0, 1) (float or array, same shape out).
+
+    Examples
+    --------
+    >>> print(f"{decoder_floor(0.5):.1e}")
+    1.0e-06
     """
     return DECODER_FLOOR * (1.0 - alpha_bar) / alpha_bar
 
@@ -218,10 +271,21 @@ class EpsMoments:
 
     Attributes
     ----------
-    times : (M,) increasing continuous times in (0, 1].
-    eps_sq : (M,) :math:`\Gamma` at those times.
-    se : (M,) its Monte Carlo standard error.
-    n : points averaged per time.
+    times : (M,) array
+        Increasing continuous times in (0, 1].
+    eps_sq : (M,) array
+        :math:`\Gamma` at those times.
+    se : (M,) array
+        Its Monte Carlo standard error.
+    n : int
+        Points averaged per time.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> moments = EpsMoments(times=np.array([0.1, 0.5]), eps_sq=np.array([0.9, 1.0]), se=np.zeros(2), n=100)
+    >>> print(moments.at(np.array([0.3])))
+    [0.95]
     """
 
     times: np.ndarray
@@ -258,6 +322,19 @@ def eps_at_noised_data(denoiser: Denoiser, x0: np.ndarray, chain: DiscreteSchedu
         The noised points.
     eps : (N, D) array
         :math:`\epsilon_\theta(x_i, t_i)`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from npdiff.analytic import GaussianData
+    >>> from npdiff.reverse import chain_for
+    >>> from npdiff.schedule import vp_linear
+    >>> oracle = GaussianData(np.zeros(2), np.ones(2), vp_linear())
+    >>> x0, chain = np.zeros((3, 2)), chain_for(oracle.schedule, 10)
+    >>> steps = [(i, xt.shape) for i, xt, eps in eps_at_noised_data(oracle, x0, chain, np.random.default_rng(0),
+    ...                                                             batch_size=2, progress=False, desc="")]
+    >>> print(steps[0], len(steps))
+    (1, (3, 2)) 10
     """
     times = np.minimum(chain.times[1:], denoiser.schedule.t_max)  # (T,)
     for i in bar(range(1, chain.T + 1), total=chain.T, desc=desc, enabled=progress):
@@ -306,6 +383,20 @@ def eps_moments(
     -------
     EpsMoments
         M = T entries.
+
+    Examples
+    --------
+    For data N(0, I) the exact eps is :math:`\sigma_t x_t`, so :math:`\Gamma_t = \sigma_t^2 = 1 - \bar\alpha_t`:
+
+    >>> import numpy as np
+    >>> from npdiff.analytic import GaussianData
+    >>> from npdiff.reverse import chain_for
+    >>> from npdiff.schedule import vp_linear
+    >>> oracle = GaussianData(np.zeros(2), np.ones(2), vp_linear())
+    >>> x0, chain = oracle.sample(4000, np.random.default_rng(0)), chain_for(oracle.schedule, 10)
+    >>> moments = eps_moments(oracle, x0, chain, np.random.default_rng(1))
+    >>> print(moments.times.shape, bool(np.all(np.abs(moments.eps_sq - (1 - chain.alpha_bar[1:])) < 5 * moments.se)))
+    (10,) True
     """
     x0 = as_denoiser_batch(denoiser, x0, "x0")
     chain, rng = check_chain(chain), as_generator(rng)
@@ -326,16 +417,35 @@ class ReverseVariance:
 
     Parameters
     ----------
-    chain : the discrete chain the reverse process runs on.
-    variance : one of :data:`VARIANCES`.
-    eps_moments : :class:`~npdiff.reverse_variance.EpsMoments` covering the chain's times; required by ``"analytic"``.
-    x0_max : the data lie in [-x0_max, x0_max]^D (Thm. 2's bounded case), or None.
+    chain : DiscreteSchedule
+        The discrete chain the reverse process runs on.
+    variance : str
+        One of :data:`VARIANCES`.
+    eps_moments : EpsMoments or None
+        :math:`\Gamma` covering the chain's times; required by ``"analytic"``.
+    x0_max : float or None
+        The data lie in [-x0_max, x0_max]^D (Thm. 2's bounded case), or None.
 
     Attributes
     ----------
-    log_var : (T + 1,) :math:`\log\Sigma_t` of the choices that depend on t alone; None for ``"trace"``.
-    v_max : (T + 1,) the upper bound of :math:`v_t` (:func:`~npdiff.reverse_variance.x0_variance_bound`).
-    per_point : True for ``"trace"``, whose variance needs the divergence at each point.
+    log_var : (T + 1,) array or None
+        :math:`\log\Sigma_t` of the choices that depend on t alone; None for ``"trace"``.
+    v_max : (T + 1,) array
+        The upper bound of :math:`v_t` (:func:`~npdiff.reverse_variance.x0_variance_bound`).
+    per_point : bool
+        True for ``"trace"``, whose variance needs the divergence at each point.
+
+    Examples
+    --------
+    ``"large"`` is :math:`\Sigma_t = \beta_t`:
+
+    >>> import numpy as np
+    >>> from npdiff.reverse import chain_for
+    >>> from npdiff.schedule import vp_linear
+    >>> chain = chain_for(vp_linear(), 10)
+    >>> large = ReverseVariance(chain, "large")
+    >>> print(large, bool(np.allclose(np.exp(large.log_var[1:]), chain.betas[1:])))
+    ReverseVariance('large', T=10, x0_max=None) True
     """
 
     def __init__(self, chain: DiscreteSchedule, variance: str, *, eps_moments: EpsMoments | None = None,
@@ -385,6 +495,33 @@ def reverse_log_variance(chain: DiscreteSchedule, variance: str, *, eps_moments:
 
     ``"trace"`` depends on the point: use :class:`ReverseVariance` with the reverse step of
     :func:`npdiff.reverse.p_mean_log_variance`.
+
+    Parameters
+    ----------
+    chain : DiscreteSchedule
+        The chain.
+    variance : str
+        ``"small"``, ``"large"`` or ``"analytic"``.
+    eps_moments : EpsMoments or None
+        Required by ``"analytic"``.
+    x0_max : float or None
+        The half-width of the data's range, or None.
+
+    Returns
+    -------
+    (T + 1,) array
+        :math:`\log\Sigma_t`.
+
+    Examples
+    --------
+    ``"small"`` is the posterior's variance :math:`\tilde\beta_t`, clipped at t = 1 to :math:`\tilde\beta_2`:
+
+    >>> import numpy as np
+    >>> from npdiff.reverse import chain_for
+    >>> from npdiff.schedule import vp_linear
+    >>> chain = chain_for(vp_linear(), 10)
+    >>> print(np.round(np.exp(reverse_log_variance(chain, "small")[1:4]), 5), np.round(chain.posterior_variance[1:4], 5))
+    [0.08059 0.08059 0.22524] [0.      0.08059 0.22524]
     """
     if check_variance(variance) == "trace":
         raise ValueError("variance 'trace' is per point (it needs the divergence at each x_t), so it has no table "

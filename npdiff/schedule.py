@@ -71,6 +71,13 @@ class Schedule(ABC):
         may use. 1.0 unless the schedule is singular at t = 1.
     max_beta : float
         Upper clip for the betas of :meth:`discretize` (1.0 means no clipping).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = vp_linear()
+    >>> print(np.round(s.alpha_bar(np.array([0.0, 0.5, 1.0])), 4), np.round(s.log_snr(0.5), 4))
+    [1.     0.0791 0.    ] -2.4551
     """
 
     name: str = "schedule"
@@ -171,6 +178,18 @@ class VPLinear(Schedule):
 
     With the defaults (0.1, 20) its discretization at T = 1000 is close to DDPM's
     ``linspace(1e-4, 0.02, 1000)`` table (not equal, since log(1 - beta) is not -beta).
+
+    Parameters
+    ----------
+    beta_min : float
+        :math:`\beta(0) > 0`.
+    beta_max : float
+        :math:`\beta(1) \ge \beta_{\min}`.
+
+    Examples
+    --------
+    >>> VPLinear(0.1, 20.0).config()
+    {'kind': 'vp_linear', 'beta_min': 0.1, 'beta_max': 20.0}
     """
 
     name = "vp_linear"
@@ -203,6 +222,20 @@ class Cosine(Schedule):
     methods stop at ``t_max = 1 - 1e-3`` (alpha_bar(t_max) ~ 2.4e-6, beta(t_max) ~ 2e3),
     where q(x_t) differs from N(0, I) by a KL of order 1e-6 per unit of :math:`|x_0|^2`.
     The discrete chain instead clips its betas at ``max_beta`` (0.999 as in the paper).
+
+    Parameters
+    ----------
+    s : float
+        The offset s > 0 that keeps :math:`\beta` small near t = 0.
+    max_beta : float
+        The clip of the discrete chain's betas, in (0, 1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> c = Cosine()
+    >>> print(c.t_max, np.round(c.alpha_bar(np.array([0.0, 0.5, 1.0])), 4), np.round(c.beta(0.5), 4))
+    0.999 [1.     0.4938 0.    ] 3.1558
     """
 
     name = "cosine"
@@ -247,6 +280,20 @@ class LogSNRLinear(Schedule):
     Unlike the other two, :math:`\bar\alpha(0) = \mathrm{sigmoid}(\lambda_{\max}) < 1`:
     at t = 0 a little noise (std ~ 6.7e-3 with the defaults) is already present.
     The discrete chain still starts from clean data, ``alpha_bar[0] = 1``.
+
+    Parameters
+    ----------
+    log_snr_max : float
+        :math:`\lambda(0)`.
+    log_snr_min : float
+        :math:`\lambda(1) < \lambda(0)`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = LogSNRLinear()
+    >>> print(np.round(s.log_snr(np.array([0.0, 0.5, 1.0])), 4), np.round(s.sigma(0.0), 4))
+    [ 10.   0. -10.] 0.0067
     """
 
     name = "log_snr_linear"
@@ -271,17 +318,35 @@ class LogSNRLinear(Schedule):
 
 
 def vp_linear(beta_min: float = 0.1, beta_max: float = 20.0) -> VPLinear:
-    r"""The VP-linear schedule of Song et al. 2021 (see :class:`VPLinear`)."""
+    r"""The VP-linear schedule of Song et al. 2021 (see :class:`VPLinear`).
+
+    Examples
+    --------
+    >>> vp_linear()
+    VPLinear(beta_min=0.1, beta_max=20.0)
+    """
     return VPLinear(beta_min, beta_max)
 
 
 def cosine(s: float = 0.008, max_beta: float = 0.999) -> Cosine:
-    r"""The cosine schedule of Nichol & Dhariwal 2021 (see :class:`Cosine`)."""
+    r"""The cosine schedule of Nichol & Dhariwal 2021 (see :class:`Cosine`).
+
+    Examples
+    --------
+    >>> cosine()
+    Cosine(s=0.008, max_beta=0.999)
+    """
     return Cosine(s, max_beta)
 
 
 def log_snr_linear(log_snr_max: float = 10.0, log_snr_min: float = -10.0) -> LogSNRLinear:
-    r"""The log-SNR-linear schedule (see :class:`LogSNRLinear`)."""
+    r"""The log-SNR-linear schedule (see :class:`LogSNRLinear`).
+
+    Examples
+    --------
+    >>> log_snr_linear()
+    LogSNRLinear(log_snr_max=10.0, log_snr_min=-10.0)
+    """
     return LogSNRLinear(log_snr_max, log_snr_min)
 
 
@@ -289,7 +354,22 @@ _KINDS = {"vp_linear": VPLinear, "cosine": Cosine, "log_snr_linear": LogSNRLinea
 
 
 def schedule_from_config(config: dict[str, Any]) -> Schedule:
-    r"""Rebuild a continuous schedule from :meth:`Schedule.config`."""
+    r"""Rebuild a continuous schedule from :meth:`Schedule.config`.
+
+    Parameters
+    ----------
+    config : dict
+        A schedule's ``config()``: its ``kind`` and its constructor's arguments.
+
+    Returns
+    -------
+    Schedule
+
+    Examples
+    --------
+    >>> schedule_from_config(cosine().config()) == cosine()
+    True
+    """
     if not isinstance(config, dict) or "kind" not in config:
         raise ValueError(f"schedule config must be a dict with a 'kind' key, got {config!r}")
     kind = one_of(config["kind"], "schedule kind", tuple(sorted(_KINDS)))
@@ -342,7 +422,7 @@ def posterior_coefficients(log_alpha_bar_s: np.ndarray, log_alpha_ts: np.ndarray
     5.049515e-05 0.504926 0.495074
     """
     one_m_ats = -np.expm1(log_alpha_ts)  # 1 - alpha_{t|s}, the pair's beta
-    one_m_ab_s = -np.expm1(log_alpha_bar_s)
+    one_m_ab_s = -np.expm1(log_alpha_bar_s) + 0.0  # + 0.0: beta_tilde = +0, not -0, where alpha_bar_s = 1
     one_m_ab_t = -np.expm1(log_alpha_bar_s + log_alpha_ts)
     beta_tilde = one_m_ats * one_m_ab_s / one_m_ab_t
     c1 = np.exp(0.5 * log_alpha_bar_s) * one_m_ats / one_m_ab_t
@@ -382,6 +462,22 @@ class DiscreteSchedule:
     ``times``
         The continuous time at which a continuous-time denoiser is called for each index
         (``i / T`` for a discretized schedule; the kept times after :meth:`respace`).
+
+    Parameters
+    ----------
+    betas : (T,) array
+        :math:`\beta_1, \dots, \beta_T` in (0, 1).
+    times : (T + 1,) array or None
+        The continuous times of indices 0..T, increasing from 0; None gives ``i / T``.
+    name : str
+        A label for ``repr``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> chain = DiscreteSchedule([0.1, 0.2])
+    >>> print(len(chain), np.round(chain.alpha_bar, 4), np.round(chain.posterior_variance, 4))
+    3 [1.   0.9  0.72] [0.     0.     0.0714]
     """
 
     def __init__(self, betas: object, *, times: object | None = None, name: str = "discrete") -> None:
@@ -440,6 +536,25 @@ def ddpm_linear(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02)
     It has no continuous-time form (continuous-time denoisers use :func:`vp_linear`);
     it exists to compare numbers with other libraries step for step. Unlike
     improved-diffusion, the betas are not rescaled by 1000 / T.
+
+    Parameters
+    ----------
+    T : int
+        The number of steps.
+    beta_start : float
+        :math:`\beta_1`.
+    beta_end : float
+        :math:`\beta_T`.
+
+    Returns
+    -------
+    DiscreteSchedule
+
+    Examples
+    --------
+    >>> chain = ddpm_linear(1000)
+    >>> print(chain.T, chain.betas[[1, 1000]], f"{chain.alpha_bar[-1]:.4e}")
+    1000 [0.0001 0.02  ] 4.0358e-05
     """
     T = positive_int(T, "T")
     beta_start, beta_end = as_betas(beta_start, "beta_start", scalar=True), as_betas(beta_end, "beta_end", scalar=True)
