@@ -157,7 +157,10 @@ def classifier_guided(denoiser: object, classifier: object, y: object, scale: fl
     denoiser : a denoiser (its unconditional prediction is guided).
     classifier : a classifier of noisy inputs with ``num_classes``, ``class_log_prob_grad(x, t, y)``
         and the denoiser's schedule (a labelled oracle, or :class:`npdiff.nn.classifier.NoisyClassifier`).
-    y : the label, one int or (B,) ints. scale : s >= 0.
+    y : int or (B,) array of ints
+        The label.
+    scale : float
+        s >= 0.
 
     Returns
     -------

@@ -77,14 +77,14 @@ def _accumulate(ell, g, tr_h, m, s, v, h, g_mean):
 
 # -- Gaussian mixture -----------------------------------------------------------------
 #
-# Component k at time t: N(sqrt_ab mu_k, alpha_bar C_k + var I). With C_k = U_k diag(lam_k) U_k^T
+# Component k at time t: N(sqrt_ab mu_k, alpha_bar C_k + var I). With C_k = U_k diag(eig_k) U_k^T
 # every noised covariance shares the eigenvectors U_k, so for y = U_k^T (x - sqrt_ab mu_k) and
-# d = alpha_bar lam_k + var (elementwise):
+# d = alpha_bar eig_k + var (elementwise):
 #   l_k = -1/2 [sum y^2/d + sum log d + D log 2 pi],  g_k = -U_k (y / d),  tr H_k = -sum 1/d.
 
 
 @njit(cache=True)
-def _gmm_numba(x, sqrt_ab, alpha_bar, var, log_w, means, rot, lam, rotate):
+def _gmm_numba(x, sqrt_ab, alpha_bar, var, log_w, means, rot, eig, rotate):
     B, D = x.shape
     K = means.shape[0]
     log_prob = np.empty(B)
@@ -114,7 +114,7 @@ def _gmm_numba(x, sqrt_ab, alpha_bar, var, log_w, means, rot, lam, rotate):
             logdet = 0.0
             tr_h = 0.0
             for e in range(D):
-                de = alpha_bar[b] * lam[k, e] + var[b]
+                de = alpha_bar[b] * eig[k, e] + var[b]
                 z = y[e] / de
                 quad += y[e] * z
                 logdet += math.log(de)
@@ -138,7 +138,7 @@ def _gmm_numba(x, sqrt_ab, alpha_bar, var, log_w, means, rot, lam, rotate):
     return log_prob, score, laplacian
 
 
-def _gmm_numpy(x, sqrt_ab, alpha_bar, var, log_w, means, rot, lam, rotate):
+def _gmm_numpy(x, sqrt_ab, alpha_bar, var, log_w, means, rot, eig, rotate):
     B, D = x.shape
     K = means.shape[0]
     log_prob = np.empty(B)
@@ -147,7 +147,7 @@ def _gmm_numpy(x, sqrt_ab, alpha_bar, var, log_w, means, rot, lam, rotate):
     for sl in _chunks(B, K * D):
         diff = x[sl, None, :] - sqrt_ab[sl, None, None] * means[None]  # (c, K, D)
         y = np.einsum("ckd,kde->cke", diff, rot) if rotate else diff  # (c, K, D)
-        d = alpha_bar[sl, None, None] * lam[None] + var[sl, None, None]  # (c, K, D)
+        d = alpha_bar[sl, None, None] * eig[None] + var[sl, None, None]  # (c, K, D)
         gy = -y / d
         ell = log_w[None] - 0.5 * (np.sum(y * y / d, axis=2) + np.sum(np.log(d), axis=2) + D * LOG_2PI)  # (c, K)
         m = ell.max(axis=1, keepdims=True)

@@ -87,13 +87,13 @@ def as_covariances(covs: object, K: int, D: int, name: str) -> np.ndarray:
     return c
 
 
-def check_positive_definite(lam: np.ndarray, name: str) -> None:
+def check_positive_definite(eig: np.ndarray, name: str) -> None:
     r"""Eigenvalues (K, D) of K covariances: each one's smallest above :data:`MIN_EIG_RATIO` times its largest."""
-    bad = lam.min(axis=1) <= MIN_EIG_RATIO * np.maximum(lam.max(axis=1), 0.0)
+    bad = eig.min(axis=1) <= MIN_EIG_RATIO * np.maximum(eig.max(axis=1), 0.0)
     if np.any(bad):
         k = int(np.argmax(bad))
-        raise ValueError(f"{name}[{k}] must be positive definite, got smallest eigenvalue {lam[k].min():.3e} "
-                         f"(largest {lam[k].max():.3e})")
+        raise ValueError(f"{name}[{k}] must be positive definite, got smallest eigenvalue {eig[k].min():.3e} "
+                         f"(largest {eig[k].max():.3e})")
 
 
 def as_component_labels(labels: object, weights: np.ndarray, keep: np.ndarray) -> np.ndarray:

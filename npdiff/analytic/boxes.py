@@ -47,7 +47,10 @@ class BoxMixture(AnalyticOracle):
     Parameters
     ----------
     weights : (K,) non-negative, summing to 1.
-    lows, highs : (K, D) box corners, ``lows < highs`` elementwise.
+    lows : (K, D) array
+        The boxes' lower corners.
+    highs : (K, D) array
+        Their upper corners, ``lows < highs`` elementwise.
     noise_std : float >= 0, the std s of the Gaussian blur of the clean data.
     schedule : Schedule or None (``vp_linear()``).
     labels : (K,) ints 0..C-1, the class of each box, or None (a labelled mixture is a

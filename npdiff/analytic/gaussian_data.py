@@ -44,17 +44,17 @@ class GaussianData(AnalyticOracle):
     def __init__(self, mean: object, cov: object, schedule: Schedule | None = None) -> None:
         mu, c = as_gaussian_mean(mean, cov)  # (D,), and a scalar, (D,) or (D, D)
         D = mu.size
-        rot, lam, _ = eigh_covariances(c[None] if c.ndim else c, 1, D, "cov")
+        rot, eig, _ = eigh_covariances(c[None] if c.ndim else c, 1, D, "cov")
         self.schedule = check_schedule(schedule, default=vp_linear())
         self.dim = D
         self.mean = mu
-        self.cov = (rot[0] * lam[0]) @ rot[0].T if c.ndim != 2 else 0.5 * (c + c.T)  # (D, D)
+        self.cov = (rot[0] * eig[0]) @ rot[0].T if c.ndim != 2 else 0.5 * (c + c.T)  # (D, D)
         self._rot = rot[0]  # (D, D), columns are eigenvectors
-        self._lam = lam[0]  # (D,)
+        self._eig = eig[0]  # (D,)
 
     def _evaluate(self, x, sqrt_ab, alpha_bar, sigma2):
         y = (x - sqrt_ab[:, None] * self.mean) @ self._rot  # (B, D) in the eigenbasis
-        d = alpha_bar[:, None] * self._lam + sigma2[:, None]  # (B, D) eigenvalues of Sigma_t
+        d = alpha_bar[:, None] * self._eig + sigma2[:, None]  # (B, D) eigenvalues of Sigma_t
         log_prob = -0.5 * (np.sum(y * y / d, axis=1) + np.sum(np.log(d), axis=1) + self.dim * LOG_2PI)
         score = -(y / d) @ self._rot.T  # (B, D)
         laplacian = -np.sum(1.0 / d, axis=1)
@@ -69,15 +69,15 @@ class GaussianData(AnalyticOracle):
         """
         x, sqrt_ab, alpha_bar, sigma2, _ = self._levels(x, t, None, "x0_mean", needs_noise=False)
         y = (x - sqrt_ab[:, None] * self.mean) @ self._rot  # (B, D)
-        d = alpha_bar[:, None] * self._lam + sigma2[:, None]
-        return self.mean + (y * (sqrt_ab[:, None] * self._lam / d)) @ self._rot.T
+        d = alpha_bar[:, None] * self._eig + sigma2[:, None]
+        return self.mean + (y * (sqrt_ab[:, None] * self._eig / d)) @ self._rot.T
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        r"""Draw n clean points :math:`x_0 = \mu + U\,\mathrm{diag}(\sqrt\lambda)\,z`, (n, D)."""
+        r"""Draw n clean points :math:`x_0 = \mu + U\,\mathrm{diag}(\sqrt\kappa)\,z`, (n, D)."""
         n = positive_int(n, "n")
         rng = as_generator(rng)
         z = rng.standard_normal((n, self.dim))  # (n, D)
-        return self.mean + (z * np.sqrt(self._lam)) @ self._rot.T
+        return self.mean + (z * np.sqrt(self._eig)) @ self._rot.T
 
     def __repr__(self) -> str:
         return f"GaussianData(dim={self.dim}, schedule={self.schedule!r})"

@@ -34,15 +34,15 @@ def eigh_covariances(covs: object, K: int, D: int, name: str) -> tuple[np.ndarra
 
     ``covs`` is a scalar variance shared by all components, (K,) isotropic variances,
     (K, D) diagonal variances or (K, D, D) full symmetric positive-definite matrices.
-    For :math:`C = U\,\mathrm{diag}(\lambda)\,U^\top` the noised covariance
-    :math:`\bar\alpha C + \sigma^2 I = U\,\mathrm{diag}(\bar\alpha\lambda + \sigma^2)\,U^\top` has the
+    For :math:`C = U\,\mathrm{diag}(\kappa)\,U^\top` (eigenvalues :math:`\kappa`) the noised covariance
+    :math:`\bar\alpha C + \sigma^2 I = U\,\mathrm{diag}(\bar\alpha\kappa + \sigma^2)\,U^\top` has the
     same eigenvectors, so one eigendecomposition at construction serves every t.
 
     Returns
     -------
     rot : (K, D, D) array
         Eigenvectors (columns).
-    lam : (K, D) array
+    eig : (K, D) array
         Eigenvalues.
     rotate : bool
         False when every covariance is diagonal (rot is the identity and may be skipped).
@@ -50,9 +50,9 @@ def eigh_covariances(covs: object, K: int, D: int, name: str) -> tuple[np.ndarra
     c = as_covariances(covs, K, D, name)  # (K, D) variances or (K, D, D) symmetric matrices
     if c.ndim == 2:
         return np.broadcast_to(np.eye(D), (K, D, D)).copy(), c, False
-    lam, rot = np.linalg.eigh(0.5 * (c + np.swapaxes(c, 1, 2)))  # (K, D), (K, D, D)
-    check_positive_definite(lam, name)
-    return rot, lam, True
+    eig, rot = np.linalg.eigh(0.5 * (c + np.swapaxes(c, 1, 2)))  # (K, D), (K, D, D)
+    check_positive_definite(eig, name)
+    return rot, eig, True
 
 
 class GaussianMixture(AnalyticOracle):
@@ -77,21 +77,21 @@ class GaussianMixture(AnalyticOracle):
         w = check_weights(weights)
         mu = as_means(means, w.size)  # (K, D)
         K, D = mu.shape
-        rot, lam, rotate = eigh_covariances(covs, K, D, "covs")
+        rot, eig, rotate = eigh_covariances(covs, K, D, "covs")
         keep = w > 0.0
         self.schedule = check_schedule(schedule, default=vp_linear())
         self.dim = D
         self.weights = w[keep]  # (K,)
         self.means = mu[keep]  # (K, D)
-        self.covs = np.einsum("kde,ke,kfe->kdf", rot[keep], lam[keep], rot[keep])  # (K, D, D)
+        self.covs = np.einsum("kde,ke,kfe->kdf", rot[keep], eig[keep], rot[keep])  # (K, D, D)
         self._log_w = np.log(self.weights)
         self._rot = np.ascontiguousarray(rot[keep]) if rotate else np.zeros((1, 1, 1))
-        self._lam = np.ascontiguousarray(lam[keep])  # (K, D)
+        self._eig = np.ascontiguousarray(eig[keep])  # (K, D)
         self._rotate = rotate
         self._set_labels(labels, self.weights, keep)
 
     def _evaluate(self, x, sqrt_ab, alpha_bar, sigma2):
-        return gmm_eval(x, sqrt_ab, alpha_bar, sigma2, self._log_w, self.means, self._rot, self._lam, self._rotate)
+        return gmm_eval(x, sqrt_ab, alpha_bar, sigma2, self._log_w, self.means, self._rot, self._eig, self._rotate)
 
     def _restrict(self, mask):
         w = self.weights[mask]
@@ -103,7 +103,7 @@ class GaussianMixture(AnalyticOracle):
 
     def _draw(self, n, rng):
         k = rng.choice(self.weights.size, size=n, p=self.weights)  # (n,)
-        z = rng.standard_normal((n, self.dim)) * np.sqrt(self._lam[k])  # (n, D)
+        z = rng.standard_normal((n, self.dim)) * np.sqrt(self._eig[k])  # (n, D)
         if self._rotate:
             z = np.einsum("nde,ne->nd", self._rot[k], z)
         return self.means[k] + z, k

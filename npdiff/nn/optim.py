@@ -10,7 +10,7 @@ for the norm, tested equal to the reference):
         &&\text{(global-norm clipping, Pascanu et al. 2013, Alg. 2; as torch's clip\_grad\_norm\_)}\\
     m &\leftarrow \beta_1 m + (1-\beta_1) g,\quad v \leftarrow \beta_2 v + (1-\beta_2) g^2
         &&\text{(Kingma \& Ba 2015, Alg. 1)}\\
-    \theta &\leftarrow \theta(1 - \eta\lambda) - \frac{\eta}{1-\beta_1^s}\,
+    \theta &\leftarrow \theta(1 - \eta\omega) - \frac{\eta}{1-\beta_1^s}\,
         \frac{m}{\sqrt{v}/\sqrt{1-\beta_2^s} + \epsilon}
         &&\text{(decoupled weight decay, Loshchilov \& Hutter 2019, Alg. 2)}\\
     \bar\theta &\leftarrow \delta_s\bar\theta + (1-\delta_s)\theta
@@ -42,13 +42,30 @@ class AdamW:
     Parameters
     ----------
     params : (n,) the weights the updates will be applied to (the EMA starts as a copy).
-    betas, eps, weight_decay : Adam's :math:`\beta_1, \beta_2`, :math:`\epsilon` and :math:`\lambda`.
-    clip_norm : c, the global-norm threshold; 0 disables clipping.
-    ema_decay : :math:`\delta` in [0, 1); ema_warmup : use :math:`\min(\delta, (1+s)/(10+s))`.
+    betas : (float, float)
+        Adam's :math:`\beta_1, \beta_2`.
+    eps : float
+        Adam's :math:`\epsilon`.
+    weight_decay : float
+        The decoupled weight decay :math:`\omega` (the weights shrink by :math:`\eta\omega` per step,
+        :math:`\eta` the learning rate).
+    clip_norm : float
+        c, the global-norm threshold; 0 disables clipping.
+    ema_decay : float
+        :math:`\delta` in [0, 1).
+    ema_warmup : bool
+        Use :math:`\min(\delta, (1+s)/(10+s))`.
 
     Attributes
     ----------
-    m, v, ema : (n,) state arrays of the dtype of ``params``; step : updates done so far.
+    m : (n,) array
+        Adam's first moment, of the dtype of ``params``.
+    v : (n,) array
+        Its second moment.
+    ema : (n,) array
+        The EMA of the weights.
+    step : int
+        Updates done so far.
     """
 
     def __init__(self, params: np.ndarray, *, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
