@@ -14,9 +14,10 @@ the share. Counting rule:
   only call a checking helper, e.g. ``x0 = as_batch(x0, "x0")``, ``chain = check_chain(chain)``,
   ``same_shape(a, b, "a", "b")``, or ``return real_scalar(...)`` in a helper.
 
-A checking helper is any function defined in ``npdiff/_check.py`` (at the same revision), a
-function whose name starts with ``check``, ``_check``, ``as_`` or ``_as_``, or one of
-:data:`HELPERS`. The count reads the source only (``ast`` and ``tokenize``); it imports nothing.
+A checking helper is any function defined in a checking module (``npdiff/_check.py`` and every
+``_validate.py`` of the package, at the same revision), a function whose name starts with
+``check``, ``_check``, ``as_`` or ``_as_``, or one of :data:`HELPERS`. The count reads the source
+only (``ast`` and ``tokenize``); it imports nothing.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ HELPERS = {
     "data_to_levels",  # called for its check only where its result is discarded
 }
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CHECK_MODULE = os.path.join(ROOT, "npdiff", "_check.py")
+CHECK_MODULE_NAMES = ("_check.py", "_validate.py")
 _PREFIXES = ("check", "_check", "as_", "_as_")
 _NOT_CODE = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENCODING,
              tokenize.ENDMARKER}
@@ -151,12 +152,25 @@ def read(path: str, rev: str | None) -> str:
     return subprocess.run(["git", "-C", ROOT, "show", f"{rev}:{rel}"], capture_output=True, text=True, check=True).stdout
 
 
+def check_modules(rev: str | None) -> list[str]:
+    r"""The paths (relative to the repository) of the checking modules, on the disk or at ``rev``."""
+    if rev is None:
+        found = [os.path.relpath(os.path.join(d, f), ROOT) for d, _, files in os.walk(os.path.join(ROOT, "npdiff"))
+                 for f in files if f in CHECK_MODULE_NAMES]
+    else:
+        out = subprocess.run(["git", "-C", ROOT, "ls-tree", "-r", "--name-only", rev, "npdiff"], capture_output=True,
+                             text=True, check=True).stdout
+        found = [p for p in out.splitlines() if os.path.basename(p) in CHECK_MODULE_NAMES]
+    return sorted(found)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("paths", nargs="+", help="Python files of this repository")
     p.add_argument("--rev", help="count the files as they are at this git revision (git show REV:path)")
     args = p.parse_args(argv)
-    add_check_module(read(CHECK_MODULE, args.rev))
+    for path in check_modules(args.rev):
+        add_check_module(read(os.path.join(ROOT, path), args.rev))
     total_exe = total_chk = 0
     print(f"{'file':<40} {'executable':>10} {'checks':>7} {'share':>6}")
     for path in args.paths:

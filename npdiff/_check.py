@@ -1,7 +1,7 @@
 r"""Input checking shared by every public function: one helper per kind of argument.
 
 Public functions call these helpers first, in a line or two, and hand clean float64
-arrays to the math; kernels and the unchecked cores that samplers call in their loops
+arrays to the math; kernels and the formula functions that loops call on checked arrays
 never validate. Every error names the argument, what was expected and what was given, so
 a user never sees a traceback from deep inside NumPy.
 
@@ -9,23 +9,19 @@ The kinds: real arrays (:func:`as_float_array`, :func:`as_float_arrays`), batche
 (:func:`as_batch`, :func:`as_batches`), times, chain indices and integer levels
 (:func:`as_times`, :func:`as_indices`, :func:`as_integers`), class labels (:func:`as_labels`), counts, scalars and options
 (:func:`positive_int`, :func:`real_scalar`, :func:`check_tolerances`, :func:`one_of`), noise
-rates (:func:`as_betas`), random generators or seeds (:func:`as_generator`) and the schedules
-(:func:`check_schedule`, :func:`check_chain`); then the combinations the forward process, the
-chain and the flow take, so that a public function checks everything in one line
-(:func:`batch_at_times`, :func:`batch_between_times`, :func:`batch_at_steps`,
-:func:`chain_step`, :func:`flow_time`). The denoiser protocol's own checks live beside it, in
-:mod:`npdiff.denoiser`.
+rates (:func:`as_betas`), random generators or seeds (:func:`as_generator`) and the times of the
+probability flow (:func:`flow_time`). This module knows no diffusion object: the checks of
+schedules and chains, and of the batches and times the forward process takes with them, live in
+:mod:`npdiff._validate` (which imports the schedules); the denoiser protocol's own checks live
+beside it, in :mod:`npdiff.denoiser`.
 """
 
 from __future__ import annotations
 
 import numbers
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from .schedule import DiscreteSchedule, Schedule
 
 
 def _describe(value: object) -> str:
@@ -268,6 +264,35 @@ def as_full_gaussian(x: object, mean: object, cov: object) -> tuple[np.ndarray, 
         raise ValueError(f"cov must be positive definite; eigenvalues are {np.linalg.eigvalsh(cov)}") from None
 
 
+def as_like(value: object, like: np.ndarray, name: str) -> np.ndarray:
+    r"""Check an array that must have exactly ``like``'s shape and dtype (no conversion: it is written in place)."""
+    if not isinstance(value, np.ndarray) or value.shape != like.shape or value.dtype != like.dtype:
+        raise ValueError(f"{name} must be a {like.dtype} array of shape {like.shape}, got "
+                         f"{getattr(value, 'dtype', type(value).__name__)} {getattr(value, 'shape', '')}")
+    return value
+
+
+def as_prediction_batch(pred: object, xt: object, alpha_bar: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""A prediction and its x_t, both (B, D), and alpha_bar in (0, 1) broadcasting against them without enlarging them."""
+    pred = as_float_array(pred, "pred")
+    xt = as_float_array(xt, "xt")
+    same_shape(pred, xt, "pred", "xt")
+    ab = as_float_array(alpha_bar, "alpha_bar")
+    if ab.size and (ab.min() <= 0.0 or ab.max() >= 1.0):
+        raise ValueError(
+            f"alpha_bar must lie in (0, 1) for the conversions to be defined, got values in [{ab.min()}, {ab.max()}]"
+        )
+    try:
+        np.broadcast_shapes(ab.shape, xt.shape)
+    except ValueError:
+        raise ValueError(
+            f"alpha_bar of shape {ab.shape} does not broadcast against xt of shape {xt.shape}; use shape (B, 1)"
+        ) from None
+    if np.broadcast_shapes(ab.shape, xt.shape) != xt.shape:
+        raise ValueError(f"alpha_bar of shape {ab.shape} would enlarge xt of shape {xt.shape}; use shape (B, 1)")
+    return pred, xt, ab
+
+
 def same_shape(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
     r"""Refuse to broadcast two batches that should match exactly."""
     if a.shape != b.shape:
@@ -291,66 +316,7 @@ def as_generator(rng: object, name: str = "rng") -> np.random.Generator:
                     f"got {_describe(rng)}")
 
 
-def check_schedule(schedule: object, name: str = "schedule", *, default: Schedule | None = None) -> Schedule:
-    r"""Check a continuous :class:`~npdiff.schedule.Schedule`; with ``default``, None stands for it."""
-    from .schedule import Schedule  # here, not at the top: npdiff.schedule itself imports this module
-
-    if schedule is None and default is not None:
-        return default
-    if not isinstance(schedule, Schedule):
-        expected = "a continuous npdiff Schedule" + (" or None" if default is not None else "")
-        raise TypeError(f"{name} must be {expected}, got {type(schedule).__name__}")
-    return schedule
-
-
-def check_chain(chain: object, name: str = "chain") -> DiscreteSchedule:
-    r"""Check a discrete chain, a :class:`~npdiff.schedule.DiscreteSchedule`."""
-    from .schedule import DiscreteSchedule  # here, not at the top: npdiff.schedule itself imports this module
-
-    if not isinstance(chain, DiscreteSchedule):
-        raise TypeError(f"{name} must be a DiscreteSchedule (e.g. schedule.discretize(T) or "
-                        f"reverse.chain_for(schedule, T)), got {type(chain).__name__}")
-    return chain
-
-
-def chain_step(chain: object, i: object, name: str = "i", *, lo: int = 1) -> int:
-    r"""Check a chain and one of its indices, an int in lo..T (a reverse step exists for 1..T); return the index."""
-    return positive_int(i, name, minimum=lo, maximum=check_chain(chain).T)
-
-
-def batch_at_times(schedule: object, t: object, **batches: object) -> tuple[np.ndarray, ...]:
-    r"""Check a continuous schedule, batches of one shape (B, D) and their times t in [0, 1].
-
-    ``t`` is a float or a (B,) array. Returns the batches in the order given, then t as (B,).
-    """
-    check_schedule(schedule)
-    arrays = as_batches(**batches)
-    return (*arrays, as_times(t, arrays[0].shape[0]))
-
-
-def batch_between_times(schedule: object, s: object, t: object, *, strict: bool, **batches: object) -> tuple[np.ndarray, ...]:
-    r"""As :func:`batch_at_times` with two times per point, s <= t (s < t when ``strict``).
-
-    Returns the batches in the order given, then s and t as (B,) arrays.
-    """
-    *arrays, t = batch_at_times(schedule, t, **batches)
-    s = as_times(s, t.shape[0], "s")
-    if np.any(s >= t) if strict else np.any(s > t):
-        raise ValueError(f"s must be {'<' if strict else '<='} t elementwise, got s up to {s.max()} with t down to {t.min()}")
-    return (*arrays, s, t)
-
-
-def batch_at_steps(chain: object, t: object, *, lo: int = 0, **batches: object) -> tuple[np.ndarray, ...]:
-    r"""Check a chain, batches of one shape (B, D) and their step indices t in lo..T.
-
-    ``t`` is an int or a (B,) array of ints. Returns the batches in the order given, then t as (B,) int64.
-    """
-    chain = check_chain(chain)
-    arrays = as_batches(**batches)
-    return (*arrays, as_indices(t, arrays[0].shape[0], lo=lo, hi=chain.T))
-
-
-def flow_time(schedule: Schedule, t: object, name: str, *, hi_open: bool = False) -> float:
+def flow_time(schedule: Any, t: object, name: str, *, hi_open: bool = False) -> float:
     r"""A time of the probability flow: in (0, ``schedule.t_max``], where :math:`\sigma(t) > 0` (the flow divides by it)."""
     t = real_scalar(t, name, lo=0.0, hi=schedule.t_max, lo_open=True, hi_open=hi_open)
     if float(schedule.sigma(t)) == 0.0:  # e.g. t = 5e-324

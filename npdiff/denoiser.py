@@ -25,8 +25,8 @@ A denoiser's answers are checked where they enter npdiff, at every call: shape (
 finite, else a clear error instead of garbage propagating through a sampler. Its inputs are
 checked once, at the door of the public function (:func:`check_denoiser`,
 :func:`as_denoiser_batch`); the samplers' loops then call :func:`call_eps` and
-:func:`call_eps_and_divergence`, which check the answers (and that the denoiser still has the
-protocol's attributes, a few attribute lookups) but not the inputs again.
+:func:`call_eps_and_divergence`, which check the answers (shape and NaN) but neither the inputs
+nor the denoiser again.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def _check_eps(eps: object, x: np.ndarray, where: str) -> np.ndarray:
 
 def call_eps(denoiser: Denoiser, x: np.ndarray, t: float | np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
     r"""Call ``denoiser.eps`` (with labels y, if given) and check its answer: (B, D), finite; else a clear error."""
-    check_denoiser(denoiser)  # x, t (and y) were checked at the caller's door; the answer is new at every call
+    # the denoiser, x, t (and y) were checked once at the caller's door; only the answer is new at every call
     if y is None:
         return _check_eps(denoiser.eps(x, t), x, "eps(x, t)")
     return _check_eps(denoiser.eps(x, t, y), x, "eps(x, t, y)")
@@ -101,7 +101,7 @@ def call_eps(denoiser: Denoiser, x: np.ndarray, t: float | np.ndarray, y: np.nda
 def call_eps_and_divergence(denoiser: Denoiser, x: np.ndarray, t: float | np.ndarray,
                             y: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     r"""Call ``denoiser.eps_and_divergence`` (with labels y, if given) and check both outputs: (B, D) and (B,), finite."""
-    check_denoiser(denoiser)  # x, t (and y) were checked at the caller's door; the answer is new at every call
+    # the denoiser, x, t (and y) were checked once at the caller's door; only the answer is new at every call
     out = denoiser.eps_and_divergence(x, t) if y is None else denoiser.eps_and_divergence(x, t, y)
     if not isinstance(out, tuple) or len(out) != 2:
         raise ValueError("denoiser.eps_and_divergence(x, t) must return a pair (eps, divergence)")

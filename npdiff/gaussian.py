@@ -12,9 +12,10 @@ each level owns a bin of width :math:`2/(K-1)` centred on it, the first and last
 open-ended. Dequantization (in the likelihood module) is uniform within a bin. Use
 :func:`levels_to_data` and :func:`data_to_levels` to move between the two.
 
-The estimators call the unchecked cores ``log_normal_diag.unchecked``, ``kl_normal_diag.unchecked``
-and ``discretized_gaussian_log_likelihood.unchecked`` (the same arguments) on arrays they have
-checked already.
+Each public function checks its arguments and calls the formula of the same name with ``_unchecked``
+appended; the estimators' loops, which checked their arrays at their own door, call those formulas
+directly (:func:`log_normal_diag_unchecked`, :func:`kl_normal_diag_unchecked`,
+:func:`discretized_gaussian_log_likelihood_unchecked`: the same arguments, float64, no checks).
 """
 
 from __future__ import annotations
@@ -32,9 +33,12 @@ __all__ = [
     "bpd_to_nats",
     "data_to_levels",
     "discretized_gaussian_log_likelihood",
+    "discretized_gaussian_log_likelihood_unchecked",
     "kl_normal_diag",
+    "kl_normal_diag_unchecked",
     "levels_to_data",
     "log_normal_diag",
+    "log_normal_diag_unchecked",
     "log_normal_full",
     "nats_to_bpd",
 ]
@@ -50,19 +54,37 @@ def log_normal_diag(x: object, mean: object, log_var: object) -> np.ndarray:
 
     Parameters
     ----------
-    x : (..., D) points.
-    mean, log_var : arrays broadcastable to x's shape (log-variances, so a tiny or
-        huge variance is represented without under- or overflow).
+    x : (..., D) array
+        Points.
+    mean : array broadcastable to x's shape
+        The means.
+    log_var : array broadcastable to x's shape
+        The log-variances (so a tiny or huge variance is represented without under- or overflow).
 
     Returns
     -------
-    (...,) log-densities in nats.
+    (...,) array
+        Log-densities in nats.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> print(np.round(log_normal_diag(np.array([[0.5, -1.0]]), 0.0, 0.0), 4))
+    [-2.4629]
     """
     x, mean, log_var = as_float_arrays(x=x, mean=mean, log_var=log_var, like="x", min_ndim=1)
-    return _log_normal_diag(x, mean, log_var)
+    return log_normal_diag_unchecked(x, mean, log_var)
 
 
-def _log_normal_diag(x: np.ndarray, mean: np.ndarray | float, log_var: np.ndarray | float) -> np.ndarray:
+def log_normal_diag_unchecked(x: np.ndarray, mean: np.ndarray | float, log_var: np.ndarray | float) -> np.ndarray:
+    r""":func:`log_normal_diag`'s formula on float64 arrays its caller checked.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> print(np.round(log_normal_diag_unchecked(np.array([[0.5, -1.0]]), 0.0, 0.0), 4))
+    [-2.4629]
+    """
     return -0.5 * np.sum(LOG_2PI + log_var + (x - mean) ** 2 * np.exp(-log_var), axis=-1)
 
 
@@ -74,11 +96,24 @@ def log_normal_full(x: object, mean: object, cov: object) -> np.ndarray:
 
     Parameters
     ----------
-    x : (B, D) points. mean : (D,). cov : (D, D) symmetric positive definite.
+    x : (B, D) array
+        Points.
+    mean : (D,) array
+        The mean.
+    cov : (D, D) array
+        The covariance, symmetric positive definite.
 
     Returns
     -------
-    (B,) log-densities in nats.
+    (B,) array
+        Log-densities in nats.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> cov = np.array([[1.0, 0.5], [0.5, 2.0]])
+    >>> print(np.round(log_normal_full(np.array([[0.5, -1.0]]), np.zeros(2), cov), 4))
+    [-2.6891]
     """
     x, mean, L = as_full_gaussian(x, mean, cov)  # (B, D), (D,), (D, D) with L L^T = cov
     D = x.shape[1]
@@ -99,15 +134,41 @@ def kl_normal_diag(mean1: object, log_var1: object, mean2: object, log_var2: obj
     equal variances give exactly 0 and nearly equal ones lose no digits. Sum over
     dimensions yourself (the VLB does).
 
+    Parameters
+    ----------
+    mean1 : array
+        :math:`\mu_1`.
+    log_var1 : array
+        :math:`\ell_1 = \log\sigma_1^2`.
+    mean2 : array
+        :math:`\mu_2`.
+    log_var2 : array
+        :math:`\ell_2`; all four broadcast together.
+
     Returns
     -------
-    array of the broadcast shape, in nats, each entry >= 0.
+    array of the broadcast shape
+        The KL in nats, each entry >= 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> print(np.round(kl_normal_diag(0.0, 0.0, 1.0, np.log(2.0)), 4))
+    0.3466
     """
     m1, l1, m2, l2 = as_float_arrays(mean1=mean1, log_var1=log_var1, mean2=mean2, log_var2=log_var2)
-    return _kl_normal_diag(m1, l1, m2, l2)
+    return kl_normal_diag_unchecked(m1, l1, m2, l2)
 
 
-def _kl_normal_diag(m1: np.ndarray, l1: np.ndarray, m2: np.ndarray | float, l2: np.ndarray | float) -> np.ndarray:
+def kl_normal_diag_unchecked(m1: np.ndarray, l1: np.ndarray, m2: np.ndarray | float, l2: np.ndarray | float) -> np.ndarray:
+    r""":func:`kl_normal_diag`'s formula on float64 arrays its caller checked.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> print(np.round(kl_normal_diag_unchecked(np.array(0.0), np.array(0.0), 1.0, np.log(2.0)), 4))
+    0.3466
+    """
     return 0.5 * (_expm1_minus_x(l1 - l2) + (m1 - m2) ** 2 * np.exp(-l2))
 
 
@@ -124,14 +185,54 @@ def _expm1_minus_x(d: np.ndarray) -> np.ndarray:
 
 
 def levels_to_data(levels: object, K: int) -> np.ndarray:
-    r"""Map integer levels 0..K-1 to :math:`x = 2v/(K-1) - 1 \in [-1, 1]`."""
+    r"""Map integer levels 0..K-1 to :math:`x = 2v/(K-1) - 1 \in [-1, 1]`.
+
+    Parameters
+    ----------
+    levels : array of ints
+        Levels in 0..K-1, any shape.
+    K : int
+        The number of levels, >= 2.
+
+    Returns
+    -------
+    array of levels' shape
+        The data, float64.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> print(np.round(levels_to_data(np.array([0, 1, 2, 3]), 4), 4))
+    [-1.     -0.3333  0.3333  1.    ]
+    """
     K = positive_int(K, "K", minimum=2)
     v = as_integers(levels, "levels", lo=0, hi=K - 1)
     return 2.0 * v / (K - 1) - 1.0
 
 
 def data_to_levels(x: object, K: int, name: str = "x") -> np.ndarray:
-    r"""Invert :func:`levels_to_data`; data must lie on the K levels (within 1e-6 of a bin width)."""
+    r"""Invert :func:`levels_to_data`; data must lie on the K levels (within 1e-6 of a bin width).
+
+    Parameters
+    ----------
+    x : array
+        Data on the levels, any shape.
+    K : int
+        The number of levels, >= 2.
+    name : str
+        The argument's name in an error message.
+
+    Returns
+    -------
+    array of x's shape
+        The levels, int64.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> print(data_to_levels(np.array([-1.0, 1.0 / 3, 1.0]), 4))
+    [0 2 3]
+    """
     K, x = positive_int(K, "K", minimum=2), as_float_array(x, name)
     v = (x + 1.0) * (K - 1) / 2.0
     v_round = np.round(v)
@@ -181,21 +282,46 @@ def discretized_gaussian_log_likelihood(x: object, mean: object, log_var: object
 
     Parameters
     ----------
-    x : array of data on the K levels (see the module docstring).
-    mean, log_var : arrays broadcastable to x (the decoder's mean and log-variance).
-    K : number of levels, >= 2.
+    x : array
+        Data on the K levels (see the module docstring).
+    mean : array broadcastable to x
+        The decoder's mean.
+    log_var : array broadcastable to x
+        The decoder's log-variance.
+    K : int
+        The number of levels, >= 2.
 
     Returns
     -------
-    array of x's shape: log-probabilities in nats (sum them for a joint).
+    array of x's shape
+        Log-probabilities in nats (sum them for a joint).
+
+    Examples
+    --------
+    Three levels, a decoder N(0, 0.5^2): the probabilities of the three bins sum to one.
+
+    >>> import numpy as np
+    >>> log_p = discretized_gaussian_log_likelihood(np.array([-1.0, 0.0, 1.0]), 0.0, np.log(0.25), K=3)
+    >>> print(np.round(np.exp(log_p), 4), round(float(np.exp(log_p).sum()), 12))
+    [0.1587 0.6827 0.1587] 1.0
     """
     K = positive_int(K, "K", minimum=2)
     x, mean, log_var = as_float_arrays(x=x, mean=mean, log_var=log_var, like="x")
     data_to_levels(x, K)  # validates that x lies on the levels
-    return _discretized_gaussian_log_likelihood(x, mean, log_var, K)
+    return discretized_gaussian_log_likelihood_unchecked(x, mean, log_var, K)
 
 
-def _discretized_gaussian_log_likelihood(x: np.ndarray, mean: np.ndarray, log_var: np.ndarray | float, K: int) -> np.ndarray:
+def discretized_gaussian_log_likelihood_unchecked(x: np.ndarray, mean: np.ndarray, log_var: np.ndarray | float,
+                                                  K: int) -> np.ndarray:
+    r""":func:`discretized_gaussian_log_likelihood`'s formula on checked arrays (x on the K levels).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([-1.0, 0.0, 1.0])
+    >>> print(np.round(discretized_gaussian_log_likelihood_unchecked(x, np.zeros(3), np.log(0.25), 3), 4))
+    [-1.841  -0.3817 -1.841 ]
+    """
     delta = 1.0 / (K - 1)
     inv_std = np.exp(-0.5 * log_var)
     upper = np.where(x > 1.0 - 1e-9, np.inf, (x + delta - mean) * inv_std)
@@ -204,18 +330,50 @@ def _discretized_gaussian_log_likelihood(x: np.ndarray, mean: np.ndarray, log_va
 
 
 def nats_to_bpd(nats: object, D: int) -> np.ndarray:
-    r"""Nats per example to bits per dimension: :math:`\mathrm{bpd} = \mathrm{nats} / (D \ln 2)`."""
+    r"""Nats per example to bits per dimension: :math:`\mathrm{bpd} = \mathrm{nats} / (D \ln 2)`.
+
+    Parameters
+    ----------
+    nats : array
+        Nats per example, any shape (+-inf allowed).
+    D : int
+        The data dimension.
+
+    Returns
+    -------
+    array of nats' shape
+        Bits per dimension.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> print(np.round(nats_to_bpd(np.array([1000.0]), 784), 4))
+    [1.8402]
+    """
     D, nats = positive_int(D, "D"), as_float_array(nats, "nats", allow_inf=True)
     return nats / (D * np.log(2.0))
 
 
 def bpd_to_nats(bpd: object, D: int) -> np.ndarray:
-    r"""Bits per dimension to nats per example: :math:`\mathrm{nats} = \mathrm{bpd}\cdot D \ln 2`."""
+    r"""Bits per dimension to nats per example: :math:`\mathrm{nats} = \mathrm{bpd}\cdot D \ln 2`.
+
+    Parameters
+    ----------
+    bpd : array
+        Bits per dimension, any shape (+-inf allowed).
+    D : int
+        The data dimension.
+
+    Returns
+    -------
+    array of bpd's shape
+        Nats per example.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> print(np.round(bpd_to_nats(np.array([2.0]), 784), 2))
+    [1086.85]
+    """
     D, bpd = positive_int(D, "D"), as_float_array(bpd, "bpd", allow_inf=True)
     return bpd * (D * np.log(2.0))
-
-
-# the unchecked cores, for the estimators' loops (module docstring)
-log_normal_diag.unchecked = _log_normal_diag
-kl_normal_diag.unchecked = _kl_normal_diag
-discretized_gaussian_log_likelihood.unchecked = _discretized_gaussian_log_likelihood

@@ -39,25 +39,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._check import as_batch, as_labels, real_scalar
-from .denoiser import Denoiser, call_eps, call_eps_and_divergence, check_denoiser, num_classes_of
+from ._check import as_batch, real_scalar
+from ._validate import (
+    as_guidance_label,
+    check_classifier,
+    check_classifier_answer,
+    check_conditional,
+    check_label_count,
+    check_laplacian,
+)
+from .denoiser import Denoiser, call_eps, call_eps_and_divergence
 
 __all__ = ["ClassifierFree", "ClassifierGuided", "classifier_guided", "guided"]
 
 
-def _label(y: object, C: int) -> np.ndarray:
-    if y is None:
-        raise ValueError("y must be the label to guide towards (an int, or one per point), got None")
-    return as_labels(y, None, C)
-
-
 def _labels_for(y: np.ndarray, x: np.ndarray) -> np.ndarray:
     # one label for the batch, or one per point: then the batch must be the one the labels were given for
-    if y.ndim == 0:
-        return np.full(x.shape[0], int(y))
-    if y.shape[0] != x.shape[0]:
-        raise ValueError(f"y holds {y.shape[0]} labels but x has {x.shape[0]} points; give one label or one per point")
-    return y
+    check_label_count(y, x)
+    return np.full(x.shape[0], int(y)) if y.ndim == 0 else y
 
 
 class ClassifierFree:
@@ -111,31 +110,24 @@ class ClassifierGuided:
         r""":math:`\epsilon(x, t) - s\,\sigma(t)\,\nabla_x\log p_\phi(y \mid x, t)`, (B, D)."""
         x = as_batch(x, "x", dim=self.dim)
         eps = call_eps(self.denoiser, x, t)  # (B, D)
-        grad = _checked(self.classifier.class_log_prob_grad(x, t, _labels_for(self.y, x)), x.shape, "class_log_prob_grad")
+        grad = self.classifier.class_log_prob_grad(x, t, _labels_for(self.y, x))  # (B, D)
+        grad = check_classifier_answer(grad, x.shape, "class_log_prob_grad")
         return eps - self.scale * self._sigma(x, t)[:, None] * grad
 
     def eps_and_divergence(self, x: object, t: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         r"""The guided eps (B, D) and its exact divergence :math:`\mathrm{tr}\,\partial\epsilon/\partial x
         - s\sigma\,\Delta_x\log p_\phi(y \mid x, t)` (B,)."""
         x = as_batch(x, "x", dim=self.dim)
-        if not hasattr(self.classifier, "class_log_prob_grad_and_laplacian"):
-            raise TypeError(f"the exact divergence of classifier guidance needs the classifier's Laplacian; "
-                            f"{type(self.classifier).__name__} has no class_log_prob_grad_and_laplacian")
+        check_laplacian(self.classifier)
         eps, div = call_eps_and_divergence(self.denoiser, x, t)
         grad, lap = self.classifier.class_log_prob_grad_and_laplacian(x, t, _labels_for(self.y, x))
-        grad, lap = _checked(grad, x.shape, "class_log_prob_grad"), _checked(lap, x.shape[:1], "Laplacian")
+        grad = check_classifier_answer(grad, x.shape, "class_log_prob_grad")  # (B, D)
+        lap = check_classifier_answer(lap, x.shape[:1], "Laplacian")  # (B,)
         sigma = self._sigma(x, t)  # (B,)
         return eps - self.scale * sigma[:, None] * grad, div - self.scale * sigma * lap
 
     def __repr__(self) -> str:
         return f"ClassifierGuided({self.denoiser!r}, {self.classifier!r}, y={self.y.tolist()}, scale={self.scale:g})"
-
-
-def _checked(value: object, shape: tuple[int, ...], what: str) -> np.ndarray:
-    value = np.asarray(value)
-    if value.shape != shape or not np.all(np.isfinite(value)):
-        raise FloatingPointError(f"the classifier's {what} returned shape {value.shape}, expected {shape} and finite")
-    return value
 
 
 def guided(denoiser: object, y: object, w: float) -> ClassifierFree:
@@ -153,10 +145,8 @@ def guided(denoiser: object, y: object, w: float) -> ClassifierFree:
     :class:`ClassifierFree`, a denoiser of the plain protocol: ``eps(x, t)``,
     ``eps_and_divergence(x, t)``, ``schedule``.
     """
-    C = num_classes_of(denoiser)
-    if C == 0:
-        raise ValueError(f"denoiser must be conditional (num_classes > 0) to be guided; {type(denoiser).__name__} has no labels")
-    return ClassifierFree(denoiser, _label(y, C), real_scalar(w, "w", lo=0.0))
+    C = check_conditional(denoiser)
+    return ClassifierFree(denoiser, as_guidance_label(y, C), real_scalar(w, "w", lo=0.0))
 
 
 def classifier_guided(denoiser: object, classifier: object, y: object, scale: float) -> ClassifierGuided:
@@ -167,18 +157,14 @@ def classifier_guided(denoiser: object, classifier: object, y: object, scale: fl
     denoiser : a denoiser (its unconditional prediction is guided).
     classifier : a classifier of noisy inputs with ``num_classes``, ``class_log_prob_grad(x, t, y)``
         and the denoiser's schedule (a labelled oracle, or :class:`npdiff.nn.classifier.NoisyClassifier`).
-    y : the label, one int or (B,) ints. scale : s >= 0.
+    y : int or (B,) array of ints
+        The label.
+    scale : float
+        s >= 0.
 
     Returns
     -------
     :class:`ClassifierGuided`, a denoiser of the plain protocol.
     """
-    schedule = check_denoiser(denoiser)
-    if not hasattr(classifier, "class_log_prob_grad"):
-        raise TypeError(f"classifier must answer class_log_prob_grad(x, t, y); {type(classifier).__name__} does not")
-    C = getattr(classifier, "num_classes", 0)
-    if isinstance(C, bool) or not isinstance(C, (int, np.integer)) or C < 1:
-        raise ValueError(f"classifier.num_classes must be a positive int, got {C!r}")
-    if getattr(classifier, "schedule", schedule) != schedule:
-        raise ValueError(f"classifier was trained for schedule {classifier.schedule!r}, the denoiser has {schedule!r}")
-    return ClassifierGuided(denoiser, classifier, _label(y, int(C)), real_scalar(scale, "scale", lo=0.0))
+    C = check_classifier(denoiser, classifier)
+    return ClassifierGuided(denoiser, classifier, as_guidance_label(y, C), real_scalar(scale, "scale", lo=0.0))

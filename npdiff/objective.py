@@ -42,18 +42,13 @@ import math
 
 import numpy as np
 
-from ._check import as_batch, as_float_array, as_generator, as_times, positive_int, real_scalar, same_shape
-from .forward import q_sample
+from ._check import as_batches, as_float_array, as_generator, as_times, one_of, positive_int, real_scalar
+from ._validate import check_schedule
+from .forward import q_sample_unchecked
 from .parameterization import PREDICTIONS, prediction_target
 from .schedule import Schedule
 
 __all__ = ["TimeSampler", "denoising_targets", "log_snr_times", "loss_weight", "noisy_batch"]
-
-
-def _check_kind(kind: object, name: str) -> str:
-    if not isinstance(kind, str) or kind not in PREDICTIONS:  # an array would make `in` elementwise
-        raise ValueError(f"{name} must be one of {PREDICTIONS}, got {kind!r}")
-    return kind
 
 
 # -- the weight -----------------------------------------------------------------------------------
@@ -72,7 +67,7 @@ def loss_weight(log_snr: object, parameterization: str, loss: str) -> np.ndarray
     ``log_snr`` (B,) is :math:`\log(\bar\alpha/\sigma^2)`, +-inf allowed (t where sigma or alpha_bar
     is 0); returns (B,) float64, 0 or +inf where the ratio is (never NaN).
     """
-    parameterization, loss = _check_kind(parameterization, "parameterization"), _check_kind(loss, "loss")
+    parameterization, loss = one_of(parameterization, "parameterization", PREDICTIONS), one_of(loss, "loss", PREDICTIONS)
     log_snr = as_float_array(log_snr, "log_snr", allow_inf=True)
     if loss == parameterization:
         return np.ones(np.shape(log_snr))
@@ -88,7 +83,7 @@ def noisy_batch(x0: np.ndarray, t: np.ndarray, eps: np.ndarray, schedule: Schedu
     once; :func:`denoising_targets` is the checked version.
     Returns x_t (B, D), the target (B, D) and the weight (B,) of :func:`loss_weight`.
     """
-    xt = q_sample.unchecked(x0, t, eps, schedule)  # (B, D)
+    xt = q_sample_unchecked(x0, t, eps, schedule)  # (B, D)
     log_alpha_bar = schedule.log_alpha_bar(t)  # (B,)
     alpha = np.exp(0.5 * log_alpha_bar)[:, None]  # (B, 1)
     sigma = np.sqrt(-np.expm1(log_alpha_bar))[:, None]  # (B, 1) via expm1: exact near t = 0
@@ -108,11 +103,8 @@ def denoising_targets(x0: object, t: object, eps: object, schedule: Schedule, pa
     x0, eps (B, D); t a float or (B,) times in [0, 1]. Returns x_t (B, D) (the draw of
     :func:`npdiff.forward.q_sample`), the target (B, D) and the weight (B,).
     """
-    parameterization, loss = _check_kind(parameterization, "parameterization"), _check_kind(loss, "loss")
-    if not isinstance(schedule, Schedule):
-        raise TypeError(f"schedule must be a continuous npdiff Schedule, got {type(schedule).__name__}")
-    x0, eps = as_batch(x0, "x0"), as_batch(eps, "eps")
-    same_shape(x0, eps, "x0", "eps")
+    parameterization, loss = one_of(parameterization, "parameterization", PREDICTIONS), one_of(loss, "loss", PREDICTIONS)
+    schedule, (x0, eps) = check_schedule(schedule), as_batches(x0=x0, eps=eps)
     t = as_times(t, x0.shape[0])
     return noisy_batch(x0, t, eps, schedule, parameterization, loss)
 
@@ -136,9 +128,7 @@ class TimeSampler:
     """
 
     def __init__(self, schedule: Schedule, t_min: float, log_snr_fraction: float) -> None:
-        if not isinstance(schedule, Schedule):
-            raise TypeError(f"schedule must be a continuous npdiff Schedule, got {type(schedule).__name__}")
-        self.t_max = float(schedule.t_max)
+        self.t_max = float(check_schedule(schedule).t_max)
         self.t_min = real_scalar(t_min, "t_min", lo=0.0, hi=self.t_max, hi_open=True)
         self.fraction = real_scalar(log_snr_fraction, "log_snr_fraction", lo=0.0, hi=1.0)
         if self.fraction > 0.0:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._check import as_float_array, same_shape
+from ._check import as_prediction_batch, one_of
 
 __all__ = ["KINDS", "PREDICTIONS", "convert", "eps_coefficients", "from_eps", "prediction_target", "to_eps", "x0_from_eps"]
 
@@ -44,10 +44,33 @@ def eps_coefficients(kind: str, alpha: np.ndarray, sigma: np.ndarray) -> tuple[n
     (v: Salimans & Ho 2022, Sec. 4, using :math:`\alpha^2 + \sigma^2 = 1`.) The map is linear in
     the prediction, so it carries a Jacobian's trace as well:
     :math:`\mathrm{tr}\,\partial\epsilon/\partial x_t = c_x D + c_p\,\mathrm{tr}\,\partial\hat y/\partial x_t`.
-    ``alpha`` and ``sigma`` are arrays that broadcast against the prediction (e.g. (B, 1));
-    callers pass them already checked (the trained model computes them from its schedule).
+    Callers pass ``alpha`` and ``sigma`` already checked (the trained model computes them from its
+    schedule).
+
+    Parameters
+    ----------
+    kind : str
+        One of :data:`KINDS`.
+    alpha : (B, 1) array or float
+        :math:`\sqrt{\bar\alpha}`, broadcasting against the prediction.
+    sigma : (B, 1) array or float
+        :math:`\sqrt{1 - \bar\alpha}`.
+
+    Returns
+    -------
+    c_x : array of sigma's shape
+        The coefficient of :math:`x_t`.
+    c_p : array of sigma's shape
+        The coefficient of the prediction.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> c_x, c_p = eps_coefficients("v", np.array([[0.8]]), np.array([[0.6]]))
+    >>> print(c_x, c_p)
+    [[0.6]] [[0.8]]
     """
-    kind = _kind(kind, "kind")
+    kind = one_of(kind, "kind", KINDS)
     if kind == "eps":
         return np.zeros_like(sigma), np.ones_like(sigma)
     if kind == "x0":
@@ -61,8 +84,30 @@ def x0_from_eps(xt: np.ndarray, eps: np.ndarray, alpha: np.ndarray, sigma: np.nd
     r"""The clean data a noise prediction implies: :math:`\hat x_0 = (x_t - \sigma\hat\epsilon)/\alpha`.
 
     Ho et al. 2020, Eq. 15; with the exact noise :math:`\mathbb E[\epsilon \mid x_t]` it is Tweedie's
-    :math:`\mathbb E[x_0 \mid x_t]` (Efron 2011). xt, eps (B, D); alpha, sigma broadcast against them.
-    The formula only: the samplers call it at every step on what they have checked.
+    :math:`\mathbb E[x_0 \mid x_t]` (Efron 2011). The formula only: the samplers call it at every step
+    on what they have checked.
+
+    Parameters
+    ----------
+    xt : (B, D) array
+        The noised data.
+    eps : (B, D) array
+        The predicted noise.
+    alpha : (B, 1) array or float
+        :math:`\sqrt{\bar\alpha}`.
+    sigma : (B, 1) array or float
+        :math:`\sqrt{1 - \bar\alpha}`.
+
+    Returns
+    -------
+    (B, D) array
+        :math:`\hat x_0`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> print(np.round(x0_from_eps(np.array([[0.3, -0.2]]), np.array([[0.5, 1.0]]), 0.8, 0.6), 4))
+    [[ 0. -1.]]
     """
     return (xt - sigma * eps) / alpha
 
@@ -71,9 +116,33 @@ def prediction_target(kind: str, x0: np.ndarray, eps: np.ndarray, alpha: np.ndar
     r"""What a network of ``kind`` should output for :math:`x_t = \alpha x_0 + \sigma\epsilon`: its regression target.
 
     :math:`\epsilon`, :math:`x_0`, :math:`v = \alpha\epsilon - \sigma x_0` (Salimans & Ho 2022, Sec. 4) or the
-    conditional score :math:`-\epsilon/\sigma`. x0, eps (B, D); alpha, sigma broadcast against them.
+    conditional score :math:`-\epsilon/\sigma`.
+
+    Parameters
+    ----------
+    kind : str
+        One of :data:`KINDS`.
+    x0 : (B, D) array
+        The clean data.
+    eps : (B, D) array
+        The noise.
+    alpha : (B, 1) array or float
+        :math:`\sqrt{\bar\alpha}`.
+    sigma : (B, 1) array or float
+        :math:`\sqrt{1 - \bar\alpha}`.
+
+    Returns
+    -------
+    (B, D) array
+        The target.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> print(np.round(prediction_target("v", np.array([[1.0, 0.0]]), np.array([[0.5, 1.0]]), 0.8, 0.6), 4))
+    [[-0.2  0.8]]
     """
-    kind = _kind(kind, "kind")
+    kind = one_of(kind, "kind", KINDS)
     if kind == "eps":
         return eps
     if kind == "x0":
@@ -81,32 +150,6 @@ def prediction_target(kind: str, x0: np.ndarray, eps: np.ndarray, alpha: np.ndar
     if kind == "v":
         return alpha * eps - sigma * x0
     return -eps / sigma
-
-
-def _check(pred: object, xt: object, alpha_bar: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    pred = as_float_array(pred, "pred")
-    xt = as_float_array(xt, "xt")
-    same_shape(pred, xt, "pred", "xt")
-    ab = as_float_array(alpha_bar, "alpha_bar")
-    if ab.size and (ab.min() <= 0.0 or ab.max() >= 1.0):
-        raise ValueError(
-            f"alpha_bar must lie in (0, 1) for the conversions to be defined, got values in [{ab.min()}, {ab.max()}]"
-        )
-    try:
-        np.broadcast_shapes(ab.shape, xt.shape)
-    except ValueError:
-        raise ValueError(
-            f"alpha_bar of shape {ab.shape} does not broadcast against xt of shape {xt.shape}; use shape (B, 1)"
-        ) from None
-    if np.broadcast_shapes(ab.shape, xt.shape) != xt.shape:
-        raise ValueError(f"alpha_bar of shape {ab.shape} would enlarge xt of shape {xt.shape}; use shape (B, 1)")
-    return pred, xt, ab
-
-
-def _kind(kind: object, name: str) -> str:
-    if not isinstance(kind, str) or kind not in KINDS:  # an array would make `in` elementwise
-        raise ValueError(f"{name} must be one of {KINDS}, got {kind!r}")
-    return kind  # type: ignore[return-value]
 
 
 def _alpha_sigma(alpha_bar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -123,9 +166,28 @@ def to_eps(pred: object, kind: str, xt: object, alpha_bar: object) -> np.ndarray
 
     Parameters
     ----------
-    pred, xt : (B, D) arrays. alpha_bar : (B, 1) or a scalar in (0, 1).
+    pred : (B, D) array
+        The prediction.
+    kind : str
+        What it predicts, one of :data:`KINDS`.
+    xt : (B, D) array
+        The noised data it was made at.
+    alpha_bar : (B, 1) array or float
+        :math:`\bar\alpha` in (0, 1).
+
+    Returns
+    -------
+    (B, D) array
+        :math:`\epsilon`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x0_hat, xt = np.array([[0.1, -0.2]]), np.array([[0.3, -0.2]])
+    >>> print(np.round(to_eps(x0_hat, "x0", xt, 0.64), 4))
+    [[ 0.3667 -0.0667]]
     """
-    pred, xt, ab = _check(pred, xt, alpha_bar)
+    pred, xt, ab = as_prediction_batch(pred, xt, alpha_bar)
     c_x, c_p = eps_coefficients(kind, *_alpha_sigma(ab))
     return c_x * xt + c_p * pred
 
@@ -137,14 +199,60 @@ def from_eps(eps: object, kind: str, xt: object, alpha_bar: object) -> np.ndarra
         \hat x_0 = \frac{x_t - \sigma\epsilon}{\sqrt{\bar\alpha}}\ \text{(Ho et al. 2020, Eq. 15)},\quad
         v = \sqrt{\bar\alpha}\,\epsilon - \sigma\hat x_0,\quad
         s = -\epsilon / \sigma
+
+    Parameters
+    ----------
+    eps : (B, D) array
+        The noise.
+    kind : str
+        What to turn it into, one of :data:`KINDS`.
+    xt : (B, D) array
+        The noised data.
+    alpha_bar : (B, 1) array or float
+        :math:`\bar\alpha` in (0, 1).
+
+    Returns
+    -------
+    (B, D) array
+        The prediction of ``kind``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> print(np.round(from_eps(np.array([[0.5, 1.0]]), "v", np.array([[0.3, -0.2]]), 0.64), 4))
+    [[0.4 1.4]]
     """
-    eps, xt, ab = _check(eps, xt, alpha_bar)
+    eps, xt, ab = as_prediction_batch(eps, xt, alpha_bar)
     alpha, sigma = _alpha_sigma(ab)
     return prediction_target(kind, x0_from_eps(xt, eps, alpha, sigma), eps, alpha, sigma).copy()
 
 
 def convert(pred: object, source: str, target: str, xt: object, alpha_bar: object) -> np.ndarray:
-    r"""Convert a prediction from ``source`` to ``target`` kind (any of :data:`KINDS`), through eps."""
-    _kind(source, "source")
-    _kind(target, "target")
+    r"""Convert a prediction from ``source`` to ``target`` kind (any of :data:`KINDS`), through eps.
+
+    Parameters
+    ----------
+    pred : (B, D) array
+        The prediction.
+    source : str
+        What it predicts.
+    target : str
+        What to convert it to.
+    xt : (B, D) array
+        The noised data.
+    alpha_bar : (B, 1) array or float
+        :math:`\bar\alpha` in (0, 1).
+
+    Returns
+    -------
+    (B, D) array
+        The prediction of ``target``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> print(np.round(convert(np.array([[0.1, -0.2]]), "x0", "v", np.array([[0.3, -0.2]]), 0.64), 4))
+    [[0.2333 0.0667]]
+    """
+    one_of(source, "source", KINDS), one_of(target, "target", KINDS)
     return from_eps(to_eps(pred, source, xt, alpha_bar), target, xt, alpha_bar)

@@ -32,8 +32,10 @@ The chain for T steps respaced to K is :func:`chain_for`: T steps on
 [0, ``schedule.t_max``], unclipped, respaced to K; the continuous-time denoiser is
 called at ``chain.times[i]``, where the chain's alpha_bar equals the schedule's.
 
-:func:`p_mean_variance` and :func:`p_mean_log_variance` check their arguments; the samplers and
-the bound check theirs once and call the unchecked ``.unchecked`` at every step.
+:func:`p_mean_variance` and :func:`p_mean_log_variance` check their arguments (the denoiser too)
+and call :func:`p_mean_variance_unchecked` and :func:`p_mean_log_variance_unchecked`, the step
+itself; the samplers and the bound check their arguments once, at their door, and call those at
+every step.
 """
 
 from __future__ import annotations
@@ -42,15 +44,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._check import as_integers, chain_step, check_schedule, positive_int, real_scalar
+from ._check import as_integers, positive_int, real_scalar
+from ._validate import chain_step, check_schedule
 from .denoiser import Denoiser, as_denoiser_batch, call_eps, call_eps_and_divergence
-from .forward import q_posterior_discrete
+from .forward import q_posterior_discrete_unchecked
 from .parameterization import x0_from_eps
 from .reverse_variance import VARIANCES, ReverseVariance, check_variance, reverse_log_variance
 from .schedule import DiscreteSchedule, Schedule
 
 __all__ = ["VARIANCES", "ReverseVariance", "call_time", "chain_for", "check_variance", "p_mean_log_variance",
-           "p_mean_variance", "reverse_log_variance"]
+           "p_mean_log_variance_unchecked", "p_mean_variance", "p_mean_variance_unchecked", "reverse_log_variance"]
 
 
 def chain_for(schedule: Schedule, T: int, steps: int | Sequence[int] | None = None) -> DiscreteSchedule:
@@ -64,6 +67,28 @@ def chain_for(schedule: Schedule, T: int, steps: int | Sequence[int] | None = No
     continuous-time denoiser and the chain agree on the noise level at every step (a
     clipped cosine chain ends at alpha_bar 2.4e-9 where the denoiser would be asked
     about 2.4e-6, and the predicted x_0 would be off by a factor ~30).
+
+    Parameters
+    ----------
+    schedule : Schedule
+        The continuous schedule.
+    T : int
+        The number of steps on [0, ``schedule.t_max``].
+    steps : int, sequence of ints or None
+        Respace to this many evenly spaced steps, or keep these indices in 1..T; None keeps all T.
+
+    Returns
+    -------
+    DiscreteSchedule
+        The chain (``chain.kept`` holds the kept indices after respacing).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from npdiff.schedule import cosine
+    >>> chain = chain_for(cosine(), 1000, 10)
+    >>> print(chain.T, chain.kept[:4], round(float(chain.times[-1]), 4))
+    10 [  0 100 200 300] 0.999
     """
     schedule, T = check_schedule(schedule), positive_int(T, "T")
     chain = schedule.discretize(T, t_end=schedule.t_max, clip=False)
@@ -81,8 +106,33 @@ def check_clip(clip_x0: object) -> float | None:
 
 
 def call_time(chain: DiscreteSchedule, i: int, schedule: Schedule) -> float:
-    r"""The continuous time at which the denoiser is evaluated for chain index i (0..T)."""
+    r"""The continuous time at which the denoiser is evaluated for chain index i (0..T).
+
+    Parameters
+    ----------
+    chain : DiscreteSchedule
+        The chain.
+    i : int
+        An index in 0..T.
+    schedule : Schedule
+        The denoiser's schedule (its ``t_max`` caps the time).
+
+    Returns
+    -------
+    float
+        ``min(chain.times[i], schedule.t_max)``.
+
+    Examples
+    --------
+    >>> from npdiff.schedule import cosine
+    >>> print(call_time(chain_for(cosine(), 100), 100, cosine()))
+    0.999
+    """
     i, schedule = chain_step(chain, i, lo=0), check_schedule(schedule)
+    return _call_time(chain, i, schedule)
+
+
+def _call_time(chain: DiscreteSchedule, i: int, schedule: Schedule) -> float:
     return float(min(chain.times[i], schedule.t_max))
 
 
@@ -97,30 +147,70 @@ def p_mean_variance(
 
     Parameters
     ----------
-    x : (B, D) states at chain index i (1..T).
-    clip_x0 : clip :math:`\hat x_0` to [-clip_x0, clip_x0] (the data range) or None.
+    denoiser : Denoiser
+        Follows the denoiser protocol.
+    x : (B, D) array
+        States at chain index i.
+    i : int
+        The chain index, 1..T.
+    chain : DiscreteSchedule
+        The chain (e.g. :func:`chain_for`).
+    clip_x0 : float or None
+        Clip :math:`\hat x_0` to [-clip_x0, clip_x0] (the data range), or None.
 
     Returns
     -------
-    mean : (B, D). eps : (B, D). x0_hat : (B, D).
+    mean : (B, D) array
+        :math:`\tilde\mu_i(x_i, \hat x_0)`.
+    eps : (B, D) array
+        The predicted noise.
+    x0_hat : (B, D) array
+        The predicted clean data.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from npdiff.analytic import GaussianData
+    >>> from npdiff.schedule import vp_linear
+    >>> oracle = GaussianData(np.zeros(2), np.ones(2), vp_linear())
+    >>> chain = chain_for(oracle.schedule, 1000, 10)
+    >>> mean, eps, x0_hat = p_mean_variance(oracle, np.array([[0.5, -1.0]]), 5, chain)
+    >>> print(np.round(mean, 4), np.round(x0_hat, 4))
+    [[ 0.3179 -0.6359]] [[ 0.1406 -0.2812]]
     """
     x, i, clip_x0 = as_denoiser_batch(denoiser, x), chain_step(chain, i), check_clip(clip_x0)
-    return _p_mean_variance(denoiser, x, i, chain, clip_x0)
+    return p_mean_variance_unchecked(denoiser, x, i, chain, clip_x0)
 
 
-def _p_mean_variance(
+def p_mean_variance_unchecked(
     denoiser: Denoiser, x: np.ndarray, i: int, chain: DiscreteSchedule, clip_x0: float | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    ab = chain.alpha_bar[i]
-    eps = call_eps(denoiser, x, call_time(chain, i, denoiser.schedule))  # (B, D)
-    x0_hat = x0_from_eps(x, eps, np.sqrt(ab), np.sqrt(1.0 - ab))  # Ho et al. 2020, Eq. 15
-    if clip_x0 is not None:
-        x0_hat = np.clip(x0_hat, -clip_x0, clip_x0)
-    mean, _, _ = q_posterior_discrete.unchecked(x0_hat, x, i, chain)  # Eq. 7 at the predicted x_0
+    r""":func:`p_mean_variance` on arguments its caller checked (x (B, D) float64, i an int in 1..T).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from npdiff.analytic import GaussianData
+    >>> from npdiff.schedule import vp_linear
+    >>> oracle = GaussianData(np.zeros(2), np.ones(2), vp_linear())
+    >>> chain = chain_for(oracle.schedule, 1000, 10)
+    >>> mean, _, _ = p_mean_variance_unchecked(oracle, np.array([[0.5, -1.0]]), 5, chain, None)
+    >>> print(np.round(mean, 4))
+    [[ 0.3179 -0.6359]]
+    """
+    eps = call_eps(denoiser, x, _call_time(chain, i, denoiser.schedule))  # (B, D)
+    mean, x0_hat = _posterior_mean_at_prediction(x, eps, i, chain, clip_x0)
     return mean, eps, x0_hat
 
 
-p_mean_variance.unchecked = _p_mean_variance  # the samplers' and the bound's loops: arguments checked at their door
+def _posterior_mean_at_prediction(x: np.ndarray, eps: np.ndarray, i: int, chain: DiscreteSchedule,
+                                  clip_x0: float | None) -> tuple[np.ndarray, np.ndarray]:
+    ab = chain.alpha_bar[i]
+    x0_hat = x0_from_eps(x, eps, np.sqrt(ab), np.sqrt(1.0 - ab))  # (B, D) Ho et al. 2020, Eq. 15
+    if clip_x0 is not None:
+        x0_hat = np.clip(x0_hat, -clip_x0, clip_x0)
+    mean, _, _ = q_posterior_discrete_unchecked(x0_hat, x, i, chain)  # Eq. 7 at the predicted x_0
+    return mean, x0_hat
 
 
 def p_mean_log_variance(
@@ -138,36 +228,71 @@ def p_mean_log_variance(
 
     Parameters
     ----------
-    x : (B, D) states at chain index i (1..T of ``variance.chain``).
-    variance : a :class:`ReverseVariance`.
-    clip_x0 : clip :math:`\hat x_0` to [-clip_x0, clip_x0] or None.
+    denoiser : Denoiser
+        Follows the denoiser protocol.
+    x : (B, D) array
+        States at chain index i.
+    i : int
+        The chain index, 1..T of ``variance.chain``.
+    variance : ReverseVariance
+        The choice of :math:`\Sigma` on its chain.
+    clip_x0 : float or None
+        Clip :math:`\hat x_0` to [-clip_x0, clip_x0], or None.
 
     Returns
     -------
-    mean : (B, D). log_var : (B,) :math:`\log\Sigma_i`. eps : (B, D). x0_hat : (B, D).
+    mean : (B, D) array
+        :math:`\tilde\mu_i(x_i, \hat x_0)`.
+    log_var : (B,) array
+        :math:`\log\Sigma_i`.
+    eps : (B, D) array
+        The predicted noise.
+    x0_hat : (B, D) array
+        The predicted clean data.
+
+    Examples
+    --------
+    On isotropic Gaussian data ``"trace"`` with the exact denoiser is the true reverse kernel; there
+    it equals ``"large"``, :math:`\Sigma_i = \beta_i`:
+
+    >>> import numpy as np
+    >>> from npdiff.analytic import GaussianData
+    >>> from npdiff.schedule import vp_linear
+    >>> oracle = GaussianData(np.zeros(2), np.ones(2), vp_linear())
+    >>> chain = chain_for(oracle.schedule, 1000, 10)
+    >>> _, log_var, _, _ = p_mean_log_variance(oracle, np.array([[0.5, -1.0]]), 5, ReverseVariance(chain, "trace"))
+    >>> print(np.round(log_var, 4), np.round(np.log(chain.betas[5]), 4))
+    [-0.5181] -0.5181
     """
     if not isinstance(variance, ReverseVariance):
         raise TypeError(f"variance must be a ReverseVariance(chain, choice), got {type(variance).__name__}")
     x, i, clip_x0 = as_denoiser_batch(denoiser, x), chain_step(variance.chain, i), check_clip(clip_x0)
-    return _p_mean_log_variance(denoiser, x, i, variance, clip_x0)
+    return p_mean_log_variance_unchecked(denoiser, x, i, variance, clip_x0)
 
 
-def _p_mean_log_variance(
+def p_mean_log_variance_unchecked(
     denoiser: Denoiser, x: np.ndarray, i: int, variance: ReverseVariance, clip_x0: float | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    chain = variance.chain
-    ab, t = chain.alpha_bar[i], call_time(chain, i, denoiser.schedule)
+    r""":func:`p_mean_log_variance` on arguments its caller checked (x (B, D) float64, i an int in 1..T).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from npdiff.analytic import GaussianData
+    >>> from npdiff.schedule import vp_linear
+    >>> oracle = GaussianData(np.zeros(2), np.ones(2), vp_linear())
+    >>> chain = chain_for(oracle.schedule, 1000, 10)
+    >>> variance = ReverseVariance(chain, "large")
+    >>> _, log_var, _, _ = p_mean_log_variance_unchecked(oracle, np.array([[0.5, -1.0]]), 5, variance, None)
+    >>> print(np.round(log_var, 4))
+    [-0.5181]
+    """
+    t = _call_time(variance.chain, i, denoiser.schedule)
     div = None
     if variance.per_point:
         eps, div = call_eps_and_divergence(denoiser, x, t)  # (B, D), (B,)
     else:
         eps = call_eps(denoiser, x, t)  # (B, D)
-    x0_hat = x0_from_eps(x, eps, np.sqrt(ab), np.sqrt(1.0 - ab))  # Ho et al. 2020, Eq. 15
-    if clip_x0 is not None:
-        x0_hat = np.clip(x0_hat, -clip_x0, clip_x0)
-    mean, _, _ = q_posterior_discrete.unchecked(x0_hat, x, i, chain)  # Eq. 7 at the predicted x_0
+    mean, x0_hat = _posterior_mean_at_prediction(x, eps, i, variance.chain, clip_x0)
     log_var = np.broadcast_to(variance.log_variance_at(i, div, x.shape[1]), (x.shape[0],))  # (B,)
     return mean, log_var, eps, x0_hat
-
-
-p_mean_log_variance.unchecked = _p_mean_log_variance  # the ancestral sampler's and the bound's loops

@@ -48,13 +48,16 @@ itself).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._check import as_batch, as_float_array, as_float_arrays, as_generator, check_chain, one_of, positive_int, real_scalar
-from ._progress import progress
-from .denoiser import Denoiser, call_eps, check_denoiser
+from ._check import as_float_array, as_float_arrays, as_generator, one_of, positive_int, real_scalar
+from ._progress import progress as bar
+from ._validate import check_chain
+from .denoiser import Denoiser, as_denoiser_batch, call_eps
+from .forward import q_sample_discrete_unchecked
 from .schedule import DiscreteSchedule
 
 __all__ = [
@@ -62,8 +65,11 @@ __all__ = [
     "EpsMoments",
     "ReverseVariance",
     "check_variance",
+    "decoder_floor",
+    "eps_at_noised_data",
     "eps_moments",
     "reverse_log_variance",
+    "sigma_from_x0_variance",
     "x0_variance_bound",
     "x0_variance_from_divergence",
     "x0_variance_from_eps_moment",
@@ -73,7 +79,13 @@ VARIANCES = ("small", "large", "analytic", "trace")
 
 
 def check_variance(variance: object) -> str:
-    r"""Check the choice of reverse variance, one of :data:`VARIANCES`."""
+    r"""Check the choice of reverse variance, one of :data:`VARIANCES`.
+
+    Examples
+    --------
+    >>> check_variance("analytic")
+    'analytic'
+    """
     return one_of(variance, "variance", VARIANCES)
 
 
@@ -92,13 +104,26 @@ def x0_variance_from_divergence(divergence: object, alpha_bar: object, D: int) -
 
     Parameters
     ----------
-    divergence : (B,) :math:`\mathrm{tr}\,\partial\epsilon_\theta/\partial x` at the points.
-    alpha_bar : float or (B,) :math:`\bar\alpha_t` in (0, 1].
-    D : data dimension.
+    divergence : (B,) array
+        :math:`\mathrm{tr}\,\partial\epsilon_\theta/\partial x` at the points.
+    alpha_bar : float or (B,) array
+        :math:`\bar\alpha_t` in (0, 1].
+    D : int
+        The data dimension.
 
     Returns
     -------
-    (B,) the per-dimension posterior variance of :math:`x_0`.
+    (B,) array
+        The per-dimension posterior variance of :math:`x_0`.
+
+    Examples
+    --------
+    For data N(0, I) the exact eps is :math:`\sigma x`, whose divergence is :math:`\sigma D`: then
+    :math:`v = 1 - \bar\alpha`, the variance of :math:`x_0` given :math:`x_t`.
+
+    >>> import numpy as np
+    >>> print(np.round(x0_variance_from_divergence(np.array([2 * np.sqrt(0.5)]), 0.5, 2), 4))
+    [0.5]
     """
     div, ab = as_float_arrays(like="divergence", divergence=divergence, alpha_bar=alpha_bar)
     return _from_divergence(div, _alpha_bar(ab), positive_int(D, "D"))
@@ -119,11 +144,20 @@ def x0_variance_from_eps_moment(eps_sq: object, alpha_bar: object) -> np.ndarray
 
     Parameters
     ----------
-    eps_sq : float or (M,) :math:`\Gamma`. alpha_bar : float or (M,) in (0, 1].
+    eps_sq : float or (M,) array
+        :math:`\Gamma`.
+    alpha_bar : float or (M,) array
+        :math:`\bar\alpha` in (0, 1].
 
     Returns
     -------
-    (M,) or a scalar array.
+    (M,) array, or a scalar array
+        :math:`v`.
+
+    Examples
+    --------
+    >>> print(x0_variance_from_eps_moment(0.25, 0.5))
+    0.75
     """
     gamma, ab = as_float_arrays(like="eps_sq", eps_sq=eps_sq, alpha_bar=alpha_bar)
     ab = _alpha_bar(ab)
@@ -137,6 +171,26 @@ def x0_variance_bound(chain: DiscreteSchedule, x0_max: float | None = None) -> n
 
     The first is :math:`\Gamma_t \ge 0`; the second bounds the variance of a variable confined to
     an interval of half-width r. Index 0 (clean data) is 0.
+
+    Parameters
+    ----------
+    chain : DiscreteSchedule
+        The chain.
+    x0_max : float or None
+        The half-width r of the data's range, or None (unbounded data).
+
+    Returns
+    -------
+    (T + 1,) array
+        The bound at t = 0..T.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from npdiff.reverse import chain_for
+    >>> from npdiff.schedule import vp_linear
+    >>> print(np.round(x0_variance_bound(chain_for(vp_linear(), 10), x0_max=1.0)[:4], 4))
+    [0.     0.1157 0.5189 1.    ]
     """
     chain, x0_max = check_chain(chain), check_x0_max(x0_max)
     return _x0_variance_bound(chain, x0_max)
@@ -155,10 +209,56 @@ def _x0_variance_bound(chain: DiscreteSchedule, x0_max: float | None) -> np.ndar
 DECODER_FLOOR = 1e-6
 
 
-def _sigma_from_x0_variance(chain: DiscreteSchedule, i: int, v: np.ndarray, v_max: float) -> np.ndarray:
-    r""":math:`\Sigma_i = \tilde\beta_i + c_{1,i}^2 v_i` with v clipped to [0, v_max] (at i = 1, above the floor)."""
-    v_min = DECODER_FLOOR * (1.0 - chain.alpha_bar[1]) / chain.alpha_bar[1] if i == 1 else 0.0
-    return chain.posterior_variance[i] + chain.posterior_mean_coef1[i] ** 2 * np.clip(v, v_min, max(v_min, v_max))
+def decoder_floor(alpha_bar: float | np.ndarray) -> float | np.ndarray:
+    r"""The least :math:`v` of the decoder's step (to x_0), :data:`DECODER_FLOOR` :math:`\cdot\,\sigma^2/\bar\alpha`.
+
+    The formula on a checked :math:`\bar\alpha` in (0, 1) (float or array, same shape out).
+
+    Examples
+    --------
+    >>> print(f"{decoder_floor(0.5):.1e}")
+    1.0e-06
+    """
+    return DECODER_FLOOR * (1.0 - alpha_bar) / alpha_bar
+
+
+def sigma_from_x0_variance(beta_tilde: float | np.ndarray, c1: float | np.ndarray, v: float | np.ndarray,
+                           v_max: float | np.ndarray, v_min: float | np.ndarray = 0.0) -> np.ndarray:
+    r"""The reverse variance :math:`\Sigma = \tilde\beta + c_1^2 v` with v clipped to [v_min, v_max] (module docstring).
+
+    Bao et al. 2022, Thm. 1 (:math:`\Sigma`) and Thm. 2 (the clip); ``v_min`` > 0 only on the
+    decoder's step (:func:`decoder_floor`). The formula on arrays its callers checked; every
+    argument broadcasts against the others.
+
+    Parameters
+    ----------
+    beta_tilde : float or array
+        :math:`\tilde\beta` of the step (:func:`npdiff.schedule.posterior_coefficients`).
+    c1 : float or array
+        The posterior mean's coefficient of :math:`x_0`.
+    v : float or array
+        The per-dimension posterior variance of :math:`x_0`, before clipping.
+    v_max : float or array
+        Its upper bound (:func:`x0_variance_bound`).
+    v_min : float or array
+        Its lower bound (0, or the decoder's floor).
+
+    Returns
+    -------
+    array of the broadcast shape
+        :math:`\Sigma`.
+
+    Examples
+    --------
+    >>> print(f"{float(sigma_from_x0_variance(0.01, 0.5, 2.0, v_max=1.0)):.4f}")
+    0.2600
+    """
+    return beta_tilde + c1**2 * np.clip(v, v_min, np.maximum(v_min, v_max))
+
+
+def _sigma_at_step(chain: DiscreteSchedule, i: int, v: np.ndarray, v_max: float) -> np.ndarray:
+    v_min = decoder_floor(chain.alpha_bar[1]) if i == 1 else 0.0
+    return sigma_from_x0_variance(chain.posterior_variance[i], chain.posterior_mean_coef1[i], v, v_max, v_min)
 
 
 @dataclass(frozen=True)
@@ -171,10 +271,21 @@ class EpsMoments:
 
     Attributes
     ----------
-    times : (M,) increasing continuous times in (0, 1].
-    eps_sq : (M,) :math:`\Gamma` at those times.
-    se : (M,) its Monte Carlo standard error.
-    n : points averaged per time.
+    times : (M,) array
+        Increasing continuous times in (0, 1].
+    eps_sq : (M,) array
+        :math:`\Gamma` at those times.
+    se : (M,) array
+        Its Monte Carlo standard error.
+    n : int
+        Points averaged per time.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> moments = EpsMoments(times=np.array([0.1, 0.5]), eps_sq=np.array([0.9, 1.0]), se=np.zeros(2), n=100)
+    >>> print(moments.at(np.array([0.3])))
+    [0.95]
     """
 
     times: np.ndarray
@@ -192,6 +303,49 @@ class EpsMoments:
         return np.interp(t, self.times, self.eps_sq)
 
 
+def eps_at_noised_data(denoiser: Denoiser, x0: np.ndarray, chain: DiscreteSchedule, rng: np.random.Generator, *,
+                       batch_size: int, progress: bool, desc: str) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    r"""For each step i = 1..T of ``chain``: noise every point afresh and evaluate the denoiser there.
+
+    .. math:: x_i^{(n)} = \sqrt{\bar\alpha_i}\,x_0^{(n)} + \sigma_i\,\epsilon^{(n)},\qquad
+        \epsilon^{(n)} \sim \mathcal N(0, I)
+
+    (Ho et al. 2020, Eq. 4), ``batch_size`` points per denoiser call at time ``chain.times[i]``. The
+    loop of the per-step statistics (:func:`eps_moments`, :func:`npdiff.likelihood.bound_costs`) on
+    arguments their doors checked: x0 (N, D) float64, the denoiser, chain and rng checked.
+
+    Yields
+    ------
+    i : int
+        The step.
+    xt : (N, D) array
+        The noised points.
+    eps : (N, D) array
+        :math:`\epsilon_\theta(x_i, t_i)`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from npdiff.analytic import GaussianData
+    >>> from npdiff.reverse import chain_for
+    >>> from npdiff.schedule import vp_linear
+    >>> oracle = GaussianData(np.zeros(2), np.ones(2), vp_linear())
+    >>> x0, chain = np.zeros((3, 2)), chain_for(oracle.schedule, 10)
+    >>> steps = [(i, xt.shape) for i, xt, eps in eps_at_noised_data(oracle, x0, chain, np.random.default_rng(0),
+    ...                                                             batch_size=2, progress=False, desc="")]
+    >>> print(steps[0], len(steps))
+    (1, (3, 2)) 10
+    """
+    times = np.minimum(chain.times[1:], denoiser.schedule.t_max)  # (T,)
+    for i in bar(range(1, chain.T + 1), total=chain.T, desc=desc, enabled=progress):
+        xt, eps = np.empty_like(x0), np.empty_like(x0)  # (N, D)
+        for lo in range(0, x0.shape[0], batch_size):
+            x = x0[lo : lo + batch_size]  # (b, D)
+            xt[lo : lo + batch_size] = q_sample_discrete_unchecked(x, i, rng.standard_normal(x.shape), chain)
+            eps[lo : lo + batch_size] = call_eps(denoiser, xt[lo : lo + batch_size], float(times[i - 1]))
+        yield i, xt, eps
+
+
 def eps_moments(
     denoiser: Denoiser,
     x0: object,
@@ -199,7 +353,7 @@ def eps_moments(
     rng: np.random.Generator,
     *,
     batch_size: int = 4096,
-    progress_bar: bool = False,
+    progress: bool = False,
 ) -> EpsMoments:
     r""":math:`\Gamma_t = \mathbb E\lVert\epsilon_\theta(x_t, t)\rVert^2 / D` at every time of ``chain``, from training data.
 
@@ -212,32 +366,49 @@ def eps_moments(
 
     Parameters
     ----------
-    denoiser : follows the denoiser protocol.
-    x0 : (N, D) clean training data; every point is noised afresh at every time.
-    chain : the times at which to estimate, ``chain.times[1:]`` (e.g. ``reverse.chain_for(schedule, 1000)``).
-    rng : draws the noise.
-    batch_size : points per denoiser call.
+    denoiser : Denoiser
+        Follows the denoiser protocol.
+    x0 : (N, D) array
+        Clean training data; every point is noised afresh at every time.
+    chain : DiscreteSchedule
+        The times at which to estimate, ``chain.times[1:]`` (e.g. ``reverse.chain_for(schedule, 1000)``).
+    rng : np.random.Generator or int
+        Draws the noise.
+    batch_size : int
+        Points per denoiser call.
+    progress : bool
+        A bar on stderr, one step a tick.
 
     Returns
     -------
-    :class:`EpsMoments` with M = T entries.
+    EpsMoments
+        M = T entries.
+
+    Examples
+    --------
+    For data N(0, I) the exact eps is :math:`\sigma_t x_t`, so :math:`\Gamma_t = \sigma_t^2 = 1 - \bar\alpha_t`:
+
+    >>> import numpy as np
+    >>> from npdiff.analytic import GaussianData
+    >>> from npdiff.reverse import chain_for
+    >>> from npdiff.schedule import vp_linear
+    >>> oracle = GaussianData(np.zeros(2), np.ones(2), vp_linear())
+    >>> x0, chain = oracle.sample(4000, np.random.default_rng(0)), chain_for(oracle.schedule, 10)
+    >>> moments = eps_moments(oracle, x0, chain, np.random.default_rng(1))
+    >>> print(moments.times.shape, bool(np.all(np.abs(moments.eps_sq - (1 - chain.alpha_bar[1:])) < 5 * moments.se)))
+    (10,) True
     """
-    check_denoiser(denoiser)
-    x0 = as_batch(x0, "x0", dim=getattr(denoiser, "dim", None))
+    x0 = as_denoiser_batch(denoiser, x0, "x0")
     chain, rng = check_chain(chain), as_generator(rng)
     batch_size = positive_int(batch_size, "batch_size")
     N, D = x0.shape
+    eps_sq, se = np.empty(chain.T), np.empty(chain.T)
+    for i, _, eps in eps_at_noised_data(denoiser, x0, chain, rng, batch_size=batch_size, progress=progress,
+                                        desc="eps moments"):
+        per_point = np.sum(eps**2, axis=1) / D  # (N,)
+        eps_sq[i - 1] = per_point.mean()
+        se[i - 1] = per_point.std(ddof=1) / np.sqrt(N) if N > 1 else np.inf
     times = np.minimum(chain.times[1:], denoiser.schedule.t_max)  # (T,)
-    eps_sq, se = np.empty(times.size), np.empty(times.size)
-    for j in progress(range(times.size), total=times.size, desc="eps moments", enabled=progress_bar):
-        ab = chain.alpha_bar[j + 1]
-        per_point = np.empty(N)
-        for lo in range(0, N, batch_size):
-            x = x0[lo : lo + batch_size]  # (b, D)
-            xt = np.sqrt(ab) * x + np.sqrt(1.0 - ab) * rng.standard_normal(x.shape)  # Ho et al. 2020, Eq. 4
-            per_point[lo : lo + batch_size] = np.sum(call_eps(denoiser, xt, float(times[j])) ** 2, axis=1) / D
-        eps_sq[j] = per_point.mean()
-        se[j] = per_point.std(ddof=1) / np.sqrt(N) if N > 1 else np.inf
     return EpsMoments(times=times, eps_sq=eps_sq, se=se, n=N)
 
 
@@ -246,16 +417,35 @@ class ReverseVariance:
 
     Parameters
     ----------
-    chain : the discrete chain the reverse process runs on.
-    variance : one of :data:`VARIANCES`.
-    eps_moments : :class:`~npdiff.reverse_variance.EpsMoments` covering the chain's times; required by ``"analytic"``.
-    x0_max : the data lie in [-x0_max, x0_max]^D (Thm. 2's bounded case), or None.
+    chain : DiscreteSchedule
+        The discrete chain the reverse process runs on.
+    variance : str
+        One of :data:`VARIANCES`.
+    eps_moments : EpsMoments or None
+        :math:`\Gamma` covering the chain's times; required by ``"analytic"``.
+    x0_max : float or None
+        The data lie in [-x0_max, x0_max]^D (Thm. 2's bounded case), or None.
 
     Attributes
     ----------
-    log_var : (T + 1,) :math:`\log\Sigma_t` of the choices that depend on t alone; None for ``"trace"``.
-    v_max : (T + 1,) the upper bound of :math:`v_t` (:func:`~npdiff.reverse_variance.x0_variance_bound`).
-    per_point : True for ``"trace"``, whose variance needs the divergence at each point.
+    log_var : (T + 1,) array or None
+        :math:`\log\Sigma_t` of the choices that depend on t alone; None for ``"trace"``.
+    v_max : (T + 1,) array
+        The upper bound of :math:`v_t` (:func:`~npdiff.reverse_variance.x0_variance_bound`).
+    per_point : bool
+        True for ``"trace"``, whose variance needs the divergence at each point.
+
+    Examples
+    --------
+    ``"large"`` is :math:`\Sigma_t = \beta_t`:
+
+    >>> import numpy as np
+    >>> from npdiff.reverse import chain_for
+    >>> from npdiff.schedule import vp_linear
+    >>> chain = chain_for(vp_linear(), 10)
+    >>> large = ReverseVariance(chain, "large")
+    >>> print(large, bool(np.allclose(np.exp(large.log_var[1:]), chain.betas[1:])))
+    ReverseVariance('large', T=10, x0_max=None) True
     """
 
     def __init__(self, chain: DiscreteSchedule, variance: str, *, eps_moments: EpsMoments | None = None,
@@ -282,7 +472,7 @@ class ReverseVariance:
             return np.log(large)
         ab = chain.alpha_bar[1:]
         v = x0_variance_from_eps_moment(self.eps_moments.at(chain.times[1:]), ab)  # (T,) Bao et al. 2022, Thm. 1
-        sigma = [_sigma_from_x0_variance(chain, i, v[i - 1], self.v_max[i]) for i in range(1, chain.T + 1)]
+        sigma = [_sigma_at_step(chain, i, v[i - 1], self.v_max[i]) for i in range(1, chain.T + 1)]
         return np.log(np.concatenate([[sigma[0]], sigma]))  # index 0 unused; keep it finite
 
     def log_variance_at(self, i: int, divergence: np.ndarray | None, D: int) -> np.ndarray:
@@ -293,7 +483,7 @@ class ReverseVariance:
         if not self.per_point:
             return self.log_var[i]
         v = _from_divergence(divergence, self.chain.alpha_bar[i], D)  # (B,) Tweedie's second moment
-        return np.log(_sigma_from_x0_variance(self.chain, i, v, self.v_max[i]))
+        return np.log(_sigma_at_step(self.chain, i, v, self.v_max[i]))
 
     def __repr__(self) -> str:
         return f"ReverseVariance({self.variance!r}, T={self.chain.T}, x0_max={self.x0_max})"
@@ -305,6 +495,33 @@ def reverse_log_variance(chain: DiscreteSchedule, variance: str, *, eps_moments:
 
     ``"trace"`` depends on the point: use :class:`ReverseVariance` with the reverse step of
     :func:`npdiff.reverse.p_mean_log_variance`.
+
+    Parameters
+    ----------
+    chain : DiscreteSchedule
+        The chain.
+    variance : str
+        ``"small"``, ``"large"`` or ``"analytic"``.
+    eps_moments : EpsMoments or None
+        Required by ``"analytic"``.
+    x0_max : float or None
+        The half-width of the data's range, or None.
+
+    Returns
+    -------
+    (T + 1,) array
+        :math:`\log\Sigma_t`.
+
+    Examples
+    --------
+    ``"small"`` is the posterior's variance :math:`\tilde\beta_t`, clipped at t = 1 to :math:`\tilde\beta_2`:
+
+    >>> import numpy as np
+    >>> from npdiff.reverse import chain_for
+    >>> from npdiff.schedule import vp_linear
+    >>> chain = chain_for(vp_linear(), 10)
+    >>> print(np.round(np.exp(reverse_log_variance(chain, "small")[1:4]), 5), np.round(chain.posterior_variance[1:4], 5))
+    [0.08059 0.08059 0.22524] [0.      0.08059 0.22524]
     """
     if check_variance(variance) == "trace":
         raise ValueError("variance 'trace' is per point (it needs the divergence at each x_t), so it has no table "

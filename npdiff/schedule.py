@@ -11,7 +11,13 @@ discrete values ``alphas_cumprod``). Everything else follows from it:
 * ``sigma(t) = sqrt(1 - alpha_bar(t))``, the noise standard deviation;
 * ``log_snr(t) = log(alpha_bar / (1 - alpha_bar))`` (Kingma et al. 2021, Sec. 3.2: lambda = log SNR).
 
-A discrete DDPM chain of T steps (Ho et al. 2020) is derived by :meth:`Schedule.discretize`.
+The symbols follow the notation page of the book, docs/notation.rst: :math:`\lambda` (``log_snr``)
+is always the log-SNR, never half of it.
+
+A discrete DDPM chain of T steps (Ho et al. 2020) is derived by :meth:`Schedule.discretize`;
+the posterior :math:`q(x_s \mid x_t, x_0)` of any pair s < t (its variance :math:`\tilde\beta` and
+mean coefficients :math:`c_1, c_2`) is :func:`posterior_coefficients`, the one formula the chain,
+:func:`npdiff.forward.q_posterior` and the few-step trajectory all read.
 
 **Indexing convention of the discrete chain.** Every array of a
 :class:`DiscreteSchedule` has length ``T + 1`` and is indexed by the paper's t:
@@ -44,6 +50,7 @@ __all__ = [
     "cosine",
     "ddpm_linear",
     "log_snr_linear",
+    "posterior_coefficients",
     "schedule_from_config",
     "vp_linear",
 ]
@@ -64,6 +71,13 @@ class Schedule(ABC):
         may use. 1.0 unless the schedule is singular at t = 1.
     max_beta : float
         Upper clip for the betas of :meth:`discretize` (1.0 means no clipping).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = vp_linear()
+    >>> print(np.round(s.alpha_bar(np.array([0.0, 0.5, 1.0])), 4), np.round(s.log_snr(0.5), 4))
+    [1.     0.0791 0.    ] -2.4551
     """
 
     name: str = "schedule"
@@ -164,6 +178,18 @@ class VPLinear(Schedule):
 
     With the defaults (0.1, 20) its discretization at T = 1000 is close to DDPM's
     ``linspace(1e-4, 0.02, 1000)`` table (not equal, since log(1 - beta) is not -beta).
+
+    Parameters
+    ----------
+    beta_min : float
+        :math:`\beta(0) > 0`.
+    beta_max : float
+        :math:`\beta(1) \ge \beta_{\min}`.
+
+    Examples
+    --------
+    >>> VPLinear(0.1, 20.0).config()
+    {'kind': 'vp_linear', 'beta_min': 0.1, 'beta_max': 20.0}
     """
 
     name = "vp_linear"
@@ -196,6 +222,20 @@ class Cosine(Schedule):
     methods stop at ``t_max = 1 - 1e-3`` (alpha_bar(t_max) ~ 2.4e-6, beta(t_max) ~ 2e3),
     where q(x_t) differs from N(0, I) by a KL of order 1e-6 per unit of :math:`|x_0|^2`.
     The discrete chain instead clips its betas at ``max_beta`` (0.999 as in the paper).
+
+    Parameters
+    ----------
+    s : float
+        The offset s > 0 that keeps :math:`\beta` small near t = 0.
+    max_beta : float
+        The clip of the discrete chain's betas, in (0, 1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> c = Cosine()
+    >>> print(c.t_max, np.round(c.alpha_bar(np.array([0.0, 0.5, 1.0])), 4), np.round(c.beta(0.5), 4))
+    0.999 [1.     0.4938 0.    ] 3.1558
     """
 
     name = "cosine"
@@ -240,6 +280,20 @@ class LogSNRLinear(Schedule):
     Unlike the other two, :math:`\bar\alpha(0) = \mathrm{sigmoid}(\lambda_{\max}) < 1`:
     at t = 0 a little noise (std ~ 6.7e-3 with the defaults) is already present.
     The discrete chain still starts from clean data, ``alpha_bar[0] = 1``.
+
+    Parameters
+    ----------
+    log_snr_max : float
+        :math:`\lambda(0)`.
+    log_snr_min : float
+        :math:`\lambda(1) < \lambda(0)`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = LogSNRLinear()
+    >>> print(np.round(s.log_snr(np.array([0.0, 0.5, 1.0])), 4), np.round(s.sigma(0.0), 4))
+    [ 10.   0. -10.] 0.0067
     """
 
     name = "log_snr_linear"
@@ -264,17 +318,35 @@ class LogSNRLinear(Schedule):
 
 
 def vp_linear(beta_min: float = 0.1, beta_max: float = 20.0) -> VPLinear:
-    r"""The VP-linear schedule of Song et al. 2021 (see :class:`VPLinear`)."""
+    r"""The VP-linear schedule of Song et al. 2021 (see :class:`VPLinear`).
+
+    Examples
+    --------
+    >>> vp_linear()
+    VPLinear(beta_min=0.1, beta_max=20.0)
+    """
     return VPLinear(beta_min, beta_max)
 
 
 def cosine(s: float = 0.008, max_beta: float = 0.999) -> Cosine:
-    r"""The cosine schedule of Nichol & Dhariwal 2021 (see :class:`Cosine`)."""
+    r"""The cosine schedule of Nichol & Dhariwal 2021 (see :class:`Cosine`).
+
+    Examples
+    --------
+    >>> cosine()
+    Cosine(s=0.008, max_beta=0.999)
+    """
     return Cosine(s, max_beta)
 
 
 def log_snr_linear(log_snr_max: float = 10.0, log_snr_min: float = -10.0) -> LogSNRLinear:
-    r"""The log-SNR-linear schedule (see :class:`LogSNRLinear`)."""
+    r"""The log-SNR-linear schedule (see :class:`LogSNRLinear`).
+
+    Examples
+    --------
+    >>> log_snr_linear()
+    LogSNRLinear(log_snr_max=10.0, log_snr_min=-10.0)
+    """
     return LogSNRLinear(log_snr_max, log_snr_min)
 
 
@@ -282,7 +354,22 @@ _KINDS = {"vp_linear": VPLinear, "cosine": Cosine, "log_snr_linear": LogSNRLinea
 
 
 def schedule_from_config(config: dict[str, Any]) -> Schedule:
-    r"""Rebuild a continuous schedule from :meth:`Schedule.config`."""
+    r"""Rebuild a continuous schedule from :meth:`Schedule.config`.
+
+    Parameters
+    ----------
+    config : dict
+        A schedule's ``config()``: its ``kind`` and its constructor's arguments.
+
+    Returns
+    -------
+    Schedule
+
+    Examples
+    --------
+    >>> schedule_from_config(cosine().config()) == cosine()
+    True
+    """
     if not isinstance(config, dict) or "kind" not in config:
         raise ValueError(f"schedule config must be a dict with a 'kind' key, got {config!r}")
     kind = one_of(config["kind"], "schedule kind", tuple(sorted(_KINDS)))
@@ -291,6 +378,56 @@ def schedule_from_config(config: dict[str, Any]) -> Schedule:
         return _KINDS[kind](**args)
     except TypeError as exc:
         raise ValueError(f"schedule config for {kind!r} has unexpected keys: {sorted(args)}") from exc
+
+
+def posterior_coefficients(log_alpha_bar_s: np.ndarray, log_alpha_ts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Variance and mean coefficients of the posterior :math:`q(x_s \mid x_t, x_0)` of a pair s < t.
+
+    .. math::
+        q(x_s \mid x_t, x_0) = \mathcal N(c_1 x_0 + c_2 x_t,\ \tilde\beta I),\qquad
+        \tilde\beta = \frac{(1 - \alpha_{t|s})(1 - \bar\alpha_s)}{1 - \bar\alpha_t},\quad
+        c_1 = \frac{\sqrt{\bar\alpha_s}\,(1 - \alpha_{t|s})}{1 - \bar\alpha_t},\quad
+        c_2 = \frac{\sqrt{\alpha_{t|s}}\,(1 - \bar\alpha_s)}{1 - \bar\alpha_t}
+
+    with :math:`\alpha_{t|s} = \bar\alpha_t / \bar\alpha_s` (Kingma et al. 2021, Sec. 3.3; Ho et al. 2020,
+    Eq. 7 for neighbouring steps, where :math:`1 - \alpha_{t|s} = \beta_t`). Every :math:`1 - \cdot` is an
+    ``expm1`` of a log, so close pairs (s -> t, where :math:`1 - \bar\alpha_t/\bar\alpha_s` would cancel)
+    and small times keep their digits. The formula on arrays its callers checked: the chain, the
+    continuous posterior :func:`npdiff.forward.q_posterior` and the few-step trajectory read it.
+
+    Parameters
+    ----------
+    log_alpha_bar_s : (...) array
+        :math:`\log\bar\alpha_s \le 0`.
+    log_alpha_ts : (...) array broadcasting against ``log_alpha_bar_s``
+        :math:`\log\alpha_{t|s} = \log\bar\alpha_t - \log\bar\alpha_s < 0`.
+
+    Returns
+    -------
+    beta_tilde : (...) array
+        :math:`\tilde\beta`, exactly 0 where :math:`\bar\alpha_s = 1`.
+    c1 : (...) array
+        The coefficient of :math:`x_0`, exactly 1 where :math:`\bar\alpha_s = 1`.
+    c2 : (...) array
+        The coefficient of :math:`x_t`.
+
+    Examples
+    --------
+    The first step of the classic DDPM table, :math:`\beta_1 = 10^{-4}`, then :math:`\beta_2`:
+
+    >>> import numpy as np
+    >>> b1, b2 = 1e-4, 1.0199e-4
+    >>> beta_tilde, c1, c2 = posterior_coefficients(np.log1p(-b1), np.log1p(-b2))
+    >>> print(f"{beta_tilde:.6e} {c1:.6f} {c2:.6f}")
+    5.049515e-05 0.504926 0.495074
+    """
+    one_m_ats = -np.expm1(log_alpha_ts)  # 1 - alpha_{t|s}, the pair's beta
+    one_m_ab_s = -np.expm1(log_alpha_bar_s) + 0.0  # + 0.0: beta_tilde = +0, not -0, where alpha_bar_s = 1
+    one_m_ab_t = -np.expm1(log_alpha_bar_s + log_alpha_ts)
+    beta_tilde = one_m_ats * one_m_ab_s / one_m_ab_t
+    c1 = np.exp(0.5 * log_alpha_bar_s) * one_m_ats / one_m_ab_t
+    c2 = np.exp(0.5 * log_alpha_ts) * one_m_ab_s / one_m_ab_t
+    return beta_tilde, c1, c2
 
 
 class DiscreteSchedule:
@@ -307,6 +444,9 @@ class DiscreteSchedule:
         :math:`\bar\alpha_t = \prod_{s \le t}\alpha_s` (``alphas_cumprod``), ``alpha_bar[0] = 1``.
     ``alpha_bar_prev``
         :math:`\bar\alpha_{t-1}` (``alphas_cumprod_prev``), with ``alpha_bar_prev[0] = 1``.
+    ``log_alpha_bar``
+        :math:`\log\bar\alpha_t = \sum_{s \le t}\log(1 - \beta_s)` (a sum of ``log1p``, so the ratio of
+        two close steps, :math:`1 - \bar\alpha_r/\bar\alpha_s`, keeps its digits), ``log_alpha_bar[0] = 0``.
     ``posterior_variance``
         :math:`\tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\beta_t` (Ho et al. 2020, Eq. 7);
         0 at t = 1 (the posterior of x_0 given x_1 and x_0 is a point mass) and at t = 0.
@@ -317,10 +457,27 @@ class DiscreteSchedule:
         :math:`\tilde\mu_t = c_1 x_0 + c_2 x_t` with
         :math:`c_1 = \frac{\sqrt{\bar\alpha_{t-1}}\beta_t}{1-\bar\alpha_t}`,
         :math:`c_2 = \frac{\sqrt{\alpha_t}(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}` (Ho et al. 2020, Eq. 7);
-        at t = 0 they are set to (1, 0), the posterior's limit.
+        at t = 0 they are set to (1, 0), the posterior's limit. All three come from
+        :func:`posterior_coefficients` on neighbouring steps.
     ``times``
         The continuous time at which a continuous-time denoiser is called for each index
         (``i / T`` for a discretized schedule; the kept times after :meth:`respace`).
+
+    Parameters
+    ----------
+    betas : (T,) array
+        :math:`\beta_1, \dots, \beta_T` in (0, 1).
+    times : (T + 1,) array or None
+        The continuous times of indices 0..T, increasing from 0; None gives ``i / T``.
+    name : str
+        A label for ``repr``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> chain = DiscreteSchedule([0.1, 0.2])
+    >>> print(len(chain), np.round(chain.alpha_bar, 4), np.round(chain.posterior_variance, 4))
+    3 [1.   0.9  0.72] [0.     0.     0.0714]
     """
 
     def __init__(self, betas: object, *, times: object | None = None, name: str = "discrete") -> None:
@@ -336,13 +493,13 @@ class DiscreteSchedule:
             times = np.arange(T + 1) / T
         self.times = as_chain_times(times, T)  # (T+1,)
 
-        one_minus_ab = 1.0 - self.alpha_bar
-        denom = np.where(one_minus_ab > 0, one_minus_ab, 1.0)  # index 0 handled below
-        self.posterior_variance = self.betas * (1.0 - self.alpha_bar_prev) / denom
-        self.posterior_variance[0] = 0.0
-        self.posterior_mean_coef1 = self.betas * np.sqrt(self.alpha_bar_prev) / denom
-        self.posterior_mean_coef2 = (1.0 - self.alpha_bar_prev) * np.sqrt(self.alphas) / denom
-        self.posterior_mean_coef1[0], self.posterior_mean_coef2[0] = 1.0, 0.0
+        # log alpha_bar by a sum of log1p: no cancellation between neighbours near t = 0 (the pairs' 1 - ratio)
+        self.log_alpha_bar = np.concatenate([[0.0], np.cumsum(np.log1p(-b))])  # (T+1,)
+        # calculations for the posterior q(x_{t-1} | x_t, x_0), Ho et al. 2020, Eq. 7; index 0 has no step
+        beta_tilde, c1, c2 = posterior_coefficients(self.log_alpha_bar[:-1], np.log1p(-b))  # (T,) each
+        self.posterior_variance = np.concatenate([[0.0], beta_tilde])
+        self.posterior_mean_coef1 = np.concatenate([[1.0], c1])
+        self.posterior_mean_coef2 = np.concatenate([[0.0], c2])
         # beta_tilde_1 = 0: clip to beta_tilde_2 (improved-diffusion); with T = 1 fall back to beta_1
         floor = self.posterior_variance[2] if T >= 2 else self.betas[1]
         self.posterior_log_variance_clipped = np.log(np.concatenate([[floor, floor], self.posterior_variance[2:]]))
@@ -360,8 +517,8 @@ class DiscreteSchedule:
             kept = np.round(np.linspace(0, self.T, K + 1)).astype(np.int64)
         else:
             kept = as_kept_steps(steps, self.T)  # (K+1,) with 0 in front
-        ab = self.alpha_bar[kept]
-        betas = 1.0 - ab[1:] / ab[:-1]
+        log_ab = self.log_alpha_bar[kept]  # (K+1,)
+        betas = -np.expm1(log_ab[1:] - log_ab[:-1])  # 1 - alpha_bar_k / alpha_bar_{k-1}, no cancellation near 0
         out = DiscreteSchedule(betas, times=self.times[kept], name=f"{self.name}[{kept.size - 1} steps]")
         out.kept = kept
         return out
@@ -379,6 +536,25 @@ def ddpm_linear(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02)
     It has no continuous-time form (continuous-time denoisers use :func:`vp_linear`);
     it exists to compare numbers with other libraries step for step. Unlike
     improved-diffusion, the betas are not rescaled by 1000 / T.
+
+    Parameters
+    ----------
+    T : int
+        The number of steps.
+    beta_start : float
+        :math:`\beta_1`.
+    beta_end : float
+        :math:`\beta_T`.
+
+    Returns
+    -------
+    DiscreteSchedule
+
+    Examples
+    --------
+    >>> chain = ddpm_linear(1000)
+    >>> print(chain.T, chain.betas[[1, 1000]], f"{chain.alpha_bar[-1]:.4e}")
+    1000 [0.0001 0.02  ] 4.0358e-05
     """
     T = positive_int(T, "T")
     beta_start, beta_end = as_betas(beta_start, "beta_start", scalar=True), as_betas(beta_end, "beta_end", scalar=True)

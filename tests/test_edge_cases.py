@@ -190,8 +190,8 @@ def _gaussian_flow_log_p(oracle, x, t_min):
     """log p of x under the ODE with prior N(0, I): for Gaussian data the flow is linear in the eigenbasis."""
     s = oracle.schedule
     ab_s, ab_T = float(s.alpha_bar(t_min)), float(s.alpha_bar(s.t_max))
-    d_s = ab_s * oracle._lam + (1 - ab_s)  # (D,) eigenvalues of Sigma_t at both ends
-    d_T = ab_T * oracle._lam + (1 - ab_T)
+    d_s = ab_s * oracle._eig + (1 - ab_s)  # (D,) eigenvalues of Sigma_t at both ends
+    d_T = ab_T * oracle._eig + (1 - ab_T)
     y = (x - math.sqrt(ab_s) * oracle.mean) @ oracle._rot
     z = math.sqrt(ab_T) * oracle.mean + (y * np.sqrt(d_T / d_s)) @ oracle._rot.T
     return -0.5 * (x.shape[1] * gaussian.LOG_2PI + np.sum(z * z, axis=1)) + 0.5 * np.sum(np.log(d_T / d_s))

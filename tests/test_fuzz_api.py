@@ -211,6 +211,8 @@ CORRUPTIONS: dict[str, Callable] = {
     "chain": _chain_corruptions,
     "rng": _rng_corruptions,
     "denoiser": _denoiser_corruptions,
+    # a denoiser checked at the door whose answers are broken: what call_eps meets at every evaluation
+    "denoiser_answers": lambda v, draw: _denoiser_corruptions(v, draw)[-2:],
     "object": _object_corruptions,
 }
 
@@ -409,8 +411,10 @@ E(_E("reverse.p_mean_log_variance", reverse.p_mean_log_variance,
 E(_E("denoiser.check_denoiser", dn.check_denoiser, lambda: dict(denoiser=ORACLE),
      Arg("denoiser", "object", ("denoiser",))))
 for _f in ("call_eps", "call_eps_and_divergence"):
+    # the denoiser itself is checked once, at the door of the sampler or estimator (check_denoiser, above);
+    # call_eps checks each evaluation's answer, so a broken answer must be refused by name
     E(_E(f"denoiser.{_f}", getattr(dn, _f), lambda: dict(denoiser=ORACLE, x=_x(), t=0.5),
-         Arg("denoiser", "denoiser"),
+         Arg("denoiser", "denoiser_answers"),
          Arg("x", "points_d"), Arg("t", "times", accepts={"wrong_length": ""}),
          errors=(ValueError, TypeError, FloatingPointError)))
 
@@ -764,7 +768,7 @@ NOT_FUZZED = {
     "npdiff.data.images.read_idx": "a file reader: tests/test_checkpoint_untrusted.py and tests/test_images.py",
     "npdiff.data.images.write_idx": "a file writer: tests/test_checkpoint_untrusted.py and tests/test_images.py",
     "npdiff.data.images.digits": "no arguments",
-    "npdiff.analytic.mixture.check_weights": "a helper; fuzzed through the weights of the mixture constructors",
+    "npdiff.analytic.mixture.eigh_covariances": "fuzzed through the covs of GaussianMixture and the cov of GaussianData",
     "npdiff.recipes.recipe": "a name lookup; owned by another engineer",
     # npdiff/nn: configs and objects built once by the trainer and the model; their own tests check their inputs
     "npdiff.nn.config.MLPConfig": "tests/test_nn_mlp.py and tests/test_nn_inputs.py",
@@ -794,6 +798,18 @@ NOT_FUZZED = {
     "npdiff.sample.exp_integrator.ddim_step": "the first-order step the solvers take on arrays they checked (they are fuzzed)",
     "npdiff.sample.exp_integrator.step_order": "the multistep solvers' order rule on their own step counts (they are fuzzed)",
     "npdiff.objective.noisy_batch": "the unchecked core of objective.denoising_targets, for the training loop",
+    # the formula functions on checked arrays: f_unchecked is f (fuzzed) without its checks, for loops that
+    # checked their arguments at their own door
+    **{f"npdiff.{_n}_unchecked": f"{_n} (fuzzed) on arrays its caller checked"
+       for _n in ("forward.q_posterior_discrete", "forward.q_sample_discrete", "forward.q_sample",
+                  "forward.q_xt_x0_discrete", "gaussian.discretized_gaussian_log_likelihood", "gaussian.kl_normal_diag",
+                  "gaussian.log_normal_diag", "reverse.p_mean_log_variance", "reverse.p_mean_variance")},
+    "npdiff.schedule.posterior_coefficients": "the pair posterior's formula on log alpha_bar the chain and the "
+                                              "estimators computed (tests/test_formula_owners.py)",
+    "npdiff.reverse_variance.sigma_from_x0_variance": "the formula of Sigma on the chain's checked coefficients",
+    "npdiff.reverse_variance.decoder_floor": "a formula on the chain's alpha_bar",
+    "npdiff.reverse_variance.eps_at_noised_data": "the loop of eps_moments and bound_costs (both fuzzed) on their "
+                                                   "checked arguments",
     "npdiff.threads.blas_threads": "no arguments; the thread policy is tested in tests/test_threads.py",
     "npdiff.threads.user_blas_setting": "no arguments; reads the environment (tests/test_threads.py)",
 }

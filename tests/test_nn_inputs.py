@@ -7,7 +7,7 @@ AttributeError, KeyError, NumPy's own messages, a silent NaN or a silently parti
 import numpy as np
 import pytest
 
-from npdiff.denoiser import call_eps
+from npdiff.denoiser import as_denoiser_batch
 from npdiff.nn import MLPConfig
 from npdiff.nn.model import DiffusionMLP
 from npdiff.nn.optim import AdamW
@@ -32,7 +32,7 @@ def _model(dtype=np.float64):
     (lambda: _model(np.float32).eps(np.full((3, 2), 1e30), 0.5), r"x up to \|x\| = 1e\+30 is beyond"),
     (lambda: _model().eps_and_divergence(np.full((3, 2), 1e300), 0.5), r"x up to \|x\| = 1e\+300 is beyond"),
     (lambda: _raw_model(np.float32).eps(np.full((3, 2), 1e30), 0.5), r"overflowed for x up to \|x\| = 1e\+30"),
-    (lambda: call_eps(None, np.zeros((2, 2)), 0.5), "denoiser must follow the denoiser protocol"),
+    (lambda: as_denoiser_batch(None, np.zeros((2, 2))), "denoiser must follow the denoiser protocol"),  # at the door
     (lambda: TrainConfig(lr="a"), "lr must be a real number"),
     (lambda: TrainConfig(lr=np.nan), "lr must be finite"),
     (lambda: TrainConfig(lr_schedule=np.array(["cosine"])), "lr_schedule must be one of"),

@@ -87,3 +87,27 @@ def test_bad_optimizer_arguments():
     opt = AdamW(np.zeros(3, np.float32))
     with pytest.raises(ValueError, match="adam_m"):
         opt.load_state({"adam_m": np.zeros(4, np.float32), "adam_v": opt.v, "ema": opt.ema}, 1)
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-13), (np.float32, 2e-6)])
+@pytest.mark.parametrize("clip,wd,warmup", [(1.0, 0.0, True), (0.0, 0.05, False), (50.0, 0.01, True)])
+def test_fused_update_equals_the_plain_numpy_reference_update(dtype, rtol, clip, wd, warmup):
+    rng = np.random.default_rng(22)
+    theta0 = rng.standard_normal(257).astype(dtype)
+    kw = dict(betas=(0.9, 0.99), eps=1e-8, weight_decay=wd, clip_norm=clip, ema_decay=0.9, ema_warmup=warmup)
+    fused, plain = AdamW(theta0.copy(), **kw), AdamW(theta0.copy(), **kw)
+    t_fused, t_plain = theta0.copy(), theta0.copy()
+    for k, lr in enumerate([1e-2, 2e-2, 5e-3, 1e-2]):
+        g = (rng.standard_normal(257) * (5.0, 0.1, 2.0, 1.0)[k]).astype(dtype)
+        n_fused, n_plain = fused.update(t_fused, g, lr), plain.reference_update(t_plain, g, lr)
+        assert n_fused == pytest.approx(n_plain, rel=1e-12)
+    for a, b, what in ((t_fused, t_plain, "params"), (fused.m, plain.m, "m"), (fused.v, plain.v, "v"),
+                       (fused.ema, plain.ema, "ema")):
+        assert a.dtype == b.dtype == dtype
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.max(np.abs(b)), err_msg=what)  # m: sums near 0
+    assert fused.step == plain.step == 4
+
+
+def test_reference_update_checks_like_update():
+    with pytest.raises(ValueError, match=r"grad must be a float64 array of shape \(3,\)"):
+        AdamW(np.zeros(3)).reference_update(np.zeros(3), np.ones(2), 1e-3)

@@ -31,7 +31,8 @@ def test_ruff_is_clean():
 
 
 def test_no_module_imports_another_modules_private_names():
-    # what modules share gets a public name in the module that owns it; a loop's unchecked core is f.unchecked
+    # what modules share gets a public name in the module that owns it; a loop's formula on checked arrays is
+    # the public f_unchecked beside its checked door f
     import ast
 
     for path in (ROOT / "npdiff").rglob("*.py"):
@@ -51,3 +52,33 @@ def test_the_code_cites_papers_not_issue_numbers():
     for path in [*(ROOT / "npdiff").rglob("*.py"), *(ROOT / "tutorials").glob("*.py"), *(ROOT / "benchmarks").glob("*.py")]:
         for number, line in enumerate(path.read_text().splitlines(), 1):
             assert not pattern.search(line), f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+
+
+# modules whose job is checking or showing, not the math (the check-share rule does not apply to them)
+NOT_MATH = {
+    "npdiff/_check.py": "the generic checks", "npdiff/checkpoint.py": "reads untrusted files: mostly checks by design",
+    "npdiff/denoiser.py": "the protocol's checks", "npdiff/cli.py": "the face", "npdiff/plot.py": "the face",
+    "npdiff/recipes.py": "a table of named training settings, not math",
+    "npdiff/nn/config.py": "the network's configuration: the user's settings, checked at construction",
+}
+
+
+def test_every_math_module_is_at_most_30_percent_checks():
+    # benchmarks/check_share.py's count: checks share of the executable lines of the function bodies
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("check_share", ROOT / "benchmarks" / "check_share.py")
+    share = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(share)
+    checking = share.check_modules(None)  # _check.py and every _validate.py
+    for path in checking:
+        share.add_check_module((ROOT / path).read_text())
+    over = {}
+    for path in sorted((ROOT / "npdiff").rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel in NOT_MATH or rel in checking or path.name in ("__init__.py", "__main__.py"):
+            continue
+        exe, chk = share.count(path.read_text())
+        if exe and chk / exe > 0.30:
+            over[rel] = f"{chk}/{exe} = {chk / exe:.0%}"
+    assert not over, f"modules holding math with more than 30% checks (move the checks to a validation module): {over}"

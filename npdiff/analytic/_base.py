@@ -44,12 +44,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._check import as_batch, as_generator, as_integers, as_labels, as_times, positive_int
+from .._check import as_batch, as_generator, as_labels, as_times, positive_int
 from ..schedule import Schedule
-
-# Below this, x + sigma^2 score (of order 1e-16 |x| in rounding) divided by sqrt(alpha_bar)
-# no longer gives E[x0|x_t] to 1e-8 (cosine reaches it only beyond its t_max).
-_MIN_ALPHA_BAR_TWEEDIE = 1e-16
+from ._validate import as_component_labels, check_has_labels, check_noise, check_tweedie
 
 
 class AnalyticOracle:
@@ -98,17 +95,10 @@ class AnalyticOracle:
         r"""Store the labels of the kept components and build one oracle per label."""
         if labels is None:
             return
-        lab = as_integers(labels, "labels", lo=0, hi=np.iinfo(np.int32).max)
-        if lab.shape != keep.shape:
-            raise ValueError(f"labels must have shape {keep.shape}, one per component, got {lab.shape}")
-        lab = lab[keep]
-        C = int(lab.max()) + 1
-        pi = np.bincount(lab, weights=weights, minlength=C)  # (C,)
-        if np.any(pi <= 0.0):
-            raise ValueError(f"labels must use every class 0..{C - 1} on a component of positive weight; "
-                             f"classes {np.flatnonzero(pi <= 0.0).tolist()} have none")
-        self.labels, self.num_classes, self.class_weights = lab, C, pi / pi.sum()
-        self._by_label = [self._restrict(lab == c) for c in range(C)]
+        lab = as_component_labels(labels, weights, keep)  # (K,) the kept components' labels
+        pi = np.bincount(lab, weights=weights, minlength=int(lab.max()) + 1)  # (C,) total weight of each label
+        self.labels, self.num_classes, self.class_weights = lab, pi.size, pi / pi.sum()
+        self._by_label = [self._restrict(lab == c) for c in range(pi.size)]
 
     def _evaluate_given(self, x, sqrt_ab, alpha_bar, sigma2, y):
         r"""``_evaluate`` of q_t(x) (y None) or of q_t(x | y_b) point by point (y (B,) checked labels)."""
@@ -123,8 +113,7 @@ class AnalyticOracle:
 
     def sample_labelled(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         r"""Draw n clean points and their labels: (x (n, D), y (n,) int64), by the same draws as ``sample``."""
-        if self.num_classes == 0:
-            raise ValueError(f"{type(self).__name__} has no labels: build it with labels=... to sample (x, y)")
+        check_has_labels(self, "sample_labelled")
         x, k = self._draw(positive_int(n, "n"), as_generator(rng))
         return x, self.labels[k]
 
@@ -133,16 +122,16 @@ class AnalyticOracle:
 
         Returns (B, C) log-probabilities; each row's exponentials sum to 1.
         """
-        x, sqrt_ab, alpha_bar, sigma2 = self._levels(x, t, "class_log_prob", needs_noise=self._needs_noise)
-        self._need_labels("class_log_prob")
+        x, sqrt_ab, alpha_bar, sigma2, _ = self._levels(x, t, None, "class_log_prob", needs_noise=self._needs_noise)
+        check_has_labels(self, "class_log_prob")
         log_q = self._evaluate(x, sqrt_ab, alpha_bar, sigma2)[0]  # (B,)
         cols = [np.log(pi) + o._evaluate(x, sqrt_ab, alpha_bar, sigma2)[0] for pi, o in zip(self.class_weights, self._by_label)]
         return np.stack(cols, axis=1) - log_q[:, None]  # (B, C)
 
     def class_log_prob_grad_and_laplacian(self, x: object, t: object, y: object) -> tuple[np.ndarray, np.ndarray]:
         r""":math:`\nabla_x\log q_t(y\mid x)` (B, D) and :math:`\Delta_x\log q_t(y\mid x)` (B,) (module docstring)."""
-        x, sqrt_ab, alpha_bar, sigma2 = self._levels(x, t, "class_log_prob_grad", needs_noise=self._needs_noise)
-        self._need_labels("class_log_prob_grad")
+        x, sqrt_ab, alpha_bar, sigma2, _ = self._levels(x, t, None, "class_log_prob_grad", needs_noise=self._needs_noise)
+        check_has_labels(self, "class_log_prob_grad")
         if y is None:
             raise ValueError("y must be the class whose log-probability is differentiated, got None")
         y = as_labels(y, x.shape[0], self.num_classes)
@@ -154,24 +143,18 @@ class AnalyticOracle:
         r""":math:`\nabla_x\log q_t(y\mid x) = \nabla\log q_t(x\mid y) - \nabla\log q_t(x)`, (B, D)."""
         return self.class_log_prob_grad_and_laplacian(x, t, y)[0]
 
-    def _need_labels(self, what: str) -> None:
-        if self.num_classes == 0:
-            raise ValueError(f"{type(self).__name__}.{what} needs labels: build the oracle with labels=...")
-
     # -- shared ------------------------------------------------------------------------
-    def _levels(self, x: object, t: object, what: str, *, needs_noise: bool):
+    def _levels(self, x: object, t: object, y: object, what: str, *, needs_noise: bool):
+        # the door of every public method: x (B, D), t, labels y (None or (B,) ints), and sigma(t) > 0 if needed
         x = as_batch(x, "x", dim=self.dim)
         t = as_times(t, x.shape[0])
+        y = as_labels(y, x.shape[0], self.num_classes)
         log_ab = self.schedule.log_alpha_bar(t)  # (B,)
         alpha_bar = np.exp(log_ab)
         sigma2 = -np.expm1(log_ab)  # 1 - alpha_bar without cancellation at small t
-        if needs_noise and np.any(sigma2 <= 0.0):
-            bad = t[sigma2 <= 0.0][0]
-            raise ValueError(
-                f"{type(self).__name__}.{what} is undefined at t where sigma(t) = 0 (got t = {bad}): "
-                f"the clean distribution has no smooth density there; use t > 0"
-            )
-        return x, np.exp(0.5 * log_ab), alpha_bar, sigma2
+        if needs_noise:
+            check_noise(self, t, sigma2, what)
+        return x, np.exp(0.5 * log_ab), alpha_bar, sigma2, y
 
     def log_prob(self, x: object, t: object, y: object = None) -> np.ndarray:
         r"""Log-density :math:`\log q_t(x)` of the noised marginal (:math:`\log q_t(x \mid y)` given labels).
@@ -185,33 +168,24 @@ class AnalyticOracle:
         -------
         (B,) log-densities in nats.
         """
-        x, sqrt_ab, alpha_bar, sigma2 = self._levels(x, t, "log_prob", needs_noise=self._log_prob_needs_noise)
-        y = as_labels(y, x.shape[0], self.num_classes)
+        x, sqrt_ab, alpha_bar, sigma2, y = self._levels(x, t, y, "log_prob", needs_noise=self._log_prob_needs_noise)
         return self._evaluate_given(x, sqrt_ab, alpha_bar, sigma2, y)[0]
 
     def score(self, x: object, t: object, y: object = None) -> np.ndarray:
         r"""Score :math:`\nabla_x \log q_t(x)` (or of :math:`q_t(x \mid y)`), (B, D)."""
-        x, sqrt_ab, alpha_bar, sigma2 = self._levels(x, t, "score", needs_noise=self._needs_noise)
-        y = as_labels(y, x.shape[0], self.num_classes)
+        x, sqrt_ab, alpha_bar, sigma2, y = self._levels(x, t, y, "score", needs_noise=self._needs_noise)
         return self._evaluate_given(x, sqrt_ab, alpha_bar, sigma2, y)[1]
 
     def x0_mean(self, x: object, t: object, y: object = None) -> np.ndarray:
         r"""The optimal denoiser :math:`\mathbb E[x_0 \mid x_t = x\,(, y)]` by Tweedie's formula, (B, D)."""
-        x, sqrt_ab, alpha_bar, sigma2 = self._levels(x, t, "x0_mean", needs_noise=self._needs_noise)
-        y = as_labels(y, x.shape[0], self.num_classes)
-        if np.any(alpha_bar < _MIN_ALPHA_BAR_TWEEDIE):
-            raise ValueError(
-                f"{type(self).__name__}.x0_mean by Tweedie's formula is meaningless where alpha_bar(t) < "
-                f"{_MIN_ALPHA_BAR_TWEEDIE:g} (got {alpha_bar.min():.3g}): it would divide rounding error by "
-                f"sqrt(alpha_bar); use t <= schedule.t_max = {self.schedule.t_max}"
-            )
+        x, sqrt_ab, alpha_bar, sigma2, y = self._levels(x, t, y, "x0_mean", needs_noise=self._needs_noise)
+        check_tweedie(self, alpha_bar)
         score = self._evaluate_given(x, sqrt_ab, alpha_bar, sigma2, y)[1]
         return (x + sigma2[:, None] * score) / sqrt_ab[:, None]
 
     def eps(self, x: object, t: object, y: object = None) -> np.ndarray:
         r"""Optimal noise prediction :math:`\epsilon(x, t\,(, y)) = -\sigma(t)\nabla\log q_t(x\,(\mid y))`, (B, D)."""
-        x, sqrt_ab, alpha_bar, sigma2 = self._levels(x, t, "eps", needs_noise=self._needs_noise)
-        y = as_labels(y, x.shape[0], self.num_classes)
+        x, sqrt_ab, alpha_bar, sigma2, y = self._levels(x, t, y, "eps", needs_noise=self._needs_noise)
         score = self._evaluate_given(x, sqrt_ab, alpha_bar, sigma2, y)[1]
         return -np.sqrt(sigma2)[:, None] * score
 
@@ -222,8 +196,7 @@ class AnalyticOracle:
         -------
         eps : (B, D). divergence : (B,).
         """
-        x, sqrt_ab, alpha_bar, sigma2 = self._levels(x, t, "eps_and_divergence", needs_noise=self._needs_noise)
-        y = as_labels(y, x.shape[0], self.num_classes)
+        x, sqrt_ab, alpha_bar, sigma2, y = self._levels(x, t, y, "eps_and_divergence", needs_noise=self._needs_noise)
         _, score, laplacian = self._evaluate_given(x, sqrt_ab, alpha_bar, sigma2, y)
         sigma = np.sqrt(sigma2)
         return -sigma[:, None] * score, -sigma * laplacian

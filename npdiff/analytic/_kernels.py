@@ -11,9 +11,10 @@ closed-form log-density :math:`\ell_k`, gradient :math:`g_k = \nabla\ell_k` and 
                   = \sum_k r_k\,\mathrm{tr}\,H_k + \sum_k r_k\lVert g_k - \bar g\rVert^2
 
 (differentiate :math:`\nabla q_t / q_t` once more). The kernels stream over the components with
-a running maximum (log-sum-exp) and a weighted Welford update (West 1979) for the mean and
-the spread of the :math:`g_k`, so nothing of size (B, K, D) is ever built and the variance
-term is a sum of squares, not a difference of two large numbers.
+a running maximum (log-sum-exp) and a weighted Welford update (West 1979) for the mean and the
+spread of the :math:`g_k`, one shared helper (``_accumulate``) inlined into each kernel, so
+nothing of size (B, K, D) is ever built and the variance term is a sum of squares, not a
+difference of two large numbers.
 
 Each ``_*_numba`` kernel has a ``_*_numpy`` twin (same inputs, same outputs) that works on
 chunks of queries; the public dispatchers ``gmm_eval``, ``empirical_eval`` and ``box_eval``
@@ -47,16 +48,43 @@ def _chunks(B: int, per_row: int):
         yield slice(start, min(B, start + step))
 
 
+@njit(cache=True, inline="always")
+def _accumulate(ell, g, tr_h, m, s, v, h, g_mean):
+    r"""Add one component to the streaming log-sum-exp and the weighted Welford sums (West 1979).
+
+    With the running maximum m of the log-weights seen so far, the sums are scaled by :math:`e^{-m}`:
+    :math:`s = \sum_k e^{\ell_k - m}`, ``g_mean`` (D,) the weighted mean of the :math:`g_k` (updated in
+    place), :math:`v = \sum_k e^{\ell_k - m}\lVert g_k - \bar g\rVert^2` and :math:`h = \sum_k e^{\ell_k - m}
+    \mathrm{tr}\,H_k`. Returns the new (m, s, v, h).
+    """
+    if ell > m:  # a new maximum: rescale what was summed so far
+        scale = math.exp(m - ell)
+        s *= scale
+        v *= scale
+        h *= scale
+        m = ell
+        w = 1.0
+    else:
+        w = math.exp(ell - m)
+    s_new = s + w
+    frac = w / s_new
+    for d in range(g.shape[0]):
+        delta = g[d] - g_mean[d]
+        g_mean[d] += frac * delta
+        v += w * delta * (g[d] - g_mean[d])
+    return m, s_new, v, h + w * tr_h
+
+
 # -- Gaussian mixture -----------------------------------------------------------------
 #
-# Component k at time t: N(sqrt_ab mu_k, alpha_bar C_k + var I). With C_k = U_k diag(lam_k) U_k^T
+# Component k at time t: N(sqrt_ab mu_k, alpha_bar C_k + var I). With C_k = U_k diag(eig_k) U_k^T
 # every noised covariance shares the eigenvectors U_k, so for y = U_k^T (x - sqrt_ab mu_k) and
-# d = alpha_bar lam_k + var (elementwise):
+# d = alpha_bar eig_k + var (elementwise):
 #   l_k = -1/2 [sum y^2/d + sum log d + D log 2 pi],  g_k = -U_k (y / d),  tr H_k = -sum 1/d.
 
 
 @njit(cache=True)
-def _gmm_numba(x, sqrt_ab, alpha_bar, var, log_w, means, rot, lam, rotate):
+def _gmm_numba(x, sqrt_ab, alpha_bar, var, log_w, means, rot, eig, rotate):
     B, D = x.shape
     K = means.shape[0]
     log_prob = np.empty(B)
@@ -86,7 +114,7 @@ def _gmm_numba(x, sqrt_ab, alpha_bar, var, log_w, means, rot, lam, rotate):
             logdet = 0.0
             tr_h = 0.0
             for e in range(D):
-                de = alpha_bar[b] * lam[k, e] + var[b]
+                de = alpha_bar[b] * eig[k, e] + var[b]
                 z = y[e] / de
                 quad += y[e] * z
                 logdet += math.log(de)
@@ -102,24 +130,7 @@ def _gmm_numba(x, sqrt_ab, alpha_bar, var, log_w, means, rot, lam, rotate):
                 for d in range(D):
                     g[d] = gy[d]
             ell = log_w[k] - 0.5 * (quad + logdet + D * LOG_2PI)
-            # streaming log-sum-exp with a weighted Welford update of mean and spread of g_k
-            if ell > m:
-                scale = math.exp(m - ell)
-                s *= scale
-                v *= scale
-                h *= scale
-                m = ell
-                w = 1.0
-            else:
-                w = math.exp(ell - m)
-            s_new = s + w
-            frac = w / s_new
-            for d in range(D):
-                delta = g[d] - g_mean[d]
-                g_mean[d] += frac * delta
-                v += w * delta * (g[d] - g_mean[d])
-            s = s_new
-            h += w * tr_h
+            m, s, v, h = _accumulate(ell, g, tr_h, m, s, v, h, g_mean)  # streaming log-sum-exp and Welford
         log_prob[b] = m + math.log(s)
         for d in range(D):
             score[b, d] = g_mean[d]
@@ -127,7 +138,7 @@ def _gmm_numba(x, sqrt_ab, alpha_bar, var, log_w, means, rot, lam, rotate):
     return log_prob, score, laplacian
 
 
-def _gmm_numpy(x, sqrt_ab, alpha_bar, var, log_w, means, rot, lam, rotate):
+def _gmm_numpy(x, sqrt_ab, alpha_bar, var, log_w, means, rot, eig, rotate):
     B, D = x.shape
     K = means.shape[0]
     log_prob = np.empty(B)
@@ -136,7 +147,7 @@ def _gmm_numpy(x, sqrt_ab, alpha_bar, var, log_w, means, rot, lam, rotate):
     for sl in _chunks(B, K * D):
         diff = x[sl, None, :] - sqrt_ab[sl, None, None] * means[None]  # (c, K, D)
         y = np.einsum("ckd,kde->cke", diff, rot) if rotate else diff  # (c, K, D)
-        d = alpha_bar[sl, None, None] * lam[None] + var[sl, None, None]  # (c, K, D)
+        d = alpha_bar[sl, None, None] * eig[None] + var[sl, None, None]  # (c, K, D)
         gy = -y / d
         ell = log_w[None] - 0.5 * (np.sum(y * y / d, axis=2) + np.sum(np.log(d), axis=2) + D * LOG_2PI)  # (c, K)
         m = ell.max(axis=1, keepdims=True)
@@ -180,21 +191,7 @@ def _empirical_numba(x, sqrt_ab, var, points):
                 u = x[b, d] - sqrt_ab[b] * points[i, d]
                 q += u * u
             ell = -q * inv_two_var
-            if ell > m:
-                scale = math.exp(m - ell)
-                s *= scale
-                v *= scale
-                m = ell
-                w = 1.0
-            else:
-                w = math.exp(ell - m)
-            s_new = s + w
-            frac = w / s_new
-            for d in range(D):
-                delta = points[i, d] - p_mean[d]
-                p_mean[d] += frac * delta
-                v += w * delta * (points[i, d] - p_mean[d])
-            s = s_new
+            m, s, v, _ = _accumulate(ell, points[i], 0.0, m, s, v, 0.0, p_mean)  # the mean and spread of the p_i
         log_sum[b] = m + math.log(s)
         for d in range(D):
             post_mean[b, d] = p_mean[d]
@@ -300,23 +297,7 @@ def _box_numba(x, sqrt_ab, var, log_c, lows, highs):
                 gd = (ra - rb) / sd
                 g[d] = gd
                 tr_h += (-za * ra + zb * rb) / var[b] - gd * gd
-            if ell > m:
-                scale = math.exp(m - ell)
-                s *= scale
-                v *= scale
-                h *= scale
-                m = ell
-                w = 1.0
-            else:
-                w = math.exp(ell - m)
-            s_new = s + w
-            frac = w / s_new
-            for d in range(D):
-                delta = g[d] - g_mean[d]
-                g_mean[d] += frac * delta
-                v += w * delta * (g[d] - g_mean[d])
-            s = s_new
-            h += w * tr_h
+            m, s, v, h = _accumulate(ell, g, tr_h, m, s, v, h, g_mean)
         log_prob[b] = m + math.log(s) - D * math.log(sqrt_ab[b])
         for d in range(D):
             score[b, d] = g_mean[d]

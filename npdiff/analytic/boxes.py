@@ -31,11 +31,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._check import as_float_array, as_generator, check_schedule, positive_int, real_scalar
+from .._check import as_float_array, as_generator, positive_int, real_scalar
+from .._validate import check_schedule
 from ..schedule import Schedule, vp_linear
 from ._base import AnalyticOracle
 from ._kernels import box_eval, gmm_eval
-from .mixture import check_weights
+from ._validate import check_weights
 
 _COLLAPSED_WIDTH = 1e-6
 
@@ -46,7 +47,10 @@ class BoxMixture(AnalyticOracle):
     Parameters
     ----------
     weights : (K,) non-negative, summing to 1.
-    lows, highs : (K, D) box corners, ``lows < highs`` elementwise.
+    lows : (K, D) array
+        The boxes' lower corners.
+    highs : (K, D) array
+        Their upper corners, ``lows < highs`` elementwise.
     noise_std : float >= 0, the std s of the Gaussian blur of the clean data.
     schedule : Schedule or None (``vp_linear()``).
     labels : (K,) ints 0..C-1, the class of each box, or None (a labelled mixture is a

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._check import as_batch, as_generator, check_schedule, positive_int
+from .._check import as_batch, as_generator, positive_int
+from .._validate import check_schedule
 from ..schedule import Schedule, vp_linear
 from ._base import AnalyticOracle
 from ._kernels import LOG_2PI, empirical_eval
@@ -63,7 +64,7 @@ class EmpiricalData(AnalyticOracle):
 
     def x0_mean(self, x: object, t: object) -> np.ndarray:
         r""":math:`\mathbb E[x_0|x_t=x] = \sum_i r_i p_i`, the posterior mean of the training points, (B, D)."""
-        x, sqrt_ab, _, sigma2 = self._levels(x, t, "x0_mean", needs_noise=True)
+        x, sqrt_ab, _, sigma2, _ = self._levels(x, t, None, "x0_mean", needs_noise=True)
         return self._posterior(x, sqrt_ab, sigma2)[1]
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:

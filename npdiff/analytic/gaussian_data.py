@@ -12,18 +12,20 @@ maps a Gaussian to a Gaussian:
     \mathbb E[x_0 \mid x_t = x] = \mu + \sqrt{\bar\alpha}\,C\,\Sigma_t^{-1}(x - \sqrt{\bar\alpha}\mu)
 
 (Gaussian conditioning; Bishop 2006, Eq. 2.116). All are computed in the eigenbasis of C,
-shared by every :math:`\Sigma_t` (see :mod:`npdiff.analytic._covariance`).
+shared by every :math:`\Sigma_t` (see :func:`npdiff.analytic.mixture.eigh_covariances`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .._check import as_float_array, as_generator, check_schedule, positive_int
+from .._check import as_generator, positive_int
+from .._validate import check_schedule
 from ..schedule import Schedule, vp_linear
 from ._base import AnalyticOracle
-from ._covariance import eigh_covariances
 from ._kernels import LOG_2PI
+from ._validate import as_gaussian_mean
+from .mixture import eigh_covariances
 
 
 class GaussianData(AnalyticOracle):
@@ -40,28 +42,19 @@ class GaussianData(AnalyticOracle):
     """
 
     def __init__(self, mean: object, cov: object, schedule: Schedule | None = None) -> None:
-        mu = as_float_array(mean, "mean")
-        if mu.ndim != 1 or mu.size == 0:
-            raise ValueError(f"mean must be a 1-D array of shape (D,), got shape {mu.shape}")
+        mu, c = as_gaussian_mean(mean, cov)  # (D,), and a scalar, (D,) or (D, D)
         D = mu.size
-        c = as_float_array(cov, "cov")
-        if c.ndim == 2 and c.shape != (D, D):
-            raise ValueError(f"cov must be ({D}, {D}) to match mean of shape ({D},), got shape {c.shape}")
-        if c.ndim == 1 and c.shape != (D,):
-            raise ValueError(f"cov as diagonal variances must have shape ({D},), got shape {c.shape}")
-        if c.ndim > 2:
-            raise ValueError(f"cov must be a scalar, (D,) or (D, D), got shape {c.shape}")
-        rot, lam, _ = eigh_covariances(c[None] if c.ndim else c, 1, D, "cov")
+        rot, eig, _ = eigh_covariances(c[None] if c.ndim else c, 1, D, "cov")
         self.schedule = check_schedule(schedule, default=vp_linear())
         self.dim = D
         self.mean = mu
-        self.cov = (rot[0] * lam[0]) @ rot[0].T if c.ndim != 2 else 0.5 * (c + c.T)  # (D, D)
+        self.cov = (rot[0] * eig[0]) @ rot[0].T if c.ndim != 2 else 0.5 * (c + c.T)  # (D, D)
         self._rot = rot[0]  # (D, D), columns are eigenvectors
-        self._lam = lam[0]  # (D,)
+        self._eig = eig[0]  # (D,)
 
     def _evaluate(self, x, sqrt_ab, alpha_bar, sigma2):
         y = (x - sqrt_ab[:, None] * self.mean) @ self._rot  # (B, D) in the eigenbasis
-        d = alpha_bar[:, None] * self._lam + sigma2[:, None]  # (B, D) eigenvalues of Sigma_t
+        d = alpha_bar[:, None] * self._eig + sigma2[:, None]  # (B, D) eigenvalues of Sigma_t
         log_prob = -0.5 * (np.sum(y * y / d, axis=1) + np.sum(np.log(d), axis=1) + self.dim * LOG_2PI)
         score = -(y / d) @ self._rot.T  # (B, D)
         laplacian = -np.sum(1.0 / d, axis=1)
@@ -74,17 +67,17 @@ class GaussianData(AnalyticOracle):
         where :math:`\bar\alpha` is tiny; defined for every t (it is :math:`\mu` where
         :math:`\bar\alpha = 0`).
         """
-        x, sqrt_ab, alpha_bar, sigma2 = self._levels(x, t, "x0_mean", needs_noise=False)
+        x, sqrt_ab, alpha_bar, sigma2, _ = self._levels(x, t, None, "x0_mean", needs_noise=False)
         y = (x - sqrt_ab[:, None] * self.mean) @ self._rot  # (B, D)
-        d = alpha_bar[:, None] * self._lam + sigma2[:, None]
-        return self.mean + (y * (sqrt_ab[:, None] * self._lam / d)) @ self._rot.T
+        d = alpha_bar[:, None] * self._eig + sigma2[:, None]
+        return self.mean + (y * (sqrt_ab[:, None] * self._eig / d)) @ self._rot.T
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        r"""Draw n clean points :math:`x_0 = \mu + U\,\mathrm{diag}(\sqrt\lambda)\,z`, (n, D)."""
+        r"""Draw n clean points :math:`x_0 = \mu + U\,\mathrm{diag}(\sqrt\kappa)\,z`, (n, D)."""
         n = positive_int(n, "n")
         rng = as_generator(rng)
         z = rng.standard_normal((n, self.dim))  # (n, D)
-        return self.mean + (z * np.sqrt(self._lam)) @ self._rot.T
+        return self.mean + (z * np.sqrt(self._eig)) @ self._rot.T
 
     def __repr__(self) -> str:
         return f"GaussianData(dim={self.dim}, schedule={self.schedule!r})"

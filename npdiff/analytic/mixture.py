@@ -21,23 +21,38 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._check import as_float_array, as_generator, check_schedule, positive_int
+from .._check import as_generator, positive_int
+from .._validate import check_schedule
 from ..schedule import Schedule, vp_linear
 from ._base import AnalyticOracle
-from ._covariance import eigh_covariances
 from ._kernels import gmm_eval
+from ._validate import as_covariances, as_means, check_positive_definite, check_weights
 
 
-def check_weights(weights: object, name: str = "weights") -> np.ndarray:
-    r"""Mixture weights: a 1-D non-negative array summing to 1 (within 1e-6), renormalized exactly."""
-    w = as_float_array(weights, name)
-    if w.ndim != 1 or w.size == 0:
-        raise ValueError(f"{name} must be a non-empty 1-D array of shape (K,), got shape {w.shape}")
-    if np.any(w < 0.0):
-        raise ValueError(f"{name} must be non-negative, got min {w.min()}")
-    if abs(w.sum() - 1.0) > 1e-6:
-        raise ValueError(f"{name} must sum to 1, got sum {w.sum()!r}")
-    return w / w.sum()
+def eigh_covariances(covs: object, K: int, D: int, name: str) -> tuple[np.ndarray, np.ndarray, bool]:
+    r"""Check covariances of K components in D dimensions and diagonalize them.
+
+    ``covs`` is a scalar variance shared by all components, (K,) isotropic variances,
+    (K, D) diagonal variances or (K, D, D) full symmetric positive-definite matrices.
+    For :math:`C = U\,\mathrm{diag}(\kappa)\,U^\top` (eigenvalues :math:`\kappa`) the noised covariance
+    :math:`\bar\alpha C + \sigma^2 I = U\,\mathrm{diag}(\bar\alpha\kappa + \sigma^2)\,U^\top` has the
+    same eigenvectors, so one eigendecomposition at construction serves every t.
+
+    Returns
+    -------
+    rot : (K, D, D) array
+        Eigenvectors (columns).
+    eig : (K, D) array
+        Eigenvalues.
+    rotate : bool
+        False when every covariance is diagonal (rot is the identity and may be skipped).
+    """
+    c = as_covariances(covs, K, D, name)  # (K, D) variances or (K, D, D) symmetric matrices
+    if c.ndim == 2:
+        return np.broadcast_to(np.eye(D), (K, D, D)).copy(), c, False
+    eig, rot = np.linalg.eigh(0.5 * (c + np.swapaxes(c, 1, 2)))  # (K, D), (K, D, D)
+    check_positive_definite(eig, name)
+    return rot, eig, True
 
 
 class GaussianMixture(AnalyticOracle):
@@ -60,25 +75,23 @@ class GaussianMixture(AnalyticOracle):
     def __init__(self, weights: object, means: object, covs: object, schedule: Schedule | None = None,
                  labels: object = None) -> None:
         w = check_weights(weights)
-        mu = as_float_array(means, "means")
-        if mu.ndim != 2 or mu.shape[0] != w.size or mu.shape[1] == 0:
-            raise ValueError(f"means must have shape (K, D) = ({w.size}, D) to match weights, got shape {mu.shape}")
+        mu = as_means(means, w.size)  # (K, D)
         K, D = mu.shape
-        rot, lam, rotate = eigh_covariances(covs, K, D, "covs")
+        rot, eig, rotate = eigh_covariances(covs, K, D, "covs")
         keep = w > 0.0
         self.schedule = check_schedule(schedule, default=vp_linear())
         self.dim = D
         self.weights = w[keep]  # (K,)
         self.means = mu[keep]  # (K, D)
-        self.covs = np.einsum("kde,ke,kfe->kdf", rot[keep], lam[keep], rot[keep])  # (K, D, D)
+        self.covs = np.einsum("kde,ke,kfe->kdf", rot[keep], eig[keep], rot[keep])  # (K, D, D)
         self._log_w = np.log(self.weights)
         self._rot = np.ascontiguousarray(rot[keep]) if rotate else np.zeros((1, 1, 1))
-        self._lam = np.ascontiguousarray(lam[keep])  # (K, D)
+        self._eig = np.ascontiguousarray(eig[keep])  # (K, D)
         self._rotate = rotate
         self._set_labels(labels, self.weights, keep)
 
     def _evaluate(self, x, sqrt_ab, alpha_bar, sigma2):
-        return gmm_eval(x, sqrt_ab, alpha_bar, sigma2, self._log_w, self.means, self._rot, self._lam, self._rotate)
+        return gmm_eval(x, sqrt_ab, alpha_bar, sigma2, self._log_w, self.means, self._rot, self._eig, self._rotate)
 
     def _restrict(self, mask):
         w = self.weights[mask]
@@ -90,7 +103,7 @@ class GaussianMixture(AnalyticOracle):
 
     def _draw(self, n, rng):
         k = rng.choice(self.weights.size, size=n, p=self.weights)  # (n,)
-        z = rng.standard_normal((n, self.dim)) * np.sqrt(self._lam[k])  # (n, D)
+        z = rng.standard_normal((n, self.dim)) * np.sqrt(self._eig[k])  # (n, D)
         if self._rotate:
             z = np.einsum("nde,ne->nd", self._rot[k], z)
         return self.means[k] + z, k

@@ -27,10 +27,11 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import i0e, i1e
 
-from .._check import as_float_array, as_generator, check_schedule, positive_int, real_scalar
+from .._check import as_float_array, as_generator, positive_int, real_scalar
+from .._validate import check_schedule
 from ..schedule import Schedule, vp_linear
 from ._base import AnalyticOracle
-from .mixture import check_weights
+from ._validate import check_weights
 
 
 class RingMixture(AnalyticOracle):

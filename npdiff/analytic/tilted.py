@@ -37,15 +37,27 @@ class TiltedTarget:
     Parameters
     ----------
     oracle : a labelled :class:`~npdiff.analytic.AnalyticOracle` of dimension 2.
-    y : the label (an int). w : the guidance weight, >= 0 (w = 0 is :math:`p(x \mid y)`).
-    half_width, spacing : the quadrature grid, cells of side ~``spacing`` tiling :math:`[-h, h]^2`.
+    y : int
+        The label.
+    w : float
+        The guidance weight, >= 0 (w = 0 is :math:`p(x \mid y)`).
+    half_width : float
+        The quadrature grid tiles :math:`[-h, h]^2`, h = ``half_width``.
+    spacing : float
+        Its cells' side, about.
     t : the time of the marginals that are tilted (default 0: the data).
 
     Attributes
     ----------
-    log_normalizer : :math:`\log Z_w`. entropy : :math:`H(p_w)` in nats.
+    log_normalizer : float
+        :math:`\log Z_w`.
+    entropy : float
+        :math:`H(p_w)` in nats.
     edge_mass : the share of :math:`p_w`'s grid mass in the outermost ring of cells (small: the grid holds it).
-    grid : (G^2, 2) cell centres. grid_log_prob : (G^2,) :math:`\log p_w` at the centres.
+    grid : (G^2, 2) array
+        Cell centres.
+    grid_log_prob : (G^2,) array
+        :math:`\log p_w` at the centres.
     cell : the side of a cell.
     """
 

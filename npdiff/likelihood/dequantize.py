@@ -33,9 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp
 
-from .._check import as_batch, as_float_array, as_generator, positive_int
-from ..denoiser import Denoiser, check_denoiser
-from ..gaussian import data_to_levels
+from .._check import as_float_array, as_generator, positive_int
+from ..denoiser import Denoiser, as_denoiser_batch
+from ._validate import as_level_batch
 from .ode import ode_log_likelihood
 
 __all__ = ["DIVERGED_RMS", "DequantizedLikelihood", "bin_log_volume", "density_to_bpd", "dequantize",
@@ -54,9 +54,7 @@ def bin_log_volume(K: int, D: int) -> float:
 
 def dequantize(x: object, K: int, rng: np.random.Generator | int) -> np.ndarray:
     r"""Add :math:`U(-\delta, \delta)` noise to K-level data x (B, D); checks x is on the levels."""
-    x = as_batch(x, "x")
-    K = positive_int(K, "K", minimum=2)
-    data_to_levels(x, K)
+    x, K = as_level_batch(x, K)  # (B, D) on the levels
     rng = as_generator(rng)
     delta = 1.0 / (K - 1)
     return x + rng.uniform(-delta, delta, size=x.shape)
@@ -137,8 +135,7 @@ def dequantized_bpd(
     FloatingPointError
         if the flow diverged for every point: there is no figure to report.
     """
-    check_denoiser(denoiser)
-    x = as_batch(x, "x", dim=getattr(denoiser, "dim", None))
+    x = as_denoiser_batch(denoiser, x)
     draws = positive_int(draws, "draws")
     K = positive_int(K, "K", minimum=2)
     rng = as_generator(rng)

@@ -126,11 +126,21 @@ def image_bpd(
     rng : draws the ODE's dequantization noise first, then the VLB's :math:`x_t`.
     method : ``"ode"``, ``"vlb"`` or ``"both"``.
     draws : dequantizations per image for the ODE, combined by log-mean-exp.
-    T, variance : the VLB's chain length and reverse variance (:data:`npdiff.reverse_variance.VARIANCES`).
+    T : int
+        The VLB's chain length.
+    variance : str
+        The VLB's reverse variance (:data:`npdiff.reverse_variance.VARIANCES`).
     eps_moments : what ``"analytic"`` needs (:func:`npdiff.reverse_variance.eps_moments` on training images).
-    t_min, rtol, atol, batch_size : passed to :func:`~npdiff.likelihood.ode_log_likelihood`.
-        One adaptive step size serves a chunk of ``batch_size`` images; 60 is the chunk the
-        digits figures of the README were measured with.
+    t_min : float
+        Passed to :func:`~npdiff.likelihood.ode_log_likelihood`.
+    rtol : float
+        Passed to :func:`~npdiff.likelihood.ode_log_likelihood`.
+    atol : float
+        Passed to :func:`~npdiff.likelihood.ode_log_likelihood`.
+    batch_size : int
+        Passed to :func:`~npdiff.likelihood.ode_log_likelihood`: one adaptive step size serves a
+        chunk of ``batch_size`` images; 60 is the chunk the digits figures of the README were
+        measured with.
     progress : bars on stderr for the ODE solves and the VLB's terms.
 
     Returns

@@ -28,7 +28,7 @@ from scipy.integrate import solve_ivp
 from .._check import check_tolerances, flow_time, positive_int
 from .._progress import TimeBar
 from ..denoiser import Denoiser, as_denoiser_batch, call_eps_and_divergence
-from ..gaussian import log_normal_diag
+from ..gaussian import log_normal_diag_unchecked
 from ..sample.ode import flow_from_eps
 from ..threads import blas_threads
 
@@ -109,7 +109,10 @@ def ode_log_likelihood(
     t_min : start of the flow, in (0, t_max). The result is the model's density at
         ``t_min``, which for small ``t_min`` is the data density (the default 1e-5
         blurs by :math:`\sigma \approx 3\times10^{-3}` on vp_linear).
-    rtol, atol : tolerances of RK45 (Dormand-Prince), rtol in [1e-13, 1), atol in [1e-14, 1].
+    rtol : float
+        Relative tolerance of RK45 (Dormand-Prince), in [1e-13, 1).
+    atol : float
+        Absolute tolerance of RK45, in [1e-14, 1].
     batch_size : solve chunks of this many points separately (default: all at once).
     progress : a bar on stderr per chunk: the share of [t_min, t_max] the solver has reached.
 
@@ -132,5 +135,5 @@ def ode_log_likelihood(
         nfe += n
     z = np.concatenate(zs)  # (B, D)
     divergence = np.concatenate(divs)  # (B,)
-    prior = log_normal_diag.unchecked(z, 0.0, 0.0)  # (B,) log N(z; 0, I)
+    prior = log_normal_diag_unchecked(z, 0.0, 0.0)  # (B,) log N(z; 0, I)
     return ODELikelihood(log_p=prior + divergence, prior=prior, divergence=divergence, x_end=z, nfe=nfe)

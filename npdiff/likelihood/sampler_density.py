@@ -43,8 +43,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._check import as_batch, positive_int, real_scalar
-from ..gaussian import log_normal_diag
+from .._check import as_batch, as_batches, positive_int, real_scalar
+from ..gaussian import log_normal_diag_unchecked
+from ._validate import as_log_q_values, check_log_q, check_nonsingular, check_sampler, check_sampler_output
 
 # step halvings of the damped Newton iteration: 2^-30 of a step is no step
 _HALVINGS = 30
@@ -104,13 +105,7 @@ class SamplerKL:
 
 
 def _run(sampler: Callable[[np.ndarray], np.ndarray], z: np.ndarray, name: str) -> np.ndarray:
-    out = sampler(z)
-    if not isinstance(out, np.ndarray) or out.shape != z.shape:
-        raise ValueError(f"{name} must return an array of the shape of its input {z.shape}, "
-                         f"got {type(out).__name__} of shape {getattr(out, 'shape', None)}")
-    if not np.all(np.isfinite(out)):
-        raise FloatingPointError(f"{name} returned NaN or Inf values")
-    return out.astype(np.float64, copy=False)
+    return check_sampler_output(sampler(z), z, name)
 
 
 def _jacobian(sampler: Callable[[np.ndarray], np.ndarray], z: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray]:
@@ -125,18 +120,10 @@ def _jacobian(sampler: Callable[[np.ndarray], np.ndarray], z: np.ndarray, h: flo
 
 def _density(z: np.ndarray, x: np.ndarray, J: np.ndarray, residual: np.ndarray) -> SamplerDensity:
     sign, log_det = np.linalg.slogdet(J)  # (N,) each
-    if np.any(sign == 0.0):
-        raise FloatingPointError(f"the sampler's Jacobian is singular at {int(np.sum(sign == 0.0))} point(s): "
-                                 "it maps a neighbourhood onto a lower-dimensional set, so p_F has no density there")
-    prior = log_normal_diag.unchecked(z, 0.0, 0.0)  # (N,) log N(z; 0, I)
+    check_nonsingular(sign)
+    prior = log_normal_diag_unchecked(z, 0.0, 0.0)  # (N,) log N(z; 0, I)
     return SamplerDensity(z=z, x=x, log_p=prior - log_det, prior=prior, log_det=log_det,
                           folded=int(np.sum(sign < 0.0)), residual=residual)
-
-
-def _check_sampler(sampler: object) -> Callable[[np.ndarray], np.ndarray]:
-    if not callable(sampler):
-        raise TypeError(f"sampler must be a callable mapping noise z (N, D) to samples (N, D), got {type(sampler).__name__}")
-    return sampler
 
 
 def sampler_log_density(sampler: Callable[[np.ndarray], np.ndarray], z: object, *, h: float = 1e-6) -> SamplerDensity:
@@ -154,7 +141,7 @@ def sampler_log_density(sampler: Callable[[np.ndarray], np.ndarray], z: object, 
     -------
     :class:`SamplerDensity` at the N points.
     """
-    sampler, z = _check_sampler(sampler), as_batch(z, "z")
+    sampler, z = check_sampler(sampler), as_batch(z, "z")
     h = real_scalar(h, "h", lo=1e-12, hi=1.0)  # below ~1e-12, z + h rounds to z for |z| ~ 1e4
     x, J = _jacobian(sampler, z, h)
     return _density(z, x, J, np.zeros(z.shape[0]))
@@ -176,17 +163,10 @@ def sampler_kl(sampler: Callable[[np.ndarray], np.ndarray], z: object, log_q: Ca
     -------
     :class:`SamplerKL`.
     """
-    sampler, z = _check_sampler(sampler), as_batch(z, "z")
-    if z.shape[0] < 2:
-        raise ValueError(f"z must hold at least 2 points for a standard error, got shape {z.shape}")
-    if not callable(log_q):
-        raise TypeError(f"log_q must be a callable returning the true log-density (N,) of (N, D) points, "
-                        f"got {type(log_q).__name__}")
+    sampler, z = check_sampler(sampler), as_batch(z, "z")
+    log_q = check_log_q(log_q, z)
     density = sampler_log_density(sampler, z, h=h)
-    lq = np.asarray(log_q(density.x), dtype=np.float64)
-    if lq.shape != (z.shape[0],) or np.any(np.isnan(lq)) or np.any(lq == np.inf):
-        raise ValueError(f"log_q must return ({z.shape[0]},) log-densities, finite or -inf, "
-                         f"got shape {lq.shape} with {int(np.sum(~np.isfinite(lq)))} non-finite values")
+    lq = as_log_q_values(log_q(density.x), z.shape[0])  # (N,)
     terms = density.log_p - lq  # (N,) delta, +inf where q(x) = 0
     with np.errstate(over="ignore"):  # e^{-delta} beyond float64 (p_F below q by e^709): an infinite estimate
         ratio = np.exp(-terms)  # (N,) q / p_F
@@ -222,11 +202,9 @@ def sampler_log_density_at(sampler: Callable[[np.ndarray], np.ndarray], x: objec
     -------
     :class:`SamplerDensity` at the solution; its ``residual`` says how far F(z) stayed from x.
     """
-    sampler = _check_sampler(sampler)
-    x = as_batch(x, "x")
-    z = as_batch(z0, "z0", dim=x.shape[1]).copy()
-    if z.shape != x.shape:
-        raise ValueError(f"z0 must have the shape of x {x.shape}, got {z.shape}")
+    sampler = check_sampler(sampler)
+    x, z = as_batches(x=x, z0=z0)
+    z = z.copy()
     h = real_scalar(h, "h", lo=1e-12, hi=1.0)  # below ~1e-12, z + h rounds to z for |z| ~ 1e4
     tol = real_scalar(tol, "tol", lo=0.0, lo_open=True)
     max_iter = positive_int(max_iter, "max_iter", maximum=1000)

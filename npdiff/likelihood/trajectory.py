@@ -14,17 +14,19 @@ clean data, :math:`m_r = \mathbb E\lVert x_0 - \hat x_0(x_r)\rVert^2 / D`. For s
 isotropic Gaussians whose means differ by :math:`c_1 (x_0 - \hat x_0)`:
 
 .. math::
-    \mathbb E\,L_{s \mid r} = \frac D2\Big(\frac{\lambda^2}{\Sigma} - 1 + \log\frac{\Sigma}{\lambda^2}\Big)
+    \mathbb E\,L_{s \mid r} = D\,\mathrm{KL}\big(\mathcal N(0, \tilde\beta_{s|r})\,\|\,\mathcal N(0, \Sigma)\big)
         + \frac{D\,c_1^2\,m_r}{2\Sigma},\qquad
-    \lambda^2 = \frac{1 - \bar\alpha_s}{1 - \bar\alpha_r}\Big(1 - \frac{\bar\alpha_r}{\bar\alpha_s}\Big),\quad
+    \tilde\beta_{s|r} = \frac{1 - \bar\alpha_s}{1 - \bar\alpha_r}\Big(1 - \frac{\bar\alpha_r}{\bar\alpha_s}\Big),\quad
     c_1 = \frac{\sqrt{\bar\alpha_s}\,(1 - \bar\alpha_r/\bar\alpha_s)}{1 - \bar\alpha_r},\quad
-    \Sigma = \lambda^2 + c_1^2 v_r
+    \Sigma = \tilde\beta_{s|r} + c_1^2 v_r
 
-(Ho et al. 2020, Eq. 7 on the respaced pair; :math:`v_r` the clipped analytic variance of
-:mod:`npdiff.reverse_variance`). The decoder's cost from r straight to 0 is estimated by Monte
-Carlo at every r. The best trajectory of K steps is then a shortest path of K edges through the
-cost matrix, found in :math:`O(K N^2)` by dynamic programming (Watson et al. 2021, Sec. 3;
-Bao et al. 2022, Sec. 4). Chosen on training data and scored on test data, the bound stays one.
+(Ho et al. 2020, Eq. 7 on the respaced pair: :func:`npdiff.schedule.posterior_coefficients`;
+the KL is :func:`npdiff.gaussian.kl_normal_diag`; :math:`v_r` the clipped analytic variance and
+:math:`\Sigma` are :func:`npdiff.reverse_variance.sigma_from_x0_variance`). The decoder's cost
+from r straight to 0 is estimated by Monte Carlo at every r. The best trajectory of K steps is then
+a shortest path of K edges through the cost matrix, found in :math:`O(K N^2)` by dynamic programming
+(Watson et al. 2021, Sec. 3; Bao et al. 2022, Sec. 4). Chosen on training data and scored on test
+data, the bound stays one.
 """
 
 from __future__ import annotations
@@ -33,13 +35,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._check import as_generator, as_integers, check_chain, positive_int
-from .._progress import progress
-from ..denoiser import Denoiser, as_denoiser_batch, call_eps
-from ..gaussian import data_to_levels, discretized_gaussian_log_likelihood, kl_normal_diag, log_normal_diag
+from .._check import as_generator, as_integers, positive_int
+from .._validate import check_chain
+from ..denoiser import Denoiser, as_denoiser_batch
+from ..gaussian import (
+    data_to_levels,
+    discretized_gaussian_log_likelihood_unchecked,
+    kl_normal_diag_unchecked,
+    log_normal_diag_unchecked,
+)
 from ..parameterization import x0_from_eps
-from ..reverse_variance import DECODER_FLOOR, EpsMoments, x0_variance_bound, x0_variance_from_eps_moment
-from ..schedule import DiscreteSchedule
+from ..reverse_variance import (
+    EpsMoments,
+    decoder_floor,
+    eps_at_noised_data,
+    sigma_from_x0_variance,
+    x0_variance_bound,
+    x0_variance_from_eps_moment,
+)
+from ..schedule import DiscreteSchedule, posterior_coefficients
 
 __all__ = ["BoundCosts", "bound_costs", "optimal_steps"]
 
@@ -69,16 +83,15 @@ class BoundCosts:
     def pair_costs(self) -> np.ndarray:
         r"""(N + 1, N + 1) the expected cost of the jump from r down to s at [s, r]: the decoder in row 0,
         the closed-form KL above it, +inf where s >= r."""
-        ab, N, D = self.chain.alpha_bar, self.chain.T, self.D
-        v = np.clip(x0_variance_from_eps_moment(self.moments.eps_sq, ab[1:]), 0.0,
-                    x0_variance_bound(self.chain, self.x0_max)[1:])  # (N,) Bao et al. 2022, Thms. 1-2
-        s, r = ab[1:, None], ab[None, 1:]  # alpha_bar_s (rows s = 1..N), alpha_bar_r (columns r = 1..N)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = r / s
-            lam2 = (1.0 - s) / (1.0 - r) * (1.0 - ratio)  # beta_tilde of the pair
-            c1 = np.sqrt(s) * (1.0 - ratio) / (1.0 - r)
-            sigma = lam2 + c1**2 * v[None, :]
-            kl = 0.5 * D * (lam2 / sigma - 1.0 + np.log(sigma / lam2)) + 0.5 * D * c1**2 * self.x0_mse[None, :] / sigma
+        ab, log_ab, N, D = self.chain.alpha_bar, self.chain.log_alpha_bar, self.chain.T, self.D
+        v = x0_variance_from_eps_moment(self.moments.eps_sq, ab[1:])  # (N,) Bao et al. 2022, Thm. 1
+        v_max = x0_variance_bound(self.chain, self.x0_max)[1:]  # (N,) Thm. 2
+        log_ab_s = log_ab[1:, None]  # (N, 1): rows s = 1..N; columns r = 1..N
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # s >= r: no pair, masked below
+            beta_tilde, c1, _ = posterior_coefficients(log_ab_s, log_ab[None, 1:] - log_ab_s)  # (N, N) each
+            sigma = sigma_from_x0_variance(beta_tilde, c1, v[None, :], v_max[None, :])  # (N, N)
+            kl = D * kl_normal_diag_unchecked(0.0, np.log(beta_tilde), 0.0, np.log(sigma))  # the variances' part
+            kl += 0.5 * D * c1**2 * self.x0_mse[None, :] / sigma  # the means': E||c1 (x0 - x0_hat)||^2 / (2 Sigma)
         F = np.full((N + 1, N + 1), np.inf)
         F[0, 1:] = self.decoder
         upper = np.triu(np.ones((N, N), dtype=bool), k=1)  # s < r
@@ -110,7 +123,7 @@ def bound_costs(
     *,
     K: int | None = None,
     batch_size: int = 4096,
-    progress_bar: bool = False,
+    progress: bool = False,
 ) -> BoundCosts:
     r"""Estimate :math:`\Gamma_r`, :math:`m_r` and the decoder's cost at every step of ``chain`` on training data.
 
@@ -126,31 +139,24 @@ def bound_costs(
     x0_max = None if K is None else 1.0
     v_max = x0_variance_bound(chain, x0_max)  # (N+1,)
     (n, D), N = x0.shape, chain.T
-    times = np.minimum(chain.times[1:], denoiser.schedule.t_max)  # (N,)
     eps_sq, se, mse, decoder = (np.empty(N) for _ in range(4))
-    for j in progress(range(N), total=N, desc="bound costs", enabled=progress_bar):
-        ab = chain.alpha_bar[j + 1]
-        e2, err2, x0_hat_list = np.empty(n), np.empty(n), []
-        for lo in range(0, n, batch_size):
-            x = x0[lo : lo + batch_size]  # (b, D)
-            xt = np.sqrt(ab) * x + np.sqrt(1.0 - ab) * rng.standard_normal(x.shape)  # Ho et al. 2020, Eq. 4
-            eps = call_eps(denoiser, xt, float(times[j]))  # (b, D)
-            x0_hat = x0_from_eps(xt, eps, np.sqrt(ab), np.sqrt(1.0 - ab))  # Eq. 15
-            e2[lo : lo + batch_size] = np.sum(eps**2, axis=1) / D
-            err2[lo : lo + batch_size] = np.sum((x - x0_hat) ** 2, axis=1) / D
-            x0_hat_list.append(x0_hat)
-        eps_sq[j], se[j], mse[j] = e2.mean(), e2.std(ddof=1) / np.sqrt(n) if n > 1 else np.inf, err2.mean()
-        # the decoder from r = j + 1 straight to 0: variance v_r (c_1 = 1, beta_tilde = 0), floored as the bound does
-        v = x0_variance_from_eps_moment(eps_sq[j], ab)
-        v_floor = DECODER_FLOOR * (1.0 - ab) / ab
-        log_var = np.log(np.clip(v, v_floor, max(v_floor, v_max[j + 1])))
-        x0_hat = np.concatenate(x0_hat_list)  # (n, D)
+    for r, xt, eps in eps_at_noised_data(denoiser, x0, chain, rng, batch_size=batch_size, progress=progress,
+                                         desc="bound costs"):
+        ab = chain.alpha_bar[r]
+        x0_hat = x0_from_eps(xt, eps, np.sqrt(ab), np.sqrt(1.0 - ab))  # (n, D) Ho et al. 2020, Eq. 15
+        e2 = np.sum(eps**2, axis=1) / D  # (n,)
+        eps_sq[r - 1], se[r - 1] = e2.mean(), e2.std(ddof=1) / np.sqrt(n) if n > 1 else np.inf
+        mse[r - 1] = (np.sum((x0 - x0_hat) ** 2, axis=1) / D).mean()
+        # the decoder from r straight to 0 (beta_tilde = 0, c_1 = 1): variance v_r, floored as the bound's decoder
+        v = x0_variance_from_eps_moment(eps_sq[r - 1], ab)
+        log_var = np.log(sigma_from_x0_variance(0.0, 1.0, v, v_max[r], decoder_floor(ab)))
         if K is None:
-            decoder[j] = -log_normal_diag.unchecked(x0, x0_hat, log_var).mean()
+            decoder[r - 1] = -log_normal_diag_unchecked(x0, x0_hat, log_var).mean()
         else:
-            decoder[j] = -discretized_gaussian_log_likelihood.unchecked(x0, x0_hat, log_var, K).sum(axis=1).mean()
+            decoder[r - 1] = -discretized_gaussian_log_likelihood_unchecked(x0, x0_hat, log_var, K).sum(axis=1).mean()
     ab_N = chain.alpha_bar[N]
-    prior = float(kl_normal_diag.unchecked(np.sqrt(ab_N) * x0, np.log(1.0 - ab_N), 0.0, 0.0).sum(axis=1).mean())
+    prior = float(kl_normal_diag_unchecked(np.sqrt(ab_N) * x0, np.log(1.0 - ab_N), 0.0, 0.0).sum(axis=1).mean())
+    times = np.minimum(chain.times[1:], denoiser.schedule.t_max)  # (N,)
     moments = EpsMoments(times=times, eps_sq=eps_sq, se=se, n=n)
     return BoundCosts(chain=chain, moments=moments, x0_mse=mse, decoder=decoder, prior=prior, D=D, x0_max=x0_max)
 

@@ -37,9 +37,14 @@ import numpy as np
 from .._check import as_generator, positive_int
 from .._progress import progress as bar
 from ..denoiser import Denoiser, as_denoiser_batch
-from ..forward import q_posterior_discrete, q_sample_discrete, q_xt_x0_discrete
-from ..gaussian import data_to_levels, discretized_gaussian_log_likelihood, kl_normal_diag, log_normal_diag
-from ..reverse import chain_for, p_mean_log_variance
+from ..forward import q_posterior_discrete_unchecked, q_sample_discrete_unchecked, q_xt_x0_discrete_unchecked
+from ..gaussian import (
+    data_to_levels,
+    discretized_gaussian_log_likelihood_unchecked,
+    kl_normal_diag_unchecked,
+    log_normal_diag_unchecked,
+)
+from ..reverse import chain_for, p_mean_log_variance_unchecked
 from ..reverse_variance import EpsMoments, ReverseVariance
 from ..threads import blas_threads
 
@@ -114,20 +119,20 @@ def vlb(
 
     # L_{t-1}, t = 2..T: KL(q(x_{t-1} | x_t, x_0) || p(x_{t-1} | x_t)), with one draw of x_t each
     for t in bar(range(2, T + 1), total=T - 1, desc=f"VLB, {T} terms", enabled=progress):
-        xt = q_sample_discrete.unchecked(x0, t, rng.standard_normal((B, D)), chain)
-        mean_q, _, log_var_q = q_posterior_discrete.unchecked(x0, xt, t, chain)
-        mean_p, log_var_p, _, _ = p_mean_log_variance.unchecked(denoiser, xt, t, reverse_var, None)
-        terms[:, t - 1] = kl_normal_diag.unchecked(mean_q, log_var_q, mean_p, log_var_p[:, None]).sum(axis=1)  # (B,)
+        xt = q_sample_discrete_unchecked(x0, t, rng.standard_normal((B, D)), chain)
+        mean_q, _, log_var_q = q_posterior_discrete_unchecked(x0, xt, t, chain)
+        mean_p, log_var_p, _, _ = p_mean_log_variance_unchecked(denoiser, xt, t, reverse_var, None)
+        terms[:, t - 1] = kl_normal_diag_unchecked(mean_q, log_var_q, mean_p, log_var_p[:, None]).sum(axis=1)  # (B,)
 
     # L_0: the decoder at t = 1, whose mean is the predicted x_0 (posterior_mean_coef2[1] = 0)
-    x1 = q_sample_discrete.unchecked(x0, 1, rng.standard_normal((B, D)), chain)
-    mean_p, log_var_p, _, _ = p_mean_log_variance.unchecked(denoiser, x1, 1, reverse_var, None)
+    x1 = q_sample_discrete_unchecked(x0, 1, rng.standard_normal((B, D)), chain)
+    mean_p, log_var_p, _, _ = p_mean_log_variance_unchecked(denoiser, x1, 1, reverse_var, None)
     if K is None:
-        terms[:, 0] = -log_normal_diag.unchecked(x0, mean_p, log_var_p[:, None])
+        terms[:, 0] = -log_normal_diag_unchecked(x0, mean_p, log_var_p[:, None])
     else:
-        terms[:, 0] = -discretized_gaussian_log_likelihood.unchecked(x0, mean_p, log_var_p[:, None], K).sum(axis=1)
+        terms[:, 0] = -discretized_gaussian_log_likelihood_unchecked(x0, mean_p, log_var_p[:, None], K).sum(axis=1)
 
     # L_T: KL(q(x_T | x_0) || N(0, I)) in closed form
-    mean_T, var_T = q_xt_x0_discrete.unchecked(x0, T, chain)
-    terms[:, T] = kl_normal_diag.unchecked(mean_T, np.log(var_T), 0.0, 0.0).sum(axis=1)
+    mean_T, var_T = q_xt_x0_discrete_unchecked(x0, T, chain)
+    terms[:, T] = kl_normal_diag_unchecked(mean_T, np.log(var_T), 0.0, 0.0).sum(axis=1)
     return VLBResult(total=terms.sum(axis=1), prior=terms[:, T].copy(), decoder=terms[:, 0].copy(), terms=terms, nfe=T)

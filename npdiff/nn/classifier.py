@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from .._check import as_generator, as_labels, positive_int, real_scalar
-from ..forward import q_sample
+from ..forward import q_sample_unchecked
 from ..schedule import Schedule, schedule_from_config
 from .config import Layers, MLPConfig, init_layers, layer_views
 from .embedding import embed, embed_tangent
@@ -219,7 +219,7 @@ def train_classifier(classifier: NoisyClassifier, data: object, rng: np.random.G
         x0, y = sample(batch_size, rng)
         t = rng.uniform(t_min, schedule.t_max, batch_size)  # (B,)
         eps = rng.standard_normal(x0.shape)
-        xt = q_sample.unchecked(np.asarray(x0, dtype=np.float64), t, eps, schedule)  # (B, D)
+        xt = q_sample_unchecked(np.asarray(x0, dtype=np.float64), t, eps, schedule)  # (B, D)
         with np.errstate(over="ignore", invalid="ignore"):  # a run that diverges is reported below, not warned about
             losses[s], grad = classifier.loss_and_grad(xt, t, y)
         if not (np.isfinite(losses[s]) and np.all(np.isfinite(grad))):  # before the update: the weights stay finite

@@ -1,14 +1,16 @@
 r"""AdamW with bias correction, global-norm gradient clipping and an EMA of the weights, fused.
 
 One update, over the flat parameter vector :math:`\theta` and its gradient :math:`g`
-(:func:`npdiff.nn.fast.kernels.adamw_ema` does it in a single pass after one pass for the norm):
+(:meth:`AdamW.reference_update` writes it line by line in NumPy; :meth:`AdamW.update`, which the
+trainer runs, fuses it into :func:`npdiff.nn.fast.kernels.adamw_ema`, a single pass after one pass
+for the norm, tested equal to the reference):
 
 .. math::
     g &\leftarrow g\cdot\min\Big(1, \frac{c}{\lVert g\rVert_2 + 10^{-6}}\Big)
         &&\text{(global-norm clipping, Pascanu et al. 2013, Alg. 2; as torch's clip\_grad\_norm\_)}\\
     m &\leftarrow \beta_1 m + (1-\beta_1) g,\quad v \leftarrow \beta_2 v + (1-\beta_2) g^2
         &&\text{(Kingma \& Ba 2015, Alg. 1)}\\
-    \theta &\leftarrow \theta(1 - \eta\lambda) - \frac{\eta}{1-\beta_1^s}\,
+    \theta &\leftarrow \theta(1 - \eta\omega) - \frac{\eta}{1-\beta_1^s}\,
         \frac{m}{\sqrt{v}/\sqrt{1-\beta_2^s} + \epsilon}
         &&\text{(decoupled weight decay, Loshchilov \& Hutter 2019, Alg. 2)}\\
     \bar\theta &\leftarrow \delta_s\bar\theta + (1-\delta_s)\theta
@@ -27,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from .._check import positive_int, real_scalar
+from .._check import as_like, positive_int, real_scalar
+from ._validate import check_adamw_hyperparameters, check_optimizer_state
 from .fast import kernels as K
 
 __all__ = ["AdamW"]
@@ -39,28 +42,37 @@ class AdamW:
     Parameters
     ----------
     params : (n,) the weights the updates will be applied to (the EMA starts as a copy).
-    betas, eps, weight_decay : Adam's :math:`\beta_1, \beta_2`, :math:`\epsilon` and :math:`\lambda`.
-    clip_norm : c, the global-norm threshold; 0 disables clipping.
-    ema_decay : :math:`\delta` in [0, 1); ema_warmup : use :math:`\min(\delta, (1+s)/(10+s))`.
+    betas : (float, float)
+        Adam's :math:`\beta_1, \beta_2`.
+    eps : float
+        Adam's :math:`\epsilon`.
+    weight_decay : float
+        The decoupled weight decay :math:`\omega` (the weights shrink by :math:`\eta\omega` per step,
+        :math:`\eta` the learning rate).
+    clip_norm : float
+        c, the global-norm threshold; 0 disables clipping.
+    ema_decay : float
+        :math:`\delta` in [0, 1).
+    ema_warmup : bool
+        Use :math:`\min(\delta, (1+s)/(10+s))`.
 
     Attributes
     ----------
-    m, v, ema : (n,) state arrays of the dtype of ``params``; step : updates done so far.
+    m : (n,) array
+        Adam's first moment, of the dtype of ``params``.
+    v : (n,) array
+        Its second moment.
+    ema : (n,) array
+        The EMA of the weights.
+    step : int
+        Updates done so far.
     """
 
     def __init__(self, params: np.ndarray, *, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, clip_norm: float = 1.0, ema_decay: float = 0.999,
                  ema_warmup: bool = True) -> None:
-        if not isinstance(params, np.ndarray) or params.ndim != 1 or params.dtype not in (np.float32, np.float64):
-            raise TypeError(f"params must be a 1-D float32/float64 array, got {type(params).__name__}")
-        if len(betas) != 2:
-            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-        self.beta1 = real_scalar(betas[0], "beta1", lo=0.0, hi=1.0, hi_open=True)
-        self.beta2 = real_scalar(betas[1], "beta2", lo=0.0, hi=1.0, hi_open=True)
-        self.eps = real_scalar(eps, "eps", lo=0.0, lo_open=True)
-        self.weight_decay = real_scalar(weight_decay, "weight_decay", lo=0.0)
-        self.clip_norm = real_scalar(clip_norm, "clip_norm", lo=0.0)
-        self.ema_decay = real_scalar(ema_decay, "ema_decay", lo=0.0, hi=1.0, hi_open=True)
+        self.beta1, self.beta2, self.eps, self.weight_decay, self.clip_norm, self.ema_decay = check_adamw_hyperparameters(
+            params, betas, eps, weight_decay, clip_norm, ema_decay)
         self.ema_warmup = bool(ema_warmup)
         self.m = np.zeros_like(params)
         self.v = np.zeros_like(params)
@@ -77,16 +89,43 @@ class AdamW:
         ``grad`` is read only (clipping scales it on the fly). Returns the gradient's global
         L2 norm before clipping.
         """
-        if not isinstance(params, np.ndarray) or params.shape != self.m.shape or params.dtype != self.m.dtype:
-            raise ValueError(f"params must be a {self.m.dtype} array of shape {self.m.shape}, got "
-                             f"{getattr(params, 'dtype', type(params).__name__)} {getattr(params, 'shape', '')}")
-        if not isinstance(grad, np.ndarray) or grad.shape != self.m.shape or grad.dtype != self.m.dtype:
-            raise ValueError(f"grad must be a {self.m.dtype} array of shape {self.m.shape}, got "
-                             f"{getattr(grad, 'dtype', type(grad).__name__)} {getattr(grad, 'shape', '')}")
+        params, grad = as_like(params, self.m, "params"), as_like(grad, self.m, "grad")
         self.step += 1
         hyper = K.adamw_hyper(params.dtype, real_scalar(lr, "lr", lo=0.0), self.beta1, self.beta2, self.eps,
                               self.weight_decay, self.step, self.current_ema_decay(self.step))
         return K.adamw_ema(params, grad, self.m, self.v, self.ema, hyper, self.clip_norm)
+
+    def reference_update(self, params: np.ndarray, grad: np.ndarray, lr: float) -> float:
+        r""":meth:`update` in plain NumPy, one line per formula of the module docstring (the fused kernel's reference).
+
+        Parameters
+        ----------
+        params : (n,) array
+            The weights, updated in place.
+        grad : (n,) array
+            Their gradient (read only).
+        lr : float
+            The learning rate :math:`\eta`.
+
+        Returns
+        -------
+        float
+            The gradient's global L2 norm before clipping.
+        """
+        params, grad = as_like(params, self.m, "params"), as_like(grad, self.m, "grad")
+        lr = real_scalar(lr, "lr", lo=0.0)
+        self.step += 1
+        s, dtype = self.step, params.dtype.type
+        norm = float(np.sqrt(np.sum(np.square(grad, dtype=np.float64))))
+        g = grad * dtype(min(1.0, self.clip_norm / (norm + 1e-6)) if self.clip_norm > 0 else 1.0)  # clipping
+        self.m[...] = self.beta1 * self.m + (1.0 - self.beta1) * g  # Kingma & Ba 2015, Alg. 1
+        self.v[...] = self.beta2 * self.v + (1.0 - self.beta2) * g * g
+        m_hat = self.m / (1.0 - self.beta1**s)  # bias corrections
+        v_hat = self.v / (1.0 - self.beta2**s)
+        params[...] = params * (1.0 - lr * self.weight_decay) - lr * m_hat / (np.sqrt(v_hat) + self.eps)  # Alg. 2
+        decay = self.current_ema_decay(s)
+        self.ema[...] = decay * self.ema + (1.0 - decay) * params  # the EMA of the weights
+        return norm
 
     # -- checkpoints -----------------------------------------------------------------------
     def hyperparameters(self) -> dict[str, Any]:
@@ -100,13 +139,7 @@ class AdamW:
 
     def load_state(self, arrays: dict[str, np.ndarray], step: int) -> None:
         r"""Restore :meth:`state_arrays` and the step counter (shapes and dtypes must match)."""
-        for name, mine in (("adam_m", self.m), ("adam_v", self.v), ("ema", self.ema)):
-            if not isinstance(arrays, dict) or name not in arrays:
-                got = sorted(arrays) if isinstance(arrays, dict) else type(arrays).__name__
-                raise ValueError(f"optimizer state must hold {name!r}, got {got}")
-            arr = np.asarray(arrays[name])
-            if arr.shape != mine.shape or arr.dtype != mine.dtype:
-                raise ValueError(f"optimizer state {name!r} must be {mine.dtype} of shape {mine.shape}, "
-                                 f"got {arr.dtype} of shape {arr.shape}")
-            mine[...] = arr
+        mine = self.state_arrays()
+        for name, arr in check_optimizer_state(arrays, mine).items():
+            mine[name][...] = arr
         self.step = positive_int(step, "step", minimum=0)

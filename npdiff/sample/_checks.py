@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._check import as_batch, as_float_array, as_generator, as_integers, check_schedule, flow_time, positive_int, real_scalar
+from .._check import as_batch, as_float_array, as_generator, as_integers, flow_time, positive_int, real_scalar
+from .._validate import check_schedule
 from ..denoiser import Denoiser, check_denoiser
 from ..schedule import Schedule
 

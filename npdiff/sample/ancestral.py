@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._check import chain_step, flow_time, one_of, positive_int, real_scalar
+from .._check import flow_time, one_of, positive_int, real_scalar
 from .._progress import progress as bar
+from .._validate import chain_step
 from ..denoiser import Denoiser
-from ..reverse import call_time, chain_for, check_clip, p_mean_log_variance, p_mean_variance
+from ..reverse import call_time, chain_for, check_clip, p_mean_log_variance_unchecked, p_mean_variance_unchecked
 from ..reverse_variance import EpsMoments, ReverseVariance
 from ..schedule import DiscreteSchedule, Schedule
 from ..threads import blas_threads
@@ -107,10 +108,10 @@ def ddpm_sample(
     rec(x, call_time(chain, chain.T, denoiser.schedule))
     for i in bar(range(chain.T, 0, -1), total=chain.T, desc="ddpm", enabled=progress):
         if i > 1:
-            mean, log_var, _, _ = p_mean_log_variance.unchecked(denoiser, x, i, reverse_var, clip_x0)
+            mean, log_var, _, _ = p_mean_log_variance_unchecked(denoiser, x, i, reverse_var, clip_x0)
             x = mean + np.exp(0.5 * log_var)[:, None] * rng.standard_normal(x.shape)
         else:  # no noise at the last step: it would only blur the output
-            x, _, _ = p_mean_variance.unchecked(denoiser, x, i, chain, clip_x0)
+            x, _, _ = p_mean_variance_unchecked(denoiser, x, i, chain, clip_x0)
         check_finite(x, f"at chain step {i}")
         rec(x, float(chain.times[i - 1]))
     return rec.result(x, chain.T)
@@ -214,7 +215,7 @@ def ddim_sample(
     rec = Recorder(record)
     rec(x, call_time(chain, chain.T, denoiser.schedule))
     for i in bar(range(chain.T, 0, -1), total=chain.T, desc="ddim", enabled=progress):
-        _, _, x0_hat = p_mean_variance.unchecked(denoiser, x, i, chain, clip_x0)
+        _, _, x0_hat = p_mean_variance_unchecked(denoiser, x, i, chain, clip_x0)
         var = _ddim_variance(chain, i, eta)
         # Eq. 12 in the data form: the predicted noise enters only through x0_hat (the clipped one when clipping)
         sigma_next = np.sqrt(max(1.0 - chain.alpha_bar_prev[i] - var, 0.0))  # the noise Eq. 12 keeps

@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._check import check_schedule, one_of, real_scalar
+from .._check import one_of, real_scalar
+from .._validate import check_schedule
 from ..schedule import Schedule
 from ._checks import check_grid, check_grid_ends, check_log_snr
 

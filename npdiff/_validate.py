@@ -1,0 +1,131 @@
+r"""Checks of the diffusion's own objects: schedules, chains, and the batches and times they take.
+
+The generic checks (arrays, batches, times, counts) live in :mod:`npdiff._check`, which knows no
+diffusion object; these know the schedules, so they live beside them, importing
+:mod:`npdiff.schedule` at the top (the schedules import only the generic checks). A public
+function of the forward process or the chain checks everything in one line:
+:func:`batch_at_times`, :func:`batch_between_times`, :func:`batch_at_steps`, :func:`chain_step`.
+The checks of guidance (the label, the conditional denoiser, the classifier and its answers) follow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._check import as_batches, as_indices, as_labels, as_times, positive_int
+from .denoiser import check_denoiser, num_classes_of
+from .schedule import DiscreteSchedule, Schedule
+
+__all__ = ["as_guidance_label", "batch_at_steps", "batch_at_times", "batch_between_times", "chain_step", "check_chain",
+           "check_classifier", "check_classifier_answer", "check_conditional", "check_label_count", "check_laplacian",
+           "check_schedule"]
+
+
+def check_schedule(schedule: object, name: str = "schedule", *, default: Schedule | None = None) -> Schedule:
+    r"""Check a continuous :class:`~npdiff.schedule.Schedule`; with ``default``, None stands for it."""
+    if schedule is None and default is not None:
+        return default
+    if not isinstance(schedule, Schedule):
+        expected = "a continuous npdiff Schedule" + (" or None" if default is not None else "")
+        raise TypeError(f"{name} must be {expected}, got {type(schedule).__name__}")
+    return schedule
+
+
+def check_chain(chain: object, name: str = "chain") -> DiscreteSchedule:
+    r"""Check a discrete chain, a :class:`~npdiff.schedule.DiscreteSchedule`."""
+    if not isinstance(chain, DiscreteSchedule):
+        raise TypeError(f"{name} must be a DiscreteSchedule (e.g. schedule.discretize(T) or "
+                        f"reverse.chain_for(schedule, T)), got {type(chain).__name__}")
+    return chain
+
+
+def chain_step(chain: object, i: object, name: str = "i", *, lo: int = 1) -> int:
+    r"""Check a chain and one of its indices, an int in lo..T (a reverse step exists for 1..T); return the index."""
+    return positive_int(i, name, minimum=lo, maximum=check_chain(chain).T)
+
+
+def batch_at_times(schedule: object, t: object, **batches: object) -> tuple[np.ndarray, ...]:
+    r"""Check a continuous schedule, batches of one shape (B, D) and their times t in [0, 1].
+
+    ``t`` is a float or a (B,) array. Returns the batches in the order given, then t as (B,).
+    """
+    check_schedule(schedule)
+    arrays = as_batches(**batches)
+    return (*arrays, as_times(t, arrays[0].shape[0]))
+
+
+def batch_between_times(schedule: object, s: object, t: object, *, strict: bool, **batches: object) -> tuple[np.ndarray, ...]:
+    r"""As :func:`batch_at_times` with two times per point, s <= t (s < t when ``strict``).
+
+    Returns the batches in the order given, then s and t as (B,) arrays.
+    """
+    *arrays, t = batch_at_times(schedule, t, **batches)
+    s = as_times(s, t.shape[0], "s")
+    if np.any(s >= t) if strict else np.any(s > t):
+        raise ValueError(f"s must be {'<' if strict else '<='} t elementwise, got s up to {s.max()} with t down to {t.min()}")
+    return (*arrays, s, t)
+
+
+def batch_at_steps(chain: object, t: object, *, lo: int = 0, **batches: object) -> tuple[np.ndarray, ...]:
+    r"""Check a chain, batches of one shape (B, D) and their step indices t in lo..T.
+
+    ``t`` is an int or a (B,) array of ints. Returns the batches in the order given, then t as (B,) int64.
+    """
+    chain = check_chain(chain)
+    arrays = as_batches(**batches)
+    return (*arrays, as_indices(t, arrays[0].shape[0], lo=lo, hi=chain.T))
+
+
+# -- guidance ----------------------------------------------------------------------------------------
+
+
+def as_guidance_label(y: object, C: int) -> np.ndarray:
+    r"""The label to guide towards: one int, or one per point, in 0..C-1 (not None); int64, () or (B,)."""
+    if y is None:
+        raise ValueError("y must be the label to guide towards (an int, or one per point), got None")
+    return as_labels(y, None, C)
+
+
+def check_label_count(y: np.ndarray, x: np.ndarray) -> None:
+    r"""Labels given one per point must match the batch x they are used with."""
+    if y.ndim == 1 and y.shape[0] != x.shape[0]:
+        raise ValueError(f"y holds {y.shape[0]} labels but x has {x.shape[0]} points; give one label or one per point")
+
+
+def check_conditional(denoiser: object) -> int:
+    r"""A conditional denoiser (``num_classes`` C > 0); returns C."""
+    C = num_classes_of(denoiser)
+    if C == 0:
+        raise ValueError(f"denoiser must be conditional (num_classes > 0) to be guided; {type(denoiser).__name__} has no labels")
+    return C
+
+
+def check_classifier(denoiser: object, classifier: object) -> int:
+    r"""A denoiser and a classifier of noisy inputs for it: ``class_log_prob_grad``, C >= 1 classes, the same schedule.
+
+    Returns C.
+    """
+    schedule = check_denoiser(denoiser)
+    if not hasattr(classifier, "class_log_prob_grad"):
+        raise TypeError(f"classifier must answer class_log_prob_grad(x, t, y); {type(classifier).__name__} does not")
+    C = getattr(classifier, "num_classes", 0)
+    if isinstance(C, bool) or not isinstance(C, (int, np.integer)) or C < 1:
+        raise ValueError(f"classifier.num_classes must be a positive int, got {C!r}")
+    if getattr(classifier, "schedule", schedule) != schedule:
+        raise ValueError(f"classifier was trained for schedule {classifier.schedule!r}, the denoiser has {schedule!r}")
+    return int(C)
+
+
+def check_laplacian(classifier: object) -> None:
+    r"""A classifier that gives the Laplacian of its log-probability, for the exact divergence of guidance."""
+    if not hasattr(classifier, "class_log_prob_grad_and_laplacian"):
+        raise TypeError(f"the exact divergence of classifier guidance needs the classifier's Laplacian; "
+                        f"{type(classifier).__name__} has no class_log_prob_grad_and_laplacian")
+
+
+def check_classifier_answer(value: object, shape: tuple[int, ...], what: str) -> np.ndarray:
+    r"""What the classifier returned: an array of ``shape``, finite."""
+    value = np.asarray(value)
+    if value.shape != shape or not np.all(np.isfinite(value)):
+        raise FloatingPointError(f"the classifier's {what} returned shape {value.shape}, expected {shape} and finite")
+    return value

@@ -1,0 +1,63 @@
+r"""Checks of the likelihoods' arguments and of what a sampler map returns, so the estimators read as math."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from .._check import as_batch, positive_int
+from ..gaussian import data_to_levels
+
+__all__ = ["as_level_batch", "as_log_q_values", "check_log_q", "check_nonsingular", "check_sampler",
+           "check_sampler_output"]
+
+
+def as_level_batch(x: object, K: object, name: str = "x") -> tuple[np.ndarray, int]:
+    r"""K-level data: a (B, D) batch on the levels :math:`2v/(K-1) - 1` and K >= 2; returns (x, K)."""
+    x, K = as_batch(x, name), positive_int(K, "K", minimum=2)
+    data_to_levels(x, K, name=name)
+    return x, K
+
+
+def check_sampler(sampler: object) -> Callable[[np.ndarray], np.ndarray]:
+    r"""A deterministic sampler: a callable mapping noise z (N, D) to samples (N, D)."""
+    if not callable(sampler):
+        raise TypeError(f"sampler must be a callable mapping noise z (N, D) to samples (N, D), got {type(sampler).__name__}")
+    return sampler
+
+
+def check_sampler_output(out: object, z: np.ndarray, name: str) -> np.ndarray:
+    r"""What the sampler returned for z: an array of z's shape, finite; as float64."""
+    if not isinstance(out, np.ndarray) or out.shape != z.shape:
+        raise ValueError(f"{name} must return an array of the shape of its input {z.shape}, "
+                         f"got {type(out).__name__} of shape {getattr(out, 'shape', None)}")
+    if not np.all(np.isfinite(out)):
+        raise FloatingPointError(f"{name} returned NaN or Inf values")
+    return out.astype(np.float64, copy=False)
+
+
+def check_nonsingular(sign: np.ndarray) -> None:
+    r"""The signs of the Jacobians' determinants: none 0 (else the sampler's density is undefined there)."""
+    if np.any(sign == 0.0):
+        raise FloatingPointError(f"the sampler's Jacobian is singular at {int(np.sum(sign == 0.0))} point(s): "
+                                 "it maps a neighbourhood onto a lower-dimensional set, so p_F has no density there")
+
+
+def check_log_q(log_q: object, z: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    r"""The true log-density, a callable, for a KL over at least 2 points z (for a standard error)."""
+    if z.shape[0] < 2:
+        raise ValueError(f"z must hold at least 2 points for a standard error, got shape {z.shape}")
+    if not callable(log_q):
+        raise TypeError(f"log_q must be a callable returning the true log-density (N,) of (N, D) points, "
+                        f"got {type(log_q).__name__}")
+    return log_q
+
+
+def as_log_q_values(lq: object, n: int) -> np.ndarray:
+    r"""What ``log_q`` returned: (n,) log-densities, finite or -inf (a zero density), as float64."""
+    lq = np.asarray(lq, dtype=np.float64)
+    if lq.shape != (n,) or np.any(np.isnan(lq)) or np.any(lq == np.inf):
+        raise ValueError(f"log_q must return ({n},) log-densities, finite or -inf, "
+                         f"got shape {lq.shape} with {int(np.sum(~np.isfinite(lq)))} non-finite values")
+    return lq
