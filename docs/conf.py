@@ -78,7 +78,7 @@ sphinx_gallery_conf = {
     "examples_dirs": ["../tutorials"],
     "gallery_dirs": ["tutorials"],
     "filename_pattern": r"/\d\d_\w+\.py$",  # run every chapter (the default runs only plot_*.py)
-    "ignore_pattern": r"__init__\.py|/_\w+\.py$",  # _common.py is the chapters' plumbing, not a chapter
+    "ignore_pattern": r"__init__\.py|(^|/)_\w+\.py$",  # _common.py is the chapters' plumbing, not a chapter
     "within_subsection_order": "FileNameSortKey",  # chapter 5 reads the model chapter 4 saved
     "reset_argv": "gallery_runs.reset_argv",  # --quick (unless NPDIFF_DOCS_FULL=1) and one --out for all
     "image_scrapers": ("matplotlib",),
