@@ -243,7 +243,7 @@ def test_formula_pages_have_typeset_math(visit, page_path: str) -> None:
     assert got["typeset"] >= 5, f"{page_path}: {got['typeset']} typeset formulas"
 
 
-CHAPTER_PAGES = [p for p in PAGES if re.fullmatch(r"tutorials/\\d\\d_\\w+\\.html", p)]
+CHAPTER_PAGES = [p for p in PAGES if re.fullmatch(r"tutorials/\d\d_\w+\.html", p)]
 
 
 def test_every_chapter_has_its_page_numbered_from_zero() -> None:
