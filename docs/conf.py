@@ -93,7 +93,7 @@ sphinx_gallery_conf = {
 
 # -- one bibliography: docs/references.bib, cited as (Ho et al., 2020) ---------------------------------
 bibtex_bibfiles = ["references.bib"]
-bibtex_reference_style = "author_year"
+bibtex_reference_style = "author_year_round"  # (Ho et al., 2020) and Ho et al. (2020)
 bibtex_default_style = "npdiff"  # registered below: entries labelled "Ho et al. 2020", sorted by author
 bibtex_encoding = "utf-8"
 
