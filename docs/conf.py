@@ -127,6 +127,25 @@ def _register_bibliography_style() -> None:
     register_plugin("pybtex.style.labels", "npdiff_author_year", AuthorYearLabels)
     register_plugin("pybtex.style.formatting", "npdiff", NpdiffStyle)
 
+    import dataclasses
+
+    from sphinxcontrib.bibtex.plugin import register_plugin as register_bibtex_plugin
+    from sphinxcontrib.bibtex.style.referencing import BracketStyle
+    from sphinxcontrib.bibtex.style.referencing.author_year import AuthorYearReferenceStyle
+
+    def _round() -> BracketStyle:
+        return BracketStyle(left="(", right=")")
+
+    @dataclasses.dataclass
+    class AuthorYearRound(AuthorYearReferenceStyle):
+        bracket_parenthetical: BracketStyle = dataclasses.field(default_factory=_round)
+        bracket_textual: BracketStyle = dataclasses.field(default_factory=_round)
+        bracket_author: BracketStyle = dataclasses.field(default_factory=_round)
+        bracket_label: BracketStyle = dataclasses.field(default_factory=_round)
+        bracket_year: BracketStyle = dataclasses.field(default_factory=_round)
+
+    register_bibtex_plugin("sphinxcontrib.bibtex.style.referencing", "author_year_round", AuthorYearRound)
+
 
 _register_bibliography_style()
 
