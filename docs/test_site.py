@@ -5,15 +5,22 @@ Run after building the site (not part of the default ``pytest`` run, whose ``tes
     python -m sphinx -W --keep-going -b html docs docs/_build/html
     python -m pytest -p no:cacheprovider docs/test_site.py
 
-Each documentation page (the landing page, every tutorial, every API page, the measurement pages, the
-indices) and a sample of the highlighted-source pages is loaded in Debian's ``chromium`` (``NPDIFF_CHROMIUM``
-names another binary) through Playwright, which drives the system browser and downloads none. A page passes
-when it loads with no console error and no failed request; asks nothing of any host but the local server
-(the site is offline: every other request is refused and reported); has every formula typeset by MathJax
-(each ``.math`` element holds a rendered ``mjx-container`` without a TeX error, and no ``\(``, ``\[``,
-``$$`` or ``:math:`` is left in the visible text); has every image loaded (natural width above 0); and every
-link to the site itself resolves to a file that exists, with its ``#fragment`` an id in that file.
-A screenshot of a tutorial page goes to ``docs/_build/screenshots/`` (beside the site folder).
+Each documentation page (the landing page, every chapter, every API page, the measurement pages, the
+notation and the bibliography, the indices) and a sample of the highlighted-source pages is loaded in
+Debian's ``chromium`` (``NPDIFF_CHROMIUM`` names another binary) through Playwright, which drives the
+system browser and downloads none. A page passes when it loads with no console error and no failed request;
+asks nothing of any host but the local server (the site is offline: every other request is refused and
+reported); has every formula typeset by MathJax (each ``.math`` element holds a rendered ``mjx-container``
+without a TeX error, and no ``\(``, ``\[``, ``$$`` or ``:math:`` is left in the visible text); has every
+image loaded (natural width above 0); and every link to the site itself resolves to a file that exists,
+with its ``#fragment`` an id in that file.
+
+The chapters are checked as a book is read, at 1280 and at 1440 pixels wide: every chapter of
+``tutorials/`` has its page, numbered from 0 without a gap; each shows typeset formulas, its figures
+(loaded) and its printed output; no line of a code cell is wider than 88 columns (the output may scroll);
+the navigation sidebar is open beside the text (a desktop layout, not a menu pushed above the page) and
+lists every chapter. Screenshots of the landing page and of chapter 1 at 1280 pixels go to
+``docs/_build/screenshots/`` (beside the site folder).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -32,6 +40,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 DOCS = Path(__file__).resolve().parent
+REPO = DOCS.parent
 SITE = Path(os.environ.get("NPDIFF_SITE", DOCS / "_build" / "html")).resolve()
 SCREENSHOTS = SITE.parent / "screenshots"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -39,6 +48,11 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 SOURCE_PAGES_SAMPLE = ("_modules/npdiff/schedule.html", "_modules/npdiff/nn/mlp.html", "_modules/npdiff/forward.html")
 FORMULA_PAGES = ("api/npdiff.schedule.html", "api/npdiff.forward.html", "api/npdiff.gaussian.html")
 SKIP_FOLDERS = {"_static", "_sources", "_downloads", "_images", "_modules"}
+WIDTHS = (1280, 1440)  # a laptop and a desktop: both must get the desktop layout
+HEIGHT = 1000
+CODE_COLUMNS = 88  # the longest line a code cell of a chapter may show (the project's line length for chapters)
+# the chapters as the repository holds them: each must have its page
+CHAPTER_SOURCES = sorted(p.stem for p in (REPO / "tutorials").glob("[0-9][0-9]_*.py"))
 
 
 def _pages() -> list[str]:
@@ -94,7 +108,7 @@ def browser_context(server):
     with tempfile.TemporaryDirectory(prefix="npdiff-chromium-") as profile, sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
             profile, executable_path=chromium, headless=True, args=CHROMIUM_FLAGS,
-            viewport={"width": 1400, "height": 1000}, service_workers="block",
+            viewport={"width": WIDTHS[0], "height": HEIGHT}, service_workers="block",
         )
         context.offline_requests = []  # every request to a host other than the local server, refused
 
@@ -110,9 +124,13 @@ def browser_context(server):
         context.close()
 
 
-def _visit(context, server: str, page_path: str) -> dict:
-    r"""Load one page and return what the checks need: errors, requests, math, images, links, visible text."""
+def _visit(context, server: str, page_path: str, width: int = WIDTHS[0]) -> dict:
+    r"""Load one page at ``width`` pixels and return what the checks need.
+
+    Errors, requests, math, images, links, visible text, the code cells' lines, the sidebar's links and boxes.
+    """
     page = context.new_page()
+    page.set_viewport_size({"width": width, "height": HEIGHT})
     problems: list[str] = []
     page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
     page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
@@ -141,6 +159,29 @@ def _visit(context, server: str, page_path: str) -> dict:
                 text: body.innerText,
                 title: (document.querySelector('[role=main] h1, .body h1') || {innerText: ''}).innerText,
                 output: [...document.querySelectorAll('.sphx-glr-script-out')].map(e => e.innerText).join('\\n'),
+                typeset_total: document.querySelectorAll('mjx-container').length,
+                // a code cell of a chapter: sphinx-gallery's Python blocks, not the output blocks under them
+                code_lines: [...document.querySelectorAll('div.highlight-Python pre')]
+                    .filter(pre => !pre.closest('.sphx-glr-script-out'))
+                    .flatMap(pre => pre.innerText.replace(/\\n$/, '').split('\\n')),
+                figures: [...document.querySelectorAll('img.sphx-glr-single-img, img.sphx-glr-multi-img')]
+                    .map((img, i) => [img.getAttribute('src'), img.naturalWidth]),
+                layout: (() => {
+                    const box = sel => {
+                        const e = document.querySelector(sel);
+                        if (!e) return null;
+                        const r = e.getBoundingClientRect(), st = getComputedStyle(e);
+                        return {left: r.left, right: r.right, width: r.width, top: r.top, height: r.height,
+                                shown: st.display !== 'none' && st.visibility !== 'hidden' && r.width > 0};
+                    };
+                    return {sidebar: box('#pst-primary-sidebar'), article: box('article.bd-article'),
+                            menu_button: box('button.primary-toggle')};
+                })(),
+                // the chapters the primary sidebar shows (a link inside a closed <details> is not shown)
+                nav_chapters: [...document.querySelectorAll('#pst-primary-sidebar a[href]')]
+                    .filter(a => a.checkVisibility())
+                    .map(a => new URL(a.href).pathname.split('/').pop())
+                    .filter(name => /^\\d\\d_\\w+\\.html$/.test(name)),
             };
         }"""
     )
@@ -169,12 +210,12 @@ def _unresolved_links(links: list[str], server: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def visit(browser_context, server):
-    seen: dict[str, dict] = {}  # one visit per page, shared by the tests below
+    seen: dict[tuple[str, int], dict] = {}  # one visit per page and width, shared by the tests below
 
-    def _get(page_path: str) -> dict:
-        if page_path not in seen:
-            seen[page_path] = _visit(browser_context, server, page_path)
-        return seen[page_path]
+    def _get(page_path: str, width: int = WIDTHS[0]) -> dict:
+        if (page_path, width) not in seen:
+            seen[page_path, width] = _visit(browser_context, server, page_path, width)
+        return seen[page_path, width]
 
     return _get
 
@@ -202,18 +243,51 @@ def test_formula_pages_have_typeset_math(visit, page_path: str) -> None:
     assert got["typeset"] >= 5, f"{page_path}: {got['typeset']} typeset formulas"
 
 
-def test_every_tutorial_page_shows_its_figures_and_output(visit) -> None:
-    chapters = [p for p in PAGES if p.startswith("tutorials/") and p.split("/")[-1][:2].isdigit()]
-    assert len(chapters) >= 6, f"tutorial pages found: {chapters}"
-    for page_path in chapters:
-        got = visit(page_path)
-        figures = [src for src, width in got["images"] if "sphx_glr_" in (src or "") and "thumb" not in src]
-        assert figures, f"{page_path} shows no figure of its chapter"
-        number = page_path.split("/")[-1][:2]
-        assert got["title"].startswith(f"Chapter {int(number)}:"), f"{page_path} is titled {got['title']!r}"
-        # the chapter ran to its end in the build, and its printed numbers are on the page
-        assert f"chapter {number} done in" in got["output"], f"{page_path}: the output ends {got['output'][-300:]!r}"
-        assert " = " in got["output"], f"{page_path} shows none of the chapter's printed numbers"
+CHAPTER_PAGES = [p for p in PAGES if re.fullmatch(r"tutorials/\d\d_\w+\.html", p)]
+
+
+def test_every_chapter_has_its_page_numbered_from_zero() -> None:
+    pages = sorted(p.split("/")[-1].removesuffix(".html") for p in CHAPTER_PAGES)
+    assert pages == CHAPTER_SOURCES, f"chapter pages {pages} against the chapters of tutorials/ {CHAPTER_SOURCES}"
+    numbers = [int(name[:2]) for name in pages]
+    assert numbers == list(range(len(numbers))), f"the chapters are not numbered 0, 1, 2, ... without a gap: {numbers}"
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("page_path", CHAPTER_PAGES)
+def test_a_chapter_reads_like_a_book(visit, page_path: str, width: int) -> None:
+    got = visit(page_path, width)
+    number = page_path.split("/")[-1][:2]
+    assert got["title"].startswith(f"Chapter {int(number)}:"), f"{page_path} is titled {got['title']!r}"
+    # the math typeset beside the code: MathJax's elements, and (checked on every page) no raw TeX left
+    assert got["typeset_total"] > 0, f"{page_path}: no typeset formula (no mjx-container) at {width} px"
+    # each figure right after the cell that drew it, loaded
+    assert got["figures"], f"{page_path} shows no figure of its chapter"
+    broken = [src for src, w in got["figures"] if not w]
+    assert not broken, f"{page_path}: figures that did not load: {broken}"
+    # the chapter ran in the build and its printed numbers are on the page
+    assert " = " in got["output"], f"{page_path} shows none of the chapter's printed numbers"
+    # the code a reader reads fits its box: no code cell line longer than the chapters' line length
+    assert got["code_lines"], f"{page_path} shows no code cell"
+    wide = [line for line in got["code_lines"] if len(line.rstrip()) > CODE_COLUMNS]
+    assert not wide, f"{page_path}: {len(wide)} code lines over {CODE_COLUMNS} columns, e.g. {wide[0]!r}"
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("page_path", ["index.html", "tutorials/index.html", *CHAPTER_PAGES[:2], "api/npdiff.forward.html"])
+def test_the_desktop_layout_keeps_the_book_in_the_sidebar(visit, page_path: str, width: int) -> None:
+    got = visit(page_path, width)
+    sidebar, article, menu = got["layout"]["sidebar"], got["layout"]["article"], got["layout"]["menu_button"]
+    # the navigation open at the left of the text, not folded into a menu or pushed above the page
+    assert sidebar and sidebar["shown"] and sidebar["width"] >= 180, f"{page_path} at {width} px: sidebar {sidebar}"
+    assert sidebar["left"] <= 40 and sidebar["top"] < 200, f"{page_path} at {width} px: sidebar at {sidebar}"
+    assert article and article["left"] >= sidebar["right"] - 1, f"{page_path} at {width} px: text under the sidebar"
+    assert article["left"] < 0.45 * width and article["top"] < 250, f"{page_path} at {width} px: text starts at {article}"
+    assert not (menu and menu["shown"]), f"{page_path} at {width} px shows the mobile menu button"
+    # the navigation lists every chapter, in order
+    chapters = [f"{name}.html" for name in CHAPTER_SOURCES]
+    shown = list(dict.fromkeys(got["nav_chapters"]))
+    assert shown == chapters, f"{page_path} at {width} px: the sidebar lists {shown}, the book has {chapters}"
 
 
 def test_search_finds_a_function(browser_context, server) -> None:
@@ -225,19 +299,20 @@ def test_search_finds_a_function(browser_context, server) -> None:
     assert any("npdiff.forward" in h for h in hits), f"searching q_sample found {hits[:5]}"
 
 
-def test_screenshot_of_a_tutorial_page(browser_context, server) -> None:
+@pytest.mark.parametrize(("page_path", "name"), [("index.html", "landing_1280.png"),
+                                               ("tutorials/01_forward_process.html", "chapter_01_1280.png")])
+def test_screenshots_at_1280(browser_context, server, page_path: str, name: str) -> None:
     from PIL import Image, ImageStat
 
     page = browser_context.new_page()
-    page.goto(f"{server}/tutorials/01_forward_process.html", wait_until="load")
-    first_figure = page.locator("img.sphx-glr-single-img").first
-    first_figure.scroll_into_view_if_needed()
-    page.evaluate("() => window.scrollBy(0, -350)")  # the code and output above the figure in the picture too
+    page.set_viewport_size({"width": 1280, "height": HEIGHT})
+    page.goto(f"{server}/{page_path}", wait_until="load")
+    page.evaluate("() => window.MathJax && MathJax.startup ? MathJax.startup.promise : null")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / "tutorial_01_forward_process.png"
+    path = SCREENSHOTS / name
     page.screenshot(path=str(path))
     page.close()
     with Image.open(path) as im:
-        assert im.size == (1400, 1000), im.size
+        assert im.size == (1280, HEIGHT), im.size
         spread = ImageStat.Stat(im.convert("L")).stddev[0]
     assert spread > 20, f"the screenshot is nearly one flat colour (grey-level std {spread:.1f})"

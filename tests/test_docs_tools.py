@@ -1,123 +1,27 @@
-"""The site's two build tools: chapters rewritten as gallery scripts, and the API pages and their references.
+"""The site's build tools: the API pages and their references, and the command line the chapters run with.
 
-The chapter rewrite must keep every statement of a chapter (checked on the syntax trees of every real
-chapter) and must turn its prose into reStructuredText that docutils renders as the very characters the
-author wrote (checked by parsing the output with docutils, for generated text full of the characters
-reST treats as markup). The API side must list npdiff's public modules in the README's order and send a
-reference through a re-export to where the object is defined.
+The API side must list npdiff's public modules in the README's order, send a reference through a re-export
+to where the object is defined, and cite from each module's page the papers its docstrings name, by the
+keys of the one bibliography. The gallery must run every chapter with the same output folder (chapter 5
+reads the model chapter 4 wrote), in ``--quick`` mode unless a full build is asked for.
 """
 
 from __future__ import annotations
 
-import ast
+import os
 import re
 import sys
 from pathlib import Path
 
-import docutils.core
-import docutils.nodes
 import pytest
-from hypothesis import example, given
-from hypothesis import strategies as st
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "docs" / "_ext"))
 
 import api_pages  # noqa: E402
-import gallery_chapters  # noqa: E402
+import gallery_runs  # noqa: E402
 
-CHAPTERS = sorted(p for p in (REPO / "tutorials").glob("*.py") if re.match(r"\d\d_", p.name))
-
-
-def _body_dump(source: str) -> list[str]:
-    # the statements after the docstring, without line numbers: what the interpreter runs
-    return [ast.dump(node) for node in ast.parse(source).body[1:]]
-
-
-@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
-def test_a_chapter_and_its_gallery_copy_run_the_same_statements(path: Path) -> None:
-    source = path.read_text()
-    copy = gallery_chapters.to_gallery(source)
-    assert _body_dump(copy) == _body_dump(source), f"{path.name}: the gallery copy changed the code"
-    first_line = ast.get_docstring(ast.parse(source)).splitlines()[0]
-    title, underline = ast.get_docstring(ast.parse(copy)).splitlines()[:2]
-    assert first_line.startswith(title.replace("\\", "")), (title, first_line)
-    assert set(underline) == {"="} and len(underline) == len(title)
-    assert copy.count("\n# %%\n") >= 2, f"{path.name}: no text cells (essay and headings) in the copy"
-
-
-def _render(rst: str) -> docutils.nodes.document:
-    r"""Parse reST; any docutils warning (an undefined substitution, a stray backquote) raises."""
-    return docutils.core.publish_doctree(rst, settings_overrides={"halt_level": 2, "report_level": 5})
-
-
-def _text_with_emphasis(node: docutils.nodes.Node) -> str:
-    # the characters a reader sees, with an emphasized phrase shown between the asterisks that made it
-    if isinstance(node, docutils.nodes.Text):
-        return node.astext()
-    inner = "".join(_text_with_emphasis(child) for child in node.children)
-    return f"*{inner}*" if isinstance(node, docutils.nodes.emphasis) else inner
-
-
-# letters, digits and every character reST gives a meaning to, in the mix the chapters use them
-PROSE = st.text(alphabet=st.sampled_from(list("abxyz019 _*|`\\[]()<>:.-+=^~#'\"/!?,;")), min_size=1, max_size=60)
-
-
-@example(text="E|eps - eps*|^2 is *the* loss of alpha_ here")
-@example(text="0.")
-@example(text="a ends::")
-@example(text="(b) a - b")
-@given(text=PROSE.filter(lambda s: any(c.isalnum() for c in s) and s == s.strip() and "  " not in s))
-def test_escaped_prose_renders_as_the_characters_written(text: str) -> None:
-    rst = "\n".join(gallery_chapters.prose_to_rst([text]))
-    doc = _render(rst)
-    paragraphs = [n for n in doc.children if isinstance(n, docutils.nodes.paragraph)]
-    assert len(paragraphs) == 1 and len(doc.children) == 1, f"{text!r} became {doc.pformat()}"
-    assert _text_with_emphasis(paragraphs[0]) == text, f"{text!r} -> reST {rst!r} -> {paragraphs[0].astext()!r}"
-
-
-def test_chapter_prose_blocks_headings_and_formulas() -> None:
-    source = '''r"""Chapter 9: a test chapter.
-
-Run:  python tutorials/09_test.py [--quick]
-"""
-
-# ----------------------------------------------------------------------
-# 1. The idea
-#
-# The posterior q(x_s | x_t, x_0) is *exact*; E|eps - eps*|^2 is the loss of alpha_
-#
-#     x_t = sqrt(a) x_0 + sqrt(1 - a) eps      (1)
-#
-# ----------------------------------------------------------------------
-
-import math
-
-# -- the check -----------------------------------------------------------
-value = math.sqrt(4.0)  # a comment inside code stays in the code
-'''
-    copy = gallery_chapters.to_gallery(source)
-    assert _body_dump(copy) == _body_dump(source)
-    doc = _render(ast.get_docstring(ast.parse(copy), clean=True))
-    assert doc.astext().startswith("Chapter 9: a test chapter\n\nRun: python tutorials/09_test.py [--quick]")
-    # the essay and the heading comment are text cells: reST in comments after a "# %%" line
-    cells = re.findall(r"^# %%\n((?:#.*\n)+)", copy, flags=re.M)
-    essay, heading = (_render("\n".join(line[2:] for line in cell.splitlines())) for cell in cells)
-    sections = list(essay.findall(docutils.nodes.title))
-    assert [t.astext() for t in sections] == ["1. The idea"]
-    text = [p.astext() for p in essay.findall(docutils.nodes.paragraph)]
-    assert text == ["The posterior q(x_s | x_t, x_0) is exact; E|eps - eps*|^2 is the loss of alpha_"]
-    assert [e.astext() for e in essay.findall(docutils.nodes.emphasis)] == ["exact"]
-    formulas = [b.astext() for b in essay.findall(docutils.nodes.literal_block)]
-    assert formulas == ["x_t = sqrt(a) x_0 + sqrt(1 - a) eps      (1)"]
-    assert [t.astext() for t in heading.findall(docutils.nodes.title)] == ["the check"]
-    assert "value = math.sqrt(4.0)  # a comment inside code stays in the code" in copy
-
-
-def test_a_chapter_without_a_docstring_is_refused() -> None:
-    with pytest.raises(ValueError, match="docstring"):
-        gallery_chapters.to_gallery("import math\n")
-
+BIB_KEYS = set(re.findall(r"^@\w+\{(\w+),", (REPO / "docs" / "references.bib").read_text(), flags=re.M))
 
 def test_the_api_lists_public_modules_in_the_readmes_order() -> None:
     modules = api_pages.public_modules()
@@ -149,3 +53,62 @@ def test_references_resolve_to_where_the_object_is_defined() -> None:
     # a misspelt name resolves to nothing, so the build still fails on it
     assert names("npdiff.schedule.DiscreteSchedule.posterior_log_variance_clipt") == []
     assert names("npdiff.nn.kernels.act_tangents") == []
+
+
+def test_the_architecture_section_is_found_between_its_markers(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n## Map\n\n<!-- architecture-start -->\n| module | what |\n|---|---|\n"
+                      "| `npdiff/forward.py` | q |\n| `npdiff/sample/` | samplers: `ode.py` |\n"
+                      "<!-- architecture-end -->\n\n| `npdiff/gaussian.py` | after the end marker |\n")
+    assert api_pages.reading_order(readme) == ["npdiff.forward", "npdiff.sample", "npdiff.sample.ode"]
+    readme.write_text("## Architecture\n\n| `npdiff/forward.py` | q |\n")  # no markers: no order, not a guess
+    assert api_pages.reading_order(readme) == []
+    # the real README carries the markers the landing page includes between
+    assert api_pages.reading_order()[:3] == ["npdiff.schedule", "npdiff.gaussian", "npdiff.forward"]
+
+
+@pytest.mark.parametrize(("text", "keys"), [
+    ("Ho et al. 2020, Eq. 4; in continuous time: Song et al. 2021, Eq. 29", ["ho2020ddpm", "song2021sde"]),
+    ("as in Ho et al. (2020) and Ho et al. 2022", ["ho2020ddpm", "ho2022cascaded"]),
+    ("DDIM (Song, Meng & Ermon 2021, Eq. 12); likelihood weighting (Song, Durkan, Murray & Ermon 2021)",
+     ["song2021ddim", "song2021scoreflow"]),
+    ("DPM-Solver (Lu et al. 2022a) and its multistep form (Lu et al. 2022b)", ["lu2022dpmsolver", "lu2022dpmpp"]),
+    (r"AdamW (Kingma \& Ba 2015, Alg. 1; Loshchilov \& Hutter 2019)", ["kingma2015adam", "loshchilov2019adamw"]),
+    ("Nichol & Dhariwal 2021 (cosine) then Dhariwal & Nichol 2021 (guidance)", ["nichol2021improved", "dhariwal2021adm"]),
+    # not a citation the table can name without doubt: stays text
+    ("Lu et al. 2022 without its letter, He et al. 2015's init, Ho et al. 2019, Ho et al. 20201", []),
+    ("no Hutchinson noise here, nor a Tweedie year", []),
+])
+def test_docstring_mentions_map_to_bibliography_keys(text: str, keys: list[str]) -> None:
+    assert api_pages.cited_keys(text) == keys
+
+
+def test_every_key_the_table_names_is_in_the_bibliography() -> None:
+    named = {key for _, _, key in api_pages.MENTIONS}
+    assert named <= BIB_KEYS, f"keys with no entry in docs/references.bib: {sorted(named - BIB_KEYS)}"
+    assert set(api_pages.bibliography_titles()) == BIB_KEYS
+
+
+def test_a_module_page_cites_the_papers_its_docstrings_name() -> None:
+    modules = api_pages.public_modules()
+    page = api_pages.module_page("npdiff.guidance", modules)
+    references = page.split(".. rubric:: References", 1)[1]
+    cited = re.findall(r":cite:t:`(\w+)`", references)
+    assert cited[:2] == ["ho2022cfg", "dhariwal2021adm"], references
+    assert set(cited) <= BIB_KEYS
+    # a page whose docstrings name no paper gets no empty section
+    assert api_pages.references_section("a module that cites nothing", api_pages.bibliography_titles()) == []
+
+
+def test_every_chapter_runs_with_one_output_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    docs, tutorials = tmp_path / "docs", tmp_path / "tutorials"
+    conf = {"src_dir": str(docs)}
+    monkeypatch.delenv("NPDIFF_DOCS_FULL", raising=False)
+    argvs = [gallery_runs.reset_argv(conf, {"src_file": str(tutorials / name)})
+             for name in ("04_training_the_mlp.py", "05_exact_likelihood.py")]
+    assert argvs[0] == argvs[1] == ["--quick", "--out", os.path.join("..", "docs", "_build", "chapter-out", "quick")]
+    monkeypatch.setenv("NPDIFF_DOCS_FULL", "1")
+    full = gallery_runs.reset_argv(conf, {"src_file": str(tutorials / "04_training_the_mlp.py")})
+    assert full == ["--out", os.path.join("..", "docs", "_build", "chapter-out", "full")]
+    monkeypatch.setenv("NPDIFF_DOCS_FULL", "0")
+    assert gallery_runs.reset_argv(conf, {"src_file": str(tutorials / "x.py")})[0] == "--quick"

@@ -10,6 +10,7 @@ the index is the README's reading order, with any module it does not name append
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import pkgutil
@@ -17,16 +18,81 @@ import re
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[2] / "README.md"
+BIBLIOGRAPHY = Path(__file__).resolve().parents[1] / "references.bib"
+
+_AND = r"(?:\\?&|and)"  # "Ho & Salimans", "Kingma \& Ba" (inside LaTeX) or "Ho and Salimans"
+# How npdiff's docstrings name a paper ("Ho et al. 2020", "Song, Meng & Ermon 2021", "Lu et al. 2022a"), and
+# its key in docs/references.bib. A mention that is not here (or a year without its letter, "Lu et al.
+# 2022") stays plain text: the table names only what it can name without doubt.
+MENTIONS: tuple[tuple[str, str, str], ...] = (
+    (r"Sohl-Dickstein et al\.", "2015", "sohl2015"),
+    (r"Ho et al\.", "2020", "ho2020ddpm"),
+    (rf"Song,? Meng,? {_AND} Ermon", "2021", "song2021ddim"),
+    (rf"Song,? Durkan,? Murray,? {_AND} Ermon", "2021", "song2021scoreflow"),
+    (r"Song et al\.", "2021", "song2021sde"),
+    (r"Kingma et al\.", "2021", "kingma2021vdm"),
+    (rf"Nichol {_AND} Dhariwal", "2021", "nichol2021improved"),
+    (rf"Dhariwal {_AND} Nichol", "2021", "dhariwal2021adm"),
+    (r"Bao et al\.", "2022", "bao2022analytic"),
+    (r"Lu et al\.", "2022a", "lu2022dpmsolver"),
+    (r"Lu et al\.", "2022b", "lu2022dpmpp"),
+    (r"Zhao et al\.", "2023", "zhao2023unipc"),
+    (r"Karras et al\.", "2022", "karras2022edm"),
+    (rf"Salimans {_AND} Ho", "2022", "salimans2022progressive"),
+    (rf"Ho {_AND} Salimans", "2022", "ho2022cfg"),
+    (r"Grathwohl et al\.", "2019", "grathwohl2019ffjord"),
+    (r"Chen et al\.", "2018", "chen2018neuralode"),
+    (r"Vincent", "2011", "vincent2011"),
+    (r"Efron", "2011", "efron2011tweedie"),
+    (r"Hutchinson", "1989", "hutchinson1989"),
+    (r"Skilling", "1989", "skilling1989"),
+    (r"Theis et al\.", "2016", "theis2016note"),
+    (r"Zheng et al\.", "2023", "zheng2023idode"),
+    (r"Rombach et al\.", "2022", "rombach2022ldm"),
+    (r"Saharia et al\.", "2022", "saharia2022imagen"),
+    (r"Nichol et al\.", "2022", "nichol2022glide"),
+    (r"Ramesh et al\.", "2022", "ramesh2022unclip"),
+    (r"Lugmayr et al\.", "2022", "lugmayr2022repaint"),
+    (r"Meng et al\.", "2022", "meng2022sdedit"),
+    (r"Ho et al\.", "2022", "ho2022cascaded"),
+    (rf"Kingma {_AND} Ba", "2015", "kingma2015adam"),
+    (rf"Loshchilov {_AND} Hutter", "2019", "loshchilov2019adamw"),
+    (r"Vaswani et al\.", "2017", "vaswani2017"),
+    (r"He et al\.", "2016", "he2016resnet"),
+    (r"Ronneberger et al\.", "2015", "ronneberger2015unet"),
+    (r"Watson et al\.", "2021", "watson2021"),
+    (r"Sabour et al\.", "2024", "sabour2024ays"),
+    (r"Chen et al\.", "2024", "chen2024gits"),
+    (r"Xue et al\.", "2024", "xue2024"),
+    (r"Chung et al\.", "2023", "chung2023dps"),
+    (r"Hoogeboom et al\.", "2020", "hoogeboom2020"),
+)
+_MENTION_RES = tuple(
+    (re.compile(rf"(?<![\w-]){who},?\s*\(?{year}(?![\w])"), key) for who, year, key in MENTIONS
+)
+
+
+ARCHITECTURE_START, ARCHITECTURE_END = "<!-- architecture-start -->", "<!-- architecture-end -->"
+
+
+def architecture_section(readme: Path = README) -> str:
+    r"""The README's architecture section: the text between its two comment markers (the landing page includes it).
+
+    Empty when the README or a marker is missing, so that the reference falls back to alphabetical order.
+    """
+    text = readme.read_text() if readme.is_file() else ""
+    if ARCHITECTURE_START not in text or ARCHITECTURE_END not in text.split(ARCHITECTURE_START, 1)[1]:
+        return ""
+    return text.split(ARCHITECTURE_START, 1)[1].split(ARCHITECTURE_END, 1)[0]
 
 
 def reading_order(readme: Path = README) -> list[str]:
-    r"""The modules the README's "Architecture" table names, top to bottom: the order a reader is meant to take.
+    r"""The modules the README's architecture table names, top to bottom: the order a reader is meant to take.
 
     ``npdiff/sample/`` gives ``npdiff.sample``, ``npdiff/train.py`` ``npdiff.train``; in a package's row, the files
     its description names follow the package (``mlp.py`` in the row of ``npdiff/nn/``). Private modules are left out.
     """
-    text = readme.read_text() if readme.is_file() else ""
-    section = text.split("## Architecture", 1)[-1].split("\n## ", 1)[0] if "## Architecture" in text else ""
+    section = architecture_section(readme)
     order = []
     for row in (line for line in section.splitlines() if line.startswith("| `npdiff")):
         cells = row.split("|")
@@ -79,8 +145,61 @@ def _exported_from_private(name: str) -> list[tuple[str, str]]:
     return found
 
 
-def module_page(name: str, modules: list[str]) -> str:
-    r"""The reStructuredText of one module's page."""
+def cited_keys(text: str) -> list[str]:
+    r"""The bibliography keys of the papers ``text`` names ("Ho et al. 2020" gives ``ho2020ddpm``), in order of first mention."""
+    found: dict[str, int] = {}
+    for pattern, key in _MENTION_RES:
+        match = pattern.search(text)
+        if match is not None and key not in found:
+            found[key] = match.start()
+    return sorted(found, key=found.get)
+
+
+def docstrings(name: str, package: bool) -> str:
+    r"""The docstrings module ``name`` shows on its page: a package's own, or a module's and its public objects'.
+
+    Read from the source's syntax tree (a private function's docstring is not on the page, so not counted).
+    """
+    module = importlib.import_module(name)
+    if package:
+        return inspect.getdoc(module) or ""
+    try:
+        tree = ast.parse(inspect.getsource(module))
+    except (OSError, TypeError):  # no source (a compiled module): its docstring only
+        return inspect.getdoc(module) or ""
+    texts = [ast.get_docstring(tree) or ""]
+    todo = [(node, False) for node in tree.body]
+    while todo:
+        node, in_class = todo.pop(0)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            public = not node.name.startswith("_") or (in_class and node.name in ("__init__", "__call__"))
+            if public:
+                texts.append(ast.get_docstring(node) or "")
+                if isinstance(node, ast.ClassDef):
+                    todo += [(child, True) for child in node.body]
+    return "\n".join(texts)
+
+
+def bibliography_titles(path: Path = BIBLIOGRAPHY) -> dict[str, str]:
+    r"""Key -> title of every entry of ``docs/references.bib`` (braces that protect capitals removed)."""
+    from pybtex.database import parse_file
+
+    entries = parse_file(str(path), bib_format="bibtex").entries
+    return {key: entry.fields["title"].replace("{", "").replace("}", "") for key, entry in entries.items()}
+
+
+def references_section(text: str, titles: dict[str, str]) -> list[str]:
+    r"""The lines of a page's "References": each paper ``text`` names that the bibliography holds, cited."""
+    keys = [key for key in cited_keys(text) if key in titles]
+    if not keys:
+        return []
+    lines = ["", ".. rubric:: References", ""]
+    lines += ["The papers this page cites, each linked to its entry in the :doc:`/bibliography`:", ""]
+    return lines + [f"- :cite:t:`{key}`: *{titles[key]}*" for key in keys]
+
+
+def module_page(name: str, modules: list[str], titles: dict[str, str] | None = None) -> str:
+    r"""The reStructuredText of one module's page, its references last."""
     kids = children(name, modules)
     lines = [_title(name, "="), f".. automodule:: {name}"]
     if kids:  # a package: its own docstring, what it defines privately, then its submodules
@@ -91,6 +210,8 @@ def module_page(name: str, modules: list[str]) -> str:
         lines += ["", ".. toctree::", "   :hidden:", ""] + [f"   {k}" for k in kids]
     else:
         lines += ["   :members:", "   :member-order: bysource"]
+    titles = bibliography_titles() if titles is None else titles
+    lines += references_section(docstrings(name, package=bool(kids)), titles)
     return "\n".join(lines) + "\n"
 
 
@@ -120,7 +241,8 @@ def write_pages(folder: Path) -> list[Path]:
     r"""Write the index and one page per public module into ``folder``; a file is rewritten only if it changed."""
     folder.mkdir(parents=True, exist_ok=True)
     modules = public_modules()
-    pages = {"index": index_page(modules)} | {m: module_page(m, modules) for m in modules if m != "npdiff"}
+    titles = bibliography_titles()
+    pages = {"index": index_page(modules)} | {m: module_page(m, modules, titles) for m in modules if m != "npdiff"}
     written = []
     for stem, text in pages.items():
         path = folder / f"{stem}.rst"
