@@ -218,6 +218,7 @@ def speed(args) -> None:
     model, note = trained_model("8gaussians", args.model_dir)
     print(f"8gaussians model: {note}")
     x_T = np.random.default_rng(1).standard_normal((10_000, 2))
+    rows = []
     for dtype in (np.float32, np.float64):
         m = model.with_dtype(dtype)
         fast = timed(lambda m=m: sample.fast_sample(m, None, np.random.default_rng(0), sampler="dpmpp2m", nfe=20, x_T=x_T))
@@ -226,6 +227,12 @@ def speed(args) -> None:
         mine, peer, ratio = alternate(fast, rk45, args.pairs)
         print(f"{np.dtype(dtype).name}: dpmpp2m 20 nfe ({fast.out.nfe} with denoising) {summary(mine)} s; RK45 "
               f"({rk45.out.nfe} nfe) {summary(peer)} s; RK45 / dpmpp2m {summary(ratio)}", flush=True)
+        rows.append({"dtype": np.dtype(dtype).name, "fast_nfe": fast.out.nfe, "fast_s": float(np.median(mine)),
+                     "fast_min": float(np.min(mine)), "fast_max": float(np.max(mine)), "rk45_nfe": rk45.out.nfe,
+                     "rk45_s": float(np.median(peer)), "rk45_min": float(np.min(peer)), "rk45_max": float(np.max(peer)),
+                     "ratio": float(np.median(ratio)), "ratio_min": float(np.min(ratio)),
+                     "ratio_max": float(np.max(ratio))})
+    write_results("sampler_speed", rows, notes={"n": 10_000, "pairs": args.pairs, "sampler": "dpmpp2m", "nfe": 20})
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("sphinx")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs" / "_ext"))
 
-import results_tables as rt  # noqa: E402
+import results_tables as rt
 
 DOC = {
     "name": "toy",
@@ -61,6 +61,12 @@ def test_columns_headers_where_format_and_pm(tmp_path):
     assert bold == [1]
 
 
+def test_where_takes_alternatives_and_negations(tmp_path):
+    path = write(tmp_path, DOC)
+    _, body, _ = rt.render_table(rt.load_results(path), path, {"columns": "sampler, nfe", "where": "nfe=5|10, sampler!=ddim"})
+    assert body == [["unipc", "5"], ["unipc", "10"]]
+
+
 def test_pivot_makes_one_column_per_value(tmp_path):
     path = write(tmp_path, DOC)
     headers, body, _ = rt.render_table(rt.load_results(path), path,
@@ -78,7 +84,7 @@ def test_provenance_line_names_command_date_cpu_versions_and_threads():
 
 def test_missing_file_is_an_error_naming_it(tmp_path):
     path = tmp_path / "absent.json"
-    with pytest.raises(rt.ResultsError, match="absent.json.*does not exist"):
+    with pytest.raises(rt.ResultsError, match=r"absent\.json.*does not exist"):
         rt.load_results(path)
 
 

@@ -20,7 +20,8 @@ and gets the table with one provenance line under it. The options, all optional:
 ``:headers:``
     Their headers, as many as the columns (default: the column names).
 ``:where:``
-    ``column=value`` pairs (comma separated); only rows whose value, as text, equals it are kept.
+    Conditions, comma separated: ``column=value`` keeps the rows whose value, as text, equals it,
+    ``column!=value`` the rows whose value does not; ``value`` may list alternatives as ``a|b``.
 ``:format:``
     ``column=spec`` pairs: a format spec for :func:`format` (``.4f``, ``.3g``, ``,d``); the default
     writes numbers with four significant digits and null as a dash.
@@ -148,6 +149,8 @@ def render_table(doc: dict, path: str | Path, options: dict | None = None) -> tu
     rows = doc["rows"]
     columns = _names(options.get("columns")) or list(doc.get("columns") or rows[0])
     where = _pairs(options.get("where"), ":where:", path)
+    negated = {k[:-1].strip() for k in where if k.endswith("!")}
+    where = {k.rstrip("!").strip(): v for k, v in where.items()}
     fmt = _pairs(options.get("format"), ":format:", path)
     pm = _pairs(options.get("pm"), ":pm:", path)
     pivot = (options.get("pivot") or "").strip() or None
@@ -159,7 +162,10 @@ def render_table(doc: dict, path: str | Path, options: dict | None = None) -> tu
     for c in fmt.keys() | pm.keys():
         if c not in columns:
             raise ResultsError(f"results table of {path}: {c!r} is formatted but not among the shown columns {columns}")
-    kept = [r for r in rows if all(format_value(r.get(k)) == v or str(r.get(k)) == v for k, v in where.items())]
+    def matches(r: dict, k: str, v: str) -> bool:
+        return any(format_value(r.get(k)) == a or str(r.get(k)) == a for a in v.split("|"))
+
+    kept = [r for r in rows if all(matches(r, k, v) != (k in negated) for k, v in where.items())]
     if not kept:
         raise ResultsError(f"results file {path}: no row has {options.get('where')}")
 
