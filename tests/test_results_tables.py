@@ -67,6 +67,21 @@ def test_where_takes_alternatives_and_negations(tmp_path):
     assert body == [["unipc", "5"], ["unipc", "10"]]
 
 
+def test_range_shows_low_and_high(tmp_path):
+    doc = {**DOC, "rows": [{"batch": 32, "rate": 1283.4, "lo": 1091.0, "hi": 1431.2}], "columns": ["batch", "rate"]}
+    path = write(tmp_path, doc)
+    _, body, _ = rt.render_table(rt.load_results(path), path, {"range": "rate=lo/hi", "format": "rate=.0f"})
+    assert body == [["32", "1283 (1091-1431)"]]
+    with pytest.raises(rt.ResultsError, match="no column"):
+        rt.render_table(rt.load_results(path), path, {"range": "rate=lo/top"})
+
+
+def test_quoted_headers_keep_their_commas(tmp_path):
+    path = write(tmp_path, DOC)
+    headers, _, _ = rt.render_table(rt.load_results(path), path, {"columns": "sampler, kl", "headers": '"", "KL, nats"'})
+    assert headers == ["", "KL, nats"]
+
+
 def test_pivot_makes_one_column_per_value(tmp_path):
     path = write(tmp_path, DOC)
     headers, body, _ = rt.render_table(rt.load_results(path), path,

@@ -18,7 +18,8 @@ and gets the table with one provenance line under it. The options, all optional:
 ``:columns:``
     The columns to show, in order (default: the file's own ``columns``).
 ``:headers:``
-    Their headers, as many as the columns (default: the column names).
+    Their headers, as many as the columns (default: the column names); a header with a comma in it is
+    quoted, ``"analytic, best"``.
 ``:where:``
     Conditions, comma separated: ``column=value`` keeps the rows whose value, as text, equals it,
     ``column!=value`` the rows whose value does not; ``value`` may list alternatives as ``a|b``.
@@ -27,6 +28,9 @@ and gets the table with one provenance line under it. The options, all optional:
     writes numbers with four significant digits and null as a dash.
 ``:pm:``
     ``column=error_column`` pairs: show the value as ``value +- error`` (the error in the same format).
+``:range:``
+    ``column=low_column/high_column`` pairs: show the value as ``value (low-high)``, e.g. a median and
+    the range of the runs it summarizes.
 ``:pivot:``
     One column whose values become the table's columns: every other shown column but the last keys
     a row, the last is the value in each cell (so ``:columns: sampler, grid, kl`` with ``:pivot: nfe``
@@ -41,8 +45,10 @@ empty or partial table in place of its figures.
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
+from typing import ClassVar
 
 from docutils import nodes
 from docutils.parsers.rst import Directive, directives
@@ -94,6 +100,13 @@ def _pairs(text: str | None, what: str, path: Path) -> dict[str, str]:
 
 def _names(text: str | None) -> list[str]:
     return [c.strip() for c in (text or "").split(",") if c.strip()]
+
+
+def _headers(text: str | None) -> list[str]:
+    r"""Comma-separated headers; a header that holds a comma is quoted (``"analytic, best"``), ``""`` is empty."""
+    if not (text or "").strip():
+        return []
+    return [h.strip() for h in next(csv.reader([text], skipinitialspace=True))]
 
 
 def format_value(value, spec: str | None = None) -> str:
@@ -153,13 +166,17 @@ def render_table(doc: dict, path: str | Path, options: dict | None = None) -> tu
     where = {k.rstrip("!").strip(): v for k, v in where.items()}
     fmt = _pairs(options.get("format"), ":format:", path)
     pm = _pairs(options.get("pm"), ":pm:", path)
+    ranges = {k: tuple(v.split("/", 1)) for k, v in _pairs(options.get("range"), ":range:", path).items()}
+    if any(len(v) != 2 for v in ranges.values()):
+        raise ResultsError(f"results table of {path}: option :range: wants column=low/high, got {options.get('range')!r}")
     pivot = (options.get("pivot") or "").strip() or None
-    needed = set(columns) | set(where) | set(pm.values()) | ({pivot} if pivot else set())
+    needed = set(columns) | set(where) | set(pm.values()) | {c for v in ranges.values() for c in v}
+    needed |= {pivot} if pivot else set()
     known = set().union(*(r.keys() for r in rows))
     absent = sorted(needed - known)
     if absent:
         raise ResultsError(f"results file {path} has no column {', '.join(absent)} (its columns: {', '.join(sorted(known))})")
-    for c in fmt.keys() | pm.keys():
+    for c in fmt.keys() | pm.keys() | ranges.keys():
         if c not in columns:
             raise ResultsError(f"results table of {path}: {c!r} is formatted but not among the shown columns {columns}")
     def matches(r: dict, k: str, v: str) -> bool:
@@ -173,10 +190,13 @@ def render_table(doc: dict, path: str | Path, options: dict | None = None) -> tu
         text = format_value(r.get(c), fmt.get(c))
         if c in pm and r.get(c) is not None and r.get(pm[c]) is not None:
             text += " +- " + format_value(r.get(pm[c]), fmt.get(c))
+        if c in ranges and r.get(c) is not None:
+            lo, hi = (format_value(r.get(k), fmt.get(c)) for k in ranges[c])
+            text += f" ({lo}-{hi})"
         return text
 
     if pivot is None:
-        headers = _names(options.get("headers")) or columns
+        headers = _headers(options.get("headers")) or columns
         body = [[cell(r, c) for c in columns] for r in kept]
     else:
         if len(columns) < 2:
@@ -186,7 +206,7 @@ def render_table(doc: dict, path: str | Path, options: dict | None = None) -> tu
         table: dict[tuple, dict] = {}
         for r in kept:
             table.setdefault(tuple(r.get(k) for k in keys), {})[r.get(pivot)] = r
-        key_headers = _names(options.get("headers")) or keys
+        key_headers = _headers(options.get("headers")) or keys
         headers = key_headers[: len(keys)] + [f"{format_value(p)} {pivot}" for p in piv]
         body = [[format_value(k) for k in key] + [cell(cells[p], value) if p in cells else "-" for p in piv]
                 for key, cells in table.items()]
@@ -205,7 +225,8 @@ class ResultsTable(Directive):
 
     required_arguments = 1
     has_content = False
-    option_spec = {k: directives.unchanged for k in ("columns", "headers", "where", "format", "pm", "pivot", "bold")}
+    option_spec: ClassVar[dict] = {k: directives.unchanged
+                                   for k in ("columns", "headers", "where", "format", "pm", "range", "pivot", "bold")}
 
     def run(self) -> list[nodes.Node]:
         env = self.state.document.settings.env
