@@ -96,11 +96,6 @@ def machine_facts() -> str:
             f"{time.strftime('%Y-%m-%d %H:%M')}")
 
 
-def load() -> str:
-    r"""The 1-minute load average: above ~0.5 on an otherwise idle machine, something else competes for the cores."""
-    return f"{os.getloadavg()[0]:.2f}"
-
-
 def summary(values) -> str:
     r"""``median (min-max)`` of a list of figures."""
     v = np.asarray(values, dtype=np.float64)

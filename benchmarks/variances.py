@@ -1,4 +1,4 @@
-r"""The reverse variances measured, with exact denoisers and with trained models: the figures of docs/variances.md.
+r"""The reverse variances measured, with exact denoisers and with trained models: docs/measurements/variances.md.
 
     python benchmarks/variances.py                   # the oracle tables (a few minutes on one core)
     python benchmarks/variances.py --only vlb        # one table: vlb, ddpm, ddim or oracle

@@ -41,6 +41,7 @@ extensions = [
     "numpydoc",
     "sphinx_gallery.gen_gallery",
     "myst_parser",
+    "results_tables",  # tables of the measurement pages, from benchmarks/results/*.json
 ]
 
 # -- sources -----------------------------------------------------------------------------------------
