@@ -82,6 +82,13 @@ def test_quoted_headers_keep_their_commas(tmp_path):
     assert headers == ["", "KL, nats"]
 
 
+def test_a_signed_format_leaves_the_error_unsigned(tmp_path):
+    path = write(tmp_path, DOC)
+    _, body, _ = rt.render_table(rt.load_results(path), path,
+                                 {"columns": "kl", "where": "nfe=5, sampler=ddim", "format": "kl=+.2f", "pm": "kl=se"})
+    assert body == [["+0.62 +- 0.04"]]
+
+
 def test_pivot_makes_one_column_per_value(tmp_path):
     path = write(tmp_path, DOC)
     headers, body, _ = rt.render_table(rt.load_results(path), path,

@@ -189,7 +189,8 @@ def render_table(doc: dict, path: str | Path, options: dict | None = None) -> tu
     def cell(r: dict, c: str) -> str:
         text = format_value(r.get(c), fmt.get(c))
         if c in pm and r.get(c) is not None and r.get(pm[c]) is not None:
-            text += " +- " + format_value(r.get(pm[c]), fmt.get(c))
+            spec = fmt.get(c)
+            text += " +- " + format_value(r.get(pm[c]), spec.replace("+", "", 1) if spec else None)  # no sign
         if c in ranges and r.get(c) is not None:
             lo, hi = (format_value(r.get(k), fmt.get(c)) for k in ranges[c])
             text += f" ({lo}-{hi})"
