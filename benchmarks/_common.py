@@ -96,11 +96,6 @@ def machine_facts() -> str:
             f"{time.strftime('%Y-%m-%d %H:%M')}")
 
 
-def load() -> str:
-    r"""The 1-minute load average: above ~0.5 on an otherwise idle machine, something else competes for the cores."""
-    return f"{os.getloadavg()[0]:.2f}"
-
-
 def summary(values) -> str:
     r"""``median (min-max)`` of a list of figures."""
     v = np.asarray(values, dtype=np.float64)
@@ -146,3 +141,124 @@ def best_time(fn, repeats: int) -> tuple[float, object]:
         out = fn()
         best = min(best, time.perf_counter() - t0)
     return best, out
+
+
+# -- results files ------------------------------------------------------------------------------------
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def cpu_model() -> str:
+    r"""The CPU's model name from ``/proc/cpuinfo`` (the platform's processor string elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def versions(torch: bool = False) -> dict:
+    r"""The versions of what the figures depend on: Python, numpy, scipy, numba (and torch if it was used)."""
+    import numba
+    import scipy
+
+    out = {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
+           "numba": numba.__version__}
+    if torch:
+        import torch as _t
+
+        out["torch"] = _t.__version__
+    return out
+
+
+def thread_settings() -> dict:
+    r"""BLAS library, its version and threads (threadpoolctl), npdiff's worker threads, the BLAS variables set."""
+    out: dict = {"cores": os.cpu_count(), "npdiff_threads": threads()}
+    try:
+        from threadpoolctl import threadpool_info
+
+        out["pools"] = [{k: i.get(k) for k in ("user_api", "internal_api", "version", "architecture", "num_threads")}
+                        for i in threadpool_info()]
+    except ImportError:
+        out["pools"] = []
+    out["env"] = {k: os.environ[k] for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                             "NPDIFF_THREADS", "NUMBA_NUM_THREADS") if k in os.environ}
+    return out
+
+
+def command_line() -> str:
+    r"""The command that reproduces the run: ``python benchmarks/NAME.py ARGS`` from the repository root."""
+    import shlex
+
+    script = os.path.relpath(os.path.abspath(sys.argv[0]), os.path.join(os.path.dirname(RESULTS), ".."))
+    return " ".join(["python", script.replace(os.sep, "/")] + [shlex.quote(a) for a in sys.argv[1:]])
+
+
+def write_results(name: str, rows: list[dict], *, columns: list[str] | None = None, notes: dict | None = None,
+                  torch: bool = False, directory: str | None = None) -> str:
+    r"""Write ``benchmarks/results/NAME.json``: the figures as rows of named columns, and their provenance.
+
+    Parameters
+    ----------
+    name : str
+        The file's stem (the name the docs' ``results-table`` directive takes).
+    rows : list of dict
+        One dict per table row, the same keys in every row (JSON numbers, strings or null).
+    columns : list of str, optional
+        The columns in their order (default: the first row's keys).
+    notes : dict, optional
+        Settings of the run that the figures depend on (sizes, tolerances), kept beside them.
+    torch : bool
+        Whether PyTorch was used (its version is then recorded).
+    directory : str, optional
+        Where to write (default ``benchmarks/results``).
+
+    Returns
+    -------
+    str
+        The path written.
+    """
+    import json
+
+    if not rows:
+        raise ValueError(f"write_results({name!r}): no rows to write")
+    columns = list(columns or rows[0])
+    missing = [(i, c) for i, r in enumerate(rows) for c in columns if c not in r]
+    if missing:
+        raise ValueError(f"write_results({name!r}): rows lack columns {missing[:5]}")
+    doc = {
+        "name": name,
+        "command": command_line(),
+        "date": time.strftime("%Y-%m-%d"),
+        "cpu": cpu_model(),
+        "versions": versions(torch),
+        "threads": thread_settings(),
+        "columns": columns,
+        "rows": [{c: _plain(r[c]) for c in columns} for r in rows],
+        "notes": {k: _plain(v) for k, v in (notes or {}).items()},
+    }
+    directory = directory or RESULTS
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, f"{name}.json")
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)  # a reader never sees half a file
+    print(f"wrote {os.path.relpath(path)}", file=sys.stderr)
+    return path
+
+
+def _plain(v):
+    r"""NumPy scalars and arrays as JSON's numbers and lists; NaN and inf as null."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, np.ndarray):
+        return [_plain(a) for a in v.tolist()]
+    if isinstance(v, (list, tuple)):
+        return [_plain(a) for a in v]
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    return v

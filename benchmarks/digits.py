@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from _common import split_overrides  # noqa: E402
+from _common import split_overrides, write_results  # noqa: E402
 
 from npdiff.checkpoint import load  # noqa: E402
 from npdiff.data.images import DIGITS_BASELINES, digits  # noqa: E402
@@ -152,6 +152,8 @@ def main() -> None:
                     help="folder for the figures")
     ap.add_argument("--no-figures", action="store_true")
     ap.add_argument("--json", metavar="FILE", help="append the results as one JSON line to FILE")
+    ap.add_argument("--results", default="digits",
+                    help="write the tables to benchmarks/results/NAME.json and NAME_vlb.json (default digits)")
     args = ap.parse_args()
     if args.quick:
         args.steps, args.n = args.steps or 3000, min(args.n, 60)
@@ -216,6 +218,21 @@ def main() -> None:
         ode = "diverged" if s["bpd_ode"] is None else f"{s['bpd_ode']:.3f} +- {s['bpd_ode_se']:.3f}"
         print(f"| {name} | {ode} | {s['bpd_vlb']:.3f} +- {s['bpd_vlb_se']:.3f} | {b['uniform']:.3f} | "
               f"{b['gaussian']:.3f} | {b['categorical']:.3f} |")
+
+    table_rows, vlb_rows = [], []
+    for name in splits:
+        s, b = row[name], row["baselines"][name]
+        table_rows.append({"split": name, "images": int(splits[name].shape[0]), "bpd_ode": s["bpd_ode"],
+                           "bpd_ode_se": s.get("bpd_ode_se"), "nfe": s["nfe"], "bpd_vlb": s["bpd_vlb"],
+                           "bpd_vlb_se": s["bpd_vlb_se"], "uniform": b["uniform"], "gaussian": b["gaussian"],
+                           "categorical": b["categorical"]})
+        for key, bpd in s["vlb_table"].items():
+            T, variance = key.split()
+            vlb_rows.append({"split": name, "T": int(T[2:]), "variance": variance, "bpd_vlb": bpd})
+    notes = {"vlb_T": T0, "vlb_variance": var0, "steps": row.get("steps"), "train_s": row.get("train_s"),
+             "steps_per_s": row.get("steps_per_s"), "draws": args.draws, "seed": args.seed}
+    write_results(args.results, table_rows, notes=notes)
+    write_results(f"{args.results}_vlb", vlb_rows, notes=notes)
 
     if not args.no_figures:
         paths = figures(model, d, args.out, args.seed, terms_bpd)

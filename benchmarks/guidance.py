@@ -1,9 +1,9 @@
 r"""Conditional models and guidance: what guidance samples, exactly, and how well the trained models condition.
 
     python benchmarks/guidance.py oracle                     # the exact table on the labelled 8gaussians oracle (~1 min)
-    python benchmarks/guidance.py train --models /tmp/npdiff-guidance   # train (or reuse) the conditional models
-    python benchmarks/guidance.py 2d --models /tmp/npdiff-guidance      # per-class gaps of the 2-D models
-    python benchmarks/guidance.py digits --models /tmp/npdiff-guidance  # bits/dim, accuracy and diversity by w
+    python benchmarks/guidance.py train --models benchmarks/out/guidance-models   # train (or reuse) the conditional models
+    python benchmarks/guidance.py 2d --models benchmarks/out/guidance-models      # per-class gaps of the 2-D models
+    python benchmarks/guidance.py digits --models benchmarks/out/guidance-models  # bits/dim, accuracy and diversity by w
 
 ``oracle``: for the labelled 8gaussians oracle, label 0, and w in {0, 0.5, 1, 2, 4}, the tilted target
 :math:`p_w(x\mid y) \propto p(x\mid y)^{1+w}p(x)^{-w}` by quadrature (:class:`npdiff.analytic.TiltedTarget`), and
@@ -51,7 +51,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from _common import load, machine_facts  # noqa: E402
+from _common import machine_facts, write_results  # noqa: E402
 
 from npdiff.data import toy2d  # noqa: E402
 from npdiff.nn import MLPConfig  # noqa: E402
@@ -91,9 +91,9 @@ def trained(models: Path, name: str, *, seed: int = 0, steps: int | None = None,
         config = MLPConfig(dim=data.dim, num_classes=data.num_classes, **model_kw)
         trainer = Trainer(DiffusionMLP(config, schedule, rng=rng), source, TrainConfig(**train_kw), rng)
     t0 = time.perf_counter()
-    print(f"training {name} ({trainer.config.steps} steps, load {load()}) ...", flush=True)
+    print(f"training {name} ({trainer.config.steps} steps) ...", flush=True)
     trainer.run(progress=True, checkpoint_path=path, checkpoint_every=2000)
-    print(f"trained {name} in {time.perf_counter() - t0:.0f} s (load {load()}); saved {path}", flush=True)
+    print(f"trained {name} in {time.perf_counter() - t0:.0f} s; saved {path}", flush=True)
     return trainer.denoiser(ema=True)
 
 
@@ -164,10 +164,11 @@ def cmd_oracle(args: argparse.Namespace) -> None:
     from npdiff.sample import ddpm_sample
 
     oracle, y, n = toy2d.load("8gaussians").oracle(), 0, args.n
-    print(f"\nlabelled 8gaussians oracle, label {y}, {n} samples per sampler, seed {args.seed}; load {load()}")
+    print(f"\nlabelled 8gaussians oracle, label {y}, {n} samples per sampler, seed {args.seed}")
     print("| w | log Z_w | H(p_w) | KL(ODE samples \\|\\| p_w) | E log p_w: ODE | E log p_w: DDPM | -H(p_w) | "
           "energy dist. ODE | energy dist. DDPM | floor | nfe (ODE + likelihood) | s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    rows = []
     for w in args.w:
         t0 = time.perf_counter()
         target = TiltedTarget(oracle, y, w, half_width=6.5, spacing=0.05)
@@ -184,6 +185,13 @@ def cmd_oracle(args: argparse.Namespace) -> None:
               f"{mean_se(target.log_prob(ode['x']))} | {mean_se(target.log_prob(x_ddpm))} | {-target.entropy:.3f} | "
               f"{energy_distance(ode['x'], ref):.4f} | {energy_distance(x_ddpm, ref):.4f} | {energy_distance(ref2, ref):.4f} | "
               f"{ode['nfe']} | {time.perf_counter() - t0:.0f} |", flush=True)
+        lp_ode, lp_ddpm = target.log_prob(ode["x"]), target.log_prob(x_ddpm)
+        rows.append({"w": w, "log_z": target.log_normalizer, "entropy": target.entropy, "kl": ode["kl"],
+                     "kl_se": ode["kl_se"], "logp_ode": lp_ode.mean(), "logp_ode_se": lp_ode.std(ddof=1) / np.sqrt(n),
+                     "logp_ddpm": lp_ddpm.mean(), "logp_ddpm_se": lp_ddpm.std(ddof=1) / np.sqrt(n),
+                     "neg_entropy": -target.entropy, "energy_ode": energy_distance(ode["x"], ref),
+                     "energy_ddpm": energy_distance(x_ddpm, ref), "floor": energy_distance(ref2, ref), "nfe": ode["nfe"]})
+    write_results("guidance_oracle", rows, notes={"n": n, "seed": args.seed, "label": y})
     r = gaussian_closed_form()
     print(f"\nGaussian closed form, w = {r['w']:g}: p(x|y) = N((1, -0.5), diag(0.25, 0.5)), p(x) = N(0, I)")
     print("| | mean | variance |\n|---|---|---|")
@@ -191,8 +199,14 @@ def cmd_oracle(args: argparse.Namespace) -> None:
                           ("guided ODE, npdiff's sampler (20,000 samples)", "sampled_mean", "sampled_var"),
                           ("tilted Gaussian p(x|y)^(1+w) p(x)^-w", "tilted_mean", "tilted_var")):
         print(f"| {label} | ({r[mk][0]:.4f}, {r[mk][1]:.4f}) | ({r[vk][0]:.4f}, {r[vk][1]:.4f}) |")
+    write_results("guidance_gaussian", [
+        {"what": label, "mean_1": r[mk][0], "mean_2": r[mk][1], "var_1": r[vk][0], "var_2": r[vk][1]}
+        for label, mk, vk in (("guided ODE, moment equations", "ode_mean", "ode_var"),
+                              ("guided ODE, npdiff's sampler (20,000 samples)", "sampled_mean", "sampled_var"),
+                              ("tilted Gaussian p(x|y)^(1+w) p(x)^-w", "tilted_mean", "tilted_var"))],
+        notes={"w": r["w"], "likelihood_err": r["likelihood_err"]})
     print(f"npdiff's exact likelihood of the guided flow against the closed-form Gaussian: max |error| "
-          f"{r['likelihood_err']:.1e} nats over 200 points; load {load()}")
+          f"{r['likelihood_err']:.1e} nats over 200 points")
 
 
 # -- 2d: the trained conditional models, class by class ----------------------------------------------------
@@ -210,7 +224,7 @@ def cmd_2d(args: argparse.Namespace) -> None:
         print(f"\n{name}: the conditional '2d' recipe, p_uncond = {args.p_uncond:g}, seed {args.seed}")
         x, y = data.sample_labelled(args.n, np.random.default_rng(10_000 + args.seed))  # the points of quality_2d.py
         print(f"\n{name}: {args.n} test points with their labels (default_rng({10_000 + args.seed})), exact ODE NLL at "
-              f"rtol = atol = 1e-5 from t_min = 1e-5; load {load()}")
+              f"rtol = atol = 1e-5 from t_min = 1e-5")
         print("| class | n | log p(x\\|y) - log p_model(x\\|y) | nfe | s |\n|---|---|---|---|---|")
         gaps, t_all = [], time.perf_counter()
         for c in range(data.num_classes):
@@ -262,7 +276,7 @@ def cmd_digits(args: argparse.Namespace) -> None:
 
     d = digits()
     model = trained(args.models, "digits", seed=args.seed)
-    print(f"\ndigits: conditional model ({model!r}); load {load()}")
+    print(f"\ndigits: conditional model ({model!r})")
     t0 = time.perf_counter()
     rng = np.random.default_rng(args.seed + 1)
     bpd_c = np.full(d.test.shape[0], np.nan)
@@ -304,7 +318,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train (or reuse) the conditional models")
-    p.add_argument("--models", type=Path, default=Path("/tmp/npdiff-guidance"))
+    p.add_argument("--models", type=Path, default=Path("benchmarks/out/guidance-models"))
     p.add_argument("--sets", nargs="+", default=[*SETS_2D, "digits"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, help="shorten every training (a smoke run)")
@@ -316,14 +330,14 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_oracle)
     p = sub.add_parser("2d", help="per-class exact gaps of the trained 2-D conditional models")
-    p.add_argument("--models", type=Path, default=Path("/tmp/npdiff-guidance"))
+    p.add_argument("--models", type=Path, default=Path("benchmarks/out/guidance-models"))
     p.add_argument("--sets", nargs="+", default=list(SETS_2D))
     p.add_argument("--n", type=int, default=5000, help="test points (default 5000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--p-uncond", type=float, default=0.1, help="the models trained with this label dropout (default 0.1)")
     p.set_defaults(func=cmd_2d)
     p = sub.add_parser("digits", help="bits/dim, accuracy and diversity of the conditional digits model")
-    p.add_argument("--models", type=Path, default=Path("/tmp/npdiff-guidance"))
+    p.add_argument("--models", type=Path, default=Path("benchmarks/out/guidance-models"))
     p.add_argument("--w", type=float, nargs="+", default=[0.0, 1.0, 2.0, 4.0])
     p.add_argument("--steps", type=int, default=1000, help="DDPM steps (default 1000)")
     p.add_argument("--seed", type=int, default=0)

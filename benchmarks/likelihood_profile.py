@@ -10,8 +10,7 @@ calls are recorded once by standing in for the trace module's kernels and for ``
 the parts add up to about the whole and the rest is Python glue. It also counts the matmuls'
 floating-point operations, which give the rate BLAS reaches, and times a full solve to split it
 into evaluations and the solver's own work (SciPy's RK45 between evaluations). Medians of
-``--repeats`` runs; the load average is printed before and after (above ~0.5, another process
-competed for the cores).
+``--repeats`` runs, written to ``benchmarks/results/likelihood_profile.json``.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ import argparse
 import time
 
 import numpy as np
-from _common import load, machine_facts
+from _common import machine_facts, write_results
 
 import npdiff.nn.fast.trace as trace_module
 from npdiff.data import toy2d
@@ -68,7 +67,7 @@ def main() -> None:
     model = DiffusionMLP(MLPConfig(dim=2, **model_kw), schedule, rng=np.random.default_rng(0))
     x = toy2d.load("8gaussians").sample(args.n, np.random.default_rng(1))
     t = np.full(args.n, 0.5)
-    print(f"{args.n} points, {model!r}; load before {load()}")
+    print(f"{args.n} points, {model!r}")
 
     def evaluate():
         return model.eps_and_divergence(x, t)
@@ -95,8 +94,13 @@ def main() -> None:
 
     print(f"one evaluation: {1e3 * whole:.2f} ms")
     accounted = 0.0
+    labels = {"matmul": "matrix products (points and their tangents, every layer)",
+              "act_tangents": "fused activation kernels on the tangent rows",
+              "embed": "the coordinate and time embedding", "trace_out": "the trace read off the output tangents"}
+    rows = []
     for name, (seconds, count) in parts.items():
         accounted += seconds
+        rows.append({"part": labels[name], "ms": 1e3 * seconds, "share": seconds / whole, "calls": count})
         extra = f", {flops / 1e9:.3f} GFLOP at {flops / seconds / 1e9:.1f} GFLOP/s" if name == "matmul" else ""
         print(f"  {name:13s} {1e3 * seconds:7.2f} ms  {100 * seconds / whole:5.1f}%  ({count} calls{extra})")
     print(f"  {'the rest':13s} {1e3 * (whole - accounted):7.2f} ms  {100 * (whole - accounted) / whole:5.1f}%  "
@@ -108,7 +112,14 @@ def main() -> None:
     solve = time.perf_counter() - t0
     per_eval = median_time(lambda: model.eps_and_divergence(x, 0.5), max(5, args.repeats // 3))
     print(f"a full solve: {solve:.2f} s for {res.nfe} evaluations; evaluations {res.nfe * per_eval:.2f} s, "
-          f"the solver's own work {solve - res.nfe * per_eval:.2f} s; load after {load()}")
+          f"the solver's own work {solve - res.nfe * per_eval:.2f} s")
+    rows.append({"part": "the rest (Python glue, checks, allocations)", "ms": 1e3 * (whole - accounted),
+                 "share": (whole - accounted) / whole, "calls": None})
+    rows.append({"part": "one evaluation, whole", "ms": 1e3 * whole, "share": 1.0, "calls": None})
+    write_results("likelihood_profile", rows,
+                  notes={"n": args.n, "repeats": args.repeats, "gflop": flops / 1e9,
+                         "gflop_per_s": flops / parts["matmul"][0] / 1e9, "solve_s": solve, "solve_nfe": res.nfe,
+                         "solver_own_s": solve - res.nfe * per_eval})
 
 
 if __name__ == "__main__":

@@ -9,10 +9,10 @@ block of points ride in one array with the points, :mod:`npdiff.nn.fast.trace`);
 gets it from autograd, one vector-Jacobian product per coordinate (two for 2D data). The
 printed NLLs agree (same function, same solver). The two sides run in alternation (npdiff,
 PyTorch, npdiff, ...) after one warm-up run each; the script prints each side's median time and
-range and the median and range of the per-pair ratio, with the load average before and after
-(above ~0.5, another process competed for the cores). Threads: npdiff uses what the environment
-gives (``OPENBLAS_NUM_THREADS`` inside its matmuls, ``NPDIFF_THREADS`` worker threads over its
-blocks of points, :mod:`npdiff.nn.fast.workers`); PyTorch gets the larger of the two counts::
+range and the median and range of the per-pair ratio (``benchmarks/results/likelihood_speed.json``).
+Threads: npdiff uses what the environment gives (``OPENBLAS_NUM_THREADS`` inside its matmuls,
+``NPDIFF_THREADS`` worker threads over its blocks of points, :mod:`npdiff.nn.fast.workers`); PyTorch gets
+the larger of the two counts::
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/likelihood_speed.py                    # one core each
     OPENBLAS_NUM_THREADS=1 NPDIFF_THREADS=2 python benchmarks/likelihood_speed.py   # two cores each
@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from _common import alternate, load, machine_facts, summary, timed, torch_or_none, trained_default_model
+from _common import alternate, machine_facts, summary, timed, torch_or_none, trained_default_model, write_results
 from scipy.integrate import solve_ivp
 
 from npdiff.data import toy2d
@@ -73,16 +73,23 @@ def main() -> None:
         theirs = timed(lambda: torch_nll(torch, peer, model.schedule, x))
         theirs()  # warm-up
     ours()  # warm-up: compiles the kernels on a cold cache
-    print(f"load before: {load()}")
     mine, peer_s, ratio = alternate(ours, theirs, args.pairs)
-    print(f"load after: {load()}")
     res = ours.out
     print(f"npdiff: {summary(mine)} s over {len(mine)} runs, {res.nfe} evaluations, NLL {-res.log_p.mean():.4f} nats "
           f"(true entropy {data.entropy:.4f})")
+    row = {"n": args.n, "npdiff_s": float(np.median(mine)), "npdiff_min": float(np.min(mine)),
+           "npdiff_max": float(np.max(mine)), "npdiff_nfe": res.nfe, "npdiff_nll": float(-res.log_p.mean()),
+           "torch_s": None, "torch_min": None, "torch_max": None, "torch_nfe": None, "torch_nll": None,
+           "ratio": None, "ratio_min": None, "ratio_max": None}
     if theirs is None:
         print("torch not installed: npdiff only")
+        write_results("likelihood_speed", [row], notes={"pairs": args.pairs, "train_steps": args.train_steps})
         return
     nll_t, nfe_t = theirs.out
+    row.update(torch_s=float(np.median(peer_s)), torch_min=float(np.min(peer_s)), torch_max=float(np.max(peer_s)),
+               torch_nfe=nfe_t, torch_nll=float(nll_t), ratio=float(np.median(ratio)), ratio_min=float(np.min(ratio)),
+               ratio_max=float(np.max(ratio)))
+    write_results("likelihood_speed", [row], torch=True, notes={"pairs": args.pairs, "train_steps": args.train_steps})
     print(f"torch (autograd trace): {summary(peer_s)} s, {nfe_t} evaluations, NLL {nll_t:.4f} nats")
     print(f"speed-up, per pair of neighbouring runs: {summary(ratio)}x (per evaluation, medians: "
           f"{(np.median(peer_s) / nfe_t) / (np.median(mine) / res.nfe):.2f}x)")

@@ -50,7 +50,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from _common import split_overrides  # noqa: E402
+from _common import split_overrides, write_results  # noqa: E402
 
 from npdiff import checkpoint  # noqa: E402
 from npdiff.data import toy2d  # noqa: E402
@@ -155,12 +155,15 @@ def main() -> None:
     ap.add_argument("--fast", default="dpmpp2m", help="the few-step sampler of the extra gap column ('none' to skip)")
     ap.add_argument("--fast-nfe", type=int, default=20, help="its evaluations (default 20)")
     ap.add_argument("--json", metavar="FILE", help="append one JSON line per row to FILE")
+    ap.add_argument("--results", default="quality_2d",
+                    help="write the rows to benchmarks/results/NAME.json, rewritten after each row (default quality_2d)")
     args = ap.parse_args()
     model_kw, train_kw = split_overrides(args.set)
     schedule = schedule_from_config(json.loads(args.schedule)) if args.schedule else None
     print(f"recipe '2d' with model overrides {model_kw}, training overrides {train_kw}, schedule "
           f"{schedule or recipe('2d')[2]!r}; {args.n_test} test points, t_min {args.t_min}", flush=True)
     print(HEADER, flush=True)
+    rows = []
     for name in args.sets:
         for seed in args.seeds:
             save = os.path.join(args.save, f"{name}-seed{seed}") if args.save else None
@@ -169,6 +172,12 @@ def main() -> None:
                         n_test=args.n_test, t_min=args.t_min, with_vlb=not args.no_vlb, save=save, load=load,
                         fast=None if args.fast == "none" else args.fast, fast_nfe=args.fast_nfe)
             print(format_row(r), flush=True)
+            rows.append(r)
+            columns = [c for c in ("set", "seed", "steps", "H", "nll", "gap", "gap_se", "vlb_gap", "vlb_gap_se", "fast",
+                                   "fast_gap", "fast_gap_se", "gauss_nll", "train_s", "ode_s", "nfe") if c in r]
+            write_results(args.results, rows, columns=columns,
+                          notes={"n_test": args.n_test, "t_min": args.t_min, "model_overrides": model_kw,
+                                 "train_overrides": train_kw})
             if args.json:
                 with open(args.json, "a") as f:
                     f.write(json.dumps({**r, "model_overrides": model_kw, "train_overrides": train_kw,

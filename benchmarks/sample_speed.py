@@ -10,7 +10,8 @@ the same ``scipy.integrate.solve_ivp`` RK45 with rtol = atol = 1e-5 calling eith
 so the ODE ratio measures the network evaluations and the glue around them. PyTorch runs
 only when installed, with as many threads as numpy's BLAS. Each work runs on both sides in
 alternation after a warm-up run; the script prints each side's median time and range and the
-median and range of the per-pair ratio, with the load average before and after.
+median and range of the per-pair ratio; ``--works ode`` or ``--works ancestral`` runs one of the two.
+The figures go to ``benchmarks/results/sample_speed.json``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from _common import alternate, load, machine_facts, summary, timed, torch_or_none, trained_default_model
+from _common import alternate, machine_facts, summary, timed, torch_or_none, trained_default_model, write_results
 from scipy.integrate import solve_ivp
 
 from npdiff.reverse import chain_for, reverse_log_variance
@@ -65,6 +66,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--train-steps", type=int, default=3000)
     ap.add_argument("--pairs", type=int, default=3, help="alternating runs of each side")
+    ap.add_argument("--works", nargs="+", choices=("ancestral", "ode"), default=["ancestral", "ode"])
     args = ap.parse_args()
     model = trained_default_model(args.train_steps).with_dtype(np.float32)
     torch = torch_or_none()
@@ -88,18 +90,29 @@ def main() -> None:
                                                 timed(lambda: torch_ode(torch, peer, model.schedule, x_T)))}
     else:
         print("torch not installed: npdiff only")
+    keys = {"ancestral, 1000 steps": "ancestral", "probability-flow ODE, RK45": "ode"}
+    rows = []
     for name, (ours, theirs) in works.items():
+        if keys[name] not in args.works:
+            continue
         ours()
         if theirs is not None:
             theirs()  # warm-up
-        before = load()
         mine, peer_s, ratio = alternate(ours, theirs, args.pairs)
         nfe = ours.out.nfe
         line = f"{name}: npdiff {summary(mine)} s ({nfe} nfe)"
+        row = {"work": name, "nfe": nfe, "npdiff_s": float(np.median(mine)), "npdiff_min": float(np.min(mine)),
+               "npdiff_max": float(np.max(mine)), "torch_s": None, "torch_min": None, "torch_max": None, "ratio": None,
+               "ratio_min": None, "ratio_max": None}
         if theirs is not None:
             nfe_t = 1000 if theirs.out is None or not isinstance(theirs.out, tuple) else theirs.out[1]
             line += f", torch {summary(peer_s)} s ({nfe_t} nfe), speed-up per pair {summary(ratio)}x"
-        print(f"{line}; load {before} before, {load()} after", flush=True)
+            row.update(torch_s=float(np.median(peer_s)), torch_min=float(np.min(peer_s)), torch_max=float(np.max(peer_s)),
+                       ratio=float(np.median(ratio)), ratio_min=float(np.min(ratio)), ratio_max=float(np.max(ratio)))
+        print(line, flush=True)
+        rows.append(row)
+    write_results("sample_speed", rows, torch=torch is not None,
+                  notes={"n": args.n, "pairs": args.pairs, "train_steps": args.train_steps, "dtype": "float32"})
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 r"""The exact KL divergence of few-step samplers from the data: every sampler x time grid x budget of evaluations.
 
     python benchmarks/sampler_kl.py                                   # the full table (about an hour on one core)
-    python benchmarks/sampler_kl.py --sets 8gaussians --models oracle --n 2000 --nfe 10 20
+    python benchmarks/sampler_kl.py --sets 8gaussians --models oracle --n 2000 --nfe 5 10 20 50 --default-grids
     python benchmarks/sampler_kl.py --speed                           # 20 evaluations against RK45, 10,000 points
     python benchmarks/sampler_kl.py --from-json rows.jsonl            # the tables and figure of saved rows
 
@@ -20,7 +20,9 @@ the trained model's own KL otherwise; each row also reports its paired distance 
 Rows print as they come; then one table per model (nfe columns, each sampler on each grid), the
 best row per budget, the rows that do not beat DDIM on the uniform grid, and the figure
 ``--plot`` (KL against evaluations, one line per sampler on its default grid). ``--json FILE``
-appends every row.
+appends every row; ``--results NAME`` writes them all to ``benchmarks/results/NAME.json`` (default
+``sampler_kl``). ``--default-grids`` runs each sampler on its own default grid only (and DDIM also on the
+uniform grid), the rows the docs show.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from _common import alternate, load, machine_facts, summary, timed  # noqa: E402
+from _common import alternate, machine_facts, summary, timed, write_results  # noqa: E402
 
 from npdiff import checkpoint, sample  # noqa: E402
 from npdiff.data import toy2d  # noqa: E402
@@ -69,7 +71,7 @@ def trained_model(name: str, model_dir: str, seed: int = 0) -> tuple[DiffusionML
     seconds = time.perf_counter() - t0
     os.makedirs(os.path.dirname(path), exist_ok=True)
     trainer.save(path)
-    return trainer.denoiser(ema=True), f"trained {trainer.config.steps} steps in {seconds:.0f} s (load {load()}), saved {path}"
+    return trainer.denoiser(ema=True), f"trained {trainer.config.steps} steps in {seconds:.0f} s, saved {path}"
 
 
 def sampler_map(model, name: str, nfe: int, grid: str, t_min: float):
@@ -126,7 +128,10 @@ def run_model(set_name: str, kind: str, args) -> list[dict]:
     print("| sampler | grid | nfe | KL (nats) | +- | minus flow | +- | plain KL | E[q/p]-1 | folded | s |", flush=True)
     print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     for name in args.samplers:
-        for grid in args.grids:
+        grids = args.grids
+        if args.default_grids:
+            grids = list(dict.fromkeys([sample.DEFAULT_GRIDS.get(name, "log_snr")] + (["uniform"] if name == "ddim" else [])))
+        for grid in grids:
             for nfe in args.nfe:
                 if nfe < sample.fast.MIN_NFE.get(name, 3):
                     continue
@@ -202,6 +207,7 @@ def plot(rows: list[dict], args) -> None:
             flow = [r for r in rows if r["set"] == set_name and r["model"] == kind and r["sampler"] == "rk45"]
             if curves:
                 panels[f"{set_name}, {kind}"] = (curves, flow[0]["kl"] if flow else None)
+    os.makedirs(os.path.dirname(os.path.abspath(args.plot)), exist_ok=True)
     plot_kl_vs_nfe(panels, args.plot)
     print(f"\nwrote {args.plot}")
 
@@ -212,16 +218,21 @@ def speed(args) -> None:
     model, note = trained_model("8gaussians", args.model_dir)
     print(f"8gaussians model: {note}")
     x_T = np.random.default_rng(1).standard_normal((10_000, 2))
+    rows = []
     for dtype in (np.float32, np.float64):
         m = model.with_dtype(dtype)
         fast = timed(lambda m=m: sample.fast_sample(m, None, np.random.default_rng(0), sampler="dpmpp2m", nfe=20, x_T=x_T))
         rk45 = timed(lambda m=m: sample.ode_sample(m, None, np.random.default_rng(0), x_T=x_T))
         fast(), rk45()  # warm-up (Numba compiles)
-        before = load()
         mine, peer, ratio = alternate(fast, rk45, args.pairs)
         print(f"{np.dtype(dtype).name}: dpmpp2m 20 nfe ({fast.out.nfe} with denoising) {summary(mine)} s; RK45 "
-              f"({rk45.out.nfe} nfe) {summary(peer)} s; RK45 / dpmpp2m {summary(ratio)}; load {before} -> {load()}",
-              flush=True)
+              f"({rk45.out.nfe} nfe) {summary(peer)} s; RK45 / dpmpp2m {summary(ratio)}", flush=True)
+        rows.append({"dtype": np.dtype(dtype).name, "fast_nfe": fast.out.nfe, "fast_s": float(np.median(mine)),
+                     "fast_min": float(np.min(mine)), "fast_max": float(np.max(mine)), "rk45_nfe": rk45.out.nfe,
+                     "rk45_s": float(np.median(peer)), "rk45_min": float(np.min(peer)), "rk45_max": float(np.max(peer)),
+                     "ratio": float(np.median(ratio)), "ratio_min": float(np.min(ratio)),
+                     "ratio_max": float(np.max(ratio))})
+    write_results("sampler_speed", rows, notes={"n": 10_000, "pairs": args.pairs, "sampler": "dpmpp2m", "nfe": 20})
 
 
 def main() -> None:
@@ -234,7 +245,11 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=4000, help="noise draws z, the same for every row (default 4000)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--t-min", type=float, default=1e-3, help="where the samplers stop (default 1e-3)")
-    ap.add_argument("--model-dir", default="/tmp/npdiff-sampler-kl", help="trained models are saved and reused here")
+    ap.add_argument("--model-dir", default=os.path.join("benchmarks", "out", "models"),
+                    help="trained models are saved and reused here (default benchmarks/out/models)")
+    ap.add_argument("--default-grids", action="store_true",
+                    help="each sampler on its default grid only (DDIM also on the uniform grid)")
+    ap.add_argument("--results", default="sampler_kl", help="write the rows to benchmarks/results/NAME.json")
     ap.add_argument("--json", metavar="FILE", help="append one JSON line per row")
     ap.add_argument("--plot", default="docs/samplers_kl.png", help="the KL-against-evaluations figure")
     ap.add_argument("--speed", action="store_true", help="only time 20 evaluations against RK45 on 10,000 points")
@@ -251,14 +266,16 @@ def main() -> None:
         plot(rows, args)
         return
     print(machine_facts(), flush=True)
-    print(f"n = {args.n}, seed {args.seed}, t_min {args.t_min}; load {load()}", flush=True)
+    print(f"n = {args.n}, seed {args.seed}, t_min {args.t_min}", flush=True)
     rows = []
     for set_name in args.sets:
         for kind in args.models:
             rows += run_model(set_name, kind, args)
+    columns = ["set", "model", "sampler", "grid", "nfe", "kl", "se", "kl_plain", "se_plain", "excess", "excess_se",
+               "folded"]
+    write_results(args.results, rows, columns=columns, notes={"n": args.n, "seed": args.seed, "t_min": args.t_min})
     summarize(rows, args)
     plot(rows, args)
-    print(f"load {load()}")
 
 
 if __name__ == "__main__":

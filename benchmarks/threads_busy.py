@@ -9,8 +9,7 @@ Runs what ``npdiff demo`` runs first, as a user would, in fresh ``python -m npdi
 - the exact likelihood of 2,000 fresh points: ``npdiff nll --n 2000`` on the model just trained
   (its JSON ``seconds``: the solve only, not the import);
 
-once with no process of its own beside them ("idle": whatever else runs on the machine shows in
-the load average printed with each figure), then again while a neighbour, a pure-Python busy loop
+once with no process of its own beside them ("idle"), then again while a neighbour, a pure-Python busy loop
 this script starts and stops itself, holds one core ("busy"). The goal is busy within 1.5x of idle.
 
 The commands run without any BLAS variable in their environment (``OPENBLAS_NUM_THREADS`` and the
@@ -32,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import load, machine_facts
+from _common import machine_facts, write_results
 
 from npdiff.threads import BLAS_ENV
 
@@ -57,12 +56,10 @@ def npdiff_json(args: list[str], env: dict[str, str], cwd: str) -> dict:
 
 
 def measure(steps: int, n: int, env: dict[str, str], cwd: str) -> dict[str, float | str]:
-    before = load()
     tr = npdiff_json(["train", "--data", "8gaussians", "--steps", str(steps), "--out", "model"], env, cwd)
-    mid = load()
     nll = npdiff_json(["nll", "--model", "model", "--data", "8gaussians", "--n", str(n)], env, cwd)
     return {"train_s": tr["seconds"], "steps_per_s": tr["steps_per_s"], "nll_s": nll["seconds"], "nfe": nll["ode_nfe"],
-            "gap": nll["gap_nats"], "load": f"{before} / {mid} / {load()}"}
+            "gap": nll["gap_nats"]}
 
 
 def main() -> None:
@@ -94,11 +91,13 @@ def main() -> None:
                 neighbour.terminate()
                 neighbour.wait()
     print(f"\n| round | machine | train {args.steps} steps (s) | steps/s | NLL of {args.n} points (s) | nfe | paired gap "
-          "| load average before / between / after |")
-    print("|---|---|---|---|---|---|---|---|")
+          "|")
+    print("|---|---|---|---|---|---|---|")
     for k, (kind, m) in enumerate(rows):
         print(f"| {k // 2 + 1} | {kind} | {m['train_s']:.1f} | {m['steps_per_s']:.0f} | {m['nll_s']:.2f} | {m['nfe']} | "
-              f"{m['gap']:.4f} | {m['load']} |")
+              f"{m['gap']:.4f} |")
+    write_results("threads_busy", [{"round": k // 2 + 1, "machine": kind, **m} for k, (kind, m) in enumerate(rows)],
+                  notes={"steps": args.steps, "n": args.n, "blas": args.blas})
     for r in range(args.rounds):
         idle, busy = rows[2 * r][1], rows[2 * r + 1][1]
         print(f"round {r + 1}: busy / idle = {busy['train_s'] / idle['train_s']:.2f}x (training), "

@@ -16,7 +16,7 @@ with ``torch.set_num_threads`` equal to the BLAS threads numpy uses (threadpoolc
 uses its fastest AdamW on CPU (``fused=True``; ``--torch-adamw foreach`` or ``loop`` for the
 others). The two are measured in alternating windows (npdiff, PyTorch, npdiff, ...); the script
 prints the median and range of each side's steps per second and of the per-pair ratio (a
-neighbour's burst hits both windows of a pair), with the load average before and after.
+neighbour's burst hits both windows of a pair).
 
 Run it on an idle machine: with another job on one of the 2 cores, every 2-thread matmul
 waits for its descheduled second thread, and both libraries slow down 10-20 fold (seen here:
@@ -24,7 +24,8 @@ npdiff 45 -> 2.3 steps/s at batch 4096). ``--threads 1`` is far less sensitive t
 
 The matmul fraction is the time the step's own matmuls take when replayed alone (same
 shapes, same buffers, same call sequence, recorded from one step) over the step's time:
-the share of the step that is BLAS, the physical floor of this design.
+the share of the step that is BLAS, the physical floor of this design. The figures go to
+``benchmarks/results/train_speed.json``.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from _common import load, summary
+from _common import summary, write_results
 
 import npdiff.nn.fast.network as fast_network
 from npdiff.nn import MLPConfig
@@ -228,7 +229,7 @@ def main() -> None:
     else:
         print("torch not installed: npdiff only")
     data = eight_gaussians(100_000, np.random.default_rng(1))
-    print(f"load before: {load()}")
+    rows = []
     for batch in args.batch:
         trainer = npdiff_trainer(batch, data)
         ours = trainer.train_step
@@ -249,7 +250,20 @@ def main() -> None:
         if theirs:
             line += (f", torch {summary(rates_theirs)} steps/s, ratio per pair "
                      f"{summary(np.array(rates_ours) / np.array(rates_theirs))}x")
-        print(f"{line}; matmul share {100 * share:.0f}% ({len(calls)} matmuls/step); load {load()}", flush=True)
+        print(f"{line}; matmul share {100 * share:.0f}% ({len(calls)} matmuls/step)", flush=True)
+        ratio = np.array(rates_ours) / np.array(rates_theirs) if theirs else None
+        rows.append({"batch": batch, "npdiff": float(np.median(rates_ours)), "npdiff_min": float(np.min(rates_ours)),
+                     "npdiff_max": float(np.max(rates_ours)),
+                     "torch": float(np.median(rates_theirs)) if theirs else None,
+                     "torch_min": float(np.min(rates_theirs)) if theirs else None,
+                     "torch_max": float(np.max(rates_theirs)) if theirs else None,
+                     "ratio": float(np.median(ratio)) if theirs else None,
+                     "ratio_min": float(np.min(ratio)) if theirs else None,
+                     "ratio_max": float(np.max(ratio)) if theirs else None,
+                     "matmul_share": float(share)})
+    write_results("train_speed", rows, torch=bool(torch_version),
+                  notes={"unit": "steps per second", "pairs": args.pairs, "seconds": args.seconds,
+                         "torch_adamw": args.torch_adamw if torch_version else None})
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-r"""The reverse variances measured, with exact denoisers and with trained models: the figures of docs/variances.md.
+r"""The reverse variances measured, with exact denoisers and with trained models: docs/measurements/variances.md.
 
     python benchmarks/variances.py                   # the oracle tables (a few minutes on one core)
     python benchmarks/variances.py --only vlb        # one table: vlb, ddpm, ddim or oracle
@@ -50,7 +50,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from _common import load, machine_facts  # noqa: E402
+from _common import machine_facts, write_results  # noqa: E402
 
 from npdiff.analytic import GaussianData  # noqa: E402
 from npdiff.data import toy2d  # noqa: E402
@@ -72,6 +72,12 @@ def gaussian_5d(seed: int = 1) -> tuple[GaussianData, float]:
     return GaussianData(np.zeros(5), cov), 0.5 * float(np.linalg.slogdet(2 * np.pi * np.e * cov)[1])
 
 
+def _ms(v: np.ndarray) -> tuple[float, float]:
+    r"""Mean and standard error over the finite values (the results files' pair of columns)."""
+    w = v[np.isfinite(v)]
+    return float(w.mean()), float(w.std(ddof=1) / np.sqrt(w.size))
+
+
 def _mean_se(v: np.ndarray) -> str:
     r"""Mean +- standard error; samples off the data's support (log p = -inf: checkerboard's empty squares) are
     left out of the mean and counted beside it."""
@@ -81,11 +87,12 @@ def _mean_se(v: np.ndarray) -> str:
     return cell + (f" ({off.mean():.1%} off the support)" if off.any() else "")
 
 
-def table_vlb(n: int, seed: int) -> None:
+def table_vlb(n: int, seed: int) -> list[dict]:
     oracle, H = gaussian_5d()
     x = oracle.sample(n, np.random.default_rng(seed))
     print(f"vlb: gap of the mean bound over the entropy H = {H:.4f} nats, 5-D Gaussian, {n} points")
     print(f"{'T':>6}  {'large':>16}  {'small':>16}  {'large, fixedlarge at t=1':>26}")
+    rows = []
     for T in STEPS_T:
         rng = np.random.default_rng(seed + T)
         large = vlb(oracle, x, T, rng=rng, variance="large").total - H
@@ -96,9 +103,13 @@ def table_vlb(n: int, seed: int) -> None:
         substitute = chain.posterior_variance[2] if T >= 2 else chain.betas[1]
         delta = log_normal_diag(x, mean, np.log(chain.betas[1])) - log_normal_diag(x, mean, np.log(substitute))
         print(f"{T:>6}  {_mean_se(large):>16}  {_mean_se(small):>16}  {_mean_se(large + delta):>26}")
+        (lm, ls), (sm, ss), (fm, fs) = _ms(large), _ms(small), _ms(large + delta)
+        rows.append({"T": T, "large": lm, "large_se": ls, "small": sm, "small_se": ss, "fixedlarge": fm,
+                     "fixedlarge_se": fs})
+    return rows
 
 
-def table_ddpm(n: int, seed: int) -> None:
+def table_ddpm(n: int, seed: int) -> list[dict]:
     data = toy2d.load("8gaussians")
     oracle, H = data.oracle(), data.entropy
     x_T = np.random.default_rng(seed).standard_normal((n, 2))
@@ -109,23 +120,29 @@ def table_ddpm(n: int, seed: int) -> None:
         gap[variance] = data.log_prob(x) + H
         print(f"  {variance:>5}: {_mean_se(gap[variance])}")
     print(f"  small - large, paired: {_mean_se(gap['small'] - gap['large'])}")
+    return [{"variance": v, "gap": _ms(g)[0], "gap_se": _ms(g)[1]}
+            for v, g in (*gap.items(), ("small - large, paired", gap["small"] - gap["large"]))]
 
 
-def table_ddim(n: int, seed: int) -> None:
+def table_ddim(n: int, seed: int) -> list[dict]:
     data = toy2d.load("8gaussians")
     oracle, H = data.oracle(), data.entropy
     x_T = np.random.default_rng(seed).standard_normal((n, 2))
     print(f"ddim: mean log p(sample) + H on 8gaussians (H = {H:.4f}), eta = 0, T = 1000, {n} samples, same x_T")
+    rows = []
     for steps in (50, 100, 250, 1000):
         x = ddim_sample(oracle, None, np.random.default_rng(seed + 1), x_T=x_T, steps=steps).x
         print(f"  {steps:>5} steps: {_mean_se(data.log_prob(x) + H)}")
+        m, se = _ms(data.log_prob(x) + H)
+        rows.append({"steps": steps, "gap": m, "gap_se": se})
+    return rows
 
 
 def _kl_to_standard_normal(mean: np.ndarray, var: np.ndarray) -> float:
     return float(0.5 * np.sum(var + mean**2 - 1.0 - np.log(var)))
 
 
-def table_oracle(n: int, seed: int) -> None:
+def table_oracle(n: int, seed: int) -> tuple[list[dict], list[dict]]:
     c, mu = 0.3, np.array([0.5, -1.0, 0.0])
     g = GaussianData(mu, c)
     x = g.sample(n, np.random.default_rng(seed))
@@ -133,14 +150,20 @@ def table_oracle(n: int, seed: int) -> None:
     print(f"oracle: isotropic Gaussian data (D = 3, variance {c}), mean of vlb - (-log q(x0)) minus the prior's "
           f"mismatch KL(q_T || N(0, I)), {n} points")
     print(f"{'T':>5}  {'prior mismatch':>14}  " + "  ".join(f"{v:>16}" for v in VARIANCES))
+    rows_g, rows_m = [], []
     for T in (5, 10, 20, 50, 100):
         chain = chain_for(g.schedule, T)
         ab = chain.alpha_bar[T]
         mismatch = _kl_to_standard_normal(np.sqrt(ab) * mu, np.full(3, ab * c + 1 - ab))
         moments = eps_moments(g, g.sample(n, np.random.default_rng(seed + 1)), chain, np.random.default_rng(seed + 2))
-        cells = [_mean_se(vlb(g, x, T, rng=np.random.default_rng(seed + T), variance=v, eps_moments=moments).total
-                          - nll - mismatch) for v in VARIANCES]
+        gaps = [vlb(g, x, T, rng=np.random.default_rng(seed + T), variance=v, eps_moments=moments).total - nll - mismatch
+                for v in VARIANCES]
+        cells = [_mean_se(v) for v in gaps]
         print(f"{T:>5}  {mismatch:>14.5f}  " + "  ".join(f"{c_:>16}" for c_ in cells))
+        row = {"T": T, "prior_mismatch": mismatch}
+        for v, gap in zip(VARIANCES, gaps):
+            row[v], row[f"{v}_se"] = _ms(gap)
+        rows_g.append(row)
     data = toy2d.load("8gaussians")
     oracle = data.oracle()
     x = data.sample(n, np.random.default_rng(seed + 3))
@@ -151,15 +174,19 @@ def table_oracle(n: int, seed: int) -> None:
     costs = bound_costs(oracle, data.sample(n, np.random.default_rng(seed + 4)), chain_for(oracle.schedule, 1000),
                         np.random.default_rng(seed + 5))
     for T in (5, 10, 20, 50, 100):
-        cells = []
+        cells, row = [], {"T": T}
         for variance, steps in [(v, T) for v in VARIANCES] + [(v, optimal_steps(costs, T)) for v in ("analytic", "trace")]:
             res = vlb(oracle, x, 1000, rng=np.random.default_rng(seed + T), variance=variance, steps=steps,
                       eps_moments=costs.moments)
             cells.append(_mean_se(res.total - nll))
+            key = variance if isinstance(steps, int) else f"{variance}_best"
+            row[key], row[f"{key}_se"] = _ms(res.total - nll)
+        rows_m.append(row)
         print(f"{T:>5}  " + "  ".join(f"{c_:>16}" for c_ in cells), flush=True)
+    return rows_g, rows_m
 
 
-def _bound_row(model, x, T, costs, K, seed, unit) -> list[str]:
+def _bound_row(model, x, T, costs, K, seed, unit, values: dict | None = None) -> list[str]:
     r"""The mean bound of x by every variance on T evenly spaced steps, then analytic and trace on the best T steps."""
     runs = [(v, T) for v in VARIANCES]
     if T < costs.chain.T:
@@ -172,6 +199,9 @@ def _bound_row(model, x, T, costs, K, seed, unit) -> list[str]:
                   eps_moments=costs.moments, steps=steps)
         v = res.total / unit
         cells.append(f"{v.mean():.4f} ± {v.std(ddof=1) / np.sqrt(v.size):.4f}")
+        if values is not None:
+            key = variance if isinstance(steps, int) else f"{variance}_best"
+            values[key], values[f"{key}_se"] = _ms(v)
         print(f"    T={T} {variance}{'' if isinstance(steps, int) else ' best'}: {cells[-1]} "
               f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     return cells
@@ -190,14 +220,19 @@ def table_digits(path: str, n: int, seed: int, steps_T: tuple[int, ...]) -> None
                         progress=True)
     print(f"digits: {path}; statistics on the {d.train.shape[0]} training images over 1000 steps in "
           f"{time.perf_counter() - t0:.0f} s; bits/dim, mean ± standard error", flush=True)
+    rows = []
     for split, x in (("test", d.test[:n]), ("train", d.train[:n])):
         print(f"\n{split} ({x.shape[0]} images)\n\n{_HEAD}\n|---|---|---|---|---|---|---|", flush=True)
         for T in steps_T:
-            cells = _bound_row(model, x, T, costs, d.K, seed + 2, d.dim * np.log(2.0))
+            row = {"split": split, "T": T}
+            cells = _bound_row(model, x, T, costs, d.K, seed + 2, d.dim * np.log(2.0), row)
+            rows.append({k: row.get(k) for k in ("split", "T", *(f"{v}{s}" for v in VARIANCES for s in ("", "_se")),
+                                                 "analytic_best", "analytic_best_se", "trace_best", "trace_best_se")})
             print(f"| {T} | " + " | ".join(cells + ["(all steps)"] * (6 - len(cells))) + " |", flush=True)
     for T in steps_T:
         if T < 1000:
             print(f"best {T} steps: {optimal_steps(costs, T).tolist()}")
+    write_results("variances_digits", rows, notes={"n": n, "seed": seed})
 
 
 def table_toy(folder: str, n: int, seed: int, steps_T: tuple[int, ...]) -> None:
@@ -235,16 +270,21 @@ def main() -> None:
     p.add_argument("--models", help="toy: a folder holding 8gaussians/model.npz, checkerboard/model.npz, rings/model.npz")
     p.add_argument("--T", type=int, nargs="+", default=[10, 20, 50, 100, 1000], help="digits, toy: chain lengths")
     args = p.parse_args()
-    print(machine_facts(), f"load {load()}", flush=True)
+    print(machine_facts(), flush=True)
     tables = {"vlb": table_vlb, "ddpm": table_ddpm, "ddim": table_ddim, "oracle": table_oracle}
+    notes = {"n": args.n or 20_000, "seed": args.seed}
     for name, table in tables.items():
         if args.only in (None, name):
-            table(args.n or 20_000, args.seed)
+            rows = table(args.n or 20_000, args.seed)
+            if name == "oracle":
+                write_results("variances_oracle_gaussian", rows[0], notes=notes)
+                write_results("variances_oracle_8gaussians", rows[1], notes=notes)
+            else:
+                write_results(f"variances_{name}", rows, notes=notes)
     if args.only == "digits":
         table_digits(args.model, args.n or 360, args.seed, tuple(args.T))
     if args.only == "toy":
         table_toy(args.models, args.n or 5000, args.seed, tuple(args.T))
-    print(f"load {load()}", flush=True)
 
 
 if __name__ == "__main__":

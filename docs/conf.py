@@ -44,6 +44,7 @@ extensions = [
     "sphinx_copybutton",
     "sphinxcontrib.bibtex",
     "myst_parser",
+    "results_tables",  # tables of the measurement pages, from benchmarks/results/*.json
 ]
 
 # -- sources -----------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ at time t is the score of :math:`q_t(x \mid y)^{1+w} q_t(x)^{-w}`, a tilt of the
 marginals, and noising does not commute with the power, so these are not the marginals of any
 one diffusion of :math:`p_w` (Bradley & Nakkiran 2024; Chidambaram et al. 2024), and the ODE
 and DDPM samplers of the same field sample different distributions. Tutorial 8 and
-``docs/guidance.md`` give the exact numbers (:class:`npdiff.analytic.TiltedTarget` is the
+``docs/measurements/guidance.md`` give the exact numbers (:class:`npdiff.analytic.TiltedTarget` is the
 quadrature of :math:`p_w`).
 
 A classifier for :func:`classifier_guided` answers ``class_log_prob_grad(x, t, y)`` (B, D) and,

@@ -8,7 +8,7 @@ schedule; a flag on the command line overrides any field.
 ``"2d"`` trains the toy sets (raw coordinates plus their sinusoidal embedding at scale 8, time
 embedding at scale 100, v-prediction with the loss in eps space, half of each batch's times drawn
 with uniform log-SNR, batch 512 for 26,000 steps); ``"images"`` trains the 8x8 digits. What each
-choice bought, with the figures and how to reproduce them, is in ``docs/recipes.md``.
+choice bought, and why, is in ``docs/measurements/recipes.md``.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ posterior variance of :math:`x_0` (:mod:`npdiff.reverse_variance`):
   at every t including t = 1. improved-diffusion's ``fixedlarge`` substitutes
   :math:`\tilde\beta_2` at t = 1; we do not: near t = 0, :math:`\tilde\beta_2 \approx \beta_1/2`
   whatever T is, so that decoder is half as wide as :math:`\mathrm{Cov}[x_0|x_1] \approx \beta_1`
-  and loosens the bound at every T (measured: ``docs/variances.md``). Sampling adds no noise
+  and loosens the bound at every T (measured: ``docs/measurements/variances.md``). Sampling adds no noise
   at t = 1, so samplers are unaffected by this choice;
 * ``"analytic"``: the optimal isotropic variance of Analytic-DPM (Bao et al. 2022, Thm. 1), from
   the per-step average of :math:`\lVert\epsilon_\theta\rVert^2` over training data;

@@ -20,7 +20,7 @@ the standard error shrinks with the sampler's error. Since q is normalized and :
 .. math:: \mathrm{KL}(p_F\,\|\,q) = \mathbb E_{p_F}\big[\delta + e^{-\delta} - 1\big]
 
 too, a control variate whose terms are :math:`\ge 0` and of order :math:`\delta^2/2`: for a good
-sampler its standard error is far smaller (measured in ``docs/samplers.md``); the mean of
+sampler its standard error is far smaller (measured in ``docs/measurements/samplers.md``); the mean of
 :math:`e^{-\delta}` itself checks the whole computation (it must be 1 within its error).
 
 In low dimension the Jacobian costs 2D more runs of the sampler: central differences in
@@ -135,7 +135,7 @@ def sampler_log_density(sampler: Callable[[np.ndarray], np.ndarray], z: object, 
         in z, e.g. ``lambda z: fast_sample(model, None, rng, x_T=z, denoise=False).x``.
     z : (N, D) starting noise.
     h : the step of the central differences (the sampler's rounding error over h against h^2 times
-        its third derivative; see ``docs/samplers.md``).
+        its third derivative; see ``docs/measurements/samplers.md``).
 
     Returns
     -------

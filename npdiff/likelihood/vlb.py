@@ -22,7 +22,7 @@ kernel :math:`q(x_{t-1}|x_t)` has variance :math:`\tilde\beta_t + c_{1,t}^2\,\ma
 and near t = 0, where :math:`\mathrm{Cov}[x_0|x_t] \approx 1 - \bar\alpha_t`, the omitted part is
 as large as :math:`\tilde\beta_t` itself, so each of the first steps charges about
 :math:`1/(2(t-1))` nats per dimension whatever T is (a harmonic sum that does not vanish
-with T; measured: ``docs/variances.md``). ``"analytic"`` and ``"trace"`` put that part back,
+with T; measured: ``docs/measurements/variances.md``). ``"analytic"`` and ``"trace"`` put that part back,
 from the network itself; on isotropic Gaussian data ``"trace"`` with the exact denoiser is the
 true reverse kernel, and the bound exceeds the entropy only by the prior's mismatch.
 """

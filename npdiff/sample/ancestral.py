@@ -70,7 +70,7 @@ def ddpm_sample(
         ``"large"`` (beta, the default, as in improved-diffusion for fixed variances) or
         ``"small"`` (beta_tilde), which omits the posterior spread :math:`c_1^2\,\mathrm{Cov}[x_0|x_t]`
         that the true reverse kernel carries and so samples too close to the modes (measured:
-        ``docs/variances.md``); ``"analytic"`` (with ``eps_moments``) or ``"trace"`` (per point, one
+        ``docs/measurements/variances.md``); ``"analytic"`` (with ``eps_moments``) or ``"trace"`` (per point, one
         divergence per step), the variances of :mod:`npdiff.reverse_variance`.
     clip_x0 : float or None
         Clip the predicted x_0 to [-clip_x0, clip_x0] (e.g. 1.0 for images); it is also the data range
@@ -150,7 +150,7 @@ def ddim_sample(
     :math:`\epsilon` recomputed from the clipped :math:`\hat x_0`, as DDIM's reference code does.
 
     The default of 250 steps keeps the discretization bias small on sharp data (measured:
-    ``docs/variances.md``).
+    ``docs/measurements/variances.md``).
 
     With ``grid`` the chain's times are that grid's ``steps`` times from ``t_max`` down to ``t_min``
     (``steps - 1`` grid steps), then clean data: the last evaluation, at ``t_min``, returns

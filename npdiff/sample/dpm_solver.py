@@ -26,7 +26,7 @@ expand the prediction in :math:`\ell` and integrate the polynomial against the e
   evaluation per step, the earlier steps' predictions giving the higher derivatives
   (Algorithm 2 for order 2; order 3 is the update of the authors' reference code, whose
   second difference carries half the weight Eq. 8 gives it: corrected here, measured in
-  ``docs/samplers.md``).
+  ``docs/measurements/samplers.md``).
 
 Every step starts from the first-order step both forms share, :func:`~npdiff.sample.exp_integrator.ddim_step`,
 and the multistep order of each step is :func:`~npdiff.sample.exp_integrator.step_order`. The public

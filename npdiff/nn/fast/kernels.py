@@ -25,7 +25,7 @@ element-by-element Python loops would be a thousand times slower; :func:`set_bac
 switches by hand. Kernels never validate their inputs.
 
 Every kernel is serial, so the cores go to OpenBLAS inside the matmuls (why row-parallel
-kernels were dropped: ``docs/speed.md``), and releases the GIL (``nogil``), so the worker
+kernels were dropped: ``docs/measurements/speed.md``), and releases the GIL (``nogil``), so the worker
 threads of the exact trace (:mod:`npdiff.nn.fast.workers`) run them side by side.
 
 Why the kernels are written the way they are: constants are float32 scalars so a float32

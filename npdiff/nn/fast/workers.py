@@ -4,7 +4,7 @@ The exact trace (:mod:`npdiff.nn.fast.trace`) splits its points into blocks; its
 BLAS and the GIL-free Numba kernels, so they run on separate cores. The count is
 :data:`THREADS` if set, else the environment variable ``NPDIFF_THREADS``, else 1: one worker
 by default, because OpenBLAS threads the matmuls by itself. To give each core its own blocks
-instead, set ``OPENBLAS_NUM_THREADS=1 NPDIFF_THREADS=2`` (the measured effect: ``docs/speed.md``).
+instead, set ``OPENBLAS_NUM_THREADS=1 NPDIFF_THREADS=2`` (docs/measurements/speed.md explains when it pays).
 """
 
 from __future__ import annotations
