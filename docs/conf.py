@@ -18,7 +18,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from threadpoolctl import threadpool_limits
+
 DOCS = Path(__file__).resolve().parent
+# The chapters run inside this process, where NumPy is already loaded, so the BLAS variables that a plain
+# run of a chapter sets come too late: hold BLAS to one thread here, as `npdiff.threads` does for a plain run.
+_blas_limit = threadpool_limits(limits=1, user_api="blas")
 sys.path.insert(0, str(DOCS / "_ext"))
 
 project = "npdiff"
