@@ -148,15 +148,47 @@ class Schedule(ABC):
         t_end = real_scalar(t_end, "t_end", lo=0.0, hi=1.0, lo_open=True)
         times = np.arange(T + 1) * (t_end / T)  # (T+1,)
         times[-1] = t_end
-        log_ab = self._log_alpha_bar(times)
-        log_ab[0] = 0.0  # index 0 is clean data by definition, whatever alpha_bar(0) is
-        betas = -np.expm1(log_ab[1:] - log_ab[:-1])  # (T,) 1 - alpha_bar_i / alpha_bar_{i-1}
+        betas = self._chain_betas(times)  # (T,)
         if np.any(1.0 - betas >= 1.0):  # steps of t_end / T too short to add noise in float64
             raise ValueError(f"t_end / T = {t_end / T:.3g} is too small: some steps add no noise in float64 "
                              f"(smallest beta {betas.min():.3g}); use fewer steps or a larger t_end")
         if clip:
             betas = np.minimum(betas, self.max_beta)
         return DiscreteSchedule(betas, times=times, name=f"{self.name}[T={T}]")
+
+    def chain_betas(self, times: object) -> np.ndarray:
+        r"""The betas of the chain through increasing times :math:`0 = t_0 < t_1 < \dots < t_T`.
+
+        .. math:: \beta_i = 1 - \frac{\bar\alpha(t_i)}{\bar\alpha(t_{i-1})}, \qquad \bar\alpha_0 = 1
+
+        by ``expm1`` of the log-ratio, so close times keep their digits. :meth:`discretize` takes it at
+        the uniform times :math:`i\,t_{end}/T`; a sampler's chain on a time grid takes it at the grid's.
+
+        Parameters
+        ----------
+        times : (T + 1,) array
+            Increasing times in [0, 1]; ``times[0]`` stands for clean data whatever it is.
+
+        Returns
+        -------
+        (T,) float64 betas.
+
+        Examples
+        --------
+        >>> from npdiff.schedule import vp_linear
+        >>> s = vp_linear()
+        >>> bool(np.allclose(s.chain_betas(np.linspace(0, 1, 11)), s.discretize(10, clip=False).betas[1:]))
+        True
+        """
+        times = as_times(times, name="times")
+        if times.ndim != 1 or times.size < 2 or np.any(np.diff(times) <= 0):
+            raise ValueError(f"times must be an increasing 1-D array of at least 2 times, got {np.asarray(times)!r}")
+        return self._chain_betas(times)
+
+    def _chain_betas(self, times: np.ndarray) -> np.ndarray:
+        log_ab = self._log_alpha_bar(times)  # (T+1,)
+        log_ab[0] = 0.0  # index 0 is clean data by definition, whatever alpha_bar(0) is
+        return -np.expm1(log_ab[1:] - log_ab[:-1])  # (T,) 1 - alpha_bar_i / alpha_bar_{i-1}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "kind")

@@ -232,16 +232,14 @@ def ddim_sample(
 def _grid_chain(schedule: Schedule, steps: int, grid: str, t_min: float) -> DiscreteSchedule:
     r"""The chain on times [0, t_min, ..., t_max]: a grid of ``steps - 1`` steps, then clean data.
 
-    Not :meth:`~npdiff.schedule.Schedule.discretize`, which places its steps at the uniform times
-    :math:`i\,t_{end}/T` only: its rule, :math:`\beta_i = 1 - \bar\alpha_i/\bar\alpha_{i-1}` by ``expm1``
-    of the log-ratio with :math:`\bar\alpha_0 = 1`, applied to a grid's times.
+    Its betas are :meth:`~npdiff.schedule.Schedule.chain_betas` at the grid's times, the rule
+    :meth:`~npdiff.schedule.Schedule.discretize` applies at uniform times.
     """
-    times = time_grid(schedule, steps - 1, grid, t_min)[::-1]  # (steps,) increasing from t_min to t_max
-    log_ab = schedule.log_alpha_bar(times)  # (steps,)
-    betas = -np.expm1(np.diff(log_ab, prepend=0.0))  # (steps,) 1 - alpha_bar_i / alpha_bar_{i-1}, alpha_bar_0 = 1
+    times = np.concatenate([[0.0], time_grid(schedule, steps - 1, grid, t_min)[::-1]])  # (steps + 1,) increasing
+    betas = schedule.chain_betas(times)  # (steps,)
     if 1.0 - betas[0] == 1.0:  # alpha_bar(t_min) rounds to 1: the chain's last step would denoise nothing
         raise ValueError(f"t_min = {t_min!r} is so small that alpha_bar(t_min) rounds to 1 in float64; use a larger t_min")
-    return DiscreteSchedule(betas, times=np.concatenate([[0.0], times]), name=f"{schedule.name}[{grid}, {steps} steps]")
+    return DiscreteSchedule(betas, times=times, name=f"{schedule.name}[{grid}, {steps} steps]")
 
 
 def ddim_variance(chain: DiscreteSchedule, i: int, eta: float) -> float:
