@@ -315,13 +315,17 @@ def test_edm_heun_step_is_algorithm_1_in_the_scaled_state():
 # -- the order rule of the multistep solvers --------------------------------------------------------------
 
 
-def test_the_step_order_rule_lowers_the_last_steps_only_below_ten_steps():
+def test_the_step_order_rule_lowers_the_last_steps_below_ten_steps_and_after_a_step_ratio_below_one_half():
     from npdiff.sample.exp_integrator import step_order
 
-    assert [step_order(3, i, 6) for i in range(6)] == [1, 2, 3, 3, 2, 1]
-    assert [step_order(2, i, 9) for i in range(9)] == [1, 2, 2, 2, 2, 2, 2, 2, 1]
-    assert [step_order(3, i, 10) for i in range(10)] == [1, 2] + [3] * 8
-    assert [step_order(1, i, 4) for i in range(4)] == [1, 1, 1, 1]
+    assert [step_order(3, i, np.ones(6)) for i in range(6)] == [1, 2, 3, 3, 2, 1]
+    assert [step_order(2, i, np.ones(9)) for i in range(9)] == [1, 2, 2, 2, 2, 2, 2, 2, 1]
+    assert [step_order(3, i, np.ones(10)) for i in range(10)] == [1, 2] + [3] * 8
+    assert [step_order(1, i, np.ones(4)) for i in range(4)] == [1, 1, 1, 1]
+    # r = h_prev / h: 0.5 keeps the order, just below it drops to one; order 3 also needs the ratio before
+    h = np.array([1.0] * 10 + [2.0, 1.0, 2.01, 1.0, 1.0, 2.5, 1.0])
+    assert [step_order(2, i, h) for i in range(10, 17)] == [2, 2, 1, 2, 2, 1, 2]
+    assert [step_order(3, i, h) for i in range(10, 17)] == [3, 3, 1, 2, 3, 1, 2]
 
 
 def test_the_schedule_written_here_is_npdiffs():

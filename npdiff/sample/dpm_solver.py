@@ -180,9 +180,11 @@ def dpmpp_multistep(denoiser: Denoiser, x: object, times: object, *, order: int 
     r"""Multistep DPM-Solver++ of order 1, 2 or 3 (Lu et al. 2022b) from ``times[0]`` down to ``times[-1]``.
 
     One evaluation per step. Step i runs at order :func:`~npdiff.sample.exp_integrator.step_order`: the
-    first steps at lower order until enough predictions are stored, and with fewer than
+    first steps at lower order until enough predictions are stored, with fewer than
     :data:`~npdiff.sample.exp_integrator.LOWER_ORDER_FINAL_BELOW` steps the last steps too, as the
-    reference code does (it steadies very short runs).
+    reference code does (it steadies very short runs), and first order wherever a step is more than
+    twice as long (in ``half_log_snr``) as the one before it, where the extrapolation of the earlier
+    predictions would reach far beyond them.
 
     Order 3 integrates a quadratic :math:`x_\theta(\ell)` exactly (:math:`\ell` = ``half_log_snr``).
     The authors' reference code (and diffusers and k-diffusion after it) weighs the second divided
@@ -236,6 +238,7 @@ def _multistep(denoiser: Denoiser, x: np.ndarray, times: np.ndarray, order: int,
     alpha, sigma, ell = noise_levels(denoiser.schedule, times)  # (K+1,) each; ell = half_log_snr
     d2_weight = 1.0 if reference_3m else 2.0  # of the second difference, d2 ~ h^2 x_theta'' / 2
     K = times.size - 1
+    steps = np.diff(ell)  # (K,) h of every step
     m: list[np.ndarray] = []  # the last data predictions x_theta, newest last
     rec = Recorder(record)
     rec(x, times[0])
@@ -243,7 +246,7 @@ def _multistep(denoiser: Denoiser, x: np.ndarray, times: np.ndarray, order: int,
         t, t_next = float(times[i]), float(times[i + 1])
         m.append(x0_from_eps(x, call_eps(denoiser, x, t), alpha[i], sigma[i]))  # (B, D) x_theta(x_i, t_i)
         del m[:-order]
-        k = step_order(order, i, K)
+        k = step_order(order, i, steps)
         h = ell[i + 1] - ell[i]
         phi_1 = np.expm1(-h)  # e^{-h} - 1
         # first order (DPM-Solver++1 = DDIM): Eq. 8 with x_theta constant over the step

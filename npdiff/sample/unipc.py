@@ -25,9 +25,10 @@ polynomial :math:`x_\theta(\ell)` of degree p exactly), here with :math:`B(h) = 
 stored prediction is the one at the predicted state (as in the reference code). The last step is not
 corrected (that would cost an evaluation). The order of each step is
 :func:`~npdiff.sample.exp_integrator.step_order`, as for :func:`~npdiff.sample.dpmpp_multistep`: the
-first steps run at lower order, and with fewer than 10 steps the last ones too (DPM-Solver's
+first steps run at lower order, with fewer than 10 steps the last ones too (DPM-Solver's
 ``lower_order_final``; UniPC's reference code lowers the last step's order at every step count,
-which makes the method second order overall).
+which makes the method second order overall), and a step more than twice as long as the one before
+it drops the differences it would extrapolate over (predictor and corrector alike).
 """
 
 from __future__ import annotations
@@ -113,13 +114,14 @@ def _unipc(denoiser: Denoiser, x: np.ndarray, times: np.ndarray, order: int, rec
            progress: bool) -> SampleResult:
     alpha, sigma, ell = noise_levels(denoiser.schedule, times)  # (K+1,) each; ell = half_log_snr
     K = times.size - 1
+    steps = np.diff(ell)  # (K,) h of every step
     m = [x0_from_eps(x, call_eps(denoiser, x, float(times[0])), alpha[0], sigma[0])]  # predictions, newest last
     rec = Recorder(record)
     rec(x, times[0])
     nfe = 1
     for i in bar(range(K), total=K, desc=f"unipc-{order}", enabled=progress):
         t_next = float(times[i + 1])
-        p = step_order(order, i, K)
+        p = step_order(order, i, steps)
         h = ell[i + 1] - ell[i]
         r = np.array([(ell[i - k] - ell[i]) / h for k in range(1, p)] + [1.0])  # (p,)
         d = [(m[-1 - k] - m[-1]) / r[k - 1] for k in range(1, p)]  # D_k, (B, D) each
