@@ -328,6 +328,30 @@ def test_the_step_order_rule_lowers_the_last_steps_below_ten_steps_and_after_a_s
     assert [step_order(3, i, h) for i in range(10, 17)] == [3, 3, 1, 2, 3, 1, 2]
 
 
+@pytest.mark.parametrize("name", ["dpmpp2m", "dpmpp3m", "unipc"])
+def test_the_step_ratio_rule_removes_the_ten_step_jump_of_the_uniform_grid(name, monkeypatch):
+    # On the uniform-t grid the last step is ~4.7 times the one before it (in half_log_snr) from 10 steps on,
+    # where the final steps no longer drop their order by the step count: the multistep update extrapolated
+    # the predictions far past the points that fit them and the error jumped at 10 evaluations.
+    from npdiff.data import toy2d
+    from npdiff.sample import exp_integrator
+
+    oracle = toy2d.load("8gaussians").oracle()
+    z = np.random.default_rng(0).standard_normal((400, 2))
+    flow = sample.ode_sample(oracle, None, 0, x_T=z, rtol=1e-8, atol=1e-8, denoise=False).x
+
+    def rms_error(nfe):
+        x = sample.fast_sample(oracle, None, 0, sampler=name, nfe=nfe, grid="uniform", denoise=False, x_T=z).x
+        return float(np.sqrt(np.mean(np.sum((x - flow) ** 2, axis=1))))
+
+    errors = [rms_error(k) for k in (8, 10, 20)]
+    assert errors[2] < errors[1] < errors[0] < 0.2, f"{name}: RMS error at 8, 10, 20 evaluations {errors}"
+    monkeypatch.setattr(exp_integrator, "MIN_STEP_RATIO", 0.0)  # the order rule without the ratio
+    old = [rms_error(k) for k in (8, 10)]
+    assert old[0] == errors[0], "below ten steps the ratio rule changes nothing on this grid"
+    assert old[1] > 2 * old[0], f"{name}: without the ratio rule the error jumps at 10 evaluations: {old}"
+
+
 def test_the_schedule_written_here_is_npdiffs():
     # the closed forms above rebuild VP-linear; they must describe the schedule the oracle diffuses under
     t = np.array([0.03, 0.4, 0.9])
