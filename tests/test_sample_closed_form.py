@@ -352,6 +352,8 @@ MULTISTEP_CASES = [
     ("dpmpp2m", 5, "log_snr", [1, 2, 2, 2, 1]),
     ("dpmpp2m", 10, "uniform", [1] + [2] * 8 + [1]),
     ("dpmpp2m", 11, "log_snr", [1] + [2] * 10),
+    ("dpmpp2m", 9, "log_snr", [1] + [2] * 7 + [1]),
+    ("dpmpp2m", 10, "quadratic", [1] + [2] * 9),  # its last ratio, 0.53, keeps the order
     ("dpmpp3m", 6, "log_snr", [1, 2, 3, 3, 2, 1]),
     ("dpmpp3m", 10, "uniform", [1, 2] + [3] * 7 + [1]),
     ("dpmpp3m", 11, "log_snr", [1, 2] + [3] * 9),
