@@ -21,7 +21,13 @@ expand the prediction in :math:`\ell` and integrate the polynomial against the e
 * :func:`dpm_solver_singlestep` (Lu et al. 2022a, "DPM-Solver"): noise prediction, k = 1, 2
   or 3 evaluations per step at intermediate times uniform in :math:`\ell` (Algorithms 1 and
   2); the first order is DDIM (Sec. 4.1). :func:`singlestep_orders` spends a budget of
-  evaluations as their "DPM-Solver-fast" does (Sec. 3.4);
+  evaluations as their "DPM-Solver-fast" does (Sec. 3.4): K = nfe // 3 + 1 steps for order 3.
+  :func:`~npdiff.sample.fast_sample` (``dpm2``, ``dpm3``) runs them on a K-step grid of the chosen
+  kind with the intermediate times at r = 1/2, or 1/3 and 2/3, of each step in :math:`\ell`. On the
+  ``log_snr`` grid that is DPM-Solver-fast exactly (steps uniform in the log-SNR). On the other grids
+  it is not the reference code's layout, which takes the outer times from an nfe-step grid of that
+  kind (a step of order k spans k of its intervals) and evaluates at that grid's points inside each
+  step; on the 8gaussians oracle neither layout wins at every budget (``docs/measurements/samplers.md``);
 * :func:`dpmpp_multistep` (Lu et al. 2022b, "DPM-Solver++(2M)" and 3M): data prediction, one
   evaluation per step, the earlier steps' predictions giving the higher derivatives
   (Algorithm 2 for order 2; order 3 is the update of the authors' reference code, whose

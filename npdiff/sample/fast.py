@@ -12,8 +12,8 @@ ddim        1      DDIM, eta = 0 (Song, Meng & Ermon 2021, Eq. 12) = DPM-Solver-
 euler       1      Euler in t on the flow's velocity (:mod:`npdiff.sample.ode`)         log_snr
 heun        2      Heun in t (:mod:`npdiff.sample.ode`), nfe // 2 steps                 log_snr
 edm         2      Heun in EDM's noise level (Karras et al. 2022, Algorithm 1)          karras
-dpm2        2      singlestep DPM-Solver-2, DPM-Solver-fast layout (Lu et al. 2022a)   log_snr
-dpm3        3      singlestep DPM-Solver-3, DPM-Solver-fast layout (Lu et al. 2022a)   log_snr
+dpm2        2      singlestep DPM-Solver-2, DPM-Solver-fast orders (Lu et al. 2022a)   log_snr
+dpm3        3      singlestep DPM-Solver-3, DPM-Solver-fast orders (Lu et al. 2022a)   log_snr
 dpmpp2m     2      multistep DPM-Solver++(2M) (Lu et al. 2022b, Algorithm 2)            log_snr
 dpmpp3m     3      multistep DPM-Solver++(3M) (Lu et al. 2022b; reference code)        log_snr
 unipc       3      UniP-2 + UniC, B(h) = e^{-h} - 1 (Zhao et al. 2023)                  log_snr
@@ -21,7 +21,8 @@ unipc       3      UniP-2 + UniC, B(h) = e^{-h} - 1 (Zhao et al. 2023)          
 
 Each spends exactly ``nfe`` evaluations except heun on an odd budget (one fewer); edm spends an
 odd budget as Algorithm 1 does, with an Euler last step; dpm2 and dpm3 mix orders to fit the
-budget (:func:`~npdiff.sample.dpm_solver.singlestep_orders`). The order is the method's order of
+budget (:func:`~npdiff.sample.dpm_solver.singlestep_orders`; the layout on each grid:
+:mod:`npdiff.sample.dpm_solver`). The order is the method's order of
 convergence as the steps shrink (DPM-Solver-fast's lower-order last steps make dpm3 second
 order on budgets that need a first-order step).
 
