@@ -7,7 +7,16 @@ samples with its KL divergence to the data.
 from .dequantize import DIVERGED_RMS, DequantizedLikelihood, bin_log_volume, density_to_bpd, dequantize, dequantized_bpd
 from .images import ImageBPD, image_bpd
 from .ode import ODELikelihood, ode_log_likelihood
-from .sampler_density import SamplerDensity, SamplerKL, sampler_kl, sampler_log_density, sampler_log_density_at
+from .sampler_density import (
+    FastSampler,
+    KLNotEstimableError,
+    SamplerDensity,
+    SamplerKL,
+    TangentDenoiser,
+    sampler_kl,
+    sampler_log_density,
+    sampler_log_density_at,
+)
 from .scoring import MeanSE, PointScores, mean_se, score_points
 from .trajectory import BoundCosts, bound_costs, optimal_steps
 from .vlb import VLBResult, vlb
@@ -16,10 +25,13 @@ __all__ = [
     "DIVERGED_RMS",
     "BoundCosts",
     "DequantizedLikelihood",
+    "FastSampler",
     "ImageBPD",
+    "KLNotEstimableError",
     "ODELikelihood",
     "SamplerDensity",
     "SamplerKL",
+    "TangentDenoiser",
     "VLBResult",
     "bin_log_volume",
     "bound_costs",
