@@ -1,10 +1,12 @@
 r"""Likelihoods: the exact probability-flow ODE log-likelihood, the discrete variational
 bound (with the few-step trajectory that minimizes it), the conversion of both to bits/dim of
 K-level data, bits/dim of images by both, and the exact density of a deterministic sampler's
-samples with its KL divergence to the data.
+samples with its KL divergence to the data (with the sampler's exact Jacobian by tangents);
+Hutchinson's random estimate of the divergence, by its own name, never in place of the exact one.
 """
 
 from .dequantize import DIVERGED_RMS, DequantizedLikelihood, bin_log_volume, density_to_bpd, dequantize, dequantized_bpd
+from .hutchinson import HutchinsonEstimate, hutchinson_divergence
 from .images import ImageBPD, image_bpd
 from .ode import ODELikelihood, ode_log_likelihood
 from .sampler_density import (
@@ -26,6 +28,7 @@ __all__ = [
     "BoundCosts",
     "DequantizedLikelihood",
     "FastSampler",
+    "HutchinsonEstimate",
     "ImageBPD",
     "KLNotEstimableError",
     "ODELikelihood",
@@ -38,6 +41,7 @@ __all__ = [
     "density_to_bpd",
     "dequantize",
     "dequantized_bpd",
+    "hutchinson_divergence",
     "image_bpd",
     "ode_log_likelihood",
     "optimal_steps",
