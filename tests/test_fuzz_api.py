@@ -759,6 +759,8 @@ NOT_FUZZED = {
     "npdiff.likelihood.hutchinson.HutchinsonEstimate": "a result dataclass of hutchinson_divergence (fuzzed)",
     "npdiff.likelihood.sampler_density.FastSampler": "a sampler map: fast_sample checks its options at every run "
                                                      "(fuzzed); tests/test_sampler_jacobian.py refuses bad ones",
+    "npdiff.likelihood.sampler_density.SolverMap": "a sampler map around a solver the caller writes; "
+                                                   "tests/test_sampler_jacobian.py",
     "npdiff.likelihood.sampler_density.TangentDenoiser": "built by FastSampler; tests/test_sampler_jacobian.py "
                                                          "feeds it bad rows and times",
     "npdiff.denoiser.as_tangents": "a checking helper; tests/test_eps_jvp.py feeds it bad tangents",

@@ -159,3 +159,17 @@ def test_tangent_denoiser_refuses_what_it_cannot_carry():
         lk.FastSampler(NoJvp(), "ddim", 3).jacobian(np.zeros((2, 2)))
     with pytest.raises(TypeError, match="x_T"):
         lk.FastSampler(oracle, "ddim", 3, x_T=np.zeros((2, 2)))
+
+
+def test_solver_map_differentiates_a_solver_written_by_the_caller():
+    # the reference-code 3M weight, not a fast_sample sampler: tangents through dpmpp_multistep itself
+    from npdiff.sample import dpmpp_multistep, time_grid
+
+    oracle = toy2d.load("8gaussians").oracle()
+    times = time_grid(oracle.schedule, 8, "log_snr", T_MIN)
+    F = lk.SolverMap(oracle, lambda d, z: dpmpp_multistep(d, z, times, order=3, reference_3m=True).x)
+    z = np.random.default_rng(9).standard_normal((6, 2))
+    _, J = F.jacobian(z)
+    ref = _central(F, z, 1e-5)
+    np.testing.assert_allclose(J, ref, rtol=0, atol=2e-6 * np.abs(ref).max())
+    assert lk.sampler_log_density(F, z).jacobian == "tangents"

@@ -31,7 +31,8 @@ for the point rows it returns eps, for the tangent rows the Jacobian-vector prod
 makes the solver carry :math:`\partial F/\partial z\;v` along in the same run: with the D unit
 tangents, the exact Jacobian of the whole map, in float64 and with no step size (forward-mode
 differentiation of the solver, as in Chen et al. 2018's continuous version). :class:`FastSampler`
-is such a sampler: a callable z -> F(z) that also answers ``jvp`` and ``jacobian``. An adaptive
+is such a sampler: a callable z -> F(z) that also answers ``jvp`` and ``jacobian`` (:class:`SolverMap`
+does the same for any fixed-grid solver given as ``run(denoiser, z)``). An adaptive
 solver (RK45 chooses its steps from the state, so its map is not the fixed composition the
 tangents differentiate) or any other callable gets central differences in float64 instead, the
 sampler called once on the stacked points :math:`[z, z \pm h e_1, \dots, z \pm h e_D]` so that an
@@ -85,8 +86,8 @@ _RATIO_ROUNDING = 1e-9
 _TANGENT_ROWS = 1 << 16
 JACOBIANS = ("auto", "tangents", "central")
 
-__all__ = ["JACOBIANS", "FastSampler", "KLNotEstimableError", "SamplerDensity", "SamplerKL", "TangentDenoiser",
-           "sampler_kl", "sampler_log_density", "sampler_log_density_at"]
+__all__ = ["JACOBIANS", "FastSampler", "KLNotEstimableError", "SamplerDensity", "SamplerKL", "SolverMap",
+           "TangentDenoiser", "sampler_kl", "sampler_log_density", "sampler_log_density_at"]
 
 
 class KLNotEstimableError(ValueError):
@@ -235,7 +236,55 @@ class TangentDenoiser:
         raise TypeError("a TangentDenoiser carries tangent rows; it has no divergence (use the wrapped denoiser)")
 
 
-class FastSampler:
+class SolverMap:
+    r"""The map :math:`z \mapsto F(z)` of a fixed-grid solver run on a denoiser, with its exact Jacobian by tangents.
+
+    Parameters
+    ----------
+    denoiser : the denoiser the solver runs on (with ``eps_jvp`` for :meth:`jvp` and :meth:`jacobian`).
+    run : ``run(denoiser, z) -> x``, the solver from the noise z (N, D) to its samples (N, D). It must take
+        every step as a linear combination of the states and of ``denoiser.eps`` at one time per call,
+        with coefficients that depend on the times only (every solver of :mod:`npdiff.sample` on a fixed
+        grid; not the adaptive RK45, nor a map that clips), so that run on :class:`TangentDenoiser` its
+        tangent rows are the exact :math:`\partial F/\partial z\;v` (module docstring).
+    """
+
+    def __init__(self, denoiser: object, run: Callable[[object, np.ndarray], np.ndarray]) -> None:
+        check_denoiser(denoiser)
+        self.denoiser, self.run = denoiser, check_sampler(run)
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        r"""The samples F(z) (N, D) of the starting noise z (N, D)."""
+        return self.run(self.denoiser, z)
+
+    def jvp(self, z: object, v: object) -> tuple[np.ndarray, np.ndarray]:
+        r"""F(z) (N, D) and :math:`\partial F/\partial z\;v` for v (N, K, D) (or (N, D)): K tangents per point, exact.
+
+        One run of the solver on :class:`TangentDenoiser`'s stacked rows (module docstring), in blocks
+        of points so that the states stay below ~65,000 rows.
+        """
+        z = as_denoiser_batch(self.denoiser, z, "z")
+        vk = as_tangents(v, z)  # (N, K, D)
+        (N, K, D), wrapped = vk.shape, TangentDenoiser(self.denoiser, vk.shape[1])
+        x, jv = np.empty((N, D)), np.empty((N, K, D))
+        step = max(1, _TANGENT_ROWS // (1 + K))
+        for i in range(0, N, step):
+            sl = slice(i, min(N, i + step))
+            n = sl.stop - sl.start
+            rows = np.concatenate([z[sl], vk[sl].transpose(1, 0, 2).reshape(K * n, D)])  # ((1 + K) n, D)
+            out = check_sampler_output(self.run(wrapped, rows), rows, "the solver")
+            x[sl], jv[sl] = out[:n], out[n:].reshape(K, n, D).transpose(1, 0, 2)
+        return x, (jv[:, 0] if np.ndim(v) == 2 else jv)
+
+    def jacobian(self, z: object) -> tuple[np.ndarray, np.ndarray]:
+        r"""F(z) (N, D) and the exact Jacobian (N, D, D), J[n, i, j] = dF_i / dz_j, by the D unit tangents."""
+        z = as_denoiser_batch(self.denoiser, z, "z")
+        N, D = z.shape
+        x, jv = self.jvp(z, np.broadcast_to(np.eye(D), (N, D, D)))  # jv[n, j] = J e_j, the j-th column
+        return x, jv.transpose(0, 2, 1)
+
+
+class FastSampler(SolverMap):
     r"""The map :math:`z \mapsto F(z)` of :func:`~npdiff.sample.fast_sample`, with its exact Jacobian by tangents.
 
     Parameters
@@ -260,39 +309,12 @@ class FastSampler:
     """
 
     def __init__(self, denoiser: object, sampler: str = "dpmpp2m", nfe: int = 20, **options: object) -> None:
-        check_denoiser(denoiser)
-        self.denoiser, self.sampler, self.nfe = denoiser, sampler, nfe
+        self.sampler, self.nfe = sampler, nfe
         self.options = check_fast_sampler_options(options)  # the rest fast_sample checks at every run
+        super().__init__(denoiser, self._run_fast)
 
-    def __call__(self, z: np.ndarray) -> np.ndarray:
-        r"""The samples F(z) (N, D) of the starting noise z (N, D)."""
-        return fast_sample(self.denoiser, None, 0, sampler=self.sampler, nfe=self.nfe, x_T=z, **self.options).x
-
-    def jvp(self, z: object, v: object) -> tuple[np.ndarray, np.ndarray]:
-        r"""F(z) (N, D) and :math:`\partial F/\partial z\;v` for v (N, K, D) (or (N, D)): K tangents per point, exact.
-
-        One run of the solver on :class:`TangentDenoiser`'s stacked rows (module docstring), in blocks
-        of points so that the states stay below ~65,000 rows.
-        """
-        z = as_denoiser_batch(self.denoiser, z, "z")
-        vk = as_tangents(v, z)  # (N, K, D)
-        (N, K, D), wrapped = vk.shape, TangentDenoiser(self.denoiser, vk.shape[1])
-        x, jv = np.empty((N, D)), np.empty((N, K, D))
-        step = max(1, _TANGENT_ROWS // (1 + K))
-        for i in range(0, N, step):
-            sl = slice(i, min(N, i + step))
-            n = sl.stop - sl.start
-            rows = np.concatenate([z[sl], vk[sl].transpose(1, 0, 2).reshape(K * n, D)])  # ((1 + K) n, D)
-            out = fast_sample(wrapped, None, 0, sampler=self.sampler, nfe=self.nfe, x_T=rows, **self.options).x
-            x[sl], jv[sl] = out[:n], out[n:].reshape(K, n, D).transpose(1, 0, 2)
-        return x, (jv[:, 0] if np.ndim(v) == 2 else jv)
-
-    def jacobian(self, z: object) -> tuple[np.ndarray, np.ndarray]:
-        r"""F(z) (N, D) and the exact Jacobian (N, D, D), J[n, i, j] = dF_i / dz_j, by the D unit tangents."""
-        z = as_denoiser_batch(self.denoiser, z, "z")
-        N, D = z.shape
-        x, jv = self.jvp(z, np.broadcast_to(np.eye(D), (N, D, D)))  # jv[n, j] = J e_j, the j-th column
-        return x, jv.transpose(0, 2, 1)
+    def _run_fast(self, denoiser: object, z: np.ndarray) -> np.ndarray:
+        return fast_sample(denoiser, None, 0, sampler=self.sampler, nfe=self.nfe, x_T=z, **self.options).x
 
     def __repr__(self) -> str:
         opts = "".join(f", {k}={v!r}" for k, v in self.options.items())
@@ -315,10 +337,10 @@ def _central_jacobian(sampler: Callable[[np.ndarray], np.ndarray], z: np.ndarray
 
 
 def _jacobian(sampler, z: np.ndarray, h: float, how: str) -> tuple[np.ndarray, np.ndarray, str]:
-    r"""F(z), its Jacobian and how it was taken: tangents for a :class:`FastSampler` (unless ``how`` says central)."""
-    if how == "tangents" or (how == "auto" and isinstance(sampler, FastSampler) and has_eps_jvp(sampler.denoiser)):
-        if not isinstance(sampler, FastSampler):
-            raise TypeError(f"jacobian='tangents' needs a FastSampler (a fixed-grid solver of fast_sample); "
+    r"""F(z), its Jacobian and how it was taken: tangents for a :class:`SolverMap` (unless ``how`` says central)."""
+    if how == "tangents" or (how == "auto" and isinstance(sampler, SolverMap) and has_eps_jvp(sampler.denoiser)):
+        if not isinstance(sampler, SolverMap):
+            raise TypeError(f"jacobian='tangents' needs a SolverMap or FastSampler (a fixed-grid solver); "
                             f"{type(sampler).__name__} is a plain map (an adaptive solver, clipping, ...): "
                             "use jacobian='central'")
         x, J = sampler.jacobian(z)
@@ -341,7 +363,7 @@ def sampler_log_density(sampler: Callable[[np.ndarray], np.ndarray], z: object, 
 
     Parameters
     ----------
-    sampler : F: a :class:`FastSampler` (exact Jacobian by tangents), or any callable taking (M, D) noise
+    sampler : F: a :class:`FastSampler` or :class:`SolverMap` (exact Jacobian by tangents), or any callable taking (M, D) noise
         and returning (M, D) samples, deterministic and smooth in z (central differences), e.g. the RK45
         flow ``lambda z: ode_sample(model, None, rng, x_T=z, denoise=False).x``.
     z : (N, D) starting noise.
