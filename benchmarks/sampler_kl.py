@@ -12,7 +12,11 @@ each deterministic sampler of :func:`npdiff.sample.fast_sample` is a map F from 
 :math:`\mathrm{KL}(p_F\,\|\,q_{t_{\min}})` to the data at that noise level (the oracle's exact
 log-density: for the checkerboard the only finite target, since its data density is 0 off the
 squares) comes from :func:`npdiff.likelihood.sampler_kl` on the same ``--n`` noise draws for every
-row, as the control-variate estimate with its standard error. The flow itself, RK45 at
+row, as the control-variate estimate with its standard error, the sampler's Jacobian exact by tangents
+(:class:`npdiff.likelihood.FastSampler`, the denoiser's ``eps_jvp`` pushed through every step in float64;
+the RK45 flow, an adaptive solver, by central differences at h = 1e-6). A row is **not estimable** where
+the sampler folds (some det dF/dz <= 0) or E[q/p_F] - 1 exceeds 3 of its standard errors: it then
+has no KL, and its cell says "not estimable (folded 12%)". The flow itself, RK45 at
 rtol = atol = 1e-8 on the same z, gives the floor: about 0 for an oracle (the prior's mismatch),
 the trained model's own KL otherwise; each row also reports its paired distance to that floor.
 ``dpmpp3m-ref`` is 3M with the reference code's weight of the second difference.
@@ -44,7 +48,7 @@ from _common import alternate, machine_facts, summary, timed, write_results  # n
 
 from npdiff import checkpoint, sample  # noqa: E402
 from npdiff.data import toy2d  # noqa: E402
-from npdiff.likelihood import sampler_kl  # noqa: E402
+from npdiff.likelihood import FastSampler, SolverMap, sampler_kl  # noqa: E402
 from npdiff.nn import MLPConfig  # noqa: E402
 from npdiff.nn.model import DiffusionMLP  # noqa: E402
 from npdiff.recipes import recipe  # noqa: E402
@@ -75,13 +79,11 @@ def trained_model(name: str, model_dir: str, seed: int = 0) -> tuple[DiffusionML
 
 
 def sampler_map(model, name: str, nfe: int, grid: str, t_min: float):
-    r"""F: z -> the sampler's ODE state at t_min, with ``nfe`` evaluations on ``grid``."""
+    r"""F: z -> the sampler's ODE state at t_min, with ``nfe`` evaluations on ``grid``; its Jacobian by tangents."""
     if name == "dpmpp3m-ref":
         times = time_grid(model.schedule, nfe, grid, t_min)
-        return lambda z: sample.dpmpp_multistep(model, z, times, order=3, reference_3m=True).x
-    rng = np.random.default_rng(0)  # unused: the noise is z
-    return lambda z: sample.fast_sample(model, None, rng, sampler=name, nfe=nfe, grid=grid, t_min=t_min, denoise=False,
-                                        x_T=z).x
+        return SolverMap(model, lambda d, z: sample.dpmpp_multistep(d, z, times, order=3, reference_3m=True).x)
+    return FastSampler(model, name, nfe, grid=grid, t_min=t_min, denoise=False)
 
 
 def cv_terms(terms: np.ndarray) -> np.ndarray:
@@ -114,14 +116,15 @@ def run_model(set_name: str, kind: str, args) -> list[dict]:
         nfe_flow.append(res.nfe)
         return res.x
 
-    floor = sampler_kl(flow, z, log_q)
+    floor = sampler_kl(flow, z, log_q)  # RK45 is adaptive: central differences (floor.density.jacobian)
     floor_cv = cv_terms(floor.terms)
     print(f"flow (RK45 1e-8, {nfe_flow[0]} nfe): KL {floor.kl_cv:.2e} +- {floor.se_cv:.1e} (plain {floor.kl:.2e} +- "
           f"{floor.se:.1e}), E[q/p_F] - 1 = {floor.ratio - 1:+.1e} +- {floor.ratio_se:.1e}, "
           f"{time.perf_counter() - t0:.0f} s", flush=True)
     rows = [dict(set=set_name, model=kind, sampler="rk45", grid="adaptive", nfe=nfe_flow[0], kl=floor.kl_cv,
                  se=floor.se_cv, kl_plain=floor.kl, se_plain=floor.se, ratio=floor.ratio, ratio_se=floor.ratio_se,
-                 excess=0.0, excess_se=0.0, folded=floor.density.folded)]
+                 excess=0.0, excess_se=0.0, folded=floor.density.folded, estimable=floor.estimable,
+                 folded_share=floor.folded_share, cell=cell_of(floor), excess_cell="0", jacobian=floor.density.jacobian)]
     if args.json:
         with open(args.json, "a") as f:
             f.write(json.dumps({**rows[0], "n": args.n, "seed": args.seed, "t_min": args.t_min}) + "\n")
@@ -137,20 +140,36 @@ def run_model(set_name: str, kind: str, args) -> list[dict]:
                     continue
                 t0 = time.perf_counter()
                 res = sampler_kl(sampler_map(model, name, nfe, grid, args.t_min), z, log_q)
-                excess, excess_se = mean_se(cv_terms(res.terms) - floor_cv)  # paired with the flow on the same z
-                row = dict(set=set_name, model=kind, sampler=name, grid=grid, nfe=nfe, kl=res.kl_cv, se=res.se_cv,
-                           kl_plain=res.kl, se_plain=res.se, ratio=res.ratio, ratio_se=res.ratio_se, excess=excess,
-                           excess_se=excess_se, folded=res.density.folded, seconds=time.perf_counter() - t0)
+                ok = res.estimable
+                # paired with the flow on the same z; a row that is not estimable has no KL, so no excess either
+                excess, excess_se = mean_se(cv_terms(res.terms) - floor_cv) if ok else (None, None)
+                row = dict(set=set_name, model=kind, sampler=name, grid=grid, nfe=nfe, kl=res.kl_cv if ok else None,
+                           se=res.se_cv if ok else None, kl_plain=res.kl if ok else None, se_plain=res.se if ok else None,
+                           ratio=res.ratio, ratio_se=res.ratio_se, excess=excess, excess_se=excess_se,
+                           folded=res.density.folded, estimable=ok, folded_share=res.folded_share, cell=cell_of(res),
+                           excess_cell=f"{excess:.3g} +- {excess_se:.1g}" if ok else cell_of(res),
+                           jacobian=res.density.jacobian, seconds=time.perf_counter() - t0)
                 rows.append(row)
-                print(f"| {name} | {grid} | {nfe} | {row['kl']:.2e} | {row['se']:.1e} | {excess:.2e} | {excess_se:.1e} | "
-                      f"{res.kl:.2e} | {res.ratio - 1:+.1e} | {row['folded']} | {row['seconds']:.1f} |", flush=True)
+                if ok:
+                    print(f"| {name} | {grid} | {nfe} | {row['kl']:.2e} | {row['se']:.1e} | {excess:.2e} | {excess_se:.1e} | "
+                          f"{res.kl:.2e} | {res.ratio - 1:+.1e} | {row['folded']} | {row['seconds']:.1f} |", flush=True)
+                else:
+                    print(f"| {name} | {grid} | {nfe} | {res} | | | | | {res.ratio - 1:+.1e} | {row['folded']} | "
+                          f"{row['seconds']:.1f} |", flush=True)
                 if args.json:
                     with open(args.json, "a") as f:
                         f.write(json.dumps({**row, "n": args.n, "seed": args.seed, "t_min": args.t_min}) + "\n")
     return rows
 
 
-def fmt(kl: float, se: float) -> str:
+def cell_of(res) -> str:
+    r"""A table cell: the control-variate KL to 3 digits, or "not estimable (...)" (:class:`SamplerKL`'s own text)."""
+    return f"{res.kl_cv:.3g}" if res.estimable else str(res)
+
+
+def fmt(kl: float | None, se: float | None, row: dict | None = None) -> str:
+    if kl is None:
+        return row["cell"] if row else "not estimable"
     return f"{kl:.3g} ({se:.1g})" if np.isfinite(kl) else "inf"
 
 
@@ -172,10 +191,11 @@ def summarize(rows: list[dict], args) -> None:
                 for grid in args.grids:
                     cells = [by.get((set_name, kind, name, grid, k)) for k in args.nfe]
                     print(f"| {name} | {grid} | " + " | ".join(
-                        fmt(c[key], c[key + "_se"] if key == "excess" else c["se"]) if c else "-" for c in cells) + " |")
+                        fmt(c[key], c[key + "_se"] if key == "excess" else c["se"], c) if c else "-" for c in cells) + " |")
             best = []
             for k in args.nfe:
-                cands = [r for r in rows if r["set"] == set_name and r["model"] == kind and r["nfe"] == k]
+                cands = [r for r in rows if r["set"] == set_name and r["model"] == kind and r["nfe"] == k
+                         and r.get(key) is not None]
                 if cands:
                     b = min(cands, key=lambda r: r[key])
                     best.append(f"{k}: {b['sampler']}/{b['grid']} {fmt(b[key], b[key + '_se'] if key == 'excess' else b['se'])}")
@@ -183,8 +203,12 @@ def summarize(rows: list[dict], args) -> None:
             worse = [f"{r['sampler']}/{r['grid']}@{r['nfe']}" for r in rows
                      if r["set"] == set_name and r["model"] == kind and r["sampler"] != "rk45"
                      and (r["sampler"], r["grid"]) != ("ddim", "uniform")
-                     and (d := by.get((set_name, kind, "ddim", "uniform", r["nfe"]))) is not None and r["kl"] >= d["kl"]]
+                     and (d := by.get((set_name, kind, "ddim", "uniform", r["nfe"]))) is not None
+                     and r["kl"] is not None and d["kl"] is not None and r["kl"] >= d["kl"]]
             print(f"rows not beating DDIM on the uniform grid at the same nfe ({len(worse)}): {', '.join(worse) or 'none'}")
+            lost = [f"{r['sampler']}/{r['grid']}@{r['nfe']}: {r['cell']}" for r in rows
+                    if r["set"] == set_name and r["model"] == kind and r.get("estimable") is False]
+            print(f"rows not estimable ({len(lost)}): {'; '.join(lost) or 'none'}")
 
 
 def plot(rows: list[dict], args) -> None:
@@ -197,11 +221,11 @@ def plot(rows: list[dict], args) -> None:
             for name in args.samplers:
                 grid = sample.DEFAULT_GRIDS.get(name, "log_snr")
                 pts = [(r["nfe"], r["kl"], r["se"]) for r in rows if r["set"] == set_name and r["model"] == kind
-                       and r["sampler"] == name and r["grid"] == grid]
+                       and r["sampler"] == name and r["grid"] == grid and r["kl"] is not None]
                 if pts:
                     curves[f"{name} ({grid})"] = np.array(pts).T
             pts = [(r["nfe"], r["kl"], r["se"]) for r in rows if r["set"] == set_name and r["model"] == kind
-                   and r["sampler"] == "ddim" and r["grid"] == "uniform"]
+                   and r["sampler"] == "ddim" and r["grid"] == "uniform" and r["kl"] is not None]
             if pts:
                 curves["ddim (uniform)"] = np.array(pts).T
             flow = [r for r in rows if r["set"] == set_name and r["model"] == kind and r["sampler"] == "rk45"]
@@ -271,8 +295,8 @@ def main() -> None:
     for set_name in args.sets:
         for kind in args.models:
             rows += run_model(set_name, kind, args)
-    columns = ["set", "model", "sampler", "grid", "nfe", "kl", "se", "kl_plain", "se_plain", "excess", "excess_se",
-               "folded"]
+    columns = ["set", "model", "sampler", "grid", "nfe", "kl", "se", "cell", "estimable", "kl_plain", "se_plain", "excess",
+               "excess_se", "excess_cell", "folded", "folded_share", "ratio", "ratio_se", "jacobian"]
     write_results(args.results, rows, columns=columns, notes={"n": args.n, "seed": args.seed, "t_min": args.t_min})
     summarize(rows, args)
     plot(rows, args)

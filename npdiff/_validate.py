@@ -17,8 +17,8 @@ from .denoiser import check_denoiser, num_classes_of
 from .schedule import DiscreteSchedule, Schedule
 
 __all__ = ["as_guidance_label", "batch_at_steps", "batch_at_times", "batch_between_times", "chain_step", "check_chain",
-           "check_classifier", "check_classifier_answer", "check_conditional", "check_label_count", "check_laplacian",
-           "check_schedule"]
+           "check_classifier", "check_classifier_answer", "check_conditional", "check_hessian", "check_label_count",
+           "check_laplacian", "check_schedule"]
 
 
 def check_schedule(schedule: object, name: str = "schedule", *, default: Schedule | None = None) -> Schedule:
@@ -121,6 +121,13 @@ def check_laplacian(classifier: object) -> None:
     if not hasattr(classifier, "class_log_prob_grad_and_laplacian"):
         raise TypeError(f"the exact divergence of classifier guidance needs the classifier's Laplacian; "
                         f"{type(classifier).__name__} has no class_log_prob_grad_and_laplacian")
+
+
+def check_hessian(classifier: object) -> None:
+    r"""A classifier that gives the Hessian of its log-probability times tangents, for the Jacobian of guidance."""
+    if not callable(getattr(classifier, "class_log_prob_hvp", None)):
+        raise TypeError(f"the Jacobian of classifier guidance needs the classifier's Hessian; "
+                        f"{type(classifier).__name__} has no class_log_prob_hvp")
 
 
 def check_classifier_answer(value: object, shape: tuple[int, ...], what: str) -> np.ndarray:

@@ -12,6 +12,22 @@ Samplers, likelihood estimators and metrics talk to a denoiser only through
 
 The analytic oracles (:mod:`npdiff.analytic`) and the trained MLP both satisfy it.
 
+**Optional: derivatives of eps with respect to x** (t and y held fixed), with
+:math:`J = \partial\epsilon_\theta(x_b, t_b)/\partial x_b` the (D, D) Jacobian at each point:
+
+* ``eps_jvp(x, t, v) -> ((B, D), (B, K, D))``: eps and the Jacobian-vector products
+  :math:`J v_{b,k}` of K tangents per point, ``v`` (B, K, D) (K = D unit tangents give the whole
+  Jacobian, as a sampler's exact Jacobian needs: :mod:`npdiff.likelihood.sampler_density`);
+* ``eps_vjp(x, t, u) -> ((B, D), (B, D))``: eps and the vector-Jacobian product
+  :math:`u_b^\top J` of one cotangent per point, ``u`` (B, D).
+
+The oracles compute them in closed form (:math:`J = -\sigma\nabla^2\log q_t`, symmetric, so the
+two agree), the MLP by its hand-written forward and backward modes, guided denoisers as the same
+linear combination of their parts'. A denoiser that has the method but cannot answer it (a guided
+denoiser whose parts lack it) sets ``has_eps_jvp = False`` (``has_eps_vjp = False``);
+:func:`has_eps_jvp` and :func:`has_eps_vjp` ask, and :func:`call_eps_jvp` and :func:`call_eps_vjp`
+call and check (a denoiser without the method: a ``TypeError``).
+
 **Conditional denoisers** add an integer ``num_classes`` C > 0 and answer ``eps(x, t, y)`` and
 ``eps_and_divergence(x, t, y)`` for class labels y (one int for the batch, or a (B,) array of
 ints in 0..C-1); ``y=None`` (the default) is the unconditional model, so a conditional denoiser
@@ -38,7 +54,8 @@ import numpy as np
 from ._check import as_batch
 from .schedule import Schedule
 
-__all__ = ["Denoiser", "call_eps", "call_eps_and_divergence", "check_denoiser", "num_classes_of"]
+__all__ = ["Denoiser", "as_tangents", "call_eps", "call_eps_and_divergence", "call_eps_jvp", "call_eps_vjp", "check_denoiser",
+           "has_eps_jvp", "has_eps_vjp", "num_classes_of"]
 
 
 @runtime_checkable
@@ -81,6 +98,25 @@ def as_denoiser_batch(denoiser: object, x: object, name: str = "x") -> np.ndarra
     return as_batch(x, name, dim=getattr(denoiser, "dim", None))
 
 
+def as_tangents(v: object, x: np.ndarray, name: str = "v", *, one: bool = False) -> np.ndarray:
+    r"""Tangents for the points x (B, D): (B, D) (one per point) or (B, K, D), finite; returned as (B, K, D) float64.
+
+    ``one=True`` accepts only (B, D) (a cotangent per point), returned as (B, 1, D).
+    """
+    v = np.asarray(v)
+    if v.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real array, got dtype {v.dtype}")
+    B, D = x.shape
+    ok = v.shape == (B, D) or (not one and v.ndim == 3 and v.shape[0] == B and v.shape[2] == D and v.shape[1] >= 1)
+    if not ok:
+        want = f"({B}, {D})" if one else f"({B}, {D}) or ({B}, K, {D})"
+        raise ValueError(f"{name} must have shape {want} to match x, got {v.shape}")
+    if not np.all(np.isfinite(v)):
+        raise ValueError(f"{name} must be finite, got {np.count_nonzero(~np.isfinite(v))} NaN or Inf entries")
+    v = v.astype(np.float64, copy=False)
+    return v[:, None, :] if v.ndim == 2 else v
+
+
 def _check_eps(eps: object, x: np.ndarray, where: str) -> np.ndarray:
     eps = np.asarray(eps)
     if eps.shape != x.shape:
@@ -112,3 +148,67 @@ def call_eps_and_divergence(denoiser: Denoiser, x: np.ndarray, t: float | np.nda
     if not np.all(np.isfinite(div)):
         raise FloatingPointError("denoiser.eps_and_divergence returned NaN or Inf divergence")
     return eps, div
+
+
+def has_eps_jvp(denoiser: object) -> bool:
+    r"""Whether ``denoiser`` answers the optional ``eps_jvp(x, t, v)`` (module docstring)."""
+    return callable(getattr(denoiser, "eps_jvp", None)) and bool(getattr(denoiser, "has_eps_jvp", True))
+
+
+def has_eps_vjp(denoiser: object) -> bool:
+    r"""Whether ``denoiser`` answers the optional ``eps_vjp(x, t, u)`` (module docstring)."""
+    return callable(getattr(denoiser, "eps_vjp", None)) and bool(getattr(denoiser, "has_eps_vjp", True))
+
+
+def _check_derivative(out: object, x: np.ndarray, shape: tuple, where: str) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(out, tuple) or len(out) != 2:
+        raise ValueError(f"denoiser.{where} must return a pair (eps, derivative)")
+    eps = _check_eps(out[0], x, where + "[0]")
+    d = np.asarray(out[1])
+    if d.shape != shape:
+        raise ValueError(f"denoiser.{where} returned a derivative of shape {d.shape}, expected {shape}")
+    if not np.all(np.isfinite(d)):
+        raise FloatingPointError(f"denoiser.{where} returned NaN or Inf derivatives")
+    return eps, d
+
+
+def call_eps_jvp(denoiser: Denoiser, x: np.ndarray, t: float | np.ndarray, v: np.ndarray,
+                 y: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    r"""``denoiser.eps_jvp``: eps (B, D) and :math:`(\partial\epsilon/\partial x)\,v`, checked.
+
+    Parameters
+    ----------
+    denoiser : a denoiser with :func:`has_eps_jvp`.
+    x : (B, D) points, checked by the caller.
+    t : float or (B,) times.
+    v : (B, D) one tangent per point, or (B, K, D) K tangents per point.
+    y : None, or labels of a conditional denoiser.
+
+    Returns
+    -------
+    eps : (B, D). jvp : the shape of ``v``, the products :math:`J_b v_{b(,k)}`.
+    """
+    if not has_eps_jvp(denoiser):
+        raise TypeError(f"{type(denoiser).__name__} has no eps_jvp (the optional Jacobian-vector product of eps)")
+    v = np.asarray(v)
+    vk = v[:, None, :] if v.ndim == 2 else v  # (B, K, D)
+    if vk.ndim != 3 or vk.shape[0] != x.shape[0] or vk.shape[2] != x.shape[1]:
+        raise ValueError(f"v must have shape {x.shape} or ({x.shape[0]}, K, {x.shape[1]}), got {v.shape}")
+    out = denoiser.eps_jvp(x, t, vk) if y is None else denoiser.eps_jvp(x, t, vk, y)
+    eps, jvp = _check_derivative(out, x, vk.shape, "eps_jvp(x, t, v)")
+    return eps, (jvp[:, 0, :] if v.ndim == 2 else jvp)
+
+
+def call_eps_vjp(denoiser: Denoiser, x: np.ndarray, t: float | np.ndarray, u: np.ndarray,
+                 y: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    r"""``denoiser.eps_vjp``: eps (B, D) and :math:`u^\top\,\partial\epsilon/\partial x` (B, D), checked.
+
+    ``u`` is (B, D), one cotangent per point; the rest as in :func:`call_eps_jvp`.
+    """
+    if not has_eps_vjp(denoiser):
+        raise TypeError(f"{type(denoiser).__name__} has no eps_vjp (the optional vector-Jacobian product of eps)")
+    u = np.asarray(u)
+    if u.shape != x.shape:
+        raise ValueError(f"u must have the shape of x {x.shape}, got {u.shape}")
+    out = denoiser.eps_vjp(x, t, u) if y is None else denoiser.eps_vjp(x, t, u, y)
+    return _check_derivative(out, x, x.shape, "eps_vjp(x, t, u)")

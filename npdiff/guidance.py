@@ -19,7 +19,11 @@ which for the exact classifier :math:`q_t(y \mid x)` and s = 1 is the exact cond
 :math:`\epsilon(x, t, y)`. Both are linear in the predictions, so the exact divergence is the
 same combination of divergences (for the classifier, :math:`-s\sigma\,\Delta_x\log p_\phi`),
 and DDPM, DDIM, the ODE and SDE samplers and the exact ODE likelihood run on a guided field
-with no code of their own.
+with no code of their own. The optional Jacobian of eps (``eps_jvp``, ``eps_vjp``:
+:mod:`npdiff.denoiser`) is the same combination of the parts' Jacobians, where the parts have them
+(``has_eps_jvp`` says; for classifier guidance the classifier must answer
+``class_log_prob_hvp(x, t, y, v)``, the Hessian of :math:`\log p_\phi(y \mid x, t)` times tangents, as
+the labelled oracles do; it is symmetric, so it serves the VJP too).
 
 What a guided field samples is not the "sharpened conditional"
 :math:`p_w(x \mid y) \propto p(x \mid y)^{1+w} p(x)^{-w}` it is often said to: the guided score
@@ -45,10 +49,13 @@ from ._validate import (
     check_classifier,
     check_classifier_answer,
     check_conditional,
+    check_hessian,
     check_label_count,
     check_laplacian,
 )
-from .denoiser import Denoiser, call_eps, call_eps_and_divergence
+from .denoiser import Denoiser, as_tangents, call_eps, call_eps_and_divergence, call_eps_jvp, call_eps_vjp
+from .denoiser import has_eps_jvp as answers_eps_jvp
+from .denoiser import has_eps_vjp as answers_eps_vjp
 
 __all__ = ["ClassifierFree", "ClassifierGuided", "classifier_guided", "guided"]
 
@@ -88,6 +95,34 @@ class ClassifierFree:
         eps_0, div_0 = call_eps_and_divergence(self.denoiser, x, t)
         return (1.0 + self.w) * eps_y - self.w * eps_0, (1.0 + self.w) * div_y - self.w * div_0
 
+    @property
+    def has_eps_jvp(self) -> bool:
+        r"""Whether :meth:`eps_jvp` can answer: the conditional denoiser has ``eps_jvp``."""
+        return answers_eps_jvp(self.denoiser)
+
+    @property
+    def has_eps_vjp(self) -> bool:
+        r"""Whether :meth:`eps_vjp` can answer: the conditional denoiser has ``eps_vjp``."""
+        return answers_eps_vjp(self.denoiser)
+
+    def eps_jvp(self, x: object, t: float | np.ndarray, v: object) -> tuple[np.ndarray, np.ndarray]:
+        r"""The guided eps (B, D) and its Jacobian times v (B, K, D): :math:`(1 + w) J_y v - w J_\varnothing v`."""
+        x = as_batch(x, "x", dim=self.dim)
+        eps_y, jvp_y = call_eps_jvp(self.denoiser, x, t, v, _labels_for(self.y, x))
+        if self.w == 0.0:
+            return eps_y, jvp_y
+        eps_0, jvp_0 = call_eps_jvp(self.denoiser, x, t, v)
+        return (1.0 + self.w) * eps_y - self.w * eps_0, (1.0 + self.w) * jvp_y - self.w * jvp_0
+
+    def eps_vjp(self, x: object, t: float | np.ndarray, u: object) -> tuple[np.ndarray, np.ndarray]:
+        r"""The guided eps (B, D) and :math:`u^\top J` (B, D), the same combination."""
+        x = as_batch(x, "x", dim=self.dim)
+        eps_y, vjp_y = call_eps_vjp(self.denoiser, x, t, u, _labels_for(self.y, x))
+        if self.w == 0.0:
+            return eps_y, vjp_y
+        eps_0, vjp_0 = call_eps_vjp(self.denoiser, x, t, u)
+        return (1.0 + self.w) * eps_y - self.w * eps_0, (1.0 + self.w) * vjp_y - self.w * vjp_0
+
     def __repr__(self) -> str:
         return f"ClassifierFree({self.denoiser!r}, y={self.y.tolist()}, w={self.w:g})"
 
@@ -110,9 +145,11 @@ class ClassifierGuided:
         r""":math:`\epsilon(x, t) - s\,\sigma(t)\,\nabla_x\log p_\phi(y \mid x, t)`, (B, D)."""
         x = as_batch(x, "x", dim=self.dim)
         eps = call_eps(self.denoiser, x, t)  # (B, D)
+        return eps - self.scale * self._sigma(x, t)[:, None] * self._grad(x, t)
+
+    def _grad(self, x: np.ndarray, t: float | np.ndarray) -> np.ndarray:
         grad = self.classifier.class_log_prob_grad(x, t, _labels_for(self.y, x))  # (B, D)
-        grad = check_classifier_answer(grad, x.shape, "class_log_prob_grad")
-        return eps - self.scale * self._sigma(x, t)[:, None] * grad
+        return check_classifier_answer(grad, x.shape, "class_log_prob_grad")
 
     def eps_and_divergence(self, x: object, t: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         r"""The guided eps (B, D) and its exact divergence :math:`\mathrm{tr}\,\partial\epsilon/\partial x
@@ -125,6 +162,42 @@ class ClassifierGuided:
         lap = check_classifier_answer(lap, x.shape[:1], "Laplacian")  # (B,)
         sigma = self._sigma(x, t)  # (B,)
         return eps - self.scale * sigma[:, None] * grad, div - self.scale * sigma * lap
+
+    @property
+    def has_eps_jvp(self) -> bool:
+        r"""Whether :meth:`eps_jvp` can answer: the denoiser has ``eps_jvp`` and the classifier ``class_log_prob_hvp``."""
+        return answers_eps_jvp(self.denoiser) and callable(getattr(self.classifier, "class_log_prob_hvp", None))
+
+    @property
+    def has_eps_vjp(self) -> bool:
+        r"""Whether :meth:`eps_vjp` can answer: the denoiser has ``eps_vjp`` and the classifier ``class_log_prob_hvp``."""
+        return answers_eps_vjp(self.denoiser) and callable(getattr(self.classifier, "class_log_prob_hvp", None))
+
+    def _classifier_hvp(self, x: np.ndarray, t: float | np.ndarray, v: np.ndarray) -> np.ndarray:
+        check_hessian(self.classifier)
+        hv = self.classifier.class_log_prob_hvp(x, t, _labels_for(self.y, x), v)[1]
+        return check_classifier_answer(hv, v.shape, "class_log_prob_hvp")  # (B, K, D)
+
+    def eps_jvp(self, x: object, t: float | np.ndarray, v: object) -> tuple[np.ndarray, np.ndarray]:
+        r"""The guided eps (B, D) and its Jacobian times v (B, K, D): :math:`J v - s\sigma\,\nabla_x^2\log p_\phi\,v`."""
+        x = as_batch(x, "x", dim=self.dim)
+        vk = as_tangents(v, x)  # (B, K, D)
+        hv = self._classifier_hvp(x, t, vk)
+        eps, jvp = call_eps_jvp(self.denoiser, x, t, vk)
+        grad = self._grad(x, t)
+        sigma = self._sigma(x, t)  # (B,)
+        jvp = jvp - self.scale * sigma[:, None, None] * hv
+        return eps - self.scale * sigma[:, None] * grad, (jvp[:, 0] if np.ndim(v) == 2 else jvp)
+
+    def eps_vjp(self, x: object, t: float | np.ndarray, u: object) -> tuple[np.ndarray, np.ndarray]:
+        r"""The guided eps (B, D) and :math:`u^\top J - s\sigma\,\nabla_x^2\log p_\phi\,u` (the Hessian is symmetric)."""
+        x = as_batch(x, "x", dim=self.dim)
+        u = as_tangents(u, x, "u", one=True)  # (B, 1, D)
+        hu = self._classifier_hvp(x, t, u)[:, 0]
+        eps, vjp = call_eps_vjp(self.denoiser, x, t, u[:, 0])
+        grad = self._grad(x, t)
+        sigma = self._sigma(x, t)
+        return eps - self.scale * sigma[:, None] * grad, vjp - self.scale * sigma[:, None] * hu
 
     def __repr__(self) -> str:
         return f"ClassifierGuided({self.denoiser!r}, {self.classifier!r}, y={self.y.tolist()}, scale={self.scale:g})"

@@ -527,6 +527,11 @@ E(_E("likelihood.sampler_log_density_at", lk.sampler_log_density_at,
      Arg("sampler", "object"), Arg("x", "points", ("x", "z0")), Arg("z0", "batch_d", ("z0",)), Arg("h", "real"),
      Arg("tol", "real"), Arg("max_iter", "int"), errors=_SAMPLER_ERRORS))
 
+E(_E("likelihood.hutchinson_divergence", lk.hutchinson_divergence,
+     lambda: dict(denoiser=ORACLE, x=_x(), t=0.5, rng=_rng(), probes=4),
+     Arg("denoiser", "denoiser"), Arg("x", "points_d"), Arg("t", "times", accepts={"wrong_length": ""}),
+     Arg("rng", "rng"), Arg("probes", "int"), errors=_SAMPLER_ERRORS))
+
 # -- likelihood --------------------------------------------------------------------------------
 E(_E("likelihood.bin_log_volume", lk.bin_log_volume, lambda: dict(K=5, D=2), Arg("K", "int2"), Arg("D", "int")))
 E(_E("likelihood.dequantize", lk.dequantize, lambda: dict(x=_levels(), K=5, rng=_rng()),
@@ -669,6 +674,9 @@ E(_E("nn.mlp.loss_and_grad", nnmlp.loss_and_grad,
 E(_E("nn.mlp.jvp", nnmlp.jvp, lambda: dict(config=_MCFG, params=_THETA, x=_x(), t=_T3, v=_x(1)[None]),
      Arg("config", "object"), _PARAMS, Arg("x", "batch_d", ("x", "t", "v")), Arg("t", "times"),
      Arg("v", "array", ("v",), accepts={"extra_axis": "v is (K, B, D): one more axis is K = 1"})))
+E(_E("nn.mlp.vjp", nnmlp.vjp, lambda: dict(config=_MCFG, params=_THETA, x=_x(), t=_T3, u=_x(1)),
+     Arg("config", "object"), _PARAMS, Arg("x", "batch_d", ("x", "t", "u")), Arg("t", "times"),
+     Arg("u", "array", ("u",))))
 E(_E("nn.mlp.divergence", nnmlp.divergence, lambda: dict(config=_MCFG, params=_THETA, x=_x(), t=_T3),
      Arg("config", "object"), _PARAMS, Arg("x", "batch_d", ("x", "t")), Arg("t", "times")))
 
@@ -747,6 +755,19 @@ NOT_FUZZED = {
     "npdiff.likelihood.images.ImageBPD": "a result dataclass",
     "npdiff.likelihood.sampler_density.SamplerDensity": "a result dataclass",
     "npdiff.likelihood.sampler_density.SamplerKL": "a result dataclass",
+    "npdiff.likelihood.sampler_density.KLNotEstimableError": "an exception class",
+    "npdiff.likelihood.hutchinson.HutchinsonEstimate": "a result dataclass of hutchinson_divergence (fuzzed)",
+    "npdiff.likelihood.sampler_density.FastSampler": "a sampler map: fast_sample checks its options at every run "
+                                                     "(fuzzed); tests/test_sampler_jacobian.py refuses bad ones",
+    "npdiff.likelihood.sampler_density.SolverMap": "a sampler map around a solver the caller writes; "
+                                                   "tests/test_sampler_jacobian.py",
+    "npdiff.likelihood.sampler_density.TangentDenoiser": "built by FastSampler; tests/test_sampler_jacobian.py "
+                                                         "feeds it bad rows and times",
+    "npdiff.denoiser.as_tangents": "a checking helper; tests/test_eps_jvp.py feeds it bad tangents",
+    "npdiff.denoiser.call_eps_jvp": "checks a denoiser's answers like call_eps; tests/test_eps_jvp.py",
+    "npdiff.denoiser.call_eps_vjp": "checks a denoiser's answers like call_eps; tests/test_eps_jvp.py",
+    "npdiff.denoiser.has_eps_jvp": "a probe returning a bool for any object",
+    "npdiff.denoiser.has_eps_vjp": "a probe returning a bool for any object",
     "npdiff.checkpoint.Checkpoint": "a result dataclass (tests/test_checkpoint_untrusted.py fuzzes load)",
     "npdiff.data.images.ImageSet": "a result dataclass of digits()",
     "npdiff.schedule.Schedule": "abstract base class (its methods are fuzzed through the three schedules)",

@@ -31,6 +31,11 @@ def test_linear_map_of_a_gaussian(flip):
     np.testing.assert_allclose(res.density.log_p, log_normal_full(res.density.x, b, A @ A.T), atol=1e-8)
     np.testing.assert_allclose(res.density.log_det, np.log(abs(np.linalg.det(A))), atol=1e-8)
     assert res.density.folded == (z.shape[0] if flip else 0)
+    if flip:  # det < 0 everywhere: the rule calls every orientation-reversing sample a fold, not estimable
+        assert not res.estimable and res.folded_share == 1.0 and "folded" in res.reason
+        with pytest.raises(lk.KLNotEstimableError, match="folded"):
+            res.kl_cv  # noqa: B018
+        return
     exact = kl_gaussians(b, A @ A.T, m, S)
     assert abs(res.kl - exact) < 4 * res.se, (res.kl, res.se, exact)
     assert abs(res.kl_cv - exact) < 4 * res.se_cv, (res.kl_cv, res.se_cv, exact)

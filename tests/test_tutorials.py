@@ -363,9 +363,9 @@ def test_chapter7_orders_exact_kl_and_where_the_error_is_made(runs) -> None:
     # (EDM at 10 evaluations folds 57 of the 400 points of 8gaussians; DPM-Solver++(2M) none)
     stdout = _result(runs, 7).stdout
     for s in ("8gaussians", "checkerboard"):
-        assert re.search(rf"^  {s}: edm \(karras\) KL at 10 evaluations = .*not estimable: the map folds \d+ of",
+        assert re.search(rf"^  {s}: edm \(karras\) KL at 10 evaluations: not estimable \(folded [\d.]+%\)$",
                          stdout, re.M), s
-        assert not re.search(rf"^  {s}: dpmpp2m \(log_snr\) KL at 20 evaluations = .*not estimable", stdout, re.M), s
+        assert not re.search(rf"^  {s}: dpmpp2m \(log_snr\) KL at 20 evaluations.*not estimable", stdout, re.M), s
 
 
 @pytest.mark.slow

@@ -32,7 +32,7 @@ Run::
 
 from __future__ import annotations
 
-from _common import Chapter, kl_note, np, plt, save_figure, show_png
+from _common import Chapter, np, plt, save_figure, show_kl, show_png
 
 from npdiff import sample
 from npdiff.analytic import GaussianData
@@ -249,9 +249,9 @@ for set_name in set_names:
         pts = []
         for k in nfes:
             r = sampler_kl(fast_map(o, name, k, grid), zk, log_q)
-            pts.append((k, np.nan if r.density.folded else r.kl_cv, r.se_cv))
             row = f"{set_name}: {name} ({grid})"
-            ch.show(f"{row} KL at {k} evaluations", r.kl_cv, kl_note(r))
+            kl = show_kl(f"{row} KL at {k} evaluations", r)
+            pts.append((k, kl, r.se_cv if r.estimable else np.nan))
             ch.show(f"{row} E[q/p_F] - 1 in standard errors at {k}",
                     (r.ratio - 1) / r.ratio_se, "|.| < 4: the density is right")
         curves[f"{name} ({grid})"] = np.array(pts).T
@@ -327,9 +327,8 @@ for ax, set_name in zip(axes, ["rings", "8gaussians"]):
     kls = {}
     for label, F in maps.items():
         r = sampler_kl(F, zk, lambda x, o=o: o.log_prob(x, T_MIN))
-        kls[label] = (r.kl_cv, r.se_cv)
-        ch.show(f"{set_name}: KL with {label} ({k_half} DPM-Solver++(2M) steps)",
-                r.kl_cv, kl_note(r))
+        kl = show_kl(f"{set_name}: KL with {label} ({k_half} DPM-Solver++(2M) steps)", r)
+        kls[label] = (kl, r.se_cv if r.estimable else np.nan)
     ax.bar(range(3), [v[0] for v in kls.values()], yerr=[v[1] for v in kls.values()],
            color=["C0", "C3", "0.5"])
     ax.set_xticks(range(3), list(kls), fontsize=8)

@@ -372,13 +372,18 @@ def tile_images(images: np.ndarray, cols: int, side: int = 8) -> np.ndarray:
 
 
 def kl_note(r) -> str:
-    r"""The note printed beside a sampler's KL (a ``npdiff.likelihood.SamplerKL``): its error,
-    and "not estimable" where the sampler folds space (some det dF/dz <= 0), since there the
-    change of variables counts one preimage only and the figure is not a KL."""
-    note = f"+- {r.se_cv:.1g}"
-    if r.density.folded:
-        note += f"; not estimable: the map folds {r.density.folded} of {r.terms.size} points"
-    return note
+    r"""The note printed beside a sampler's KL (a ``npdiff.likelihood.SamplerKL``): its error."""
+    return f"+- {r.se_cv:.1g}"
+
+
+def show_kl(name: str, r) -> float:
+    r"""Print a sampler's KL (a ``npdiff.likelihood.SamplerKL``) and return it, or print "not estimable
+    (...)" and return NaN where the map folds space (some det dF/dz <= 0: the change of variables counts
+    one preimage only) or E[q/p_F] is not 1: there the figure would not be a KL."""
+    if r.estimable:
+        return Chapter.show(name, r.kl_cv, kl_note(r))
+    print(f"  {name}: {r}")
+    return float("nan")
 
 
 def require_close(got: np.ndarray, want: np.ndarray, what: str, tol: float = 1e-12) -> None:

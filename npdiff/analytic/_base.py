@@ -7,11 +7,15 @@ private method, ``_evaluate(x, sqrt_ab, alpha_bar, sigma2)``, returning for a ch
 * ``score`` (B, D): :math:`\nabla_x \log q_t(x)`,
 * ``laplacian`` (B,): :math:`\Delta_x \log q_t(x) = \mathrm{tr}\,\nabla_x^2 \log q_t(x)`,
 
-and everything public follows from these three:
+and everything public follows from these three. For the optional Jacobian of eps (the denoiser
+protocol's ``eps_jvp`` and ``eps_vjp``) they implement ``_hvp(x, sqrt_ab, alpha_bar, sigma2, v)``,
+returning the score and the Hessian-vector products :math:`\nabla_x^2\log q_t(x)\,v` (B, T, D) of
+T tangents per point (:mod:`npdiff.analytic._kernels` derives the mixture's Hessian):
 
 .. math::
     \epsilon(x, t) = -\sigma(t)\,\nabla\log q_t(x),\qquad
     \mathrm{tr}\frac{\partial\epsilon}{\partial x} = -\sigma(t)\,\Delta\log q_t(x),\qquad
+    \frac{\partial\epsilon}{\partial x} = -\sigma(t)\,\nabla^2\log q_t(x),\qquad
     \mathbb E[x_0 \mid x_t = x] = \frac{x + \sigma^2(t)\,\nabla\log q_t(x)}{\sqrt{\bar\alpha(t)}}
 
 (the first is the noise-prediction parameterization, Ho et al. 2020, Eq. 11 with
@@ -45,6 +49,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._check import as_batch, as_generator, as_labels, as_times, positive_int
+from ..denoiser import as_tangents
 from ..schedule import Schedule
 from ._validate import as_component_labels, check_has_labels, check_noise, check_tweedie
 
@@ -84,6 +89,10 @@ class AnalyticOracle:
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError
 
+    def _hvp(self, x: np.ndarray, sqrt_ab: np.ndarray, alpha_bar: np.ndarray, sigma2: np.ndarray, v: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError  # (score (B, D), the Hessian of log q_t times v (B, T, D))
+
     def _draw(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError  # (x (n, D), the component k (n,) of each point), for sample_labelled
 
@@ -110,6 +119,16 @@ class AnalyticOracle:
             i = np.flatnonzero(y == c)  # the points of label c, evaluated by that label's mixture
             log_prob[i], score[i], laplacian[i] = self._by_label[c]._evaluate(x[i], sqrt_ab[i], alpha_bar[i], sigma2[i])
         return log_prob, score, laplacian
+
+    def _hvp_given(self, x, sqrt_ab, alpha_bar, sigma2, v, y):
+        r"""``_hvp`` of q_t(x) (y None) or of q_t(x | y_b) point by point, as ``_evaluate_given``."""
+        if y is None:
+            return self._hvp(x, sqrt_ab, alpha_bar, sigma2, v)
+        score, hv = np.empty(x.shape), np.empty(v.shape)
+        for c in np.unique(y):
+            i = np.flatnonzero(y == c)
+            score[i], hv[i] = self._by_label[c]._hvp(x[i], sqrt_ab[i], alpha_bar[i], sigma2[i], v[i])
+        return score, hv
 
     def sample_labelled(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         r"""Draw n clean points and their labels: (x (n, D), y (n,) int64), by the same draws as ``sample``."""
@@ -138,6 +157,22 @@ class AnalyticOracle:
         _, g_cond, lap_cond = self._evaluate_given(x, sqrt_ab, alpha_bar, sigma2, y)
         _, g, lap = self._evaluate(x, sqrt_ab, alpha_bar, sigma2)
         return g_cond - g, lap_cond - lap
+
+    def class_log_prob_hvp(self, x: object, t: object, y: object, v: object) -> tuple[np.ndarray, np.ndarray]:
+        r""":math:`\nabla_x\log q_t(y\mid x)` (B, D) and its Hessian times K tangents per point, v (B, K, D).
+
+        The Hessian is :math:`\nabla^2\log q_t(x\mid y) - \nabla^2\log q_t(x)` (module docstring), so
+        the products are the difference of the two oracles' (B, K, D).
+        """
+        x, sqrt_ab, alpha_bar, sigma2, _ = self._levels(x, t, None, "class_log_prob_hvp", needs_noise=self._needs_noise)
+        check_has_labels(self, "class_log_prob_hvp")
+        if y is None:
+            raise ValueError("y must be the class whose log-probability is differentiated, got None")
+        y = as_labels(y, x.shape[0], self.num_classes)
+        v = as_tangents(v, x)
+        g_cond, hv_cond = self._hvp_given(x, sqrt_ab, alpha_bar, sigma2, v, y)
+        g, hv = self._hvp(x, sqrt_ab, alpha_bar, sigma2, v)
+        return g_cond - g, hv_cond - hv
 
     def class_log_prob_grad(self, x: object, t: object, y: object) -> np.ndarray:
         r""":math:`\nabla_x\log q_t(y\mid x) = \nabla\log q_t(x\mid y) - \nabla\log q_t(x)`, (B, D)."""
@@ -200,3 +235,29 @@ class AnalyticOracle:
         _, score, laplacian = self._evaluate_given(x, sqrt_ab, alpha_bar, sigma2, y)
         sigma = np.sqrt(sigma2)
         return -sigma[:, None] * score, -sigma * laplacian
+
+    def eps_jvp(self, x: object, t: object, v: object, y: object = None) -> tuple[np.ndarray, np.ndarray]:
+        r"""``eps`` and its Jacobian times K tangents per point, :math:`-\sigma\,\nabla^2\log q_t(x)\,v_{b,k}`.
+
+        Parameters
+        ----------
+        x : (B, D) points.
+        t : float or (B,) times in [0, 1].
+        v : (B, K, D) tangents (one direction (B, D) is read as K = 1).
+        y : None, or class labels of a labelled oracle.
+
+        Returns
+        -------
+        eps : (B, D). jvp : (B, K, D) (the shape of ``v``).
+        """
+        x, sqrt_ab, alpha_bar, sigma2, y = self._levels(x, t, y, "eps_jvp", needs_noise=self._needs_noise)
+        vk = as_tangents(v, x)  # (B, K, D)
+        score, hv = self._hvp_given(x, sqrt_ab, alpha_bar, sigma2, vk, y)
+        sigma = np.sqrt(sigma2)
+        jvp = -sigma[:, None, None] * hv
+        return -sigma[:, None] * score, (jvp[:, 0] if np.ndim(v) == 2 else jvp)
+
+    def eps_vjp(self, x: object, t: object, u: object, y: object = None) -> tuple[np.ndarray, np.ndarray]:
+        r"""``eps`` and :math:`u^\top\partial\epsilon/\partial x` (B, D): the Hessian is symmetric, so it is ``eps_jvp`` of u."""
+        x = as_batch(x, "x", dim=self.dim)
+        return self.eps_jvp(x, t, as_tangents(u, x, "u", one=True)[:, 0], y)

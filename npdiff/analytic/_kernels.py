@@ -365,3 +365,97 @@ _JIT = not _numba_config.DISABLE_JIT
 gmm_eval = _gmm_numba if _JIT else _gmm_numpy
 empirical_eval = _empirical_numba if _JIT else _empirical_numpy
 box_eval = _box_numba if _JIT else _box_numpy
+
+
+# -- Hessian-vector products (the Jacobian of eps = -sigma score), in NumPy ----------------------
+#
+# Differentiating the mixture's score sum_k r_k g_k once more (dr_k = r_k (g_k - g_bar)^T dx):
+#
+#   H = sum_k r_k H_k + sum_k r_k (g_k - g_bar)(g_k - g_bar)^T,   H_k = d g_k / dx,
+#
+# so H v = sum_k r_k H_k v + sum_k r_k (g_k - g_bar) <g_k - g_bar, v>, for v (B, T, D), T tangents per
+# query. Its trace is the Laplacian the kernels above return. These are only needed for a few
+# tangents at a time (a sampler's Jacobian in low dimension), so they are vectorized NumPy in chunks.
+
+
+def _mixture_hvp(r, g, hk_v, v):
+    r"""H v of a mixture (comment above): r (c, K), g (c, K, D), hk_v (c, T, D) = sum_k r_k H_k v, v (c, T, D)."""
+    g_bar = np.einsum("ck,ckd->cd", r, g)  # (c, D)
+    dg = g - g_bar[:, None, :]  # (c, K, D)
+    proj = np.einsum("ckd,ctd->ckt", dg, v)  # (c, K, T)
+    return g_bar, hk_v + np.einsum("ck,ckt,ckd->ctd", r, proj, dg)
+
+
+def _softmax_rows(ell):
+    m = ell.max(axis=1, keepdims=True)
+    w = np.exp(ell - m)
+    return w / w.sum(axis=1, keepdims=True)
+
+
+def gmm_hvp(x, sqrt_ab, alpha_bar, var, v, log_w, means, rot, eig, rotate):
+    r"""Score (B, D) and Hessian-vector products (B, T, D) of the Gaussian mixture (``_gmm_numba``'s inputs).
+
+    Component k: :math:`H_k = -U_k\,\mathrm{diag}(1/d_k)\,U_k^\top` (the comment above ``_gmm_numba``).
+    """
+    B, D = x.shape
+    K, T = means.shape[0], v.shape[1]
+    score, hv = np.empty((B, D)), np.empty((B, T, D))
+    for sl in _chunks(B, K * (T + 1) * D):
+        diff = x[sl, None, :] - sqrt_ab[sl, None, None] * means[None]  # (c, K, D)
+        y = np.einsum("ckd,kde->cke", diff, rot) if rotate else diff  # (c, K, D) eigenbasis
+        d = alpha_bar[sl, None, None] * eig[None] + var[sl, None, None]  # (c, K, D)
+        ell = log_w[None] - 0.5 * (np.sum(y * y / d, axis=2) + np.sum(np.log(d), axis=2))  # (c, K) (up to a constant)
+        r = _softmax_rows(ell)
+        gy = -y / d
+        g = np.einsum("kde,cke->ckd", rot, gy) if rotate else gy  # (c, K, D)
+        vs = v[sl]  # (c, T, D)
+        vy = np.einsum("ctd,kde->ckte", vs, rot) if rotate else np.broadcast_to(vs[:, None], (vs.shape[0], K, T, D))
+        hy = -vy / d[:, :, None, :]  # (c, K, T, D): H_k v in the eigenbasis
+        hk_v = np.einsum("kde,ckte,ck->ctd", rot, hy, r) if rotate else np.einsum("cktd,ck->ctd", hy, r)
+        score[sl], hv[sl] = _mixture_hvp(r, g, hk_v, vs)
+    return score, hv
+
+
+def empirical_hvp(x, sqrt_ab, var, v, points):
+    r"""The posterior mean (B, D) of the points and :math:`\mathrm{Cov}_r[p]\,v` (B, T, D) (``_empirical_numba``'s inputs).
+
+    The caller turns them into the score :math:`(\sqrt{\bar\alpha}\,m - x)/\mathrm{var}` and its
+    Hessian :math:`H v = (\bar\alpha/\mathrm{var}^2)\,\mathrm{Cov}_r[p]\,v - v/\mathrm{var}`
+    (:math:`\partial m/\partial x = \sqrt{\bar\alpha}\,\mathrm{Cov}_r[p]/\mathrm{var}`).
+    """
+    B, D = x.shape
+    N, T = points.shape[0], v.shape[1]
+    mean, cov_v = np.empty((B, D)), np.empty((B, T, D))
+    for sl in _chunks(B, N * (D + T)):
+        diff = x[sl, None, :] - sqrt_ab[sl, None, None] * points[None]  # (c, N, D)
+        r = _softmax_rows(-np.sum(diff * diff, axis=2) / (2.0 * var[sl, None]))  # (c, N)
+        m = r @ points  # (c, D)
+        dp = points[None] - m[:, None, :]  # (c, N, D)
+        proj = np.einsum("cnd,ctd->cnt", dp, v[sl])  # (c, N, T)
+        mean[sl], cov_v[sl] = m, np.einsum("cn,cnt,cnd->ctd", r, proj, dp)
+    return mean, cov_v
+
+
+def box_hvp(x, sqrt_ab, var, v, log_c, lows, highs):
+    r"""Score (B, D) and Hessian-vector products (B, T, D) of the blurred boxes (``_box_numba``'s inputs).
+
+    Each box is a product over coordinates, so :math:`H_k` is diagonal with the entries
+    :math:`(\log f)''` of the comment above ``_box_numba``.
+    """
+    B, D = x.shape
+    K, T = lows.shape[0], v.shape[1]
+    score, hv = np.empty((B, D)), np.empty((B, T, D))
+    for sl in _chunks(B, K * (T + 4) * D):
+        sd = np.sqrt(var[sl])[:, None, None]  # (c, 1, 1)
+        za = (x[sl, None, :] - sqrt_ab[sl, None, None] * lows[None]) / sd  # (c, K, D)
+        zb = (x[sl, None, :] - sqrt_ab[sl, None, None] * highs[None]) / sd
+        log_z = _log_diff_ndtr_numpy(za, zb)
+        ra = np.exp(-0.5 * za * za - 0.5 * LOG_2PI - log_z)  # phi(a) / Z
+        rb = np.exp(-0.5 * zb * zb - 0.5 * LOG_2PI - log_z)  # phi(b) / Z
+        g = (ra - rb) / sd  # (c, K, D)
+        h_diag = (-za * ra + zb * rb) / sd**2 - g * g  # (c, K, D) the diagonal of H_k
+        r = _softmax_rows(log_c[None] + np.sum(log_z, axis=2))  # (c, K)
+        vs = v[sl]
+        hk_v = np.einsum("ck,ckd,ctd->ctd", r, h_diag, vs)
+        score[sl], hv[sl] = _mixture_hvp(r, g, hk_v, vs)
+    return score, hv

@@ -35,7 +35,7 @@ from .._check import as_float_array, as_generator, positive_int, real_scalar
 from .._validate import check_schedule
 from ..schedule import Schedule, vp_linear
 from ._base import AnalyticOracle
-from ._kernels import box_eval, gmm_eval
+from ._kernels import box_eval, box_hvp, gmm_eval, gmm_hvp
 from ._validate import check_weights
 
 _COLLAPSED_WIDTH = 1e-6
@@ -113,6 +113,20 @@ class BoxMixture(AnalyticOracle):
             out = box_eval(x[noisy], sqrt_ab[noisy], var[noisy], self._log_c, self.lows, self.highs)
             log_prob[noisy], score[noisy], laplacian[noisy] = out
         return log_prob, score, laplacian
+
+    def _hvp(self, x, sqrt_ab, alpha_bar, sigma2, v):
+        var = alpha_bar * self.noise_std**2 + sigma2  # (B,) > 0: a clean box has no Hessian (_needs_noise)
+        with np.errstate(divide="ignore"):
+            collapsed = sqrt_ab * self._max_width < _COLLAPSED_WIDTH * np.sqrt(var)  # point masses, as in _evaluate
+        score, hv = np.empty(x.shape), np.empty(v.shape)
+        c, n = collapsed, ~collapsed
+        if np.any(c):
+            centers = 0.5 * (self.lows + self.highs)
+            score[c], hv[c] = gmm_hvp(x[c], sqrt_ab[c], alpha_bar[c], var[c], v[c], np.log(self.weights), centers,
+                                      np.zeros((1, 1, 1)), np.zeros_like(centers), False)
+        if np.any(n):
+            score[n], hv[n] = box_hvp(x[n], sqrt_ab[n], var[n], v[n], self._log_c, self.lows, self.highs)
+        return score, hv
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         r"""Draw n clean points: box k ~ w, a uniform point in it, plus ``noise_std`` z, (n, D)."""

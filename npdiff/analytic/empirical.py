@@ -31,7 +31,7 @@ from .._check import as_batch, as_generator, positive_int
 from .._validate import check_schedule
 from ..schedule import Schedule, vp_linear
 from ._base import AnalyticOracle
-from ._kernels import LOG_2PI, empirical_eval
+from ._kernels import LOG_2PI, empirical_eval, empirical_hvp
 
 
 class EmpiricalData(AnalyticOracle):
@@ -61,6 +61,12 @@ class EmpiricalData(AnalyticOracle):
         score = (sqrt_ab[:, None] * mean - x) / sigma2[:, None]  # (B, D)
         laplacian = alpha_bar * spread / sigma2**2 - D / sigma2
         return log_prob, score, laplacian
+
+    def _hvp(self, x, sqrt_ab, alpha_bar, sigma2, v):
+        # d mean / dx = sqrt_ab Cov_r[p] / sigma^2, so H = alpha_bar Cov_r[p] / sigma^4 - I / sigma^2
+        mean, cov_v = empirical_hvp(x, sqrt_ab, sigma2, v, self.points)
+        score = (sqrt_ab[:, None] * mean - x) / sigma2[:, None]
+        return score, (alpha_bar / sigma2**2)[:, None, None] * cov_v - v / sigma2[:, None, None]
 
     def x0_mean(self, x: object, t: object) -> np.ndarray:
         r""":math:`\mathbb E[x_0|x_t=x] = \sum_i r_i p_i`, the posterior mean of the training points, (B, D)."""

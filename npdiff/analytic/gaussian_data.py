@@ -60,6 +60,13 @@ class GaussianData(AnalyticOracle):
         laplacian = -np.sum(1.0 / d, axis=1)
         return log_prob, score, laplacian
 
+    def _hvp(self, x, sqrt_ab, alpha_bar, sigma2, v):
+        # the Hessian of log q_t is -Sigma_t^{-1} = -U diag(1/d) U^T at every x
+        y = (x - sqrt_ab[:, None] * self.mean) @ self._rot  # (B, D)
+        d = alpha_bar[:, None] * self._eig + sigma2[:, None]  # (B, D)
+        score = -(y / d) @ self._rot.T
+        return score, -((v @ self._rot) / d[:, None, :]) @ self._rot.T  # (B, T, D)
+
     def x0_mean(self, x: object, t: object) -> np.ndarray:
         r""":math:`\mathbb E[x_0|x_t=x] = \mu + \sqrt{\bar\alpha} C \Sigma_t^{-1}(x - \sqrt{\bar\alpha}\mu)`, (B, D).
 

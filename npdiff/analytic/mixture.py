@@ -25,7 +25,7 @@ from .._check import as_generator, positive_int
 from .._validate import check_schedule
 from ..schedule import Schedule, vp_linear
 from ._base import AnalyticOracle
-from ._kernels import gmm_eval
+from ._kernels import gmm_eval, gmm_hvp
 from ._validate import as_covariances, as_means, check_positive_definite, check_weights
 
 
@@ -92,6 +92,9 @@ class GaussianMixture(AnalyticOracle):
 
     def _evaluate(self, x, sqrt_ab, alpha_bar, sigma2):
         return gmm_eval(x, sqrt_ab, alpha_bar, sigma2, self._log_w, self.means, self._rot, self._eig, self._rotate)
+
+    def _hvp(self, x, sqrt_ab, alpha_bar, sigma2, v):
+        return gmm_hvp(x, sqrt_ab, alpha_bar, sigma2, v, self._log_w, self.means, self._rot, self._eig, self._rotate)
 
     def _restrict(self, mask):
         w = self.weights[mask]

@@ -88,6 +88,30 @@ class RingMixture(AnalyticOracle):
         spread = r[:, 0] ** 2 * np.sum(resp * (c - c_bar[:, None]) ** 2, axis=1)
         return log_prob, c_bar[:, None] * x, np.sum(resp * tr_h, axis=1) + spread
 
+    def _hvp(self, x, sqrt_ab, alpha_bar, sigma2, v):
+        # grad log f_k = c_k(r) x, so H_k = c_k I + (c_k'(r) / r) x x^T with (A' = 1 - A/z - A^2)
+        #   c_k'(r) / r = (rho/v)^4 a(z),  a(z) = (z - 2A - z A^2) / z^3  (-> -1/8 + z^2/24 at z -> 0)
+        var = (alpha_bar * self.noise_std**2 + sigma2)[:, None]  # (B, 1)
+        rho = sqrt_ab[:, None] * self.radii[None]  # (B, K)
+        r = np.sqrt(np.sum(x * x, axis=1))[:, None]  # (B, 1)
+        z = r * rho / var  # (B, K)
+        i0 = i0e(z)
+        A = i1e(z) / i0
+        small = z < 1e-3
+        zs = np.where(small, 1.0, z)
+        A_over_z = np.where(small, 0.5 - z * z / 16.0, A / zs)
+        a = np.where(small, -0.125 + z * z / 24.0, (zs - 2.0 * A - zs * A * A) / zs**3)  # (B, K)
+        ell = self._log_w - (r - rho) ** 2 / (2.0 * var) + np.log(i0)  # (B, K) up to a shared constant
+        resp = np.exp(ell - ell.max(axis=1, keepdims=True))
+        resp /= resp.sum(axis=1, keepdims=True)
+        c = -1.0 / var + (rho / var) ** 2 * A_over_z  # (B, K)
+        c_bar = np.sum(resp * c, axis=1)  # (B,)
+        a_bar = np.sum(resp * (rho / var) ** 4 * a, axis=1)  # (B,) the mixture's x x^T coefficient, before the spread
+        spread = np.sum(resp * (c - c_bar[:, None]) ** 2, axis=1)  # (B,) sum_k r_k (c_k - c_bar)^2 for g_k = c_k x
+        xv = np.einsum("bd,btd->bt", x, v)  # (B, T)
+        hv = c_bar[:, None, None] * v + ((a_bar + spread)[:, None] * xv)[:, :, None] * x[:, None, :]
+        return c_bar[:, None] * x, hv
+
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         r"""Draw n clean points: ring k ~ w, an angle uniform in [0, 2 pi), plus blur, (n, 2)."""
         return self._draw(positive_int(n, "n"), as_generator(rng))[0]

@@ -1,13 +1,25 @@
 r"""Likelihoods: the exact probability-flow ODE log-likelihood, the discrete variational
 bound (with the few-step trajectory that minimizes it), the conversion of both to bits/dim of
 K-level data, bits/dim of images by both, and the exact density of a deterministic sampler's
-samples with its KL divergence to the data.
+samples with its KL divergence to the data (with the sampler's exact Jacobian by tangents);
+Hutchinson's random estimate of the divergence, by its own name, never in place of the exact one.
 """
 
 from .dequantize import DIVERGED_RMS, DequantizedLikelihood, bin_log_volume, density_to_bpd, dequantize, dequantized_bpd
+from .hutchinson import HutchinsonEstimate, hutchinson_divergence
 from .images import ImageBPD, image_bpd
 from .ode import ODELikelihood, ode_log_likelihood
-from .sampler_density import SamplerDensity, SamplerKL, sampler_kl, sampler_log_density, sampler_log_density_at
+from .sampler_density import (
+    FastSampler,
+    KLNotEstimableError,
+    SamplerDensity,
+    SamplerKL,
+    SolverMap,
+    TangentDenoiser,
+    sampler_kl,
+    sampler_log_density,
+    sampler_log_density_at,
+)
 from .scoring import MeanSE, PointScores, mean_se, score_points
 from .trajectory import BoundCosts, bound_costs, optimal_steps
 from .vlb import VLBResult, vlb
@@ -16,16 +28,22 @@ __all__ = [
     "DIVERGED_RMS",
     "BoundCosts",
     "DequantizedLikelihood",
+    "FastSampler",
+    "HutchinsonEstimate",
     "ImageBPD",
+    "KLNotEstimableError",
     "ODELikelihood",
     "SamplerDensity",
     "SamplerKL",
+    "SolverMap",
+    "TangentDenoiser",
     "VLBResult",
     "bin_log_volume",
     "bound_costs",
     "density_to_bpd",
     "dequantize",
     "dequantized_bpd",
+    "hutchinson_divergence",
     "image_bpd",
     "ode_log_likelihood",
     "optimal_steps",

@@ -9,8 +9,8 @@ import numpy as np
 from .._check import as_batch, positive_int
 from ..gaussian import data_to_levels
 
-__all__ = ["as_level_batch", "as_log_q_values", "check_log_q", "check_nonsingular", "check_sampler",
-           "check_sampler_output"]
+__all__ = ["as_level_batch", "as_log_q_values", "check_fast_sampler_options", "check_log_q", "check_nonsingular",
+           "check_one_time", "check_sampler", "check_sampler_output", "check_tangent_rows"]
 
 
 def as_level_batch(x: object, K: object, name: str = "x") -> tuple[np.ndarray, int]:
@@ -61,3 +61,28 @@ def as_log_q_values(lq: object, n: int) -> np.ndarray:
         raise ValueError(f"log_q must return ({n},) log-densities, finite or -inf, "
                          f"got shape {lq.shape} with {int(np.sum(~np.isfinite(lq)))} non-finite values")
     return lq
+
+
+def check_fast_sampler_options(options: dict) -> dict:
+    r"""Keyword arguments of ``fast_sample`` for a sampler map: all but those the map itself fixes."""
+    fixed = sorted(set(options) & {"n", "rng", "x_T", "record"})
+    if fixed:
+        raise TypeError(f"a sampler map takes its noise z at every call; it cannot take {fixed}")
+    return dict(options)
+
+
+def check_one_time(t: object) -> float:
+    r"""The time of a tangent-carrying call: one for the whole batch (a float, or an array of equal values)."""
+    t = np.asarray(t, dtype=np.float64)
+    if t.size == 0 or np.any(t != t.flat[0]):
+        raise ValueError("a TangentDenoiser needs one time for the whole batch (a fixed-grid solver's step), "
+                         f"got times from {t.min() if t.size else None} to {t.max() if t.size else None}")
+    return float(t.flat[0])
+
+
+def check_tangent_rows(rows: int, n_tangents: int) -> int:
+    r"""A batch of (1 + K) N rows: N points and K tangents of each; returns N."""
+    if rows % (1 + n_tangents):
+        raise ValueError(f"a batch with {n_tangents} tangent rows per point must have a multiple of {1 + n_tangents} "
+                         f"rows, got {rows}")
+    return rows // (1 + n_tangents)

@@ -30,6 +30,11 @@ With the D unit tangents :math:`\dot x = e_d` the divergence is exact,
 :math:`\mathrm{tr}\,\partial y/\partial x = \sum_d \dot y^{(d)}_d`: D passes and no Hutchinson noise
 (the likelihood of Song et al. 2021, Eq. 39 needs it).
 
+**Reverse mode with respect to the input**: the backward pass above, run from a cotangent
+:math:`\bar y = u` down to the embedding and through it, gives the vector-Jacobian product
+:math:`u^\top\partial y/\partial x` (:func:`vjp`); the embedding's transpose reads each
+coordinate's block back with the same derivative :math:`\partial\,\mathrm{emb}(x_d)/\partial x_d`.
+
 **The label** of a conditional network (``num_classes`` C > 0) is a learned row of a table
 :math:`E` (C + 1, H) added to the first layer's pre-activation: label c adds :math:`E_c`, and
 row C, "no label", stands for y = None (Ho & Salimans 2022, Alg. 1 train one network for both
@@ -69,6 +74,7 @@ __all__ = [
     "residual_block",
     "residual_block_backward",
     "residual_block_tangent",
+    "vjp",
 ]
 
 #: each activation returns its value and its derivative (npdiff.nn.activations)
@@ -219,6 +225,28 @@ def _input_tangent(config: MLPConfig, x: np.ndarray, v: np.ndarray) -> np.ndarra
     return np.concatenate(parts, axis=2)  # (K, B, E)
 
 
+def _vjp(config: MLPConfig, layers: Layers, x: np.ndarray, t: np.ndarray, u: np.ndarray, table=None, y=None):
+    act = _ACTIVATIONS[config.activation]
+    out, (e, hs, zs, _, _) = _forward(config, layers, x, t, table, y)
+    _, _, dh = dense_backward(u, hs[-1], layers[-1][0])  # (B, H)
+    for k in range(config.depth, 0, -1):
+        _, _, dh = residual_block_backward(dh, hs[k - 1], zs[k], layers[k][0], act)
+    _, _, de = hidden_backward(dh, e, zs[0], layers[0][0], act)  # (B, E)
+    return out, _input_cotangent(config, x, de)
+
+
+def _input_cotangent(config: MLPConfig, x: np.ndarray, de: np.ndarray) -> np.ndarray:
+    # the transpose of _input_tangent: (de/dx)^T de, each coordinate collecting its raw column and its embedding block
+    B, D = x.shape
+    dx = de[:, :D].copy() if config.raw else np.zeros((B, D))
+    if config.sinusoidal:
+        start, w = (D if config.raw else 0), config.emb_dim
+        d_emb = embed_tangent(x, emb_dim=w, coord_scale=config.coord_scale)  # (D, B, emb_dim)
+        for d in range(D):
+            dx[:, d] += np.sum(de[:, start + d * w : start + (d + 1) * w] * d_emb[d], axis=1)
+    return dx  # (B, D); emb(t) does not move with x
+
+
 # -- public: checked once, computed in float64 ------------------------------------------------------
 def _door(config: object, params: object, x: object, t: object, y: object):
     if not isinstance(config, MLPConfig):
@@ -289,6 +317,20 @@ def jvp(config: MLPConfig, params: np.ndarray, x: object, t: object, v: object, 
         raise ValueError(f"v must have shape {x.shape} or (K, *{x.shape}), got {v.shape}")
     out, out_dot = _jvp(config, layers, x, t, vk, table, rows)
     return out, (out_dot[0] if v.ndim == 2 else out_dot)
+
+
+def vjp(config: MLPConfig, params: np.ndarray, x: object, t: object, u: object, y: object = None
+        ) -> tuple[np.ndarray, np.ndarray]:
+    r"""Output y (B, D) and the vector-Jacobian products :math:`u_b^\top\,\partial y_b/\partial x_b` (B, D).
+
+    ``u`` is one cotangent (B, D) per point of x; ``y``: labels, as in :func:`forward`. The backward
+    pass with respect to the input (module docstring).
+    """
+    config, layers, x, t, table, rows = _door(config, params, x, t, y)
+    u = as_float_array(u, "u")
+    if u.shape != x.shape:
+        raise ValueError(f"u must have the shape of x {x.shape}, got {u.shape}")
+    return _vjp(config, layers, x, t, u, table, rows)
 
 
 def divergence(config: MLPConfig, params: np.ndarray, x: object, t: object, y: object = None

@@ -9,6 +9,12 @@ is turned into a noise prediction by the linear map of :func:`npdiff.parameteriz
 
 .. math:: \mathrm{tr}\frac{\partial\hat\epsilon}{\partial x} = c_x D + c_p\,\mathrm{tr}\frac{\partial\hat y}{\partial x}
 
+The optional derivatives of the protocol, ``eps_jvp(x, t, v)`` and ``eps_vjp(x, t, u)``, go through
+the same map, :math:`\partial\hat\epsilon/\partial x = c_x I + c_p\,\partial\hat y/\partial x`, with the
+network's hand-written forward mode (:func:`npdiff.nn.mlp.jvp`) and backward pass
+(:func:`npdiff.nn.mlp.vjp`): the plain reference network, in float64 whatever ``dtype``, so that a
+sampler's exact Jacobian (:mod:`npdiff.likelihood.sampler_density`) has no float32 rounding in it.
+
 A conditional network (``config.num_classes`` C > 0) is a conditional denoiser
 (:mod:`npdiff.denoiser`): ``eps(x, t, y)`` with labels y, and ``y=None`` its "no label" row, the
 unconditional model the same network learned by label dropout (:mod:`npdiff.train`).
@@ -24,12 +30,19 @@ from typing import Any
 
 import numpy as np
 
+from ..denoiser import as_tangents
 from ..parameterization import eps_coefficients
 from ..schedule import Schedule, schedule_from_config
 from .config import MLPConfig
 from .fast import FastMLP
+from .mlp import jvp as mlp_jvp
+from .mlp import vjp as mlp_vjp
 
 __all__ = ["DiffusionMLP", "InputOverflowError"]
+
+
+#: rows (points times tangents) of one block of the forward mode: bounds its (rows, H) temporaries
+_TANGENT_ROWS = 4096
 
 
 class InputOverflowError(ValueError, FloatingPointError):
@@ -150,6 +163,50 @@ class DiffusionMLP:
             eps, div = c_x * x + c_p * out, c_x[:, 0] * self.dim + c_p[:, 0] * tr
         self._finite(x, eps, div)
         return eps, div
+
+    def _tangent_door(self, x: object, t: object, y: object) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        x, t = self.config.check_inputs(x, t)
+        return x, t, self.config.check_labels(y, x.shape[0])  # labels as mlp.jvp takes them
+
+    def eps_jvp(self, x: object, t: object, v: object, y: object = None) -> tuple[np.ndarray, np.ndarray]:
+        r""":math:`\hat\epsilon` (B, D) and :math:`(\partial\hat\epsilon/\partial x)\,v_{b,k}` for v (B, K, D), float64.
+
+        Forward mode through the plain float64 network (module docstring), K tangents per point
+        (one direction (B, D) gives (B, D)); ``y`` as in :meth:`eps`.
+        """
+        x, t, y = self._tangent_door(x, t, y)
+        vk = as_tangents(v, x)  # (B, K, D)
+        B, K = vk.shape[:2]
+        out, out_dot = np.empty(x.shape), np.empty(vk.shape)
+        step = max(1, _TANGENT_ROWS // K)  # K tangents of `step` points: a (K step, H) block per layer
+        with np.errstate(over="ignore", invalid="ignore"):
+            for i in range(0, B, step):
+                sl = slice(i, min(B, i + step))
+                o, od = mlp_jvp(self.config, self.params, x[sl], t[sl], vk[sl].transpose(1, 0, 2),
+                                None if y is None else y[sl])
+                out[sl], out_dot[sl] = o, od.transpose(1, 0, 2)  # (K, b, D) -> (b, K, D)
+        self._finite(x, out, out_dot)
+        if self.parameterization != "eps":
+            c_x, c_p = self._coefficients(t)  # (B, 1) each
+            out, out_dot = c_x * x + c_p * out, c_x[:, :, None] * vk + c_p[:, :, None] * out_dot
+            self._finite(x, out, out_dot)
+        return out, (out_dot[:, 0] if np.ndim(v) == 2 else out_dot)
+
+    def eps_vjp(self, x: object, t: object, u: object, y: object = None) -> tuple[np.ndarray, np.ndarray]:
+        r""":math:`\hat\epsilon` (B, D) and :math:`u_b^\top\partial\hat\epsilon/\partial x` (B, D), float64.
+
+        The backward pass with respect to the input (module docstring); ``u`` (B, D) one cotangent per point.
+        """
+        x, t, y = self._tangent_door(x, t, y)
+        u = as_tangents(u, x, "u", one=True)[:, 0]  # (B, D)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out, u_j = mlp_vjp(self.config, self.params, x, t, u, y)
+        self._finite(x, out, u_j)
+        if self.parameterization != "eps":
+            c_x, c_p = self._coefficients(t)
+            out, u_j = c_x * x + c_p * out, c_x * u + c_p * u_j
+            self._finite(x, out, u_j)
+        return out, u_j
 
     # -- serialization ---------------------------------------------------------------------
     def config_dict(self) -> dict[str, Any]:
