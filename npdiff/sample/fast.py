@@ -46,7 +46,8 @@ from .grids import GRIDS, time_grid
 from .ode import ode_sample, solve_flow
 from .unipc import unipc
 
-__all__ = ["DEFAULT_GRIDS", "FAST_SAMPLERS", "MIN_NFE", "ORDERS", "check_step_times", "fast_sample", "grid_steps"]
+__all__ = ["DEFAULT_GRIDS", "FAST_SAMPLERS", "MIN_NFE", "ORDERS", "check_budget", "check_step_times", "fast_sample",
+           "grid_steps"]
 
 FAST_SAMPLERS = ("ddim", "euler", "heun", "edm", "dpm2", "dpm3", "dpmpp2m", "dpmpp3m", "unipc")
 #: each sampler's order of convergence
@@ -57,6 +58,37 @@ MIN_NFE = {"ddim": 1, "euler": 1, "heun": 2, "edm": 2, "dpm2": 2, "dpm3": 3, "dp
 DEFAULT_GRIDS = {name: ("karras" if name == "edm" else "log_snr") for name in FAST_SAMPLERS}
 #: the multistep order of the samplers that are DPM-Solver++ (ddim is its first order, written with x_theta)
 _MULTISTEP_ORDERS = {"ddim": 1, "dpmpp2m": 2, "dpmpp3m": 3}
+
+
+def check_budget(sampler: object, nfe: object) -> tuple[str, int]:
+    r"""A sampler's name and a budget of evaluations it can run on (at least its :data:`MIN_NFE`).
+
+    Parameters
+    ----------
+    sampler : str
+        One of :data:`FAST_SAMPLERS`.
+    nfe : int
+        The budget of denoiser evaluations.
+
+    Returns
+    -------
+    sampler : str
+        The name.
+    nfe : int
+        The budget.
+
+    Examples
+    --------
+    >>> from npdiff.sample.fast import check_budget
+    >>> check_budget("dpmpp3m", 3)
+    ('dpmpp3m', 3)
+    >>> check_budget("dpmpp3m", 2)
+    Traceback (most recent call last):
+    ...
+    ValueError: nfe must be an integer >= 3, got 2
+    """
+    sampler = one_of(sampler, "sampler", FAST_SAMPLERS)
+    return sampler, positive_int(nfe, "nfe", minimum=MIN_NFE[sampler])
 
 
 def grid_steps(sampler: str, nfe: int) -> int:
@@ -80,8 +112,7 @@ def grid_steps(sampler: str, nfe: int) -> int:
     >>> grid_steps("dpmpp2m", 10), grid_steps("heun", 10), grid_steps("edm", 9)
     (10, 5, 5)
     """
-    sampler = one_of(sampler, "sampler", FAST_SAMPLERS)
-    return _grid_steps(sampler, positive_int(nfe, "nfe", minimum=MIN_NFE[sampler]))
+    return _grid_steps(*check_budget(sampler, nfe))
 
 
 def _grid_steps(sampler: str, nfe: int) -> int:
@@ -219,8 +250,7 @@ def fast_sample(
     2.0 0.5 11
     """
     denoiser, x, rng = start(denoiser, n, rng, x_T)
-    sampler = one_of(sampler, "sampler", FAST_SAMPLERS)
-    nfe = positive_int(nfe, "nfe", minimum=MIN_NFE[sampler])
+    sampler, nfe = check_budget(sampler, nfe)
     if times is not None and grid is not None:
         raise ValueError(f"pass either grid or times, not both, got grid={grid!r} and times")
     grid = DEFAULT_GRIDS[sampler] if grid is None else one_of(grid, "grid", GRIDS)

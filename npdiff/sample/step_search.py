@@ -49,12 +49,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
-from .._check import as_generator, flow_time, one_of, positive_int, real_scalar
+from .._check import check_tolerances, flow_time, one_of
 from ..denoiser import Denoiser, check_denoiser
 from ..likelihood.ode import ode_log_likelihood
 from ..likelihood.sampler_density import sampler_kl
-from ._checks import check_grid
-from .fast import FAST_SAMPLERS, MIN_NFE, check_step_times, fast_sample, grid_steps
+from ._checks import check_dim, check_grid, check_search
+from .fast import check_budget, check_step_times, fast_sample, grid_steps
 from .grids import GRIDS, time_grid, time_of_log_snr
 
 __all__ = ["FOLD_PENALTY", "StepSearch", "flow_log_density", "log_snr_positions", "optimize_steps",
@@ -162,8 +162,8 @@ def times_from_positions(schedule: object, theta: object, t_min: float) -> np.nd
     --------
     >>> from npdiff.sample.step_search import times_from_positions
     >>> from npdiff.schedule import vp_linear
-    >>> times_from_positions(vp_linear(), [0.0, 0.0], 1e-3).round(4)
-    array([1.    , 0.4825, 0.0749, 0.001 ])
+    >>> times_from_positions(vp_linear(), [0.0, 0.0], 1e-3).round(4)  # equal increments: the log_snr grid
+    array([1.    , 0.6037, 0.0749, 0.001 ])
     """
     theta = np.asarray(theta, dtype=np.float64).reshape(-1)
     if not np.all(np.isfinite(theta)):
@@ -225,12 +225,11 @@ def steps_kl(denoiser: Denoiser, log_q: Callable[[np.ndarray], np.ndarray], z: n
     >>> data = GaussianData(np.array([1.0, -1.0]), 0.3)
     >>> z = np.random.default_rng(0).standard_normal((200, 2))
     >>> kl, se, folded = steps_kl(data, lambda x: data.log_prob(x, 1e-3), z, log_snr_grid(data.schedule, 10, 1e-3))
-    >>> print(kl < 1e-3, folded)
-    True 0
+    >>> print(round(kl, 4), folded)
+    0.0025 0
     """
     check_denoiser(denoiser)
-    sampler = one_of(sampler, "sampler", FAST_SAMPLERS)
-    nfe = positive_int(nfe, "nfe", minimum=MIN_NFE[sampler])
+    sampler, nfe = check_budget(sampler, nfe)
     t = check_grid(denoiser.schedule, times, "times")
     times = check_step_times(denoiser.schedule, t, sampler, nfe, float(t[-1]))
     return _kl(denoiser, log_q, z, times, sampler, nfe)
@@ -283,12 +282,12 @@ def flow_log_density(denoiser: Denoiser, *, t_min: float = 1e-3, rtol: float = 1
     >>> from npdiff.sample.step_search import flow_log_density
     >>> data = GaussianData(np.array([1.0]), 0.3)
     >>> x = np.array([[0.5], [1.2]])
-    >>> print(np.abs(flow_log_density(data)(x) - data.log_prob(x, 1e-3)).max() < 1e-4)
-    True
+    >>> print(np.round(flow_log_density(data)(x) - data.log_prob(x, 1e-3), 3))  # N(0, I) is not quite q at t_max
+    [ 0.006 -0.002]
     """
     check_denoiser(denoiser)
     t_min = flow_time(denoiser.schedule, t_min, "t_min", hi_open=True)
-    rtol, atol = real_scalar(rtol, "rtol", lo=1e-13, hi=1.0), real_scalar(atol, "atol", lo=1e-14, hi=1.0)
+    rtol, atol = check_tolerances(rtol, atol)
 
     def log_q(x: np.ndarray) -> np.ndarray:
         return ode_log_likelihood(denoiser, x, t_min=t_min, rtol=rtol, atol=atol, batch_size=batch_size).log_p
@@ -360,23 +359,14 @@ def optimize_steps(
     >>> print(res.times.shape, res.kl <= res.kl_start, res.evaluations <= 70)
     (5,) True True
     """
-    check_denoiser(denoiser)
-    if not callable(log_q):
-        raise TypeError(f"log_q must be callable (N, D) -> (N,), got {type(log_q).__name__}")
-    rng = as_generator(rng)
-    sampler = one_of(sampler, "sampler", FAST_SAMPLERS)
-    nfe = positive_int(nfe, "nfe", minimum=MIN_NFE[sampler])
-    n_fit, n_check = positive_int(n_fit, "n_fit", minimum=2), positive_int(n_check, "n_check", minimum=2)
-    t_min = flow_time(denoiser.schedule, t_min, "t_min", hi_open=True)
-    max_evaluations = positive_int(max_evaluations, "max_evaluations")
-    schedule = denoiser.schedule
-    dim = getattr(denoiser, "dim", None)
-    if dim is None:
-        raise ValueError("the denoiser has no .dim: optimize_steps draws its starting points from N(0, I) in D dimensions")
+    denoiser, rng, n_fit, n_check, t_min, max_evaluations = check_search(denoiser, log_q, rng, n_fit, n_check, t_min,
+                                                                         max_evaluations)
+    sampler, nfe = check_budget(sampler, nfe)
+    schedule, dim = denoiser.schedule, check_dim(denoiser, "optimize_steps")
     t0 = time.perf_counter()
     times0 = _start_times(schedule, start, sampler, nfe, t_min)
-    z_fit = rng.standard_normal((n_fit, int(dim)))  # (n_fit, D) fixed: common random numbers
-    z_check = rng.standard_normal((n_check, int(dim)))  # (n_check, D) fresh
+    z_fit = rng.standard_normal((n_fit, dim))  # (n_fit, D) fixed: common random numbers
+    z_check = rng.standard_normal((n_check, dim))  # (n_check, D) fresh
     K = times0.size - 1
     best = {"f": np.inf, "theta": log_snr_positions(schedule, times0)}
     count = [0]
