@@ -10,7 +10,9 @@ r"""Step times chosen by the exact KL, against the fixed grids and a GITS-style 
 grids of :mod:`npdiff.sample.grids`; GITS's DP (:func:`npdiff.sample.step_dp.dp_steps` on a teacher
 of ``--dp-n`` points through 100 log-SNR-uniform fine times; plain, and with each step's error over
 the noise level it lands on); and the times of :func:`npdiff.sample.step_search.optimize_steps`
-(Powell from the quadratic grid on ``--n-fit`` fixed points, ``--max-evaluations``). Every row is
+(Powell on ``--n-fit`` fixed points, ``--max-evaluations``, from the fixed grid of least KL on 1,000
+other points; its result screened for folds on ``--n-screen`` more, module docstring of
+:mod:`npdiff.sample.step_search`). Every row is
 scored by the exact :math:`\mathrm{KL}(p_F\,\|\,q_{t_{\min}})` (control-variate estimate, central
 differences in float64) on the same ``--n-check`` fresh points, never seen by the search; ``bound``
 is the one-sided 95% upper bound kl + 1.645 se; a row whose map folds (det dF/dz <= 0) at any
@@ -88,7 +90,7 @@ def row(**kw) -> dict:
 def emit(r: dict, args) -> dict:
     kl = "not estimable" if r["kl"] is None else f"{r['kl']:.4g} +- {r['se']:.2g} (<= {r['bound']:.4g})"
     extra = "" if r["shift"] is None else f"; log-density shift {r['shift']:+.4f} +- {r['shift_se']:.4f}"
-    cost = "" if r["evaluations"] is None else f"; {r['evaluations']} evaluations, {r['seconds']:.1f} s"
+    cost = "" if r["evaluations"] is None else f"; {r['evaluations']} evaluations, {r['seconds'] or 0:.1f} s"
     print(f"{r['part']} {r['set']} {r['model']} {r['sampler']} nfe={r['nfe']} {r['steps']}: KL {kl}, folded "
           f"{r['folded']}{extra}{cost}", flush=True)
     if args.json:
@@ -125,12 +127,15 @@ def run_oracles(args, best: dict) -> list[dict]:
                                          steps=name, kl=kl, se=se, folded=folded, times=times,
                                          evaluations=costs.nfe if name.startswith("dp") else None,
                                          seconds=dp_seconds if name.startswith("dp") else None), args))
-                res = optimize_steps(oracle, log_q, args.seed, sampler=sampler, nfe=nfe, n_fit=args.n_fit, n_check=2,
-                                     max_evaluations=args.max_evaluations)
+                z_start = np.random.default_rng(args.seed + 500).standard_normal((1000, 2))
+                start = min(GRIDS, key=lambda g: steps_kl(oracle, log_q, z_start, time_grid(
+                    oracle.schedule, grid_steps(sampler, nfe), g, T_MIN), sampler=sampler, nfe=nfe)[0])
+                res = optimize_steps(oracle, log_q, args.seed, sampler=sampler, nfe=nfe, n_fit=args.n_fit,
+                                     n_check=args.n_screen, start=start, max_evaluations=args.max_evaluations)
                 kl, se, folded = steps_kl(oracle, log_q, z, res.times, sampler=sampler, nfe=nfe)
                 best[(set_name, sampler, nfe)] = res.times
                 rows.append(emit(row(part="oracle", set=set_name, model="oracle", sampler=sampler, nfe=nfe,
-                                     steps="optimized", kl=kl, se=se, folded=folded, times=res.times,
+                                     steps=f"optimized from {start}", kl=kl, se=se, folded=folded, times=res.times,
                                      evaluations=res.evaluations, seconds=res.seconds), args))
     return rows
 
@@ -217,7 +222,7 @@ def run_digits(args) -> list[dict]:
             K = grid_steps(sampler, nfe)
             count = [0]
 
-            def objective(theta, sampler=sampler, nfe=nfe):
+            def objective(theta, sampler=sampler, nfe=nfe, count=count):
                 count[0] += 1
                 try:
                     return distance(times_from_positions(model.schedule, theta, T_MIN), z_fit, flows["fit"], sampler,
@@ -258,6 +263,8 @@ def main() -> None:
     p.add_argument("--n-fit", type=int, default=1000)
     p.add_argument("--n-check", type=int, default=20000)
     p.add_argument("--max-evaluations", type=int, default=1500)
+    p.add_argument("--n-screen", type=int, default=5000, help="fresh points on which the search screens its result "
+                   "for folds (optimize_steps' n_check)")
     p.add_argument("--dp-n", type=int, default=1000)
     p.add_argument("--transfer-to", nargs="+", default=["checkerboard", "rings"])
     p.add_argument("--model", default=None, help="the default 8gaussians model's model.npz")
@@ -292,7 +299,7 @@ def main() -> None:
         with open(args.best_from) as f:
             for line in f:
                 r = json.loads(line)
-                if r["part"] == "oracle" and r["steps"] == "optimized":
+                if r["part"] == "oracle" and r["steps"].startswith("optimized"):
                     best[(r["set"], r["sampler"], r["nfe"])] = np.array(r["times"])
     rows = []
     if "oracle" in args.parts:
