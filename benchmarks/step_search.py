@@ -133,11 +133,16 @@ def run_oracles(args, best: dict) -> list[dict]:
                     oracle.schedule, grid_steps(sampler, nfe), g, T_MIN), sampler=sampler, nfe=nfe)[0])
                 res = optimize_steps(oracle, log_q, args.seed, sampler=sampler, nfe=nfe, n_fit=args.n_fit,
                                      n_check=args.n_screen, start=start, max_evaluations=args.max_evaluations)
+                evaluations, seconds = res.evaluations, res.seconds
+                for _ in range(args.restarts):  # Powell again from where it stopped: a fresh set of directions
+                    res = optimize_steps(oracle, log_q, args.seed, sampler=sampler, nfe=nfe, n_fit=args.n_fit,
+                                         n_check=args.n_screen, start=res.times, max_evaluations=args.max_evaluations)
+                    evaluations, seconds = evaluations + res.evaluations, seconds + res.seconds
                 kl, se, folded = steps_kl(oracle, log_q, z, res.times, sampler=sampler, nfe=nfe)
                 best[(set_name, sampler, nfe)] = res.times
                 rows.append(emit(row(part="oracle", set=set_name, model="oracle", sampler=sampler, nfe=nfe,
                                      steps=f"optimized from {start}", kl=kl, se=se, folded=folded, times=res.times,
-                                     evaluations=res.evaluations, seconds=res.seconds), args))
+                                     evaluations=evaluations, seconds=seconds), args))
     return rows
 
 
@@ -264,6 +269,7 @@ def main() -> None:
     p.add_argument("--n-fit", type=int, default=1000)
     p.add_argument("--n-check", type=int, default=20000)
     p.add_argument("--max-evaluations", type=int, default=1500)
+    p.add_argument("--restarts", type=int, default=0, help="Powell runs after the first, each from the last result")
     p.add_argument("--n-screen", type=int, default=5000, help="fresh points on which the search screens its result "
                    "for folds (optimize_steps' n_check)")
     p.add_argument("--dp-n", type=int, default=1000)
