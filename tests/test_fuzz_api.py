@@ -768,6 +768,14 @@ NOT_FUZZED = {
     "npdiff.denoiser.call_eps_vjp": "checks a denoiser's answers like call_eps; tests/test_eps_jvp.py",
     "npdiff.denoiser.has_eps_jvp": "a probe returning a bool for any object",
     "npdiff.denoiser.has_eps_vjp": "a probe returning a bool for any object",
+    "npdiff.sample.step_search.StepSearch": "a result dataclass of optimize_steps",
+    "npdiff.sample.step_dp.TeacherCosts": "a result dataclass of teacher_costs",
+    **{f"npdiff.sample.{name}": "step-time search (seconds a call): its door checks are tested by name in "
+       "tests/test_step_search.py, tests/test_step_dp.py and tests/test_fast_times.py"
+       for name in ("fast.check_budget", "fast.check_step_times", "fast.grid_steps", "step_dp.cheapest_path",
+                    "step_dp.dp_steps", "step_dp.teacher_costs", "step_search.flow_log_density",
+                    "step_search.log_snr_positions", "step_search.optimize_steps", "step_search.steps_kl",
+                    "step_search.times_from_positions")},
     "npdiff.checkpoint.Checkpoint": "a result dataclass (tests/test_checkpoint_untrusted.py fuzzes load)",
     "npdiff.data.images.ImageSet": "a result dataclass of digits()",
     "npdiff.schedule.Schedule": "abstract base class (its methods are fuzzed through the three schedules)",

@@ -14,7 +14,8 @@ from .._validate import check_schedule
 from ..denoiser import Denoiser, check_denoiser
 from ..schedule import Schedule
 
-__all__ = ["check_finite", "check_flag", "check_grid", "check_grid_ends", "check_log_snr", "check_orders", "start"]
+__all__ = ["check_cost", "check_dim", "check_finite", "check_flag", "check_grid", "check_grid_ends", "check_log_snr",
+           "check_orders", "check_search", "start"]
 
 
 def start(denoiser: object, n: object, rng: object, x_T: object | None) -> tuple[Denoiser, np.ndarray, np.random.Generator]:
@@ -122,3 +123,33 @@ def check_orders(orders: object, steps: int) -> list[int]:
         raise ValueError(f"orders must hold one order per step, shape ({steps},) for {steps + 1} times, "
                          f"got shape {orders.shape}")
     return [int(k) for k in orders]
+
+
+def check_dim(denoiser: Denoiser, what: str) -> int:
+    r"""The dimension D of a denoiser that must draw its own starting points from N(0, I)."""
+    dim = getattr(denoiser, "dim", None)
+    if dim is None:
+        raise ValueError(f"the denoiser has no .dim: {what} draws its starting points from N(0, I) in D dimensions")
+    return int(dim)
+
+
+def check_search(denoiser: object, log_q: object, rng: object, n_fit: object, n_check: object, t_min: object,
+                 max_evaluations: object) -> tuple[Denoiser, np.random.Generator, int, int, float, int]:
+    r"""The arguments of :func:`npdiff.sample.step_search.optimize_steps` beside the sampler and its budget."""
+    check_denoiser(denoiser)
+    if not callable(log_q):
+        raise TypeError(f"log_q must be callable (N, D) -> (N,), got {type(log_q).__name__}")
+    return (denoiser, as_generator(rng), positive_int(n_fit, "n_fit", minimum=2),  # type: ignore[return-value]
+            positive_int(n_check, "n_check", minimum=2), flow_time(denoiser.schedule, t_min, "t_min", hi_open=True),
+            positive_int(max_evaluations, "max_evaluations"))
+
+
+def check_cost(cost: object) -> np.ndarray:
+    r"""A square (N + 1, N + 1) cost matrix of the edges i -> j, read above its diagonal only (below: ``inf``)."""
+    c = np.asarray(cost, dtype=np.float64)
+    if c.ndim != 2 or c.shape[0] != c.shape[1] or c.shape[0] < 2:
+        raise ValueError(f"cost must be a square (N + 1, N + 1) array with N >= 1, got shape {c.shape}")
+    forward = np.triu(np.ones_like(c, dtype=bool), k=1)  # (N+1, N+1) the edges i < j
+    if np.any(np.isnan(c[forward])):
+        raise ValueError("cost must not hold NaN above its diagonal (the edges i < j)")
+    return np.where(forward, c, np.inf)
