@@ -3,7 +3,7 @@ r"""The argument parser of ``npdiff``: every command's flags, and errors as one 
 Each command's ``--help`` lists the flags that apply to it, with the defaults that apply to it
 (the demo trains on a 2-D set, so its help gives the ``"2d"`` recipe's defaults only). The
 commands themselves live one group a module (:mod:`~npdiff.cli.demo`, :mod:`~npdiff.cli.train`,
-:mod:`~npdiff.cli.sample`, :mod:`~npdiff.cli.nll`, :mod:`~npdiff.cli.info`); a new command adds
+:mod:`~npdiff.cli.sample`, :mod:`~npdiff.cli.steps`, :mod:`~npdiff.cli.nll`, :mod:`~npdiff.cli.info`); a new command adds
 its ``add_*`` function here and its module beside them.
 """
 
