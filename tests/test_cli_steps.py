@@ -44,8 +44,8 @@ def folder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def written(folder):
-    code, out, err = run_main("steps", "--model", folder / "run", "--steps", "8", *SMALL, "--out", folder / "steps",
-                              "--json")
+    code, out, err = run_main("steps", "--model", folder / "run", "--sampler", "dpmpp2m", "--steps", "8", *SMALL,
+                              "--out", folder / "steps", "--json")
     assert code == 0, err
     return json.loads(out), err
 

@@ -43,14 +43,18 @@ __all__ = ["DEFAULT_GRID", "DEFAULT_NFE", "DEFAULT_SAMPLER", "DEFAULT_WHY", "FAS
 
 #: denoiser evaluations of a few-step sampler without ``--steps``
 FAST_NFE = 20
-#: the sampler of ``npdiff sample`` without ``--sampler`` (and of the demo)
-DEFAULT_SAMPLER = "dpmpp2m"
+#: the sampler of ``npdiff sample`` without ``--sampler`` (and of the demo): UniPC, measured within 0.01 nats of the
+#: exact flow in KL at 20 evaluations on every 2-D set with an exact oracle and on the trained 8gaussians model
+#: (the sets' oracles, 2,000 points each), where RK45 spends about 110-230
+DEFAULT_SAMPLER = "unipc"
 #: its evaluations without ``--steps`` (the final denoising step is one more)
 DEFAULT_NFE = 20
 #: its grid without ``--grid``
 DEFAULT_GRID = "log_snr"
 #: why it is the default, for ``--help``
-DEFAULT_WHY = "PLACEHOLDER"
+DEFAULT_WHY = ("its samples are within 0.01 nats in KL of the exact flow's (RK45's) on the seven 2-D sets with exact "
+               "oracles (at most 0.007, rings) and of a trained 8gaussians model's flow (0.003), for about a tenth "
+               "of RK45's evaluations")
 
 
 def run_sampler(model, name: str, n: int, seed: int, steps: int | None, record: bool = False, *,
