@@ -137,6 +137,15 @@ def add_train(sub) -> None:
     p.set_defaults(func=train.run)
 
 
+def few_step_default(default: str, others: str) -> str:
+    r"""The few-step samplers' default of a flag: one value, or the default sampler's beside the others'."""
+    mine = getattr(sample, default)
+    theirs = getattr(sample, others, others)
+    if mine == theirs:
+        return f"{mine} for the few-step samplers"
+    return f"{mine} for {sample.DEFAULT_SAMPLER}, {theirs} for the other few-step samplers"
+
+
 def add_sample(sub) -> None:
     p = sub.add_parser("sample", help="draw samples from a trained model; writes FILE.npy")
     p.add_argument("--model", required=True, help=MODEL_HELP)
@@ -147,12 +156,11 @@ def add_sample(sub) -> None:
     p.add_argument("--steps", type=positive(int, MAX_T),
                    help="what the sampler counts: ddpm and ddim, steps of the chain (default 1000 and 250); sde, "
                         "Euler-Maruyama steps (default 1000); ode, Heun steps (without it: adaptive RK45); few-step "
-                        f"samplers, denoiser evaluations (default {sample.DEFAULT_NFE} for {sample.DEFAULT_SAMPLER}, "
-                        f"{sample.FAST_NFE} for the others, plus one to denoise)")
+                        f"samplers, denoiser evaluations (default {few_step_default('DEFAULT_NFE', 'FAST_NFE')}, "
+                        "plus one to denoise)")
     p.add_argument("--grid", choices=GRIDS, help="where the steps fall: uniform in t, in log-SNR, Karras et al.'s rho = 7 "
-                                                 f"or quadratic (default: {sample.DEFAULT_GRID} for "
-                                                 f"{sample.DEFAULT_SAMPLER}, log_snr for the other few-step samplers; "
-                                                 "edm: karras; ddim and ode: uniform)")
+                                                 f"or quadratic (default: {few_step_default('DEFAULT_GRID', 'log_snr')}"
+                                                 "; edm: karras; ddim and ode: uniform)")
     p.add_argument("--steps-file", dest="steps_file", metavar="FILE.json",
                    help="walk the step times of this file (`npdiff steps` writes it) with its sampler, or with "
                         "--sampler if that one can take its steps; refused for a model of another schedule")
