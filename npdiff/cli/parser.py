@@ -194,7 +194,7 @@ def add_steps(sub) -> None:
                    help="fresh starting points of the KL reported")
     p.add_argument("--evaluations", type=positive(int, 1_000_000), default=steps.DEFAULT_EVALUATIONS,
                    help="trials of the times at most (SciPy's Powell method; each one exact likelihood of the "
-                        "fitting points)")
+                        "fitting points, about a second on the default 2-D model)")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the fitting and checking points")
     p.set_defaults(func=steps.run)
 

@@ -27,9 +27,10 @@ __all__ = ["DEFAULT_EVALUATIONS", "DEFAULT_NFE", "json_path", "run"]
 
 #: the budget of evaluations to optimize for without ``--steps``
 DEFAULT_NFE = 10
-#: objective evaluations of the search at most (each one run of the sampler's Jacobian and one exact
-#: likelihood of the flow on the fitting points)
-DEFAULT_EVALUATIONS = 1500
+#: trials of the times at most (each one run of the sampler's Jacobian and one exact likelihood of the flow on the
+#: fitting points, about a second on the default 2-D model): 150 trials took unipc's 10 steps on the trained
+#: 8gaussians model from KL 0.027 (the quadratic grid) to 0.0056 to its flow, in three minutes
+DEFAULT_EVALUATIONS = 200
 
 
 def json_path(path: str) -> Path:
