@@ -112,15 +112,26 @@ def test_step_files_that_do_not_fit_are_refused_in_one_line(folder):
         assert "Traceback" not in err
 
 
-def test_steps_refuses_a_budget_below_the_order_and_an_image_model(folder):
+def test_steps_refuses_a_budget_below_the_order(folder):
     code, _, err = run_main("steps", "--model", folder / "run", "--sampler", "dpmpp3m", "--steps", "2",
                             "--out", folder / "s3.json")
     assert code == 2 and "--steps 2 is below what dpmpp3m needs for its order: at least 3" in err, err
+    assert not (folder / "s3.json").exists()
+
+
+def test_an_image_model_gets_surrogate_steps_and_no_kl(folder):
     image = DiffusionMLP(MLPConfig(dim=64, width=16, depth=1, emb_dim=8), vp_linear(), rng=np.random.default_rng(0))
     checkpoint.save(folder / "img.npz", image)
-    code, _, err = run_main("steps", "--model", folder / "img.npz", "--out", folder / "s64.json")
-    assert code == 2 and "2-D models only" in err and "64-D" in err, err
-    assert not (folder / "s3.json").exists() and not (folder / "s64.json").exists()
+    code, out, err = run_main("steps", "--model", folder / "img.npz", "--steps", "6", "--n-fit", "20",
+                              "--out", folder / "s64.json", "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    f = load_steps(folder / "s64.json")
+    assert r["kl"] is None and f.kl is None and "surrogate" in f.objective and "64-D" in err
+    assert f.steps == 6 and f.nfe == 6 and f.schedule == image.schedule and np.array_equal(f.times, r["times"])
+    code, out, err = run_main("sample", "--model", folder / "img.npz", "--steps-file", folder / "s64.json", "--n", "3",
+                              "--out", folder / "x64.npy", "--json")
+    assert code == 0 and json.loads(out)["nfe"] == 7 and np.load(folder / "x64.npy").shape == (3, 64), err
 
 
 def test_the_default_sampler_is_the_few_step_one_the_help_names(folder):

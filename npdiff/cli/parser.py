@@ -180,7 +180,8 @@ def add_sample(sub) -> None:
 
 def add_steps(sub) -> None:
     p = sub.add_parser("steps", help="optimize a few-step sampler's step times for a 2-D model by the exact KL to its "
-                                     "flow; writes FILE.json for `npdiff sample --steps-file`")
+                                     "flow (an image model: GITS's dynamic programme, a surrogate); writes FILE.json "
+                                     "for `npdiff sample --steps-file`")
     p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--out", metavar="FILE.json", required=True,
                    help="the step file to write (.json is appended if missing)")
@@ -189,7 +190,7 @@ def add_steps(sub) -> None:
                    help="its budget of denoiser evaluations (the final denoising step is one more)")
     p.add_argument("--start", choices=GRIDS, default="quadratic", help="the grid the search starts from")
     p.add_argument("--n-fit", dest="n_fit", type=in_range(int, 2, MAX_POINTS), default=400,
-                   help="fixed starting points of the objective (the exact KL on them)")
+                   help="fixed starting points of the objective (the exact KL on them; images: the teacher's)")
     p.add_argument("--n-check", dest="n_check", type=in_range(int, 2, MAX_POINTS), default=2000,
                    help="fresh starting points of the KL reported")
     p.add_argument("--evaluations", type=positive(int, 1_000_000), default=steps.DEFAULT_EVALUATIONS,

@@ -5,25 +5,28 @@ what the few-step sampler draws from the model's own converged flow
 (:func:`npdiff.sample.step_search.optimize_steps` with :func:`~npdiff.sample.step_search.flow_log_density`
 as the target), so that ``--steps`` evaluations draw what some hundred RK45 evaluations draw. The KL is
 reported on fresh starting points, beside the grid the search started from. ``--steps`` counts denoiser
-evaluations, as in ``npdiff sample``. An image model (64-D) is refused: the exact KL needs an exact
-likelihood per objective evaluation there.
+evaluations, as in ``npdiff sample``. For an image model (64-D) the exact KL would need an exact
+likelihood per trial of the times; its steps come from a surrogate instead, GITS's dynamic programme over
+a teacher trajectory's local errors (:mod:`npdiff.sample.step_dp`), and no KL is reported.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from ..sample.fast import MIN_NFE
+from ..sample.step_dp import dp_steps, teacher_costs
 from ..sample.step_file import save_steps
 from ..sample.step_search import flow_log_density, optimize_steps
 from ._common import UserError, check_out_file, emit, load_model, pm, say
 
-__all__ = ["DEFAULT_EVALUATIONS", "DEFAULT_NFE", "json_path", "run"]
+__all__ = ["DEFAULT_EVALUATIONS", "DEFAULT_NFE", "json_path", "run", "surrogate"]
 
 #: the budget of evaluations to optimize for without ``--steps``
 DEFAULT_NFE = 10
@@ -42,6 +45,30 @@ def _kl_text(kl: float, se: float) -> str:
     return f"{kl:.4f}{pm(se)}" if np.isfinite(kl) else "not estimable (the sampler folds space there)"
 
 
+def surrogate(args: argparse.Namespace, ck, model, out: Path) -> int:
+    r"""A model of more than two dimensions: the exact KL would need an exact likelihood (D tangents a step) per
+    trial, so the times come from GITS's dynamic programme over a teacher's local errors
+    (:func:`~npdiff.sample.step_dp.dp_steps`, each step priced relative to its noise level), a surrogate
+    whose KL is not computed."""
+    say(f"model {args.model!r} is {model.dim}-D: the exact KL to its flow would cost one exact likelihood per trial of "
+        f"the times, so they come from a surrogate, GITS's dynamic programme over a teacher's local errors on "
+        f"{args.n_fit} points (no KL is reported)")
+    t0 = time.perf_counter()
+    costs = teacher_costs(model, np.random.default_rng(args.seed), n=args.n_fit)
+    times = dp_steps(costs, args.sampler, args.steps, relative=True)
+    seconds = time.perf_counter() - t0
+    objective = ("GITS-style dynamic programme: the cheapest path of DDIM steps between a teacher trajectory's "
+                 "fine times, each step's error relative to the noise level it lands on (a surrogate of the KL)")
+    save_steps(out, times, model.schedule, sampler=args.sampler, nfe=args.steps, objective=objective,
+               data=ck.data_name, model=str(args.model))
+    say(f"wrote {times.size - 1} steps to {out} (t = " + ", ".join(f"{t:.4g}" for t in times) + f"; {costs.nfe} "
+        f"evaluations, {seconds:.0f} s); use them: npdiff sample --model {args.model} --steps-file {out} --out x.npy")
+    emit(args, {"out": str(out), "sampler": args.sampler, "nfe": args.steps, "times": [float(t) for t in times],
+                "kl": None, "kl_se": None, "objective": objective, "evaluations": int(costs.nfe),
+                "seconds": round(seconds, 3)})
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     r"""``npdiff steps``."""
     if args.steps < MIN_NFE[args.sampler]:
@@ -52,9 +79,7 @@ def run(args: argparse.Namespace) -> int:
     check_out_file(str(out), "--out")
     ck, model = load_model(args.model)
     if model.dim != 2:
-        raise UserError(f"npdiff steps optimizes by the exact KL to the model's flow, which needs one exact likelihood "
-                        f"per trial of the times: affordable for 2-D models only, and model {args.model!r} is "
-                        f"{model.dim}-D (sample it on a fixed grid: npdiff sample --grid)")
+        return surrogate(args, ck, model, out)
     log_q = flow_log_density(model)
     bar = tqdm(total=args.evaluations, desc="npdiff steps", unit="trial", leave=False, dynamic_ncols=True,
                file=sys.stderr, disable=args.json and not sys.stderr.isatty())
