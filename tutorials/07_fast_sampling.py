@@ -6,7 +6,8 @@ Chapter 3 sampled with RK45, which spent about 250 evaluations of the denoiser p
 sample. The samplers people use spend 10 to 20. This chapter says how, and measures the
 price exactly: a deterministic sampler is a map of its starting noise, and in two
 dimensions the density of its samples, and so its KL divergence from the data, can be
-computed rather than estimated through a feature network.
+computed rather than estimated through a feature network, and so can be minimized: the
+last section chooses the step times by it.
 
 Run::
 
