@@ -389,7 +389,7 @@ for set_name in ["8gaussians", "rings"]:
     curves = {grid: [] for grid in (*GRIDS, "optimized")}
     for k in opt_nfes:
         found = optimize_steps(o, log_q, ch.rng(6), sampler="dpmpp2m", nfe=k,
-                               n_fit=n_fit, n_check=2, t_min=T_MIN,
+                               n_fit=n_fit, n_check=n_check, t_min=T_MIN,
                                max_evaluations=trials)
         searched[set_name, k] = found.times
         for grid in curves:
