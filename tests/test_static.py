@@ -59,6 +59,7 @@ NOT_MATH = {
     "npdiff/_check.py": "the generic checks", "npdiff/checkpoint.py": "reads untrusted files: mostly checks by design",
     "npdiff/denoiser.py": "the protocol's checks", "npdiff/plot.py": "the face",
     "npdiff/sample/_checks.py": "the samplers' door checks: a validation module",
+    "npdiff/sample/step_file.py": "reads step files the user hands in: mostly checks by design, no formula",
     "npdiff/data/labelled.py": "draws the data points of one class by rejection: no formula, its checks are its door",
     "npdiff/recipes.py": "a table of named training settings, not math",
     "npdiff/nn/config.py": "the network's configuration: the user's settings, checked at construction",

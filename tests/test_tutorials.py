@@ -40,7 +40,7 @@ FIGURES = {
     4: ["04_optimizer.png", "04_training.png", "04_excess.png", "04_samples.png"],
     5: ["05_ode_vs_vlb.png", "05_vlb_terms.png", "05_nll_vs_entropy.png", "05_variance_terms.png", "05_variance_map.png"],
     6: ["06_digits.png", "06_samples.png", "06_reverse.png", "06_vlb_terms.png", "06_bits_per_dim.png"],
-    7: ["07_trajectories.png", "07_kl_vs_nfe.png", "07_halves.png"],
+    7: ["07_trajectories.png", "07_kl_vs_nfe.png", "07_halves.png", "07_steps.png"],
     8: ["08_score_fields.png", "08_guided_samples.png", "08_tilted_vs_ode.png", "08_trained.png", "08_digits.png"],
 }
 # the chapters written as sphinx-gallery cells (``# %%`` text cells in reST between short code cells)
@@ -366,6 +366,15 @@ def test_chapter7_orders_exact_kl_and_where_the_error_is_made(runs) -> None:
         assert re.search(rf"^  {s}: edm \(karras\) KL at 10 evaluations: not estimable \(folded [\d.]+%\)$",
                          stdout, re.M), s
         assert not re.search(rf"^  {s}: dpmpp2m \(log_snr\) KL at 20 evaluations.*not estimable", stdout, re.M), s
+    # step times chosen by the exact KL beat every fixed grid on the same fresh points, and the thin rings' last
+    # steps sit further into the clean end than 8gaussians' fat blobs'
+    for s in ("8gaussians", "rings"):
+        for k in (5, 10):
+            fixed = [v for g in ("uniform", "log_snr", "karras", "quadratic")
+                     if (v := n.get(f"{s}: dpmpp2m ({g}) KL at {k} evaluations")) is not None]
+            assert fixed and _get(n, f"{s}: dpmpp2m (optimized) KL at {k} evaluations") < min(fixed), (s, k)
+    assert _get(n, "rings: optimized steps, last two interior log-SNRs") > _get(
+        n, "8gaussians: optimized steps, last two interior log-SNRs")
 
 
 @pytest.mark.slow

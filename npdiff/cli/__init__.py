@@ -1,10 +1,10 @@
 r"""The ``npdiff`` command line (also ``python -m npdiff``).
 
 Commands: ``demo`` (the main job: train, sample, exact NLL, figures), ``train``, ``sample``,
-``nll``, ``datasets`` and ``schedules``; bare ``npdiff`` prints the help. Human-readable output
+``steps``, ``nll``, ``datasets`` and ``schedules``; bare ``npdiff`` prints the help. Human-readable output
 and progress bars go to stderr; with ``--json`` stdout holds exactly one line, a JSON object.
 ``--out`` names what a command writes: a folder for ``train`` and ``demo`` (several files), a
-file for ``sample`` and ``nll``. A user mistake (unknown data set or flag, missing or corrupt
+file for ``sample``, ``steps`` and ``nll``. A user mistake (unknown data set or flag, missing or corrupt
 model file, a model for other data, bad numbers) is one clear line on stderr, with the closest
 name where there is one, and exit status 2, never a traceback.
 
@@ -18,9 +18,13 @@ toy sets' own labels, the digits' classes) with label dropout; ``sample --label 
 draws classifier-free guided samples of class Y; ``nll --label Y`` scores points of class Y by
 the conditional model's :math:`\log p(x \mid y)`.
 
+Step times: ``steps`` optimizes a few-step sampler's times for a 2-D model by the exact KL to the
+model's converged flow and writes them as a step file (:mod:`npdiff.sample.step_file`);
+``sample --steps-file`` walks them. ``--steps`` counts denoiser evaluations in both.
+
 The package: :mod:`~npdiff.cli.parser` (every command's flags), :mod:`~npdiff.cli.validators`
 (the flags' value types), one module a command group (:mod:`~npdiff.cli.demo`,
-:mod:`~npdiff.cli.train`, :mod:`~npdiff.cli.sample`, :mod:`~npdiff.cli.nll`,
+:mod:`~npdiff.cli.train`, :mod:`~npdiff.cli.sample`, :mod:`~npdiff.cli.steps`, :mod:`~npdiff.cli.nll`,
 :mod:`~npdiff.cli.info`). The work is the library's; a command reads its flags, calls the
 library, and prints what came out.
 """

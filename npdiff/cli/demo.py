@@ -1,8 +1,9 @@
 r"""``npdiff demo``: the main job on 8gaussians in four phases, and its figures.
 
 Train the MLP (the ``"2d"`` recipe, :data:`DEMO_STEPS` optimizer steps), score fresh test points
-by the exact likelihood against the true density (the paired gap), sample with the
-probability-flow ODE, and map the learned density on a grid; write the model and four figures.
+by the exact likelihood against the true density (the paired gap), sample with ``npdiff sample``'s
+default few-step solver of the probability-flow ODE (:data:`~npdiff.cli.sample.DEFAULT_SAMPLER`), and
+map the learned density on a grid; write the model and four figures.
 Each phase draws from its own stream of the one ``--seed`` (:mod:`npdiff.seeds`).
 """
 
@@ -19,7 +20,7 @@ from ..likelihood import ode_log_likelihood
 from ..plot import plot_density, plot_loss, plot_samples, plot_trajectory
 from ._common import check_out_dir, emit, load_data, say
 from .nll import report_nll, score
-from .sample import run_sampler
+from .sample import DEFAULT_GRID, DEFAULT_NFE, DEFAULT_SAMPLER, run_sampler
 from .train import train_model
 
 __all__ = ["DATA", "DEMO_SAMPLES", "DEMO_STEPS", "GRID_HALF_WIDTH", "WRITTEN", "run"]
@@ -28,7 +29,7 @@ __all__ = ["DATA", "DEMO_SAMPLES", "DEMO_STEPS", "GRID_HALF_WIDTH", "WRITTEN", "
 DATA = "8gaussians"
 #: Training steps of ``npdiff demo``: ~40% of the "2d" recipe's 26k, so the demo ends within two minutes on one core.
 DEMO_STEPS = 10_000
-#: samples drawn by the ODE, and data points drawn beside them
+#: samples drawn by the default sampler, and data points drawn beside them
 DEMO_SAMPLES = 2000
 #: the density map covers [-h, h]^2
 GRID_HALF_WIDTH = 4.5
@@ -36,7 +37,7 @@ GRID_HALF_WIDTH = 4.5
 WRITTEN = {
     "model.npz": "the trained model (EMA weights for evaluation, training state to resume)",
     "samples.png": f"{DEMO_SAMPLES} samples beside {DEMO_SAMPLES} data points",
-    "trajectory.png": "the samples' path along the probability-flow ODE, from noise at t = 1 to data",
+    "trajectory.png": "the samples' path through the sampler's steps, from noise at t = 1 to data",
     "density.png": "the learned density beside the true one",
     "loss.png": "the training loss per step",
 }
@@ -64,8 +65,9 @@ def run(args: argparse.Namespace) -> int:
     report_nll(r)
     lap("nll", t0)
     t0 = time.perf_counter()
-    say(f"[3/4] sampling {DEMO_SAMPLES} points with the probability-flow ODE (RK45)")
-    res = run_sampler(model, "ode", DEMO_SAMPLES, args.seed + seeds.DEMO_SAMPLES, None, record=True)
+    say(f"[3/4] sampling {DEMO_SAMPLES} points with {DEFAULT_SAMPLER} on the {DEFAULT_GRID} grid "
+        f"({DEFAULT_NFE} evaluations of the denoiser, plus one to denoise)")
+    res = run_sampler(model, DEFAULT_SAMPLER, DEMO_SAMPLES, args.seed + seeds.DEMO_SAMPLES, None, record=True)
     lap("sample", t0)
     t0 = time.perf_counter()
     say(f"[4/4] the learned density on a {args.grid}x{args.grid} grid (exact ODE likelihood, rtol = atol = 1e-3)")

@@ -3,7 +3,7 @@ r"""The argument parser of ``npdiff``: every command's flags, and errors as one 
 Each command's ``--help`` lists the flags that apply to it, with the defaults that apply to it
 (the demo trains on a 2-D set, so its help gives the ``"2d"`` recipe's defaults only). The
 commands themselves live one group a module (:mod:`~npdiff.cli.demo`, :mod:`~npdiff.cli.train`,
-:mod:`~npdiff.cli.sample`, :mod:`~npdiff.cli.nll`, :mod:`~npdiff.cli.info`); a new command adds
+:mod:`~npdiff.cli.sample`, :mod:`~npdiff.cli.steps`, :mod:`~npdiff.cli.nll`, :mod:`~npdiff.cli.info`); a new command adds
 its ``add_*`` function here and its module beside them.
 """
 
@@ -20,9 +20,10 @@ from ..nn.config import COORDS
 from ..parameterization import PREDICTIONS
 from ..recipes import RECIPES
 from ..reverse import VARIANCES
+from ..sample.fast import FAST_SAMPLERS
 from ..sample.grids import GRIDS
 from ..train import LR_SCHEDULES, TrainConfig
-from . import demo, info, nll, sample, train
+from . import demo, info, nll, sample, steps, train
 from ._common import FAST, SAMPLERS, SCHEDULES, closest
 from .validators import MAX_BATCH, MAX_CLASSES, MAX_DEPTH, MAX_POINTS, MAX_STEPS, MAX_T, MAX_WIDTH, SEED, in_range, positive
 
@@ -136,18 +137,33 @@ def add_train(sub) -> None:
     p.set_defaults(func=train.run)
 
 
+def few_step_default(default: str, others: str) -> str:
+    r"""The few-step samplers' default of a flag: one value, or the default sampler's beside the others'."""
+    mine = getattr(sample, default)
+    theirs = getattr(sample, others, others)
+    if mine == theirs:
+        return f"{mine} for the few-step samplers"
+    return f"{mine} for {sample.DEFAULT_SAMPLER}, {theirs} for the other few-step samplers"
+
+
 def add_sample(sub) -> None:
     p = sub.add_parser("sample", help="draw samples from a trained model; writes FILE.npy")
     p.add_argument("--model", required=True, help=MODEL_HELP)
-    p.add_argument("--sampler", choices=SAMPLERS + FAST, default="ode",
+    p.add_argument("--sampler", choices=SAMPLERS + FAST,
                    help="ddpm, ddim, ode (RK45, or Heun with --steps), sde, or a few-step ODE sampler "
-                        f"({', '.join(FAST)}; `--sampler dpmpp2m --steps 20` is a good fast choice)")
+                        f"({', '.join(FAST)}). Default: {sample.DEFAULT_SAMPLER} on the {sample.DEFAULT_GRID} grid "
+                        f"at {sample.DEFAULT_NFE} evaluations, plus one to denoise: {sample.DEFAULT_WHY}")
     p.add_argument("--steps", type=positive(int, MAX_T),
                    help="what the sampler counts: ddpm and ddim, steps of the chain (default 1000 and 250); sde, "
                         "Euler-Maruyama steps (default 1000); ode, Heun steps (without it: adaptive RK45); few-step "
-                        f"samplers, denoiser evaluations (default {sample.FAST_NFE}, plus one to denoise)")
+                        f"samplers, denoiser evaluations (default {few_step_default('DEFAULT_NFE', 'FAST_NFE')}, "
+                        "plus one to denoise)")
     p.add_argument("--grid", choices=GRIDS, help="where the steps fall: uniform in t, in log-SNR, Karras et al.'s rho = 7 "
-                                                 "or quadratic (default: log_snr; edm: karras; ddim and ode: uniform)")
+                                                 f"or quadratic (default: {few_step_default('DEFAULT_GRID', 'log_snr')}"
+                                                 "; edm: karras; ddim and ode: uniform)")
+    p.add_argument("--steps-file", dest="steps_file", metavar="FILE.json",
+                   help="walk the step times of this file (`npdiff steps` writes it) with its sampler, or with "
+                        "--sampler if that one can take its steps; refused for a model of another schedule")
     p.add_argument("--n", type=positive(int, MAX_POINTS), default=1000, help="number of samples")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the starting noise and the samplers' noise")
     p.add_argument("--out", metavar="FILE.npy", required=True, help="file for the (n, D) samples (.npy is appended if missing)")
@@ -160,6 +176,28 @@ def add_sample(sub) -> None:
     p.add_argument("--guidance", type=in_range(float, 0.0, 100.0),
                    help="with --label: classifier-free guidance weight w >= 0 (default 0, the conditional model)")
     p.set_defaults(func=sample.run)
+
+
+def add_steps(sub) -> None:
+    p = sub.add_parser("steps", help="optimize a few-step sampler's step times for a 2-D model by the exact KL to its "
+                                     "flow (an image model: GITS's dynamic programme, a surrogate); writes FILE.json "
+                                     "for `npdiff sample --steps-file`")
+    p.add_argument("--model", required=True, help=MODEL_HELP)
+    p.add_argument("--out", metavar="FILE.json", required=True,
+                   help="the step file to write (.json is appended if missing)")
+    p.add_argument("--sampler", choices=FAST_SAMPLERS, default=sample.DEFAULT_SAMPLER, help="the few-step sampler to fit")
+    p.add_argument("--steps", type=positive(int, MAX_T), default=steps.DEFAULT_NFE,
+                   help="its budget of denoiser evaluations (the final denoising step is one more)")
+    p.add_argument("--start", choices=GRIDS, default="quadratic", help="the grid the search starts from")
+    p.add_argument("--n-fit", dest="n_fit", type=in_range(int, 2, MAX_POINTS), default=400,
+                   help="fixed starting points of the objective (the exact KL on them; images: the teacher's)")
+    p.add_argument("--n-check", dest="n_check", type=in_range(int, 2, MAX_POINTS), default=2000,
+                   help="fresh starting points of the KL reported")
+    p.add_argument("--evaluations", type=positive(int, 1_000_000), default=steps.DEFAULT_EVALUATIONS,
+                   help="trials of the times at most (SciPy's Powell method; each one exact likelihood of the "
+                        "fitting points, about a second on the default 2-D model)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the fitting and checking points")
+    p.set_defaults(func=steps.run)
 
 
 def add_nll(sub) -> None:
@@ -201,7 +239,7 @@ def add_info(sub) -> None:
 
 
 #: the commands in the order ``npdiff --help`` lists them
-COMMANDS = (add_demo, add_train, add_sample, add_nll, add_info)
+COMMANDS = (add_demo, add_train, add_sample, add_steps, add_nll, add_info)
 
 
 def build_parser() -> Parser:
