@@ -243,3 +243,19 @@ def test_silu_like_is_the_activations_silu_in_the_inputs_dtype(dtype):
     tol = 1e-12 if dtype == np.float64 else 2e-6
     np.testing.assert_allclose(value, ref_value, rtol=tol, atol=tol)
     np.testing.assert_allclose(grad, ref_grad, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (1, 2, 2, 2), (3, 1, 1, 3)])
+def test_im2col_kernels_match_their_numpy_twins(dtype, shape):
+    # the compiled copies (run as Python loops under NUMBA_DISABLE_JIT) against conv.im2col / conv.col2im
+    from npdiff.nn.unet import kernels
+
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal(shape).astype(dtype)
+    cols = kernels.im2col_fast(x)
+    assert cols.dtype == dtype
+    np.testing.assert_array_equal(cols, conv.im2col(x))
+    c = rng.standard_normal(cols.shape).astype(dtype)
+    tol = 1e-15 if dtype == np.float64 else 1e-6  # the sums of up to 9 terms may add in another order
+    np.testing.assert_allclose(kernels.col2im_fast(c, shape), conv.col2im(c, shape), rtol=tol, atol=tol)

@@ -1,7 +1,8 @@
 r"""The U-Net denoiser for images, written and differentiated by hand.
 
 Read in this order: the layers, each forward beside its backward (reverse mode) and its tangent
-(forward mode): :mod:`~npdiff.nn.unet.conv` (3x3 and 1x1 convolutions as matrix multiplies),
+(forward mode): :mod:`~npdiff.nn.unet.conv` (3x3 and 1x1 convolutions as matrix multiplies; the im2col copies
+compiled in :mod:`~npdiff.nn.unet.kernels`),
 :mod:`~npdiff.nn.unet.norm` (GroupNorm), :mod:`~npdiff.nn.unet.resample` (down- and up-sampling,
 skip concatenation), :mod:`~npdiff.nn.unet.resblock` (the residual block with the embedding as scale
 and shift), :mod:`~npdiff.nn.unet.attention` (self-attention over pixels) and
@@ -11,8 +12,9 @@ backward, JVP, VJP, exact divergence) and :mod:`~npdiff.nn.unet.model` (:class:`
 denoiser behind the protocol of :mod:`npdiff.denoiser`).
 """
 
-from . import attention, conv, network, norm, resample, resblock, time_embedding
+from . import attention, conv, kernels, network, norm, resample, resblock, time_embedding
 from .config import UNetConfig
 from .model import DiffusionUNet
 
-__all__ = ["DiffusionUNet", "UNetConfig", "attention", "conv", "network", "norm", "resample", "resblock", "time_embedding"]
+__all__ = ["DiffusionUNet", "UNetConfig", "attention", "conv", "kernels", "network", "norm", "resample", "resblock",
+           "time_embedding"]

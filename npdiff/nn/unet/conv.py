@@ -26,7 +26,10 @@ makes the queries, keys and values of attention.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
+
+from .kernels import col2im_fast, im2col_fast
 
 __all__ = [
     "SHIFTS",
@@ -67,12 +70,16 @@ def col2im(cols, shape):
     return padded[:, :, 1:-1, 1:-1].transpose(1, 0, 2, 3)  # (B, C, H, W), the padding cut off
 
 
+# the compiled copies when Numba's JIT is on (npdiff.nn.unet.kernels, tested equal to the two functions above)
+_COLUMNS, _ADD_COLUMNS = (im2col, col2im) if numba.config.DISABLE_JIT else (im2col_fast, col2im_fast)
+
+
 # -- 3x3 convolution, zero padding 1 ---------------------------------------------------------------
 def conv3x3(x, W, b):
     r"""y = W * x + b (module docstring): x (B, C, H, W), W (O, C, 3, 3), b (O,). Returns y (B, O, H, W) and the columns."""
     B, C, H, Wd = x.shape
     O = W.shape[0]
-    cols = im2col(x)  # (9C, BHW)
+    cols = _COLUMNS(x)  # (9C, BHW)
     y = W.reshape(O, C * 9) @ cols + b[:, None]  # (O, BHW): the one matrix multiply
     return y.reshape(O, B, H, Wd).transpose(1, 0, 2, 3), cols
 
@@ -87,7 +94,7 @@ def conv3x3_backward(dy, cols, W, x_shape):
     dY = dy.transpose(1, 0, 2, 3).reshape(O, -1)  # (O, BHW), columns in im2col's order
     dW = (dY @ cols.T).reshape(W.shape)
     db = dY.sum(axis=1)
-    dx = col2im(W.reshape(O, -1).T @ dY, x_shape)  # (B, C, H, W)
+    dx = _ADD_COLUMNS(W.reshape(O, -1).T @ dY, x_shape)  # (B, C, H, W)
     return dW, db, dx
 
 
