@@ -250,11 +250,15 @@ def test_bad_arguments_are_clear_errors():
         network.forward(cfg, theta, x[:, :63], t)
     with pytest.raises(ValueError, match="v must have shape"):
         network.jvp(cfg, theta, x, t, np.ones((2, 3, 63)))
+    with pytest.raises(ValueError, match="K >= 1"):
+        network.jvp(cfg, theta, x, t, np.ones((0, 3, 64)))
     with pytest.raises(ValueError, match="y must be None"):
         network.forward(cfg, theta, x, t, y=1)
     model = DiffusionUNet(cfg, cosine(), theta)
     with pytest.raises(ValueError, match="v must have shape"):
         model.eps_jvp(x, t, np.ones((3, 64)))
+    with pytest.raises(ValueError, match="K >= 1"):
+        model.eps_jvp(x, t, np.ones((3, 0, 64)))
     with pytest.raises(ValueError, match="u must have the shape of x"):
         model.eps_vjp(x, t, np.ones((2, 64)))
     with pytest.raises(TypeError, match="needs params, or rng"):

@@ -156,8 +156,8 @@ class DiffusionUNet:
         :math:`(\partial\hat\epsilon(x_b, t_b)/\partial x_b)\,v_{b,k}` for K tangents per image ``v`` (B, K, D)."""
         x, t, rows = self._door(x, t, y)
         v = as_float_array(v, "v")
-        if v.ndim != 3 or v.shape[0] != x.shape[0] or v.shape[2] != self.dim:
-            raise ValueError(f"v must have shape ({x.shape[0]}, K, {self.dim}), got {v.shape}")
+        if v.ndim != 3 or v.shape[0] != x.shape[0] or v.shape[2] != self.dim or v.shape[1] == 0:
+            raise ValueError(f"v must have shape ({x.shape[0]}, K, {self.dim}) with K >= 1, got {v.shape}")
         with np.errstate(over="ignore", invalid="ignore"):
             out, out_dot = jvp_unchecked(self.config, self._weights, x.astype(self.dtype), t, rows,
                                          v.transpose(1, 0, 2).astype(self.dtype))  # the network takes (K, B, D)

@@ -184,8 +184,8 @@ def _door(config: object, params: object, x: object, t: object, y: object):
 def _tangents(v: object, shape: tuple[int, int], name: str) -> np.ndarray:
     v = as_float_array(v, name)
     vk = v[None] if v.ndim == 2 else v
-    if vk.ndim != 3 or vk.shape[1:] != shape:
-        raise ValueError(f"{name} must have shape {shape} or (K, *{shape}), got {v.shape}")
+    if vk.ndim != 3 or vk.shape[1:] != shape or vk.shape[0] == 0:
+        raise ValueError(f"{name} must have shape {shape} or (K, *{shape}) with K >= 1, got {v.shape}")
     return vk
 
 
