@@ -681,6 +681,28 @@ E(_E("nn.mlp.divergence", nnmlp.divergence, lambda: dict(config=_MCFG, params=_T
      Arg("config", "object"), _PARAMS, Arg("x", "batch_d", ("x", "t")), Arg("t", "times")))
 
 
+# -- the reference U-Net (a tiny one: the checks at its doors are what is fuzzed) --------------------------
+from npdiff.nn import UNetConfig  # noqa: E402
+from npdiff.nn.unet import network as nnunet  # noqa: E402
+
+_UCFG = UNetConfig(widths=(8, 8, 8), groups=2, heads=2, time_dim=8, emb_dim=8)
+_UTHETA = _UCFG.init_params(np.random.default_rng(2), np.float64)
+E(_E("nn.unet.network.forward", nnunet.forward, lambda: dict(config=_UCFG, params=_UTHETA, x=_x(d=64), t=_T3),
+     Arg("config", "object"), _PARAMS, Arg("x", "batch_d", ("x", "t")), Arg("t", "times")))
+E(_E("nn.unet.network.loss_and_grad", nnunet.loss_and_grad,
+     lambda: dict(config=_UCFG, params=_UTHETA, x=_x(d=64), t=_T3, target=_x(1, d=64), weight=np.array([0.5, 1.0, 2.0])),
+     Arg("config", "object"), _PARAMS, Arg("x", "batch_d", ("x", "t", "target", "weight")), Arg("t", "times"),
+     Arg("target", "batch_d", ("target",)), Arg("weight", "array", ("weight",), accepts=_NONE_OK)))
+E(_E("nn.unet.network.jvp", nnunet.jvp, lambda: dict(config=_UCFG, params=_UTHETA, x=_x(d=64), t=_T3, v=_x(1, d=64)[None]),
+     Arg("config", "object"), _PARAMS, Arg("x", "batch_d", ("x", "t", "v")), Arg("t", "times"),
+     Arg("v", "array", ("v",), accepts={"extra_axis": "v is (K, B, D): one more axis is K = 1"})))
+E(_E("nn.unet.network.vjp", nnunet.vjp, lambda: dict(config=_UCFG, params=_UTHETA, x=_x(d=64), t=_T3, u=_x(1, d=64)),
+     Arg("config", "object"), _PARAMS, Arg("x", "batch_d", ("x", "t", "u")), Arg("t", "times"),
+     Arg("u", "batch_d", ("u",))))
+E(_E("nn.unet.network.divergence", nnunet.divergence, lambda: dict(config=_UCFG, params=_UTHETA, x=_x(d=64), t=_T3),
+     Arg("config", "object"), _PARAMS, Arg("x", "batch_d", ("x", "t")), Arg("t", "times")))
+
+
 # -- conditional denoisers and guidance ----------------------------------------------------------------
 from npdiff import guidance  # noqa: E402
 
@@ -839,6 +861,23 @@ NOT_FUZZED = {
     "npdiff.reverse_variance.decoder_floor": "a formula on the chain's alpha_bar",
     "npdiff.reverse_variance.eps_at_noised_data": "the loop of eps_moments and bound_costs (both fuzzed) on their "
                                                    "checked arguments",
+    "npdiff.nn.unet.config.UNetConfig": "tests/test_unet.py (bad configurations)",
+    "npdiff.nn.unet.config.block_params": "views of one block in the network's own named views",
+    "npdiff.nn.unet.model.DiffusionUNet": "tests/test_unet.py (bad arguments)",
+    "npdiff.nn.unet.network.backward": "takes forward's cache, an internal structure (tests/test_unet.py)",
+    **{f"npdiff.nn.unet.network.{_n}_unchecked": f"the network's {_n} on arrays its caller checked"
+       for _n in ("forward", "backward", "tangent", "jvp", "divergence")},
+    **{f"npdiff.nn.unet.{_n}": "a layer of the reference U-Net, run by its network on checked arrays (test_unet_layers.py)"
+       for _n in ("attention.attention", "attention.attention_backward", "attention.attention_tangent", "attention.softmax",
+                  "attention.softmax_adjoint", "conv.col2im", "conv.conv1x1", "conv.conv1x1_backward",
+                  "conv.conv1x1_tangent", "conv.conv3x3", "conv.conv3x3_backward", "conv.conv3x3_tangent", "conv.im2col",
+                  "norm.group_norm", "norm.group_norm_backward", "norm.group_norm_tangent", "norm.normalization_jacobian",
+                  "resample.concat", "resample.concat_backward", "resample.downsample", "resample.downsample_backward",
+                  "resample.upsample", "resample.upsample_backward", "resblock.residual_block",
+                  "resblock.residual_block_backward", "resblock.residual_block_tangent", "resblock.silu_like",
+                  "time_embedding.time_embedding", "time_embedding.time_embedding_backward")},
+    **{f"npdiff.nn.unet.kernels.{_n}": "a kernel or its twin: kernels never validate (DESIGN.md)"
+       for _n in ("im2col_fast", "col2im_fast")},
     "npdiff.threads.blas_threads": "no arguments; the thread policy is tested in tests/test_threads.py",
     "npdiff.threads.user_blas_setting": "no arguments; reads the environment (tests/test_threads.py)",
 }
