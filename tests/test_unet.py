@@ -192,6 +192,18 @@ def test_denoiser_labels_float32_and_copy_of_the_weights():
     assert fast.eps(x, t).dtype == np.float64
 
 
+def test_a_float32_network_computes_in_float32_throughout():
+    # one float64 constant (a NumPy scalar) would silently promote every layer after it
+    rng = np.random.default_rng(12)
+    cfg = _tiny(num_classes=2)
+    P = cfg.views(_params(cfg, rng).astype(np.float32))
+    x, t = _batch(rng)
+    out, cache = network.forward_unchecked(cfg, P, x.astype(np.float32), t, np.array([0, 2, 1]))
+    grad, dx = network.backward_unchecked(cfg, P, cache, out)
+    out_dot = network.tangent_unchecked(cfg, P, cache, np.ones((2, *x.shape), np.float32))
+    assert out.dtype == grad.dtype == dx.dtype == out_dot.dtype == np.float32
+
+
 def test_config_and_checkpoint_dict_round_trip():
     rng = np.random.default_rng(9)
     cfg = _tiny(num_classes=3, parameterization="v", attention_resolutions=(2,))

@@ -229,3 +229,17 @@ def test_residual_block_gradients_tangent_and_embedding_gradient(C, O):
     _check_layer(rng, lambda: resblock.residual_block(x, e, p, 2)[0], backward,
                  lambda v: resblock.residual_block_tangent(v, resblock.residual_block(x, e, p, 2)[1], p), x,
                  {**p, "e": e})
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_silu_like_is_the_activations_silu_in_the_inputs_dtype(dtype):
+    # the U-Net's SiLU runs the MLP's fused kernel; it must be npdiff.nn.activations.silu, value and derivative
+    from npdiff.nn.activations import silu
+
+    z = (np.random.default_rng(11).standard_normal((2, 3, 4, 4)) * 6).astype(dtype)
+    value, grad = resblock.silu_like(z[:, :, ::2])  # a non-contiguous view, as the network's slices are
+    ref_value, ref_grad = silu(z[:, :, ::2])
+    assert value.dtype == grad.dtype == dtype and value.shape == z[:, :, ::2].shape
+    tol = 1e-12 if dtype == np.float64 else 2e-6
+    np.testing.assert_allclose(value, ref_value, rtol=tol, atol=tol)
+    np.testing.assert_allclose(grad, ref_grad, rtol=tol, atol=tol)

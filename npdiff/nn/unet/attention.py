@@ -57,7 +57,7 @@ def attention(x, p, heads, groups):
     B, C, H, W = x.shape
     h, norm_cache = group_norm(x, p["norm.gamma"], p["norm.beta"], groups)
     q, k, v = _heads(conv1x1(h, p["qkv.W"], p["qkv.b"]), heads)  # (B, M, d, N) each
-    scale = 1.0 / np.sqrt(C // heads)
+    scale = (C // heads) ** -0.5  # a Python float: a float32 network stays float32
     P = softmax(np.einsum("bmdn,bmdk->bmnk", q, k, optimize=True) * scale)  # (B, M, N, N): query n, key k
     a = np.einsum("bmnk,bmdk->bmdn", P, v, optimize=True).reshape(B, C, H, W)
     y = x + conv1x1(a, p["proj.W"], p["proj.b"])
@@ -68,7 +68,7 @@ def attention_backward(dy, cache, p, heads):
     r"""Given dL/dy (B, C, H, W), the gradients of p (a dict with its keys) and of x."""
     q, k, v, P = cache["q"], cache["k"], cache["v"], cache["P"]
     B, C, H, W = dy.shape
-    scale = 1.0 / np.sqrt(C // heads)
+    scale = (C // heads) ** -0.5  # a Python float: a float32 network stays float32
     g = {}
     g["proj.W"], g["proj.b"], da = conv1x1_backward(dy, cache["a"], p["proj.W"])
     da = da.reshape(q.shape)  # (B, M, d, N)
@@ -87,7 +87,7 @@ def attention_tangent(x_dot, cache, p, heads):
     r"""Tangent :math:`\dot y` of the block for K tangents x_dot (K, B, C, H, W)."""
     q, k, v, P = cache["q"], cache["k"], cache["v"], cache["P"]
     C = x_dot.shape[-3]
-    scale = 1.0 / np.sqrt(C // heads)
+    scale = (C // heads) ** -0.5  # a Python float: a float32 network stays float32
     h_dot = group_norm_tangent(x_dot, cache["norm"], p["norm.gamma"])
     q_dot, k_dot, v_dot = _heads(conv1x1_tangent(h_dot, p["qkv.W"]), heads)  # (K, B, M, d, N) each
     S_dot = (np.einsum("...mdn,...mdk->...mnk", q_dot, k, optimize=True)

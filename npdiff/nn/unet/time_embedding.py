@@ -38,7 +38,7 @@ def time_embedding_backward(de_bar, cache, p):
     g = {}
     du = de_bar * cache["de"]  # (B, T)
     if cache["rows"] is not None:
-        g["labels"] = label_rows_backward(du, cache["rows"], p["labels"])
+        g["labels"] = label_rows_backward(du, cache["rows"], p["labels"]).astype(du.dtype, copy=False)
     g["time.1.W"], g["time.1.b"], da = dense_backward(du, cache["a"], p["time.1.W"])
     g["time.0.W"], g["time.0.b"], _ = dense_backward(da * cache["da"], cache["feats"], p["time.0.W"])
     return g
