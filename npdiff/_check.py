@@ -264,6 +264,24 @@ def as_full_gaussian(x: object, mean: object, cov: object) -> tuple[np.ndarray, 
         raise ValueError(f"cov must be positive definite; eigenvalues are {np.linalg.eigvalsh(cov)}") from None
 
 
+def as_gaussian_moments(mean: object, cov: object, name: str, dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    r"""Check a Gaussian's mean_NAME (F,) and symmetric positive semi-definite cov_NAME (F, F); F = dim if given."""
+    mean = as_float_array(mean, f"mean_{name}")
+    if mean.ndim != 1 or mean.size == 0 or (dim is not None and mean.size != dim):
+        want = f"({dim},)" if dim is not None else "(F,)"
+        raise ValueError(f"mean_{name} must be a vector of shape {want}, got shape {mean.shape}")
+    cov = as_float_array(cov, f"cov_{name}")
+    F = mean.size
+    if cov.shape != (F, F):
+        raise ValueError(f"cov_{name} must have shape ({F}, {F}) to match mean_{name}, got shape {cov.shape}")
+    if not np.allclose(cov, cov.T, rtol=1e-10, atol=1e-12 * max(1.0, float(np.abs(cov).max()))):
+        raise ValueError(f"cov_{name} must be symmetric, got a largest asymmetry of {np.abs(cov - cov.T).max():.3g}")
+    lowest = float(np.linalg.eigvalsh(cov)[0])
+    if lowest < -1e-8 * max(1.0, float(np.trace(cov))):
+        raise ValueError(f"cov_{name} must be positive semi-definite, got a smallest eigenvalue of {lowest:.3g}")
+    return mean, cov
+
+
 def as_like(value: object, like: np.ndarray, name: str) -> np.ndarray:
     r"""Check an array that must have exactly ``like``'s shape and dtype (no conversion: it is written in place)."""
     if not isinstance(value, np.ndarray) or value.shape != like.shape or value.dtype != like.dtype:

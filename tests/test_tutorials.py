@@ -32,6 +32,7 @@ CHAPTERS = {
     6: "06_small_images.py",
     7: "07_fast_sampling.py",
     8: "08_guidance.py",
+    9: "09_unet.py",
 }
 FIGURES = {
     1: ["01_dissolving.png", "01_schedules.png", "01_chain.png"],
@@ -42,6 +43,7 @@ FIGURES = {
     6: ["06_digits.png", "06_samples.png", "06_reverse.png", "06_vlb_terms.png", "06_bits_per_dim.png"],
     7: ["07_trajectories.png", "07_kl_vs_nfe.png", "07_halves.png", "07_steps.png"],
     8: ["08_score_fields.png", "08_guided_samples.png", "08_tilted_vs_ode.png", "08_trained.png", "08_digits.png"],
+    9: ["09_im2col.png", "09_receptive_field.png", "09_scale_shift.png", "09_attention.png", "09_samples.png"],
 }
 # the chapters written as sphinx-gallery cells (``# %%`` text cells in reST between short code cells)
 CELL_CHAPTERS = (1, 2, 3, 4)
@@ -405,7 +407,7 @@ def test_chapter8_guidance(runs) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("number", [5, 6, 7, 8])
+@pytest.mark.parametrize("number", [5, 6, 7, 8, 9])
 def test_chapters_print_file_names_not_paths(runs, number: int) -> None:
     # the figures and models go to --out; a chapter names the file, never the folder it was run with
     stdout = _result(runs, number).stdout
@@ -415,7 +417,7 @@ def test_chapters_print_file_names_not_paths(runs, number: int) -> None:
         assert str(runs[0]) not in line and "/" not in line.split(" (")[0], line
 
 
-@pytest.mark.parametrize("number", [5, 6, 7, 8])
+@pytest.mark.parametrize("number", [5, 6, 7, 8, 9])
 def test_chapters_are_gallery_scripts_with_short_code_lines(number: int) -> None:
     # a sphinx-gallery script: an RST title "Chapter N: ..." underlined with "=", then "# %%" cells,
     # and no line wider than the 88 columns a chapter page shows without scrolling
