@@ -17,7 +17,10 @@ from typing import Any
 
 from .schedule import Schedule, vp_linear
 
-__all__ = ["RECIPES", "recipe"]
+__all__ = ["ARCHS", "RECIPES", "recipe"]
+
+#: the networks a recipe may hold besides the MLP
+ARCHS = ("unet",)
 
 RECIPES: dict[str, dict[str, Any]] = {
     "2d": {
@@ -37,9 +40,19 @@ RECIPES: dict[str, dict[str, Any]] = {
 }
 
 
-def recipe(name: str = "2d") -> tuple[dict[str, Any], dict[str, Any], Schedule]:
-    r"""Copies of the model and training keyword arguments of recipe ``name``, and its schedule."""
+def recipe(name: str = "2d", arch: str = "mlp") -> tuple[dict[str, Any], dict[str, Any], Schedule]:
+    r"""Copies of the model and training keyword arguments of recipe ``name`` for network ``arch``, and its schedule.
+
+    ``arch="mlp"`` (default) gives the recipe's ``model`` and ``train``; another network gives the
+    recipe's entry of that name (``RECIPES["images"]["unet"]``): its own ``model`` fields, and the
+    recipe's ``train`` fields updated by its ``train``.
+    """
     if not isinstance(name, str) or name not in RECIPES:
         raise ValueError(f"recipe must be one of {sorted(RECIPES)}, got {name!r}")
     r = RECIPES[name]
-    return dict(r["model"]), dict(r["train"]), vp_linear()
+    if arch == "mlp":
+        return dict(r["model"]), dict(r["train"]), vp_linear()
+    if not isinstance(arch, str) or not isinstance(r.get(arch), dict):
+        have = ["mlp", *sorted(k for k in ARCHS if isinstance(r.get(k), dict))]
+        raise ValueError(f"recipe {name!r} has no network arch = {arch!r}; it has {have}")
+    return dict(r[arch]["model"]), {**r["train"], **r[arch]["train"]}, vp_linear()

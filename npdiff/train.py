@@ -166,6 +166,26 @@ def _labelled_sampler(data: object, dim: int, num_classes: int) -> Callable[[int
                     f"returning (x, y), an object with sample_labelled(n, rng), or a pair (X, Y); got {type(data).__name__}")
 
 
+def _loss_and_grad_into(model: DiffusionMLP, params: np.ndarray, grad: np.ndarray
+                        ) -> Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None], float]:
+    r"""The one place the trainer meets a network: its ``loss_and_grad`` on the weights ``params``.
+
+    Returns ``step(xt, t, target, weight, rows) -> L`` that writes :math:`\partial L/\partial\theta`
+    into ``grad`` (both (n_params,) float32 vectors that the optimizer updates in place); ``rows``
+    are the label-table rows of a conditional network (label c, or C for "no label"), else None.
+    Everything else of a step (data, times, noise, targets, AdamW + EMA) is the same for every network.
+    """
+    cfg = model.config
+    net = FastMLP(cfg)  # fused kernels and buffers, equal to npdiff.nn.mlp.loss_and_grad
+    layers, grads = cfg.layers(params), cfg.layers(grad)  # views: the optimizer's updates reach them
+    table, table_grad = cfg.label_table(params), cfg.label_table(grad)
+
+    def step(xt: np.ndarray, t: np.ndarray, target: np.ndarray, weight: np.ndarray, rows: np.ndarray | None) -> float:
+        return net.loss_and_grad(layers, grads, xt, t, target, weight, rows, table, table_grad)
+
+    return step
+
+
 class Trainer:
     r"""State of a training run: float32 weights, gradient, AdamW + EMA state, step, history.
 
@@ -198,16 +218,13 @@ class Trainer:
         name = getattr(data, "name", None)
         self.data_name: str | None = name if isinstance(name, str) and name else None  # recorded in checkpoints
         self.times = TimeSampler(self.schedule, config.t_min, config.log_snr_fraction)  # refuses t_min >= t_max
-        self.net = FastMLP(model.config)
         self.params = model.params.astype(np.float32)  # (n_params,) the weights being trained
         self.grad = np.zeros_like(self.params)
+        self._loss_and_grad = _loss_and_grad_into(model, self.params, self.grad)
         self.optimizer = AdamW(self.params, betas=config.betas, eps=config.adam_eps, weight_decay=config.weight_decay,
                                clip_norm=config.clip_norm, ema_decay=config.ema_decay, ema_warmup=config.ema_warmup)
         self.step = 0
         self._history = {k: np.full(min(config.steps, 1024), np.nan) for k in ("loss", "grad_norm", "lr")}
-        self._layers = model.config.layers(self.params)  # views: the optimizer's updates reach them
-        self._grads = model.config.layers(self.grad)
-        self._table, self._table_grad = model.config.label_table(self.params), model.config.label_table(self.grad)
         self._checked = False
 
     @property
@@ -242,7 +259,7 @@ class Trainer:
             y = np.where(rng.random(B) < cfg.p_uncond, C, np.asarray(y, dtype=np.int64))  # (B,)
         xt, target, weight = noisy_batch(np.asarray(x0, dtype=np.float64), t, eps, self.schedule,
                                          self.model_config.parameterization, self.loss_kind)
-        loss = self.net.loss_and_grad(self._layers, self._grads, xt, t, target, weight, y, self._table, self._table_grad)
+        loss = self._loss_and_grad(xt, t, target, weight, y)
         if not math.isfinite(loss):  # before the update, so the weights stay those of the last good step
             raise FloatingPointError(f"training loss became {loss} at step {self.step + 1} (the weights are kept as "
                                      f"after step {self.step}); lower lr or check the data")
