@@ -1,0 +1,117 @@
+r"""Convolutions as matrix multiplies: the 3x3 convolution with zero padding, and the 1x1 convolution.
+
+Images are NCHW arrays (B, C, H, W). A 3x3 convolution with one pixel of zero padding keeps H x W:
+
+.. math:: y_{b,o,i,j} = b_o + \sum_{c}\sum_{p,q\in\{0,1,2\}} W_{o,c,p,q}\, \tilde x_{b,c,i+p,j+q}
+
+where :math:`\tilde x` is x padded by one zero on every side (PyTorch's ``Conv2d(C, O, 3, padding=1)``,
+weights stored (O, C, 3, 3) as there). **im2col** (cs231n; Chellapilla et al. 2006) lays the 9 shifted
+copies of the padded input side by side, one column per output pixel,
+
+.. math:: \mathrm{cols}_{(c,p,q),\,(b,i,j)} = \tilde x_{b,c,i+p,j+q}\qquad (9C,\ BHW)
+
+so the convolution is ONE matrix multiply, :math:`Y = W_{(O, 9C)}\,\mathrm{cols} + b`, and its backward
+is two more: :math:`\bar W = \bar Y\,\mathrm{cols}^\top` and :math:`\overline{\mathrm{cols}} = W^\top \bar Y`.
+The input gradient is the transpose of im2col, **col2im**: each of the 9 slices of
+:math:`\overline{\mathrm{cols}}` is added back at the shift it was read from (9 whole-array additions,
+never a scatter with ``np.add.at``, the known slow spot of NumPy im2col code), and the padding is cut off.
+
+The convolution is linear in x, so its tangent (forward mode) is the same convolution without the bias,
+applied to a stack of K tangents (K, B, C, H, W) as one batch of K B images.
+
+The 1x1 convolution is a dense layer on the channels of every pixel, :math:`y_{b,o,i,j} = b_o + \sum_c
+W_{o,c} x_{b,c,i,j}` (weights (O, C)); it changes the channel count of a residual block's skip path and
+makes the queries, keys and values of attention.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "SHIFTS",
+    "col2im",
+    "conv1x1",
+    "conv1x1_backward",
+    "conv1x1_tangent",
+    "conv3x3",
+    "conv3x3_backward",
+    "conv3x3_tangent",
+    "im2col",
+]
+
+#: the 9 offsets (p, q) of a 3x3 window, in the order of the kernel's last two axes
+SHIFTS = tuple((p, q) for p in range(3) for q in range(3))
+
+
+# -- im2col and its transpose ------------------------------------------------------------------------
+def im2col(x):
+    r"""The 9 shifted windows of the zero-padded x (B, C, H, W) as columns: (9C, BHW), row (c, p, q), column (b, i, j)."""
+    B, C, H, W = x.shape
+    padded = np.pad(x.transpose(1, 0, 2, 3), ((0, 0), (0, 0), (1, 1), (1, 1)))  # (C, B, H + 2, W + 2)
+    cols = np.stack([padded[:, :, p:p + H, q:q + W] for p, q in SHIFTS], axis=1)  # (C, 9, B, H, W)
+    return cols.reshape(C * 9, B * H * W)
+
+
+def col2im(cols, shape):
+    r"""The transpose of :func:`im2col`: columns (9C, BHW) summed back into an image of ``shape`` (B, C, H, W).
+
+    Entry (c, p, q), (b, i, j) of the columns was read from padded pixel (i + p, j + q) of channel c, so
+    its gradient is added there: 9 shifted slices, each one whole-array addition.
+    """
+    B, C, H, W = shape
+    slices = cols.reshape(C, 9, B, H, W)
+    padded = np.zeros((C, B, H + 2, W + 2), cols.dtype)
+    for k, (p, q) in enumerate(SHIFTS):
+        padded[:, :, p:p + H, q:q + W] += slices[:, k]
+    return padded[:, :, 1:-1, 1:-1].transpose(1, 0, 2, 3)  # (B, C, H, W), the padding cut off
+
+
+# -- 3x3 convolution, zero padding 1 ---------------------------------------------------------------
+def conv3x3(x, W, b):
+    r"""y = W * x + b (module docstring): x (B, C, H, W), W (O, C, 3, 3), b (O,). Returns y (B, O, H, W) and the columns."""
+    B, C, H, Wd = x.shape
+    O = W.shape[0]
+    cols = im2col(x)  # (9C, BHW)
+    y = W.reshape(O, C * 9) @ cols + b[:, None]  # (O, BHW): the one matrix multiply
+    return y.reshape(O, B, H, Wd).transpose(1, 0, 2, 3), cols
+
+
+def conv3x3_backward(dy, cols, W, x_shape):
+    r"""Given dL/dy (B, O, H, W) and the forward's columns, the gradients of W (O, C, 3, 3), b (O,) and x (B, C, H, W).
+
+    .. math:: \bar W = \bar Y\,\mathrm{cols}^\top,\qquad \bar b_o = \textstyle\sum_{b,i,j}\bar y_{b,o,i,j},
+              \qquad \bar x = \mathrm{col2im}(W^\top \bar Y)
+    """
+    O = W.shape[0]
+    dY = dy.transpose(1, 0, 2, 3).reshape(O, -1)  # (O, BHW), columns in im2col's order
+    dW = (dY @ cols.T).reshape(W.shape)
+    db = dY.sum(axis=1)
+    dx = col2im(W.reshape(O, -1).T @ dY, x_shape)  # (B, C, H, W)
+    return dW, db, dx
+
+
+def conv3x3_tangent(x_dot, W):
+    r"""Tangent of the (linear) convolution: :math:`\dot y = W * \dot x`, for K tangents (K, B, C, H, W) at once."""
+    K, B, C, H, Wd = x_dot.shape
+    y, _ = conv3x3(x_dot.reshape(K * B, C, H, Wd), W, np.zeros(W.shape[0], W.dtype))
+    return y.reshape(K, B, W.shape[0], H, Wd)
+
+
+# -- 1x1 convolution: a dense layer on every pixel's channels ---------------------------------------
+def conv1x1(x, W, b):
+    r"""y = W x + b per pixel: x (..., C, H, W), W (O, C), b (O,). Returns y (..., O, H, W)."""
+    return np.einsum("oc,...chw->...ohw", W, x, optimize=True) + b[:, None, None]
+
+
+def conv1x1_backward(dy, x, W):
+    r"""Given dL/dy (B, O, H, W) of y = W x + b, the gradients of W (O, C), b (O,) and x (B, C, H, W)."""
+    dW = np.einsum("bohw,bchw->oc", dy, x, optimize=True)
+    db = dy.sum(axis=(0, 2, 3))
+    dx = np.einsum("oc,bohw->bchw", W, dy, optimize=True)
+    return dW, db, dx
+
+
+def conv1x1_tangent(x_dot, W):
+    r"""Tangent of y = W x + b: :math:`\dot y = W \dot x`, for any leading axes (K, B, C, H, W)."""
+    return np.einsum("oc,...chw->...ohw", W, x_dot, optimize=True)

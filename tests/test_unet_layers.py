@@ -1,0 +1,231 @@
+"""The U-Net's layers: each backward (dW, db, dx) and each tangent against float64 central differences,
+and the 3x3 convolution against its definition written as loops."""
+
+import numpy as np
+import pytest
+
+from npdiff.nn.unet import attention as attn
+from npdiff.nn.unet import conv, norm, resample, resblock
+
+H_FD = 1e-6
+
+
+def _fd(f, a, h=H_FD):
+    # d f / d a_i for a scalar f, one entry at a time (the layers here are small)
+    g = np.empty_like(a)
+    for i in np.ndindex(a.shape):
+        old = a[i]
+        a[i] = old + h
+        fp = f()
+        a[i] = old - h
+        fm = f()
+        a[i] = old
+        g[i] = (fp - fm) / (2 * h)
+    return g
+
+
+def _close(mine, ref, what, rtol=1e-6):
+    scale = np.abs(ref).max()
+    err = np.abs(mine - ref).max() / scale
+    assert err < rtol, f"{what}: max error {err:.2e} relative to the largest entry {scale:.3g}"
+
+
+def _check_layer(rng, forward, backward, tangent, x, params):
+    # L = <w, y>: its gradient is backward(w); and d/de y(x + e v) at e = 0 is the tangent
+    y = forward()
+    w = rng.standard_normal(y.shape)
+    grads, dx = backward(w)
+    loss = lambda: float(np.sum(w * forward()))  # noqa: E731
+    _close(dx, _fd(loss, x), "dx")
+    for name, arr in params.items():
+        _close(grads[name], _fd(loss, arr), f"d{name}")
+    v = rng.standard_normal((3, *x.shape))
+    ydot = tangent(v)
+    assert ydot.shape == (3, *y.shape)
+    for k in range(3):
+        x0 = x.copy()
+        x[...] = x0 + H_FD * v[k]
+        yp = forward()
+        x[...] = x0 - H_FD * v[k]
+        ym = forward()
+        x[...] = x0
+        _close(ydot[k], (yp - ym) / (2 * H_FD), f"tangent {k}")
+
+
+# -- 3x3 convolution -------------------------------------------------------------------------------
+def _conv_loops(x, W, b):
+    # the definition: y[b, o, i, j] = b[o] + sum_{c, p, q} W[o, c, p, q] x[b, c, i + p - 1, j + q - 1], zero outside
+    B, C, H, Wd = x.shape
+    y = np.zeros((B, W.shape[0], H, Wd))
+    for n in range(B):
+        for o in range(W.shape[0]):
+            for i in range(H):
+                for j in range(Wd):
+                    total = b[o]
+                    for c in range(C):
+                        for p in range(3):
+                            for q in range(3):
+                                ii, jj = i + p - 1, j + q - 1
+                                if 0 <= ii < H and 0 <= jj < Wd:
+                                    total += W[o, c, p, q] * x[n, c, ii, jj]
+                    y[n, o, i, j] = total
+    return y
+
+
+def test_conv3x3_is_the_convolution_of_its_definition():
+    rng = np.random.default_rng(0)
+    x, W, b = rng.standard_normal((2, 3, 5, 4)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    y, _ = conv.conv3x3(x, W, b)
+    np.testing.assert_allclose(y, _conv_loops(x, W, b), rtol=1e-12, atol=1e-12)
+
+
+def test_col2im_is_the_transpose_of_im2col():
+    # <im2col(x), c> = <x, col2im(c)> for every x and c: the input gradient is the transposed operation
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 3, 4, 5))
+    c = rng.standard_normal((27, 2 * 4 * 5))
+    np.testing.assert_allclose(np.sum(conv.im2col(x) * c), np.sum(x * conv.col2im(c, x.shape)), rtol=1e-12)
+
+
+def test_conv3x3_gradients_and_tangent():
+    rng = np.random.default_rng(2)
+    x, W, b = rng.standard_normal((2, 3, 4, 4)), rng.standard_normal((2, 3, 3, 3)), rng.standard_normal(2)
+
+    def backward(w):
+        _, cols = conv.conv3x3(x, W, b)
+        dW, db, dx = conv.conv3x3_backward(w, cols, W, x.shape)
+        return {"W": dW, "b": db}, dx
+
+    _check_layer(rng, lambda: conv.conv3x3(x, W, b)[0], backward, lambda v: conv.conv3x3_tangent(v, W), x,
+                 {"W": W, "b": b})
+
+
+def test_conv1x1_gradients_and_tangent():
+    rng = np.random.default_rng(3)
+    x, W, b = rng.standard_normal((2, 3, 2, 3)), rng.standard_normal((4, 3)), rng.standard_normal(4)
+
+    def backward(w):
+        dW, db, dx = conv.conv1x1_backward(w, x, W)
+        return {"W": dW, "b": db}, dx
+
+    _check_layer(rng, lambda: conv.conv1x1(x, W, b), backward, lambda v: conv.conv1x1_tangent(v, W), x,
+                 {"W": W, "b": b})
+
+
+# -- GroupNorm ---------------------------------------------------------------------------------------
+def test_group_norm_normalizes_each_group_of_each_image():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 6, 2, 2)) * 5 + 2
+    y, _ = norm.group_norm(x, np.ones(6), np.zeros(6), 3)
+    g = y.reshape(3, 3, -1)
+    np.testing.assert_allclose(g.mean(-1), 0, atol=1e-12)
+    np.testing.assert_allclose(g.var(-1), 1, rtol=1e-5)  # up to the variance floor eps = 1e-5
+
+
+def test_group_norm_gradients_and_tangent():
+    rng = np.random.default_rng(5)
+    x, gamma, beta = rng.standard_normal((2, 4, 3, 3)), rng.standard_normal(4), rng.standard_normal(4)
+
+    def backward(w):
+        _, cache = norm.group_norm(x, gamma, beta, 2)
+        dg, db, dx = norm.group_norm_backward(w, cache, gamma)
+        return {"gamma": dg, "beta": db}, dx
+
+    _check_layer(rng, lambda: norm.group_norm(x, gamma, beta, 2)[0], backward,
+                 lambda v: norm.group_norm_tangent(v, norm.group_norm(x, gamma, beta, 2)[1], gamma), x,
+                 {"gamma": gamma, "beta": beta})
+
+
+# -- resampling and skips -------------------------------------------------------------------------------
+def test_downsample_and_upsample_gradients_and_tangents():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 3, 4, 4))
+    _check_layer(rng, lambda: resample.downsample(x), lambda w: ({}, resample.downsample_backward(w)),
+                 resample.downsample, x, {})
+    _check_layer(rng, lambda: resample.upsample(x), lambda w: ({}, resample.upsample_backward(w)),
+                 resample.upsample, x, {})
+    np.testing.assert_allclose(resample.downsample(x)[1, 2, 1, 0], x[1, 2, 2:4, 0:2].mean(), rtol=1e-14)
+    np.testing.assert_array_equal(resample.upsample(x)[0, 1, 3, 5 % 4], x[0, 1, 1, 0])
+
+
+def test_concat_backward_splits_the_gradient():
+    rng = np.random.default_rng(7)
+    a, b = rng.standard_normal((2, 3, 2, 2)), rng.standard_normal((2, 5, 2, 2))
+    y = resample.concat(a, b)
+    da, db = resample.concat_backward(y, 3)
+    np.testing.assert_array_equal(da, a)
+    np.testing.assert_array_equal(db, b)
+
+
+# -- attention -------------------------------------------------------------------------------------------
+def _attention_params(rng, C):
+    return {"norm.gamma": 1 + 0.3 * rng.standard_normal(C), "norm.beta": 0.3 * rng.standard_normal(C),
+            "qkv.W": rng.standard_normal((3 * C, C)), "qkv.b": rng.standard_normal(3 * C),
+            "proj.W": rng.standard_normal((C, C)) / np.sqrt(C), "proj.b": rng.standard_normal(C)}
+
+
+def test_softmax_rows_sum_to_one_and_survive_large_logits():
+    P = attn.softmax(np.array([[1000.0, 1000.0, -1000.0], [0.0, np.log(3.0), -np.inf]]))
+    np.testing.assert_allclose(P, [[0.5, 0.5, 0.0], [0.25, 0.75, 0.0]], rtol=1e-14, atol=1e-300)
+
+
+def test_attention_gradients_and_tangent():
+    rng = np.random.default_rng(8)
+    C, heads = 4, 2
+    x, p = rng.standard_normal((2, C, 2, 3)), _attention_params(rng, C)
+
+    def backward(w):
+        _, cache = attn.attention(x, p, heads, 2)
+        return attn.attention_backward(w, cache, p, heads)
+
+    _check_layer(rng, lambda: attn.attention(x, p, heads, 2)[0], backward,
+                 lambda v: attn.attention_tangent(v, attn.attention(x, p, heads, 2)[1], p, heads), x, p)
+
+
+def test_attention_is_per_image_and_heads_are_independent_attention():
+    # the block written with one head at a time and one image at a time, from the module docstring's formulas
+    rng = np.random.default_rng(9)
+    C, heads, B = 4, 2, 2
+    x, p = rng.standard_normal((B, C, 2, 2)), _attention_params(rng, C)
+    y, _ = attn.attention(x, p, heads, 2)
+    h, _ = norm.group_norm(x, p["norm.gamma"], p["norm.beta"], 2)
+    d = C // heads
+    for n in range(B):
+        tokens = h[n].reshape(C, -1)  # (C, N)
+        qkv = p["qkv.W"] @ tokens + p["qkv.b"][:, None]
+        a = []
+        for m in range(heads):
+            q, k, v = (qkv[j * C + m * d: j * C + (m + 1) * d] for j in range(3))
+            S = q.T @ k / np.sqrt(d)
+            P = np.exp(S) / np.exp(S).sum(axis=1, keepdims=True)
+            a.append(v @ P.T)
+        ref = x[n].reshape(C, -1) + p["proj.W"] @ np.concatenate(a) + p["proj.b"][:, None]
+        np.testing.assert_allclose(y[n].reshape(C, -1), ref, rtol=1e-12, atol=1e-12)
+
+
+# -- the residual block ------------------------------------------------------------------------------
+def _block_params(rng, C, O, T):
+    p = {"norm1.gamma": 1 + 0.3 * rng.standard_normal(C), "norm1.beta": 0.3 * rng.standard_normal(C),
+         "conv1.W": rng.standard_normal((O, C, 3, 3)) / 3, "conv1.b": rng.standard_normal(O),
+         "emb.W": rng.standard_normal((T, 2 * O)), "emb.b": rng.standard_normal(2 * O),
+         "norm2.gamma": 1 + 0.3 * rng.standard_normal(O), "norm2.beta": 0.3 * rng.standard_normal(O),
+         "conv2.W": rng.standard_normal((O, O, 3, 3)) / 3, "conv2.b": rng.standard_normal(O)}
+    if C != O:
+        p["skip.W"], p["skip.b"] = rng.standard_normal((O, C)), rng.standard_normal(O)
+    return p
+
+
+@pytest.mark.parametrize("C, O", [(4, 4), (2, 4)])
+def test_residual_block_gradients_tangent_and_embedding_gradient(C, O):
+    rng = np.random.default_rng(10 + C)
+    T = 3
+    x, e, p = rng.standard_normal((2, C, 4, 4)), rng.standard_normal((2, T)), _block_params(rng, C, O, T)
+
+    def backward(w):
+        g, dx, de = resblock.residual_block_backward(w, resblock.residual_block(x, e, p, 2)[1], p)
+        g["e"] = de
+        return g, dx
+
+    _check_layer(rng, lambda: resblock.residual_block(x, e, p, 2)[0], backward,
+                 lambda v: resblock.residual_block_tangent(v, resblock.residual_block(x, e, p, 2)[1], p), x,
+                 {**p, "e": e})
