@@ -4,9 +4,13 @@ Read in this order: the layers, each forward beside its backward (reverse mode) 
 (forward mode): :mod:`~npdiff.nn.unet.conv` (3x3 and 1x1 convolutions as matrix multiplies),
 :mod:`~npdiff.nn.unet.norm` (GroupNorm), :mod:`~npdiff.nn.unet.resample` (down- and up-sampling,
 skip concatenation), :mod:`~npdiff.nn.unet.resblock` (the residual block with the embedding as scale
-and shift) and :mod:`~npdiff.nn.unet.attention` (self-attention over pixels).
+and shift), :mod:`~npdiff.nn.unet.attention` (self-attention over pixels) and
+:mod:`~npdiff.nn.unet.time_embedding`; then :mod:`~npdiff.nn.unet.config` (the architecture, its plan
+and the flat parameter vector) and :mod:`~npdiff.nn.unet.network` (the whole network: forward,
+backward, JVP, VJP, exact divergence).
 """
 
-from . import attention, conv, norm, resample, resblock
+from . import attention, conv, network, norm, resample, resblock, time_embedding
+from .config import UNetConfig
 
-__all__ = ["attention", "conv", "norm", "resample", "resblock"]
+__all__ = ["UNetConfig", "attention", "conv", "network", "norm", "resample", "resblock", "time_embedding"]

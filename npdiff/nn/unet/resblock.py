@@ -33,7 +33,13 @@ from ..mlp import dense, dense_backward
 from .conv import conv1x1, conv1x1_backward, conv1x1_tangent, conv3x3, conv3x3_backward, conv3x3_tangent
 from .norm import group_norm, group_norm_backward, group_norm_tangent
 
-__all__ = ["residual_block", "residual_block_backward", "residual_block_tangent"]
+__all__ = ["residual_block", "residual_block_backward", "residual_block_tangent", "silu_like"]
+
+
+def silu_like(z):
+    r"""SiLU and its derivative (:func:`npdiff.nn.activations.silu`) in the dtype of z, so a float32 network stays float32."""
+    value, grad = silu(z)
+    return value.astype(z.dtype, copy=False), grad.astype(z.dtype, copy=False)
 
 
 def _pixels(v):
@@ -46,12 +52,12 @@ def residual_block(x, e, p, groups):
     Returns y and the cache the backward and the tangent read."""
     O = p["conv1.b"].shape[0]
     n1, norm1 = group_norm(x, p["norm1.gamma"], p["norm1.beta"], groups)
-    a1, da1 = silu(n1)
+    a1, da1 = silu_like(n1)
     h1, cols1 = conv3x3(a1, p["conv1.W"], p["conv1.b"])
     st = dense(e, p["emb.W"], p["emb.b"])  # (B, 2O)
     s, t = st[:, :O], st[:, O:]
     n2, norm2 = group_norm(h1, p["norm2.gamma"], p["norm2.beta"], groups)
-    a2, da2 = silu(n2 * (1.0 + _pixels(s)) + _pixels(t))
+    a2, da2 = silu_like(n2 * (1.0 + _pixels(s)) + _pixels(t))
     h2, cols2 = conv3x3(a2, p["conv2.W"], p["conv2.b"])
     skip = conv1x1(x, p["skip.W"], p["skip.b"]) if "skip.W" in p else x
     cache = {"x": x, "e": e, "norm1": norm1, "da1": da1, "cols1": cols1, "s": s, "n2": n2, "norm2": norm2,
