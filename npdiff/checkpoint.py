@@ -40,6 +40,8 @@ from ._check import positive_int
 from .nn.config import MLPConfig
 from .nn.model import DiffusionMLP
 from .nn.optim import AdamW
+from .nn.unet.config import UNetConfig
+from .nn.unet.model import DiffusionUNet
 from .schedule import schedule_from_config
 
 __all__ = ["ARCHITECTURES", "FORMAT", "VERSION", "Checkpoint", "arch_of", "load", "save"]
@@ -47,7 +49,7 @@ __all__ = ["ARCHITECTURES", "FORMAT", "VERSION", "Checkpoint", "arch_of", "load"
 FORMAT = "npdiff-checkpoint"
 VERSION = 1
 #: each network a checkpoint can hold, by its ``arch`` name: (config class, denoiser class)
-ARCHITECTURES: dict[str, tuple[type, type]] = {"mlp": (MLPConfig, DiffusionMLP)}
+ARCHITECTURES: dict[str, tuple[type, type]] = {"mlp": (MLPConfig, DiffusionMLP), "unet": (UNetConfig, DiffusionUNet)}
 #: the ``arch`` of a checkpoint written before the field existed: only the MLP existed then
 _OLDEST_ARCH = "mlp"
 _BIT_GENERATORS = {"PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM, "Philox": np.random.Philox,

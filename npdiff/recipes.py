@@ -7,8 +7,10 @@ schedule; a flag on the command line overrides any field.
 
 ``"2d"`` trains the toy sets (raw coordinates plus their sinusoidal embedding at scale 8, time
 embedding at scale 100, v-prediction with the loss in eps space, half of each batch's times drawn
-with uniform log-SNR, batch 512 for 26,000 steps); ``"images"`` trains the 8x8 digits. What each
-choice bought, and why, is in ``docs/measurements/recipes.md``.
+with uniform log-SNR, batch 512 for 26,000 steps); ``"images"`` trains the 8x8 digits, with the MLP
+or, under its key ``"unet"``, with the U-Net (:class:`~npdiff.nn.unet.config.UNetConfig`'s fields and
+the training fields that differ from the MLP's). What each choice bought, and why, is in
+``docs/measurements/recipes.md`` and ``docs/measurements/unet.md``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ RECIPES: dict[str, dict[str, Any]] = {
                   "weight_decay": 0.1, "ema_decay": 0.999, "t_min": 1e-5},
         "data": {"dequantize": True},
         "eval": {"vlb_T": 50, "vlb_variance": "large"},
+        # --arch unet: UNetConfig's defaults (widths 32, 64, 64; attention at 4x4 and 2x2), v-prediction;
+        # more, smaller steps than the MLP's, in about the MLP's training time on one core
+        "unet": {
+            "model": {"parameterization": "v"},
+            "train": {"steps": 3_000, "batch_size": 32, "lr": 5e-4},
+        },
     },
 }
 

@@ -41,16 +41,16 @@ from .nn.config import MLPConfig
 from .nn.fast import FastMLP
 from .nn.mlp import mse
 from .nn.model import DiffusionMLP
+from .nn.optim import AdamW
 from .nn.unet import network as unet_network
 from .nn.unet.config import UNetConfig
 from .nn.unet.model import DiffusionUNet
-from .nn.optim import AdamW
 from .objective import TimeSampler, noisy_batch
 from .parameterization import PREDICTIONS
 from .schedule import Schedule, vp_linear
 from .threads import blas_threads
 
-__all__ = ["LR_SCHEDULES", "TrainConfig", "Trainer", "train"]
+__all__ = ["LR_SCHEDULES", "NETWORKS", "TrainConfig", "Trainer", "train"]
 
 #: learning-rate schedules of :meth:`TrainConfig.learning_rate`
 LR_SCHEDULES = ("constant", "cosine")

@@ -18,6 +18,8 @@ import numpy as np
 from ..checkpoint import save
 from ..nn import MLPConfig
 from ..nn.model import DiffusionMLP
+from ..nn.unet import UNetConfig
+from ..nn.unet.model import DiffusionUNet
 from ..recipes import RECIPES, recipe
 from ..train import TrainConfig, Trainer
 from ._common import IMAGE_SETS, SCHEDULES, UserError, check_out_dir, emit, is_images, load_data, say
@@ -57,7 +59,20 @@ def build_model(arch: str, data, model_kw: dict, schedule, rng: np.random.Genera
     r"""A fresh network of ``arch`` for ``data`` with the fields ``model_kw``, its weights drawn from ``rng``."""
     if arch == "mlp":
         return DiffusionMLP(MLPConfig(dim=data.dim, **model_kw), schedule, rng=rng)
-    raise UserError(f"--arch must be one of {', '.join(ARCHS)}, got {arch!r}")
+    if arch != "unet":
+        raise UserError(f"--arch must be one of {', '.join(ARCHS)}, got {arch!r}")
+    kw = dict(model_kw)
+    base = kw.pop("base_width", None)
+    if base is not None:  # the levels of the default U-Net: base, 2 base, 2 base channels
+        kw["widths"] = (base, 2 * base, 2 * base)
+    height, width = data.shape
+    if height != width:
+        raise UserError(f"--arch unet needs square images; {data.name!r} has {height}x{width}")
+    try:
+        config = UNetConfig(image_size=height, channels=1, **kw)
+    except ValueError as exc:  # e.g. a base width the GroupNorm groups do not divide
+        raise UserError(f"--arch unet: {exc}") from None
+    return DiffusionUNet(config, schedule, rng=rng)
 
 
 def train_model(data, args: argparse.Namespace, *, out: Path | None, seed: int):
