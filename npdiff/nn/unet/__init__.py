@@ -6,11 +6,13 @@ Read in this order: the layers, each forward beside its backward (reverse mode) 
 skip concatenation), :mod:`~npdiff.nn.unet.resblock` (the residual block with the embedding as scale
 and shift), :mod:`~npdiff.nn.unet.attention` (self-attention over pixels) and
 :mod:`~npdiff.nn.unet.time_embedding`; then :mod:`~npdiff.nn.unet.config` (the architecture, its plan
-and the flat parameter vector) and :mod:`~npdiff.nn.unet.network` (the whole network: forward,
-backward, JVP, VJP, exact divergence).
+and the flat parameter vector) , :mod:`~npdiff.nn.unet.network` (the whole network: forward,
+backward, JVP, VJP, exact divergence) and :mod:`~npdiff.nn.unet.model` (:class:`DiffusionUNet`, the
+denoiser behind the protocol of :mod:`npdiff.denoiser`).
 """
 
 from . import attention, conv, network, norm, resample, resblock, time_embedding
 from .config import UNetConfig
+from .model import DiffusionUNet
 
-__all__ = ["UNetConfig", "attention", "conv", "network", "norm", "resample", "resblock", "time_embedding"]
+__all__ = ["DiffusionUNet", "UNetConfig", "attention", "conv", "network", "norm", "resample", "resblock", "time_embedding"]
