@@ -318,6 +318,11 @@ def _model_size_bound(path: Path, config: dict[str, Any], n_params: int) -> None
         for v in (value if isinstance(value, list) else [value]):
             if isinstance(v, int) and not isinstance(v, bool) and v > n_params:
                 raise _bad(path, f"model {key} = {value} exceeds the {n_params} stored weights")
+    # a U-Net's residual blocks (down and up, per level) each hold two 3x3 convolutions, >= 18 weights
+    blocks, widths = model.get("num_res_blocks"), model.get("widths")
+    if isinstance(blocks, int) and isinstance(widths, list) and 36 * blocks * len(widths) > n_params:
+        raise _bad(path, f"model num_res_blocks = {blocks} at {len(widths)} levels needs more than the "
+                         f"{n_params} stored weights")
 
 
 def _arch(path: Path, config: dict[str, Any], expected: str | None) -> str:

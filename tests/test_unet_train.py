@@ -163,3 +163,17 @@ def test_cli_trains_a_unet_that_sample_and_nll_load(capsys, tmp_path):
     assert main(["nll", "--model", str(out), "--data", "digits", "--n", "2", "--method", "vlb", "--T", "3",
                  "--json"]) == 0
     assert "bpd" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"widths": [8, 10**9]}, ("widths", "exceeds")),
+    ({"num_res_blocks": 5000}, ("num_res_blocks = 5000", "stored weights")),
+    ({"groups": 3}, ("groups",)),
+    ({"width": 16}, ("width",)),
+])
+def test_a_forged_unet_config_is_refused_before_it_is_built(tmp_path, change, words):
+    checkpoint.save(tmp_path / "unet.npz", DiffusionUNet(TINY, vp_linear(), rng=0))
+    bad = _rewrite_config(tmp_path / "unet.npz", tmp_path / "bad.npz", lambda c: c["model"].update(change))
+    with pytest.raises(ValueError) as info:
+        checkpoint.load(bad)
+    assert all(w in str(info.value) for w in words), str(info.value)
