@@ -85,6 +85,10 @@ def main() -> None:
     T, variance = ev.get("vlb_T", 50), ev.get("vlb_variance", "large")
     mlp, mlp_notes = mlp_figures()
     print(f"scoring {args.load} ({ck.step} steps, {model.config.n_params:,} weights)", flush=True)
+    train = ck.train_config or {}
+    notes = {"checkpoint_steps": ck.step, "batch_size": train.get("batch_size"), "lr": train.get("lr"),
+             "n_params": model.config.n_params, "vlb_T": T, "vlb_variance": variance, "draws": 1, "seed": args.seed,
+             "rtol": 1e-5, "atol": 1e-5, "mlp_steps": mlp_notes.get("steps"), "mlp_train_s": mlp_notes.get("train_s")}
     rows = []
     for split in args.splits:
         images = d.test if split == "test" else d.train
@@ -116,11 +120,8 @@ def main() -> None:
               + f" bits/dim on {x_ode.shape[0]} images (their bound {same:.3f}); VLB T={T} {variance} "
               f"{s['bpd_vlb']:.3f} +- {s['bpd_vlb_se']:.3f} on {x_vlb.shape[0]} images ({vlb_s:.0f} s); "
               f"MLP on {r['mlp_images']}: ODE {r['mlp_bpd_ode']}, VLB {r['mlp_bpd_vlb']}", flush=True)
-    train = ck.train_config or {}
-    write_results("unet_digits", rows, notes={
-        "checkpoint_steps": ck.step, "batch_size": train.get("batch_size"), "lr": train.get("lr"),
-        "n_params": model.config.n_params, "vlb_T": T, "vlb_variance": variance, "draws": 1, "seed": args.seed,
-        "rtol": 1e-5, "atol": 1e-5, "mlp_steps": mlp_notes.get("steps"), "mlp_train_s": mlp_notes.get("train_s")})
+        # after each split, so that a long run cut short keeps the splits it finished
+        write_results("unet_digits", rows, notes=notes)
 
 
 if __name__ == "__main__":

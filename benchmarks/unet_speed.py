@@ -22,7 +22,7 @@ their range, and each ratio is taken per pair:
   ``torch.func.vmap`` over the 64 unit tangents.
 - ``memory``: peak memory of training (``--memory-steps`` steps at the largest batch) and of the exact
   likelihood (``--memory-evals`` evaluations of eps and its divergence at the likelihood's chunk of 60
-  images), each in a fresh process: the peak resident set (``ru_maxrss``), and the peak of the arrays
+  images), each in a fresh process: the peak resident set (``VmHWM``), and the peak of the arrays
   Python and NumPy allocated (``tracemalloc``; Numba's own allocations are not traced).
 
 Before timing, the script checks that the PyTorch network with npdiff's weights computes the same eps
@@ -247,7 +247,6 @@ def divergence_part(torch, batch: int, pairs: int, seconds: float) -> dict:
 # -- memory, each in a fresh process -----------------------------------------------------------------------
 def measure_memory(kind: str, batch: int, repeats: int) -> dict:
     r"""Peak memory of ``repeats`` training steps or likelihood evaluations, in this (fresh) process."""
-    import resource
     import tracemalloc
 
     if kind == "train":
@@ -261,14 +260,26 @@ def measure_memory(kind: str, batch: int, repeats: int) -> dict:
             model.eps_and_divergence(x, t)
 
     work()  # compile and allocate once, outside the trace, so the trace sees the steady state too
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    base = peak_rss_mb()
     tracemalloc.start()
     for _ in range(repeats):
         work()
     traced = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
-    return {"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "rss_after_first_mb": base,
-            "traced_mb": traced}
+    return {"rss_mb": peak_rss_mb(), "rss_after_first_mb": base, "traced_mb": traced}
+
+
+def peak_rss_mb() -> float:
+    r"""This process's peak resident set, MB: ``VmHWM`` of its own memory map.
+
+    Not ``ru_maxrss``: Linux carries the parent's peak into a child across fork and exec, so a fresh
+    process started by a benchmark that already trained would report the benchmark's peak.
+    """
+    with open("/proc/self/status", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise OSError("no VmHWM in /proc/self/status")
 
 
 def memory_rows(train_batch: int, steps: int, evals: int) -> list[dict]:
