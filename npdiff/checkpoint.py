@@ -3,7 +3,9 @@ r"""Checkpoints: one ``.npz`` file with the weights, the training state and a JS
 Layout (every entry a plain array; nothing is pickled)::
 
     npdiff_checkpoint   "npdiff-checkpoint"   marks the file as ours
-    config              JSON: {"version", "model" (MLPConfig), "schedule" (Schedule.config()),
+    config              JSON: {"version", "arch" ("mlp" or "unet"; absent in older files, which
+                               hold an MLP), "model" (the network's config: MLPConfig or
+                               UNetConfig), "schedule" (Schedule.config()),
                                "step", "optimizer" (AdamW hyperparameters or null),
                                "train" (TrainConfig or null), "history" (names of the series),
                                "data" (the training data set's name; absent in older files)}
@@ -38,11 +40,18 @@ from ._check import positive_int
 from .nn.config import MLPConfig
 from .nn.model import DiffusionMLP
 from .nn.optim import AdamW
+from .nn.unet.config import UNetConfig
+from .nn.unet.model import DiffusionUNet
+from .schedule import schedule_from_config
 
-__all__ = ["FORMAT", "VERSION", "Checkpoint", "load", "save"]
+__all__ = ["ARCHITECTURES", "FORMAT", "VERSION", "Checkpoint", "arch_of", "load", "save"]
 
 FORMAT = "npdiff-checkpoint"
 VERSION = 1
+#: each network a checkpoint can hold, by its ``arch`` name: (config class, denoiser class)
+ARCHITECTURES: dict[str, tuple[type, type]] = {"mlp": (MLPConfig, DiffusionMLP), "unet": (UNetConfig, DiffusionUNet)}
+#: the ``arch`` of a checkpoint written before the field existed: only the MLP existed then
+_OLDEST_ARCH = "mlp"
 _BIT_GENERATORS = {"PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM, "Philox": np.random.Philox,
                    "SFC64": np.random.SFC64, "MT19937": np.random.MT19937}
 
@@ -53,7 +62,7 @@ class Checkpoint:
 
     Attributes
     ----------
-    model : the denoiser to use, a float64 :class:`~npdiff.nn.model.DiffusionMLP`: the EMA
+    model : the denoiser to use, a float64 network of :data:`ARCHITECTURES`: the EMA
         weights when the file holds an optimizer state, else the saved weights (what ``npdiff
         sample`` and ``npdiff nll`` evaluate).
     raw_model : the saved weights as trained (float32 from training), the start of a resumed run.
@@ -67,8 +76,8 @@ class Checkpoint:
     data_name : the name of the data set it was trained on, or None (not recorded, or an older file).
     """
 
-    model: DiffusionMLP
-    raw_model: DiffusionMLP
+    model: Any
+    raw_model: Any
     step: int
     optimizer: dict[str, np.ndarray] | None
     optimizer_config: dict[str, Any] | None
@@ -78,17 +87,31 @@ class Checkpoint:
     path: Path
     data_name: str | None = None
 
-    def denoiser(self, ema: bool = True, dtype: type = np.float64) -> DiffusionMLP:
+    def denoiser(self, ema: bool = True, dtype: type = np.float64) -> Any:
         r"""The model with the EMA weights (when saved and ``ema``) or the raw weights."""
         params = self.optimizer["ema"] if (ema and self.optimizer is not None) else self.raw_model.params
-        return DiffusionMLP(self.raw_model.config, self.raw_model.schedule, params, dtype=dtype)
+        return type(self.raw_model)(self.raw_model.config, self.raw_model.schedule, params, dtype=dtype)
+
+    @property
+    def arch(self) -> str:
+        r"""The network's architecture name (a key of :data:`ARCHITECTURES`)."""
+        return arch_of(self.raw_model)
+
+
+def arch_of(model: object) -> str:
+    r"""The ``arch`` name of a denoiser network (a key of :data:`ARCHITECTURES`); ``TypeError`` for anything else."""
+    for name, (_, cls) in ARCHITECTURES.items():
+        if type(model) is cls:
+            return name
+    raise TypeError(f"model must be one of the networks {', '.join(c.__name__ for _, c in ARCHITECTURES.values())}, "
+                    f"got {type(model).__name__}")
 
 
 def _json_array(obj: object) -> np.ndarray:
     return np.array(json.dumps(obj, sort_keys=True))  # a 0-d unicode array, loadable without pickle
 
 
-def save(path: str | os.PathLike, model: DiffusionMLP, *, optimizer: AdamW | None = None, step: int = 0,
+def save(path: str | os.PathLike, model: Any, *, optimizer: AdamW | None = None, step: int = 0,
          rng: np.random.Generator | None = None, history: dict[str, np.ndarray] | None = None,
          train_config: dict[str, Any] | None = None, data_name: str | None = None) -> Path:
     r"""Write a checkpoint atomically (see the module docstring) and return its path.
@@ -97,15 +120,15 @@ def save(path: str | os.PathLike, model: DiffusionMLP, *, optimizer: AdamW | Non
     ----------
     path : target file (conventionally ending in ``.npz``; the name is used as given). Missing
         parent folders are created, so that a long training run never ends on a path it cannot write.
-    model : the :class:`~npdiff.nn.model.DiffusionMLP` whose weights and config are saved.
+    model : the network whose weights and config are saved (:data:`ARCHITECTURES`: a
+        :class:`~npdiff.nn.model.DiffusionMLP` or a :class:`~npdiff.nn.unet.model.DiffusionUNet`).
     optimizer : its AdamW state (moments and EMA) and hyperparameters, if training is to resume.
     step : optimizer steps done. rng : the generator whose state to save.
     history : per-step series, e.g. ``{"loss": (step,) array}``. train_config : a JSON-able dict.
     data_name : the name of the training data set (e.g. ``"moons"``), so that scoring the model
         on another set can be caught.
     """
-    if not isinstance(model, DiffusionMLP):
-        raise TypeError(f"model must be a DiffusionMLP, got {type(model).__name__}")
+    arch = arch_of(model)
     if rng is not None and not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy Generator or None, got {type(rng).__name__}")
     if not np.all(np.isfinite(model.params)):
@@ -124,7 +147,9 @@ def save(path: str | os.PathLike, model: DiffusionMLP, *, optimizer: AdamW | Non
                              f"step), got {series.dtype} of shape {series.shape}")
     config = {
         "version": VERSION,
-        **model.config_dict(),
+        "arch": arch,
+        "model": model.config.to_dict(),
+        "schedule": model.schedule.config(),
         "step": int(step),
         "optimizer": optimizer.hyperparameters() if optimizer is not None else None,
         "train": train_config,
@@ -283,32 +308,53 @@ def _json(path: Path, archive: _Archive, name: str) -> Any:
 
 
 def _model_size_bound(path: Path, config: dict[str, Any], n_params: int) -> None:
-    # every layer has at least width, depth, emb_dim and dim weights: numbers beyond the stored
-    # weights cannot describe them, and would make the MLP's layout allocate before the shape check
+    # every layer of either network has at least as many weights as any of its sizes (a width, a
+    # depth, an embedding's features, a class count): sizes beyond the stored weights cannot
+    # describe them, and would make the network's layout allocate before the shape check
     model = config.get("model")
     if not isinstance(model, dict):
         raise _bad(path, f"config has no model dict (got {type(model).__name__})")
-    for key in ("dim", "width", "depth", "emb_dim", "num_classes"):
-        value = model.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value > n_params:
-            raise _bad(path, f"model {key} = {value} exceeds the {n_params} stored weights")
+    for key, value in model.items():
+        for v in (value if isinstance(value, list) else [value]):
+            if isinstance(v, int) and not isinstance(v, bool) and v > n_params:
+                raise _bad(path, f"model {key} = {value} exceeds the {n_params} stored weights")
+    # a U-Net's residual blocks (down and up, per level) each hold two 3x3 convolutions, >= 18 weights
+    blocks, widths = model.get("num_res_blocks"), model.get("widths")
+    if isinstance(blocks, int) and isinstance(widths, list) and 36 * blocks * len(widths) > n_params:
+        raise _bad(path, f"model num_res_blocks = {blocks} at {len(widths)} levels needs more than the "
+                         f"{n_params} stored weights")
 
 
-def load(path: str | os.PathLike) -> Checkpoint:
+def _arch(path: Path, config: dict[str, Any], expected: str | None) -> str:
+    # a file without the field was written when the MLP was the only network
+    arch = config.get("arch", _OLDEST_ARCH)
+    if not isinstance(arch, str) or arch not in ARCHITECTURES:
+        raise _bad(path, f"unknown architecture arch = {arch!r:.80} (expected one of {sorted(ARCHITECTURES)})")
+    if expected is not None and arch != expected:
+        raise ValueError(f"{os.fspath(path)} holds a network of architecture arch = {arch!r}, "
+                         f"where one of architecture {expected!r} is expected")
+    return arch
+
+
+def load(path: str | os.PathLike, arch: str | None = None) -> Checkpoint:
     r"""Read a checkpoint written by :func:`save`; ``ValueError`` naming the file if it is not one.
 
+    ``arch``: the architecture the caller expects (a key of :data:`ARCHITECTURES`); a file holding
+    another network raises ``ValueError`` naming both. None (default) takes either.
     Nothing is unpickled, and no array is allocated before its header has been checked
     against the file's size and the config (see :class:`_Archive`).
     """
+    if arch is not None and (not isinstance(arch, str) or arch not in ARCHITECTURES):
+        raise ValueError(f"arch must be one of {sorted(ARCHITECTURES)} or None, got {arch!r}")
     path = Path(path)
     archive = _open(path)
     try:
-        return _load(path, archive)
+        return _load(path, archive, arch)
     finally:
         archive.close()
 
 
-def _load(path: Path, archive: _Archive) -> Checkpoint:
+def _load(path: Path, archive: _Archive, expected: str | None) -> Checkpoint:
     if "npdiff_checkpoint" not in archive.headers:
         raise _bad(path, f"no {FORMAT!r} marker (entries: {sorted(archive.headers)[:8]})")
     archive.expect("npdiff_checkpoint", shape=(), kinds="U", max_bytes=4 * 64)
@@ -330,23 +376,26 @@ def _load(path: Path, archive: _Archive) -> Checkpoint:
         data_name = _check_data_name(config.get("data"), "config 'data'")
     except ValueError as exc:
         raise _bad(path, str(exc)) from None
+    arch = _arch(path, config, expected)
+    config_cls, network = ARCHITECTURES[arch]
     shape, _ = archive.headers["params"]
     if len(shape) != 1:
         raise _bad(path, f"entry 'params' has shape {shape}, expected a vector of weights")
     _model_size_bound(path, config, shape[0])
     try:
-        n_params = MLPConfig.from_dict(config["model"]).n_params
+        model_config = config_cls.from_dict(config["model"])
+        n_params = model_config.n_params
     except (KeyError, TypeError, ValueError) as exc:
         raise _bad(path, f"its config does not describe a model ({exc})") from exc
     if shape != (n_params,):
         raise _bad(path, f"its config or weights do not describe a model (entry 'params' has shape {shape}, "
-                         f"the config's MLP has {n_params} weights)")
+                         f"the config's {arch} has {n_params} weights)")
     archive.expect("params", shape=(n_params,))
     params = archive.read("params")
     if not np.all(np.isfinite(params)):
         raise _bad(path, f"its weights hold {np.count_nonzero(~np.isfinite(params))} NaN/Inf values")
     try:
-        model = DiffusionMLP.from_config_dict(config, params)
+        model = network(model_config, schedule_from_config(config["schedule"]), params)
     except (KeyError, TypeError, ValueError) as exc:
         raise _bad(path, f"its config or weights do not describe a model ({exc})") from exc
     if model.params.dtype != params.dtype:
@@ -381,6 +430,6 @@ def _load(path: Path, archive: _Archive) -> Checkpoint:
             raise _bad(path, f"missing history series {name!r}")
         archive.expect(f"history_{name}", shape=(step,))
         history[name] = archive.read(f"history_{name}")
-    ema = model if optimizer is None else DiffusionMLP(model.config, model.schedule, optimizer["ema"])
+    ema = model if optimizer is None else network(model.config, model.schedule, optimizer["ema"])
     return Checkpoint(model=ema, raw_model=model, step=step, optimizer=optimizer, optimizer_config=config.get("optimizer"),
                       rng=rng, history=history, train_config=config.get("train"), path=path, data_name=data_name)

@@ -7,8 +7,10 @@ schedule; a flag on the command line overrides any field.
 
 ``"2d"`` trains the toy sets (raw coordinates plus their sinusoidal embedding at scale 8, time
 embedding at scale 100, v-prediction with the loss in eps space, half of each batch's times drawn
-with uniform log-SNR, batch 512 for 26,000 steps); ``"images"`` trains the 8x8 digits. What each
-choice bought, and why, is in ``docs/measurements/recipes.md``.
+with uniform log-SNR, batch 512 for 26,000 steps); ``"images"`` trains the 8x8 digits, with the MLP
+or, under its key ``"unet"``, with the U-Net (:class:`~npdiff.nn.unet.config.UNetConfig`'s fields and
+the training fields that differ from the MLP's). What each choice bought, and why, is in
+``docs/measurements/recipes.md`` and ``docs/measurements/unet.md``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from typing import Any
 
 from .schedule import Schedule, vp_linear
 
-__all__ = ["RECIPES", "recipe"]
+__all__ = ["ARCHS", "RECIPES", "recipe"]
+
+#: the networks a recipe may hold besides the MLP
+ARCHS = ("unet",)
 
 RECIPES: dict[str, dict[str, Any]] = {
     "2d": {
@@ -33,13 +38,29 @@ RECIPES: dict[str, dict[str, Any]] = {
                   "weight_decay": 0.1, "ema_decay": 0.999, "t_min": 1e-5},
         "data": {"dequantize": True},
         "eval": {"vlb_T": 50, "vlb_variance": "large"},
+        # --arch unet: UNetConfig's defaults (widths 32, 64, 64; attention at 4x4 and 2x2), v-prediction;
+        # more, smaller steps than the MLP's, in about the MLP's training time on one core
+        "unet": {
+            "model": {"parameterization": "v"},
+            "train": {"steps": 3_000, "batch_size": 32, "lr": 5e-4},
+        },
     },
 }
 
 
-def recipe(name: str = "2d") -> tuple[dict[str, Any], dict[str, Any], Schedule]:
-    r"""Copies of the model and training keyword arguments of recipe ``name``, and its schedule."""
+def recipe(name: str = "2d", arch: str = "mlp") -> tuple[dict[str, Any], dict[str, Any], Schedule]:
+    r"""Copies of the model and training keyword arguments of recipe ``name`` for network ``arch``, and its schedule.
+
+    ``arch="mlp"`` (default) gives the recipe's ``model`` and ``train``; another network gives the
+    recipe's entry of that name (``RECIPES["images"]["unet"]``): its own ``model`` fields, and the
+    recipe's ``train`` fields updated by its ``train``.
+    """
     if not isinstance(name, str) or name not in RECIPES:
         raise ValueError(f"recipe must be one of {sorted(RECIPES)}, got {name!r}")
     r = RECIPES[name]
-    return dict(r["model"]), dict(r["train"]), vp_linear()
+    if arch == "mlp":
+        return dict(r["model"]), dict(r["train"]), vp_linear()
+    if not isinstance(arch, str) or not isinstance(r.get(arch), dict):
+        have = ["mlp", *sorted(k for k in ARCHS if isinstance(r.get(k), dict))]
+        raise ValueError(f"recipe {name!r} has no network arch = {arch!r}; it has {have}")
+    return dict(r[arch]["model"]), {**r["train"], **r[arch]["train"]}, vp_linear()

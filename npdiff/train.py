@@ -1,10 +1,16 @@
-r"""Training the MLP denoiser: the loop, AdamW + EMA, the learning rate, checkpoints and resume.
+r"""Training a denoiser network: the loop, AdamW + EMA, the learning rate, checkpoints and resume.
 
 One step draws a batch and its times, noises it and computes the targets (the objective of
-:mod:`npdiff.objective`), then the loss and its hand-written gradient on the fast path
+:mod:`npdiff.objective`), then the loss and its hand-written gradient, then one clipped AdamW update
+with an EMA of the weights (:mod:`npdiff.nn.optim`). Weights are trained in float32.
+
+The network enters at one place, its ``loss_and_grad`` (``_loss_and_grad_into`` below); everything else
+of a step is the same for every network of :data:`NETWORKS`. The MLP
+(:class:`~npdiff.nn.model.DiffusionMLP`) runs its fast path
 (:meth:`npdiff.nn.fast.FastMLP.loss_and_grad`, the reference :func:`npdiff.nn.mlp.loss_and_grad`
-computed into buffers), then one clipped AdamW update with an EMA of the weights
-(:mod:`npdiff.nn.optim`). Weights are trained in float32.
+computed into buffers); the U-Net (:class:`~npdiff.nn.unet.model.DiffusionUNet`) runs its forward,
+the squared error and its backward (:mod:`npdiff.nn.unet.network`, :func:`npdiff.nn.unet.network.loss_and_grad`
+in the weights' float32).
 
 Data is a sampler (``sample(n, rng)`` or an object with ``.sample(n, rng)``), called for fresh
 points every step, or a fixed (N, D) array from which each minibatch is drawn uniformly with
@@ -33,17 +39,23 @@ import numpy as np
 from ._check import as_batch, as_generator, as_labels, positive_int, real_scalar
 from .nn.config import MLPConfig
 from .nn.fast import FastMLP
+from .nn.mlp import mse
 from .nn.model import DiffusionMLP
 from .nn.optim import AdamW
+from .nn.unet import network as unet_network
+from .nn.unet.config import UNetConfig
+from .nn.unet.model import DiffusionUNet
 from .objective import TimeSampler, noisy_batch
 from .parameterization import PREDICTIONS
 from .schedule import Schedule, vp_linear
 from .threads import blas_threads
 
-__all__ = ["LR_SCHEDULES", "TrainConfig", "Trainer", "train"]
+__all__ = ["LR_SCHEDULES", "NETWORKS", "TrainConfig", "Trainer", "train"]
 
 #: learning-rate schedules of :meth:`TrainConfig.learning_rate`
 LR_SCHEDULES = ("constant", "cosine")
+#: the networks the trainer trains
+NETWORKS = (DiffusionMLP, DiffusionUNet)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,13 +178,50 @@ def _labelled_sampler(data: object, dim: int, num_classes: int) -> Callable[[int
                     f"returning (x, y), an object with sample_labelled(n, rng), or a pair (X, Y); got {type(data).__name__}")
 
 
+def _loss_and_grad_into(model: DiffusionMLP | DiffusionUNet, params: np.ndarray, grad: np.ndarray
+                        ) -> Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None], float]:
+    r"""The one place the trainer meets a network: its ``loss_and_grad`` on the weights ``params``.
+
+    Returns ``step(xt, t, target, weight, rows) -> L`` that writes :math:`\partial L/\partial\theta`
+    into ``grad`` (both (n_params,) float32 vectors that the optimizer updates in place); ``rows``
+    are the label-table rows of a conditional network (label c, or C for "no label"), else None.
+    Everything else of a step (data, times, noise, targets, AdamW + EMA) is the same for every network.
+    """
+    if isinstance(model, DiffusionUNet):
+        return _unet_loss_and_grad_into(model.config, params, grad)
+    cfg = model.config
+    net = FastMLP(cfg)  # fused kernels and buffers, equal to npdiff.nn.mlp.loss_and_grad
+    layers, grads = cfg.layers(params), cfg.layers(grad)  # views: the optimizer's updates reach them
+    table, table_grad = cfg.label_table(params), cfg.label_table(grad)
+
+    def step(xt: np.ndarray, t: np.ndarray, target: np.ndarray, weight: np.ndarray, rows: np.ndarray | None) -> float:
+        return net.loss_and_grad(layers, grads, xt, t, target, weight, rows, table, table_grad)
+
+    return step
+
+
+def _unet_loss_and_grad_into(cfg: UNetConfig, params: np.ndarray, grad: np.ndarray
+                             ) -> Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None], float]:
+    # npdiff.nn.unet.network.loss_and_grad in the weights' dtype (float32): its forward, the loss, its backward
+    P = cfg.views(params)  # named views: the optimizer's updates reach them
+
+    def step(xt: np.ndarray, t: np.ndarray, target: np.ndarray, weight: np.ndarray, rows: np.ndarray | None) -> float:
+        out, cache = unet_network.forward_unchecked(cfg, P, xt.astype(params.dtype), t, rows)  # (B, D)
+        loss, dy = mse(out, target, weight)
+        grad[...] = unet_network.backward_unchecked(cfg, P, cache, dy.astype(params.dtype))[0]
+        return float(loss)
+
+    return step
+
+
 class Trainer:
     r"""State of a training run: float32 weights, gradient, AdamW + EMA state, step, history.
 
     Parameters
     ----------
-    model : the :class:`~npdiff.nn.model.DiffusionMLP` to start from (its weights are copied
-        as float32; its config and schedule are kept).
+    model : the network to start from, a :class:`~npdiff.nn.model.DiffusionMLP` or a
+        :class:`~npdiff.nn.unet.model.DiffusionUNet` (its weights are copied as float32; its config
+        and schedule are kept).
     data : a sampler ``sample(n, rng)``, an object with ``.sample(n, rng)``, or an (N, D) array; for a
         conditional network labelled data (module docstring).
     config : the :class:`TrainConfig`.
@@ -183,13 +232,15 @@ class Trainer:
     recorded in checkpoints so that scoring on another set can be caught.
     """
 
-    def __init__(self, model: DiffusionMLP, data: object, config: TrainConfig, rng: np.random.Generator | int) -> None:
-        if not isinstance(model, DiffusionMLP):
-            raise TypeError(f"model must be a DiffusionMLP, got {type(model).__name__}")
+    def __init__(self, model: DiffusionMLP | DiffusionUNet, data: object, config: TrainConfig,
+                 rng: np.random.Generator | int) -> None:
+        if not isinstance(model, NETWORKS):
+            raise TypeError(f"model must be a DiffusionMLP or a DiffusionUNet, got {type(model).__name__}")
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
         self.rng = as_generator(rng)
-        self.model_config: MLPConfig = model.config
+        self.network = type(model)  # what denoiser() and checkpoints rebuild
+        self.model_config: MLPConfig | UNetConfig = model.config
         self.schedule: Schedule = model.schedule
         self.config = config
         self.loss_kind = config.loss or model.config.parameterization
@@ -198,16 +249,13 @@ class Trainer:
         name = getattr(data, "name", None)
         self.data_name: str | None = name if isinstance(name, str) and name else None  # recorded in checkpoints
         self.times = TimeSampler(self.schedule, config.t_min, config.log_snr_fraction)  # refuses t_min >= t_max
-        self.net = FastMLP(model.config)
         self.params = model.params.astype(np.float32)  # (n_params,) the weights being trained
         self.grad = np.zeros_like(self.params)
+        self._loss_and_grad = _loss_and_grad_into(model, self.params, self.grad)
         self.optimizer = AdamW(self.params, betas=config.betas, eps=config.adam_eps, weight_decay=config.weight_decay,
                                clip_norm=config.clip_norm, ema_decay=config.ema_decay, ema_warmup=config.ema_warmup)
         self.step = 0
         self._history = {k: np.full(min(config.steps, 1024), np.nan) for k in ("loss", "grad_norm", "lr")}
-        self._layers = model.config.layers(self.params)  # views: the optimizer's updates reach them
-        self._grads = model.config.layers(self.grad)
-        self._table, self._table_grad = model.config.label_table(self.params), model.config.label_table(self.grad)
         self._checked = False
 
     @property
@@ -242,7 +290,7 @@ class Trainer:
             y = np.where(rng.random(B) < cfg.p_uncond, C, np.asarray(y, dtype=np.int64))  # (B,)
         xt, target, weight = noisy_batch(np.asarray(x0, dtype=np.float64), t, eps, self.schedule,
                                          self.model_config.parameterization, self.loss_kind)
-        loss = self.net.loss_and_grad(self._layers, self._grads, xt, t, target, weight, y, self._table, self._table_grad)
+        loss = self._loss_and_grad(xt, t, target, weight, y)
         if not math.isfinite(loss):  # before the update, so the weights stay those of the last good step
             raise FloatingPointError(f"training loss became {loss} at step {self.step + 1} (the weights are kept as "
                                      f"after step {self.step}); lower lr or check the data")
@@ -309,9 +357,9 @@ class Trainer:
             self.save(checkpoint_path)
         return self.history
 
-    def denoiser(self, ema: bool = True, dtype: type = np.float64) -> DiffusionMLP:
-        r"""The model with the EMA weights (default) or the raw trained weights."""
-        return DiffusionMLP(self.model_config, self.schedule, self.optimizer.ema if ema else self.params, dtype=dtype)
+    def denoiser(self, ema: bool = True, dtype: type = np.float64) -> DiffusionMLP | DiffusionUNet:
+        r"""The model (of the network trained) with the EMA weights (default) or the raw trained weights."""
+        return self.network(self.model_config, self.schedule, self.optimizer.ema if ema else self.params, dtype=dtype)
 
     # -- checkpoints -------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
@@ -355,17 +403,18 @@ class Trainer:
         return trainer
 
 
-def train(model: DiffusionMLP | MLPConfig, data: object, *, rng: np.random.Generator | int,
+def train(model: DiffusionMLP | DiffusionUNet | MLPConfig | UNetConfig, data: object, *, rng: np.random.Generator | int,
           schedule: Schedule | None = None, progress: bool | None = None,
           checkpoint_path: str | os.PathLike | None = None, checkpoint_every: int | None = None,
           resume: str | os.PathLike | None = None, use_ema: bool = True,
-          **config: Any) -> tuple[DiffusionMLP, dict[str, np.ndarray]]:
+          **config: Any) -> tuple[DiffusionMLP | DiffusionUNet, dict[str, np.ndarray]]:
     r"""Train a denoiser and return it with its per-step history.
 
     Parameters
     ----------
-    model : a :class:`~npdiff.nn.model.DiffusionMLP` to continue from, or an
-        :class:`~npdiff.nn.config.MLPConfig` (fresh weights drawn from ``rng``, ``schedule``
+    model : a :class:`~npdiff.nn.model.DiffusionMLP` or :class:`~npdiff.nn.unet.model.DiffusionUNet`
+        to continue from, or an :class:`~npdiff.nn.config.MLPConfig` or
+        :class:`~npdiff.nn.unet.config.UNetConfig` (fresh weights drawn from ``rng``, ``schedule``
         default :func:`~npdiff.schedule.vp_linear`).
     data : sampler ``sample(n, rng)``, object with ``.sample(n, rng)``, or (N, D) array.
     rng : the Generator (or an int seed) for weights, data, times and noise.
@@ -377,7 +426,7 @@ def train(model: DiffusionMLP | MLPConfig, data: object, *, rng: np.random.Gener
 
     Returns
     -------
-    model : a float64 :class:`~npdiff.nn.model.DiffusionMLP`.
+    model : a float64 network of the kind trained.
     history : ``{"loss", "grad_norm", "lr"}``, arrays with one entry per step.
 
     Examples
@@ -389,10 +438,12 @@ def train(model: DiffusionMLP | MLPConfig, data: object, *, rng: np.random.Gener
         trainer = Trainer.load(resume, data)
     else:
         rng = as_generator(rng)
-        if isinstance(model, MLPConfig):
-            model = DiffusionMLP(model, schedule if schedule is not None else vp_linear(), rng=rng)
-        elif not isinstance(model, DiffusionMLP):
-            raise TypeError(f"model must be an MLPConfig or a DiffusionMLP, got {type(model).__name__}")
+        if isinstance(model, (MLPConfig, UNetConfig)):
+            network = DiffusionMLP if isinstance(model, MLPConfig) else DiffusionUNet
+            model = network(model, schedule if schedule is not None else vp_linear(), rng=rng)
+        elif not isinstance(model, NETWORKS):
+            raise TypeError(f"model must be an MLPConfig, a UNetConfig, a DiffusionMLP or a DiffusionUNet, "
+                            f"got {type(model).__name__}")
         trainer = Trainer(model, data, TrainConfig(**config), rng)
     history = trainer.run(progress=progress, checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every)
     return trainer.denoiser(ema=use_ema), history

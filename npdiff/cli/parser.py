@@ -124,11 +124,18 @@ def add_demo(sub) -> None:
 
 
 def add_train(sub) -> None:
-    p = sub.add_parser("train", help="train the MLP denoiser on a data set; writes DIR/model.npz")
+    p = sub.add_parser("train", help="train a denoiser (the MLP, or the U-Net on images) on a data set; writes DIR/model.npz")
     p.add_argument("--data", required=True, help="the data set's name (see `npdiff datasets`)")
     p.add_argument("--out", metavar="DIR", required=True, help="folder for model.npz (created if missing)")
     p.add_argument("--seed", type=SEED, default=0, help=SEED_HELP)
     add_model_flags(p, tuple(RECIPES))
+    g = p.add_argument_group("network")
+    g.add_argument("--arch", choices=train.ARCHS, default="mlp",
+                   help="the denoiser: the MLP (any data set), or the convolutional U-Net with attention (images; "
+                        "--width, --depth, --activation, --coords and --coord-scale are the MLP's)")
+    g.add_argument("--base-width", dest="base_width", type=positive(int, MAX_WIDTH),
+                   help="--arch unet: channels of the finest level, a multiple of 8 (the coarser levels have "
+                        "twice as many; default 32)")
     g = p.add_argument_group("labels")
     g.add_argument("--conditional", action="store_true",
                    help="a class-conditional model of a labelled data set (its labels dropped with probability --p-uncond)")

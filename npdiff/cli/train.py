@@ -1,8 +1,10 @@
-r"""``npdiff train``: train the MLP denoiser on a data set and write ``DIR/model.npz``.
+r"""``npdiff train``: train a denoiser on a data set and write ``DIR/model.npz``.
 
 The recipe (:mod:`npdiff.recipes`: ``"2d"`` for the toy sets, ``"images"`` for the digits)
 gives every default; a flag the user passes overrides its field. Images train on the train
-split, freshly dequantized per batch unless the recipe says otherwise.
+split, freshly dequantized per batch unless the recipe says otherwise. ``--arch`` chooses the
+network: the MLP (default, any data set), or the U-Net (images only; the flags that shape the MLP
+alone, :data:`MLP_ONLY`, are refused with it).
 """
 
 from __future__ import annotations
@@ -16,16 +18,61 @@ import numpy as np
 from ..checkpoint import save
 from ..nn import MLPConfig
 from ..nn.model import DiffusionMLP
+from ..nn.unet import UNetConfig
+from ..nn.unet.model import DiffusionUNet
 from ..recipes import RECIPES, recipe
 from ..train import TrainConfig, Trainer
-from ._common import SCHEDULES, UserError, check_out_dir, emit, is_images, load_data, say
+from ._common import IMAGE_SETS, SCHEDULES, UserError, check_out_dir, emit, is_images, load_data, say
 
-__all__ = ["MODEL_FIELDS", "TRAIN_FIELDS", "run", "train_model"]
+__all__ = ["ARCHS", "MLP_ONLY", "MODEL_FIELDS", "TRAIN_FIELDS", "UNET_ONLY", "run", "train_model"]
 
 #: the flags that override the recipe's model (MLPConfig) fields
 MODEL_FIELDS = ("width", "depth", "parameterization", "activation", "coords", "coord_scale")
+#: the networks ``--arch`` chooses
+ARCHS = ("mlp", "unet")
+#: the model flags that shape the MLP alone: refused with ``--arch unet``
+MLP_ONLY = ("width", "depth", "activation", "coords", "coord_scale")
+#: the model flags that shape the U-Net alone: refused with ``--arch mlp``
+UNET_ONLY = ("base_width",)
 #: the flags that override the recipe's training (TrainConfig) fields
 TRAIN_FIELDS = ("steps", "batch_size", "lr", "lr_schedule", "weight_decay", "ema_decay", "p_uncond")
+
+
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def check_arch(args: argparse.Namespace, data) -> str:
+    r"""The network ``--arch`` chose, refusing the flags of the other network and a U-Net of points."""
+    arch = getattr(args, "arch", None) or "mlp"
+    other, name = (MLP_ONLY, "the MLP") if arch == "unet" else (UNET_ONLY, "the U-Net (--arch unet)")
+    given = [_flag(f) for f in other if getattr(args, f, None) is not None]
+    if given:
+        raise UserError(f"{', '.join(given)} shape{'s' if len(given) == 1 else ''} {name} only, not --arch {arch}")
+    if arch == "unet" and not is_images(data):
+        raise UserError(f"--arch unet needs an image data set ({', '.join(IMAGE_SETS)}); {data.name!r} holds "
+                        f"{data.dim}-D points, for the MLP (--arch mlp)")
+    return arch
+
+
+def build_model(arch: str, data, model_kw: dict, schedule, rng: np.random.Generator):
+    r"""A fresh network of ``arch`` for ``data`` with the fields ``model_kw``, its weights drawn from ``rng``."""
+    if arch == "mlp":
+        return DiffusionMLP(MLPConfig(dim=data.dim, **model_kw), schedule, rng=rng)
+    if arch != "unet":
+        raise UserError(f"--arch must be one of {', '.join(ARCHS)}, got {arch!r}")
+    kw = dict(model_kw)
+    base = kw.pop("base_width", None)
+    if base is not None:  # the levels of the default U-Net: base, 2 base, 2 base channels
+        kw["widths"] = (base, 2 * base, 2 * base)
+    height, width = data.shape
+    if height != width:
+        raise UserError(f"--arch unet needs square images; {data.name!r} has {height}x{width}")
+    try:
+        config = UNetConfig(image_size=height, channels=1, **kw)
+    except ValueError as exc:  # e.g. a base width the GroupNorm groups do not divide
+        raise UserError(f"--arch unet: {exc}") from None
+    return DiffusionUNet(config, schedule, rng=rng)
 
 
 def train_model(data, args: argparse.Namespace, *, out: Path | None, seed: int):
@@ -34,8 +81,10 @@ def train_model(data, args: argparse.Namespace, *, out: Path | None, seed: int):
     Returns the EMA denoiser, the training history and the figures of the run (a dict).
     """
     images = is_images(data)
-    model_kw, train_kw, schedule = recipe("images" if images else "2d")
-    model_kw.update({f: getattr(args, f) for f in MODEL_FIELDS if getattr(args, f, None) is not None})
+    arch = check_arch(args, data)
+    model_kw, train_kw, schedule = recipe("images" if images else "2d", arch=arch)
+    fields = MODEL_FIELDS if arch == "mlp" else tuple(f for f in MODEL_FIELDS if f not in MLP_ONLY) + UNET_ONLY
+    model_kw.update({f: getattr(args, f) for f in fields if getattr(args, f, None) is not None})
     train_kw.update({f: getattr(args, f) for f in TRAIN_FIELDS if getattr(args, f, None) is not None})
     conditional = getattr(args, "conditional", False)
     if conditional:
@@ -45,7 +94,7 @@ def train_model(data, args: argparse.Namespace, *, out: Path | None, seed: int):
     if getattr(args, "schedule", None):
         schedule = SCHEDULES[args.schedule]()
     rng = np.random.default_rng(seed)
-    model = DiffusionMLP(MLPConfig(dim=data.dim, **model_kw), schedule, rng=rng)
+    model = build_model(arch, data, model_kw, schedule, rng)
     source, what = data, data.name
     if images:  # the train split only; fresh uniform dequantization per batch unless the recipe says otherwise
         dequantize = RECIPES["images"].get("data", {}).get("dequantize", True)
