@@ -63,7 +63,8 @@ nitpick_ignore_regex = [
     ("py:class", r"(np|numpy|numpy\.typing|numpy\.random|scipy|matplotlib)(\..+)?"),
     ("py:class", r"(ArrayLike|NDArray|Generator|Figure|Axes)"),
     ("py:class", r"(collections\.abc|typing|pathlib|os|concurrent\.futures|argparse|threading)\..+"),
-    ("py:class", r"(int|float|bool|str|string|bytes|object|tuple|list|dict|set|type|None|Path|Callable|Iterator|Sequence|Mapping)"),
+    ("py:class", r"(int|float|bool|str|string|bytes|object|tuple|list|dict|set|type|None)"),
+    ("py:class", r"(Path|Callable|Iterator|Sequence|Mapping)"),
     ("py:class", r"(optional|default .*|array.like)"),
 ]
 

@@ -22,7 +22,7 @@ reference network, in float64); ``--quick`` trains a tiny one (0.14 M weights) f
 steps (under half a minute), enough to draw every figure but not to learn digits. The
 comparison with the MLP reads the benchmarks' results files when they exist
 (``benchmarks/results/digits.json`` and ``digits_frechet.json``, and
-``digits_unet.json`` for a fully trained U-Net), and otherwise shows what the small
+``unet_digits.json`` for a fully trained U-Net), and otherwise shows what the small
 model scores.
 """
 
@@ -523,7 +523,7 @@ if mlp:
             "bpd_ode"
         ]
         table["MLP (images recipe)"][f"{row['split']}: VLB"] = row["bpd_vlb"]
-unet = results("digits_unet")
+unet = results("unet_digits")
 if unet:
     for row in unet["rows"]:
         table.setdefault("U-Net", {})[f"{row['split']}: exact ODE"] = row["bpd_ode"]
