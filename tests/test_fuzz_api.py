@@ -423,6 +423,8 @@ E(_E("metrics.energy_distance", metrics.energy_distance, lambda: dict(x=_x(), y=
      Arg("x", "points", ("x", "y")), Arg("y", "points_d", ("x", "y"))))
 E(_E("metrics.mmd_rbf", metrics.mmd_rbf, lambda: dict(x=_x(), y=_x(1, n=4), bandwidth=0.7),
      Arg("x", "points", ("x", "y")), Arg("y", "points_d", ("x", "y")), Arg("bandwidth", "real")))
+E(_E("metrics.frechet_distance", metrics.frechet_distance, lambda: dict(a=_x(), b=_x(1, n=4)),
+     Arg("a", "points", ("a", "b")), Arg("b", "points_d", ("a", "b"))))
 E(_E("metrics.mean_log_density", metrics.mean_log_density, lambda: dict(samples=_x(), dataset=TOY),
      Arg("samples", "points_d"), Arg("dataset", "object")))
 
@@ -656,6 +658,10 @@ _CFG = MLPConfig(width=8, depth=1, emb_dim=8)
 E(_E("train.train", tr.train, lambda: dict(model=_CFG, data=_x(n=8), rng=0, steps=2, batch_size=4, progress=False),
      Arg("model", "object"), Arg("data", "points_d", ("data",)), Arg("rng", "rng"),
      Arg("steps", "int"), Arg("batch_size", "int"), errors=_SAMPLER_ERRORS))
+from npdiff import checkpoint as _ckpt  # noqa: E402
+
+E(_E("checkpoint.arch_of", _ckpt.arch_of, lambda: dict(model=DiffusionMLP(_CFG, VP, rng=_rng())),
+     Arg("model", "object"), errors=(TypeError,)))
 E(_E("train.Trainer", tr.Trainer, lambda: dict(model=DiffusionMLP(_CFG, VP, rng=_rng()), data=_x(n=8),
                                                 config=tr.TrainConfig(steps=2, batch_size=4), rng=_rng()),
      Arg("model", "object"), Arg("data", "points_d", ("data",)), Arg("config", "object"), Arg("rng", "rng")))
@@ -798,6 +804,19 @@ NOT_FUZZED = {
                     "step_dp.dp_steps", "step_dp.teacher_costs", "step_search.flow_log_density",
                     "step_search.log_snr_positions", "step_search.optimize_steps", "step_search.steps_kl",
                     "step_search.times_from_positions")},
+    "npdiff.metrics.frechet_gaussians": "takes moments, not points: tests/test_metrics_frechet.py feeds it "
+                                        "non-square, asymmetric and indefinite covariances by name",
+    "npdiff.digit_features.DigitClassifier": "a result dataclass of digit_classifier",
+    **{f"npdiff.digit_features.{name}": "the fixed digit classifier trains on first use (seconds); its door "
+       "checks are tested by name in tests/test_digit_features.py"
+       for name in ("classify_digits", "digit_features", "digit_frechet", "nearest_levels")},
+    "npdiff.sample.step_file.StepFile": "a result dataclass of load_steps",
+    **{f"npdiff.sample.step_file.{name}": "reads and writes files: bad files, times and budgets are refused "
+       "by name in tests/test_step_file.py" for name in ("check_steps_for", "load_steps", "nfe_for_steps",
+                                                       "save_steps")},
+    **{f"npdiff.cli.{name}": "the command line's own plumbing, driven through the parser in "
+       "tests/test_cli_steps.py" for name in ("sample.resolve_steps_file", "steps.json_path", "steps.run",
+                                               "steps.surrogate")},
     "npdiff.checkpoint.Checkpoint": "a result dataclass (tests/test_checkpoint_untrusted.py fuzzes load)",
     "npdiff.data.images.ImageSet": "a result dataclass of digits()",
     "npdiff.schedule.Schedule": "abstract base class (its methods are fuzzed through the three schedules)",
