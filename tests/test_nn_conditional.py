@@ -144,13 +144,13 @@ def test_trainer_drops_labels_with_probability_p_uncond_from_its_generator():
         seen = []
         tr = Trainer(DiffusionMLP(cfg, vp_linear(), rng=np.random.default_rng(0)), d,
                      TrainConfig(steps=20, batch_size=64, p_uncond=p), np.random.default_rng(1))
-        original = tr.net.loss_and_grad
+        original = tr._loss_and_grad  # the trainer's one seam with the network: (xt, t, target, weight, rows)
 
         def spy(*args, _orig=original, _seen=seen):
-            _seen.append(args[6].copy())  # the label rows of the step
+            _seen.append(args[4].copy())  # the label rows of the step
             return _orig(*args)
 
-        tr.net.loss_and_grad = spy
+        tr._loss_and_grad = spy
         tr.run(progress=False)
         rows = np.concatenate(seen)
         share = np.mean(rows == 3)

@@ -262,17 +262,15 @@ for set_name in set_names:
 # %%
 # The exact KL of each sampler against its evaluations (rows that fold are left out).
 #
-# In the quick run (400 points), EDM's KL on 8gaussians "grows" from 4.85 nats at 5
-# evaluations to 7.90 at 10, and on the checkerboard from 97 to 521: those 10-evaluation
-# rows are not estimable. Its 5-evaluation map is one-to-one (no point folds, so 4.85
-# and 97 are KLs, large ones), but at 8 and 10 evaluations it folds 156 and 57 of the
-# 400 points of 8gaussians, and 155 and 241 of the checkerboard's; by 15 evaluations the
-# folds are gone on 8gaussians (0.22 nats at 20), while 8 points of the checkerboard
-# still fold at 20. dpm3 folds too, at 5 and 10 evaluations: its 19 and 15,000 "nats" at
-# 5 are not KLs either. The self-normalization check :math:`\mathbb E[q/p_F] - 1` does
-# not catch a fold: where the map folds, its own standard error grows as fast as its
-# error (on 8gaussians, EDM at 10 evaluations gives :math:`0.54 \pm 0.42`, -1.1 standard
-# errors), so only the sign of the Jacobian says it.
+# In the quick run (400 points), EDM's 5-evaluation map is one-to-one, so its 4.85 nats
+# on 8gaussians and 97 on the checkerboard are KLs, large ones; at 10 evaluations it
+# folds 14% of the points of 8gaussians and 60% of the checkerboard's, and those rows
+# say "not estimable" instead of a number. By 20 evaluations the folds are gone on
+# 8gaussians (0.22 nats), while 2% of the checkerboard's points still fold. dpm3 folds
+# at 5 and 10 evaluations on both. The self-normalization check
+# :math:`\mathbb E[q/p_F] - 1` alone does not catch a fold: where the map folds, its
+# own standard error grows as fast as its error (on 8gaussians, EDM at 10 evaluations
+# is -1.1 standard errors away), so the sign of the Jacobian says it.
 
 plot_kl_vs_nfe(panels, ch.path("kl_vs_nfe.png"))  # the library draws it into its file
 print(f"figure: {ch.path('kl_vs_nfe.png').name}")
@@ -329,7 +327,8 @@ for ax, set_name in zip(axes, ["rings", "8gaussians"]):
     kls = {}
     for label, F in maps.items():
         r = sampler_kl(F, zk, lambda x, o=o: o.log_prob(x, T_MIN))
-        kl = show_kl(f"{set_name}: KL with {label} ({k_half} DPM-Solver++(2M) steps)", r)
+        name = f"{set_name}: KL with {label} ({k_half} DPM-Solver++(2M) steps)"
+        kl = show_kl(name, r)
         kls[label] = (kl, r.se_cv if r.estimable else np.nan)
     ax.bar(range(3), [v[0] for v in kls.values()], yerr=[v[1] for v in kls.values()],
            color=["C0", "C3", "0.5"])

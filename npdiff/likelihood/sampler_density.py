@@ -191,8 +191,9 @@ def _not_estimable_reason(density: SamplerDensity, kl: float, ratio: float, rati
     if kl == np.inf:  # q = 0 at a sample where p_F > 0: the KL is infinite, and that is its value
         return ""
     if abs(ratio - 1.0) > 3.0 * ratio_se + _RATIO_ROUNDING:
+        away = f"{(ratio - 1.0) / ratio_se:+.1f} standard errors" if ratio_se > 0 else "every sample alike"
         return (f"self-normalization failed: E[q/p_F] - 1 = {ratio - 1.0:.3g} +- {ratio_se:.2g} "
-                f"({(ratio - 1.0) / ratio_se:+.1f} standard errors; 0 for a correct density)")
+                f"({away}; 0 for a correct density)")
     return ""
 
 

@@ -29,9 +29,11 @@ so every :math:`\theta \in \mathbb R^{K-1}` gives strictly decreasing times with
 the search is unconstrained (SciPy's Powell method, derivative-free).
 
 **Folded samplers.** Where a candidate's map folds space (:math:`\det\partial F/\partial z \le 0` at
-a fitting point, or the sampler blows up), its density is not the change of variables' and its
-"KL" would be wrong, often small. Such a candidate scores :data:`FOLD_PENALTY` plus its folded
-share, above every honest KL of a sampler worth keeping, so the search walks away from folds. A fold
+a fitting point, a self-normalization :math:`\mathbb E[q/p_F] \ne 1` beyond three standard errors,
+or the sampler blows up: :class:`~npdiff.likelihood.SamplerKL` calls the KL not estimable), its
+density is not the change of variables' and its "KL" would be wrong, often small. Such a candidate
+scores :data:`FOLD_PENALTY` plus its folded share, above every honest KL of a sampler worth keeping,
+so the search walks away from folds. A fold
 too rare for the fitting points to show can still appear on the validation points: then, if the
 start does not fold there, the result moves back along the straight line (in :math:`\theta`) towards
 the start, to the first of 90%, 75%, 50%, 25%, 0% of the way that does not fold there (the
@@ -216,11 +218,13 @@ def steps_kl(denoiser: Denoiser, log_q: Callable[[np.ndarray], np.ndarray], z: n
     Returns
     -------
     kl : float
-        The control-variate estimate (``inf`` when the map folds at any point: not estimable).
+        The control-variate estimate (``inf`` when it is not estimable: the map folds, or the
+        self-normalization fails).
     se : float
         Its standard error (``inf`` likewise).
     folded : int
-        Points with :math:`\det\partial F/\partial z \le 0` (all of them if the sampler failed).
+        Points with :math:`\det\partial F/\partial z \le 0` (all of them if the sampler failed; at
+        least 1 whenever the KL is not estimable).
 
     Examples
     --------
@@ -247,7 +251,9 @@ def _kl(denoiser, log_q, z, times, sampler, nfe) -> tuple[float, float, int]:
             res = sampler_kl(_sampler_map(denoiser, sampler, nfe, times), z, log_q)
     except (FloatingPointError, ValueError, np.linalg.LinAlgError):
         return np.inf, np.inf, int(z.shape[0])  # the sampler blew up, or det = 0 at a point
-    if res.density.folded or not np.isfinite(res.kl_cv):
+    if not res.estimable:  # folded, or a self-normalization that fails without a visible fold: counted as one
+        return np.inf, np.inf, max(int(res.density.folded), 1)
+    if not np.isfinite(res.kl_cv):
         return np.inf, np.inf, int(res.density.folded)
     return float(res.kl_cv), float(res.se_cv), 0
 
