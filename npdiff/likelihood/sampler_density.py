@@ -128,15 +128,17 @@ class SamplerDensity:
 class SamplerKL:
     r"""The exact :math:`\mathrm{KL}(p_F\,\|\,q)` of a sampler and its standard error, in nats, or "not estimable".
 
+    Its four estimates are properties that raise :class:`KLNotEstimableError` when the KL is not
+    estimable: ``kl``, the mean of ``terms`` (``inf`` if q is 0 at a sample); ``se``,
+    ``std(terms) / sqrt(N)`` (``inf`` with an infinite KL); ``kl_cv``, the control-variate
+    estimate, the mean of :math:`\delta + e^{-\delta} - 1` (module docstring); ``se_cv``, its
+    standard error.
+
     Attributes
     ----------
     estimable : False when F folds at a sample or the self-normalization fails (module docstring).
     reason : why not ("" when estimable).
     folded_share : the share of the samples where :math:`\det\partial F/\partial z \le 0`.
-    kl : the mean of ``terms``; ``inf`` if q is 0 at a sample. Raises :class:`KLNotEstimableError` when not estimable.
-    se : ``std(terms) / sqrt(N)`` (``inf`` with an infinite KL); raises likewise.
-    kl_cv : the control-variate estimate, the mean of :math:`\delta + e^{-\delta} - 1` (module docstring); raises likewise.
-    se_cv : its standard error; raises likewise.
     ratio : the mean of :math:`e^{-\delta} = q / p_F`, 1 in expectation.
     ratio_se : its standard error.
     terms : (N,) :math:`\delta = \log p_F(x) - \log q(x)` at each sample (paired: subtract two samplers'
