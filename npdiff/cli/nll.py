@@ -2,7 +2,9 @@ r"""``npdiff nll``: the negative log-likelihood of test points.
 
 2-D sets: fresh points, scored against their true density by the paired gap
 (:func:`npdiff.likelihood.score_points`). Images: bits/dim of a split
-(:func:`npdiff.likelihood.image_bpd`). ``--label Y`` scores points of class Y by the
+(:func:`npdiff.likelihood.image_bpd`), dequantized by ``--dequantization`` (uniform or truncated normal),
+``--draws`` draws combined by log-mean-exp. ``--steps-file FILE`` scores the bound on the chain through the
+times of a step file (``npdiff steps`` writes it). ``--label Y`` scores points of class Y by the
 conditional model's :math:`\log p(x \mid y)`.
 """
 
@@ -18,6 +20,7 @@ from ..data.images import DIGITS_BASELINES
 from ..data.labelled import sample_class
 from ..likelihood import image_bpd, score_points
 from ..recipes import RECIPES
+from ..sample.step_file import check_steps_for, load_steps
 from ._common import (
     UserError,
     check_data_name,
@@ -34,7 +37,8 @@ from ._common import (
     training_eps_moments,
 )
 
-__all__ = ["SIGNIFICANT", "compare_bound", "image_eval_default", "report_image_nll", "report_nll", "run", "score"]
+__all__ = ["SIGNIFICANT", "bound_times", "compare_bound", "image_eval_default", "report_image_nll", "report_nll", "run",
+           "score"]
 
 #: standard errors beyond which the sign of a paired difference is reported as resolved
 SIGNIFICANT = 2.0
@@ -45,8 +49,24 @@ def image_eval_default(key: str, fallback: Any) -> Any:
     return RECIPES.get("images", {}).get("eval", {}).get(key, fallback)
 
 
+def bound_times(args: argparse.Namespace, schedule) -> np.ndarray | None:
+    r"""The times of ``--steps-file`` for the bound's chain, checked against the model's schedule; None without it."""
+    if args.steps_file is None:
+        return None
+    if args.method == "ode":
+        raise UserError(f"--steps-file gives the times of the bound's chain; --method ode runs no chain (use --method vlb "
+                        f"or both), got --steps-file {args.steps_file!r}")
+    if args.T is not None:
+        raise UserError(f"--T and --steps-file both say where the bound's steps fall: give one (the file "
+                        f"{args.steps_file!r} holds the times)")
+    try:
+        return check_steps_for(load_steps(args.steps_file), schedule).times
+    except ValueError as exc:
+        raise UserError(f"--steps-file: {exc}") from None
+
+
 def score(model, data, n: int, seed: int, method: str, *, rtol: float = 1e-5, atol: float = 1e-5, T: int = 1000,
-          variance: str = "large", label: int | None = None) -> tuple[dict, dict]:
+          variance: str = "large", label: int | None = None, times: np.ndarray | None = None) -> tuple[dict, dict]:
     r"""Score n fresh points of a 2-D set (of class ``label`` when given): the figures and the per-point arrays.
 
     The points and then the bound's noise come from one Generator seeded with ``seed``.
@@ -65,11 +85,12 @@ def score(model, data, n: int, seed: int, method: str, *, rtol: float = 1e-5, at
     if method != "vlb":
         say(f"exact ODE likelihood of {n} points (RK45, rtol={rtol}, atol={atol}) ...")
     if method != "ode":
-        say(f"variational bound of {n} points (T = {T}, all terms) ...")
+        chain = f"T = {T}, all terms" if times is None else f"{times.size} steps through the step file's times"
+        say(f"variational bound of {n} points ({chain}) ...")
     moments = training_eps_moments(model, data, T, seed) if method != "ode" and variance == "analytic" else None
     t0 = time.perf_counter()
-    res = score_points(model, x, log_p_true, method=method, rng=rng, T=T, variance=variance, eps_moments=moments,
-                       rtol=rtol, atol=atol, progress=True)
+    res = score_points(model, x, log_p_true, method=method, rng=rng, T=T, times=times, variance=variance,
+                       eps_moments=moments, rtol=rtol, atol=atol, progress=True)
     r = {**head, **res.summary(), "seconds": round(time.perf_counter() - t0, 3)}
     arrays = {"x": x, "log_p_true": log_p_true}
     if res.ode is not None:
@@ -87,14 +108,27 @@ def report_image_nll(r: dict, where: str) -> None:
                     if r["bpd_ode_finite"] is not None else "")
             say(f"exact ODE likelihood: diverged on {r['ode_diverged']} of {r['n']} {where} images{rest}")
         else:
-            say(f"exact ODE likelihood (uniform dequantization, exact trace): {r['bpd_ode']:.4f}"
+            say(f"exact ODE likelihood ({_noise(r, 'ode')}, exact trace): {r['bpd_ode']:.4f}"
                 f"{pm(r['bpd_ode_se'])} bits/dim on {r['n']} {where} images")
     if "vlb_diverged" in r:
-        head = f"VLB (T = {r['vlb_T']}, {r['vlb_variance']} variance, decoder with {r['K']} levels)"
+        data = (f"decoder with {r['K']} levels" if r.get("vlb_dequantization", "levels") == "levels"
+                else f"{_noise(r, 'vlb')}, Gaussian decoder density")
+        chain = f"T = {r['vlb_T']}" + (f" through the times of {r['steps_file']}" if r.get("steps_file") else "")
+        head = f"VLB ({chain}, {r['vlb_variance']} variance, {data})"
         if r["bpd_vlb"] is None:
             say(f"{head}: not finite on {r['vlb_diverged']} of {r['n']} {where} images")
         else:
             say(f"{head}: {r['bpd_vlb']:.4f}{pm(r['bpd_vlb_se'])} bits/dim on {r['n']} {where} images")
+
+
+def _noise(r: dict, which: str) -> str:
+    r"""How the figure ``which`` (``"ode"`` or ``"vlb"``) dequantized, in words: the noise, its scale, the draws."""
+    name = r.get(f"{which}_dequantization", "uniform")
+    text = f"{name.replace('_', '-')} dequantization"
+    if r.get(f"{which}_scale") is not None:
+        text += f" with scale {r[f'{which}_scale']:.3g}"
+    draws = r.get(f"{which}_draws", 1)
+    return text + (f", log-mean-exp of {draws} draws" if draws > 1 else "")
 
 
 def compare_bound(diff: float, se: float | None) -> str:
@@ -134,17 +168,25 @@ def report_nll(r: dict) -> None:
 
 
 def _score_images(model, data, x, label, args: argparse.Namespace) -> tuple[dict, dict]:
+    times = bound_times(args, model.schedule)
     T = args.T or image_eval_default("vlb_T", 50)
     variance = args.variance or image_eval_default("vlb_variance", "large")
+    dequantization = args.dequantization or "uniform"
+    if args.scale is not None and dequantization != "truncated_normal":
+        raise UserError(f"--scale is the truncated normal's; give --dequantization truncated_normal with it, got "
+                        f"--scale {args.scale:g} with {dequantization} dequantization")
+    if args.vlb_data == "dequantized" and args.method == "ode":
+        raise UserError("--vlb-data dequantized chooses what the bound scores; --method ode runs no bound")
     where = f"{args.split}-split"
     say(f"bits/dim of {x.shape[0]} {where} {data.name} images ({args.method}) ...")
     t0 = time.perf_counter()
     moments = training_eps_moments(model, data, T, args.seed) if variance == "analytic" and args.method != "ode" else None
-    res = image_bpd(model, x, data.K, np.random.default_rng(args.seed), method=args.method, T=T,
-                    variance=variance, eps_moments=moments, draws=args.draws, rtol=args.rtol, atol=args.atol,
+    res = image_bpd(model, x, data.K, np.random.default_rng(args.seed), method=args.method, T=T, times=times,
+                    variance=variance, eps_moments=moments, draws=args.draws, dequantization=dequantization,
+                    scale=args.scale, vlb_dequantized=args.vlb_data == "dequantized", rtol=args.rtol, atol=args.atol,
                     progress=True)
     r = {**res.summary(), "data": data.name, "split": args.split, "seconds": round(time.perf_counter() - t0, 2),
-         **({"label": label} if label is not None else {})}
+         **({"label": label} if label is not None else {}), **({"steps_file": args.steps_file} if times is not None else {})}
     report_image_nll(r, where)
     if args.split == "test":
         say("for reference, simple models on the test split: "
@@ -154,6 +196,8 @@ def _score_images(model, data, x, label, args: argparse.Namespace) -> tuple[dict
         arrays["bpd_ode"] = res.ode.bpd  # NaN where the flow diverged
     if res.vlb is not None:
         arrays.update(bpd_vlb=res.bpd_vlb, vlb_terms_bpd=res.vlb_terms_bpd.mean(axis=0))  # (B,), (T+1,)
+    elif res.vlb_dequantized is not None:
+        arrays["bpd_vlb"] = res.bpd_vlb  # (B,) log-mean-exp over the draws
     return r, arrays
 
 
@@ -172,8 +216,15 @@ def run(args: argparse.Namespace) -> int:
             model = conditional(model, label)
         r, arrays = _score_images(model, data, x[: args.n] if args.n else x, label, args)
     else:
+        image_only = [flag for flag, given in (("--dequantization", args.dequantization is not None),
+                                               ("--scale", args.scale is not None),
+                                               ("--vlb-data", args.vlb_data != "levels")) if given]
+        if image_only:
+            raise UserError(f"{', '.join(image_only)} dequantize{'s' if len(image_only) == 1 else ''} K-level images; "
+                            f"data set {data.name!r} is continuous")
         r, arrays = score(model, data, args.n or 2000, args.seed, args.method, rtol=args.rtol, atol=args.atol,
-                          T=args.T or 1000, variance=args.variance or "large", label=label)
+                          T=args.T or 1000, variance=args.variance or "large", label=label,
+                          times=bound_times(args, model.schedule))
         report_nll(r)
     if args.out:
         out = args.out if args.out.endswith(".npz") else args.out + ".npz"  # np.savez appends it otherwise

@@ -14,6 +14,7 @@ import dataclasses
 from typing import Any
 
 from .. import __version__
+from ..likelihood import DEQUANTIZATIONS
 from ..nn import MLPConfig
 from ..nn.activations import ACTIVATIONS
 from ..nn.config import COORDS
@@ -225,7 +226,19 @@ def add_nll(sub) -> None:
     p.add_argument("--variance", choices=VARIANCES,
                    help="the VLB's reverse variance (default large; analytic estimates E||eps||^2 on training data, "
                         "trace is per point from the exact divergence)")
-    p.add_argument("--draws", type=positive(int, 1000), default=1, help="images: dequantization draws per image")
+    p.add_argument("--draws", type=positive(int, 1000), default=1,
+                   help="images: dequantization draws per image, combined by log-mean-exp (importance weighting)")
+    p.add_argument("--dequantization", choices=DEQUANTIZATIONS,
+                   help="images: the noise within each bin, uniform or i-DODE's truncated normal (default uniform)")
+    p.add_argument("--scale", type=positive(float, 1.0),
+                   help="images: the truncated normal's standard deviation in data units (default sigma/alpha "
+                        "where the likelihood starts: the ODE's t_min, the chain's first time)")
+    p.add_argument("--vlb-data", dest="vlb_data", choices=("levels", "dequantized"), default="levels",
+                   help="images: the bound scores the levels through the discretized decoder, or the dequantized "
+                        "images with a Gaussian decoder density (then --dequantization and --draws apply to it)")
+    p.add_argument("--steps-file", dest="steps_file", metavar="FILE.json",
+                   help="score the bound on the chain through this step file's times (`npdiff steps` writes it) "
+                        "instead of --T uniform steps; refused for a model of another schedule")
     p.add_argument("--rtol", type=in_range(float, 1e-13, 0.1), default=1e-5, help="RK45's relative tolerance")
     p.add_argument("--atol", type=in_range(float, 1e-14, 0.1), default=1e-5, help="RK45's absolute tolerance")
     p.add_argument("--out", "--save", dest="out", metavar="FILE.npz",

@@ -8,7 +8,12 @@ are scored in bits per dimension, :math:`-\log_2 P(v) / D`, by two estimators:
   Sec. 3.1), log-mean-exp over ``draws`` dequantizations (Burda et al. 2016, Thm. 1);
 - the discrete variational bound whose decoder is the discretized Gaussian on the K levels
   (:func:`~npdiff.likelihood.vlb`; Ho et al. 2020, Eqs. 5 and 13), converted as
-  :math:`\mathrm{bpd} = L / (D\ln 2)`.
+  :math:`\mathrm{bpd} = L / (D\ln 2)`; or, with ``vlb_dequantized=True``, the bound of the chain on the
+  dequantized images with a Gaussian decoder density (:func:`~npdiff.likelihood.dequantized_vlb_bpd`),
+  log-mean-exp over the same number of draws.
+
+Both dequantize with ``dequantization``: uniform within a bin, or i-DODE's truncated normal
+(:mod:`npdiff.likelihood.dequantize`).
 
 Each bounds :math:`-\log_2 P(v)/D` from above, but of its own model: the ODE that of the flow's
 density integrated over closed bins (in expectation over the dequantization), the VLB that of
@@ -29,10 +34,9 @@ import numpy as np
 from .._check import as_batch, as_generator, positive_int
 from ..denoiser import Denoiser, check_denoiser
 from ..gaussian import data_to_levels
-from ..reverse import chain_for
 from ..reverse_variance import EpsMoments, ReverseVariance, check_variance
-from .dequantize import DequantizedLikelihood, dequantized_bpd
-from .vlb import VLBResult, vlb
+from .dequantize import DequantizedLikelihood, check_dequantization, dequantized_bpd, dequantized_vlb_bpd
+from .vlb import VLBResult, bound_chain, vlb
 
 __all__ = ["METHODS", "ImageBPD", "image_bpd"]
 
@@ -59,6 +63,9 @@ class ImageBPD:
         ``bpd``, NaN where ``diverged``), or None when not asked for.
     vlb : the variational bound in nats (:class:`~npdiff.likelihood.VLBResult`), or None.
     variance : the VLB's reverse variance, or None.
+    vlb_dequantized : the bound of the chain on dequantized images
+        (:class:`~npdiff.likelihood.DequantizedLikelihood`), or None (then ``vlb`` holds the bound of the levels).
+    vlb_T : steps of the bound's chain, or None.
     """
 
     K: int
@@ -66,10 +73,14 @@ class ImageBPD:
     ode: DequantizedLikelihood | None
     vlb: VLBResult | None
     variance: str | None
+    vlb_dequantized: DequantizedLikelihood | None = None
+    vlb_T: int | None = None
 
     @property
     def bpd_vlb(self) -> np.ndarray | None:
-        r"""(B,) the bound per image in bits/dim, :math:`L / (D\ln 2)`."""
+        r"""(B,) the bound per image in bits/dim, :math:`L / (D\ln 2)` (dequantized: its log-mean-exp figure)."""
+        if self.vlb_dequantized is not None:
+            return self.vlb_dequantized.bpd
         return None if self.vlb is None else self.vlb.total / (self.D * np.log(2.0))
 
     @property
@@ -83,19 +94,28 @@ class ImageBPD:
         ``bpd_ode`` and ``bpd_vlb`` are the means with their standard errors (``*_se``), None
         as soon as one image diverged (``ode_diverged``, ``vlb_diverged`` count them);
         ``bpd_ode_finite`` is the ODE's mean over the images that did not diverge; ``ode_nfe`` and
-        ``vlb_nfe`` count each method's own denoiser evaluations.
+        ``vlb_nfe`` count each method's own denoiser evaluations; ``ode_dequantization`` and
+        ``vlb_dequantization`` name the noise (``"levels"`` for the bound's discretized decoder), ``*_scale``
+        the truncated normal's.
         """
         out: dict[str, Any] = {"K": self.K, "D": self.D}
         if self.ode is not None:
             mean, se, bad = _mean_and_se(self.ode.bpd)
             out.update(bpd_ode=None if bad else mean, bpd_ode_finite=mean, bpd_ode_se=se, ode_diverged=bad,
                        ode_draws=int(self.ode.log_p.shape[0]), n=int(self.ode.bpd.shape[0]))
-            out["ode_nfe"] = int(self.ode.nfe)
-        if self.vlb is not None:
-            mean, se, bad = _mean_and_se(self.vlb.total / (self.D * np.log(2.0)))
-            out.update(bpd_vlb=None if bad else mean, bpd_vlb_se=se, vlb_diverged=bad,
-                       vlb_T=int(self.vlb.terms.shape[1] - 1), vlb_variance=self.variance, n=int(self.vlb.total.shape[0]))
-            out["vlb_nfe"] = int(self.vlb.nfe)
+            out.update(ode_nfe=int(self.ode.nfe), ode_dequantization=self.ode.dequantization,
+                       ode_scale=self.ode.scale)
+        if self.vlb is not None or self.vlb_dequantized is not None:
+            bpd = self.bpd_vlb
+            mean, se, bad = _mean_and_se(bpd)
+            out.update(bpd_vlb=None if bad else mean, bpd_vlb_se=se, vlb_diverged=bad, vlb_T=self.vlb_T,
+                       vlb_variance=self.variance, n=int(bpd.shape[0]))
+            dq = self.vlb_dequantized
+            if dq is None:
+                out.update(vlb_nfe=int(self.vlb.nfe), vlb_dequantization="levels", vlb_draws=1)
+            else:
+                out.update(vlb_nfe=int(dq.nfe), vlb_dequantization=dq.dequantization, vlb_scale=dq.scale,
+                           vlb_draws=int(dq.log_p.shape[0]))
         return out
 
 
@@ -107,7 +127,11 @@ def image_bpd(
     *,
     method: str = "both",
     draws: int = 1,
+    dequantization: str = "uniform",
+    scale: float | None = None,
+    vlb_dequantized: bool = False,
     T: int = 50,
+    times: object | None = None,
     variance: str = "large",
     eps_moments: EpsMoments | None = None,
     t_min: float = 1e-5,
@@ -125,9 +149,19 @@ def image_bpd(
     K : number of levels.
     rng : draws the ODE's dequantization noise first, then the VLB's :math:`x_t`.
     method : ``"ode"``, ``"vlb"`` or ``"both"``.
-    draws : dequantizations per image for the ODE, combined by log-mean-exp.
+    draws : dequantizations per image for the ODE (and the dequantized VLB), combined by log-mean-exp.
+    dequantization : str
+        ``"uniform"`` or ``"truncated_normal"`` (:data:`~npdiff.likelihood.DEQUANTIZATIONS`).
+    scale : float or None
+        The truncated normal's scale; None: :func:`~npdiff.likelihood.truncated_normal_scale` where each
+        likelihood starts (the ODE's ``t_min``, the chain's first time).
+    vlb_dequantized : bool
+        Score the bound of the chain on dequantized images (Gaussian decoder density) instead of the levels
+        through the discretized decoder.
     T : int
         The VLB's chain length.
+    times : (K + 1,) array or None
+        The VLB's chain through these times instead (a step file's; :func:`~npdiff.likelihood.vlb`).
     variance : str
         The VLB's reverse variance (:data:`npdiff.reverse_variance.VARIANCES`).
     eps_moments : what ``"analytic"`` needs (:func:`npdiff.reverse_variance.eps_moments` on training images).
@@ -160,16 +194,24 @@ def image_bpd(
     if not isinstance(method, str) or method not in METHODS:  # an array would make `in` elementwise
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     draws = positive_int(draws, "draws")
+    dequantization, scale = check_dequantization(dequantization, scale)
     T = positive_int(T, "T", minimum=2)
     variance = check_variance(variance)
-    if method != "ode":  # the bound's variance fails here, not after minutes of ODE solves
-        ReverseVariance(chain_for(denoiser.schedule, T), variance, eps_moments=eps_moments, x0_max=1.0)
+    chain = None
+    if method != "ode":  # the bound's chain and variance fail here, not after minutes of ODE solves
+        chain = bound_chain(denoiser.schedule, T, times=times)
+        ReverseVariance(chain, variance, eps_moments=eps_moments, x0_max=None if vlb_dequantized else 1.0)
     if batch_size is not None:
         batch_size = positive_int(batch_size, "batch_size")
-    ode = bound = None
+    ode = bound = bound_dq = None
     if method in ("ode", "both"):
-        ode = dequantized_bpd(denoiser, x, K, rng, draws=draws, t_min=t_min, rtol=rtol, atol=atol, batch_size=batch_size,
-                              progress=progress)
-    if method in ("vlb", "both"):
-        bound = vlb(denoiser, x, T, rng=rng, variance=variance, K=K, eps_moments=eps_moments, progress=progress)
-    return ImageBPD(K=K, D=x.shape[1], ode=ode, vlb=bound, variance=variance if bound is not None else None)
+        ode = dequantized_bpd(denoiser, x, K, rng, draws=draws, dequantization=dequantization, scale=scale, t_min=t_min,
+                              rtol=rtol, atol=atol, batch_size=batch_size, progress=progress)
+    if method in ("vlb", "both") and vlb_dequantized:
+        bound_dq = dequantized_vlb_bpd(denoiser, x, K, rng, draws=draws, dequantization=dequantization, scale=scale,
+                                       T=T, times=times, variance=variance, eps_moments=eps_moments, progress=progress)
+    elif method in ("vlb", "both"):
+        bound = vlb(denoiser, x, T, rng=rng, variance=variance, K=K, eps_moments=eps_moments, times=times,
+                    progress=progress)
+    return ImageBPD(K=K, D=x.shape[1], ode=ode, vlb=bound, variance=variance if method != "ode" else None,
+                    vlb_dequantized=bound_dq, vlb_T=None if chain is None else int(chain.T))

@@ -31,10 +31,10 @@ from typing import Any
 import numpy as np
 
 from .._check import as_batch, as_float_array, as_generator, check_tolerances, one_of, positive_int
-from ..denoiser import Denoiser
+from ..denoiser import Denoiser, check_denoiser
 from ..reverse_variance import EpsMoments
 from .ode import ODELikelihood, ode_log_likelihood
-from .vlb import VLBResult, vlb
+from .vlb import VLBResult, bound_chain, vlb
 
 __all__ = ["METHODS", "MeanSE", "PointScores", "mean_se", "score_points"]
 
@@ -151,6 +151,7 @@ def score_points(
     method: str = "ode",
     rng: np.random.Generator | int | None = None,
     T: int = 1000,
+    times: object | None = None,
     variance: str = "large",
     eps_moments: EpsMoments | None = None,
     rtol: float = 1e-5,
@@ -171,6 +172,7 @@ def score_points(
     method : ``"ode"``, ``"vlb"`` or ``"both"`` (:data:`METHODS`).
     rng : the bound's noise (a Generator or an int seed); required unless ``method="ode"``.
     T : steps of the bound's chain, >= 2.
+    times : the bound's chain through these times instead of T uniform steps (a step file's; :func:`~npdiff.likelihood.vlb`).
     variance : the bound's reverse variance (:data:`npdiff.reverse_variance.VARIANCES`).
     eps_moments : what ``variance="analytic"`` needs
         (:func:`npdiff.reverse_variance.eps_moments`); ignored by the ODE.
@@ -204,8 +206,11 @@ def score_points(
     if method != "ode":  # refused before the ODE's work, not after it
         rng = as_generator(rng)
         T = positive_int(T, "T", minimum=2)
+        if times is not None:  # a grid that does not fit the schedule fails here, not after the ODE
+            check_denoiser(denoiser)
+            bound_chain(denoiser.schedule, T, times=times)
     ode = ode_log_likelihood(denoiser, x, rtol=rtol, atol=atol, progress=progress) if method != "vlb" else None
     bound = None
     if method != "ode":
-        bound = vlb(denoiser, x, T, rng=rng, variance=variance, eps_moments=eps_moments, progress=progress)
+        bound = vlb(denoiser, x, T, rng=rng, variance=variance, eps_moments=eps_moments, times=times, progress=progress)
     return PointScores(log_p_true=log_p, ode=ode, vlb=bound)

@@ -36,6 +36,7 @@ import numpy as np
 
 from .._check import as_generator, positive_int
 from .._progress import progress as bar
+from .._validate import check_schedule
 from ..denoiser import Denoiser, as_denoiser_batch
 from ..forward import q_posterior_discrete_unchecked, q_sample_discrete_unchecked, q_xt_x0_discrete_unchecked
 from ..gaussian import (
@@ -46,9 +47,14 @@ from ..gaussian import (
 )
 from ..reverse import chain_for, p_mean_log_variance_unchecked
 from ..reverse_variance import EpsMoments, ReverseVariance
+from ..sample.grids import check_grid
+from ..schedule import DiscreteSchedule, Schedule
 from ..threads import blas_threads
 
-__all__ = ["VLBResult", "vlb"]
+__all__ = ["VLBResult", "bound_chain", "vlb"]
+
+#: a grid read back from text starts at the schedule's t_max to this relative tolerance (JSON keeps 17 digits)
+_T_MAX_RTOL = 1e-12
 
 
 @dataclass
@@ -84,6 +90,7 @@ def vlb(
     progress: bool = False,
     eps_moments: EpsMoments | None = None,
     steps: int | Sequence[int] | None = None,
+    times: object | None = None,
 ) -> VLBResult:
     r"""The variational bound :math:`L` of Ho et al. 2020, Eq. 5, per point, in nats.
 
@@ -102,13 +109,19 @@ def vlb(
         training data (:func:`npdiff.reverse_variance.eps_moments`); required by ``"analytic"``.
     steps : run the chain of T steps respaced to these: a number of evenly spaced steps, or the
         kept indices in 1..T (:func:`npdiff.likelihood.optimal_steps`); None keeps all T.
+    times : (K + 1,) array or None
+        Run the chain through these times instead of T uniform steps: a decreasing grid from
+        ``schedule.t_max`` to a :math:`t_{\min} > 0` (the times of a step file,
+        :func:`npdiff.sample.step_file.load_steps`). The chain is :math:`0 < t_{\min} < \dots < t_{\max}`:
+        K + 1 steps, the decoder's from :math:`t_{\min}` to clean data. ``T`` is then not used, and ``steps``
+        must be None.
 
     Returns
     -------
     :class:`VLBResult`.
     """
-    x0, T, rng = as_denoiser_batch(denoiser, x0, "x0"), positive_int(T, "T", minimum=2), as_generator(rng)
-    chain = chain_for(denoiser.schedule, T, steps)
+    x0, rng = as_denoiser_batch(denoiser, x0, "x0"), as_generator(rng)
+    chain = bound_chain(denoiser.schedule, T, steps, times)
     T = chain.T  # the steps the bound runs, after respacing
     if K is not None:
         K = positive_int(K, "K", minimum=2)
@@ -136,3 +149,57 @@ def vlb(
     mean_T, var_T = q_xt_x0_discrete_unchecked(x0, T, chain)
     terms[:, T] = kl_normal_diag_unchecked(mean_T, np.log(var_T), 0.0, 0.0).sum(axis=1)
     return VLBResult(total=terms.sum(axis=1), prior=terms[:, T].copy(), decoder=terms[:, 0].copy(), terms=terms, nfe=T)
+
+
+def bound_chain(schedule: Schedule, T: int = 1000, steps: int | Sequence[int] | None = None,
+                times: object | None = None) -> DiscreteSchedule:
+    r"""The chain :func:`vlb` runs: T uniform steps (respaced to ``steps``), or the chain through ``times``.
+
+    Parameters
+    ----------
+    schedule : Schedule
+        The denoiser's schedule.
+    T : int
+        Steps on [0, ``schedule.t_max``] (:func:`npdiff.reverse.chain_for`), >= 2; not used with ``times``.
+    steps : int, sequence of ints or None
+        Respace the chain of T steps to these.
+    times : (K + 1,) array or None
+        A decreasing grid from ``schedule.t_max`` to :math:`t_{\min} > 0`: the chain
+        :math:`0 < t_{\min} < \dots < t_{\max}` of K + 1 steps.
+
+    Returns
+    -------
+    DiscreteSchedule
+
+    Examples
+    --------
+    >>> from npdiff.schedule import vp_linear
+    >>> chain = bound_chain(vp_linear(), times=[1.0, 0.5, 0.01])
+    >>> print(chain.T, chain.times)
+    3 [0.   0.01 0.5  1.  ]
+    """
+    T = positive_int(T, "T", minimum=2)
+    if times is None:
+        return chain_for(schedule, T, steps)
+    if steps is not None:
+        raise ValueError(f"steps and times both say where the chain's steps fall: give one, got steps={steps!r}")
+    return _chain_through(check_schedule(schedule), times)
+
+
+def _chain_through(schedule: Schedule, times: object) -> DiscreteSchedule:
+    r"""The chain on :math:`[0, t_{\min}, \dots, t_{\max}]` through a decreasing grid from ``schedule.t_max``.
+
+    Its betas are :meth:`~npdiff.schedule.Schedule.chain_betas` at the grid's times, so the chain and the
+    denoiser agree on the noise level at every step, as on :func:`~npdiff.reverse.chain_for`'s chains.
+    """
+    grid = check_grid(schedule, times, "times", min_steps=1)  # (K + 1,) from t_max down to t_min
+    if abs(grid[0] - schedule.t_max) > _T_MAX_RTOL * schedule.t_max:
+        raise ValueError(f"times must start at the schedule's t_max = {schedule.t_max!r} (the bound's prior term sits "
+                         f"there), got {grid[0]!r}")
+    inc = np.concatenate([[0.0], grid[::-1]])  # (K + 2,) increasing, index 0 clean data
+    inc[-1] = schedule.t_max
+    betas = schedule.chain_betas(inc)  # (K + 1,)
+    if 1.0 - betas[0] == 1.0:
+        raise ValueError(f"times end at t_min = {grid[-1]!r}, where alpha_bar rounds to 1 in float64: the decoder's "
+                         "step would add no noise; end the grid at a larger t_min")
+    return DiscreteSchedule(betas, times=inc, name=f"{schedule.name}[{betas.size} steps through given times]")
