@@ -551,6 +551,36 @@ E(_E("likelihood.dequantized_bpd", lk.dequantized_bpd, lambda: dict(denoiser=ORA
                                                                    draws=2, rtol=1e-3, atol=1e-3, t_min=1e-3),
      Arg("denoiser", "denoiser"), Arg("x", "points_d"), Arg("K", "int2", ("K", "x")), Arg("rng", "rng"),
      Arg("draws", "int"), errors=_SAMPLER_ERRORS))
+E(_E("likelihood.dequantize(truncated_normal)", lk.dequantize,
+     lambda: dict(x=_levels(), K=5, rng=_rng(), dequantization="truncated_normal", scale=0.1),
+     Arg("dequantization", "choice"), Arg("scale", "real")))
+E(_E("likelihood.check_dequantization", lk.check_dequantization,
+     lambda: dict(dequantization="truncated_normal", scale=0.1),
+     Arg("dequantization", "choice"), Arg("scale", "real", accepts=_NONE_OK)))
+E(_E("likelihood.truncated_normal_scale", lk.truncated_normal_scale, lambda: dict(schedule=VP, t=0.01),
+     Arg("schedule", "schedule"), Arg("t", "real")))
+E(_E("likelihood.dequantization_log_density", lk.dequantization_log_density,
+     lambda: dict(u=np.full((B, D), 0.1), K=5, dequantization="truncated_normal", scale=0.1),
+     Arg("u", "points"), Arg("K", "int2"), Arg("dequantization", "choice"), Arg("scale", "real"),
+     infinite_ok="an offset outside its bin has density 0"))
+E(_E("likelihood.dequantized_bpd(truncated_normal)", lk.dequantized_bpd,
+     lambda: dict(denoiser=ORACLE, x=_levels(), K=5, rng=_rng(), draws=2, dequantization="truncated_normal",
+                  scale=None, rtol=1e-3, atol=1e-3, t_min=1e-3),
+     Arg("dequantization", "choice"), Arg("scale", "real", accepts=_NONE_OK, example=0.1), errors=_SAMPLER_ERRORS))
+E(_E("likelihood.dequantized_vlb_bpd", lk.dequantized_vlb_bpd,
+     lambda: dict(denoiser=ORACLE, x=_levels(), K=5, rng=_rng(), draws=2, dequantization="uniform", T=5,
+                  variance="large"),
+     Arg("denoiser", "denoiser"), Arg("x", "points_d"), Arg("K", "int2", ("K", "x")), Arg("rng", "rng"),
+     Arg("draws", "int"), Arg("dequantization", "choice"), Arg("T", "int2"), Arg("variance", "choice"),
+     errors=_SAMPLER_ERRORS))
+E(_E("likelihood.bound_chain", lk.bound_chain, lambda: dict(schedule=VP, T=5, steps=None, times=np.array([1.0, 0.5, 0.01])),
+     Arg("schedule", "schedule"), Arg("T", "int2"),
+     Arg("times", "array", accepts={"int": "integer times are times", "float16": "a coarser copy of the same grid",
+                                    "float32": "a coarser copy of the same grid", "none": "None: T uniform steps"})))
+E(_E("likelihood.vlb(times)", lk.vlb, lambda: dict(denoiser=ORACLE, x0=_x(), rng=_rng(), times=np.array([1.0, 0.5, 0.01])),
+     Arg("times", "array", accepts={"int": "integer times are times", "float16": "a coarser copy of the same grid",
+                                    "float32": "a coarser copy of the same grid", "none": "None: T uniform steps"}),
+     errors=_SAMPLER_ERRORS))
 E(_E("likelihood.image_bpd", lk.image_bpd, lambda: dict(denoiser=ORACLE, x=_levels(), K=5, rng=_rng(), method="both",
                                                        draws=2, T=5, variance="large", t_min=1e-3, rtol=1e-3, atol=1e-3,
                                                        batch_size=2),
@@ -834,7 +864,7 @@ NOT_FUZZED = {
         "main", "_common.UserError", "parser.build_parser", "parser.Parser", "parser.HelpFormatter",
         "validators.positive", "validators.in_range", "demo.run", "train.run", "train.train_model", "sample.run",
         "sample.run_sampler", "sample.npy_path", "nll.run", "nll.score", "nll.report_nll", "nll.report_image_nll",
-        "nll.compare_bound", "nll.image_eval_default", "info.datasets", "info.schedules")},
+        "nll.compare_bound", "nll.image_eval_default", "nll.bound_times", "info.datasets", "info.schedules")},
     "npdiff.data.images.read_idx": "a file reader: tests/test_checkpoint_untrusted.py and tests/test_images.py",
     "npdiff.data.images.write_idx": "a file writer: tests/test_checkpoint_untrusted.py and tests/test_images.py",
     "npdiff.data.images.digits": "no arguments",

@@ -6,11 +6,75 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .._check import as_batch, positive_int
+from .._check import as_batch, one_of, positive_int, real_scalar
+from .._validate import check_schedule
 from ..gaussian import data_to_levels
+from ..sample.grids import check_grid
 
-__all__ = ["as_level_batch", "as_log_q_values", "check_fast_sampler_options", "check_log_q", "check_nonsingular",
-           "check_one_time", "check_sampler", "check_sampler_output", "check_tangent_rows"]
+__all__ = [
+    "DEQUANTIZATIONS",
+    "as_level_batch",
+    "as_log_q_values",
+    "check_bound_grid",
+    "check_dequantization",
+    "check_draws_scale",
+    "check_fast_sampler_options",
+    "check_log_q",
+    "check_nonsingular",
+    "check_one_time",
+    "check_sampler",
+    "check_sampler_output",
+    "check_tangent_rows",
+]
+
+
+#: the noises that dequantize K-level data (:mod:`npdiff.likelihood.dequantize`)
+DEQUANTIZATIONS = ("uniform", "truncated_normal")
+
+#: a grid read back from text starts at the schedule's t_max to this relative tolerance (JSON keeps 17 digits)
+_T_MAX_RTOL = 1e-12
+
+
+def check_dequantization(dequantization: object, scale: object = None, *, required: bool = False) -> tuple[str, float | None]:
+    r"""A dequantization (one of :data:`DEQUANTIZATIONS`) and its scale: None, or a real > 0 for ``"truncated_normal"``
+    (``required``: not None for it).
+
+    Examples
+    --------
+    >>> check_dequantization("truncated_normal", 0.05)
+    ('truncated_normal', 0.05)
+    """
+    dequantization = one_of(dequantization, "dequantization", DEQUANTIZATIONS)
+    if scale is not None:
+        scale = real_scalar(scale, "scale", lo=0.0, lo_open=True)
+        if dequantization == "uniform":
+            raise ValueError(f"scale is the spread of the truncated normal; the uniform dequantization has none, got "
+                             f"scale={scale!r}")
+    elif required and dequantization == "truncated_normal":
+        raise ValueError("scale is required by the truncated normal (truncated_normal_scale gives i-DODE's), got None")
+    return dequantization, scale
+
+
+def check_draws_scale(draws: object, dequantization: object, scale: object) -> tuple[int, str, float | None]:
+    r"""The draws S >= 1 of an importance-weighted bound, its dequantization and scale (:func:`check_dequantization`)."""
+    return (positive_int(draws, "draws"), *check_dequantization(dequantization, scale))
+
+
+def check_bound_grid(schedule: object, times: object, steps: object) -> np.ndarray:
+    r"""A bound's chain through ``times``: no ``steps`` beside them, a decreasing grid from ``schedule.t_max`` to a
+    :math:`t_{\min}` where :math:`\bar\alpha < 1` in float64; returns the grid (float64, its first time t_max)."""
+    if steps is not None:
+        raise ValueError(f"steps and times both say where the chain's steps fall: give one, got steps={steps!r}")
+    schedule = check_schedule(schedule)
+    grid = check_grid(schedule, times, "times", min_steps=1)  # (K + 1,) from t_max down to t_min
+    if abs(grid[0] - schedule.t_max) > _T_MAX_RTOL * schedule.t_max:
+        raise ValueError(f"times must start at the schedule's t_max = {schedule.t_max!r} (the bound's prior term sits "
+                         f"there), got {grid[0]!r}")
+    if schedule.log_alpha_bar(grid[-1]) == 0.0:
+        raise ValueError(f"times end at t_min = {grid[-1]!r}, where alpha_bar rounds to 1 in float64: the decoder's "
+                         "step would add no noise; end the grid at a larger t_min")
+    grid[0] = schedule.t_max
+    return grid
 
 
 def as_level_batch(x: object, K: object, name: str = "x") -> tuple[np.ndarray, int]:

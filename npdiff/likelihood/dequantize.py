@@ -51,11 +51,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import erf, erfinv, logsumexp
 
-from .._check import as_float_array, as_generator, one_of, positive_int, real_scalar
+from .._check import as_batch, as_float_array, as_generator, positive_int, real_scalar
+from .._validate import check_schedule
 from ..denoiser import Denoiser, as_denoiser_batch
 from ..reverse_variance import EpsMoments
 from ..schedule import Schedule
-from ._validate import as_level_batch
+from ._validate import DEQUANTIZATIONS, as_level_batch, check_dequantization, check_draws_scale
 from .ode import ode_log_likelihood
 from .vlb import bound_chain, vlb
 
@@ -66,8 +67,6 @@ __all__ = ["DEQUANTIZATIONS", "DIVERGED_RMS", "DequantizedLikelihood", "bin_log_
 #: A flow that ends at t_max with a root-mean-square size above this has run away (the prior N(0, I) puts it near 1).
 DIVERGED_RMS = 30.0
 
-#: the noises that dequantize K-level data (module docstring)
-DEQUANTIZATIONS = ("uniform", "truncated_normal")
 
 
 def bin_log_volume(K: int, D: int) -> float:
@@ -75,23 +74,6 @@ def bin_log_volume(K: int, D: int) -> float:
     K = positive_int(K, "K", minimum=2)
     D = positive_int(D, "D")
     return D * float(np.log(2.0 / (K - 1)))
-
-
-def check_dequantization(dequantization: object, scale: object = None) -> tuple[str, float | None]:
-    r"""Check a dequantization (one of :data:`DEQUANTIZATIONS`) and its scale: None, or a real > 0 for ``"truncated_normal"``.
-
-    Examples
-    --------
-    >>> check_dequantization("truncated_normal", 0.05)
-    ('truncated_normal', 0.05)
-    """
-    dequantization = one_of(dequantization, "dequantization", DEQUANTIZATIONS)
-    if scale is not None:
-        scale = real_scalar(scale, "scale", lo=0.0, lo_open=True)
-        if dequantization == "uniform":
-            raise ValueError(f"scale is the spread of the truncated normal; the uniform dequantization has none, got "
-                             f"scale={scale!r}")
-    return dequantization, scale
 
 
 def truncated_normal_scale(schedule: Schedule, t: float) -> float:
@@ -105,7 +87,8 @@ def truncated_normal_scale(schedule: Schedule, t: float) -> float:
     >>> round(truncated_normal_scale(vp_linear(), 1e-3), 5)
     0.0105
     """
-    t = float(real_scalar(t, "t", lo=0.0, hi=float(schedule.t_max), lo_open=True))
+    schedule = check_schedule(schedule)
+    t = real_scalar(t, "t", lo=0.0, hi=float(schedule.t_max), lo_open=True)
     return float(np.exp(0.5 * (np.log(-np.expm1(schedule.log_alpha_bar(t))) - schedule.log_alpha_bar(t))))
 
 
@@ -117,8 +100,10 @@ def _log_density(u: np.ndarray, delta: float, dequantization: str, scale: float 
         log_q = np.full(u.shape[0], -D * np.log(2.0 * delta))  # (B,) -log q = D log(2 delta)
     else:
         # N(0, s^2) truncated to [-delta, delta]: its mass there is erf(delta / (sqrt(2) s))
-        log_norm = np.log(np.sqrt(2.0 * np.pi) * scale) + np.log(erf(delta / (np.sqrt(2.0) * scale)))
-        log_q = -np.sum(u**2, axis=1) / (2.0 * scale**2) - D * log_norm  # (B,)
+        with np.errstate(over="ignore"):  # delta / s = inf for a tiny s: erf(inf) = 1, the untruncated normal
+            log_norm = 0.5 * np.log(2.0 * np.pi) + np.log(scale) + np.log(erf(delta / (np.sqrt(2.0) * scale)))
+            z = u / scale  # (B, D) in units of s, so that s^2 never underflows
+        log_q = -0.5 * np.sum(z**2, axis=1) - D * log_norm  # (B,)
     return np.where(inside, log_q, -np.inf)
 
 
@@ -129,7 +114,8 @@ def _offsets(shape: tuple[int, int], delta: float, rng: np.random.Generator, deq
         return rng.uniform(-delta, delta, size=shape)
     # inverse CDF of the symmetric truncated normal: u = s sqrt(2) erfinv(erf(tau / sqrt 2) (2w - 1)), tau = delta / s
     w = rng.random(shape)  # (B, D) in [0, 1)
-    u = scale * np.sqrt(2.0) * erfinv(erf(delta / (np.sqrt(2.0) * scale)) * (2.0 * w - 1.0))
+    with np.errstate(over="ignore"):  # delta / s = inf for a tiny s: erf(inf) = 1
+        u = scale * np.sqrt(2.0) * erfinv(erf(delta / (np.sqrt(2.0) * scale)) * (2.0 * w - 1.0))
     return np.clip(u, -delta, delta)  # erfinv(+-1) = +-inf when erf rounds to 1: the bin's edge
 
 
@@ -157,13 +143,9 @@ def dequantization_log_density(u: object, K: int, dequantization: str = "uniform
     >>> float(dequantization_log_density(np.zeros((1, 2)), 17)[0]) == -2 * np.log(2 / 16)
     True
     """
-    u = as_float_array(u, "u")
-    if u.ndim != 2:
-        raise ValueError(f"u must be a (B, D) batch of offsets, got shape {u.shape}")
+    u = as_batch(u, "u")  # (B, D) offsets
     K = positive_int(K, "K", minimum=2)
-    dequantization, scale = check_dequantization(dequantization, scale)
-    if dequantization == "truncated_normal" and scale is None:
-        raise ValueError("scale is required by the truncated normal (truncated_normal_scale gives i-DODE's), got None")
+    dequantization, scale = check_dequantization(dequantization, scale, required=True)
     return _log_density(u, 1.0 / (K - 1), dequantization, scale)
 
 
@@ -175,9 +157,7 @@ def dequantize(x: object, K: int, rng: np.random.Generator | int, dequantization
     """
     x, K = as_level_batch(x, K)  # (B, D) on the levels
     rng = as_generator(rng)
-    dequantization, scale = check_dequantization(dequantization, scale)
-    if dequantization == "truncated_normal" and scale is None:
-        raise ValueError("scale is required by the truncated normal (truncated_normal_scale gives i-DODE's), got None")
+    dequantization, scale = check_dequantization(dequantization, scale, required=True)
     return x + _offsets(x.shape, 1.0 / (K - 1), rng, dequantization, scale)
 
 
@@ -324,10 +304,9 @@ def dequantized_bpd(
         if the flow diverged for every point: there is no figure to report.
     """
     x = as_denoiser_batch(denoiser, x)
-    draws = positive_int(draws, "draws")
+    draws, dequantization, scale = check_draws_scale(draws, dequantization, scale)
     x, K = as_level_batch(x, K)
     rng = as_generator(rng)
-    dequantization, scale = check_dequantization(dequantization, scale)
     if dequantization == "truncated_normal" and scale is None:
         scale = truncated_normal_scale(denoiser.schedule, ode_kwargs.get("t_min", 1e-5))
     return _draws(x, K, rng, draws, dequantization, scale, lambda y: _log_p_or_nan(denoiser, y, ode_kwargs))
@@ -379,10 +358,9 @@ def dequantized_vlb_bpd(
     progress : a bar per draw.
     """
     x = as_denoiser_batch(denoiser, x)
-    draws = positive_int(draws, "draws")
+    draws, dequantization, scale = check_draws_scale(draws, dequantization, scale)
     x, K = as_level_batch(x, K)
     rng = as_generator(rng)
-    dequantization, scale = check_dequantization(dequantization, scale)
 
     def minus_bound(y: np.ndarray) -> tuple[np.ndarray, int]:
         res = vlb(denoiser, y, T, rng=rng, variance=variance, eps_moments=eps_moments, steps=steps, times=times,

@@ -36,7 +36,6 @@ import numpy as np
 
 from .._check import as_generator, positive_int
 from .._progress import progress as bar
-from .._validate import check_schedule
 from ..denoiser import Denoiser, as_denoiser_batch
 from ..forward import q_posterior_discrete_unchecked, q_sample_discrete_unchecked, q_xt_x0_discrete_unchecked
 from ..gaussian import (
@@ -47,14 +46,11 @@ from ..gaussian import (
 )
 from ..reverse import chain_for, p_mean_log_variance_unchecked
 from ..reverse_variance import EpsMoments, ReverseVariance
-from ..sample.grids import check_grid
 from ..schedule import DiscreteSchedule, Schedule
 from ..threads import blas_threads
+from ._validate import check_bound_grid
 
 __all__ = ["VLBResult", "bound_chain", "vlb"]
-
-#: a grid read back from text starts at the schedule's t_max to this relative tolerance (JSON keeps 17 digits)
-_T_MAX_RTOL = 1e-12
 
 
 @dataclass
@@ -155,6 +151,11 @@ def bound_chain(schedule: Schedule, T: int = 1000, steps: int | Sequence[int] | 
                 times: object | None = None) -> DiscreteSchedule:
     r"""The chain :func:`vlb` runs: T uniform steps (respaced to ``steps``), or the chain through ``times``.
 
+    Through a decreasing grid :math:`t_{\max} = t_0 > \dots > t_K = t_{\min}` the chain is
+    :math:`0 < t_{\min} < \dots < t_{\max}`, K + 1 steps, its betas
+    :meth:`~npdiff.schedule.Schedule.chain_betas` at those times, so the chain and the denoiser agree on the
+    noise level at every step, as on :func:`~npdiff.reverse.chain_for`'s chains.
+
     Parameters
     ----------
     schedule : Schedule
@@ -164,8 +165,7 @@ def bound_chain(schedule: Schedule, T: int = 1000, steps: int | Sequence[int] | 
     steps : int, sequence of ints or None
         Respace the chain of T steps to these.
     times : (K + 1,) array or None
-        A decreasing grid from ``schedule.t_max`` to :math:`t_{\min} > 0`: the chain
-        :math:`0 < t_{\min} < \dots < t_{\max}` of K + 1 steps.
+        A decreasing grid from ``schedule.t_max`` to :math:`t_{\min} > 0`.
 
     Returns
     -------
@@ -181,25 +181,7 @@ def bound_chain(schedule: Schedule, T: int = 1000, steps: int | Sequence[int] | 
     T = positive_int(T, "T", minimum=2)
     if times is None:
         return chain_for(schedule, T, steps)
-    if steps is not None:
-        raise ValueError(f"steps and times both say where the chain's steps fall: give one, got steps={steps!r}")
-    return _chain_through(check_schedule(schedule), times)
-
-
-def _chain_through(schedule: Schedule, times: object) -> DiscreteSchedule:
-    r"""The chain on :math:`[0, t_{\min}, \dots, t_{\max}]` through a decreasing grid from ``schedule.t_max``.
-
-    Its betas are :meth:`~npdiff.schedule.Schedule.chain_betas` at the grid's times, so the chain and the
-    denoiser agree on the noise level at every step, as on :func:`~npdiff.reverse.chain_for`'s chains.
-    """
-    grid = check_grid(schedule, times, "times", min_steps=1)  # (K + 1,) from t_max down to t_min
-    if abs(grid[0] - schedule.t_max) > _T_MAX_RTOL * schedule.t_max:
-        raise ValueError(f"times must start at the schedule's t_max = {schedule.t_max!r} (the bound's prior term sits "
-                         f"there), got {grid[0]!r}")
+    grid = check_bound_grid(schedule, times, steps)  # (K + 1,) decreasing from t_max
     inc = np.concatenate([[0.0], grid[::-1]])  # (K + 2,) increasing, index 0 clean data
-    inc[-1] = schedule.t_max
     betas = schedule.chain_betas(inc)  # (K + 1,)
-    if 1.0 - betas[0] == 1.0:
-        raise ValueError(f"times end at t_min = {grid[-1]!r}, where alpha_bar rounds to 1 in float64: the decoder's "
-                         "step would add no noise; end the grid at a larger t_min")
     return DiscreteSchedule(betas, times=inc, name=f"{schedule.name}[{betas.size} steps through given times]")
