@@ -41,10 +41,18 @@ from scipy.special import log_ndtr
 from npdiff import checkpoint
 from npdiff.data.images import DIGITS_BASELINES, digits
 from npdiff.gaussian import data_to_levels, discretized_gaussian_log_likelihood
-from npdiff.likelihood import density_to_bpd, image_bpd
+from npdiff.likelihood import (
+    density_to_bpd,
+    dequantization_log_density,
+    dequantized_bpd,
+    image_bpd,
+    vlb,
+)
+from npdiff.likelihood import dequantize as add_bin_noise
 from npdiff.nn import MLPConfig
 from npdiff.nn.model import DiffusionMLP
 from npdiff.recipes import RECIPES, recipe
+from npdiff.reverse import chain_for
 from npdiff.sample import ddpm_sample
 from npdiff.train import TrainConfig, Trainer
 
@@ -509,4 +517,109 @@ axes[1].set(xlabel="bits/dim (lower is better)", xlim=(0, uniform_bpd * 1.15),
 axes[1].legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3)
 fig.tight_layout()
 save_figure(ch, fig, "bits_per_dim")
+
+# %%
+# 7. Dequantization: what each noise bounds
+# -----------------------------------------
+#
+# Section 2 dequantized with uniform noise. Any noise :math:`q(u)` that stays inside the
+# bins does: for the probability of the bin,
+#
+# .. math::
+#
+#    \log P(v) = \log \mathbb E_{u \sim q}\Big[\frac{p(x + u)}{q(u)}\Big]
+#    \ \ge\ \mathbb E_{u \sim q}\big[\log p(x + u) - \log q(u)\big],
+#
+# and :math:`S` draws give the tighter :math:`\log\frac1S\sum_s p(x + u_s)/q(u_s)`, a bound
+# that can only improve with :math:`S` in expectation :cite:p:`hoogeboom2020`. Uniform noise
+# has :math:`-\log q = D\log(2\delta)`, section 2's change of units. i-DODE's truncated
+# normal :cite:p:`zheng2023idode` (Sec. 4.3) is :math:`\mathcal N(0, s^2)` cut to the bin,
+#
+# .. math::
+#
+#    \log q(u_j) = -\frac{u_j^2}{2 s^2} - \log\big(\sqrt{2\pi}\, s\big)
+#    - \log\operatorname{erf}\Big(\frac{\delta}{\sqrt 2\, s}\Big), \qquad |u_j| \le \delta,
+#
+# with :math:`s = \sigma(t_0)/\sqrt{\bar\alpha(t_0)}` where the likelihood starts: then
+# :math:`x + u` looks like the forward process at :math:`t_0`, which is what a model trained
+# on the *levels* has learned to score. Each is a bound on the bin's probability; which is
+# tighter depends on where the model puts its density inside the bin. Ours was trained on
+# uniform noise, so its density is flat within a bin, and a narrow :math:`q` pays
+# :math:`\log q` without any gain in :math:`\log p`.
+
+ch.section("7. dequantization: uniform and truncated normal, S draws")
+u_grid = np.linspace(-delta, delta, 2001)[:, None]  # (2001, 1) one pixel's bin
+for scale in (delta, 0.01):
+    q = np.exp(dequantization_log_density(u_grid, K, "truncated_normal", scale))
+    ch.show(f"truncated normal, s = {scale:.3g}: integral over the bin",
+            np.trapezoid(q, u_grid[:, 0]), "1: a density on the bin")
+n7, draws = ch.pick(6, 60), 4
+x7 = d.test[:n7]
+for name, scale in [("uniform", None), ("truncated_normal", delta)]:
+    res = dequantized_bpd(model, x7, K, ch.rng(5), draws=draws,
+                          dequantization=name, scale=scale, batch_size=60)
+    label = name.replace("_", " ") + ("" if scale is None else f", s = {scale:.3g}")
+    ch.show(f"ODE, {label}, S = 1 (bits/dim)",
+            np.nanmean(res.bpd_of_draws(1)), f"{n7} test images")
+    ch.show(f"ODE, {label}, S = {draws} (bits/dim)",
+            np.nanmean(res.bpd_of_draws(draws)), "the same draws and more")
+
+# %%
+# Why fine steps below the bin width cost the bound
+# -------------------------------------------------
+#
+# The variational bound of section 6 scores the levels themselves through the discretized
+# decoder. Take a step t of the chain whose noise is far below the bins' half-width,
+# :math:`\sigma_t \ll \delta = 1/16`. Given :math:`x_t`, the clean image is then plainly the
+# nearest level: the true reverse step snaps. But the network was trained on dequantized
+# images, where :math:`x_0` may sit anywhere in its bin, so its guess is
+# :math:`\hat x_0 \approx x_t/\sqrt{\bar\alpha_t}`, the point itself, noise included. The step's
+# KL charges the squared error of that guess (:cite:t:`ho2020ddpm`, Eq. 7, "large" variance
+# :math:`\beta_t`, :math:`1 - \bar\alpha_t = \sigma_t^2`):
+#
+# .. math::
+#
+#    L_{t-1} = \frac{c_{1,t}^2}{2\beta_t}\,\lVert x_0 - \hat x_0\rVert^2
+#    \approx \frac{\beta_t^2}{\sigma_t^4}\cdot\frac{D\sigma_t^2}{2\beta_t}
+#    = \frac{D}{2}\,\frac{\beta_t}{\sigma_t^2},
+#    \qquad \sum_{\sigma_t < \delta} L_{t-1} \approx \frac D2 \log\frac{\delta^2}{\sigma_1^2}
+#
+# nats, a sum that grows with every step added below the bins. On the dequantized images
+# the network was trained on, the same steps charge as much (there the noise within a bin is
+# real, and no denoiser can remove it), but the decoder pays it back: its Gaussian density
+# of width :math:`\sigma_1` is high, and in bits of a bin (adding :math:`\log q =
+# -D\log 2\delta` of the uniform noise) it returns about what the fine steps charged. On the
+# levels the discretized decoder has nothing to pay back with: once :math:`\sigma_1 \ll
+# \delta` it already names the right level, and a probability is at most one. So every fine
+# step charges the model for blurring what it should snap. Below, the chain of 1,000 steps:
+# its KL terms with :math:`\sigma_t < \delta`, summed, and its decoder, on the levels and on
+# uniformly dequantized images (Gaussian decoder density), beside the estimate above.
+
+ch.section("7. the chain's fine steps on the levels and on dequantized images")
+chain1000 = chain_for(schedule, 1000)
+sigma_chain = np.sqrt(1.0 - chain1000.alpha_bar)  # (1001,) sigma_t of each step
+fine = np.flatnonzero(sigma_chain[2:] < delta) + 1  # columns of L_{t-1}, t >= 2
+xf = d.test[: ch.pick(6, 60)]
+on_levels = vlb(model, xf, 1000, rng=ch.rng(6), K=K)  # discretized decoder
+xf_dq = add_bin_noise(xf, K, ch.rng(7))  # the kind of data it was trained on
+on_dequantized = vlb(model, xf_dq, 1000, rng=ch.rng(8))
+bin_bits = -np.log2(2 * delta)  # log2 q(u) per pixel of the uniform noise
+for name, res, units in [("levels", on_levels, 0.0),
+                         ("dequantized", on_dequantized, bin_bits)]:
+    fine_bits = res.terms[:, fine].sum(axis=1).mean() / (D * LN2)
+    decoder_bits = res.terms[:, 0].mean() / (D * LN2) + units
+    ch.show(f"{name}: the {fine.size} KL terms with sigma_t < delta (bits/dim)",
+            fine_bits)
+    ch.show(f"{name}: decoder L_0, in bits of a bin (bits/dim)", decoder_bits)
+ch.show("estimate (1/2) log2(delta^2 / sigma_1^2) (bits/dim)",
+        0.5 * np.log2(delta**2 / sigma_chain[1] ** 2),
+        "the fine steps' charge if x0_hat keeps all the noise")
+
+# %%
+# The way out is to end the chain at the noise level of the bins (the best trajectories of
+# ``optimal_steps`` skip the finest steps), to learn where the chain ends (VDM learns its
+# :math:`\gamma_{\min}` for this :cite:p:`kingma2021vdm`), or to train the chain on the data
+# it scores. The measurements page "Dequantization and draws" holds the figures on the
+# trained model, by dequantization and number of draws.
+
 ch.done()
