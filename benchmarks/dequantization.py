@@ -1,6 +1,8 @@
 r"""Bits/dim of the digits by dequantization and draws, and the bound of the full chain against its best steps.
 
-    python benchmarks/dequantization.py --model benchmarks/out/models/digits.npz --only ode    # ~5 min
+    python benchmarks/dequantization.py --model benchmarks/out/models/digits.npz --only ode --part 0  # ~3 min each
+    python benchmarks/dequantization.py --model benchmarks/out/models/digits.npz --only ode --part 1
+    python benchmarks/dequantization.py --model benchmarks/out/models/digits.npz --only ode --part 2
     python benchmarks/dequantization.py --model benchmarks/out/models/digits.npz --only bound  # ~4 min
     python benchmarks/dequantization.py --model benchmarks/out/models/digits.npz --only chain  # ~3 min
 
@@ -47,6 +49,7 @@ from _common import write_results  # noqa: E402
 from npdiff.checkpoint import load  # noqa: E402
 from npdiff.data.images import digits  # noqa: E402
 from npdiff.likelihood import (  # noqa: E402
+    DequantizedLikelihood,
     bound_costs,
     dequantize,
     dequantized_bpd,
@@ -95,20 +98,37 @@ def _rows_by_draws(estimator: str, label: str, res, base: dict[int, np.ndarray] 
     return rows, by_s
 
 
-def table_ode(model, d, n: int, seed: int) -> None:
+def table_ode(model, d, n: int, seed: int, part: int | None, parts_dir: str) -> None:
     x = d.test[:n]
     s_idode = truncated_normal_scale(model.schedule, T_MIN)
-    rows, base = [], None
-    for label, dq, scale in _dequantizations(1.0 / (d.K - 1), s_idode):
+    configs = _dequantizations(1.0 / (d.K - 1), s_idode)
+    os.makedirs(parts_dir, exist_ok=True)
+    for i, (label, dq, scale) in enumerate(configs):
+        if part is not None and i != part:
+            continue
         t0 = time.perf_counter()
         res = dequantized_bpd(model, x, d.K, np.random.default_rng(seed + 1), draws=DRAWS[-1], dequantization=dq,
                               scale=scale, t_min=T_MIN, rtol=1e-5, atol=1e-5, batch_size=60)
         if res.diverged.any():
             raise FloatingPointError(f"{label}: the ODE diverged on {int(res.diverged.sum())} images")
+        np.savez(os.path.join(parts_dir, f"ode_{i}.npz"), log_p=res.log_p, log_q=res.log_q, nfe=res.nfe,
+                 scale=np.nan if res.scale is None else res.scale, n=n, seed=seed)
+        print(f"  {label}: {time.perf_counter() - t0:.0f} s", flush=True)
+    rows, base = [], None
+    for i, (label, dq, _) in enumerate(configs):  # the table, once every part has been measured
+        path = os.path.join(parts_dir, f"ode_{i}.npz")
+        if not os.path.exists(path):
+            print(f"  part {i} ({label}) not measured yet: run --only ode --part {i}", flush=True)
+            return
+        with np.load(path) as z:
+            if int(z["n"]) != n or int(z["seed"]) != seed:
+                raise ValueError(f"{path} holds {int(z['n'])} images of seed {int(z['seed'])}, not {n} of seed {seed}")
+            scale = None if np.isnan(z["scale"]) else float(z["scale"])
+            res = DequantizedLikelihood(bpd=None, bpd_mean=None, log_p=z["log_p"], diverged=np.zeros(n, dtype=bool),
+                                        nfe=int(z["nfe"]), log_q=z["log_q"], dequantization=dq, scale=scale, D=d.dim)
         new, by_s = _rows_by_draws("ODE", label, res, base, n, {"nfe": res.nfe, "noise_bias": None})
         base = by_s if base is None else base
         rows += new
-        print(f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
     write_results("dequantization_ode", rows, notes={"images": n, "t_min": T_MIN, "rtol": 1e-5, "seed": seed,
                                                      "split": "test (its first images)"})
 
@@ -192,12 +212,17 @@ def main() -> None:
     ap.add_argument("--only", choices=("ode", "bound", "chain"), required=True, help="which table to measure")
     ap.add_argument("--n-ode", dest="n_ode", type=int, default=60, help="test images the ODE scores (default 60)")
     ap.add_argument("--best", type=int, default=100, help="steps of the best trajectory (default 100)")
+    ap.add_argument("--part", type=int, choices=(0, 1, 2),
+                    help="ode: measure only this dequantization (0 uniform, 1 i-DODE's, 2 half a bin); the table is "
+                         "written once all three are in --parts")
+    ap.add_argument("--parts", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out", "dequantization"),
+                    help="folder of the ODE's per-dequantization arrays")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     d, model = digits(), load(args.model).denoiser(ema=True)
     print(f"scoring {args.model}: {model!r}", flush=True)
     if args.only == "ode":
-        table_ode(model, d, args.n_ode, args.seed)
+        table_ode(model, d, args.n_ode, args.seed, args.part, args.parts)
     elif args.only == "bound":
         table_bound(model, d, args.seed)
     else:
