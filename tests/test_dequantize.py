@@ -291,3 +291,16 @@ def test_dequantization_flags_are_refused_for_continuous_data(digits_model, monk
                                            rng=np.random.default_rng(0)), data_name="moons")
     code, _, err = _run(["nll", "--model", "m2.npz", "--data", "moons", "--n", "4", "--dequantization", "uniform"])
     assert code == 2 and "--dequantization dequantizes K-level images" in err and "'moons' is continuous" in err, err
+
+
+def test_points_of_a_known_density_are_scored_on_a_step_files_times_too():
+    from npdiff.likelihood import score_points
+
+    g = GaussianData(np.zeros(2), 0.3, vp_linear())
+    x = np.random.default_rng(1).standard_normal((5, 2))
+    grid = [1.0, 0.4, 0.05, 0.002]
+    res = score_points(g, x, np.zeros(5), method="vlb", rng=np.random.default_rng(4), times=grid)
+    direct = vlb(g, x, rng=np.random.default_rng(4), times=grid)
+    np.testing.assert_array_equal(res.vlb.total, direct.total)
+    with pytest.raises(ValueError, match="t_max"):
+        score_points(g, x, np.zeros(5), method="both", rng=0, times=[0.5, 0.1])
