@@ -68,7 +68,6 @@ __all__ = ["DEQUANTIZATIONS", "DIVERGED_RMS", "DequantizedLikelihood", "bin_log_
 DIVERGED_RMS = 30.0
 
 
-
 def bin_log_volume(K: int, D: int) -> float:
     r""":math:`D\log(2/(K-1))`, the log-volume of one bin of K-level data in D dimensions."""
     K = positive_int(K, "K", minimum=2)
