@@ -15,8 +15,9 @@ Besides its figures the chapter writes the trained model, ``06_model.npz``
 (``06_model_quick.npz`` with ``--quick``), which ``npdiff nll --model ... --data
 digits`` also reads. The full run trains the ``"images"`` recipe for 48,000 steps and
 scores all 360 test images and 360 training images by both likelihoods: about 7 minutes
-of CPU on one core (3 training, 4 scoring). ``--quick`` trains a narrower network for
-1,500 steps and scores a dozen images per split (about 15 s of CPU).
+of CPU on one core (3 training, 4 scoring), and section 7 (dequantization) about one and a
+half more. ``--quick`` trains a narrower network for 1,500 steps and scores a dozen images
+per split and six in section 7 (about 20 s of CPU).
 """
 
 # %%
