@@ -29,13 +29,13 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ._atomic import write_atomically
 from ._check import positive_int
 from .nn.config import MLPConfig
 from .nn.model import DiffusionMLP
@@ -171,26 +171,7 @@ def save(path: str | os.PathLike, model: Any, *, optimizer: AdamW | None = None,
     if path.is_dir():
         raise IsADirectoryError(f"path must name a checkpoint file, got the folder {str(path)!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 is for the temporary file, not for the checkpoint
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def _umask() -> int:
-    # the only way to read the umask is to set it; set it straight back
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    return write_atomically(path, lambda f: np.savez(f, **arrays))
 
 
 _MAX_NAME = 200  # a data set's name is a word; more is not a name
