@@ -9,7 +9,6 @@ from npdiff.analytic import GaussianData
 from npdiff.edit import (
     data_fit_gradient,
     dps_sample,
-    keep_known,
     reconstruction_guidance_sample,
     repaint_nfe,
     repaint_sample,
@@ -91,11 +90,3 @@ def test_data_fit_gradient_refuses_bad_input():
     with pytest.raises(ValueError, match="mask"):
         data_fit_gradient(DATA, x, 0.5, [1.0, 0.0], [1, 1])
 
-
-def test_keep_known_refuses_bad_input():
-    with pytest.raises(ValueError, match="mask"):
-        keep_known(np.zeros((2, 2)), [1.0, 0.0], [1, 0, 0])
-    with pytest.raises(ValueError, match="known"):
-        keep_known(np.zeros((2, 2)), [np.inf, 0.0], [1, 0])
-    with pytest.raises(ValueError, match="x"):
-        keep_known(np.zeros(2), [1.0, 0.0], [1, 0])

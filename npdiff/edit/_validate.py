@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._check import as_float_array, positive_int, real_scalar
-from ..denoiser import Denoiser, has_eps_vjp
+from .._check import as_float_array, as_times, positive_int, real_scalar
+from ..denoiser import Denoiser, as_denoiser_batch, has_eps_vjp
 from ..reverse import chain_for
 from ..reverse_variance import ReverseVariance
 from ..sample._checks import start
@@ -123,15 +123,28 @@ def check_noisy(schedule: object, t: np.ndarray) -> None:
         raise ValueError(f"t must be above 0 (where sigma(t) > 0), got values in [{np.min(t)}, {np.max(t)}]")
 
 
-def check_conditional(dataset: object, lo: object, hi: object, points: object, known: object
-                      ) -> tuple[float, float, int, int]:
-    r"""The arguments of :func:`npdiff.edit.conditional.exact_conditional` beside a: (lo, hi, points, known)."""
+def check_conditional(dataset: object, a: object, lo: object, hi: object, points: object, known: object
+                      ) -> tuple[float, float, float, int, int]:
+    r"""The arguments of :func:`npdiff.edit.conditional.exact_conditional`: (a, lo, hi, points, known)."""
     if not callable(getattr(dataset, "log_prob", None)):
         raise TypeError(f"dataset must have a log_prob(x) method on (N, 2) points, got {type(dataset).__name__}")
-    lo, hi = real_scalar(lo, "lo"), real_scalar(hi, "hi")
+    a, lo, hi = real_scalar(a, "a"), real_scalar(lo, "lo"), real_scalar(hi, "hi")
     if not lo < hi:
         raise ValueError(f"lo must be below hi, got lo={lo} and hi={hi}")
     points = positive_int(points, "points", minimum=3)
-    if isinstance(known, bool) or known not in (0, 1):
+    if isinstance(known, bool) or not isinstance(known, (int, np.integer)) or known not in (0, 1):
         raise ValueError(f"known must be 0 or 1 (the known coordinate of a 2D point), got {known!r}")
-    return lo, hi, points, int(known)
+    return a, lo, hi, points, int(known)
+
+
+def check_data_fit(denoiser: object, x: object, t: object, known: object, mask: object
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    r"""The arguments of :func:`npdiff.edit.guided.data_fit_gradient`: x (B, D), t (B,) in (0, t_max], known and
+    mask broadcast to (B, D), and a denoiser with ``eps_vjp``."""
+    x = as_denoiser_batch(denoiser, x)
+    t = as_times(t, x.shape[0], lo=0.0, hi=denoiser.schedule.t_max)
+    check_noisy(denoiser.schedule, t)
+    m = as_mask(mask, x.shape[1])
+    y, m = check_rows(x, ("known", as_known(known, m)), ("mask", m))
+    check_vjp(denoiser)
+    return x, t, y, m

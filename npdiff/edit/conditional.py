@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._check import as_float_array, as_generator, positive_int, real_scalar
+from .._check import as_float_array, as_generator, positive_int
 from ..metrics import wasserstein1_to_cdf
 from ._validate import check_conditional
 
@@ -115,21 +115,21 @@ def exact_conditional(dataset: object, a: float, *, known: int = 0, lo: float = 
     >>> print(round(float(np.mean(np.abs(x))), 2), round(float(cond.cdf_at(0.0)), 3))
     2.83 0.5
     """
-    a = real_scalar(a, "a")
-    lo, hi, points, known = check_conditional(dataset, lo, hi, points, known)
+    a, lo, hi, points, known = check_conditional(dataset, a, lo, hi, points, known)
     grid = np.linspace(lo, hi, points)  # (G,)
     xy = np.empty((points, 2))
     xy[:, known], xy[:, 1 - known] = a, grid
     log_p = np.asarray(dataset.log_prob(xy), dtype=np.float64)  # (G,) log p(a, x_free)
     top = np.max(log_p)
     if not np.isfinite(top):
-        raise ValueError(f"a = {a} has zero density along the whole grid: p(x_known = a) = 0 (outside the support)")
+        raise ValueError(f"a = {a} has zero density at every point of the grid on [lo, hi] = [{lo}, {hi}]: "
+                         f"p(x_known = a) = 0 there (outside the support, or a grid too coarse to see it)")
     p = np.exp(log_p - top)  # (G,) scaled by the largest value, so a far tail does not underflow
     if max(p[0], p[-1]) > 1e-12:
         raise ValueError(f"the grid [lo, hi] = [{lo}, {hi}] cuts off mass of the conditional at a = {a}: widen it")
     h = grid[1] - grid[0]
     cells = 0.5 * (p[:-1] + p[1:]) * h  # (G-1,) the trapezoid rule's mass per cell
     mass = np.sum(cells)
-    cdf = np.concatenate([[0.0], np.cumsum(cells) / mass])  # (G,)
+    cdf = np.minimum(np.concatenate([[0.0], np.cumsum(cells) / mass]), 1.0)  # (G,) round-off may pass 1 at the end
     cdf[-1] = 1.0
     return ExactConditional(a, known, grid, p / mass, cdf, float(top + np.log(mass)))

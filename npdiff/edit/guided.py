@@ -29,17 +29,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._check import as_times
 from .._progress import progress as bar
-from ..denoiser import Denoiser, as_denoiser_batch, call_eps, call_eps_vjp
+from ..denoiser import Denoiser, call_eps, call_eps_vjp
 from ..forward import q_posterior_discrete_unchecked, q_sample_discrete_unchecked
 from ..parameterization import x0_from_eps
 from ..reverse import call_time
 from ..sample._checks import check_finite
 from ..sample._common import SampleResult
 from ..threads import blas_threads
-from ._validate import as_known, as_mask, as_scale, check_inpainting, check_noisy, check_rows, check_vjp
-from .mask import keep_known_unchecked
+from ._validate import as_scale, check_data_fit, check_inpainting, check_vjp
+from .mask import keep_known
 
 __all__ = ["data_fit_gradient", "data_fit_gradient_unchecked", "dps_sample", "reconstruction_guidance_sample"]
 
@@ -91,12 +90,7 @@ def data_fit_gradient(denoiser: Denoiser, x: object, t: object, known: object, m
     >>> bool(np.allclose(grad, -2 * np.sqrt(a2) * r @ data.cov @ np.linalg.inv(cov_t)))
     True
     """
-    x = as_denoiser_batch(denoiser, x)
-    t = as_times(t, x.shape[0], lo=0.0, hi=denoiser.schedule.t_max)
-    check_noisy(denoiser.schedule, t)
-    m = as_mask(mask, x.shape[1])
-    y, m = check_rows(x, ("known", as_known(known, m)), ("mask", m))
-    check_vjp(denoiser)
+    x, t, y, m = check_data_fit(denoiser, x, t, known, mask)
     return data_fit_gradient_unchecked(denoiser, x, t, y, m)
 
 
@@ -268,6 +262,6 @@ def reconstruction_guidance_sample(
             noised = q_sample_discrete_unchecked(y, i - 1, rng.standard_normal(x.shape), chain)  # q(x_{i-1} | y)
         else:
             noised = y
-        x = check_finite(keep_known_unchecked(x, noised, m), f"at chain step {i}")
+        x = check_finite(keep_known(x, noised, m), f"at chain step {i}")
     return SampleResult(x=x, nfe=2 * chain.T)
 

@@ -1,11 +1,12 @@
 r"""Masks of known coordinates, and the one formula every inpainter shares: keep what is known.
 
-A mask is a (D,) or (B, D) array of bools (or of 0/1 numbers), ``True`` where a coordinate is known; the
-known values are a (D,) or (B, D) array whose entries are read only where the mask is ``True`` (they must
+A mask is a (D,) or (N, D) array of bools (or of 0/1 numbers), ``True`` where a coordinate is known; the
+known values are a (D,) or (N, D) array whose entries are read only where the mask is ``True`` (they must
 be finite everywhere all the same, so a NaN never hides in a coordinate that turns out to be read). A (D,)
 mask or row of known values serves every sample. A mask that marks every coordinate known leaves nothing to
-fill in and one that marks none is plain sampling: both are refused, with an error naming ``mask``
-(:func:`npdiff.edit._validate.as_mask` holds the checks).
+fill in and one that marks none is plain sampling: both are refused, with an error naming ``mask``. The
+inpainters check masks and known values at their door (:mod:`npdiff.edit._validate`: ``as_mask``,
+``as_known``) and hand (N, D) arrays to :func:`keep_known`.
 
 With :math:`m \in \{0, 1\}^D` the mask and :math:`y` the known values, the merge of a state with
 (a version of) the known values is
@@ -19,29 +20,27 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._check import as_batch
-from ._validate import as_known, as_mask, check_rows
-
-__all__ = ["keep_known", "keep_known_unchecked"]
+__all__ = ["keep_known"]
 
 
-def keep_known(x: object, known: object, mask: object) -> np.ndarray:
+def keep_known(x: np.ndarray, known: np.ndarray, mask: np.ndarray) -> np.ndarray:
     r"""Replace the known coordinates of x by the known values: :math:`m \odot y + (1 - m) \odot x`.
 
-    Song et al. 2021, App. I.2; Lugmayr et al. 2022, Eq. 8.
+    Song et al. 2021, App. I.2; Lugmayr et al. 2022, Eq. 8. The formula the inpainters apply, on arrays
+    they checked at their door.
 
     Parameters
     ----------
-    x : (B, D) array
+    x : (N, D) array
         The states.
-    known : (D,) or (B, D) array
-        The values to keep where the mask is ``True``; finite everywhere.
-    mask : (D,) or (B, D) array of bools or 0/1
+    known : (D,) or (N, D) array
+        The values to keep where the mask is ``True``.
+    mask : (D,) or (N, D) bool array
         ``True`` where a coordinate is known.
 
     Returns
     -------
-    (B, D) array
+    (N, D) array
         x with its known coordinates replaced.
 
     Examples
@@ -51,13 +50,4 @@ def keep_known(x: object, known: object, mask: object) -> np.ndarray:
     array([[1., 6.],
            [1., 8.]])
     """
-    x = as_batch(x, "x")
-    m = as_mask(mask, x.shape[1])
-    y = as_known(known, m)
-    y, m = check_rows(x, ("known", y), ("mask", m))
-    return keep_known_unchecked(x, y, m)
-
-
-def keep_known_unchecked(x: np.ndarray, known: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    r""":func:`keep_known` on checked (B, D) arrays (mask bool), for the inpainters' loops."""
-    return np.where(mask, known, x)  # (B, D)
+    return np.where(mask, known, x)  # (N, D)

@@ -33,7 +33,7 @@ from ..sample._checks import check_finite
 from ..sample._common import SampleResult
 from ..threads import blas_threads
 from ._validate import check_inpainting
-from .mask import keep_known_unchecked
+from .mask import keep_known
 
 __all__ = ["replacement_sample", "replacement_step_unchecked"]
 
@@ -146,4 +146,4 @@ def replacement_step_unchecked(denoiser: Denoiser, x: np.ndarray, i: int, known:
     else:  # the last step: the mean, and the known values themselves (alpha_bar_0 = 1)
         x, _, _ = p_mean_variance_unchecked(denoiser, x, i, chain, None)
         noised = known
-    return check_finite(keep_known_unchecked(x, noised, mask), f"at chain step {i}")
+    return check_finite(keep_known(x, noised, mask), f"at chain step {i}")
