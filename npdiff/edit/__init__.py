@@ -4,7 +4,7 @@ r"""Editing with a diffusion model: inpainting on the denoiser protocol, and the
 * :mod:`~npdiff.edit.replacement`: replacement / imputation with the forward process (Song et al. 2021, App. I.2);
 * :mod:`~npdiff.edit.repaint`: RePaint, resampling with jumps (Lugmayr et al. 2022);
 * :mod:`~npdiff.edit.guided`: diffusion posterior sampling (Chung et al. 2023) and reconstruction guidance
-  (Ho et al. 2022), the gradient of the data fit through the denoiser's prediction of x_0 (``eps_vjp``);
+  (Ho et al., Video Diffusion Models, 2022), the gradient of the data fit through the denoiser's prediction of x_0 (``eps_vjp``);
 * :mod:`~npdiff.edit.conditional`: the exact conditional :math:`p(x_2 \mid x_1 = a)` of a 2D density by
   quadrature, its CDF, exact draws and the Wasserstein-1 distance of samples to it.
 

@@ -20,7 +20,7 @@ which needs :math:`\epsilon_\theta` first: two denoiser calls a step, counted as
 * :func:`dps_sample`, diffusion posterior sampling (Chung et al. 2023, Algorithm 1, with the step
   :math:`\zeta_i = \zeta / \lVert y - A\hat x_0\rVert` of their App. C.2): the ancestral step, then a step
   down the gradient. It never pastes the known values: they come out as close as the guidance brings them.
-* :func:`reconstruction_guidance_sample`, Ho et al. 2022 (video diffusion, Eq. 7): the predicted clean
+* :func:`reconstruction_guidance_sample`, Ho et al. (Video Diffusion Models, 2022, Eq. 7): the predicted clean
   data corrected by :math:`\tilde x_0 = \hat x_0 - \tfrac{w_r\alpha_t}{2}\nabla_{x_t} L`, the ancestral step
   taken with :math:`\tilde x_0`, and the known coordinates replaced as in :mod:`npdiff.edit.replacement`.
 """
@@ -201,7 +201,7 @@ def reconstruction_guidance_sample(
     x_T: np.ndarray | None = None,
     progress: bool = False,
 ) -> SampleResult:
-    r"""Inpaint by reconstruction guidance (Ho et al. 2022, video diffusion, Eq. 7) with replacement.
+    r"""Inpaint by reconstruction guidance (Ho et al., Video Diffusion Models, 2022, Eq. 7) with replacement.
 
     .. math::
         \tilde x_0 = \hat x_0 - \frac{w_r\,\alpha_i}{2}\,\nabla_{x_i}\big\lVert m\odot(y - \hat x_0(x_i))\big\rVert^2,
@@ -255,7 +255,7 @@ def reconstruction_guidance_sample(
     check_vjp(denoiser)
     for i in bar(range(chain.T, 0, -1), total=chain.T, desc="reconstruction", enabled=progress):
         _, x0_hat, grad = data_fit_gradient_unchecked(denoiser, x, call_time(chain, i, denoiser.schedule), y, m)
-        x0_tilde = x0_hat - 0.5 * weight * np.sqrt(chain.alpha_bar[i]) * grad  # Ho et al. 2022, Eq. 7
+        x0_tilde = x0_hat - 0.5 * weight * np.sqrt(chain.alpha_bar[i]) * grad  # Ho et al., Video Diffusion Models, Eq. 7
         x = q_posterior_discrete_unchecked(x0_tilde, x, i, chain)[0]  # (N, D) Ho et al. 2020, Eq. 7
         if i > 1:
             x = x + np.exp(0.5 * reverse_var.log_variance_at(i, None, x.shape[1])) * rng.standard_normal(x.shape)

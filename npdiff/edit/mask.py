@@ -13,7 +13,7 @@ With :math:`m \in \{0, 1\}^D` the mask and :math:`y` the known values, the merge
 
 .. math:: x \leftarrow m \odot y + (1 - m) \odot x
 
-(Song et al. 2021, App. I.2, the last line of the imputation step; Lugmayr et al. 2022, Eq. 8).
+(Song et al. 2021, App. I.2, the last line of the imputation step; Lugmayr et al. 2022, Eq. 10).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ __all__ = ["keep_known"]
 def keep_known(x: np.ndarray, known: np.ndarray, mask: np.ndarray) -> np.ndarray:
     r"""Replace the known coordinates of x by the known values: :math:`m \odot y + (1 - m) \odot x`.
 
-    Song et al. 2021, App. I.2; Lugmayr et al. 2022, Eq. 8. The formula the inpainters apply, on arrays
+    Song et al. 2021, App. I.2; Lugmayr et al. 2022, Eq. 10. The formula the inpainters apply, on arrays
     they checked at their door.
 
     Parameters

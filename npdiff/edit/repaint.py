@@ -107,7 +107,7 @@ def repaint_sample(
     r"""Inpaint by RePaint (Lugmayr et al. 2022, Algorithm 1 with jumps, Sec. 4.2) on the ancestral DDPM chain.
 
     Down a step: the replacement step (:func:`npdiff.edit.replacement.replacement_step_unchecked`,
-    Lugmayr et al. 2022, Eqs. 8 and 9). Up a step: :math:`x_t \sim \mathcal N(\sqrt{1-\beta_t}\,x_{t-1},\ \beta_t I)`
+    Lugmayr et al. 2022, Eqs. 8-10). Up a step: :math:`x_t \sim \mathcal N(\sqrt{1-\beta_t}\,x_{t-1},\ \beta_t I)`
     (Alg. 1, line 10), on the respaced chain's own betas. The indices follow :func:`repaint_times`; with
     ``resamplings = 1`` it is :func:`~npdiff.edit.replacement.replacement_sample`, draw for draw.
 

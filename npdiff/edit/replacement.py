@@ -1,6 +1,6 @@
 r"""Inpainting by replacement: the known coordinates follow the forward process, the rest the reverse chain.
 
-Song et al. 2021 (App. I.2, "imputation"; also Sohl-Dickstein et al. 2015 and Ho et al. 2022's
+Song et al. 2021 (App. I.2, "imputation"; also Sohl-Dickstein et al. 2015 and Ho et al.'s (Video Diffusion Models, 2022)
 "replacement" method for video): at every reverse step the unknown coordinates take the ancestral DDPM step
 of the whole state (Ho et al. 2020, Algorithm 2), while the known coordinates are redrawn from the forward
 process at the new noise level,
@@ -12,7 +12,7 @@ process at the new noise level,
 
     x_{t-1} = m \odot x_{t-1}^{\text{known}} + (1 - m) \odot x_{t-1}^{\text{unknown}}
 
-(Lugmayr et al. 2022, Eqs. 8 and 9). It is not a sampler of :math:`p(x^{\text{unknown}} \mid y)`: the
+(Lugmayr et al. 2022, Eqs. 8-10). It is not a sampler of :math:`p(x^{\text{unknown}} \mid y)`: the
 known coordinates of :math:`x_t` are drawn from :math:`q(x_t^{\text{known}} \mid y)` independently of the
 unknown ones, whereas under the true joint they are correlated with them, so the unknown coordinates are
 steered by noise that does not agree with them. On a Gaussian the error is a closed form
@@ -58,7 +58,7 @@ def replacement_sample(
         x_{t-1} = m \odot \big(\sqrt{\bar\alpha_{t-1}}\,y + \sqrt{1-\bar\alpha_{t-1}}\,z'\big)
                 + (1 - m) \odot \big(\tilde\mu_t(x_t, \hat x_0) + \sqrt{\Sigma_t}\,z\big)
 
-    (Lugmayr et al. 2022, Eqs. 8 and 9); at the last step the mean is taken (no noise) and the known
+    (Lugmayr et al. 2022, Eqs. 8-10); at the last step the mean is taken (no noise) and the known
     coordinates are y exactly.
 
     Parameters
@@ -109,7 +109,7 @@ def replacement_sample(
 
 def replacement_step_unchecked(denoiser: Denoiser, x: np.ndarray, i: int, known: np.ndarray, mask: np.ndarray,
                                reverse_var: ReverseVariance, rng: np.random.Generator) -> np.ndarray:
-    r"""One replacement step from chain index i to i - 1 (Lugmayr et al. 2022, Eqs. 8 and 9), on checked arguments.
+    r"""One replacement step from chain index i to i - 1 (Lugmayr et al. 2022, Eqs. 8-10), on checked arguments.
 
     The unknown coordinates take the reverse step :math:`p_\theta(x_{i-1} \mid x_i)` (its noise drawn first),
     the known ones a fresh draw of :math:`q(x_{i-1} \mid y)` (drawn second); at i = 1 both are their means.
