@@ -33,7 +33,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import npdiff
-from npdiff import analytic, forward, gaussian, metrics, parameterization, reverse, sample, schedule
+from npdiff import analytic, edit, forward, gaussian, metrics, parameterization, reverse, sample, schedule
 from npdiff import denoiser as dn
 from npdiff import likelihood as lk
 from npdiff import objective as ob
@@ -425,6 +425,9 @@ E(_E("metrics.mmd_rbf", metrics.mmd_rbf, lambda: dict(x=_x(), y=_x(1, n=4), band
      Arg("x", "points", ("x", "y")), Arg("y", "points_d", ("x", "y")), Arg("bandwidth", "real")))
 E(_E("metrics.frechet_distance", metrics.frechet_distance, lambda: dict(a=_x(), b=_x(1, n=4)),
      Arg("a", "points", ("a", "b")), Arg("b", "points_d", ("a", "b"))))
+E(_E("metrics.wasserstein1_to_cdf", metrics.wasserstein1_to_cdf,
+     lambda: dict(samples=np.array([0.2, -0.4, 1.3]), grid=np.array([-1.0, 0.0, 2.0]), cdf=np.array([0.0, 0.4, 1.0])),
+     Arg("samples", "array"), Arg("grid", "array", ("grid", "cdf")), Arg("cdf", "array", ("cdf", "grid"))))
 E(_E("metrics.mean_log_density", metrics.mean_log_density, lambda: dict(samples=_x(), dataset=TOY),
      Arg("samples", "points_d"), Arg("dataset", "object")))
 
@@ -771,6 +774,30 @@ E(_E("TiltedTarget.log_prob", lambda T, x: T.log_prob(x),
      lambda: dict(T=analytic.TiltedTarget(_LABELLED, 1, 2.0, half_width=3.0, spacing=0.25), x=_x()), Arg("x", "points_d")))
 
 
+# -- editing -----------------------------------------------------------------------------------
+_KNOWN, _MASK = np.array([1.0, 0.0]), np.array([True, False])
+_MASK_ARG = dict(names=("mask",), accepts={"bool": "a boolean mask is the natural form"})
+for _f, _extra in (("replacement_sample", {}), ("repaint_sample", dict(jump_length=1, resamplings=2)),
+                   ("dps_sample", dict(scale=0.3)), ("reconstruction_guidance_sample", dict(weight=1.0))):
+    E(_E(f"edit.{_f}", getattr(edit, _f),
+         lambda e=_extra: dict(denoiser=ORACLE, known=_KNOWN, mask=_MASK, n=B, rng=_rng(), steps=3, T=6, **e),
+         Arg("denoiser", "denoiser"), Arg("known", "array", ("known", "mask")), Arg("mask", "array", **_MASK_ARG),
+         Arg("n", "int"), Arg("rng", "rng"), Arg("steps", "int"), Arg("T", "int", ("T", "steps")),
+         *[Arg(k, "int", ("jump_length", "steps")) if k == "jump_length" else Arg(k, "int" if k == "resamplings" else "real")
+           for k in _extra], errors=_SAMPLER_ERRORS))
+E(_E("edit.repaint_times", edit.repaint_times, lambda: dict(steps=6, jump_length=2, resamplings=3),
+     Arg("steps", "int", ("steps", "jump_length")), Arg("jump_length", "int"), Arg("resamplings", "int")))
+E(_E("edit.repaint_nfe", edit.repaint_nfe, lambda: dict(steps=6, jump_length=2, resamplings=3),
+     Arg("steps", "int", ("steps", "jump_length")), Arg("jump_length", "int"), Arg("resamplings", "int")))
+E(_E("edit.data_fit_gradient", edit.data_fit_gradient, lambda: dict(denoiser=ORACLE, x=_x(), t=_T3, known=_KNOWN, mask=_MASK),
+     Arg("denoiser", "denoiser"), Arg("x", "points_d", ("x", "mask", "known")), Arg("t", "times"),
+     Arg("known", "array", ("known", "mask")), Arg("mask", "array", **_MASK_ARG), errors=_SAMPLER_ERRORS))
+E(_E("edit.exact_conditional", edit.exact_conditional,
+     lambda: dict(dataset=TOY, a=0.5, known=1, lo=-8.0, hi=8.0, points=101),
+     Arg("dataset", "object"), Arg("a", "real", accepts=_ANY_SIGN), Arg("known", "int0"),
+     Arg("lo", "real", ("lo", "hi"), accepts=_ANY_SIGN), Arg("hi", "real", ("lo", "hi")), Arg("points", "int")))
+
+
 # -- public callables without an entry here, each with the reason --------------------------------
 
 NOT_FUZZED = {
@@ -804,6 +831,10 @@ NOT_FUZZED = {
                     "step_dp.dp_steps", "step_dp.teacher_costs", "step_search.flow_log_density",
                     "step_search.log_snr_positions", "step_search.optimize_steps", "step_search.steps_kl",
                     "step_search.times_from_positions")},
+    "npdiff.edit.conditional.ExactConditional": "a result dataclass of exact_conditional (fuzzed)",
+    **{f"npdiff.edit.{_n}_unchecked": f"{_n} (fuzzed) on arrays its caller checked, for the inpainters' loops"
+       for _n in ("guided.data_fit_gradient", "replacement.replacement_step")},
+    "npdiff.edit.mask.keep_known": "the merge the inpainters (fuzzed) apply on the masks and values they checked",
     "npdiff.metrics.frechet_gaussians": "takes moments, not points: tests/test_metrics_frechet.py feeds it "
                                         "non-square, asymmetric and indefinite covariances by name",
     "npdiff.digit_features.DigitClassifier": "a result dataclass of digit_classifier",
