@@ -121,3 +121,28 @@ def test_attribute_dropout():
         assert abs(share[p] - 0.225) < 0.035, (p, share[p])
     with pytest.raises(ValueError, match="p_attribute"):
         P.drop_attributes(labels, ink, slant, 1.5, 0.0, np.random.default_rng(0))
+
+
+def test_doors_of_the_prompt_rule():
+    x = -np.ones((2, 64))
+    for call, match in [
+        (lambda: P.attribute_levels(x, [7, 10]), "labels must be integers in 0..9"),
+        (lambda: P.attribute_levels(x, [7]), r"labels must have shape \(2,\)"),
+        (lambda: P.attribute_levels(x + 3.0, [7, 7]), r"x must lie in \[-1, 1\]"),
+        (lambda: P.digit_prompts(x, [7.5, 1]), "labels must be integers"),
+        (lambda: P.fit_thresholds(np.full((2, 64), np.nan), [0, 1]), "x"),
+        (lambda: P.prompt_text(12), "label must be integers in 0..9"),
+        (lambda: P.prompt_text(3, 3), "ink must be integers in -1..2"),
+        (lambda: P.prompt_text(3, 1, 5), "slant must be integers in -1..2"),
+        (lambda: P.training_mask([1, 2], [0, 3], [0, 0]), "ink must be integers in 0..2"),
+        (lambda: P.training_mask([[1, 2]], [0, 1], [0, 0]), "labels must be 1-D"),
+        (lambda: P.drop_attributes([1, 2], [0, 1], [0], 0.5, 0.1, np.random.default_rng(0)), r"slant must have shape \(2,\)"),
+        (lambda: P.drop_attributes([1, 2], [0, 1], [0, 0], 0.5, -0.1, np.random.default_rng(0)), "p_empty"),
+        (lambda: P.tokenize(["two"], vocabulary="digits"), "vocabulary must be a Vocabulary"),
+        (lambda: P.tokenize(["two", 3]), "prompts must be a string or a list of strings"),
+    ]:
+        with pytest.raises((ValueError, TypeError), match=match):
+            call()
+    with pytest.raises(TypeError, match="rng"):
+        P.drop_attributes([1], [0], [0], 0.5, 0.1, "seed")
+    assert P.prompt_text(3, -1, -1) == "three"
