@@ -3,6 +3,8 @@ float64 central differences, padding, the exact divergence, and the denoiser pro
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -10,7 +12,9 @@ from npdiff.data.prompts import DIGIT_VOCABULARY, tokenize
 from npdiff.denoiser import call_eps_jvp, call_eps_vjp, check_denoiser
 from npdiff.nn import prompt_mlp as pm
 from npdiff.nn import text
+from npdiff.objective import noisy_batch
 from npdiff.schedule import vp_linear
+from npdiff.train import TrainConfig, Trainer
 
 H = 1e-6  # central-difference step: error O(H^2) against rounding O(1e-16 / H)
 RTOL = 1e-6
@@ -286,8 +290,6 @@ def test_the_denoiser_protocol():
 
 @pytest.mark.parametrize("parameterization", ["x0", "v"])
 def test_the_divergence_of_eps_for_other_parameterizations(parameterization):
-    import dataclasses
-
     cfg = dataclasses.replace(CFG, parameterization=parameterization)
     model = pm.PromptMLP(cfg, vp_linear(), _theta(5))
     x, t = _xt(6)
@@ -321,3 +323,29 @@ def test_bad_prompts_and_configs_are_refused():
         pm.PromptMLPConfig.from_dict({"widht": 3})
     assert pm.PromptMLPConfig.from_dict(CFG.to_dict()) == CFG
     assert CFG.vocab_size == DIGIT_VOCABULARY.size
+
+
+def test_the_trainer_steps_a_prompt_mlp_by_its_reference_gradient():
+    rng = np.random.default_rng(10)
+    X = rng.uniform(-1, 1, (20, 6))
+
+    def sample(n, rng):  # points and their prompts, as a prompt sampler with attribute dropout returns them
+        i = rng.integers(0, 20, n)
+        return X[i], tokenize(["bold seven", "two upright", ""] * 2, length=4)[:n]
+
+    model = pm.PromptMLP(CFG, vp_linear(), _theta(6).astype(np.float32))
+    trainer = Trainer(model, sample, TrainConfig(steps=3, batch_size=6, lr=1e-3), rng=0)
+    before = trainer.params.copy()
+    # the gradient the trainer's step writes is the reference's, at the weights it holds
+    draw = np.random.default_rng(0)
+    x0, ids = sample(6, draw)
+    t = trainer.times(draw, 6)
+    trainer.rng = np.random.default_rng(0)
+    trainer.train_step()
+    eps = draw.standard_normal((6, 6))
+    xt, target, weight = noisy_batch(x0, t, eps, model.schedule, "eps", "eps")
+    loss, grad = pm.loss_and_grad(CFG, before, xt, t, target, weight, ids)
+    assert trainer.history["loss"][0] == pytest.approx(loss, rel=1e-12)
+    np.testing.assert_allclose(trainer.grad, grad.astype(np.float32), rtol=1e-6, atol=1e-7)
+    assert not np.array_equal(trainer.params, before)
+    assert isinstance(trainer.denoiser(), pm.PromptMLP)
