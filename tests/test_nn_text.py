@@ -349,3 +349,22 @@ def test_the_trainer_steps_a_prompt_mlp_by_its_reference_gradient():
     np.testing.assert_allclose(trainer.grad, grad.astype(np.float32), rtol=1e-6, atol=1e-7)
     assert not np.array_equal(trainer.params, before)
     assert isinstance(trainer.denoiser(), pm.PromptMLP)
+
+
+def test_a_prompt_mlp_round_trips_through_a_checkpoint(tmp_path):
+    from npdiff import checkpoint
+
+    X = np.random.default_rng(11).uniform(-1, 1, (20, 6))
+
+    def sample(n, rng):
+        return X[rng.integers(0, 20, n)], tokenize(["bold seven", "two upright", ""] * 2, length=4)[:n]
+
+    trainer = Trainer(pm.PromptMLP(CFG, vp_linear(), rng=3), sample, TrainConfig(steps=2, batch_size=6), rng=0)
+    trainer.run()
+    trainer.save(tmp_path / "prompt.npz")
+    ck = checkpoint.load(tmp_path / "prompt.npz", arch="prompt_mlp")
+    assert ck.arch == "prompt_mlp" and ck.raw_model.config == CFG and ck.step == 2
+    np.testing.assert_array_equal(ck.raw_model.params, trainer.params)
+    np.testing.assert_array_equal(ck.model.params, trainer.optimizer.ema)
+    x, t = _xt(8)
+    np.testing.assert_array_equal(ck.model.eps(x, t, IDS), trainer.denoiser().eps(x, t, IDS))
