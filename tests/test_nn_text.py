@@ -8,8 +8,10 @@ import dataclasses
 import numpy as np
 import pytest
 
+from npdiff import checkpoint
 from npdiff.data.prompts import DIGIT_VOCABULARY, tokenize
 from npdiff.denoiser import call_eps_jvp, call_eps_vjp, check_denoiser
+from npdiff.guidance import ClassifierFree
 from npdiff.nn import prompt_mlp as pm
 from npdiff.nn import text
 from npdiff.objective import noisy_batch
@@ -352,8 +354,6 @@ def test_the_trainer_steps_a_prompt_mlp_by_its_reference_gradient():
 
 
 def test_a_prompt_mlp_round_trips_through_a_checkpoint(tmp_path):
-    from npdiff import checkpoint
-
     X = np.random.default_rng(11).uniform(-1, 1, (20, 6))
 
     def sample(n, rng):
@@ -368,3 +368,20 @@ def test_a_prompt_mlp_round_trips_through_a_checkpoint(tmp_path):
     np.testing.assert_array_equal(ck.model.params, trainer.optimizer.ema)
     x, t = _xt(8)
     np.testing.assert_array_equal(ck.model.eps(x, t, IDS), trainer.denoiser().eps(x, t, IDS))
+
+
+def test_classifier_free_guidance_with_the_empty_prompt():
+    model, w = pm.PromptMLP(CFG, vp_linear(), _theta(7)), 2.5
+    x, t = _xt(9)
+    guided = ClassifierFree(model, IDS, w)
+    eps, div = guided.eps_and_divergence(x, t)
+    eps_y, div_y = model.eps_and_divergence(x, t, IDS)
+    eps_0, div_0 = model.eps_and_divergence(x, t)  # y = None: the empty prompt
+    np.testing.assert_allclose(eps, (1 + w) * eps_y - w * eps_0, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(div, (1 + w) * div_y - w * div_0, rtol=0, atol=1e-12)
+    trace = np.zeros(3)
+    for d in range(6):
+        e = np.zeros_like(x)
+        e[:, d] = H
+        trace += (guided.eps(x + e, t)[:, d] - guided.eps(x - e, t)[:, d]) / (2 * H)
+    np.testing.assert_allclose(div, trace, rtol=1e-7, atol=1e-7)

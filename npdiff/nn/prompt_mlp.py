@@ -69,8 +69,15 @@ class PromptMLPConfig:
 
     Attributes
     ----------
-    dim, width, depth, emb_dim, activation, parameterization, time_scale, coords, coord_scale :
-        the MLP's (:class:`~npdiff.nn.config.MLPConfig`, unconditional).
+    dim : data dimension D.
+    width : hidden units H of every MLP layer.
+    depth : residual blocks after the first layer (and after the cross-attention).
+    emb_dim : features per sinusoidal embedding.
+    activation : ``"gelu"`` or ``"silu"``.
+    parameterization : ``"eps"``, ``"x0"`` or ``"v"``.
+    time_scale : the time embedding reads ``time_scale * t``.
+    coords : what the network sees of x, as :class:`~npdiff.nn.config.MLPConfig`'s.
+    coord_scale : the coordinate embedding reads ``coord_scale * x_d``.
     vocab_size : V token ids, padding and start included (the digits' vocabulary: 19).
     max_words : the longest prompt, in words.
     text_width : C_t channels of the token embeddings, the encoder and the cross-attention.
