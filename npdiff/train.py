@@ -10,7 +10,9 @@ of a step is the same for every network of :data:`NETWORKS`. The MLP
 (:meth:`npdiff.nn.fast.FastMLP.loss_and_grad`, the reference :func:`npdiff.nn.mlp.loss_and_grad`
 computed into buffers); the U-Net (:class:`~npdiff.nn.unet.model.DiffusionUNet`) runs its forward,
 the squared error and its backward (:mod:`npdiff.nn.unet.network`, :func:`npdiff.nn.unet.network.loss_and_grad`
-in the weights' float32).
+in the weights' float32); the prompt-conditioned MLP (:class:`~npdiff.nn.prompt_mlp.PromptMLP`) its plain
+reference :func:`npdiff.nn.prompt_mlp.loss_and_grad` in float64, on data from a sampler returning
+``(x, token ids)`` that drops prompt words itself (:func:`npdiff.data.prompts.drop_attributes`).
 
 Data is a sampler (``sample(n, rng)`` or an object with ``.sample(n, rng)``), called for fresh
 points every step, or a fixed (N, D) array from which each minibatch is drawn uniformly with
