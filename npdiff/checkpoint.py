@@ -3,9 +3,9 @@ r"""Checkpoints: one ``.npz`` file with the weights, the training state and a JS
 Layout (every entry a plain array; nothing is pickled)::
 
     npdiff_checkpoint   "npdiff-checkpoint"   marks the file as ours
-    config              JSON: {"version", "arch" ("mlp" or "unet"; absent in older files, which
-                               hold an MLP), "model" (the network's config: MLPConfig or
-                               UNetConfig), "schedule" (Schedule.config()),
+    config              JSON: {"version", "arch" ("mlp", "unet" or "prompt_mlp"; absent in older
+                               files, which hold an MLP), "model" (the network's config: MLPConfig,
+                               UNetConfig or PromptMLPConfig), "schedule" (Schedule.config()),
                                "step", "optimizer" (AdamW hyperparameters or null),
                                "train" (TrainConfig or null), "history" (names of the series),
                                "data" (the training data set's name; absent in older files)}
@@ -40,6 +40,7 @@ from ._check import positive_int
 from .nn.config import MLPConfig
 from .nn.model import DiffusionMLP
 from .nn.optim import AdamW
+from .nn.prompt_mlp import PromptMLP, PromptMLPConfig
 from .nn.unet.config import UNetConfig
 from .nn.unet.model import DiffusionUNet
 from .schedule import schedule_from_config
@@ -49,7 +50,8 @@ __all__ = ["ARCHITECTURES", "FORMAT", "VERSION", "Checkpoint", "arch_of", "load"
 FORMAT = "npdiff-checkpoint"
 VERSION = 1
 #: each network a checkpoint can hold, by its ``arch`` name: (config class, denoiser class)
-ARCHITECTURES: dict[str, tuple[type, type]] = {"mlp": (MLPConfig, DiffusionMLP), "unet": (UNetConfig, DiffusionUNet)}
+ARCHITECTURES: dict[str, tuple[type, type]] = {"mlp": (MLPConfig, DiffusionMLP), "unet": (UNetConfig, DiffusionUNet),
+                                               "prompt_mlp": (PromptMLPConfig, PromptMLP)}
 #: the ``arch`` of a checkpoint written before the field existed: only the MLP existed then
 _OLDEST_ARCH = "mlp"
 _BIT_GENERATORS = {"PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM, "Philox": np.random.Philox,

@@ -690,6 +690,30 @@ E(_E("nn.mlp.divergence", nnmlp.divergence, lambda: dict(config=_MCFG, params=_T
      Arg("config", "object"), _PARAMS, Arg("x", "batch_d", ("x", "t")), Arg("t", "times")))
 
 
+# -- the prompts and the prompt-conditioned reference MLP ----------------------------------------------
+from npdiff.data import prompts as _prompts  # noqa: E402
+from npdiff.nn import prompt_mlp as _pm  # noqa: E402
+
+E(_E("data.prompts.ink_and_slant", _prompts.ink_and_slant, lambda: dict(x=_levels(K=17, d=64)),
+     Arg("x", "points", accepts={"no_rows": "an empty batch of images has empty attributes"})))
+_PCFG = _pm.PromptMLPConfig(dim=D, width=8, depth=1, emb_dim=4, text_width=4, query_tokens=2)
+_PTHETA = _PCFG.init_params(np.random.default_rng(2), np.float64)
+_PIDS = _prompts.tokenize(["bold seven", "two", ""])
+E(_E("nn.prompt_mlp.forward", _pm.forward, lambda: dict(config=_PCFG, params=_PTHETA, x=_x(), t=_T3, y=_PIDS),
+     Arg("config", "object"), _PARAMS, Arg("x", "batch_d", ("x", "t", "y")), Arg("t", "times")))
+E(_E("nn.prompt_mlp.loss_and_grad", _pm.loss_and_grad,
+     lambda: dict(config=_PCFG, params=_PTHETA, x=_x(), t=_T3, target=_x(1), weight=np.array([0.5, 1.0, 2.0]), y=_PIDS),
+     Arg("config", "object"), _PARAMS, Arg("x", "batch_d", ("x", "t", "target", "weight", "y")), Arg("t", "times"),
+     Arg("target", "batch_d", ("target",)), Arg("weight", "array", ("weight",), accepts=_NONE_OK)))
+E(_E("nn.prompt_mlp.jvp", _pm.jvp, lambda: dict(config=_PCFG, params=_PTHETA, x=_x(), t=_T3, v=_x(1)[None], y=_PIDS),
+     Arg("config", "object"), _PARAMS, Arg("x", "batch_d", ("x", "t", "v", "y")), Arg("t", "times"),
+     Arg("v", "array", ("v",), accepts={"extra_axis": "v is (K, B, D): one more axis is K = 1"})))
+E(_E("nn.prompt_mlp.vjp", _pm.vjp, lambda: dict(config=_PCFG, params=_PTHETA, x=_x(), t=_T3, u=_x(1), y=_PIDS),
+     Arg("config", "object"), _PARAMS, Arg("x", "batch_d", ("x", "t", "u", "y")), Arg("t", "times"),
+     Arg("u", "array", ("u",))))
+E(_E("nn.prompt_mlp.divergence", _pm.divergence, lambda: dict(config=_PCFG, params=_PTHETA, x=_x(), t=_T3, y=_PIDS),
+     Arg("config", "object"), _PARAMS, Arg("x", "batch_d", ("x", "t", "y")), Arg("t", "times")))
+
 # -- the reference U-Net (a tiny one: the checks at its doors are what is fuzzed) --------------------------
 from npdiff.nn import UNetConfig  # noqa: E402
 from npdiff.nn.unet import network as nnunet  # noqa: E402
@@ -882,10 +906,22 @@ NOT_FUZZED = {
     "npdiff.nn.fast.trace.one_label": "a helper of the forward pass and the trace on already checked labels",
     "npdiff.nn.optim.AdamW": "tests/test_nn_inputs.py and tests/test_nn_optim.py",
     "npdiff.nn.mlp.backward": "takes forward's cache, an internal structure (tests/test_nn_mlp.py)",
+    "npdiff.nn.prompt_mlp.backward": "takes forward's cache, an internal structure (tests/test_nn_text.py)",
+    "npdiff.nn.prompt_mlp.PromptMLPConfig": "tests/test_nn_text.py::test_bad_prompts_and_configs_are_refused",
+    "npdiff.nn.prompt_mlp.PromptMLP": "tests/test_nn_text.py::test_bad_prompts_and_configs_are_refused (its y door)",
+    **{f"npdiff.nn.text.{_n}": "a layer of the reference text encoder and cross-attention, run by npdiff.nn.prompt_mlp "
+       "on checked arrays (tests/test_nn_text.py)"
+       for _n in ("cross_attention", "cross_attention_backward", "cross_attention_tangent", "encode", "encode_backward",
+                  "encode_tangent", "key_mask", "mha", "mha_backward", "mha_tangent", "rms_norm", "rms_norm_backward",
+                  "rms_norm_tangent", "token_embedding", "token_embedding_backward")},
+    "npdiff.data.prompts.Vocabulary": "a frozen table of words and thresholds; id_of's door in tests/test_prompts.py",
+    **{f"npdiff.data.prompts.{_n}": "its door: tests/test_prompts.py::test_doors_of_the_prompt_rule"
+       for _n in ("attribute_levels", "digit_prompts", "drop_attributes", "fit_thresholds", "prompt_text", "tokenize",
+                  "training_mask")},
     **{f"npdiff.nn.mlp.{_n}": "a layer of the reference network, called by forward, backward and jvp on checked arrays"
        for _n in ("dense", "dense_backward", "dense_tangent", "hidden", "hidden_backward", "hidden_tangent",
                   "residual_block", "residual_block_backward", "residual_block_tangent", "mse", "label_rows",
-                  "label_rows_backward")},
+                  "label_rows_backward", "input_tangent", "input_cotangent")},
     # the fast path never validates (DESIGN.md): its callers check at their door
     "npdiff.nn.fast.network.FastMLP": "the unchecked fast path (tests/test_nn_mlp.py holds it equal to the reference)",
     "npdiff.nn.fast.network.Buffers": "preallocated arrays of the fast path",
