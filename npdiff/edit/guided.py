@@ -176,13 +176,15 @@ def dps_sample(
     scale = as_scale(scale, "scale")
     check_vjp(denoiser)
     for i in bar(range(chain.T, 0, -1), total=chain.T, desc="dps", enabled=progress):
-        _, x0_hat, grad = data_fit_gradient_unchecked(denoiser, x, call_time(chain, i, denoiser.schedule), y, m)
-        mean = q_posterior_discrete_unchecked(x0_hat, x, i, chain)[0]  # (N, D) Ho et al. 2020, Eq. 7
-        if i > 1:
-            mean = mean + np.exp(0.5 * reverse_var.log_variance_at(i, None, x.shape[1])) * rng.standard_normal(x.shape)
-        norm = np.sqrt(np.sum(np.where(m, y - x0_hat, 0.0) ** 2, axis=1, keepdims=True))  # (N, 1)
-        zeta = np.divide(scale, norm, out=np.zeros_like(norm), where=norm > 0.0)  # Chung et al. 2023, App. C.2
-        x = check_finite(mean - zeta * grad, f"at chain step {i}")
+        # a scale too large for the data throws the chain out of range: check_finite names the step, no warning
+        with np.errstate(over="ignore", invalid="ignore"):
+            _, x0_hat, grad = data_fit_gradient_unchecked(denoiser, x, call_time(chain, i, denoiser.schedule), y, m)
+            mean = q_posterior_discrete_unchecked(x0_hat, x, i, chain)[0]  # (N, D) Ho et al. 2020, Eq. 7
+            if i > 1:
+                mean = mean + np.exp(0.5 * reverse_var.log_variance_at(i, None, x.shape[1])) * rng.standard_normal(x.shape)
+            norm = np.sqrt(np.sum(np.where(m, y - x0_hat, 0.0) ** 2, axis=1, keepdims=True))  # (N, 1)
+            zeta = np.divide(scale, norm, out=np.zeros_like(norm), where=norm > 0.0)  # Chung et al. 2023, App. C.2
+            x = check_finite(mean - zeta * grad, f"at chain step {i}")
     return SampleResult(x=x, nfe=2 * chain.T)
 
 
