@@ -19,6 +19,9 @@ Each attribute is cut into three by its **terciles within the class**, over the 
 (:func:`fit_thresholds`): ink thin / regular / bold, slant left / upright / right, value
 :math:`\le t_1`, :math:`t_1 < \cdot \le t_2`, :math:`> t_2`. The thresholds are fixed, stored in
 :data:`DIGIT_VOCABULARY` (a test recomputes them from the split), so every figure reads the same cuts.
+The words are therefore relative to the digit: sevens are written leaning right, so a "seven slanted
+left" is a seven that leans right less than most (its mean slant over the train split is s = +0.061),
+not one whose top leans left.
 
 **The prompt** is ``"[ink] <digit> [slanted left | upright | slanted right]"``; attribute-token
 dropout (:func:`drop_attributes`) removes the ink or the slant words at random in training so that
