@@ -340,3 +340,23 @@ def flow_time(schedule: Any, t: object, name: str, *, hi_open: bool = False) -> 
     if float(schedule.sigma(t)) == 0.0:  # e.g. t = 5e-324
         raise ValueError(f"{name} = {t!r} is so small that sigma({name}) rounds to 0; use {name} >= 1e-12")
     return t
+
+
+def as_samples_1d(x: object, name: str) -> np.ndarray:
+    r"""A non-empty 1-D array of finite samples, as float64."""
+    arr = as_float_array(x, name)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array of samples, got shape {arr.shape}")
+    return arr
+
+
+def as_cdf_table(grid: object, cdf: object) -> tuple[np.ndarray, np.ndarray]:
+    r"""A CDF tabulated on a grid: ``grid`` (G,) strictly increasing, G >= 2; ``cdf`` (G,) non-decreasing from 0 to 1."""
+    g, F = as_float_array(grid, "grid"), as_float_array(cdf, "cdf")
+    if g.ndim != 1 or g.size < 2 or np.any(np.diff(g) <= 0.0):
+        raise ValueError(f"grid must be a strictly increasing 1-D array of at least 2 points, got shape {g.shape}")
+    if F.shape != g.shape:
+        raise ValueError(f"cdf must have the shape of grid {g.shape}, got {F.shape}")
+    if F[0] != 0.0 or F[-1] != 1.0 or np.any(np.diff(F) < 0.0):
+        raise ValueError(f"cdf must rise from cdf[0] = 0 to cdf[-1] = 1 without decreasing, got ends {F[0]} and {F[-1]}")
+    return g, F

@@ -3,9 +3,9 @@ r"""Checkpoints: one ``.npz`` file with the weights, the training state and a JS
 Layout (every entry a plain array; nothing is pickled)::
 
     npdiff_checkpoint   "npdiff-checkpoint"   marks the file as ours
-    config              JSON: {"version", "arch" ("mlp" or "unet"; absent in older files, which
-                               hold an MLP), "model" (the network's config: MLPConfig or
-                               UNetConfig), "schedule" (Schedule.config()),
+    config              JSON: {"version", "arch" ("mlp", "unet" or "prompt_mlp"; absent in older
+                               files, which hold an MLP), "model" (the network's config: MLPConfig,
+                               UNetConfig or PromptMLPConfig), "schedule" (Schedule.config()),
                                "step", "optimizer" (AdamW hyperparameters or null),
                                "train" (TrainConfig or null), "history" (names of the series),
                                "data" (the training data set's name; absent in older files)}
@@ -29,17 +29,18 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ._atomic import write_atomically
 from ._check import positive_int
 from .nn.config import MLPConfig
 from .nn.model import DiffusionMLP
 from .nn.optim import AdamW
+from .nn.prompt_mlp import PromptMLP, PromptMLPConfig
 from .nn.unet.config import UNetConfig
 from .nn.unet.model import DiffusionUNet
 from .schedule import schedule_from_config
@@ -49,7 +50,8 @@ __all__ = ["ARCHITECTURES", "FORMAT", "VERSION", "Checkpoint", "arch_of", "load"
 FORMAT = "npdiff-checkpoint"
 VERSION = 1
 #: each network a checkpoint can hold, by its ``arch`` name: (config class, denoiser class)
-ARCHITECTURES: dict[str, tuple[type, type]] = {"mlp": (MLPConfig, DiffusionMLP), "unet": (UNetConfig, DiffusionUNet)}
+ARCHITECTURES: dict[str, tuple[type, type]] = {"mlp": (MLPConfig, DiffusionMLP), "unet": (UNetConfig, DiffusionUNet),
+                                               "prompt_mlp": (PromptMLPConfig, PromptMLP)}
 #: the ``arch`` of a checkpoint written before the field existed: only the MLP existed then
 _OLDEST_ARCH = "mlp"
 _BIT_GENERATORS = {"PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM, "Philox": np.random.Philox,
@@ -171,26 +173,7 @@ def save(path: str | os.PathLike, model: Any, *, optimizer: AdamW | None = None,
     if path.is_dir():
         raise IsADirectoryError(f"path must name a checkpoint file, got the folder {str(path)!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 is for the temporary file, not for the checkpoint
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def _umask() -> int:
-    # the only way to read the umask is to set it; set it straight back
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    return write_atomically(path, lambda f: np.savez(f, **arrays))
 
 
 _MAX_NAME = 200  # a data set's name is a word; more is not a name

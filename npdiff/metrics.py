@@ -12,6 +12,8 @@ r"""Sample-quality distances between point sets, and the true log-density of sam
   (Dowson & Landau 1982; the FID of Heusel et al. 2017), and :func:`frechet_gaussians`, the same
   distance between two stated Gaussians. On the digits, in the features of a fixed classifier, it is
   :func:`npdiff.digit_features.digit_frechet` (the ``images`` extra).
+* :func:`wasserstein1_to_cdf`: the Wasserstein-1 distance of 1-D samples to a distribution given by its CDF,
+  :math:`\int |F_n(x) - F(x)|\,dx` (Vallender 1974), exact for a piecewise-linear F.
 
 The pairwise sums are Numba kernels (``_pair_sum_numba``) with chunked NumPy twins
 (``_pair_sum_numpy``); both run in O(n m) time and O(1) or O(chunk x m) memory.
@@ -26,9 +28,9 @@ from numba import config as _numba_config
 from numba import njit
 from scipy import linalg
 
-from ._check import as_batch, as_gaussian_moments, real_scalar
+from ._check import as_batch, as_cdf_table, as_gaussian_moments, as_samples_1d, real_scalar
 
-__all__ = ["energy_distance", "frechet_distance", "frechet_gaussians", "mean_log_density", "mmd_rbf"]
+__all__ = ["energy_distance", "frechet_distance", "frechet_gaussians", "mean_log_density", "mmd_rbf", "wasserstein1_to_cdf"]
 
 # kernel codes for the pair sums
 _DIST, _RBF = 0, 1
@@ -240,3 +242,54 @@ def frechet_distance(a: object, b: object) -> float:
     a, b = _two_sets(a, b, ("a", "b"))
     return frechet_gaussians(a.mean(axis=0), np.cov(a, rowvar=False, ddof=1).reshape(a.shape[1], a.shape[1]),
                              b.mean(axis=0), np.cov(b, rowvar=False, ddof=1).reshape(b.shape[1], b.shape[1]))
+
+
+# -- the Wasserstein-1 distance in one dimension ---------------------------------------------------------------
+
+
+def wasserstein1_to_cdf(samples: object, grid: object, cdf: object) -> float:
+    r"""Wasserstein-1 distance of 1-D samples to the distribution whose CDF is linear between ``grid`` points.
+
+    In one dimension the optimal coupling is monotone and
+
+    .. math:: W_1(\mu_n, \mu) = \int_{-\infty}^{\infty} \big|F_n(x) - F(x)\big|\,dx
+
+    (Vallender 1974), with :math:`F_n` the samples' empirical CDF. Here F is 0 below ``grid[0]``, 1 above
+    ``grid[-1]`` and linear in between (the CDF of a density that is piecewise constant on the grid's cells,
+    or a quadrature CDF interpolated linearly), so the integral is exact: on each piece between consecutive
+    points of the merged grid and samples, :math:`F_n` is a constant c and :math:`F - c` linear, with the
+    integral of its absolute value :math:`\tfrac{|d_0| + |d_1|}{2}\,h` when the ends agree in sign and
+    :math:`\tfrac{d_0^2 + d_1^2}{2(|d_0| + |d_1|)}\,h` when they do not.
+
+    Parameters
+    ----------
+    samples : (n,) array
+        The samples, n >= 1, finite.
+    grid : (G,) array
+        Strictly increasing points, G >= 2.
+    cdf : (G,) array
+        F at the grid points: non-decreasing, ``cdf[0] == 0`` and ``cdf[-1] == 1``.
+
+    Returns
+    -------
+    float
+        :math:`W_1 \ge 0`, in the samples' units.
+
+    Examples
+    --------
+    One sample at 0 against U(0, 1): :math:`\int_0^1 |1 - x|\,dx = 1/2`.
+
+    >>> wasserstein1_to_cdf([0.0], [0.0, 1.0], [0.0, 1.0])
+    0.5
+    """
+    x = np.sort(as_samples_1d(samples, "samples"))
+    grid, cdf = as_cdf_table(grid, cdf)
+    z = np.union1d(grid, x)  # (P,) every point where F_n jumps or F bends
+    f = np.interp(z, grid, cdf)  # (P,) F, 0 and 1 beyond the grid
+    fn = np.searchsorted(x, z[:-1], side="right") / x.size  # (P-1,) F_n on [z_k, z_k+1)
+    d0, d1, h = f[:-1] - fn, f[1:] - fn, np.diff(z)
+    a0, a1 = np.abs(d0), np.abs(d1)
+    same = d0 * d1 >= 0.0
+    denom = np.where(same, 1.0, a0 + a1)  # a0 + a1 > 0 where the sign changes
+    piece = np.where(same, 0.5 * (a0 + a1), 0.5 * (d0 * d0 + d1 * d1) / denom) * h
+    return float(np.sum(piece))  # beyond z, F_n and F are both 0 (left) or both 1 (right)

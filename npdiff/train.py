@@ -10,7 +10,9 @@ of a step is the same for every network of :data:`NETWORKS`. The MLP
 (:meth:`npdiff.nn.fast.FastMLP.loss_and_grad`, the reference :func:`npdiff.nn.mlp.loss_and_grad`
 computed into buffers); the U-Net (:class:`~npdiff.nn.unet.model.DiffusionUNet`) runs its forward,
 the squared error and its backward (:mod:`npdiff.nn.unet.network`, :func:`npdiff.nn.unet.network.loss_and_grad`
-in the weights' float32).
+in the weights' float32); the prompt-conditioned MLP (:class:`~npdiff.nn.prompt_mlp.PromptMLP`) its plain
+reference :func:`npdiff.nn.prompt_mlp.loss_and_grad` in float64, on data from a sampler returning
+``(x, token ids)`` that drops prompt words itself (:func:`npdiff.data.prompts.drop_attributes`).
 
 Data is a sampler (``sample(n, rng)`` or an object with ``.sample(n, rng)``), called for fresh
 points every step, or a fixed (N, D) array from which each minibatch is drawn uniformly with
@@ -42,6 +44,8 @@ from .nn.fast import FastMLP
 from .nn.mlp import mse
 from .nn.model import DiffusionMLP
 from .nn.optim import AdamW
+from .nn.prompt_mlp import PromptMLP
+from .nn.prompt_mlp import loss_and_grad as prompt_loss_and_grad
 from .nn.unet import network as unet_network
 from .nn.unet.config import UNetConfig
 from .nn.unet.model import DiffusionUNet
@@ -55,7 +59,7 @@ __all__ = ["LR_SCHEDULES", "NETWORKS", "TrainConfig", "Trainer", "train"]
 #: learning-rate schedules of :meth:`TrainConfig.learning_rate`
 LR_SCHEDULES = ("constant", "cosine")
 #: the networks the trainer trains
-NETWORKS = (DiffusionMLP, DiffusionUNet)
+NETWORKS = (DiffusionMLP, DiffusionUNet, PromptMLP)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,6 +193,13 @@ def _loss_and_grad_into(model: DiffusionMLP | DiffusionUNet, params: np.ndarray,
     """
     if isinstance(model, DiffusionUNet):
         return _unet_loss_and_grad_into(model.config, params, grad)
+    if isinstance(model, PromptMLP):  # the plain-NumPy float64 reference (no fast path yet); rows: the token ids
+
+        def prompt_step(xt: np.ndarray, t: np.ndarray, target: np.ndarray, weight: np.ndarray, ids: np.ndarray) -> float:
+            loss, grad[...] = prompt_loss_and_grad(model.config, params, xt, t, target, weight, ids)
+            return loss
+
+        return prompt_step
     cfg = model.config
     net = FastMLP(cfg)  # fused kernels and buffers, equal to npdiff.nn.mlp.loss_and_grad
     layers, grads = cfg.layers(params), cfg.layers(grad)  # views: the optimizer's updates reach them
@@ -235,7 +246,7 @@ class Trainer:
     def __init__(self, model: DiffusionMLP | DiffusionUNet, data: object, config: TrainConfig,
                  rng: np.random.Generator | int) -> None:
         if not isinstance(model, NETWORKS):
-            raise TypeError(f"model must be a DiffusionMLP or a DiffusionUNet, got {type(model).__name__}")
+            raise TypeError(f"model must be a DiffusionMLP, a DiffusionUNet or a PromptMLP, got {type(model).__name__}")
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
         self.rng = as_generator(rng)
@@ -272,8 +283,8 @@ class Trainer:
         r"""One optimizer step (module docstring); returns its loss."""
         cfg, rng = self.config, self.rng
         B, D, C = cfg.batch_size, self.model_config.dim, self.model_config.num_classes
-        x0, y = self.sample(B, rng), None  # (B, D), and (B,) labels of a conditional network
-        if C:
+        x0, y = self.sample(B, rng), None  # (B, D), and (B,) labels of a conditional network or (B, L) token ids
+        if C or isinstance(self.model_config, PromptMLP.config_type):  # a prompt sampler drops its own words
             if not (isinstance(x0, tuple) and len(x0) == 2):
                 raise TypeError(f"the data sampler of a conditional network must return (x, y), got {type(x0).__name__}")
             x0, y = x0

@@ -33,7 +33,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import npdiff
-from npdiff import analytic, forward, gaussian, metrics, parameterization, reverse, sample, schedule
+from npdiff import analytic, edit, forward, gaussian, metrics, parameterization, reverse, sample, schedule
 from npdiff import denoiser as dn
 from npdiff import likelihood as lk
 from npdiff import objective as ob
@@ -425,6 +425,9 @@ E(_E("metrics.mmd_rbf", metrics.mmd_rbf, lambda: dict(x=_x(), y=_x(1, n=4), band
      Arg("x", "points", ("x", "y")), Arg("y", "points_d", ("x", "y")), Arg("bandwidth", "real")))
 E(_E("metrics.frechet_distance", metrics.frechet_distance, lambda: dict(a=_x(), b=_x(1, n=4)),
      Arg("a", "points", ("a", "b")), Arg("b", "points_d", ("a", "b"))))
+E(_E("metrics.wasserstein1_to_cdf", metrics.wasserstein1_to_cdf,
+     lambda: dict(samples=np.array([0.2, -0.4, 1.3]), grid=np.array([-1.0, 0.0, 2.0]), cdf=np.array([0.0, 0.4, 1.0])),
+     Arg("samples", "array"), Arg("grid", "array", ("grid", "cdf")), Arg("cdf", "array", ("cdf", "grid"))))
 E(_E("metrics.mean_log_density", metrics.mean_log_density, lambda: dict(samples=_x(), dataset=TOY),
      Arg("samples", "points_d"), Arg("dataset", "object")))
 
@@ -717,6 +720,30 @@ E(_E("nn.mlp.divergence", nnmlp.divergence, lambda: dict(config=_MCFG, params=_T
      Arg("config", "object"), _PARAMS, Arg("x", "batch_d", ("x", "t")), Arg("t", "times")))
 
 
+# -- the prompts and the prompt-conditioned reference MLP ----------------------------------------------
+from npdiff.data import prompts as _prompts  # noqa: E402
+from npdiff.nn import prompt_mlp as _pm  # noqa: E402
+
+E(_E("data.prompts.ink_and_slant", _prompts.ink_and_slant, lambda: dict(x=_levels(K=17, d=64)),
+     Arg("x", "points", accepts={"no_rows": "an empty batch of images has empty attributes"})))
+_PCFG = _pm.PromptMLPConfig(dim=D, width=8, depth=1, emb_dim=4, text_width=4, query_tokens=2)
+_PTHETA = _PCFG.init_params(np.random.default_rng(2), np.float64)
+_PIDS = _prompts.tokenize(["bold seven", "two", ""])
+E(_E("nn.prompt_mlp.forward", _pm.forward, lambda: dict(config=_PCFG, params=_PTHETA, x=_x(), t=_T3, y=_PIDS),
+     Arg("config", "object"), _PARAMS, Arg("x", "batch_d", ("x", "t", "y")), Arg("t", "times")))
+E(_E("nn.prompt_mlp.loss_and_grad", _pm.loss_and_grad,
+     lambda: dict(config=_PCFG, params=_PTHETA, x=_x(), t=_T3, target=_x(1), weight=np.array([0.5, 1.0, 2.0]), y=_PIDS),
+     Arg("config", "object"), _PARAMS, Arg("x", "batch_d", ("x", "t", "target", "weight", "y")), Arg("t", "times"),
+     Arg("target", "batch_d", ("target",)), Arg("weight", "array", ("weight",), accepts=_NONE_OK)))
+E(_E("nn.prompt_mlp.jvp", _pm.jvp, lambda: dict(config=_PCFG, params=_PTHETA, x=_x(), t=_T3, v=_x(1)[None], y=_PIDS),
+     Arg("config", "object"), _PARAMS, Arg("x", "batch_d", ("x", "t", "v", "y")), Arg("t", "times"),
+     Arg("v", "array", ("v",), accepts={"extra_axis": "v is (K, B, D): one more axis is K = 1"})))
+E(_E("nn.prompt_mlp.vjp", _pm.vjp, lambda: dict(config=_PCFG, params=_PTHETA, x=_x(), t=_T3, u=_x(1), y=_PIDS),
+     Arg("config", "object"), _PARAMS, Arg("x", "batch_d", ("x", "t", "u", "y")), Arg("t", "times"),
+     Arg("u", "array", ("u",))))
+E(_E("nn.prompt_mlp.divergence", _pm.divergence, lambda: dict(config=_PCFG, params=_PTHETA, x=_x(), t=_T3, y=_PIDS),
+     Arg("config", "object"), _PARAMS, Arg("x", "batch_d", ("x", "t", "y")), Arg("t", "times")))
+
 # -- the reference U-Net (a tiny one: the checks at its doors are what is fuzzed) --------------------------
 from npdiff.nn import UNetConfig  # noqa: E402
 from npdiff.nn.unet import network as nnunet  # noqa: E402
@@ -801,6 +828,30 @@ E(_E("TiltedTarget.log_prob", lambda T, x: T.log_prob(x),
      lambda: dict(T=analytic.TiltedTarget(_LABELLED, 1, 2.0, half_width=3.0, spacing=0.25), x=_x()), Arg("x", "points_d")))
 
 
+# -- editing -----------------------------------------------------------------------------------
+_KNOWN, _MASK = np.array([1.0, 0.0]), np.array([True, False])
+_MASK_ARG = dict(names=("mask",), accepts={"bool": "a boolean mask is the natural form"})
+for _f, _extra in (("replacement_sample", {}), ("repaint_sample", dict(jump_length=1, resamplings=2)),
+                   ("dps_sample", dict(scale=0.3)), ("reconstruction_guidance_sample", dict(weight=1.0))):
+    E(_E(f"edit.{_f}", getattr(edit, _f),
+         lambda e=_extra: dict(denoiser=ORACLE, known=_KNOWN, mask=_MASK, n=B, rng=_rng(), steps=3, T=6, **e),
+         Arg("denoiser", "denoiser"), Arg("known", "array", ("known", "mask")), Arg("mask", "array", **_MASK_ARG),
+         Arg("n", "int"), Arg("rng", "rng"), Arg("steps", "int"), Arg("T", "int", ("T", "steps")),
+         *[Arg(k, "int", ("jump_length", "steps")) if k == "jump_length" else Arg(k, "int" if k == "resamplings" else "real")
+           for k in _extra], errors=_SAMPLER_ERRORS))
+E(_E("edit.repaint_times", edit.repaint_times, lambda: dict(steps=6, jump_length=2, resamplings=3),
+     Arg("steps", "int", ("steps", "jump_length")), Arg("jump_length", "int"), Arg("resamplings", "int")))
+E(_E("edit.repaint_nfe", edit.repaint_nfe, lambda: dict(steps=6, jump_length=2, resamplings=3),
+     Arg("steps", "int", ("steps", "jump_length")), Arg("jump_length", "int"), Arg("resamplings", "int")))
+E(_E("edit.data_fit_gradient", edit.data_fit_gradient, lambda: dict(denoiser=ORACLE, x=_x(), t=_T3, known=_KNOWN, mask=_MASK),
+     Arg("denoiser", "denoiser"), Arg("x", "points_d", ("x", "mask", "known")), Arg("t", "times"),
+     Arg("known", "array", ("known", "mask")), Arg("mask", "array", **_MASK_ARG), errors=_SAMPLER_ERRORS))
+E(_E("edit.exact_conditional", edit.exact_conditional,
+     lambda: dict(dataset=TOY, a=0.5, known=1, lo=-8.0, hi=8.0, points=101),
+     Arg("dataset", "object"), Arg("a", "real", accepts=_ANY_SIGN), Arg("known", "int0"),
+     Arg("lo", "real", ("lo", "hi"), accepts=_ANY_SIGN), Arg("hi", "real", ("lo", "hi")), Arg("points", "int")))
+
+
 # -- public callables without an entry here, each with the reason --------------------------------
 
 NOT_FUZZED = {
@@ -834,6 +885,10 @@ NOT_FUZZED = {
                     "step_dp.dp_steps", "step_dp.teacher_costs", "step_search.flow_log_density",
                     "step_search.log_snr_positions", "step_search.optimize_steps", "step_search.steps_kl",
                     "step_search.times_from_positions")},
+    "npdiff.edit.conditional.ExactConditional": "a result dataclass of exact_conditional (fuzzed)",
+    **{f"npdiff.edit.{_n}_unchecked": f"{_n} (fuzzed) on arrays its caller checked, for the inpainters' loops"
+       for _n in ("guided.data_fit_gradient", "replacement.replacement_step")},
+    "npdiff.edit.mask.keep_known": "the merge the inpainters (fuzzed) apply on the masks and values they checked",
     "npdiff.metrics.frechet_gaussians": "takes moments, not points: tests/test_metrics_frechet.py feeds it "
                                         "non-square, asymmetric and indefinite covariances by name",
     "npdiff.digit_features.DigitClassifier": "a result dataclass of digit_classifier",
@@ -872,17 +927,31 @@ NOT_FUZZED = {
     "npdiff.recipes.recipe": "a name lookup; owned by another engineer",
     # npdiff/nn: configs and objects built once by the trainer and the model; their own tests check their inputs
     "npdiff.nn.config.MLPConfig": "tests/test_nn_mlp.py and tests/test_nn_inputs.py",
-    "npdiff.nn.model.DiffusionMLP": "tests/test_nn_inputs.py", "npdiff.nn.model.InputOverflowError": "an exception class",
+    "npdiff.nn.model.DiffusionMLP": "tests/test_nn_inputs.py",
+    "npdiff.nn.network_denoiser.InputOverflowError": "an exception class",
+    "npdiff.nn.network_denoiser.NetworkDenoiser": "the base of DiffusionMLP and DiffusionUNet, fuzzed through them",
     "npdiff.nn.classifier.NoisyClassifier": "tests/test_nn_classifier.py (its methods are fuzzed here)",
     "npdiff.nn.config.layer_views": "views into the network's own flat vector, on shapes the configs compute",
     "npdiff.nn.config.init_layers": "fills the views of layer_views; called by the configs on their own layers",
     "npdiff.nn.fast.trace.one_label": "a helper of the forward pass and the trace on already checked labels",
     "npdiff.nn.optim.AdamW": "tests/test_nn_inputs.py and tests/test_nn_optim.py",
     "npdiff.nn.mlp.backward": "takes forward's cache, an internal structure (tests/test_nn_mlp.py)",
+    "npdiff.nn.prompt_mlp.backward": "takes forward's cache, an internal structure (tests/test_nn_text.py)",
+    "npdiff.nn.prompt_mlp.PromptMLPConfig": "tests/test_nn_text.py::test_bad_prompts_and_configs_are_refused",
+    "npdiff.nn.prompt_mlp.PromptMLP": "tests/test_nn_text.py::test_bad_prompts_and_configs_are_refused (its y door)",
+    **{f"npdiff.nn.text.{_n}": "a layer of the reference text encoder and cross-attention, run by npdiff.nn.prompt_mlp "
+       "on checked arrays (tests/test_nn_text.py)"
+       for _n in ("cross_attention", "cross_attention_backward", "cross_attention_tangent", "encode", "encode_backward",
+                  "encode_tangent", "key_mask", "mha", "mha_backward", "mha_tangent", "rms_norm", "rms_norm_backward",
+                  "rms_norm_tangent", "token_embedding", "token_embedding_backward")},
+    "npdiff.data.prompts.Vocabulary": "a frozen table of words and thresholds; id_of's door in tests/test_prompts.py",
+    **{f"npdiff.data.prompts.{_n}": "its door: tests/test_prompts.py::test_doors_of_the_prompt_rule"
+       for _n in ("attribute_levels", "digit_prompts", "drop_attributes", "fit_thresholds", "prompt_text", "tokenize",
+                  "training_mask")},
     **{f"npdiff.nn.mlp.{_n}": "a layer of the reference network, called by forward, backward and jvp on checked arrays"
        for _n in ("dense", "dense_backward", "dense_tangent", "hidden", "hidden_backward", "hidden_tangent",
                   "residual_block", "residual_block_backward", "residual_block_tangent", "mse", "label_rows",
-                  "label_rows_backward")},
+                  "label_rows_backward", "input_tangent", "input_cotangent")},
     # the fast path never validates (DESIGN.md): its callers check at their door
     "npdiff.nn.fast.network.FastMLP": "the unchecked fast path (tests/test_nn_mlp.py holds it equal to the reference)",
     "npdiff.nn.fast.network.Buffers": "preallocated arrays of the fast path",

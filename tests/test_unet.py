@@ -265,3 +265,7 @@ def test_bad_arguments_are_clear_errors():
         DiffusionUNet(cfg, cosine())
     with pytest.raises(ValueError, match="dtype must be"):
         DiffusionUNet(cfg, cosine(), theta, dtype=np.float16)
+    bad = theta.copy()
+    bad[3] = np.nan  # a diverged training run's weights: refused at the door, as the MLP's are
+    with pytest.raises(ValueError, match="params must be finite, got 1 NaN or Inf"):
+        DiffusionUNet(cfg, cosine(), bad)

@@ -66,6 +66,8 @@ __all__ = [
     "hidden",
     "hidden_backward",
     "hidden_tangent",
+    "input_cotangent",
+    "input_tangent",
     "jvp",
     "label_rows",
     "label_rows_backward",
@@ -245,6 +247,16 @@ def _input_cotangent(config: MLPConfig, x: np.ndarray, de: np.ndarray) -> np.nda
         for d in range(D):
             dx[:, d] += np.sum(de[:, start + d * w : start + (d + 1) * w] * d_emb[d], axis=1)
     return dx  # (B, D); emb(t) does not move with x
+
+
+def input_tangent(config: MLPConfig, x: np.ndarray, v: np.ndarray) -> np.ndarray:
+    r"""Tangent (K, B, E) of the network's input e = emb(x, t) along K tangents v (K, B, D) of x; emb(t) does not move."""
+    return _input_tangent(config, x, v)
+
+
+def input_cotangent(config: MLPConfig, x: np.ndarray, de: np.ndarray) -> np.ndarray:
+    r"""The transpose of :func:`input_tangent`: dL/dx (B, D) from dL/de (B, E)."""
+    return _input_cotangent(config, x, de)
 
 
 # -- public: checked once, computed in float64 ------------------------------------------------------

@@ -27,12 +27,12 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._atomic import write_atomically
 from .._validate import check_schedule
 from ..schedule import Schedule, schedule_from_config
 from .fast import FAST_SAMPLERS, MIN_NFE, grid_steps
@@ -253,21 +253,7 @@ def save_steps(
                               "objective": objective, "data": data, "model": model, "kl": kl, "kl_se": kl_se}
     path = Path(path)
     text = json.dumps(record, indent=1) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # the permissions of any new file, not mkstemp's private 0600
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_atomically(path, lambda f: f.write(text.encode()))
 
 
 def load_steps(path: str | os.PathLike) -> StepFile:

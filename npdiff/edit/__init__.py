@@ -1,0 +1,32 @@
+r"""Editing with a diffusion model: inpainting on the denoiser protocol, and the exact 2D conditional it is measured by.
+
+* :mod:`~npdiff.edit.mask`: masks of known coordinates and the merge every inpainter shares;
+* :mod:`~npdiff.edit.replacement`: replacement / imputation with the forward process (Song et al. 2021, App. I.2);
+* :mod:`~npdiff.edit.repaint`: RePaint, resampling with jumps (Lugmayr et al. 2022);
+* :mod:`~npdiff.edit.guided`: diffusion posterior sampling (Chung et al. 2023) and reconstruction guidance
+  (Ho et al., Video Diffusion Models, 2022), the gradient of the data fit through the denoiser's prediction of x_0 (``eps_vjp``);
+* :mod:`~npdiff.edit.conditional`: the exact conditional :math:`p(x_2 \mid x_1 = a)` of a 2D density by
+  quadrature, its CDF, exact draws and the Wasserstein-1 distance of samples to it.
+
+Every inpainter takes the denoiser, the known values, the mask, the number of steps and an explicit
+``np.random.Generator``, and returns a :class:`~npdiff.sample.SampleResult`.
+"""
+
+from .conditional import ExactConditional, exact_conditional
+from .guided import data_fit_gradient, dps_sample, reconstruction_guidance_sample
+from .mask import keep_known
+from .repaint import repaint_nfe, repaint_sample, repaint_times
+from .replacement import replacement_sample
+
+__all__ = [
+    "ExactConditional",
+    "data_fit_gradient",
+    "dps_sample",
+    "exact_conditional",
+    "keep_known",
+    "reconstruction_guidance_sample",
+    "repaint_nfe",
+    "repaint_sample",
+    "repaint_times",
+    "replacement_sample",
+]
