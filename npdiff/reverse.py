@@ -45,13 +45,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from ._check import as_integers, flow_time, positive_int
-from ._validate import chain_step, check_schedule
+from ._validate import chain_step, check_schedule, check_threshold
 from .denoiser import Denoiser, as_denoiser_batch, call_eps, call_eps_and_divergence
 from .forward import q_posterior_discrete_unchecked
 from .parameterization import x0_from_eps
 from .reverse_variance import VARIANCES, ReverseVariance, check_variance, reverse_log_variance
 from .schedule import DiscreteSchedule, Schedule
-from .thresholding import IMAGEN_PERCENTILE, check_threshold, threshold_x0_unchecked
+from .thresholding import IMAGEN_PERCENTILE, threshold_x0_unchecked
 
 __all__ = ["VARIANCES", "ReverseVariance", "call_time", "chain_for", "check_variance", "p_mean_log_variance",
            "p_mean_log_variance_unchecked", "p_mean_variance", "p_mean_variance_unchecked", "reverse_log_variance"]

@@ -28,44 +28,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._check import as_float_array, one_of, real_scalar
+from ._check import as_batch
+from ._validate import THRESHOLDS, check_threshold
 
-__all__ = ["IMAGEN_PERCENTILE", "THRESHOLDS", "check_threshold", "dynamic_threshold", "static_threshold",
-           "threshold_x0", "threshold_x0_unchecked"]
+__all__ = ["IMAGEN_PERCENTILE", "THRESHOLDS", "dynamic_threshold", "static_threshold", "threshold_x0",
+           "threshold_x0_unchecked"]
 
-#: the methods, in the order of the docs: none, static clipping, dynamic (percentile) thresholding
-THRESHOLDS = ("none", "static", "dynamic")
 #: the percentile p of dynamic thresholding, as a fraction in (0, 1)
 IMAGEN_PERCENTILE = 0.995
-
-
-def check_threshold(threshold: object, percentile: object) -> tuple[str, float]:
-    r"""Check a thresholding choice: one of :data:`THRESHOLDS`, and a percentile in the open interval (0, 1).
-
-    Parameters
-    ----------
-    threshold : str
-        ``"none"``, ``"static"`` or ``"dynamic"``.
-    percentile : float
-        The fraction p of dynamic thresholding, in (0, 1) (checked whatever ``threshold`` is, so a bad
-        value is never silently ignored).
-
-    Returns
-    -------
-    tuple of (str, float)
-        The checked pair.
-
-    Examples
-    --------
-    >>> check_threshold("dynamic", 0.9)
-    ('dynamic', 0.9)
-    >>> check_threshold("dynamic", 99.5)
-    Traceback (most recent call last):
-    ...
-    ValueError: percentile must lie in (0.0, 1.0), got 99.5
-    """
-    return (one_of(threshold, "threshold", THRESHOLDS),
-            real_scalar(percentile, "percentile", lo=0.0, hi=1.0, lo_open=True, hi_open=True))
 
 
 def static_threshold(x0_hat: object) -> np.ndarray:
@@ -130,9 +100,9 @@ def threshold_x0(x0_hat: object, threshold: str, percentile: float = IMAGEN_PERC
     x0_hat : (B, D) array
         Predicted clean data, one sample a row.
     threshold : str
-        ``"none"``, ``"static"`` or ``"dynamic"``.
+        ``"none"``, ``"static"`` or ``"dynamic"`` (:data:`THRESHOLDS`).
     percentile : float
-        p of ``"dynamic"``, in (0, 1).
+        p of ``"dynamic"``, in (0, 1), checked for every method (a bad value is never silently ignored).
 
     Returns
     -------
@@ -145,9 +115,7 @@ def threshold_x0(x0_hat: object, threshold: str, percentile: float = IMAGEN_PERC
     array([[ 0.5, -2. ]])
     """
     threshold, percentile = check_threshold(threshold, percentile)
-    x = as_float_array(x0_hat, "x0_hat")
-    if x.ndim != 2 or x.shape[1] == 0:
-        raise ValueError(f"x0_hat must be a (B, D) array with D >= 1, one sample a row, got shape {x.shape}")
+    x = as_batch(x0_hat, "x0_hat")
     return threshold_x0_unchecked(x.copy(), threshold, percentile)
 
 

@@ -35,18 +35,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._check import as_batch, as_generator, flow_time, one_of, positive_int, real_scalar
-from ..denoiser import Denoiser, check_denoiser
+from .._validate import SDEDIT_SAMPLERS, check_schedule, check_sdedit, check_strength
+from ..denoiser import Denoiser
 from ..forward import q_sample_unchecked
 from ..sample import SampleResult, ddim_sample, ddpm_sample, solve_flow
 from ..sample._common import tweedie
 from ..schedule import Schedule
-from ..thresholding import IMAGEN_PERCENTILE, check_threshold
+from ..thresholding import IMAGEN_PERCENTILE
 
-__all__ = ["DEFAULT_STEPS", "SDEDIT_SAMPLERS", "check_sdedit_options", "sdedit", "sdedit_time"]
+__all__ = ["DEFAULT_STEPS", "SDEDIT_SAMPLERS", "sdedit", "sdedit_time", "sdedit_time_unchecked"]
 
-#: the reverse samplers SDEdit can run from t0
-SDEDIT_SAMPLERS = ("ddpm", "ddim", "ode")
 #: steps of a full-strength run without ``steps``: the samplers' own defaults (ode: Heun steps)
 DEFAULT_STEPS = {"ddpm": 1000, "ddim": 250, "ode": 100}
 
@@ -78,18 +76,21 @@ def sdedit_time(schedule: Schedule, strength: float, T: int = 1000) -> tuple[int
     >>> sdedit_time(vp_linear(), 0.0001, T=100)
     (1, 0.01)
     """
-    strength = real_scalar(strength, "strength", lo=0.0, hi=1.0, lo_open=True)
-    T = positive_int(T, "T")
+    return sdedit_time_unchecked(check_schedule(schedule), *check_strength(strength, T))
+
+
+def sdedit_time_unchecked(schedule: Schedule, strength: float, T: int) -> tuple[int, float]:
+    r""":func:`sdedit_time` on checked arguments.
+
+    Examples
+    --------
+    >>> from npdiff.schedule import cosine
+    >>> T0, t0 = sdedit_time_unchecked(cosine(), 0.3, 1000)
+    >>> print(T0, round(t0, 4))
+    300 0.2997
+    """
     T0 = max(1, round(strength * T))
     return T0, T0 * schedule.t_max / T
-
-
-def check_sdedit_options(sampler: str, threshold: str, eta: float) -> None:
-    r"""Refuse an option the chosen sampler would ignore: ``eta`` is DDIM's, ``threshold`` the chain samplers'."""
-    if eta != 0.0 and sampler != "ddim":
-        raise ValueError(f"eta is DDIM's (sampler='ddim'); sampler={sampler!r} has no eta, got eta={eta!r}")
-    if threshold != "none" and sampler == "ode":
-        raise ValueError(f"threshold applies to the ddpm and ddim samplers; the ode has no x0 step, got threshold={threshold!r}")
 
 
 def sdedit(
@@ -170,17 +171,14 @@ def sdedit(
     >>> print(round(float(weak.x.mean()), 1), round(float(full.x.mean()), 1), round(float(full.x.std()), 1), full.nfe)
     -0.9 2.0 0.5 100
     """
-    check_denoiser(denoiser)
-    x, rng = as_batch(x, "x", dim=getattr(denoiser, "dim", None)), as_generator(rng)
-    sampler = one_of(sampler, "sampler", SDEDIT_SAMPLERS)
-    T0, t0 = sdedit_time(denoiser.schedule, strength, T)
-    full = DEFAULT_STEPS[sampler] if steps is None else positive_int(steps, "steps")
-    (threshold, percentile), eta = check_threshold(threshold, percentile), real_scalar(eta, "eta", lo=0.0, hi=1.0)
-    check_sdedit_options(sampler, threshold, eta)
-    k = max(1, round(float(strength) * full))  # the steps this strength takes
+    x, rng, sampler, steps, eta, threshold, percentile, t_min = check_sdedit(denoiser, x, rng, sampler, steps, eta,
+                                                                            threshold, percentile, t_min)
+    strength, T = check_strength(strength, T)
+    T0, t0 = sdedit_time_unchecked(denoiser.schedule, strength, T)
+    k = max(1, round(strength * (DEFAULT_STEPS[sampler] if steps is None else steps)))  # the steps this strength takes
     if sampler != "ode":
-        k = min(k, T0)
-    elif not t0 > flow_time(denoiser.schedule, t_min, "t_min", hi_open=True):
+        k = min(k, T0)  # no more steps than the cut chain has
+    elif not t0 > t_min:
         raise ValueError(f"strength = {strength!r} starts the ode at t0 = {t0:.4g}, not above t_min = {t_min!r}: "
                          "use a larger strength or a smaller t_min")
     eps = rng.standard_normal(x.shape)  # (N, D) the forward process's noise

@@ -19,13 +19,13 @@ import numpy as np
 
 from .._check import flow_time, one_of, positive_int, real_scalar
 from .._progress import progress as bar
-from .._validate import chain_step
+from .._validate import chain_step, check_threshold
 from ..denoiser import Denoiser
 from ..reverse import call_time, chain_for, p_mean_log_variance_unchecked, p_mean_variance_unchecked
 from ..reverse_variance import EpsMoments, ReverseVariance
 from ..schedule import DiscreteSchedule, Schedule
 from ..threads import blas_threads
-from ..thresholding import IMAGEN_PERCENTILE, check_threshold
+from ..thresholding import IMAGEN_PERCENTILE
 from ._checks import check_finite, start
 from ._common import Recorder, SampleResult
 from .exp_integrator import ddim_step
