@@ -90,7 +90,7 @@ def sdedit_time_unchecked(schedule: Schedule, strength: float, T: int) -> tuple[
     300 0.2997
     """
     T0 = max(1, round(strength * T))
-    return T0, T0 * schedule.t_max / T
+    return T0, min(T0 * schedule.t_max / T, schedule.t_max)  # min: T0 = T must give t_max, not t_max + 1 ulp
 
 
 def sdedit(
