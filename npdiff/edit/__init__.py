@@ -1,5 +1,9 @@
-r"""Editing with a diffusion model: image to image (SDEdit, :mod:`npdiff.edit.sdedit`)."""
+r"""Editing with a diffusion model: image to image (SDEdit, :mod:`npdiff.edit.sdedit`).
 
-from .sdedit import sdedit, sdedit_time
+The module is imported under its own name, so ``npdiff.edit.sdedit`` is the module and
+``npdiff.edit.sdedit.sdedit`` its function (a re-exported function of the same name would hide the module).
+"""
 
-__all__ = ["sdedit", "sdedit_time"]
+from . import sdedit
+
+__all__ = ["sdedit"]

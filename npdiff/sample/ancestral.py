@@ -111,6 +111,7 @@ def ddpm_sample(
     2.0 0.5 50
     """
     denoiser, x, rng = start(denoiser, n, rng, x_T)
+    t_start = None if t_start is None else flow_time(denoiser.schedule, t_start, "t_start")
     chain = chain_for(denoiser.schedule, T, steps, t_end=t_start)
     threshold, percentile = check_threshold(threshold, percentile)
     x0_max = None if threshold == "none" else 1.0  # thresholding says the data lie in [-1, 1]
@@ -225,13 +226,13 @@ def ddim_sample(
     """
     denoiser, x, rng = start(denoiser, n, rng, x_T)
     eta = real_scalar(eta, "eta", lo=0.0, hi=1.0)
+    t_start = None if t_start is None else flow_time(denoiser.schedule, t_start, "t_start")
     if grid is None:
         chain = chain_for(denoiser.schedule, T, steps, t_end=t_start)
     else:
         positive_int(T, "T")
-        t_max = None if t_start is None else flow_time(denoiser.schedule, t_start, "t_start")
         chain = _grid_chain(denoiser.schedule, positive_int(steps, "steps", minimum=2), one_of(grid, "grid", GRIDS),
-                            flow_time(denoiser.schedule, t_min, "t_min", hi_open=True), t_max)
+                            flow_time(denoiser.schedule, t_min, "t_min", hi_open=True), t_start)
     threshold, percentile = check_threshold(threshold, percentile)
     alpha, sigma = np.sqrt(chain.alpha_bar), np.sqrt(1.0 - chain.alpha_bar)  # (T+1,) each
     rec = Recorder(record)
