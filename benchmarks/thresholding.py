@@ -2,6 +2,7 @@ r"""Thresholding under classifier-free guidance on the conditional digits model:
 
     python benchmarks/thresholding.py                  # w in {0, 1, 3, 5, 10}, DDPM and DDIM (~3 min, one core)
     python benchmarks/thresholding.py --w 1 5 --n-per-digit 50
+    python benchmarks/thresholding.py --replot --plot docs/measurements/thresholding.png   # the figure of the last run
 
 For each guidance weight w (classifier-free, ``(1 + w) eps(x, t, y) - w eps(x, t, None)``; w = 0 is the
 conditional model itself) and each thresholding of the predicted x0 (:mod:`npdiff.thresholding`: none,
@@ -89,6 +90,36 @@ def run(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def plot(rows: list[dict], path: str) -> None:
+    r"""Saturated share, accuracy and Fréchet distance against w, one line per thresholding, one row of panels per sampler."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    real = next(r for r in rows if r["sampler"] == "real digits")
+    samplers = [s for s in ("ddpm", "ddim") if any(r["sampler"] == s for r in rows)]
+    fig, axes = plt.subplots(len(samplers), 3, figsize=(12, 3.4 * len(samplers)), squeeze=False)
+    for ax_row, sampler in zip(axes, samplers):
+        mine = [r for r in rows if r["sampler"] == sampler]
+        variants = sorted({(r["threshold"], r["percentile"]) for r in mine}, key=lambda v: (THRESHOLDS.index(v[0]), -(v[1] or 0)))
+        for threshold, percentile in variants:
+            rs = sorted((r for r in mine if (r["threshold"], r["percentile"]) == (threshold, percentile)), key=lambda r: r["w"])
+            label = threshold if percentile is None else f"{threshold} (p = {percentile:g})"
+            for ax, key in zip(ax_row, ("saturated", "accuracy", "frechet")):
+                ax.plot([r["w"] for r in rs], [r[key] for r in rs], marker="o", label=label)
+        for ax, key, title in zip(ax_row, ("saturated", "accuracy", "frechet"),
+                                  ("share of pixels with |x| >= 0.99", "class accuracy", "Fréchet distance")):
+            ax.axhline(real[key] if key != "frechet" else real["floor"], color="k", ls="--", lw=0.8, label="real digits")
+            ax.set_title(f"{sampler} ({mine[0]['steps']} steps): {title}", fontsize=9)
+            ax.set_xlabel("guidance weight w")
+        ax_row[2].set_yscale("log")
+        ax_row[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    print(f"wrote {path}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=MODEL)
@@ -99,7 +130,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--extra-percentiles", dest="extra_percentiles", type=float, nargs="*", default=[0.9],
                     help="dynamic thresholding at these percentiles too, beside Imagen's")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--plot", help="also draw the figures to this PNG")
+    ap.add_argument("--replot", action="store_true", help="only draw --plot from the results file already written")
     args = ap.parse_args(argv)
+    if args.replot:
+        import json
+
+        plot(json.loads((HERE / "results" / "thresholding.json").read_text())["rows"], args.plot)
+        return 0
     print(machine_facts(), flush=True)
     rows = run(args)
     write_results("thresholding", rows, columns=COLUMNS,
@@ -108,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
                          "saturated": f"share of pixels with |x| >= {SATURATED} in the raw samples",
                          "ddpm": "fixed-large variance, steps of the 1,000-step chain", "ddim": "eta = 0",
                          "seed": args.seed})
+    if args.plot:
+        plot(rows, args.plot)
     return 0
 
 
