@@ -82,8 +82,8 @@ def dynamic_threshold(x0_hat: object, percentile: float = IMAGEN_PERCENTILE) -> 
 
     Examples
     --------
-    The first row's 0.75-quantile of |x| is 2.5 (between 2 and 3): it is clipped to [-2.5, 2.5] and
-    divided by 2.5; the second row's is below 1, so s = 1:
+    The first row's 0.75-quantile of the absolute values is 2.5 (a quarter of the way from 2 to 4): it is
+    clipped to [-2.5, 2.5] and divided by 2.5; the second row's is below 1, so s = 1:
 
     >>> dynamic_threshold([[0.5, -1.0, 2.0, 4.0], [0.1, 0.2, -0.3, 1.5]], 0.75)
     array([[ 0.2, -0.4,  0.8,  1. ],
