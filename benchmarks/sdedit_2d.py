@@ -15,7 +15,8 @@ edits every guide once, with
 - ``ode``: the probability-flow ODE, Heun, round(50 s) steps (two evaluations each) to t_min = 1e-3, then Tweedie,
 
 on the set's exact denoiser (``toy2d.load(name).oracle()``, so only SDEdit's own behaviour shows) and on the
-trained 8gaussians MLP (the default "2d" recipe, ``--model``). Reported per row: faithfulness, the mean
+trained 8gaussians MLP (the default "2d" recipe, ``--model``, default ``benchmarks/out/models/8gaussians-seed0/model.npz``:
+``npdiff train --data 8gaussians --out benchmarks/out/models/8gaussians-seed0``). Reported per row: faithfulness, the mean
 Euclidean distance of the output to its guide; realism, the mean TRUE log-density :math:`\log p(x)` of the outputs
 under the set's exact density (``Toy2D.log_prob``), with its standard error; beside them the same figure for the
 guides themselves (s = 0) and for fresh data points (what a perfect sampler averages, -H(p)).
@@ -45,7 +46,7 @@ from npdiff.checkpoint import load  # noqa: E402
 from npdiff.data import toy2d  # noqa: E402
 from npdiff.edit.sdedit import sdedit, sdedit_time  # noqa: E402
 
-MODEL = HERE / "out" / "models" / "8gaussians-seed0.npz"
+MODEL = HERE / "out" / "models" / "8gaussians-seed0" / "model.npz"
 SHIFT = np.array([0.5, -0.3])
 NOISE = 0.4
 STRENGTHS = [0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0]

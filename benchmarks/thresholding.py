@@ -22,7 +22,7 @@ A first row scores the real test digits the same way (their saturated share, the
 the Fréchet distance of the 1,000 training digits, which is the floor).
 
 The model is the conditional MLP of ``benchmarks/guidance.py`` (``--model``, default
-``benchmarks/out/models/digits-conditional-seed0.npz``; train it with ``python benchmarks/guidance.py train``).
+``benchmarks/out/guidance-models/digits-conditional-seed0.npz``; train it with ``python benchmarks/guidance.py train``).
 One BLAS thread.
 """
 
@@ -53,7 +53,7 @@ from npdiff.guidance import guided  # noqa: E402
 from npdiff.sample import ddim_sample, ddpm_sample  # noqa: E402
 from npdiff.thresholding import IMAGEN_PERCENTILE, THRESHOLDS  # noqa: E402
 
-MODEL = HERE / "out" / "models" / "digits-conditional-seed0.npz"
+MODEL = HERE / "out" / "guidance-models" / "digits-conditional-seed0.npz"
 SATURATED = 0.99
 COLUMNS = ["sampler", "steps", "w", "threshold", "percentile", "saturated", "accuracy", "frechet", "floor", "sample_s"]
 
