@@ -142,6 +142,7 @@ def p_mean_variance(
     x: np.ndarray,
     i: int,
     chain: DiscreteSchedule,
+    *,
     threshold: str = "none",
     percentile: float = IMAGEN_PERCENTILE,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -184,11 +185,11 @@ def p_mean_variance(
     [[ 0.3179 -0.6359]] [[ 0.1406 -0.2812]]
     """
     x, i, (threshold, percentile) = as_denoiser_batch(denoiser, x), chain_step(chain, i), check_threshold(threshold, percentile)
-    return p_mean_variance_unchecked(denoiser, x, i, chain, threshold, percentile)
+    return p_mean_variance_unchecked(denoiser, x, i, chain, threshold=threshold, percentile=percentile)
 
 
 def p_mean_variance_unchecked(
-    denoiser: Denoiser, x: np.ndarray, i: int, chain: DiscreteSchedule, threshold: str = "none",
+    denoiser: Denoiser, x: np.ndarray, i: int, chain: DiscreteSchedule, *, threshold: str = "none",
     percentile: float = IMAGEN_PERCENTILE,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r""":func:`p_mean_variance` on arguments its caller checked (x (B, D) float64, i an int in 1..T).
@@ -223,6 +224,7 @@ def p_mean_log_variance(
     x: np.ndarray,
     i: int,
     variance: ReverseVariance,
+    *,
     threshold: str = "none",
     percentile: float = IMAGEN_PERCENTILE,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -277,11 +279,11 @@ def p_mean_log_variance(
         raise TypeError(f"variance must be a ReverseVariance(chain, choice), got {type(variance).__name__}")
     x, i = as_denoiser_batch(denoiser, x), chain_step(variance.chain, i)
     threshold, percentile = check_threshold(threshold, percentile)
-    return p_mean_log_variance_unchecked(denoiser, x, i, variance, threshold, percentile)
+    return p_mean_log_variance_unchecked(denoiser, x, i, variance, threshold=threshold, percentile=percentile)
 
 
 def p_mean_log_variance_unchecked(
-    denoiser: Denoiser, x: np.ndarray, i: int, variance: ReverseVariance, threshold: str = "none",
+    denoiser: Denoiser, x: np.ndarray, i: int, variance: ReverseVariance, *, threshold: str = "none",
     percentile: float = IMAGEN_PERCENTILE,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     r""":func:`p_mean_log_variance` on arguments its caller checked (x (B, D) float64, i an int in 1..T).

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from npdiff.analytic import GaussianData
-from npdiff.reverse import chain_for, p_mean_variance
+from npdiff.reverse import chain_for, p_mean_variance, p_mean_variance_unchecked
 from npdiff.sample import ddim_sample, ddpm_sample
 from npdiff.schedule import vp_linear
 from npdiff.thresholding import IMAGEN_PERCENTILE, THRESHOLDS, dynamic_threshold, static_threshold, threshold_x0
@@ -101,3 +101,11 @@ def test_bad_threshold_and_shape_are_refused():
         static_threshold(np.zeros(3))
     with pytest.raises(TypeError):
         ddpm_sample(oracle, 4, 0, steps=2, clip_x0=1.0)  # the old name is gone: threshold="static" is its meaning
+    # the reverse step takes the thresholding by name only: the old positional clip_x0 (None or a float) must fail
+    # loudly, not be read as a thresholding method
+    chain = chain_for(oracle.schedule, 10)
+    for old in (None, 1.0):
+        with pytest.raises(TypeError):
+            p_mean_variance(oracle, np.zeros((1, 2)), 3, chain, old)
+        with pytest.raises(TypeError):
+            p_mean_variance_unchecked(oracle, np.zeros((1, 2)), 3, chain, old)

@@ -120,10 +120,11 @@ def ddpm_sample(
     rec(x, call_time(chain, chain.T, denoiser.schedule))
     for i in bar(range(chain.T, 0, -1), total=chain.T, desc="ddpm", enabled=progress):
         if i > 1:
-            mean, log_var, _, _ = p_mean_log_variance_unchecked(denoiser, x, i, reverse_var, threshold, percentile)
+            mean, log_var, _, _ = p_mean_log_variance_unchecked(denoiser, x, i, reverse_var, threshold=threshold,
+                                                                 percentile=percentile)
             x = mean + np.exp(0.5 * log_var)[:, None] * rng.standard_normal(x.shape)
         else:  # no noise at the last step: it would only blur the output
-            x, _, _ = p_mean_variance_unchecked(denoiser, x, i, chain, threshold, percentile)
+            x, _, _ = p_mean_variance_unchecked(denoiser, x, i, chain, threshold=threshold, percentile=percentile)
         check_finite(x, f"at chain step {i}")
         rec(x, float(chain.times[i - 1]))
     return rec.result(x, chain.T)
@@ -238,7 +239,8 @@ def ddim_sample(
     rec = Recorder(record)
     rec(x, call_time(chain, chain.T, denoiser.schedule))
     for i in bar(range(chain.T, 0, -1), total=chain.T, desc="ddim", enabled=progress):
-        _, _, x0_hat = p_mean_variance_unchecked(denoiser, x, i, chain, threshold, percentile)
+        _, _, x0_hat = p_mean_variance_unchecked(denoiser, x, i, chain, threshold=threshold,
+                                                   percentile=percentile)
         var = _ddim_variance(chain, i, eta)
         # Eq. 12 in the data form: the predicted noise enters only through x0_hat (the thresholded one, if any)
         sigma_next = np.sqrt(max(1.0 - chain.alpha_bar_prev[i] - var, 0.0))  # the noise Eq. 12 keeps
