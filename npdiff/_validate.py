@@ -5,20 +5,32 @@ diffusion object; these know the schedules, so they live beside them, importing
 :mod:`npdiff.schedule` at the top (the schedules import only the generic checks). A public
 function of the forward process or the chain checks everything in one line:
 :func:`batch_at_times`, :func:`batch_between_times`, :func:`batch_at_steps`, :func:`chain_step`.
-The checks of guidance (the label, the conditional denoiser, the classifier and its answers) follow.
+The checks of guidance (the label, the conditional denoiser, the classifier and its answers) follow, then
+those of thresholding and SDEdit.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._check import as_batches, as_indices, as_labels, as_times, positive_int
+from ._check import (
+    as_batch,
+    as_batches,
+    as_generator,
+    as_indices,
+    as_labels,
+    as_times,
+    flow_time,
+    one_of,
+    positive_int,
+    real_scalar,
+)
 from .denoiser import check_denoiser, num_classes_of
 from .schedule import DiscreteSchedule, Schedule
 
-__all__ = ["as_guidance_label", "batch_at_steps", "batch_at_times", "batch_between_times", "chain_step", "check_chain",
-           "check_classifier", "check_classifier_answer", "check_conditional", "check_hessian", "check_label_count",
-           "check_laplacian", "check_schedule"]
+__all__ = ["SDEDIT_SAMPLERS", "THRESHOLDS", "as_guidance_label", "batch_at_steps", "batch_at_times", "batch_between_times",
+           "chain_step", "check_chain", "check_classifier", "check_classifier_answer", "check_conditional", "check_hessian",
+           "check_label_count", "check_laplacian", "check_schedule", "check_sdedit", "check_strength", "check_threshold"]
 
 
 def check_schedule(schedule: object, name: str = "schedule", *, default: Schedule | None = None) -> Schedule:
@@ -136,3 +148,51 @@ def check_classifier_answer(value: object, shape: tuple[int, ...], what: str) ->
     if value.shape != shape or not np.all(np.isfinite(value)):
         raise FloatingPointError(f"the classifier's {what} returned shape {value.shape}, expected {shape} and finite")
     return value
+
+
+# -- thresholding and SDEdit ---------------------------------------------------------------------
+
+#: the thresholdings of the predicted x0 (:mod:`npdiff.thresholding`): none, static clipping, dynamic (percentile)
+THRESHOLDS = ("none", "static", "dynamic")
+#: the reverse samplers SDEdit can run from t0 (:mod:`npdiff.edit.sdedit`)
+SDEDIT_SAMPLERS = ("ddpm", "ddim", "ode")
+
+
+def check_threshold(threshold: object, percentile: object) -> tuple[str, float]:
+    r"""A thresholding choice: one of :data:`THRESHOLDS`, and a percentile in the open interval (0, 1).
+
+    The percentile is checked whatever ``threshold`` is, so a bad value is never silently ignored.
+
+    Examples
+    --------
+    >>> check_threshold("dynamic", 0.9)
+    ('dynamic', 0.9)
+    >>> check_threshold("dynamic", 99.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: percentile must lie in (0.0, 1.0), got 99.5
+    """
+    return (one_of(threshold, "threshold", THRESHOLDS),
+            real_scalar(percentile, "percentile", lo=0.0, hi=1.0, lo_open=True, hi_open=True))
+
+
+def check_strength(strength: object, T: object) -> tuple[float, int]:
+    r"""SDEdit's ``strength`` in (0, 1] and the length ``T`` >= 1 of the chain it cuts."""
+    return real_scalar(strength, "strength", lo=0.0, hi=1.0, lo_open=True), positive_int(T, "T")
+
+
+def check_sdedit(denoiser: object, x: object, rng: object, sampler: object, steps: object, eta: object,
+                 threshold: object, percentile: object, t_min: object):
+    r"""The arguments of :func:`npdiff.edit.sdedit.sdedit` beside its strength: each checked, and an option the chosen
+    sampler would ignore refused (``eta`` is DDIM's, ``threshold`` the chain samplers')."""
+    check_denoiser(denoiser)
+    x, rng = as_batch(x, "x", dim=getattr(denoiser, "dim", None)), as_generator(rng)
+    sampler = one_of(sampler, "sampler", SDEDIT_SAMPLERS)
+    steps = None if steps is None else positive_int(steps, "steps")
+    (threshold, percentile), eta = check_threshold(threshold, percentile), real_scalar(eta, "eta", lo=0.0, hi=1.0)
+    t_min = flow_time(denoiser.schedule, t_min, "t_min", hi_open=True)
+    if eta != 0.0 and sampler != "ddim":
+        raise ValueError(f"eta is DDIM's (sampler='ddim'); sampler={sampler!r} has no eta, got eta={eta!r}")
+    if threshold != "none" and sampler == "ode":
+        raise ValueError(f"threshold applies to the ddpm and ddim samplers; the ode has no x0 step, got threshold={threshold!r}")
+    return x, rng, sampler, steps, eta, threshold, percentile, t_min

@@ -44,20 +44,22 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._check import as_integers, positive_int, real_scalar
-from ._validate import chain_step, check_schedule
+from ._check import as_integers, flow_time, positive_int
+from ._validate import chain_step, check_schedule, check_threshold
 from .denoiser import Denoiser, as_denoiser_batch, call_eps, call_eps_and_divergence
 from .forward import q_posterior_discrete_unchecked
 from .parameterization import x0_from_eps
 from .reverse_variance import VARIANCES, ReverseVariance, check_variance, reverse_log_variance
 from .schedule import DiscreteSchedule, Schedule
+from .thresholding import IMAGEN_PERCENTILE, threshold_x0_unchecked
 
 __all__ = ["VARIANCES", "ReverseVariance", "call_time", "chain_for", "check_variance", "p_mean_log_variance",
            "p_mean_log_variance_unchecked", "p_mean_variance", "p_mean_variance_unchecked", "reverse_log_variance"]
 
 
-def chain_for(schedule: Schedule, T: int, steps: int | Sequence[int] | None = None) -> DiscreteSchedule:
-    r"""The chain of T steps on [0, ``schedule.t_max``], respaced to ``steps`` when given.
+def chain_for(schedule: Schedule, T: int, steps: int | Sequence[int] | None = None, *,
+              t_end: float | None = None) -> DiscreteSchedule:
+    r"""The chain of T steps on [0, ``schedule.t_max``] (or [0, ``t_end``]), respaced to ``steps`` when given.
 
     ``steps`` is a number of evenly spaced steps, or the increasing indices in 1..T of the steps
     to keep (e.g. the trajectory of :func:`npdiff.likelihood.optimal_steps`); see
@@ -76,6 +78,9 @@ def chain_for(schedule: Schedule, T: int, steps: int | Sequence[int] | None = No
         The number of steps on [0, ``schedule.t_max``].
     steps : int, sequence of ints or None
         Respace to this many evenly spaced steps, or keep these indices in 1..T; None keeps all T.
+    t_end : float or None
+        The chain's last time, in (0, ``schedule.t_max``]; None for ``schedule.t_max``. A chain that starts
+        below pure noise (SDEdit, :mod:`npdiff.edit.sdedit`): T steps on [0, t_end].
 
     Returns
     -------
@@ -91,18 +96,14 @@ def chain_for(schedule: Schedule, T: int, steps: int | Sequence[int] | None = No
     10 [  0 100 200 300] 0.999
     """
     schedule, T = check_schedule(schedule), positive_int(T, "T")
-    chain = schedule.discretize(T, t_end=schedule.t_max, clip=False)
+    t_end = schedule.t_max if t_end is None else flow_time(schedule, t_end, "t_end")
+    chain = schedule.discretize(T, t_end=t_end, clip=False)
     if steps is None:
         return chain
     if isinstance(steps, (list, tuple, np.ndarray)):  # kept indices; respace checks that they increase
         return chain.respace(as_integers(steps, "steps", lo=1, hi=T))
     steps = positive_int(steps, "steps", maximum=T)
     return chain if steps == T else chain.respace(steps)
-
-
-def check_clip(clip_x0: object) -> float | None:
-    r"""Check ``clip_x0``: None (no clipping) or the half-width of the data range, > 0."""
-    return None if clip_x0 is None else real_scalar(clip_x0, "clip_x0", lo=0.0, lo_open=True)
 
 
 def call_time(chain: DiscreteSchedule, i: int, schedule: Schedule) -> float:
@@ -141,7 +142,9 @@ def p_mean_variance(
     x: np.ndarray,
     i: int,
     chain: DiscreteSchedule,
-    clip_x0: float | None = None,
+    *,
+    threshold: str = "none",
+    percentile: float = IMAGEN_PERCENTILE,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""Mean of :math:`p_\theta(x_{i-1}|x_i)` with the predicted noise and clean data.
 
@@ -155,8 +158,11 @@ def p_mean_variance(
         The chain index, 1..T.
     chain : DiscreteSchedule
         The chain (e.g. :func:`chain_for`).
-    clip_x0 : float or None
-        Clip :math:`\hat x_0` to [-clip_x0, clip_x0] (the data range), or None.
+    threshold : str
+        Thresholding of :math:`\hat x_0` before the mean is formed, one of
+        :data:`~npdiff.thresholding.THRESHOLDS` (``"static"`` clips to the data range [-1, 1]).
+    percentile : float
+        The percentile p of ``"dynamic"``, in (0, 1).
 
     Returns
     -------
@@ -178,12 +184,13 @@ def p_mean_variance(
     >>> print(np.round(mean, 4), np.round(x0_hat, 4))
     [[ 0.3179 -0.6359]] [[ 0.1406 -0.2812]]
     """
-    x, i, clip_x0 = as_denoiser_batch(denoiser, x), chain_step(chain, i), check_clip(clip_x0)
-    return p_mean_variance_unchecked(denoiser, x, i, chain, clip_x0)
+    x, i, (threshold, percentile) = as_denoiser_batch(denoiser, x), chain_step(chain, i), check_threshold(threshold, percentile)
+    return p_mean_variance_unchecked(denoiser, x, i, chain, threshold=threshold, percentile=percentile)
 
 
 def p_mean_variance_unchecked(
-    denoiser: Denoiser, x: np.ndarray, i: int, chain: DiscreteSchedule, clip_x0: float | None
+    denoiser: Denoiser, x: np.ndarray, i: int, chain: DiscreteSchedule, *, threshold: str = "none",
+    percentile: float = IMAGEN_PERCENTILE,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r""":func:`p_mean_variance` on arguments its caller checked (x (B, D) float64, i an int in 1..T).
 
@@ -194,21 +201,20 @@ def p_mean_variance_unchecked(
     >>> from npdiff.schedule import vp_linear
     >>> oracle = GaussianData(np.zeros(2), np.ones(2), vp_linear())
     >>> chain = chain_for(oracle.schedule, 1000, 10)
-    >>> mean, _, _ = p_mean_variance_unchecked(oracle, np.array([[0.5, -1.0]]), 5, chain, None)
+    >>> mean, _, _ = p_mean_variance_unchecked(oracle, np.array([[0.5, -1.0]]), 5, chain)
     >>> print(np.round(mean, 4))
     [[ 0.3179 -0.6359]]
     """
     eps = call_eps(denoiser, x, _call_time(chain, i, denoiser.schedule))  # (B, D)
-    mean, x0_hat = _posterior_mean_at_prediction(x, eps, i, chain, clip_x0)
+    mean, x0_hat = _posterior_mean_at_prediction(x, eps, i, chain, threshold, percentile)
     return mean, eps, x0_hat
 
 
 def _posterior_mean_at_prediction(x: np.ndarray, eps: np.ndarray, i: int, chain: DiscreteSchedule,
-                                  clip_x0: float | None) -> tuple[np.ndarray, np.ndarray]:
+                                  threshold: str, percentile: float) -> tuple[np.ndarray, np.ndarray]:
     ab = chain.alpha_bar[i]
     x0_hat = x0_from_eps(x, eps, np.sqrt(ab), np.sqrt(1.0 - ab))  # (B, D) Ho et al. 2020, Eq. 15
-    if clip_x0 is not None:
-        x0_hat = np.clip(x0_hat, -clip_x0, clip_x0)
+    x0_hat = threshold_x0_unchecked(x0_hat, threshold, percentile)  # Saharia et al. 2022, Sec. 2.3
     mean, _, _ = q_posterior_discrete_unchecked(x0_hat, x, i, chain)  # Eq. 7 at the predicted x_0
     return mean, x0_hat
 
@@ -218,7 +224,9 @@ def p_mean_log_variance(
     x: np.ndarray,
     i: int,
     variance: ReverseVariance,
-    clip_x0: float | None = None,
+    *,
+    threshold: str = "none",
+    percentile: float = IMAGEN_PERCENTILE,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     r"""Mean and log-variance of :math:`p_\theta(x_{i-1}|x_i) = \mathcal N(\tilde\mu_i(x_i, \hat x_0),\ \Sigma_i I)`.
 
@@ -236,8 +244,11 @@ def p_mean_log_variance(
         The chain index, 1..T of ``variance.chain``.
     variance : ReverseVariance
         The choice of :math:`\Sigma` on its chain.
-    clip_x0 : float or None
-        Clip :math:`\hat x_0` to [-clip_x0, clip_x0], or None.
+    threshold : str
+        Thresholding of :math:`\hat x_0` before the mean is formed, one of
+        :data:`~npdiff.thresholding.THRESHOLDS` (``"static"`` clips to the data range [-1, 1]).
+    percentile : float
+        The percentile p of ``"dynamic"``, in (0, 1).
 
     Returns
     -------
@@ -266,12 +277,14 @@ def p_mean_log_variance(
     """
     if not isinstance(variance, ReverseVariance):
         raise TypeError(f"variance must be a ReverseVariance(chain, choice), got {type(variance).__name__}")
-    x, i, clip_x0 = as_denoiser_batch(denoiser, x), chain_step(variance.chain, i), check_clip(clip_x0)
-    return p_mean_log_variance_unchecked(denoiser, x, i, variance, clip_x0)
+    x, i = as_denoiser_batch(denoiser, x), chain_step(variance.chain, i)
+    threshold, percentile = check_threshold(threshold, percentile)
+    return p_mean_log_variance_unchecked(denoiser, x, i, variance, threshold=threshold, percentile=percentile)
 
 
 def p_mean_log_variance_unchecked(
-    denoiser: Denoiser, x: np.ndarray, i: int, variance: ReverseVariance, clip_x0: float | None
+    denoiser: Denoiser, x: np.ndarray, i: int, variance: ReverseVariance, *, threshold: str = "none",
+    percentile: float = IMAGEN_PERCENTILE,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     r""":func:`p_mean_log_variance` on arguments its caller checked (x (B, D) float64, i an int in 1..T).
 
@@ -283,7 +296,7 @@ def p_mean_log_variance_unchecked(
     >>> oracle = GaussianData(np.zeros(2), np.ones(2), vp_linear())
     >>> chain = chain_for(oracle.schedule, 1000, 10)
     >>> variance = ReverseVariance(chain, "large")
-    >>> _, log_var, _, _ = p_mean_log_variance_unchecked(oracle, np.array([[0.5, -1.0]]), 5, variance, None)
+    >>> _, log_var, _, _ = p_mean_log_variance_unchecked(oracle, np.array([[0.5, -1.0]]), 5, variance)
     >>> print(np.round(log_var, 4))
     [-0.5181]
     """
@@ -293,6 +306,6 @@ def p_mean_log_variance_unchecked(
         eps, div = call_eps_and_divergence(denoiser, x, t)  # (B, D), (B,)
     else:
         eps = call_eps(denoiser, x, t)  # (B, D)
-    mean, x0_hat = _posterior_mean_at_prediction(x, eps, i, variance.chain, clip_x0)
+    mean, x0_hat = _posterior_mean_at_prediction(x, eps, i, variance.chain, threshold, percentile)
     log_var = np.broadcast_to(variance.log_variance_at(i, div, x.shape[1]), (x.shape[0],))  # (B,)
     return mean, log_var, eps, x0_hat

@@ -14,6 +14,8 @@ MODULES = [
     "npdiff.reverse",
     "npdiff.reverse_variance",
     "npdiff.parameterization",
+    "npdiff.thresholding",
+    "npdiff.edit.sdedit",
 ]
 
 

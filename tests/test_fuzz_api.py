@@ -33,13 +33,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import npdiff
-from npdiff import analytic, edit, forward, gaussian, metrics, parameterization, reverse, sample, schedule
+from npdiff import analytic, edit, forward, gaussian, metrics, parameterization, reverse, sample, schedule, thresholding
 from npdiff import denoiser as dn
 from npdiff import likelihood as lk
 from npdiff import objective as ob
 from npdiff import reverse_variance as rv
 from npdiff import train as tr
 from npdiff.data import images, labelled, toy2d
+from npdiff.edit import sdedit as sdedit_mod
 from npdiff.nn import MLPConfig
 from npdiff.nn import mlp as nnmlp
 from npdiff.nn.model import DiffusionMLP
@@ -63,6 +64,10 @@ def _x(seed=0, n=B, d=D):
 
 def _rng():
     return np.random.default_rng(0)
+
+
+#: a fraction in (0, 1) (a percentile, a strength): too large is out of range, and so are 0 and below
+_OUTSIDE_UNIT = ("huge", "negative")
 
 
 def _levels(K=5, n=B, d=D):
@@ -376,9 +381,10 @@ E(_E("reverse.reverse_log_variance", reverse.reverse_log_variance, lambda: dict(
 E(_E("reverse.call_time", reverse.call_time, lambda: dict(chain=CHAIN, i=3, schedule=VP),
      Arg("chain", "chain"), Arg("i", "int0"), Arg("schedule", "schedule")))
 E(_E("reverse.p_mean_variance", reverse.p_mean_variance,
-     lambda: dict(denoiser=ORACLE, x=_x(), i=3, chain=CHAIN, clip_x0=None),
+     lambda: dict(denoiser=ORACLE, x=_x(), i=3, chain=CHAIN, threshold="dynamic", percentile=0.9),
      Arg("denoiser", "denoiser"), Arg("x", "points_d"), Arg("i", "int"), Arg("chain", "chain"),
-     Arg("clip_x0", "real", accepts=_NONE_OK, example=1.0), errors=(ValueError, TypeError, FloatingPointError)))
+     Arg("threshold", "choice"), Arg("percentile", "real", strict=_OUTSIDE_UNIT),
+     errors=(ValueError, TypeError, FloatingPointError)))
 
 # -- reverse variance --------------------------------------------------------------------------
 _ELEMENTWISE = {"empty": "elementwise: an empty array gives an empty answer", "extra_axis": "elementwise in any shape"}
@@ -403,9 +409,11 @@ E(_E("reverse_variance.ReverseVariance", rv.ReverseVariance,
      Arg("chain", "chain", ("chain", "times")), Arg("variance", "choice"), Arg("eps_moments", "object"),
      Arg("x0_max", "real", accepts=_NONE_OK)))
 E(_E("reverse.p_mean_log_variance", reverse.p_mean_log_variance,
-     lambda: dict(denoiser=ORACLE, x=_x(), i=3, variance=rv.ReverseVariance(CHAIN, "trace"), clip_x0=None),
+     lambda: dict(denoiser=ORACLE, x=_x(), i=3, variance=rv.ReverseVariance(CHAIN, "trace"), threshold="static",
+                  percentile=0.9),
      Arg("denoiser", "denoiser"), Arg("x", "points_d"), Arg("i", "int"), Arg("variance", "object"),
-     Arg("clip_x0", "real", accepts=_NONE_OK, example=1.0), errors=(ValueError, TypeError, FloatingPointError)))
+     Arg("threshold", "choice"), Arg("percentile", "real", strict=_OUTSIDE_UNIT),
+     errors=(ValueError, TypeError, FloatingPointError)))
 
 # -- denoiser ----------------------------------------------------------------------------------
 E(_E("denoiser.check_denoiser", dn.check_denoiser, lambda: dict(denoiser=ORACLE),
@@ -434,13 +442,47 @@ E(_E("metrics.mean_log_density", metrics.mean_log_density, lambda: dict(samples=
 # -- samplers ----------------------------------------------------------------------------------
 _SAMPLER_ERRORS = (ValueError, TypeError, FloatingPointError)
 E(_E("sample.ddpm_sample", sample.ddpm_sample, lambda: dict(denoiser=ORACLE, n=B, rng=_rng(), steps=3, T=6,
-                                                           variance="large", clip_x0=None),
+                                                           variance="large", threshold="dynamic", percentile=0.9),
      Arg("denoiser", "denoiser"), Arg("n", "int"), Arg("rng", "rng"), Arg("steps", "int", accepts=_NONE_OK),
-     Arg("T", "int", ("T", "steps")), Arg("variance", "choice"), Arg("clip_x0", "real", accepts=_NONE_OK, example=1.0),
+     Arg("T", "int", ("T", "steps")), Arg("variance", "choice"), Arg("threshold", "choice"),
+     Arg("percentile", "real", strict=_OUTSIDE_UNIT), errors=_SAMPLER_ERRORS))
+E(_E("sample.ddim_sample", sample.ddim_sample, lambda: dict(denoiser=ORACLE, n=B, rng=_rng(), steps=3, T=6, eta=0.5,
+                                                           threshold="static", percentile=0.9),
+     Arg("denoiser", "denoiser"), Arg("n", "int"), Arg("rng", "rng"), Arg("steps", "int", accepts=_NONE_OK),
+     Arg("T", "int", ("T", "steps")), Arg("eta", "real"), Arg("threshold", "choice"),
+     Arg("percentile", "real", strict=_OUTSIDE_UNIT), errors=_SAMPLER_ERRORS))
+E(_E("sample.ddpm_sample(t_start)", sample.ddpm_sample,
+     lambda: dict(denoiser=ORACLE, n=None, rng=_rng(), steps=3, T=6, x_T=_x(), t_start=0.4),
+     Arg("t_start", "real", ("t_start", "t_end", "t_min"), strict=("huge",), accepts=_NONE_OK), errors=_SAMPLER_ERRORS))
+E(_E("sample.ddim_sample(t_start)", sample.ddim_sample,
+     lambda: dict(denoiser=ORACLE, n=None, rng=_rng(), steps=3, grid="log_snr", x_T=_x(), t_start=0.4),
+     Arg("t_start", "real", ("t_start", "t_end", "t_min"), strict=("huge",), accepts=_NONE_OK), errors=_SAMPLER_ERRORS))
+
+# -- thresholding and SDEdit -------------------------------------------------------------------
+E(_E("thresholding.threshold_x0", thresholding.threshold_x0,
+     lambda: dict(x0_hat=3.0 * _x(), threshold="dynamic", percentile=0.75),
+     Arg("x0_hat", "points"), Arg("threshold", "choice"), Arg("percentile", "real", strict=_OUTSIDE_UNIT)))
+E(_E("thresholding.static_threshold", thresholding.static_threshold, lambda: dict(x0_hat=3.0 * _x()),
+     Arg("x0_hat", "points")))
+E(_E("thresholding.dynamic_threshold", thresholding.dynamic_threshold, lambda: dict(x0_hat=3.0 * _x(), percentile=0.5),
+     Arg("x0_hat", "points"), Arg("percentile", "real", strict=_OUTSIDE_UNIT)))
+E(_E("edit.sdedit_time", sdedit_mod.sdedit_time, lambda: dict(schedule=COS, strength=0.3, T=20),
+     Arg("schedule", "schedule"), Arg("strength", "real", strict=_OUTSIDE_UNIT), Arg("T", "int")))
+for _sampler in sdedit_mod.SDEDIT_SAMPLERS:
+    E(_E(f"edit.sdedit({_sampler})", sdedit_mod.sdedit,
+         lambda _sampler=_sampler: dict(denoiser=ORACLE, x=_x(), rng=_rng(), strength=0.3, sampler=_sampler, steps=10,
+                                        T=20),
+         Arg("denoiser", "denoiser"), Arg("x", "points_d"), Arg("rng", "rng"),
+         Arg("strength", "real", strict=_OUTSIDE_UNIT), Arg("sampler", "choice"), Arg("steps", "int", accepts=_NONE_OK),
+         Arg("T", "int"), errors=_SAMPLER_ERRORS))
+E(_E("edit.sdedit(options)", sdedit_mod.sdedit,
+     lambda: dict(denoiser=ORACLE, x=_x(), rng=_rng(), strength=0.3, sampler="ddim", steps=10, T=20, eta=0.5,
+                  threshold="dynamic", percentile=0.9),
+     Arg("eta", "real", strict=("huge",)), Arg("threshold", "choice"), Arg("percentile", "real", strict=_OUTSIDE_UNIT),
      errors=_SAMPLER_ERRORS))
-E(_E("sample.ddim_sample", sample.ddim_sample, lambda: dict(denoiser=ORACLE, n=B, rng=_rng(), steps=3, T=6, eta=0.5),
-     Arg("denoiser", "denoiser"), Arg("n", "int"), Arg("rng", "rng"), Arg("steps", "int", accepts=_NONE_OK),
-     Arg("T", "int", ("T", "steps")), Arg("eta", "real"), errors=_SAMPLER_ERRORS))
+E(_E("edit.sdedit(t_min)", sdedit_mod.sdedit,
+     lambda: dict(denoiser=ORACLE, x=_x(), rng=_rng(), strength=0.3, sampler="ode", steps=10, t_min=1e-3),
+     Arg("t_min", "real", strict=("huge",)), errors=_SAMPLER_ERRORS))
 E(_E("sample.ddpm_sample(x_T)", sample.ddpm_sample, lambda: dict(denoiser=ORACLE, n=None, rng=_rng(), steps=3, T=6,
                                                                 x_T=_x()),
      Arg("x_T", "points_d", ("x_T", "n")), errors=_SAMPLER_ERRORS))
@@ -972,7 +1014,8 @@ NOT_FUZZED = {
     **{f"npdiff.{_n}_unchecked": f"{_n} (fuzzed) on arrays its caller checked"
        for _n in ("forward.q_posterior_discrete", "forward.q_sample_discrete", "forward.q_sample",
                   "forward.q_xt_x0_discrete", "gaussian.discretized_gaussian_log_likelihood", "gaussian.kl_normal_diag",
-                  "gaussian.log_normal_diag", "reverse.p_mean_log_variance", "reverse.p_mean_variance")},
+                  "gaussian.log_normal_diag", "reverse.p_mean_log_variance", "reverse.p_mean_variance",
+                  "thresholding.threshold_x0", "edit.sdedit.sdedit_time")},
     "npdiff.schedule.posterior_coefficients": "the pair posterior's formula on log alpha_bar the chain and the "
                                               "estimators computed (tests/test_formula_owners.py)",
     "npdiff.reverse_variance.sigma_from_x0_variance": "the formula of Sigma on the chain's checked coefficients",

@@ -23,6 +23,7 @@ from ..recipes import RECIPES
 from ..reverse import VARIANCES
 from ..sample.fast import FAST_SAMPLERS
 from ..sample.grids import GRIDS
+from ..thresholding import IMAGEN_PERCENTILE, THRESHOLDS
 from ..train import LR_SCHEDULES, TrainConfig
 from . import demo, info, nll, sample, steps, train
 from ._common import FAST, SAMPLERS, SCHEDULES, closest
@@ -180,6 +181,11 @@ def add_sample(sub) -> None:
     p.add_argument("--other-data", dest="other_data", action="store_true", help=OTHER_DATA_HELP)
     p.add_argument("--variance", choices=VARIANCES,
                    help="ddpm: the reverse variance (default large; analytic needs --data, trace one divergence per step)")
+    p.add_argument("--threshold", choices=THRESHOLDS,
+                   help="ddpm and ddim: threshold the predicted x0 at every step (Imagen): static clips it to [-1, 1], "
+                        "dynamic divides it by its --percentile of |x0| when that exceeds 1 (default none)")
+    p.add_argument("--percentile", type=in_range(float, 0.0, 1.0, lo_open=True, hi_open=True),
+                   help=f"with --threshold dynamic: the percentile p in (0, 1) (default {IMAGEN_PERCENTILE})")
     p.add_argument("--label", type=in_range(int, 0, MAX_CLASSES), help="a conditional model: the class to sample")
     p.add_argument("--guidance", type=in_range(float, 0.0, 100.0),
                    help="with --label: classifier-free guidance weight w >= 0 (default 0, the conditional model)")

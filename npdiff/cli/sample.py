@@ -4,7 +4,8 @@ r"""``npdiff sample``: draw samples from a trained model and write ``FILE.npy`` 
 for ``sde``, Heun steps for ``ode`` (without it, adaptive RK45), denoiser evaluations for the
 few-step samplers (:data:`npdiff.sample.FAST_SAMPLERS`). ``--steps-file`` runs a few-step sampler
 on the times of a step file (:mod:`npdiff.sample.step_file`, written by ``npdiff steps``), refused
-for a model of another schedule.
+for a model of another schedule. ``--threshold`` (ddpm and ddim only) thresholds the predicted x0 at every
+step (:mod:`npdiff.thresholding`).
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ from ._common import (
     training_eps_moments,
 )
 
-__all__ = ["DEFAULT_GRID", "DEFAULT_NFE", "DEFAULT_SAMPLER", "DEFAULT_WHY", "FAST_NFE", "npy_path", "resolve_steps_file", "run",
-           "run_sampler"]
+__all__ = ["DEFAULT_GRID", "DEFAULT_NFE", "DEFAULT_SAMPLER", "DEFAULT_WHY", "FAST_NFE", "THRESHOLDED", "npy_path",
+           "resolve_steps_file", "run", "run_sampler"]
 
 #: denoiser evaluations of a few-step sampler without ``--steps``
 FAST_NFE = 20
@@ -47,6 +48,8 @@ FAST_NFE = 20
 #: exact flow in KL at 20 evaluations on every 2-D set with an exact oracle and on the trained 8gaussians model
 #: (the sets' oracles, 2,000 points each), where RK45 spends about 110-230
 DEFAULT_SAMPLER = "unipc"
+#: the samplers that take ``--threshold`` (a step through the predicted x0)
+THRESHOLDED = ("ddpm", "ddim")
 #: its evaluations without ``--steps`` (the final denoising step is one more)
 DEFAULT_NFE = 20
 #: its grid without ``--grid``
@@ -58,13 +61,23 @@ DEFAULT_WHY = ("its samples are within 0.01 nats in KL of the exact flow's (RK45
 
 
 def run_sampler(model, name: str, n: int, seed: int, steps: int | None, record: bool = False, *,
-                grid: str | None = None, variance: str | None = None, data=None, times: np.ndarray | None = None):
+                grid: str | None = None, variance: str | None = None, data=None, times: np.ndarray | None = None,
+                threshold: str | None = None, percentile: float | None = None):
     r"""Draw n samples with sampler ``name`` from noise seeded with ``seed``; a :class:`~npdiff.sample.SampleResult`.
 
     ``times`` (a few-step sampler only): the step times to walk, from a step file, instead of a grid.
+    ``threshold`` and ``percentile`` (ddpm and ddim only): thresholding of the predicted x0
+    (:mod:`npdiff.thresholding`).
     """
     rng = np.random.default_rng(seed)
     kw: dict[str, Any] = {"record": record, "progress": True}
+    if threshold not in (None, "none") or percentile is not None:
+        if name not in THRESHOLDED:
+            raise UserError(f"--threshold and --percentile threshold the predicted x0 of the ddpm and ddim samplers; "
+                            f"{name} has no such step")
+        kw["threshold"] = threshold or "none"
+        if percentile is not None:
+            kw["percentile"] = percentile
     if times is not None:
         return sample.fast_sample(model, n, rng, sampler=name, nfe=steps, times=times, t_min=float(times[-1]), **kw)
     if name in FAST:
@@ -138,6 +151,12 @@ def run(args: argparse.Namespace) -> int:
     if args.variance is not None and args.sampler != "ddpm":
         named = f"--sampler {args.sampler}" if args.sampler else f"the default sampler, {DEFAULT_SAMPLER},"
         raise UserError(f"--variance is the reverse variance of the ddpm sampler; {named} has none")
+    if args.percentile is not None and args.threshold != "dynamic":
+        raise UserError("--percentile is the percentile of --threshold dynamic; give --threshold dynamic")
+    if args.threshold not in (None, "none") and args.sampler not in THRESHOLDED:
+        named = f"--sampler {args.sampler}" if args.sampler else f"the default sampler, {DEFAULT_SAMPLER},"
+        raise UserError(f"--threshold {args.threshold} thresholds the predicted x0 of the ddpm and ddim samplers; "
+                        f"{named} has no such step (give --sampler ddpm or ddim)")
     if args.variance == "analytic" and not args.data:
         raise UserError("--variance analytic estimates E||eps||^2 from training data: give the model's --data")
     ck, model = load_model(args.model)
@@ -161,14 +180,14 @@ def run(args: argparse.Namespace) -> int:
         args.sampler = DEFAULT_SAMPLER
     t0 = time.perf_counter()
     res = run_sampler(model, args.sampler, args.n, args.seed, args.steps, grid=args.grid, variance=args.variance,
-                      data=data, times=times)
+                      data=data, times=times, threshold=args.threshold, percentile=args.percentile)
     seconds = time.perf_counter() - t0
     np.save(out, res.x)
     say(f"wrote {res.x.shape[0]} samples to {out} ({res.nfe} evaluations, {seconds:.1f} s)")
     if args.plot:
         _plot(res, model, data, args)
     emit(args, {"n": int(res.x.shape[0]), "nfe": int(res.nfe), "seconds": round(seconds, 3), "out": str(out),
-                "sampler": args.sampler, "grid": args.grid,
+                "sampler": args.sampler, "grid": args.grid, "threshold": args.threshold or "none",
                 "steps_file": args.steps_file,
                 **({"label": label, "guidance": args.guidance or 0.0} if label is not None else {})})
     return 0

@@ -47,18 +47,19 @@ def positive(kind: type, maximum: float | None = None):
     return parse
 
 
-def in_range(kind: type, lo: float, hi: float, *, hi_open: bool = False):
-    r"""A finite number in [lo, hi] (or [lo, hi))."""
-    right = ")" if hi_open else "]"
+def in_range(kind: type, lo: float, hi: float, *, hi_open: bool = False, lo_open: bool = False):
+    r"""A finite number in [lo, hi] (or with ``lo_open``/``hi_open`` its ends left out)."""
+    left, right = "(" if lo_open else "[", ")" if hi_open else "]"
 
     def parse(text: str):
         try:
             value = kind(text)
         except (ValueError, OverflowError):
             value = None
-        if value is None or not np.isfinite(value) or value < lo or value > hi or (hi_open and value == hi):
+        if (value is None or not np.isfinite(value) or value < lo or value > hi or (hi_open and value == hi)
+                or (lo_open and value == lo)):
             article = "an" if kind is int else "a"
-            raise argparse.ArgumentTypeError(f"expected {article} {kind.__name__} in [{lo}, {hi}{right}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected {article} {kind.__name__} in {left}{lo}, {hi}{right}, got {text!r}")
         return value
 
     parse.__name__ = f"{kind.__name__} in range"

@@ -5,6 +5,8 @@ r"""Editing with a diffusion model: inpainting on the denoiser protocol, and the
 * :mod:`~npdiff.edit.repaint`: RePaint, resampling with jumps (Lugmayr et al. 2022);
 * :mod:`~npdiff.edit.guided`: diffusion posterior sampling (Chung et al. 2023) and reconstruction guidance
   (Ho et al., Video Diffusion Models, 2022), the gradient of the data fit through the denoiser's prediction of x_0 (``eps_vjp``);
+* :mod:`~npdiff.edit.sdedit`: image to image (SDEdit, Meng et al. 2022), imported as a module: a re-exported
+  function of the same name would hide it, so its function is ``npdiff.edit.sdedit.sdedit``;
 * :mod:`~npdiff.edit.conditional`: the exact conditional :math:`p(x_2 \mid x_1 = a)` of a 2D density by
   quadrature, its CDF, exact draws and the Wasserstein-1 distance of samples to it.
 
@@ -12,6 +14,7 @@ Every inpainter takes the denoiser, the known values, the mask, the number of st
 ``np.random.Generator``, and returns a :class:`~npdiff.sample.SampleResult`.
 """
 
+from . import sdedit
 from .conditional import ExactConditional, exact_conditional
 from .guided import data_fit_gradient, dps_sample, reconstruction_guidance_sample
 from .mask import keep_known
@@ -29,4 +32,5 @@ __all__ = [
     "repaint_sample",
     "repaint_times",
     "replacement_sample",
+    "sdedit",
 ]

@@ -140,10 +140,10 @@ def replacement_step_unchecked(denoiser: Denoiser, x: np.ndarray, i: int, known:
     """
     chain = reverse_var.chain
     if i > 1:
-        mean, log_var, _, _ = p_mean_log_variance_unchecked(denoiser, x, i, reverse_var, None)
+        mean, log_var, _, _ = p_mean_log_variance_unchecked(denoiser, x, i, reverse_var)
         x = mean + np.exp(0.5 * log_var)[:, None] * rng.standard_normal(x.shape)  # (N, D) Ho et al. 2020, Alg. 2
         noised = q_sample_discrete_unchecked(known, i - 1, rng.standard_normal(x.shape), chain)  # q(x_{i-1} | y)
     else:  # the last step: the mean, and the known values themselves (alpha_bar_0 = 1)
-        x, _, _ = p_mean_variance_unchecked(denoiser, x, i, chain, None)
+        x, _, _ = p_mean_variance_unchecked(denoiser, x, i, chain)
         noised = known
     return check_finite(keep_known(x, noised, mask), f"at chain step {i}")

@@ -130,12 +130,12 @@ def vlb(
     for t in bar(range(2, T + 1), total=T - 1, desc=f"VLB, {T} terms", enabled=progress):
         xt = q_sample_discrete_unchecked(x0, t, rng.standard_normal((B, D)), chain)
         mean_q, _, log_var_q = q_posterior_discrete_unchecked(x0, xt, t, chain)
-        mean_p, log_var_p, _, _ = p_mean_log_variance_unchecked(denoiser, xt, t, reverse_var, None)
+        mean_p, log_var_p, _, _ = p_mean_log_variance_unchecked(denoiser, xt, t, reverse_var)
         terms[:, t - 1] = kl_normal_diag_unchecked(mean_q, log_var_q, mean_p, log_var_p[:, None]).sum(axis=1)  # (B,)
 
     # L_0: the decoder at t = 1, whose mean is the predicted x_0 (posterior_mean_coef2[1] = 0)
     x1 = q_sample_discrete_unchecked(x0, 1, rng.standard_normal((B, D)), chain)
-    mean_p, log_var_p, _, _ = p_mean_log_variance_unchecked(denoiser, x1, 1, reverse_var, None)
+    mean_p, log_var_p, _, _ = p_mean_log_variance_unchecked(denoiser, x1, 1, reverse_var)
     if K is None:
         terms[:, 0] = -log_normal_diag_unchecked(x0, mean_p, log_var_p[:, None])
     else:

@@ -19,12 +19,13 @@ import numpy as np
 
 from .._check import flow_time, one_of, positive_int, real_scalar
 from .._progress import progress as bar
-from .._validate import chain_step
+from .._validate import chain_step, check_threshold
 from ..denoiser import Denoiser
-from ..reverse import call_time, chain_for, check_clip, p_mean_log_variance_unchecked, p_mean_variance_unchecked
+from ..reverse import call_time, chain_for, p_mean_log_variance_unchecked, p_mean_variance_unchecked
 from ..reverse_variance import EpsMoments, ReverseVariance
 from ..schedule import DiscreteSchedule, Schedule
 from ..threads import blas_threads
+from ..thresholding import IMAGEN_PERCENTILE
 from ._checks import check_finite, start
 from ._common import Recorder, SampleResult
 from .exp_integrator import ddim_step
@@ -42,8 +43,10 @@ def ddpm_sample(
     steps: int = 1000,
     T: int = 1000,
     variance: str = "large",
-    clip_x0: float | None = None,
+    threshold: str = "none",
+    percentile: float = IMAGEN_PERCENTILE,
     x_T: np.ndarray | None = None,
+    t_start: float | None = None,
     record: bool = False,
     progress: bool = False,
     eps_moments: EpsMoments | None = None,
@@ -72,11 +75,18 @@ def ddpm_sample(
         that the true reverse kernel carries and so samples too close to the modes (measured:
         ``docs/measurements/variances.md``); ``"analytic"`` (with ``eps_moments``) or ``"trace"`` (per point, one
         divergence per step), the variances of :mod:`npdiff.reverse_variance`.
-    clip_x0 : float or None
-        Clip the predicted x_0 to [-clip_x0, clip_x0] (e.g. 1.0 for images); it is also the data range
-        that bounds ``"analytic"`` and ``"trace"``.
+    threshold : str
+        Thresholding of the predicted x_0 at every step (:mod:`npdiff.thresholding`, Saharia et al. 2022,
+        Sec. 2.3): ``"none"``, ``"static"`` (clip to [-1, 1], for images) or ``"dynamic"``; with either of
+        the last two the data range [-1, 1] also bounds ``"analytic"`` and ``"trace"``. Thresholding changes
+        the sampler: its samples have no exact density.
+    percentile : float
+        The percentile p of ``"dynamic"``, in (0, 1) (default Imagen's 0.995).
     x_T : (N, D) array or None
         Starting noise; drawn from N(0, I) when None.
+    t_start : float or None
+        Start at this time instead of ``schedule.t_max``: the chain is T steps on [0, ``t_start``] and
+        ``x_T`` is the state at ``t_start`` (SDEdit, :mod:`npdiff.edit.sdedit`, passes the noised input).
     record : bool
         Keep the states visited (for plots and animations).
     progress : bool
@@ -101,17 +111,20 @@ def ddpm_sample(
     2.0 0.5 50
     """
     denoiser, x, rng = start(denoiser, n, rng, x_T)
-    chain = chain_for(denoiser.schedule, T, steps)
-    clip_x0 = check_clip(clip_x0)
-    reverse_var = ReverseVariance(chain, variance, eps_moments=eps_moments, x0_max=clip_x0)
+    t_start = None if t_start is None else flow_time(denoiser.schedule, t_start, "t_start")
+    chain = chain_for(denoiser.schedule, T, steps, t_end=t_start)
+    threshold, percentile = check_threshold(threshold, percentile)
+    x0_max = None if threshold == "none" else 1.0  # thresholding says the data lie in [-1, 1]
+    reverse_var = ReverseVariance(chain, variance, eps_moments=eps_moments, x0_max=x0_max)
     rec = Recorder(record)
     rec(x, call_time(chain, chain.T, denoiser.schedule))
     for i in bar(range(chain.T, 0, -1), total=chain.T, desc="ddpm", enabled=progress):
         if i > 1:
-            mean, log_var, _, _ = p_mean_log_variance_unchecked(denoiser, x, i, reverse_var, clip_x0)
+            mean, log_var, _, _ = p_mean_log_variance_unchecked(denoiser, x, i, reverse_var, threshold=threshold,
+                                                                 percentile=percentile)
             x = mean + np.exp(0.5 * log_var)[:, None] * rng.standard_normal(x.shape)
         else:  # no noise at the last step: it would only blur the output
-            x, _, _ = p_mean_variance_unchecked(denoiser, x, i, chain, clip_x0)
+            x, _, _ = p_mean_variance_unchecked(denoiser, x, i, chain, threshold=threshold, percentile=percentile)
         check_finite(x, f"at chain step {i}")
         rec(x, float(chain.times[i - 1]))
     return rec.result(x, chain.T)
@@ -126,8 +139,10 @@ def ddim_sample(
     steps: int = 250,
     T: int = 1000,
     eta: float = 0.0,
-    clip_x0: float | None = None,
+    threshold: str = "none",
+    percentile: float = IMAGEN_PERCENTILE,
     x_T: np.ndarray | None = None,
+    t_start: float | None = None,
     record: bool = False,
     progress: bool = False,
     grid: str | None = None,
@@ -146,8 +161,8 @@ def ddim_sample(
     :math:`\sigma_t^2 = \tilde\beta_t` of the respaced chain and the update is exactly the
     ancestral step of :func:`ddpm_sample`. The deterministic part is the exponential integrator's
     first-order step (:func:`~npdiff.sample.exp_integrator.ddim_step`) to the noise level
-    :math:`\sqrt{1 - \bar\alpha_{t-1} - \sigma_t^2}`: with ``clip_x0`` that is DDIM's update with
-    :math:`\epsilon` recomputed from the clipped :math:`\hat x_0`, as DDIM's reference code does.
+    :math:`\sqrt{1 - \bar\alpha_{t-1} - \sigma_t^2}`: with ``threshold`` that is DDIM's update with
+    :math:`\epsilon` recomputed from the thresholded :math:`\hat x_0`, as DDIM's reference code does when it clips.
 
     The default of 250 steps keeps the discretization bias small on sharp data (measured:
     ``docs/measurements/variances.md``).
@@ -171,10 +186,18 @@ def ddim_sample(
         The length of the underlying chain (default 1000; unused with ``grid``).
     eta : float
         In [0, 1]: 0 is deterministic, 1 the ancestral posterior variance.
-    clip_x0 : float or None
-        Clip the predicted x_0 to [-clip_x0, clip_x0] (e.g. 1.0 for images).
+    threshold : str
+        Thresholding of the predicted x_0 at every step (:mod:`npdiff.thresholding`, Saharia et al. 2022,
+        Sec. 2.3): ``"none"``, ``"static"`` (clip to [-1, 1], for images) or ``"dynamic"``. Thresholding
+        changes the sampler: even at eta = 0 it is no longer the probability flow's discretization, and its
+        samples have no exact density.
+    percentile : float
+        The percentile p of ``"dynamic"``, in (0, 1) (default Imagen's 0.995).
     x_T : (N, D) array or None
         Starting noise; drawn from N(0, I) when None.
+    t_start : float or None
+        Start at this time instead of ``schedule.t_max``: the chain (or the grid) runs from ``t_start`` and
+        ``x_T`` is the state there (SDEdit, :mod:`npdiff.edit.sdedit`, passes the noised input).
     record : bool
         Keep the states visited.
     progress : bool
@@ -204,20 +227,22 @@ def ddim_sample(
     """
     denoiser, x, rng = start(denoiser, n, rng, x_T)
     eta = real_scalar(eta, "eta", lo=0.0, hi=1.0)
+    t_start = None if t_start is None else flow_time(denoiser.schedule, t_start, "t_start")
     if grid is None:
-        chain = chain_for(denoiser.schedule, T, steps)
+        chain = chain_for(denoiser.schedule, T, steps, t_end=t_start)
     else:
         positive_int(T, "T")
         chain = _grid_chain(denoiser.schedule, positive_int(steps, "steps", minimum=2), one_of(grid, "grid", GRIDS),
-                            flow_time(denoiser.schedule, t_min, "t_min", hi_open=True))
-    clip_x0 = check_clip(clip_x0)
+                            flow_time(denoiser.schedule, t_min, "t_min", hi_open=True), t_start)
+    threshold, percentile = check_threshold(threshold, percentile)
     alpha, sigma = np.sqrt(chain.alpha_bar), np.sqrt(1.0 - chain.alpha_bar)  # (T+1,) each
     rec = Recorder(record)
     rec(x, call_time(chain, chain.T, denoiser.schedule))
     for i in bar(range(chain.T, 0, -1), total=chain.T, desc="ddim", enabled=progress):
-        _, _, x0_hat = p_mean_variance_unchecked(denoiser, x, i, chain, clip_x0)
+        _, _, x0_hat = p_mean_variance_unchecked(denoiser, x, i, chain, threshold=threshold,
+                                                   percentile=percentile)
         var = _ddim_variance(chain, i, eta)
-        # Eq. 12 in the data form: the predicted noise enters only through x0_hat (the clipped one when clipping)
+        # Eq. 12 in the data form: the predicted noise enters only through x0_hat (the thresholded one, if any)
         sigma_next = np.sqrt(max(1.0 - chain.alpha_bar_prev[i] - var, 0.0))  # the noise Eq. 12 keeps
         with np.errstate(divide="ignore"):  # h = inf at clean data, where sigma_next = 0
             h = np.log(alpha[i - 1] / sigma_next) - np.log(alpha[i] / sigma[i])  # step in half_log_snr
@@ -229,13 +254,13 @@ def ddim_sample(
     return rec.result(x, chain.T)
 
 
-def _grid_chain(schedule: Schedule, steps: int, grid: str, t_min: float) -> DiscreteSchedule:
-    r"""The chain on times [0, t_min, ..., t_max]: a grid of ``steps - 1`` steps, then clean data.
+def _grid_chain(schedule: Schedule, steps: int, grid: str, t_min: float, t_max: float | None = None) -> DiscreteSchedule:
+    r"""The chain on times [0, t_min, ..., t_max]: a grid of ``steps - 1`` steps, then clean data (t_max None: the schedule's).
 
     Its betas are :meth:`~npdiff.schedule.Schedule.chain_betas` at the grid's times, the rule
     :meth:`~npdiff.schedule.Schedule.discretize` applies at uniform times.
     """
-    times = np.concatenate([[0.0], time_grid(schedule, steps - 1, grid, t_min)[::-1]])  # (steps + 1,) increasing
+    times = np.concatenate([[0.0], time_grid(schedule, steps - 1, grid, t_min, t_max)[::-1]])  # (steps + 1,) increasing
     betas = schedule.chain_betas(times)  # (steps,)
     if 1.0 - betas[0] == 1.0:  # alpha_bar(t_min) rounds to 1: the chain's last step would denoise nothing
         raise ValueError(f"t_min = {t_min!r} is so small that alpha_bar(t_min) rounds to 1 in float64; use a larger t_min")
