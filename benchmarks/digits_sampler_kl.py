@@ -15,8 +15,9 @@ the same samples by the exact ODE likelihood (:func:`npdiff.likelihood.ode_log_l
 .. math:: \mathrm{KL}(p_F\,\|\,p_{flow}) = \mathbb E_z\big[\log p_F(F(z)) - \log p_{flow}(F(z))\big]
 
 measures only what the sampler's discretization adds, by :func:`npdiff.likelihood.sampler_kl` (the
-control variate, with "not estimable" where F folds or E[p_flow/p_F] is not 1). ``--times FILE``
-adds rows for explicit step times (a JSON list of times, or a dict with ``times``), passed to
+control variate, with "not estimable" where F folds or E[p_flow/p_F] is not 1). ``--times FILE ...``
+adds a row per file of explicit step times (a JSON list of times, or a dict with ``times`` and
+optionally ``sampler``, ``nfe`` and a ``name`` that the row's grid column shows), passed to
 ``fast_sample(times=...)`` where it takes them. Rows go to ``benchmarks/results/NAME.json``
 (``--results``, default ``digits_sampler_kl``).
 """
@@ -86,7 +87,9 @@ def main() -> None:
     ap.add_argument("--samplers", nargs="+", default=["dpmpp2m", "unipc"])
     ap.add_argument("--grids", nargs="+", default=["uniform", "log_snr", "karras", "quadratic"])
     ap.add_argument("--nfe", nargs="+", type=int, default=[10, 20])
-    ap.add_argument("--times", metavar="FILE", help="JSON step times (a list, or a dict with 'times') for extra rows")
+    ap.add_argument("--times", metavar="FILE", nargs="+", default=[],
+                    help="JSON step times (a list, or a dict with 'times', 'sampler' and a 'name' for the row's grid "
+                         "column), one extra row per file")
     ap.add_argument("--n", type=int, default=200, help="noise draws z, the same for every row")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rtol", type=float, default=1e-5)
@@ -112,14 +115,16 @@ def main() -> None:
     print(f"{note}: {model!r}", flush=True)
     z = np.random.default_rng(args.seed + 1).standard_normal((args.n, model.dim))
     cases = [(s, g, k, None) for s in args.samplers for g in args.grids for k in args.nfe]
-    if args.times:
-        with open(args.times) as f:
+    for path in args.times:
+        with open(path) as f:
             spec = json.load(f)
         times = spec["times"] if isinstance(spec, dict) else spec
         if "times" not in inspect.signature(fast_sample).parameters:
             raise SystemExit("--times: this fast_sample takes no times= argument")
         s = spec.get("sampler", args.samplers[0]) if isinstance(spec, dict) else args.samplers[0]
-        cases.append((s, "chosen", len(times) - 1, times))
+        name = spec.get("name", "chosen") if isinstance(spec, dict) else "chosen"
+        nfe = spec.get("nfe", len(times) - 1) if isinstance(spec, dict) else len(times) - 1
+        cases.append((s, name, nfe, times))
     rows = []
     print("| sampler | grid | nfe | KL to the flow (nats) | E[p_flow/p_F] - 1 | folded | s |", flush=True)
     print("|---|---|---|---|---|---|---|", flush=True)
