@@ -14,10 +14,11 @@ Run::
 Besides its figures the chapter writes the trained model, ``06_model.npz``
 (``06_model_quick.npz`` with ``--quick``), which ``npdiff nll --model ... --data
 digits`` also reads. The full run trains the ``"images"`` recipe for 48,000 steps and
-scores all 360 test images and 360 training images by both likelihoods: about 7 minutes
-of CPU on one core (3 training, 4 scoring), and section 7 (dequantization) about one and a
-half more. ``--quick`` trains a narrower network for 1,500 steps and scores a dozen images
-per split and six in section 7 (about 20 s of CPU).
+scores all 360 test images and 360 training images by both likelihoods: about 7
+minutes of CPU on one core (3 training, 4 scoring), and sections 7 and 8
+(dequantization, fine steps) about one and a half more. ``--quick`` trains a narrower
+network for 1,500 steps and scores a dozen images per split and six in sections 7 and 8
+(about 20 s of CPU).
 """
 
 # %%
@@ -531,22 +532,24 @@ save_figure(ch, fig, "bits_per_dim")
 #    \log P(v) = \log \mathbb E_{u \sim q}\Big[\frac{p(x + u)}{q(u)}\Big]
 #    \ \ge\ \mathbb E_{u \sim q}\big[\log p(x + u) - \log q(u)\big],
 #
-# and :math:`S` draws give the tighter :math:`\log\frac1S\sum_s p(x + u_s)/q(u_s)`, a bound
-# that can only improve with :math:`S` in expectation :cite:p:`hoogeboom2020`. Uniform noise
-# has :math:`-\log q = D\log(2\delta)`, section 2's change of units. i-DODE's truncated
-# normal :cite:p:`zheng2023idode` (Sec. 4.3) is :math:`\mathcal N(0, s^2)` cut to the bin,
+# and :math:`S` draws give the tighter :math:`\log\frac1S\sum_s p(x + u_s)/q(u_s)`, a
+# bound that can only improve with :math:`S` in expectation :cite:p:`hoogeboom2020`.
+# Uniform noise has :math:`-\log q = D\log(2\delta)`, section 2's change of units.
+# i-DODE's truncated normal :cite:p:`zheng2023idode` (Sec. 4.3) is :math:`\mathcal N(0,
+# s^2)` cut to the bin,
 #
 # .. math::
 #
 #    \log q(u_j) = -\frac{u_j^2}{2 s^2} - \log\big(\sqrt{2\pi}\, s\big)
-#    - \log\operatorname{erf}\Big(\frac{\delta}{\sqrt 2\, s}\Big), \qquad |u_j| \le \delta,
+#    - \log\operatorname{erf}\Big(\frac{\delta}{\sqrt 2\, s}\Big),
+#    \qquad |u_j| \le \delta,
 #
 # with :math:`s = \sigma(t_0)/\sqrt{\bar\alpha(t_0)}` where the likelihood starts: then
-# :math:`x + u` looks like the forward process at :math:`t_0`, which is what a model trained
-# on the *levels* has learned to score. Each is a bound on the bin's probability; which is
-# tighter depends on where the model puts its density inside the bin. Ours was trained on
-# uniform noise, so its density is flat within a bin, and a narrow :math:`q` pays
-# :math:`\log q` without any gain in :math:`\log p`.
+# :math:`x + u` looks like the forward process at :math:`t_0`, which is what a model
+# trained on the *levels* has learned to score. Each is a bound on the bin's
+# probability; which is tighter depends on where the model puts its density inside the
+# bin. Ours was trained on uniform noise, so its density is flat within a bin, and a
+# narrow :math:`q` pays :math:`\log q` without any gain in :math:`\log p`.
 
 ch.section("7. dequantization: uniform and truncated normal, S draws")
 u_grid = np.linspace(-delta, delta, 2001)[:, None]  # (2001, 1) one pixel's bin
@@ -569,34 +572,36 @@ for name, scale in [("uniform", None), ("truncated_normal", delta)]:
 # Why fine steps below the bin width cost the bound
 # -------------------------------------------------
 #
-# The variational bound of section 6 scores the levels themselves through the discretized
-# decoder. Take a step t of the chain whose noise is far below the bins' half-width,
-# :math:`\sigma_t \ll \delta = 1/16`. Given :math:`x_t`, the clean image is then plainly the
-# nearest level: the true reverse step snaps. But the network was trained on dequantized
-# images, where :math:`x_0` may sit anywhere in its bin, so its guess is
-# :math:`\hat x_0 \approx x_t/\sqrt{\bar\alpha_t}`, the point itself, noise included. The step's
-# KL charges the squared error of that guess (:cite:t:`ho2020ddpm`, Eq. 7, "large" variance
-# :math:`\beta_t`, :math:`1 - \bar\alpha_t = \sigma_t^2`):
+# The variational bound of section 6 scores the levels themselves through the
+# discretized decoder. Take a step t of the chain whose noise is far below the bins'
+# half-width, :math:`\sigma_t \ll \delta = 1/16`. Given :math:`x_t`, the clean image is
+# then plainly the nearest level: the true reverse step snaps. But the network was
+# trained on dequantized images, where :math:`x_0` may sit anywhere in its bin, so its
+# guess is :math:`\hat x_0 \approx x_t/\sqrt{\bar\alpha_t}`, the point itself, noise
+# included. The step's KL charges the squared error of that guess (:cite:t:`ho2020ddpm`,
+# Eq. 7, "large" variance :math:`\beta_t`, :math:`1 - \bar\alpha_t = \sigma_t^2`):
 #
 # .. math::
 #
 #    L_{t-1} = \frac{c_{1,t}^2}{2\beta_t}\,\lVert x_0 - \hat x_0\rVert^2
 #    \approx \frac{\beta_t^2}{\sigma_t^4}\cdot\frac{D\sigma_t^2}{2\beta_t}
 #    = \frac{D}{2}\,\frac{\beta_t}{\sigma_t^2},
-#    \qquad \sum_{\sigma_t < \delta} L_{t-1} \approx \frac D2 \log\frac{\delta^2}{\sigma_1^2}
+#    \qquad \sum_{\sigma_t < \delta} L_{t-1}
+#    \approx \frac D2 \log\frac{\delta^2}{\sigma_1^2}
 #
 # nats, a sum that grows with every step added below the bins. On the dequantized images
-# the network was trained on, the same steps charge as much (there the noise within a bin is
-# real, and no denoiser can remove it), but the decoder pays it back: its Gaussian density
-# of width :math:`\sigma_1` is high, and in bits of a bin (adding :math:`\log q =
-# -D\log 2\delta` of the uniform noise) it returns about what the fine steps charged. On the
-# levels the discretized decoder has nothing to pay back with: once :math:`\sigma_1 \ll
-# \delta` it already names the right level, and a probability is at most one. So every fine
-# step charges the model for blurring what it should snap. Below, the chain of 1,000 steps:
-# its KL terms with :math:`\sigma_t < \delta`, summed, and its decoder, on the levels and on
-# uniformly dequantized images (Gaussian decoder density), beside the estimate above.
+# the network was trained on, the same steps charge as much (there the noise within a
+# bin is real, and no denoiser can remove it), but the decoder pays it back: its
+# Gaussian density of width :math:`\sigma_1` is high, and in bits of a bin (adding
+# :math:`\log q = -D\log 2\delta` of the uniform noise) it returns about what the fine
+# steps charged. On the levels the discretized decoder has nothing to pay back with:
+# once :math:`\sigma_1 \ll \delta` it already names the right level, and a probability
+# is at most one. So every fine step charges the model for blurring what it should snap.
+# Below, the chain of 1,000 steps: its KL terms with :math:`\sigma_t < \delta`, summed,
+# and its decoder, on the levels and on uniformly dequantized images (Gaussian decoder
+# density), beside the estimate above.
 
-ch.section("7. the chain's fine steps on the levels and on dequantized images")
+ch.section("8. the chain's fine steps on the levels and on dequantized images")
 chain1000 = chain_for(schedule, 1000)
 sigma_chain = np.sqrt(1.0 - chain1000.alpha_bar)  # (1001,) sigma_t of each step
 fine = np.flatnonzero(sigma_chain[2:] < delta) + 1  # columns of L_{t-1}, t >= 2
@@ -616,11 +621,10 @@ ch.show("estimate (1/2) log2(delta^2 / sigma_1^2) (bits/dim)",
         0.5 * np.log2(delta**2 / sigma_chain[1] ** 2),
         "the fine steps' charge if x0_hat keeps all the noise")
 
-# %%
-# The way out is to end the chain at the noise level of the bins (the best trajectories of
-# ``optimal_steps`` skip the finest steps), to learn where the chain ends (VDM learns its
-# :math:`\gamma_{\min}` for this :cite:p:`kingma2021vdm`), or to train the chain on the data
-# it scores. The measurements page "Dequantization and draws" holds the figures on the
-# trained model, by dequantization and number of draws.
+# %% The way out is to end the chain at the noise level of the bins (the best
+# trajectories of ``optimal_steps`` skip the finest steps), to learn where the chain
+# ends (VDM learns its :math:`\gamma_{\min}` for this :cite:p:`kingma2021vdm`), or to
+# train the chain on the data it scores. The measurements page "Dequantization and
+# draws" holds the figures on the trained model, by dequantization and number of draws.
 
 ch.done()
