@@ -31,8 +31,8 @@ __all__ = ["DEFAULT_EVALUATIONS", "DEFAULT_NFE", "json_path", "run", "surrogate"
 #: the budget of evaluations to optimize for without ``--steps``
 DEFAULT_NFE = 10
 #: trials of the times at most (each one run of the sampler's Jacobian and one exact likelihood of the flow on the
-#: fitting points, about a second on the default 2-D model): 150 trials took unipc's 10 steps on the trained
-#: 8gaussians model from KL 0.027 (the quadratic grid) to 0.0056 to its flow, in three minutes
+#: fitting points, one to two seconds on the default 2-D model): 200 trials took unipc's 10 steps on the trained
+#: 8gaussians model from KL 0.027 (the quadratic grid) to 0.0029 to its flow, in about seven minutes
 DEFAULT_EVALUATIONS = 200
 
 
