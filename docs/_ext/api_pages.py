@@ -308,7 +308,10 @@ def canonical_names(target: str) -> list[str]:
         elif isinstance(obj, type):  # the instance attribute find() accepted
             obj = None
         else:  # a module not yet imported as an attribute of its package
-            obj = importlib.import_module(".".join(parts[: i + 1]))
+            try:
+                obj = importlib.import_module(".".join(parts[: i + 1]))
+            except ImportError:  # a package's function that shadows its module's name: no entry to link
+                return []
         module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
         if isinstance(obj, type(importlib)):
             here = obj.__name__

@@ -36,8 +36,8 @@ _T_MAX_RTOL = 1e-12
 
 
 def check_dequantization(dequantization: object, scale: object = None, *, required: bool = False) -> tuple[str, float | None]:
-    r"""A dequantization (one of :data:`DEQUANTIZATIONS`) and its scale: None, or a real > 0 for ``"truncated_normal"``
-    (``required``: not None for it).
+    r"""A dequantization (one of :data:`~npdiff.likelihood.DEQUANTIZATIONS`) and its scale: None, or a real > 0
+    for ``"truncated_normal"`` (``required``: not None for it).
 
     Examples
     --------

@@ -13,7 +13,7 @@ and for any continuous density p (Theis et al. 2016, Sec. 3.1; Ho et al. 2019, S
 by Jensen's inequality; with S draws,
 :math:`\log\frac1S\sum_s p(x + u_s)/q(u_s)` is a tighter bound in expectation, non-decreasing in S
 (importance weighting, Burda et al. 2016, Thm. 1; Hoogeboom et al. 2020). Two noises q
-(:data:`DEQUANTIZATIONS`, density :func:`dequantization_log_density`):
+(:data:`~npdiff.likelihood.DEQUANTIZATIONS`, density :func:`dequantization_log_density`):
 
 - ``"uniform"``: :math:`q = U(-\delta, \delta)^D`, :math:`-\log q(u) = D\log(2\delta)`, the exact change
   of units from a density to the probability of a bin of volume :math:`(2\delta)^D`;
@@ -183,7 +183,7 @@ class DequantizedLikelihood:
     diverged : (B,) bool, True where the solve of any draw failed or ran away.
     nfe : denoiser evaluations of the solves that finished, over all draws.
     log_q : (S, B) the dequantization's log-density of each draw's offsets, nats.
-    dequantization : the noise, one of :data:`DEQUANTIZATIONS`.
+    dequantization : the noise, one of :data:`~npdiff.likelihood.DEQUANTIZATIONS`.
     scale : the truncated normal's scale :math:`s`, or None.
     D : dimensions per point (bits/dim divide by :math:`D\ln 2`).
     """
@@ -294,7 +294,7 @@ def dequantized_bpd(
     K : number of levels.
     rng : draws the offsets, one (B, D) array per draw, in order.
     draws : S >= 1.
-    dequantization : ``"uniform"`` or ``"truncated_normal"`` (:data:`DEQUANTIZATIONS`).
+    dequantization : ``"uniform"`` or ``"truncated_normal"`` (:data:`~npdiff.likelihood.DEQUANTIZATIONS`).
     scale : the truncated normal's :math:`s`; None: :func:`truncated_normal_scale` at the flow's ``t_min``.
 
     Raises
