@@ -97,9 +97,9 @@ def data_fit_gradient(denoiser: Denoiser, x: object, t: object, known: object, m
 def data_fit_gradient_unchecked(denoiser: Denoiser, x: np.ndarray, t: float | np.ndarray, known: np.ndarray,
                                 mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r""":func:`data_fit_gradient` on checked arguments (x, known (B, D), mask (B, D) bool, t a float or (B,))."""
-    ab = denoiser.schedule.alpha_bar(t)
-    alpha = np.reshape(np.sqrt(ab), (-1, 1))  # (B, 1) or (1, 1)
-    sigma = np.reshape(np.sqrt(1.0 - ab), (-1, 1))
+    schedule = denoiser.schedule
+    alpha = np.reshape(np.exp(0.5 * schedule.log_alpha_bar(t)), (-1, 1))  # (B, 1) or (1, 1)
+    sigma = np.reshape(schedule.sigma(t), (-1, 1))  # the schedule's expm1 form: no cancellation at small t
     # the cotangent r needs eps first: two calls, as an autograd framework's forward pass and then its backward
     x0_hat = x0_from_eps(x, call_eps(denoiser, x, t), alpha, sigma)  # (B, D) Ho et al. 2020, Eq. 15
     r = np.where(mask, known - x0_hat, 0.0)  # (B, D)
