@@ -342,6 +342,17 @@ def flow_time(schedule: Any, t: object, name: str, *, hi_open: bool = False) -> 
     return t
 
 
+def as_flat_params(flat: object, n_params: int, name: str = "params") -> np.ndarray:
+    r"""A network's weights: a finite float32 or float64 vector of length ``n_params``, returned as is."""
+    if not isinstance(flat, np.ndarray) or flat.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name} must be a float32 or float64 numpy array, got {type(flat).__name__}")
+    if flat.shape != (n_params,):
+        raise ValueError(f"{name} must have shape ({n_params},) for this config, got {flat.shape}")
+    if not np.all(np.isfinite(flat)):
+        raise ValueError(f"{name} must be finite, got {np.count_nonzero(~np.isfinite(flat))} NaN or Inf entries")
+    return flat
+
+
 def as_samples_1d(x: object, name: str) -> np.ndarray:
     r"""A non-empty 1-D array of finite samples, as float64."""
     arr = as_float_array(x, name)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .._check import as_batch, as_generator, as_labels, as_times, positive_int, real_scalar
+from .._check import as_batch, as_flat_params, as_generator, as_labels, as_times, positive_int, real_scalar
 from ..parameterization import PREDICTIONS
 from .activations import activation
 from .embedding import input_width
@@ -159,13 +159,7 @@ class MLPConfig:
     # -- checks at the door of both implementations ---------------------------------------------
     def check_params(self, flat: object, name: str = "params") -> np.ndarray:
         r"""A finite float32 or float64 vector of length :attr:`n_params`, returned as is; else a clear error."""
-        if not isinstance(flat, np.ndarray) or flat.dtype not in (np.float32, np.float64):
-            raise TypeError(f"{name} must be a float32 or float64 numpy array, got {type(flat).__name__}")
-        if flat.shape != (self.n_params,):
-            raise ValueError(f"{name} must have shape ({self.n_params},) for this config, got {flat.shape}")
-        if not np.all(np.isfinite(flat)):
-            raise ValueError(f"{name} must be finite, got {np.count_nonzero(~np.isfinite(flat))} NaN or Inf entries")
-        return flat
+        return as_flat_params(flat, self.n_params, name)
 
     def check_inputs(self, x: object, t: object) -> tuple[np.ndarray, np.ndarray]:
         r"""Points x (B, D) and times t (B,) as float64, refusing x beyond the embedding's range.

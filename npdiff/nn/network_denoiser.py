@@ -59,9 +59,7 @@ class NetworkDenoiser:
             if rng is None:
                 raise TypeError(f"{name} needs params, or rng (a numpy Generator or an int seed) to initialize them")
             params = config.init_params(rng)
-        self.params = config.check_params(np.array(params, copy=True))  # float32 from training, or float64
-        if not np.all(np.isfinite(self.params)):
-            raise ValueError(f"params must be finite, got {np.count_nonzero(~np.isfinite(self.params))} NaN or Inf entries")
+        self.params = config.check_params(np.array(params, copy=True))  # finite float32 (training) or float64
         if dtype not in (np.float32, np.float64, np.dtype(np.float32), np.dtype(np.float64)):
             raise ValueError(f"dtype must be np.float32 or np.float64, got {dtype!r}")
         self.config = config

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from .._check import as_batch, as_float_array, as_generator, as_integers, as_times, positive_int
+from .._check import as_batch, as_flat_params, as_float_array, as_generator, as_integers, as_times, positive_int
 from ..data.prompts import DIGIT_VOCABULARY, MAX_WORDS, START
 from ..denoiser import as_tangents
 from .activations import gelu, silu
@@ -161,13 +161,7 @@ class PromptMLPConfig:
 
     def check_params(self, flat: object, name: str = "params") -> np.ndarray:
         r"""A finite float32 or float64 vector of length :attr:`n_params`; else a clear error."""
-        if not isinstance(flat, np.ndarray) or flat.dtype not in (np.float32, np.float64):
-            raise TypeError(f"{name} must be a float32 or float64 numpy array, got {type(flat).__name__}")
-        if flat.shape != (self.n_params,):
-            raise ValueError(f"{name} must have shape ({self.n_params},) for this config, got {flat.shape}")
-        if not np.all(np.isfinite(flat)):
-            raise ValueError(f"{name} must be finite, got {np.count_nonzero(~np.isfinite(flat))} NaN or Inf entries")
-        return flat
+        return as_flat_params(flat, self.n_params, name)
 
     def check_inputs(self, x: object, t: object) -> tuple[np.ndarray, np.ndarray]:
         r"""Points x (B, D) and times t (B,) as float64 (:meth:`MLPConfig.check_inputs`)."""

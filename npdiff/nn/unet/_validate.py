@@ -7,7 +7,7 @@ import numpy as np
 from ..._check import as_batch, as_times, positive_int, real_scalar
 from ...parameterization import PREDICTIONS
 
-__all__ = ["check_unet_config", "check_unet_inputs", "check_unet_params", "check_unet_widths"]
+__all__ = ["check_unet_config", "check_unet_inputs", "check_unet_widths"]
 
 
 def _tuple_of_ints(value: object, name: str, minimum: int) -> tuple[int, ...]:
@@ -58,17 +58,6 @@ def check_unet_widths(norm_widths: list[int], attention_widths: list[int], group
     for c in attention_widths:
         if c % heads:
             raise ValueError(f"heads = {heads} must divide the channels of every attention layer, got {c} channels")
-
-
-def check_unet_params(flat: object, n_params: int, name: str = "params") -> np.ndarray:
-    r"""A finite float32 or float64 vector of length ``n_params``, returned as is; else a clear error."""
-    if not isinstance(flat, np.ndarray) or flat.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{name} must be a float32 or float64 numpy array, got {type(flat).__name__}")
-    if flat.shape != (n_params,):
-        raise ValueError(f"{name} must have shape ({n_params},) for this U-Net config, got {flat.shape}")
-    if not np.all(np.isfinite(flat)):
-        raise ValueError(f"{name} must be finite, got {np.count_nonzero(~np.isfinite(flat))} NaN or Inf entries")
-    return flat
 
 
 def check_unet_inputs(x: object, t: object, dim: int) -> tuple[np.ndarray, np.ndarray]:

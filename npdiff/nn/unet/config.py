@@ -43,8 +43,8 @@ from typing import Any
 
 import numpy as np
 
-from ..._check import as_generator, as_labels
-from ._validate import check_unet_config, check_unet_inputs, check_unet_params, check_unet_widths
+from ..._check import as_flat_params, as_generator, as_labels
+from ._validate import check_unet_config, check_unet_inputs, check_unet_widths
 
 __all__ = ["UNetConfig", "block_params"]
 
@@ -211,7 +211,7 @@ class UNetConfig:
     # -- checks at the door -------------------------------------------------------------------------------
     def check_params(self, flat: object, name: str = "params") -> np.ndarray:
         r"""A finite float32 or float64 vector of length :attr:`n_params`, returned as is; else a clear error."""
-        return check_unet_params(flat, self.n_params, name)
+        return as_flat_params(flat, self.n_params, name)
 
     def check_inputs(self, x: object, t: object) -> tuple[np.ndarray, np.ndarray]:
         r"""Flattened images x (B, D) and times t (B,) as float64."""
