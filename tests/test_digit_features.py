@@ -23,7 +23,8 @@ def data():
 def test_importing_npdiff_does_not_import_scikit_learn():
     code = ("import sys, npdiff, npdiff.digit_features, npdiff.metrics; "
             "assert 'sklearn' not in sys.modules, 'sklearn imported'")
-    subprocess.run([sys.executable, "-W", "error", "-c", code], check=True)
+    proc = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_missing_scikit_learn_names_the_extra(monkeypatch):
