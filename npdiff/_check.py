@@ -76,6 +76,11 @@ def as_float_arrays(*, like: str | None = None, min_ndim: int = 0, **arrays: obj
     return tuple(out.values())
 
 
+class InputOverflowError(ValueError, FloatingPointError):
+    r"""A denoiser overflowed, or would, on its input x: a bad argument (ValueError) and, for a solver that
+    runs into it mid-flight, a diverged flow (FloatingPointError)."""
+
+
 def as_batch(x: object, name: str = "x", *, dim: int | None = None) -> np.ndarray:
     r"""Check a batch of points and return it as a (B, D) float64 array."""
     arr = as_float_array(x, name)

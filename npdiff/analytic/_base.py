@@ -48,10 +48,28 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._check import as_batch, as_generator, as_labels, as_times, positive_int
+from .._check import InputOverflowError, as_batch, as_generator, as_labels, as_times, positive_int
 from ..denoiser import as_tangents
 from ..schedule import Schedule
 from ._validate import as_component_labels, check_has_labels, check_noise, check_tweedie
+
+
+#: far from the data the kernels' squares overflow and their tails cancel; :func:`_representable` judges the result
+def _far() -> np.errstate:
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore")
+
+
+def _representable(x: np.ndarray, what: str, *arrays: np.ndarray, log: bool = False) -> None:
+    r"""Refuse what float64 cannot represent: far from the data the closed forms lose to rounding (a difference
+    of erfc tails, a log-sum-exp of overflowing squares). A log-density (``log``) of -inf is an answer; NaN or
+    +inf is not, nor a score, Laplacian or Hessian product that is not finite. Each array is (B, ...)."""
+    bad = np.zeros(x.shape[0], dtype=bool)
+    for a in arrays:
+        ok = ~np.isnan(a) & (a != np.inf) if log else np.isfinite(a)
+        bad |= ~ok.reshape(a.shape[0], -1).all(axis=1)
+    if bad.any():
+        raise InputOverflowError(f"the oracle's {what} is not representable in float64 at x with |x| up to "
+                                 f"{np.abs(x[bad]).max():.3g}; x must lie nearer the data")
 
 
 class AnalyticOracle:
@@ -143,9 +161,13 @@ class AnalyticOracle:
         """
         x, sqrt_ab, alpha_bar, sigma2, _ = self._levels(x, t, None, "class_log_prob", needs_noise=self._needs_noise)
         check_has_labels(self, "class_log_prob")
-        log_q = self._evaluate(x, sqrt_ab, alpha_bar, sigma2)[0]  # (B,)
-        cols = [np.log(pi) + o._evaluate(x, sqrt_ab, alpha_bar, sigma2)[0] for pi, o in zip(self.class_weights, self._by_label)]
-        return np.stack(cols, axis=1) - log_q[:, None]  # (B, C)
+        with _far():
+            log_q = self._evaluate(x, sqrt_ab, alpha_bar, sigma2)[0]  # (B,)
+            cols = [np.log(pi) + o._evaluate(x, sqrt_ab, alpha_bar, sigma2)[0]
+                    for pi, o in zip(self.class_weights, self._by_label)]
+            out = np.stack(cols, axis=1) - log_q[:, None]  # (B, C)
+        _representable(x, "class_log_prob", out, log=True)
+        return out
 
     def class_log_prob_grad_and_laplacian(self, x: object, t: object, y: object) -> tuple[np.ndarray, np.ndarray]:
         r""":math:`\nabla_x\log q_t(y\mid x)` (B, D) and :math:`\Delta_x\log q_t(y\mid x)` (B,) (module docstring)."""
@@ -154,8 +176,10 @@ class AnalyticOracle:
         if y is None:
             raise ValueError("y must be the class whose log-probability is differentiated, got None")
         y = as_labels(y, x.shape[0], self.num_classes)
-        _, g_cond, lap_cond = self._evaluate_given(x, sqrt_ab, alpha_bar, sigma2, y)
-        _, g, lap = self._evaluate(x, sqrt_ab, alpha_bar, sigma2)
+        with _far():
+            _, g_cond, lap_cond = self._evaluate_given(x, sqrt_ab, alpha_bar, sigma2, y)
+            _, g, lap = self._evaluate(x, sqrt_ab, alpha_bar, sigma2)
+        _representable(x, "class_log_prob_grad", g_cond - g, lap_cond - lap)
         return g_cond - g, lap_cond - lap
 
     def class_log_prob_hvp(self, x: object, t: object, y: object, v: object) -> tuple[np.ndarray, np.ndarray]:
@@ -170,8 +194,10 @@ class AnalyticOracle:
             raise ValueError("y must be the class whose log-probability is differentiated, got None")
         y = as_labels(y, x.shape[0], self.num_classes)
         v = as_tangents(v, x)
-        g_cond, hv_cond = self._hvp_given(x, sqrt_ab, alpha_bar, sigma2, v, y)
-        g, hv = self._hvp(x, sqrt_ab, alpha_bar, sigma2, v)
+        with _far():
+            g_cond, hv_cond = self._hvp_given(x, sqrt_ab, alpha_bar, sigma2, v, y)
+            g, hv = self._hvp(x, sqrt_ab, alpha_bar, sigma2, v)
+        _representable(x, "class_log_prob_hvp", g_cond - g, hv_cond - hv)
         return g_cond - g, hv_cond - hv
 
     def class_log_prob_grad(self, x: object, t: object, y: object) -> np.ndarray:
@@ -179,6 +205,16 @@ class AnalyticOracle:
         return self.class_log_prob_grad_and_laplacian(x, t, y)[0]
 
     # -- shared ------------------------------------------------------------------------
+    def _evaluate_checked(self, x, sqrt_ab, alpha_bar, sigma2, y, what):
+        r"""``_evaluate_given`` with the outputs that ``what`` uses checked by :func:`_representable`."""
+        with _far():
+            log_prob, score, laplacian = self._evaluate_given(x, sqrt_ab, alpha_bar, sigma2, y)
+        if what == "log_prob":
+            _representable(x, what, log_prob, log=True)
+        else:
+            _representable(x, what, score, *((laplacian,) if what == "divergence" else ()))
+        return log_prob, score, laplacian
+
     def _levels(self, x: object, t: object, y: object, what: str, *, needs_noise: bool):
         # the door of every public method: x (B, D), t, labels y (None or (B,) ints), and sigma(t) > 0 if needed
         x = as_batch(x, "x", dim=self.dim)
@@ -204,24 +240,24 @@ class AnalyticOracle:
         (B,) log-densities in nats.
         """
         x, sqrt_ab, alpha_bar, sigma2, y = self._levels(x, t, y, "log_prob", needs_noise=self._log_prob_needs_noise)
-        return self._evaluate_given(x, sqrt_ab, alpha_bar, sigma2, y)[0]
+        return self._evaluate_checked(x, sqrt_ab, alpha_bar, sigma2, y, "log_prob")[0]
 
     def score(self, x: object, t: object, y: object = None) -> np.ndarray:
         r"""Score :math:`\nabla_x \log q_t(x)` (or of :math:`q_t(x \mid y)`), (B, D)."""
         x, sqrt_ab, alpha_bar, sigma2, y = self._levels(x, t, y, "score", needs_noise=self._needs_noise)
-        return self._evaluate_given(x, sqrt_ab, alpha_bar, sigma2, y)[1]
+        return self._evaluate_checked(x, sqrt_ab, alpha_bar, sigma2, y, "score")[1]
 
     def x0_mean(self, x: object, t: object, y: object = None) -> np.ndarray:
         r"""The optimal denoiser :math:`\mathbb E[x_0 \mid x_t = x\,(, y)]` by Tweedie's formula, (B, D)."""
         x, sqrt_ab, alpha_bar, sigma2, y = self._levels(x, t, y, "x0_mean", needs_noise=self._needs_noise)
         check_tweedie(self, alpha_bar)
-        score = self._evaluate_given(x, sqrt_ab, alpha_bar, sigma2, y)[1]
+        score = self._evaluate_checked(x, sqrt_ab, alpha_bar, sigma2, y, "score")[1]
         return (x + sigma2[:, None] * score) / sqrt_ab[:, None]
 
     def eps(self, x: object, t: object, y: object = None) -> np.ndarray:
         r"""Optimal noise prediction :math:`\epsilon(x, t\,(, y)) = -\sigma(t)\nabla\log q_t(x\,(\mid y))`, (B, D)."""
         x, sqrt_ab, alpha_bar, sigma2, y = self._levels(x, t, y, "eps", needs_noise=self._needs_noise)
-        score = self._evaluate_given(x, sqrt_ab, alpha_bar, sigma2, y)[1]
+        score = self._evaluate_checked(x, sqrt_ab, alpha_bar, sigma2, y, "score")[1]
         return -np.sqrt(sigma2)[:, None] * score
 
     def eps_and_divergence(self, x: object, t: object, y: object = None) -> tuple[np.ndarray, np.ndarray]:
@@ -232,7 +268,7 @@ class AnalyticOracle:
         eps : (B, D). divergence : (B,).
         """
         x, sqrt_ab, alpha_bar, sigma2, y = self._levels(x, t, y, "eps_and_divergence", needs_noise=self._needs_noise)
-        _, score, laplacian = self._evaluate_given(x, sqrt_ab, alpha_bar, sigma2, y)
+        _, score, laplacian = self._evaluate_checked(x, sqrt_ab, alpha_bar, sigma2, y, "divergence")
         sigma = np.sqrt(sigma2)
         return -sigma[:, None] * score, -sigma * laplacian
 
@@ -252,7 +288,9 @@ class AnalyticOracle:
         """
         x, sqrt_ab, alpha_bar, sigma2, y = self._levels(x, t, y, "eps_jvp", needs_noise=self._needs_noise)
         vk = as_tangents(v, x)  # (B, K, D)
-        score, hv = self._hvp_given(x, sqrt_ab, alpha_bar, sigma2, vk, y)
+        with _far():
+            score, hv = self._hvp_given(x, sqrt_ab, alpha_bar, sigma2, vk, y)
+        _representable(x, "eps_jvp", score, hv)
         sigma = np.sqrt(sigma2)
         jvp = -sigma[:, None, None] * hv
         return -sigma[:, None] * score, (jvp[:, 0] if np.ndim(v) == 2 else jvp)

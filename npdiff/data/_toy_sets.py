@@ -248,6 +248,10 @@ def _solve(lo, hi, s, offset, fun, slope, steps):
     return x
 
 
+#: s = |x| / 2 beyond which e^s overflows float64 (709.8): every root's density is far below 1e-300 there
+_PW_FAR = 700.0
+
+
 def _pw_roots(s: np.ndarray, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""Every preimage angle of the points (s, phi) under every arm: (point index, arm, psi) per root.
 
@@ -328,10 +332,12 @@ def pinwheel_log_prob(x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
     Given the blade, :math:`p(x \mid k)` keeps the roots of arm k alone, without the 1/5.
     """
     B = x.shape[0]
-    s = np.sqrt(np.sum(x * x, axis=1)) / 2  # (B,)
+    s = np.hypot(x[:, 0], x[:, 1]) / 2  # (B,) hypot: no overflow of x * x beyond 1e154
     phi = np.arctan2(x[:, 1], x[:, 0])
+    near = np.flatnonzero(s < _PW_FAR)  # beyond, e^s overflows and the density is 0 in float64 anyway
     with np.errstate(over="ignore", invalid="ignore"):
-        point, arm, psi = _pw_roots(s, phi)
+        point, arm, psi = _pw_roots(s[near], phi[near])
+        point = near[point]
         if y is not None:  # p(x | k) = 5 p(x, k): the roots of blade k only
             mine = arm == y[point]
             point, psi = point[mine], psi[mine]

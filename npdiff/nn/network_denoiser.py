@@ -23,15 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from .._check import InputOverflowError
 from ..parameterization import eps_coefficients
 from ..schedule import Schedule
 
 __all__ = ["InputOverflowError", "NetworkDenoiser"]
-
-
-class InputOverflowError(ValueError, FloatingPointError):
-    r"""The network overflowed on its input x: a bad argument (ValueError) and, for a solver that runs into
-    it mid-flight, a diverged flow (FloatingPointError)."""
 
 
 class NetworkDenoiser:
