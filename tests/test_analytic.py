@@ -357,3 +357,22 @@ def test_undefined_at_sigma_zero_raises():
         box.eps(x, 0.0)
     inside = np.array([[0.5, 1.0, 0.7], [5.0, 5.0, 5.0]])
     np.testing.assert_allclose(box.log_prob(inside, 0.0), [np.log(0.3 / 3.0), -np.inf])
+
+
+@pytest.mark.parametrize("name", ["8gaussians", "checkerboard", "rings", "2spirals"])
+def test_oracles_refuse_points_their_float64_closed_forms_cannot_represent(name):
+    # far from the data the squares overflow or the erfc tails cancel: a clear error, never a silent NaN
+    from npdiff._check import InputOverflowError
+    from npdiff.data import toy2d
+
+    oracle = toy2d.load(name).oracle(vp_linear())
+    far = np.array([[1e155, 0.0], [0.5, 0.5]])
+    for call in (lambda: oracle.eps(far, 0.3), lambda: oracle.eps_and_divergence(far, 0.3),
+                 lambda: oracle.eps_jvp(far, 0.3, np.ones_like(far))):
+        with pytest.raises(InputOverflowError, match=r"\|x\| up to 1e\+155"):
+            call()
+    try:  # a log-density of -inf (the boxes' exact answer out there) is an answer; NaN is not
+        assert oracle.log_prob(far, 0.3)[0] == -np.inf
+    except InputOverflowError as err:
+        assert "1e+155" in str(err)
+    assert np.all(np.isfinite(oracle.eps_and_divergence(far[1:], 0.3)[1]))

@@ -970,7 +970,7 @@ NOT_FUZZED = {
     # npdiff/nn: configs and objects built once by the trainer and the model; their own tests check their inputs
     "npdiff.nn.config.MLPConfig": "tests/test_nn_mlp.py and tests/test_nn_inputs.py",
     "npdiff.nn.model.DiffusionMLP": "tests/test_nn_inputs.py",
-    "npdiff.nn.network_denoiser.InputOverflowError": "an exception class",
+    "npdiff._check.InputOverflowError": "an exception class",
     "npdiff.nn.network_denoiser.NetworkDenoiser": "the base of DiffusionMLP and DiffusionUNet, fuzzed through them",
     "npdiff.nn.classifier.NoisyClassifier": "tests/test_nn_classifier.py (its methods are fuzzed here)",
     "npdiff.nn.config.layer_views": "views into the network's own flat vector, on shapes the configs compute",

@@ -188,3 +188,14 @@ def test_sampling_is_reproducible_and_checked():
         d.sample(0, np.random.default_rng(0))
     with pytest.raises(ValueError, match="2 columns"):
         d.log_prob(np.zeros((3, 3)))
+
+
+def test_pinwheel_log_prob_is_minus_inf_beyond_radius_16_and_finite_inside():
+    # beyond |x| = 16 the preimages of the pinwheel's map grow as s e^s (they once exhausted memory at |x| ~ 40)
+    ds = toy2d.load("pinwheel")
+    r = np.array([15.9, 16.1, 40.0, 1e8, 1e200])
+    x = np.stack([r / np.sqrt(2), r / np.sqrt(2)], axis=1)
+    lp = ds.log_prob(x)
+    assert np.isfinite(lp[0]) and lp[0] < -200  # the f-density bound: -0.5 ((s - 1) / 0.3)^2 at s = 7.95
+    assert np.all(lp[1:] == -np.inf)
+    assert np.all(ds.log_prob(x, y=np.zeros(5, dtype=int))[1:] == -np.inf)

@@ -248,8 +248,9 @@ def _solve(lo, hi, s, offset, fun, slope, steps):
     return x
 
 
-#: s = |x| / 2 beyond which e^s overflows float64 (709.8): every root's density is far below 1e-300 there
-_PW_FAR = 700.0
+#: s = |x| / 2 beyond which log_prob is -inf: the preimages number ~ s e^s / 8 pi per arm (thousands per point at
+#: s = 8, and they exhaust memory by s ~ 20), while |f| = s puts every root's f-density below e^{-270}
+_PW_FAR = 8.0
 
 
 def _pw_roots(s: np.ndarray, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -326,16 +327,17 @@ def pinwheel_log_prob(x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
     one root, and safeguarded Newton refines it to rounding error (the tests check the
     residual and that every root maps back onto x). Folds (three or more preimages) need
     :math:`|f_1| > 4e^{-f_0}`, which keeps :math:`p_f` below :math:`e^{-17}` of its peak, but
-    they are handled exactly all the same. Points beyond
-    :math:`\lVert x\rVert \approx 1400` (where :math:`e^{s}` overflows) get ``-inf``.
+    they are handled exactly all the same. Points beyond :math:`\lVert x\rVert = 16` (s > 8), where the
+    preimages number thousands per point and grow as :math:`s e^{s}` while :math:`\lVert f\rVert = s` keeps
+    :math:`p_f` below :math:`e^{-270}`, get ``-inf``.
 
     Given the blade, :math:`p(x \mid k)` keeps the roots of arm k alone, without the 1/5.
     """
     B = x.shape[0]
     s = np.hypot(x[:, 0], x[:, 1]) / 2  # (B,) hypot: no overflow of x * x beyond 1e154
     phi = np.arctan2(x[:, 1], x[:, 0])
-    near = np.flatnonzero(s < _PW_FAR)  # beyond, e^s overflows and the density is 0 in float64 anyway
-    with np.errstate(over="ignore", invalid="ignore"):
+    near = np.flatnonzero(s <= _PW_FAR)  # beyond, the roots are too many to enumerate and the density negligible
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         point, arm, psi = _pw_roots(s[near], phi[near])
         point = near[point]
         if y is not None:  # p(x | k) = 5 p(x, k): the roots of blade k only

@@ -133,7 +133,7 @@ class Toy2D:
         ----------
         x : (B, 2) points. Outside the checkerboard's squares the density is 0 and
             ``log_prob`` is ``-inf``; every other set has a positive density everywhere
-            (pinwheel returns ``-inf`` beyond ``|x| ~ 1400``, where its log-density is below -1e6).
+            (pinwheel returns ``-inf`` beyond ``|x| = 16``, where its f-density is below e^-270).
         y : None, or labels (an int or (B,) ints): the class-conditional density :math:`\log p(x \mid y)`.
         """
         x = as_batch(x, "x", dim=2)
