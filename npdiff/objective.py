@@ -228,7 +228,7 @@ class LossSecondMomentTimes:
         return bool(np.all(self.count >= self.history))
 
     def probabilities(self) -> np.ndarray:
-        r"""The bin probabilities q (K,): uniform until :attr:`full`, then :math:`\propto\sqrt{E[L^2]}`, 0.001 uniform mixed in."""
+        r"""The bin probabilities q (K,): uniform until :attr:`full`, then :math:`\propto\sqrt{E[L^2]}` (0.001 uniform)."""
         K = self.bins
         if not self.full:
             return np.full(K, 1.0 / K)

@@ -460,8 +460,8 @@ class LearnedLogSNR(Schedule):
         """
         x0 = as_batch(x0, "x0")
         B, D = x0.shape
-        e_min = as_float_array(eps_sq_min, "eps_sq_min").reshape(-1)
-        e_max = as_float_array(eps_sq_max, "eps_sq_max").reshape(-1)
+        e_min = as_float_array(eps_sq_min, "eps_sq_min")
+        e_max = as_float_array(eps_sq_max, "eps_sq_max")
         if e_min.shape != (B,) or e_max.shape != (B,):
             raise ValueError(f"eps_sq_min and eps_sq_max must have shape ({B},) like x0's rows, "
                              f"got {np.shape(eps_sq_min)} and {np.shape(eps_sq_max)}")

@@ -281,6 +281,13 @@ E(_E("schedule.log_snr_linear", schedule.log_snr_linear, lambda: dict(log_snr_ma
      Arg("log_snr_min", "real", accepts=_ANY_SIGN)))
 E(_E("schedule.LogSNRLinear", schedule.LogSNRLinear, lambda: dict(log_snr_max=10.0, log_snr_min=-10.0),
      Arg("log_snr_max", "real", ("log_snr_max", "log_snr_min")), Arg("log_snr_min", "real", accepts=_ANY_SIGN)))
+E(_E("schedule.learned_log_snr", schedule.learned_log_snr, lambda: dict(gamma_min=-10.0, gamma_max=10.0),
+     Arg("gamma_min", "real", accepts=_ANY_SIGN), Arg("gamma_max", "real")))
+E(_E("schedule.LearnedLogSNR", schedule.LearnedLogSNR, lambda: dict(gamma_min=-10.0, gamma_max=10.0),
+     Arg("gamma_min", "real", accepts=_ANY_SIGN), Arg("gamma_max", "real")))
+E(_E("LearnedLogSNR.bound_gradient", lambda x0, eps_sq_min, eps_sq_max: schedule.learned_log_snr().bound_gradient(
+     x0, eps_sq_min, eps_sq_max), lambda: dict(x0=np.ones((4, 2)), eps_sq_min=np.ones(4), eps_sq_max=np.ones(4)),
+     Arg("x0", "points"), Arg("eps_sq_min", "array"), Arg("eps_sq_max", "array")))
 E(_E("schedule.ddpm_linear", schedule.ddpm_linear, lambda: dict(T=10, beta_start=1e-4, beta_end=0.02),
      Arg("T", "int"), Arg("beta_start", "real"), Arg("beta_end", "real")))
 E(_E("schedule.DiscreteSchedule", schedule.DiscreteSchedule,
@@ -726,6 +733,9 @@ E(_E("train.TrainConfig", tr.TrainConfig, lambda: dict(steps=5, batch_size=4, lr
      Arg("loss", "choice", accepts=_NONE_OK)))
 E(_E("objective.TimeSampler", ob.TimeSampler, lambda: dict(schedule=VP, t_min=1e-5, log_snr_fraction=0.5),
      Arg("schedule", "schedule"), Arg("t_min", "real"), Arg("log_snr_fraction", "real")))
+E(_E("objective.LossSecondMomentTimes", ob.LossSecondMomentTimes,
+     lambda: dict(base=ob.TimeSampler(VP, 1e-5, 0.5), bins=8, history=10),
+     Arg("base", "object"), Arg("bins", "int2"), Arg("history", "int")))
 E(_E("objective.log_snr_times", ob.log_snr_times, lambda: dict(n=5, rng=_rng(), schedule=VP, t_min=1e-5, log_snr_fraction=0.5),
      Arg("n", "int"), Arg("rng", "rng"), Arg("schedule", "schedule"), Arg("t_min", "real"),
      Arg("log_snr_fraction", "real")))
