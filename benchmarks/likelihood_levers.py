@@ -11,7 +11,8 @@ shortens every variant alike, to stay within a few minutes of training on one co
   (improved DDPM, Nichol & Dhariwal 2021, Sec. 3.3);
 - ``vdm_endpoints``: VDM's learned log-SNR endpoints (Kingma et al. 2021, Sec. 3.4), the schedule
   linear in gamma = -log-SNR from gamma_min = -10 to gamma_max = 10 at the start, the two ends trained on
-  the continuous-time bound beside the network.
+  the continuous-time bound beside the network;
+- ``log_snr_fixed``: the same schedule with its ends never moved (what the learning adds beyond the shape).
 
 Each (variant, set, seed) trains one model and scores the same fresh test points (``default_rng(10_000 +
 seed)``, as :mod:`benchmarks.quality_2d` does) by the exact probability-flow ODE likelihood
@@ -64,10 +65,14 @@ def _variant(name: str) -> tuple[dict, object]:
         from npdiff.schedule import learned_log_snr
 
         return {"schedule_lr": 0.05}, learned_log_snr()
+    if name == "log_snr_fixed":  # vdm_endpoints's starting schedule, never moved: what the learning itself adds
+        from npdiff.schedule import learned_log_snr
+
+        return {}, learned_log_snr()
     raise SystemExit(f"unknown variant {name!r}")
 
 
-VARIANTS = ("baseline", "second_moment", "vdm_endpoints")
+VARIANTS = ("baseline", "second_moment", "vdm_endpoints", "log_snr_fixed")
 
 
 def run(variant: str, name: str, seed: int, steps: int, n_test: int) -> dict:
