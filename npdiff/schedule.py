@@ -39,18 +39,16 @@ from typing import Any
 
 import numpy as np
 
-from ._check import as_batch, as_betas, as_chain_times, as_float_array, as_kept_steps, as_times, one_of, positive_int, real_scalar
+from ._check import as_betas, as_chain_times, as_kept_steps, as_times, one_of, positive_int, real_scalar
 
 __all__ = [
     "Cosine",
     "DiscreteSchedule",
-    "LearnedLogSNR",
     "LogSNRLinear",
     "Schedule",
     "VPLinear",
     "cosine",
     "ddpm_linear",
-    "learned_log_snr",
     "log_snr_linear",
     "posterior_coefficients",
     "schedule_from_config",
@@ -351,129 +349,6 @@ class LogSNRLinear(Schedule):
         return {"kind": self.name, "log_snr_max": self.log_snr_max, "log_snr_min": self.log_snr_min}
 
 
-class LearnedLogSNR(Schedule):
-    r"""VDM's schedule with learned endpoints: :math:`\gamma = -\lambda` linear in t between two trained ends.
-
-    .. math::
-        \gamma(t) = \gamma_{\min} + t(\gamma_{\max} - \gamma_{\min}),\qquad
-        \bar\alpha(t) = \mathrm{sigmoid}(-\gamma(t)),\qquad
-        \beta(t) = \mathrm{sigmoid}(\gamma(t))\,(\gamma_{\max} - \gamma_{\min})
-
-    (Kingma et al. 2021, Sec. 3.4, with the monotone network replaced by a straight line: only the
-    ends are learned). The network's time input is then VDM's normalized
-    :math:`t = (\gamma - \gamma_{\min})/(\gamma_{\max} - \gamma_{\min})`, and uniform log-SNR is uniform t.
-    The ends live in :meth:`config`, so a checkpoint carries them; the trainer
-    (:class:`npdiff.train.Trainer`, ``schedule_lr`` > 0) moves them by :meth:`bound_gradient` and builds
-    a new schedule each step (a schedule is never changed in place).
-
-    **The bound it is trained on** (continuous data, Gaussian decoder
-    :math:`p(x \mid z_0) = \mathcal N(z_0/\alpha_0, \sigma_0^2/\alpha_0^2 I)`, D dimensions):
-
-    .. math::
-        L(x) = \underbrace{\mathrm{KL}\big(q(z_1 \mid x)\,\|\,\mathcal N(0, I)\big)}_{\text{prior}}
-             + \underbrace{\mathbb E\big[-\log p(x \mid z_0)\big]}_{\text{reconstruction}}
-             + \underbrace{\tfrac12\int_{\gamma_{\min}}^{\gamma_{\max}}
-               \mathbb E\lVert\epsilon - \hat\epsilon(z_\gamma, \gamma)\rVert^2\, d\gamma}_{\text{diffusion}}
-
-    the diffusion term being Kingma et al. 2021, Eq. 17 written in :math:`\gamma`, where it depends on the
-    schedule only through its ends (Sec. 5.1). With :math:`\alpha^2 = \mathrm{sigmoid}(-\gamma)`,
-    :math:`\sigma^2 = \mathrm{sigmoid}(\gamma)`, :math:`\sigma^2/\alpha^2 = e^{\gamma}`:
-
-    .. math::
-        \text{prior} = \tfrac12\sum_d\big(\sigma_1^2 + \alpha_1^2 x_d^2 - 1 - \log\sigma_1^2\big),\qquad
-        \text{reconstruction} = \tfrac D2\big(\log 2\pi + 1 + \gamma_{\min}\big)
-
-    and, by :math:`d\sigma^2/d\gamma = \sigma^2\alpha^2`, :math:`d\alpha^2/d\gamma = -\sigma^2\alpha^2`,
-    :math:`d\log\sigma^2/d\gamma = \alpha^2`, and Leibniz's rule on the integral (the denoiser held fixed
-    as a function of :math:`\gamma`):
-
-    .. math::
-        \frac{\partial L}{\partial\gamma_{\min}}
-            = \frac D2 - \frac12\,\mathbb E\lVert\epsilon - \hat\epsilon(z_{\gamma_{\min}})\rVert^2,
-        \qquad
-        \frac{\partial L}{\partial\gamma_{\max}} = -\frac{\alpha_1^2}2\sum_d\big(\alpha_1^2 + \sigma_1^2 x_d^2\big)
-            + \frac12\,\mathbb E\lVert\epsilon - \hat\epsilon(z_{\gamma_{\max}})\rVert^2
-
-    So :math:`\gamma_{\min}` falls while the denoiser still predicts some of the noise at the cleanest
-    level, and :math:`\gamma_{\max}` rises while its error at the noisiest level exceeds what the prior
-    term saves.
-
-    Parameters
-    ----------
-    gamma_min : float
-        :math:`\gamma(0) = -\lambda(0)`.
-    gamma_max : float
-        :math:`\gamma(1) > \gamma_{\min}`.
-
-    Examples
-    --------
-    >>> s = LearnedLogSNR(-10.0, 10.0)
-    >>> print(s.config(), float(s.log_snr(0.25)))
-    {'kind': 'learned_log_snr', 'gamma_min': -10.0, 'gamma_max': 10.0} 5.0
-    """
-
-    name = "learned_log_snr"
-
-    def __init__(self, gamma_min: float = -10.0, gamma_max: float = 10.0) -> None:
-        self.gamma_min = real_scalar(gamma_min, "gamma_min")
-        self.gamma_max = real_scalar(gamma_max, "gamma_max")
-        if not self.gamma_min < self.gamma_max:
-            raise ValueError(f"gamma_min must be < gamma_max, got gamma_min={gamma_min}, gamma_max={gamma_max}")
-
-    def _gamma(self, t: np.ndarray) -> np.ndarray:
-        return self.gamma_min + t * (self.gamma_max - self.gamma_min)
-
-    def _log_snr(self, t: np.ndarray) -> np.ndarray:
-        return -self._gamma(t)
-
-    def _log_alpha_bar(self, t: np.ndarray) -> np.ndarray:
-        return -np.logaddexp(0.0, self._gamma(t))  # log sigmoid(-gamma)
-
-    def _beta(self, t: np.ndarray) -> np.ndarray:
-        return np.exp(-np.logaddexp(0.0, -self._gamma(t))) * (self.gamma_max - self.gamma_min)  # sigmoid(gamma) gamma'
-
-    def config(self) -> dict[str, Any]:
-        return {"kind": self.name, "gamma_min": self.gamma_min, "gamma_max": self.gamma_max}
-
-    def bound_ends(self, x0: object) -> np.ndarray:
-        r"""The prior and reconstruction terms of the bound (class docstring) per point: (B,) nats, x0 (B, D)."""
-        x0 = as_batch(x0, "x0")
-        D = x0.shape[1]
-        g1 = self.gamma_max
-        a2, s2 = np.exp(-np.logaddexp(0.0, g1)), np.exp(-np.logaddexp(0.0, -g1))  # alpha_1^2, sigma_1^2
-        prior = 0.5 * np.sum(s2 + a2 * x0**2 - 1.0 + np.logaddexp(0.0, -g1), axis=1)  # -log sigma^2 = log(1 + e^-g)
-        return prior + 0.5 * D * (np.log(2.0 * np.pi) + 1.0 + self.gamma_min)
-
-    def bound_gradient(self, x0: object, eps_sq_min: object, eps_sq_max: object) -> tuple[float, float]:
-        r"""Batch means of :math:`\partial L/\partial\gamma_{\min}`, :math:`\partial L/\partial\gamma_{\max}` (class docstring).
-
-        Parameters
-        ----------
-        x0 : (B, D) data points.
-        eps_sq_min : (B,) :math:`\lVert\epsilon - \hat\epsilon(z, 0)\rVert^2` (summed over D) at t = 0,
-            :math:`z = \alpha_0 x_0 + \sigma_0\epsilon`, one noise draw per point.
-        eps_sq_max : (B,) the same at t = 1.
-
-        Returns
-        -------
-        (float, float), unbiased estimates of the two partial derivatives of the expected bound.
-        """
-        x0 = as_batch(x0, "x0")
-        B, D = x0.shape
-        e_min = as_float_array(eps_sq_min, "eps_sq_min")
-        e_max = as_float_array(eps_sq_max, "eps_sq_max")
-        if e_min.shape != (B,) or e_max.shape != (B,):
-            raise ValueError(f"eps_sq_min and eps_sq_max must have shape ({B},) like x0's rows, "
-                             f"got {np.shape(eps_sq_min)} and {np.shape(eps_sq_max)}")
-        if np.any(e_min < 0) or np.any(e_max < 0):
-            raise ValueError("eps_sq_min and eps_sq_max are squared norms and must be >= 0")
-        g1 = self.gamma_max
-        a2, s2 = np.exp(-np.logaddexp(0.0, g1)), np.exp(-np.logaddexp(0.0, -g1))  # alpha_1^2, sigma_1^2
-        d_min = 0.5 * D - 0.5 * e_min  # (B,)
-        d_max = -0.5 * a2 * np.sum(a2 + s2 * x0**2, axis=1) + 0.5 * e_max  # (B,)
-        return float(d_min.mean()), float(d_max.mean())
-
-
 def vp_linear(beta_min: float = 0.1, beta_max: float = 20.0) -> VPLinear:
     r"""The VP-linear schedule of Song et al. 2021 (see :class:`VPLinear`).
 
@@ -507,18 +382,7 @@ def log_snr_linear(log_snr_max: float = 10.0, log_snr_min: float = -10.0) -> Log
     return LogSNRLinear(log_snr_max, log_snr_min)
 
 
-def learned_log_snr(gamma_min: float = -10.0, gamma_max: float = 10.0) -> LearnedLogSNR:
-    r"""VDM's learned-endpoints schedule, started at the given ends (see :class:`LearnedLogSNR`).
-
-    Examples
-    --------
-    >>> learned_log_snr()
-    LearnedLogSNR(gamma_min=-10.0, gamma_max=10.0)
-    """
-    return LearnedLogSNR(gamma_min, gamma_max)
-
-
-_KINDS = {"vp_linear": VPLinear, "cosine": Cosine, "log_snr_linear": LogSNRLinear, "learned_log_snr": LearnedLogSNR}
+_KINDS = {"vp_linear": VPLinear, "cosine": Cosine, "log_snr_linear": LogSNRLinear}
 
 
 def schedule_from_config(config: dict[str, Any]) -> Schedule:

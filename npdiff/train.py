@@ -51,7 +51,7 @@ from .nn.unet.config import UNetConfig
 from .nn.unet.model import DiffusionUNet
 from .objective import LossSecondMomentTimes, TimeSampler, noisy_batch
 from .parameterization import PREDICTIONS
-from .schedule import LearnedLogSNR, Schedule, vp_linear
+from .schedule import Schedule, vp_linear
 from .threads import blas_threads
 
 __all__ = ["LR_SCHEDULES", "NETWORKS", "TrainConfig", "Trainer", "train"]
@@ -83,9 +83,9 @@ class TrainConfig:
     loss_second_moment_bins : K > 0 draws t by the loss's second moment over K bins of the base
         density above, importance-weighted so the objective's expectation is unchanged
         (:class:`npdiff.objective.LossSecondMomentTimes`, Nichol & Dhariwal 2021, Sec. 3.3); 0 (default): off.
-    schedule_lr : the step size of a :class:`~npdiff.schedule.LearnedLogSNR` schedule's ends, moved by
-        plain SGD on the continuous-time bound each step (:meth:`Trainer.move_schedule_ends`), decayed with
-        the network's learning rate; 0 (default): the schedule is fixed.
+        The MLP and the U-Net only. Its loss histories are not in the checkpoint: a resumed run refills them
+        (uniform draws for its first K * 10 / batch_size steps), so it continues alike in law, not bit for bit.
+        What it buys on the 2D sets: docs/measurements/likelihood_levers.md.
     """
 
     steps: int = 10_000
@@ -103,7 +103,6 @@ class TrainConfig:
     log_snr_fraction: float = 0.0
     p_uncond: float = 0.1
     loss_second_moment_bins: int = 0
-    schedule_lr: float = 0.0
 
     def __post_init__(self) -> None:
         positive_int(self.steps, "steps")
@@ -116,7 +115,6 @@ class TrainConfig:
         real_scalar(self.p_uncond, "p_uncond", lo=0.0, hi=1.0)
         if self.loss_second_moment_bins != 0:
             positive_int(self.loss_second_moment_bins, "loss_second_moment_bins", minimum=2)
-        real_scalar(self.schedule_lr, "schedule_lr", lo=0.0)
         if self.loss is not None and (not isinstance(self.loss, str) or self.loss not in PREDICTIONS):
             raise ValueError(f"loss must be one of {PREDICTIONS} or None, got {self.loss!r}")
         if isinstance(self.betas, (str, bytes)) or not hasattr(self.betas, "__len__") or len(self.betas) != 2:
@@ -224,7 +222,6 @@ def _loss_and_grad_into(model: DiffusionMLP | DiffusionUNet, params: np.ndarray,
         return np.mean((buf.out + layers[-1][1] - target) ** 2, axis=1)
 
     step.squared_errors = squared_errors
-    step.output = lambda xt, t, rows: net.output(layers, xt, t, rows, table)  # (B, D) forward only
     return step
 
 
@@ -243,7 +240,6 @@ def _unet_loss_and_grad_into(cfg: UNetConfig, params: np.ndarray, grad: np.ndarr
         return float(loss)
 
     step.squared_errors = lambda target: np.mean((last["out"] - target) ** 2, axis=1)  # (B,) of the last step
-    step.output = lambda xt, t, rows: unet_network.forward_unchecked(cfg, P, xt.astype(params.dtype), t, rows)[0]
     return step
 
 
@@ -287,12 +283,6 @@ class Trainer:
             if isinstance(model, PromptMLP):
                 raise ValueError("loss_second_moment_bins needs per-example losses, which the PromptMLP's step does not keep")
             self.resampler = LossSecondMomentTimes(self.times, config.loss_second_moment_bins)
-        if config.schedule_lr > 0.0:
-            if not isinstance(self.schedule, LearnedLogSNR):
-                raise ValueError(f"schedule_lr > 0 trains a LearnedLogSNR schedule's ends; "
-                                 f"the model's schedule is {self.schedule!r}")
-            if isinstance(model, PromptMLP):
-                raise ValueError("schedule_lr > 0 needs the network's forward alone, which the PromptMLP's step does not offer")
         self.params = model.params.astype(np.float32)  # (n_params,) the weights being trained
         self.grad = np.zeros_like(self.params)
         self._loss_and_grad = _loss_and_grad_into(model, self.params, self.grad)
@@ -344,8 +334,6 @@ class Trainer:
             raise FloatingPointError(f"training loss became {loss} at step {self.step + 1} (the weights are kept as "
                                      f"after step {self.step}); lower lr or check the data")
         lr = cfg.learning_rate(self.step + 1)
-        if cfg.schedule_lr > 0.0:  # before the update: the ends' gradient is taken at the weights of this step's loss
-            self.move_schedule_ends(np.asarray(x0, dtype=np.float64), cfg.schedule_lr * lr / cfg.lr)
         grad_norm = self.optimizer.update(self.params, self.grad, lr)
         h = self._history
         if self.step == h["loss"].shape[0]:  # grow by doubling: memory follows the steps done, not planned
@@ -355,38 +343,6 @@ class Trainer:
         if not math.isfinite(grad_norm):
             raise FloatingPointError(f"the gradient norm became {grad_norm} at step {self.step}; lower lr or check the data")
         return loss
-
-    #: points of each step's batch whose bound gradient moves a learned schedule's ends
-    ENDS_BATCH = 128
-
-    def move_schedule_ends(self, x0: np.ndarray, step_size: float) -> None:
-        r"""One SGD step of a :class:`~npdiff.schedule.LearnedLogSNR` schedule's ends on the bound.
-
-        The first :attr:`ENDS_BATCH` points of the batch ``x0`` (B, D) are noised at t = 0 and t = 1 with
-        fresh noise from the run's generator, the network's forward gives
-        :math:`\lVert\epsilon - \hat\epsilon\rVert^2` at each end, and
-        :meth:`~npdiff.schedule.LearnedLogSNR.bound_gradient` turns them into
-        :math:`\partial L/\partial\gamma_{\min}, \partial L/\partial\gamma_{\max}`; the schedule is replaced by
-        :math:`\gamma \leftarrow \gamma - \eta\,\partial L/\partial\gamma` (kept at least 1 apart). Plain SGD
-        has no state of its own, so a checkpoint (whose schedule holds the ends) resumes exactly.
-        """
-        sched = self.schedule
-        n = min(x0.shape[0], self.ENDS_BATCH)
-        x, C = x0[:n], self.model_config.num_classes
-        rows = np.full(n, C, dtype=np.int64) if C else None  # a conditional network's unconditional model
-        noise = self.rng.standard_normal((2, n, x.shape[1]))  # (2, n, D) one draw per end
-        err = []
-        for t_end, eps in ((0.0, noise[0]), (1.0, noise[1])):
-            t = np.full(n, t_end)  # (n,)
-            # weight = f_eps / f_parameterization: the squared error of the prediction measured in eps space
-            xt, target, weight = noisy_batch(x, t, eps, sched, self.model_config.parameterization, "eps")
-            out = np.asarray(self._loss_and_grad.output(xt, t, rows), dtype=np.float64)  # (n, D)
-            err.append(weight * np.sum((out - target) ** 2, axis=1))  # (n,) ||eps - eps_hat||^2
-        d_min, d_max = sched.bound_gradient(x, err[0], err[1])
-        g_min, g_max = sched.gamma_min - step_size * d_min, sched.gamma_max - step_size * d_max
-        if math.isfinite(g_min) and math.isfinite(g_max):
-            mid = 0.5 * (g_min + g_max)
-            self.schedule = LearnedLogSNR(min(g_min, mid - 0.5), max(g_max, mid + 0.5))
 
     def check_finite(self) -> None:
         r"""Raise ``FloatingPointError`` naming the step if the weights or their EMA hold NaN/Inf.
@@ -461,7 +417,8 @@ class Trainer:
         r"""Resume from a checkpoint written by :meth:`save`; ``data`` as for the constructor.
 
         The resumed run continues exactly as the uninterrupted one would (same generator state,
-        same optimizer state, same step counter).
+        same optimizer state, same step counter), except with ``loss_second_moment_bins``, whose loss
+        histories start empty again (:class:`TrainConfig`).
         """
         from . import checkpoint
 

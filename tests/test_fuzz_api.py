@@ -281,13 +281,6 @@ E(_E("schedule.log_snr_linear", schedule.log_snr_linear, lambda: dict(log_snr_ma
      Arg("log_snr_min", "real", accepts=_ANY_SIGN)))
 E(_E("schedule.LogSNRLinear", schedule.LogSNRLinear, lambda: dict(log_snr_max=10.0, log_snr_min=-10.0),
      Arg("log_snr_max", "real", ("log_snr_max", "log_snr_min")), Arg("log_snr_min", "real", accepts=_ANY_SIGN)))
-E(_E("schedule.learned_log_snr", schedule.learned_log_snr, lambda: dict(gamma_min=-10.0, gamma_max=10.0),
-     Arg("gamma_min", "real", accepts=_ANY_SIGN), Arg("gamma_max", "real")))
-E(_E("schedule.LearnedLogSNR", schedule.LearnedLogSNR, lambda: dict(gamma_min=-10.0, gamma_max=10.0),
-     Arg("gamma_min", "real", accepts=_ANY_SIGN), Arg("gamma_max", "real")))
-E(_E("LearnedLogSNR.bound_gradient", lambda x0, eps_sq_min, eps_sq_max: schedule.learned_log_snr().bound_gradient(
-     x0, eps_sq_min, eps_sq_max), lambda: dict(x0=np.ones((4, 2)), eps_sq_min=np.ones(4), eps_sq_max=np.ones(4)),
-     Arg("x0", "points"), Arg("eps_sq_min", "array"), Arg("eps_sq_max", "array")))
 E(_E("schedule.ddpm_linear", schedule.ddpm_linear, lambda: dict(T=10, beta_start=1e-4, beta_end=0.02),
      Arg("T", "int"), Arg("beta_start", "real"), Arg("beta_end", "real")))
 E(_E("schedule.DiscreteSchedule", schedule.DiscreteSchedule,

@@ -1,4 +1,4 @@
-"""The two likelihood levers: t drawn by the loss's second moment, and VDM's learned schedule ends."""
+"""t drawn by the loss's second moment, importance-weighted (the likelihood lever that was kept)."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import pytest
 from npdiff.nn import MLPConfig
 from npdiff.nn.model import DiffusionMLP
 from npdiff.objective import LossSecondMomentTimes, TimeSampler
-from npdiff.schedule import LearnedLogSNR, learned_log_snr, schedule_from_config, vp_linear
+from npdiff.schedule import vp_linear
 from npdiff.train import TrainConfig, Trainer
 
 
@@ -93,77 +93,3 @@ def test_trainer_draws_by_the_second_moment_and_fills_the_history():
     assert np.all(np.isfinite(tr.history["loss"]))
     with pytest.raises(ValueError, match="loss_second_moment_bins"):
         TrainConfig(loss_second_moment_bins=1)
-
-
-# -- the learned schedule --------------------------------------------------------------------------
-def test_learned_schedule_is_a_log_snr_linear_schedule_in_gamma():
-    s = LearnedLogSNR(-7.0, 9.0)
-    t = np.linspace(0.0, 1.0, 11)
-    np.testing.assert_allclose(s.log_snr(t), 7.0 - 16.0 * t, rtol=1e-14)
-    # beta = -d/dt log alpha_bar, by central differences in float64
-    tt, h = np.linspace(0.05, 0.95, 7), 1e-6
-    fd = -(s.log_alpha_bar(tt + h) - s.log_alpha_bar(tt - h)) / (2 * h)
-    np.testing.assert_allclose(s.beta(tt), fd, rtol=1e-7)
-    assert schedule_from_config(s.config()) == s and learned_log_snr(-7.0, 9.0) == s
-    with pytest.raises(ValueError, match="gamma_min must be < gamma_max"):
-        LearnedLogSNR(3.0, 3.0)
-
-
-def _gaussian_bound(g_min, g_max, x, s2):
-    # the whole bound for N(0, s2 I) data and its exact denoiser: E||eps - eps_hat||^2 = D s2 / (s2 + e^gamma), so
-    # the diffusion term is D/2 [gamma - log(s2 + e^gamma)] between the ends
-    D = x.shape[1]
-    sched = LearnedLogSNR(g_min, g_max)
-    diff = 0.5 * D * ((g_max - np.log(s2 + np.exp(g_max))) - (g_min - np.log(s2 + np.exp(g_min))))
-    return float(np.mean(sched.bound_ends(x))) + diff
-
-
-def _exact_eps_sq(g, D, s2, n):
-    return np.full(n, D * s2 / (s2 + np.exp(g)))
-
-
-@pytest.mark.parametrize("ends", [(-6.0, 5.0), (-2.0, 1.5), (-10.0, 10.0)])
-def test_bound_gradient_matches_central_differences(ends):
-    rng = np.random.default_rng(0)
-    s2, D = 0.7, 3
-    x = rng.standard_normal((50, D)) * np.sqrt(s2)
-    g_min, g_max = ends
-    d_min, d_max = LearnedLogSNR(g_min, g_max).bound_gradient(
-        x, _exact_eps_sq(g_min, D, s2, 50), _exact_eps_sq(g_max, D, s2, 50))
-    h = 1e-5
-    fd_min = (_gaussian_bound(g_min + h, g_max, x, s2) - _gaussian_bound(g_min - h, g_max, x, s2)) / (2 * h)
-    fd_max = (_gaussian_bound(g_min, g_max + h, x, s2) - _gaussian_bound(g_min, g_max - h, x, s2)) / (2 * h)
-    np.testing.assert_allclose([d_min, d_max], [fd_min, fd_max], rtol=1e-6, atol=1e-9, err_msg=f"ends={ends}")
-
-
-def test_bound_is_the_entropy_for_gaussian_data_with_wide_ends():
-    # with the exact denoiser the continuous-time bound is tight: E L -> D/2 log(2 pi e s2) as the ends widen
-    s2, D = 0.7, 2
-    x = np.sqrt(s2) * np.array([[1.0, -1.0], [-1.0, 1.0]])  # E x^2 = s2 exactly
-    np.testing.assert_allclose(_gaussian_bound(-30.0, 30.0, x, s2), 0.5 * D * np.log(2 * np.pi * np.e * s2), rtol=1e-10)
-
-
-def test_bound_gradient_checks_its_inputs():
-    s = learned_log_snr()
-    with pytest.raises(ValueError, match="eps_sq_min and eps_sq_max must have shape"):
-        s.bound_gradient(np.zeros((4, 2)), np.ones(3), np.ones(4))
-    with pytest.raises(ValueError, match=">= 0"):
-        s.bound_gradient(np.zeros((4, 2)), -np.ones(4), np.ones(4))
-
-
-def test_trainer_moves_the_ends_and_a_checkpoint_resumes_them_exactly(tmp_path):
-    straight = _tiny_trainer(learned_log_snr(), schedule_lr=0.5)
-    straight.run(progress=False)
-    assert straight.schedule != learned_log_snr(), "the ends did not move"
-    half = _tiny_trainer(learned_log_snr(), schedule_lr=0.5)
-    half.run(until=10, progress=False)
-    half.save(tmp_path / "ck.npz")
-    data = np.random.default_rng(1).standard_normal((64, 2))
-    resumed = Trainer.load(tmp_path / "ck.npz", data)
-    assert resumed.schedule == half.schedule  # the ends live in the checkpoint
-    resumed.run(progress=False)
-    assert resumed.schedule == straight.schedule
-    np.testing.assert_array_equal(resumed.params, straight.params)
-    assert resumed.denoiser().schedule == straight.schedule
-    with pytest.raises(ValueError, match="LearnedLogSNR"):
-        _tiny_trainer(vp_linear(), schedule_lr=0.1)
