@@ -93,3 +93,17 @@ def test_trainer_draws_by_the_second_moment_and_fills_the_history():
     assert np.all(np.isfinite(tr.history["loss"]))
     with pytest.raises(ValueError, match="loss_second_moment_bins"):
         TrainConfig(loss_second_moment_bins=1)
+
+
+def test_second_moment_run_resumes_exactly_from_a_checkpoint(tmp_path):
+    # the loss histories travel in the checkpoint: 10 + 10 steps give the weights of 20 straight ones
+    straight = _tiny_trainer(vp_linear(), loss_second_moment_bins=4)
+    straight.run(progress=False)
+    half = _tiny_trainer(vp_linear(), loss_second_moment_bins=4)
+    half.run(until=10, progress=False)
+    half.save(tmp_path / "ck.npz")
+    resumed = Trainer.load(tmp_path / "ck.npz", np.random.default_rng(1).standard_normal((64, 2)))
+    np.testing.assert_array_equal(resumed.resampler.losses, half.resampler.losses)
+    resumed.run(progress=False)
+    np.testing.assert_array_equal(resumed.params, straight.params)
+    np.testing.assert_array_equal(resumed.resampler.losses, straight.resampler.losses)
