@@ -47,7 +47,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from _common import write_results  # noqa: E402
+from _common import alternate, summary, write_results  # noqa: E402
 
 from npdiff.data import toy2d  # noqa: E402
 from npdiff.likelihood import ode_log_likelihood  # noqa: E402
@@ -130,6 +130,25 @@ def report() -> list[dict]:
     return rows
 
 
+def speed(steps: int = 2000, pairs: int = 3) -> list[dict]:
+    r"""Steps per second of the recipe with and without the second-moment draw, run in alternation on rings."""
+    model_kw, train_kw, schedule = recipe("2d")
+
+    def rate(overrides: dict) -> float:
+        kw = {**train_kw, **overrides, "steps": steps + 50}
+        trainer = Trainer(DiffusionMLP(MLPConfig(dim=2, **model_kw), schedule, rng=0), toy2d.load("rings"), TrainConfig(**kw), 0)
+        trainer.run(until=50, progress=False)  # compiled kernels and filled histories before the clock starts
+        t0 = time.perf_counter()
+        trainer.run(progress=False)
+        return steps / (time.perf_counter() - t0)
+
+    base, lever, _ = alternate(lambda: rate({}), lambda: rate(_variant("second_moment")[0]), pairs)
+    ratio = [b / v for b, v in zip(base, lever)]  # > 1: the lever is slower
+    return [{"variant": "baseline", "steps_per_s": float(np.median(base)), "runs": summary(base)},
+            {"variant": "second_moment", "steps_per_s": float(np.median(lever)), "runs": summary(lever),
+             "slowdown": float(np.median(ratio))}]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
@@ -139,7 +158,16 @@ def main() -> None:
     ap.add_argument("--n-test", type=int, default=2000, help="fresh test points per set (default 2000)")
     ap.add_argument("--report", action="store_true",
                     help="pair the saved runs and write benchmarks/results/likelihood_levers.json")
+    ap.add_argument("--speed", action="store_true", help="steps/s with and without the second-moment draw")
     args = ap.parse_args()
+    if args.speed:
+        rows = speed()
+        rows[0]["slowdown"] = 1.0
+        for r in rows:
+            print(json.dumps(r), flush=True)
+        write_results("likelihood_levers_speed", rows, columns=["variant", "steps_per_s", "runs", "slowdown"],
+                      notes={"steps": 2000, "pairs": 3, "set": "rings", "batch": 512})
+        return
     if args.report:
         rows = report()
         for r in rows:
