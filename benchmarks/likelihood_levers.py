@@ -103,7 +103,7 @@ def run(variant: str, name: str, seed: int, steps: int, n_test: int) -> dict:
            "gap": float(gap.mean()), "gap_se": float(gap.std(ddof=1) / np.sqrt(n_test)), "nfe": int(res.nfe),
            "train_s": train_s, "ode_s": time.perf_counter() - t0, "schedule": model.schedule.config()}
     os.makedirs(OUT, exist_ok=True)
-    np.savez(os.path.join(OUT, f"{variant}-{name}-seed{seed}.npz"), gap=gap, row=json.dumps(row))
+    np.savez(os.path.join(OUT, f"{variant}-{name}-seed{seed}-steps{steps}.npz"), gap=gap, row=json.dumps(row))
     return row
 
 
@@ -113,12 +113,12 @@ def report() -> list[dict]:
     for path in sorted(glob.glob(os.path.join(OUT, "*.npz"))):
         with np.load(path) as f:
             row = json.loads(str(f["row"]))
-            saved[(row["variant"], row["set"], row["seed"])] = (row, f["gap"])
+            saved[(row["variant"], row["set"], row["seed"], row["steps"])] = (row, f["gap"])
     rows = []
-    for (variant, name, seed), (row, gap) in sorted(saved.items()):
+    for (variant, name, seed, steps), (row, gap) in sorted(saved.items(), key=lambda kv: (kv[0][3], kv[0][:3])):
         out = {k: row[k] for k in ("variant", "set", "seed", "steps", "n_test", "gap", "gap_se", "nfe", "train_s")}
         out.update(diff=None, diff_se=None, helps=None, gamma_min=None, gamma_max=None)
-        base = saved.get(("baseline", name, seed))
+        base = saved.get(("baseline", name, seed, steps))
         if variant != "baseline" and base is not None and base[1].shape == gap.shape:
             d = gap - base[1]  # (n,) paired on the same points
             out.update(diff=float(d.mean()), diff_se=float(d.std(ddof=1) / np.sqrt(d.size)))

@@ -107,3 +107,33 @@ def test_second_moment_run_resumes_exactly_from_a_checkpoint(tmp_path):
     resumed.run(progress=False)
     np.testing.assert_array_equal(resumed.params, straight.params)
     np.testing.assert_array_equal(resumed.resampler.losses, straight.resampler.losses)
+
+
+@pytest.mark.parametrize("network", ["mlp", "unet"])
+def test_per_example_losses_of_a_step_average_to_its_loss(network):
+    # while q is uniform (weights 1), the losses pushed into the histories are the terms of the step's mean loss
+    if network == "mlp":
+        tr = _tiny_trainer(vp_linear(), loss_second_moment_bins=64)
+    else:
+        from npdiff.nn.unet.config import UNetConfig
+        from npdiff.nn.unet.model import DiffusionUNet
+
+        cfg = UNetConfig(image_size=4, widths=(8, 16), num_res_blocks=1, attention_resolutions=(2,), heads=2, groups=4,
+                         emb_dim=8, time_dim=16, parameterization="v")
+        data = np.random.default_rng(9).uniform(-1, 1, (64, 16))
+        tr = Trainer(DiffusionUNet(cfg, vp_linear(), rng=0), data, TrainConfig(steps=5, batch_size=16, loss="eps",
+                                                                                loss_second_moment_bins=64), rng=0)
+    seen = []
+    update = tr.resampler.update
+    tr.resampler.update = lambda bins, losses: (seen.append(losses), update(bins, losses))
+    loss = tr.train_step()
+    assert not tr.resampler.full
+    np.testing.assert_allclose(np.mean(seen[0]), loss, rtol=1e-5)
+
+
+def test_the_prompt_network_refuses_the_second_moment_draw():
+    from npdiff.nn import prompt_mlp as pm
+
+    cfg = pm.PromptMLPConfig(dim=6, width=8, depth=2, emb_dim=4)
+    with pytest.raises(ValueError, match="loss_second_moment_bins needs per-example losses"):
+        Trainer(pm.PromptMLP(cfg, vp_linear(), rng=0), lambda n, rng: None, TrainConfig(loss_second_moment_bins=4), rng=0)
