@@ -1,7 +1,9 @@
 r"""Two likelihood training levers on the 2D sets, each against the plain recipe by paired errors.
 
     python benchmarks/likelihood_levers.py --seeds 0 --variants baseline second_moment     # train and score
+    python benchmarks/likelihood_levers.py --steps 26000 --sets rings checkerboard --variants baseline second_moment
     python benchmarks/likelihood_levers.py --report                                         # the table
+    python benchmarks/likelihood_levers.py --speed                                          # its cost in steps/s
 
 A *variant* is the default ``"2d"`` recipe of :mod:`npdiff.recipes` with a few fields changed (``--steps``
 shortens every variant alike, to stay within a few minutes of training on one core):
@@ -176,8 +178,9 @@ def main() -> None:
                    "gamma_min", "gamma_max", "nfe", "train_s"]
         write_results("likelihood_levers", rows, columns=[c for c in columns if any(c in r for r in rows)],
                       notes={"pairing": "diff = mean over the same test points of gap(variant) - gap(baseline)",
-                             "runs": "python benchmarks/likelihood_levers.py --seeds S --variants V (S = 0, 1), "
-                                     "8000 steps, 2000 test points, RK45 rtol = atol = 1e-5 from t_min = 1e-5",
+                             "runs": "python benchmarks/likelihood_levers.py --seeds S --variants V (S = 0, 1; 8000 steps, "
+                                     "every set) and the same with --steps 26000 --sets rings checkerboard --variants "
+                                     "baseline second_moment; 2000 test points, RK45 rtol = atol = 1e-5 from t_min = 1e-5",
                              "removed": REMOVED})
         return
     for seed in args.seeds:
