@@ -180,7 +180,8 @@ def main() -> None:
                       notes={"pairing": "diff = mean over the same test points of gap(variant) - gap(baseline)",
                              "runs": "python benchmarks/likelihood_levers.py --seeds S --variants V (S = 0, 1; 8000 steps, "
                                      "every set) and the same with --steps 26000 --variants baseline second_moment "
-                                     "(8gaussians, rings, checkerboard); 2000 test points, RK45 rtol = atol = 1e-5 from t_min = 1e-5",
+                                     "(8gaussians, rings, checkerboard); 2000 test points, RK45 rtol = atol = 1e-5 "
+                                     "from t_min = 1e-5",
                              "removed": REMOVED})
         return
     for seed in args.seeds:
