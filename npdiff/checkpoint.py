@@ -76,6 +76,8 @@ class Checkpoint:
     train_config : the :class:`~npdiff.train.TrainConfig` dict, or None.
     path : the file it came from.
     data_name : the name of the data set it was trained on, or None (not recorded, or an older file).
+    time_losses : the loss histories (K, k) and counts (K,) of a run that draws t by the loss's second
+        moment (:class:`~npdiff.objective.LossSecondMomentTimes`), or None.
     """
 
     model: Any
@@ -88,6 +90,7 @@ class Checkpoint:
     train_config: dict[str, Any] | None
     path: Path
     data_name: str | None = None
+    time_losses: tuple[np.ndarray, np.ndarray] | None = None
 
     def denoiser(self, ema: bool = True, dtype: type = np.float64) -> Any:
         r"""The model with the EMA weights (when saved and ``ema``) or the raw weights."""
@@ -115,7 +118,8 @@ def _json_array(obj: object) -> np.ndarray:
 
 def save(path: str | os.PathLike, model: Any, *, optimizer: AdamW | None = None, step: int = 0,
          rng: np.random.Generator | None = None, history: dict[str, np.ndarray] | None = None,
-         train_config: dict[str, Any] | None = None, data_name: str | None = None) -> Path:
+         train_config: dict[str, Any] | None = None, data_name: str | None = None,
+         time_losses: tuple[np.ndarray, np.ndarray] | None = None) -> Path:
     r"""Write a checkpoint atomically (see the module docstring) and return its path.
 
     Parameters
@@ -129,6 +133,7 @@ def save(path: str | os.PathLike, model: Any, *, optimizer: AdamW | None = None,
     history : per-step series, e.g. ``{"loss": (step,) array}``. train_config : a JSON-able dict.
     data_name : the name of the training data set (e.g. ``"moons"``), so that scoring the model
         on another set can be caught.
+    time_losses : (losses (K, k), counts (K,)) of a second-moment draw of t, so a resumed run draws alike.
     """
     arch = arch_of(model)
     if rng is not None and not isinstance(rng, np.random.Generator):
@@ -147,6 +152,11 @@ def save(path: str | os.PathLike, model: Any, *, optimizer: AdamW | None = None,
         if series.dtype not in (np.float32, np.float64) or series.shape != (step,):
             raise ValueError(f"history[{name!r}] must be a float32/float64 series of shape ({step},) (one value per "
                              f"step), got {series.dtype} of shape {series.shape}")
+    if time_losses is not None:
+        losses, counts = (np.asarray(a, dtype=np.float64) for a in time_losses)
+        if losses.ndim != 2 or counts.shape != losses.shape[:1] or not np.all(np.isfinite(losses)):
+            raise ValueError(f"time_losses must be finite losses (K, k) and counts (K,), "
+                             f"got shapes {losses.shape}, {counts.shape}")
     config = {
         "version": VERSION,
         "arch": arch,
@@ -156,6 +166,7 @@ def save(path: str | os.PathLike, model: Any, *, optimizer: AdamW | None = None,
         "optimizer": optimizer.hyperparameters() if optimizer is not None else None,
         "train": train_config,
         "history": sorted(history),
+        **({"time_losses": list(losses.shape)} if time_losses is not None else {}),
         **({"data": data_name} if data_name is not None else {}),
     }
     arrays: dict[str, np.ndarray] = {"npdiff_checkpoint": np.array(FORMAT), "config": _json_array(config),
@@ -169,6 +180,8 @@ def save(path: str | os.PathLike, model: Any, *, optimizer: AdamW | None = None,
                 raise ValueError(f"refusing to save an optimizer state whose {name} holds NaN/Inf values")
     for name, series in history.items():
         arrays[f"history_{name}"] = np.asarray(series)
+    if time_losses is not None:
+        arrays["time_loss_history"], arrays["time_loss_count"] = losses, counts
 
     if path.is_dir():
         raise IsADirectoryError(f"path must name a checkpoint file, got the folder {str(path)!r}")
@@ -413,6 +426,15 @@ def _load(path: Path, archive: _Archive, expected: str | None) -> Checkpoint:
             raise _bad(path, f"missing history series {name!r}")
         archive.expect(f"history_{name}", shape=(step,))
         history[name] = archive.read(f"history_{name}")
+    time_losses = None
+    if config.get("time_losses") is not None:
+        shape = config["time_losses"]
+        if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(n, int) and 0 < n <= 1 << 16 for n in shape)):
+            raise _bad(path, f"config 'time_losses' must be the shape [K, k] of the loss histories, got {shape!r}")
+        archive.expect("time_loss_history", shape=tuple(shape))
+        archive.expect("time_loss_count", shape=(shape[0],))
+        time_losses = (archive.read("time_loss_history"), archive.read("time_loss_count"))
     ema = model if optimizer is None else network(model.config, model.schedule, optimizer["ema"])
     return Checkpoint(model=ema, raw_model=model, step=step, optimizer=optimizer, optimizer_config=config.get("optimizer"),
-                      rng=rng, history=history, train_config=config.get("train"), path=path, data_name=data_name)
+                      rng=rng, history=history, train_config=config.get("train"), path=path, data_name=data_name,
+                      time_losses=time_losses)

@@ -48,7 +48,7 @@ from .forward import q_sample_unchecked
 from .parameterization import PREDICTIONS, prediction_target
 from .schedule import Schedule
 
-__all__ = ["TimeSampler", "denoising_targets", "log_snr_times", "loss_weight", "noisy_batch"]
+__all__ = ["LossSecondMomentTimes", "TimeSampler", "denoising_targets", "log_snr_times", "loss_weight", "noisy_batch"]
 
 
 # -- the weight -----------------------------------------------------------------------------------
@@ -152,10 +152,27 @@ class TimeSampler:
         self._log = self.t_min > 0.0
         self._lam_lo, self._lam_hi = lam_lo, lam_hi
         self._lam, self._y = lam, (np.log(t) if self._log else t)  # (G,), (G,)
+        # the mixture's CDF F(t) = (1 - f) (t - t_min) / (t_max - t_min) + f (lambda(t_min) - lambda(t)) / (range),
+        # on the table's times (dense where lambda moves fast) and a uniform grid (dense where t does)
+        tq = np.unique(np.concatenate([t, np.linspace(self.t_min, self.t_max, _LOG_SNR_GRID)]))  # (G',) increasing
+        lam_q = np.clip(schedule.log_snr(tq), lam_lo, lam_hi)
+        cdf = ((1.0 - self.fraction) * (tq - self.t_min) / (self.t_max - self.t_min)
+               + self.fraction * (lam_hi - lam_q) / (lam_hi - lam_lo))  # (G',) strictly increasing
+        self._cdf, self._cdf_y = cdf, (np.log(tq) if self._log else tq)
 
     def _from_log_snr(self, u: np.ndarray) -> np.ndarray:
         lam = self._lam_lo + u * (self._lam_hi - self._lam_lo)  # (k,) uniform log-SNR
         y = np.interp(lam, self._lam, self._y)  # (k,)
+        return np.clip(np.exp(y) if self._log else y, self.t_min, self.t_max)
+
+    def quantile(self, u: np.ndarray) -> np.ndarray:
+        r"""The inverse CDF of :math:`p(t)`: times (k,) at levels u (k,) in [0, 1] (checked by the caller).
+
+        u ~ U(0, 1) gives t ~ p(t) (unstratified); :class:`LossSecondMomentTimes` draws u by bins.
+        """
+        if self.fraction == 0.0:
+            return self.t_min + u * (self.t_max - self.t_min)
+        y = np.interp(u, self._cdf, self._cdf_y)  # (k,)
         return np.clip(np.exp(y) if self._log else y, self.t_min, self.t_max)
 
     def __call__(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -165,6 +182,83 @@ class TimeSampler:
         u = rng.uniform(0.0, 1.0, n)  # (n,)
         k = round(self.fraction * n)  # the first k by log-SNR, the rest uniform in t
         return np.concatenate([self._from_log_snr(u[:k]), self.t_min + u[k:] * (self.t_max - self.t_min)])  # (n,)
+
+
+class LossSecondMomentTimes:
+    r"""Times drawn by the loss's second moment, importance-weighted (Nichol & Dhariwal 2021, Sec. 3.3).
+
+    The base density :math:`p_0(t)` is that of a :class:`TimeSampler`. Its CDF maps t to
+    :math:`u = F_0(t)`, uniform under :math:`p_0`, and [0, 1] is cut into K equal bins. Each bin keeps the
+    last ``history`` per-example losses seen in it. Once every bin's history is full, a bin is drawn with
+
+    .. math:: q_k \propto \sqrt{\mathbb E[L^2 \mid k]}
+
+    (mixed with 0.001 of the uniform, as improved-diffusion does, so no bin starves), u uniform within it,
+    :math:`t = F_0^{-1}(u)`, and the example's loss weighted by :math:`1/(K q_k)`. The objective's
+    expectation is unchanged,
+
+    .. math:: \mathbb E_q\Big[\frac{L}{K q_k}\Big] = \sum_k q_k \frac{\mathbb E[L \mid k]}{K q_k}
+              = \frac1K\sum_k \mathbb E[L \mid k] = \mathbb E_{p_0}[L],
+
+    and its second moment :math:`\frac{1}{K^2}\sum_k \mathbb E[L^2 \mid k]/q_k` is smallest over the
+    simplex at :math:`q_k \propto \sqrt{\mathbb E[L^2 \mid k]}` (Lagrange: :math:`-\mathbb E[L^2|k]/q_k^2
+    = \mu` for every k). The weight enters the loss linearly, so the gradient is the network's own
+    backward with the per-example weight multiplied by :math:`1/(K q_k)`. Until every history is full,
+    q is uniform and the weights are 1.
+
+    Parameters
+    ----------
+    base : the :class:`TimeSampler` of :math:`p_0`.
+    bins : K, the number of bins in u.
+    history : losses kept per bin (10 in the paper).
+    """
+
+    def __init__(self, base: TimeSampler, bins: int, history: int = 10) -> None:
+        if not isinstance(base, TimeSampler):
+            raise TypeError(f"base must be a TimeSampler, got {type(base).__name__}")
+        self.base = base
+        self.bins = positive_int(bins, "bins", minimum=2)
+        self.history = positive_int(history, "history")
+        self.losses = np.zeros((self.bins, self.history))  # (K, k) ring buffers, newest at [k, count % history]
+        self.count = np.zeros(self.bins, dtype=np.int64)  # (K,) losses seen per bin
+
+    @property
+    def full(self) -> bool:
+        r"""Whether every bin has seen ``history`` losses (then q follows the losses)."""
+        return bool(np.all(self.count >= self.history))
+
+    def probabilities(self) -> np.ndarray:
+        r"""The bin probabilities q (K,): uniform until :attr:`full`, then :math:`\propto\sqrt{E[L^2]}` (0.001 uniform)."""
+        K = self.bins
+        if not self.full:
+            return np.full(K, 1.0 / K)
+        root = np.sqrt(np.mean(self.losses**2, axis=1))  # (K,)
+        if not np.all(np.isfinite(root)) or root.sum() <= 0.0:
+            return np.full(K, 1.0 / K)
+        return 0.999 * root / root.sum() + 0.001 / K
+
+    def __call__(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        r"""n times (n,), their bins (n,) int and importance weights :math:`1/(K q_k)` (n,)."""
+        q = self.probabilities()  # (K,)
+        k = rng.choice(self.bins, size=n, p=q)  # (n,)
+        u = (k + rng.uniform(0.0, 1.0, n)) / self.bins  # (n,) uniform within each drawn bin
+        return self.base.quantile(u), k, 1.0 / (self.bins * q[k])
+
+    def update(self, bins: np.ndarray, losses: np.ndarray) -> None:
+        r"""Push the per-example losses (n,) of the examples drawn in ``bins`` (n,) into the histories."""
+        bins, losses = np.asarray(bins, dtype=np.int64), np.asarray(losses, dtype=np.float64)
+        if bins.shape != losses.shape or bins.ndim != 1:
+            raise ValueError(f"bins and losses must be 1-D of one length, got shapes {bins.shape} and {losses.shape}")
+        if bins.size and (bins.min() < 0 or bins.max() >= self.bins):
+            raise ValueError(f"bins must lie in 0..{self.bins - 1}, got {bins.min()}..{bins.max()}")
+        if not np.all(np.isfinite(losses)):
+            raise ValueError("losses must be finite")
+        for b in np.unique(bins):
+            seen = losses[bins == b]
+            new = seen[-self.history :]  # only the newest `history` can survive
+            slots = (self.count[b] + seen.size - new.size + np.arange(new.size)) % self.history
+            self.losses[b, slots] = new
+            self.count[b] += seen.size
 
 
 def log_snr_times(n: int, rng: np.random.Generator, schedule: Schedule, *, t_min: float = 1e-5,

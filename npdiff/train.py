@@ -49,7 +49,7 @@ from .nn.prompt_mlp import loss_and_grad as prompt_loss_and_grad
 from .nn.unet import network as unet_network
 from .nn.unet.config import UNetConfig
 from .nn.unet.model import DiffusionUNet
-from .objective import TimeSampler, noisy_batch
+from .objective import LossSecondMomentTimes, TimeSampler, noisy_batch
 from .parameterization import PREDICTIONS
 from .schedule import Schedule, vp_linear
 from .threads import blas_threads
@@ -80,6 +80,11 @@ class TrainConfig:
         (:func:`npdiff.objective.loss_weight`).
     p_uncond : a conditional network's probability of training a point without its label (module
         docstring); unused by an unconditional network.
+    loss_second_moment_bins : K > 0 draws t by the loss's second moment over K bins of the base
+        density above, importance-weighted so the objective's expectation is unchanged
+        (:class:`npdiff.objective.LossSecondMomentTimes`, Nichol & Dhariwal 2021, Sec. 3.3); 0 (default): off.
+        The MLP and the U-Net only; its loss histories are saved in checkpoints, so a run resumes exactly.
+        What it buys on the 2D sets: docs/measurements/likelihood_levers.md.
     """
 
     steps: int = 10_000
@@ -96,6 +101,7 @@ class TrainConfig:
     loss: str | None = None
     log_snr_fraction: float = 0.0
     p_uncond: float = 0.1
+    loss_second_moment_bins: int = 0
 
     def __post_init__(self) -> None:
         positive_int(self.steps, "steps")
@@ -106,6 +112,8 @@ class TrainConfig:
         real_scalar(self.t_min, "t_min", lo=0.0, hi=1.0, hi_open=True)
         real_scalar(self.log_snr_fraction, "log_snr_fraction", lo=0.0, hi=1.0)
         real_scalar(self.p_uncond, "p_uncond", lo=0.0, hi=1.0)
+        if self.loss_second_moment_bins != 0:
+            positive_int(self.loss_second_moment_bins, "loss_second_moment_bins", minimum=2)
         if self.loss is not None and (not isinstance(self.loss, str) or self.loss not in PREDICTIONS):
             raise ValueError(f"loss must be one of {PREDICTIONS} or None, got {self.loss!r}")
         if isinstance(self.betas, (str, bytes)) or not hasattr(self.betas, "__len__") or len(self.betas) != 2:
@@ -208,6 +216,11 @@ def _loss_and_grad_into(model: DiffusionMLP | DiffusionUNet, params: np.ndarray,
     def step(xt: np.ndarray, t: np.ndarray, target: np.ndarray, weight: np.ndarray, rows: np.ndarray | None) -> float:
         return net.loss_and_grad(layers, grads, xt, t, target, weight, rows, table, table_grad)
 
+    def squared_errors(target: np.ndarray) -> np.ndarray:  # (B,) of the last step, from the output it left in the buffers
+        buf = net.buffers(target.shape[0], layers[0][0].dtype)
+        return np.mean((buf.out + layers[-1][1] - target) ** 2, axis=1)
+
+    step.squared_errors = squared_errors
     return step
 
 
@@ -216,12 +229,16 @@ def _unet_loss_and_grad_into(cfg: UNetConfig, params: np.ndarray, grad: np.ndarr
     # npdiff.nn.unet.network.loss_and_grad in the weights' dtype (float32): its forward, the loss, its backward
     P = cfg.views(params)  # named views: the optimizer's updates reach them
 
+    last = {}
+
     def step(xt: np.ndarray, t: np.ndarray, target: np.ndarray, weight: np.ndarray, rows: np.ndarray | None) -> float:
         out, cache = unet_network.forward_unchecked(cfg, P, xt.astype(params.dtype), t, rows)  # (B, D)
         loss, dy = mse(out, target, weight)
         grad[...] = unet_network.backward_unchecked(cfg, P, cache, dy.astype(params.dtype))[0]
+        last["out"] = out
         return float(loss)
 
+    step.squared_errors = lambda target: np.mean((last["out"] - target) ** 2, axis=1)  # (B,) of the last step
     return step
 
 
@@ -260,6 +277,11 @@ class Trainer:
         name = getattr(data, "name", None)
         self.data_name: str | None = name if isinstance(name, str) and name else None  # recorded in checkpoints
         self.times = TimeSampler(self.schedule, config.t_min, config.log_snr_fraction)  # refuses t_min >= t_max
+        self.resampler: LossSecondMomentTimes | None = None
+        if config.loss_second_moment_bins:
+            if isinstance(model, PromptMLP):
+                raise ValueError("loss_second_moment_bins needs per-example losses, which the PromptMLP's step does not keep")
+            self.resampler = LossSecondMomentTimes(self.times, config.loss_second_moment_bins)
         self.params = model.params.astype(np.float32)  # (n_params,) the weights being trained
         self.grad = np.zeros_like(self.params)
         self._loss_and_grad = _loss_and_grad_into(model, self.params, self.grad)
@@ -295,13 +317,18 @@ class Trainer:
             if C and as_labels(y, B, C, "sampled labels") is None:
                 raise ValueError("the data sampler returned None for the labels")
             self._checked = True
-        t = self.times(rng, B)  # (B,)
+        if self.resampler is None:
+            t = self.times(rng, B)  # (B,)
+        else:  # by the losses' second moment, each example weighted by 1 / (K q_k)
+            t, bins, importance = self.resampler(rng, B)  # (B,) each
         eps = rng.standard_normal((B, D))  # (B, D)
         if C:  # label dropout: the "no label" row C with probability p_uncond (Ho & Salimans 2022, Alg. 1)
             y = np.where(rng.random(B) < cfg.p_uncond, C, np.asarray(y, dtype=np.int64))  # (B,)
         xt, target, weight = noisy_batch(np.asarray(x0, dtype=np.float64), t, eps, self.schedule,
                                          self.model_config.parameterization, self.loss_kind)
-        loss = self._loss_and_grad(xt, t, target, weight, y)
+        loss = self._loss_and_grad(xt, t, target, weight if self.resampler is None else weight * importance, y)
+        if self.resampler is not None and math.isfinite(loss):  # the objective's own per-example losses, unweighted
+            self.resampler.update(bins, weight * self._loss_and_grad.squared_errors(target))
         if not math.isfinite(loss):  # before the update, so the weights stay those of the last good step
             raise FloatingPointError(f"training loss became {loss} at step {self.step + 1} (the weights are kept as "
                                      f"after step {self.step}); lower lr or check the data")
@@ -382,14 +409,16 @@ class Trainer:
 
         self.check_finite()
         checkpoint.save(path, self.denoiser(ema=False, dtype=np.float32), optimizer=self.optimizer, step=self.step,
-                        rng=self.rng, history=self.history, train_config=self.config.to_dict(), data_name=self.data_name)
+                        rng=self.rng, history=self.history, train_config=self.config.to_dict(), data_name=self.data_name,
+                        time_losses=None if self.resampler is None else (self.resampler.losses, self.resampler.count))
 
     @classmethod
     def load(cls, path: str | os.PathLike, data: object) -> Trainer:
         r"""Resume from a checkpoint written by :meth:`save`; ``data`` as for the constructor.
 
         The resumed run continues exactly as the uninterrupted one would (same generator state,
-        same optimizer state, same step counter).
+        same optimizer state, same step counter); the loss histories of
+        ``loss_second_moment_bins`` too).
         """
         from . import checkpoint
 
@@ -406,6 +435,12 @@ class Trainer:
             trainer.optimizer.load_state(ck.optimizer, ck.step)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{os.fspath(path)} holds an optimizer state that does not fit its model: {exc}") from exc
+        if trainer.resampler is not None and ck.time_losses is not None:
+            losses, counts = ck.time_losses
+            if losses.shape != trainer.resampler.losses.shape or np.any(counts < 0):
+                raise ValueError(f"{os.fspath(path)} holds loss histories of shape {losses.shape}, its config "
+                                 f"wants {trainer.resampler.losses.shape}")
+            trainer.resampler.losses[...], trainer.resampler.count[...] = losses, counts.astype(np.int64)
         trainer.step = ck.step
         trainer._grow(ck.step)
         for k, v in ck.history.items():

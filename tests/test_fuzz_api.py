@@ -726,6 +726,9 @@ E(_E("train.TrainConfig", tr.TrainConfig, lambda: dict(steps=5, batch_size=4, lr
      Arg("loss", "choice", accepts=_NONE_OK)))
 E(_E("objective.TimeSampler", ob.TimeSampler, lambda: dict(schedule=VP, t_min=1e-5, log_snr_fraction=0.5),
      Arg("schedule", "schedule"), Arg("t_min", "real"), Arg("log_snr_fraction", "real")))
+E(_E("objective.LossSecondMomentTimes", ob.LossSecondMomentTimes,
+     lambda: dict(base=ob.TimeSampler(VP, 1e-5, 0.5), bins=8, history=10),
+     Arg("base", "object"), Arg("bins", "int2"), Arg("history", "int")))
 E(_E("objective.log_snr_times", ob.log_snr_times, lambda: dict(n=5, rng=_rng(), schedule=VP, t_min=1e-5, log_snr_fraction=0.5),
      Arg("n", "int"), Arg("rng", "rng"), Arg("schedule", "schedule"), Arg("t_min", "real"),
      Arg("log_snr_fraction", "real")))
