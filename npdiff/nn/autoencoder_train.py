@@ -1,0 +1,151 @@
+r"""Training the KL autoencoder (:mod:`npdiff.nn.autoencoder`), its latent scale, and its file.
+
+:func:`train_autoencoder` runs AdamW + EMA (:mod:`npdiff.nn.optim`) on minibatches drawn with
+replacement from the training images, one Generator for the batches and the noise
+:math:`\epsilon` of the reparameterization, in that order each step; then sets the latent's scale
+factor :math:`s = 1/\mathrm{std}(\mu(x))`, the standard deviation of all entries of the encoded
+training means (Rombach et al. 2022, App. G, "rescale the latent space to unit standard deviation";
+diffusers' ``scaling_factor``).
+
+:func:`save_autoencoder` and :func:`load_autoencoder` keep the checkpoint format of
+:mod:`npdiff.checkpoint` (one ``.npz``: a marker, the JSON config, the float64 weights; written
+atomically, read with ``allow_pickle=False`` through the same archive checks), with the marker
+``"npdiff-autoencoder"`` so neither loader takes the other's file.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .._atomic import write_atomically
+from .._check import as_generator, positive_int, real_scalar
+from .autoencoder import Autoencoder, AutoencoderConfig
+from .optim import AdamW
+
+__all__ = ["AUTOENCODER_FORMAT", "latent_scale_factor", "load_autoencoder", "save_autoencoder", "train_autoencoder"]
+
+AUTOENCODER_FORMAT = "npdiff-autoencoder"
+_VERSION = 1
+
+
+def latent_scale_factor(autoencoder: Autoencoder, x: object) -> float:
+    r""":math:`s = 1/\mathrm{std}(\mu(x))` over every entry of the encoded means of images x (B, D) (module docstring)."""
+    if not isinstance(autoencoder, Autoencoder):
+        raise TypeError(f"autoencoder must be an Autoencoder, got {type(autoencoder).__name__}")
+    mu, _ = autoencoder.encode(x)  # (B, d)
+    std = float(mu.std())
+    if not np.isfinite(std) or std <= 1e-6:
+        raise ValueError(f"x must encode to latents that vary (std of the means {std:.3g}); give more than one image")
+    return 1.0 / std
+
+
+def train_autoencoder(autoencoder: Autoencoder | AutoencoderConfig, data: object, *, rng: np.random.Generator | int,
+                      steps: int = 5000, batch_size: int = 128, lr: float = 1e-3, weight_decay: float = 0.0,
+                      clip_norm: float = 1.0, ema_decay: float = 0.999, progress: bool | None = None
+                      ) -> tuple[Autoencoder, dict[str, np.ndarray]]:
+    r"""Train the autoencoder on images and return it (EMA weights, scale factor set) with its history.
+
+    Parameters
+    ----------
+    autoencoder : an :class:`~npdiff.nn.autoencoder.Autoencoder` to continue from, or a config (fresh
+        weights drawn from ``rng``).
+    data : (N, D) training images on the K levels.
+    rng : the Generator (or int seed) for the weights, the minibatches and the noise.
+    steps, batch_size, lr, weight_decay, clip_norm, ema_decay : the run and its AdamW (:class:`~npdiff.nn.optim.AdamW`);
+        the learning rate decays to 0 on a cosine.
+    progress : a bar on stderr with the mean loss (None: on for runs of 2,000 steps or more).
+
+    Returns
+    -------
+    autoencoder : the EMA weights, ``config.scale_factor`` = :func:`latent_scale_factor` of ``data``.
+    history : ``{"loss", "reconstruction", "kl", "grad_norm"}`` per step; loss terms in nats per image.
+    """
+    rng = as_generator(rng)
+    if isinstance(autoencoder, AutoencoderConfig):
+        autoencoder = Autoencoder(autoencoder, rng=rng)
+    elif not isinstance(autoencoder, Autoencoder):
+        raise TypeError(f"autoencoder must be an Autoencoder or an AutoencoderConfig, got {type(autoencoder).__name__}")
+    X, _ = autoencoder.levels(data, "data")  # (N, D) checked once
+    steps, batch_size = positive_int(steps, "steps"), positive_int(batch_size, "batch_size")
+    lr = real_scalar(lr, "lr", lo=0.0, lo_open=True)
+    ae = Autoencoder(autoencoder.config, autoencoder.params)  # a copy whose weights the optimizer moves
+    grad = np.zeros_like(ae.params)
+    optimizer = AdamW(ae.params, weight_decay=weight_decay, clip_norm=clip_norm, ema_decay=ema_decay)
+    history = {k: np.zeros(steps) for k in ("loss", "reconstruction", "kl", "grad_norm")}
+    bar = None
+    if (steps >= 2000) if progress is None else bool(progress):
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, file=sys.stderr, desc="autoencoder", dynamic_ncols=True, leave=False)
+    try:
+        for s in range(steps):
+            x = X[rng.integers(0, X.shape[0], batch_size)]  # (B, D)
+            eps = rng.standard_normal((batch_size, ae.config.latent_dim))  # (B, d)
+            figures, grad[...] = ae.loss_and_grad(x, eps)
+            step_lr = lr * 0.5 * (1.0 + np.cos(np.pi * (s + 1) / steps))  # cosine to 0
+            history["grad_norm"][s] = optimizer.update(ae.params, grad, step_lr)
+            for k, value in figures.items():
+                history[k][s] = value
+            if not np.isfinite(figures["loss"]):
+                raise FloatingPointError(f"the autoencoder's loss is not finite at step {s + 1} (lr too large?)")
+            if bar is not None and ((s + 1) % 50 == 0 or s + 1 == steps):
+                bar.set_postfix_str(f"loss {history['loss'][max(0, s - 49):s + 1].mean():.3f}", refresh=False)
+                bar.update(50 if (s + 1) % 50 == 0 else (s + 1) % 50)
+    finally:
+        if bar is not None:
+            bar.close()
+    trained = Autoencoder(ae.config, optimizer.ema)
+    return trained.with_scale_factor(latent_scale_factor(trained, X)), history
+
+
+def save_autoencoder(path: str | os.PathLike, autoencoder: Autoencoder) -> Path:
+    r"""Write the autoencoder (config, scale factor included, and weights) to ``path`` atomically; return the path."""
+    from ..checkpoint import _json_array
+
+    if not isinstance(autoencoder, Autoencoder):
+        raise TypeError(f"autoencoder must be an Autoencoder, got {type(autoencoder).__name__}")
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"path must name a file, got the folder {str(path)!r}")
+    config = {"version": _VERSION, "model": autoencoder.config.to_dict()}
+    arrays = {"npdiff_checkpoint": np.array(AUTOENCODER_FORMAT), "config": _json_array(config),
+              "params": autoencoder.params}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_atomically(path, lambda f: np.savez(f, **arrays))
+
+
+def load_autoencoder(path: str | os.PathLike) -> Autoencoder:
+    r"""Read a file of :func:`save_autoencoder`; ``ValueError`` naming the file if it is not one.
+
+    The archive is read by :mod:`npdiff.checkpoint`'s checked reader: nothing is unpickled, and the
+    weights' header is checked against the config before anything is allocated.
+    """
+    from ..checkpoint import _bad, _json, _open
+
+    path = Path(path)
+    archive = _open(path)
+    try:
+        if "npdiff_checkpoint" not in archive.headers:
+            raise _bad(path, f"no {AUTOENCODER_FORMAT!r} marker")
+        archive.expect("npdiff_checkpoint", shape=(), kinds="U", max_bytes=4 * 64)
+        marker = str(archive.read("npdiff_checkpoint"))
+        if marker != AUTOENCODER_FORMAT:
+            raise _bad(path, f"it holds {marker!r:.40}, not an autoencoder ({AUTOENCODER_FORMAT!r})")
+        config = _json(path, archive, "config")
+        if not isinstance(config, dict) or config.get("version") != _VERSION:
+            raise _bad(path, f"unsupported version {config.get('version') if isinstance(config, dict) else config!r:.40}")
+        try:
+            cfg = AutoencoderConfig.from_dict(config.get("model"))
+        except (TypeError, ValueError) as exc:
+            raise _bad(path, f"its config does not describe an autoencoder ({exc})") from exc
+        archive.expect("params", shape=(cfg.n_params,))
+        params = archive.read("params")
+        if not np.all(np.isfinite(params)):
+            raise _bad(path, f"its weights hold {np.count_nonzero(~np.isfinite(params))} NaN/Inf values")
+        return Autoencoder(cfg, params.astype(np.float64))
+    finally:
+        archive.close()
