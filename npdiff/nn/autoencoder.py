@@ -208,6 +208,7 @@ class Autoencoder:
                  rng: np.random.Generator | int | None = None) -> None:
         if not isinstance(config, AutoencoderConfig):
             raise TypeError(f"config must be an AutoencoderConfig, got {type(config).__name__}")
+        rng = None if rng is None else as_generator(rng)  # checked even where params make it unused
         if params is None:
             if rng is None:
                 raise ValueError("rng must be given to draw initial weights when params is None")

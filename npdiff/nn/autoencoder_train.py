@@ -85,13 +85,15 @@ def train_autoencoder(autoencoder: Autoencoder | AutoencoderConfig, data: object
         for s in range(steps):
             x = X[rng.integers(0, X.shape[0], batch_size)]  # (B, D)
             eps = rng.standard_normal((batch_size, ae.config.latent_dim))  # (B, d)
-            figures, grad[...] = ae.loss_and_grad(x, eps)
+            with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is stopped below, by name
+                figures, grad[...] = ae.loss_and_grad(x, eps)
             step_lr = lr * 0.5 * (1.0 + np.cos(np.pi * (s + 1) / steps))  # cosine to 0
             history["grad_norm"][s] = optimizer.update(ae.params, grad, step_lr)
             for k, value in figures.items():
                 history[k][s] = value
             if not np.isfinite(figures["loss"]):
-                raise FloatingPointError(f"the autoencoder's loss is not finite at step {s + 1} (lr too large?)")
+                raise FloatingPointError(f"the autoencoder's loss is not finite at step {s + 1}: lr = {lr:g} or "
+                                         f"weight_decay = {weight_decay:g} too large?")
             if bar is not None and ((s + 1) % 50 == 0 or s + 1 == steps):
                 bar.set_postfix_str(f"loss {history['loss'][max(0, s - 49):s + 1].mean():.3f}", refresh=False)
                 bar.update(50 if (s + 1) % 50 == 0 else (s + 1) % 50)
