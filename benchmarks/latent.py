@@ -44,12 +44,13 @@ sys.path.insert(0, os.path.join(HERE, ".."))
 
 from _common import RESULTS, write_results  # noqa: E402
 
+from npdiff.checkpoint import save_autoencoder  # noqa: E402
 from npdiff.data.images import digits  # noqa: E402
 from npdiff.digit_features import digit_frechet  # noqa: E402
 from npdiff.latent import LatentDiffusion  # noqa: E402
 from npdiff.nn import MLPConfig  # noqa: E402
 from npdiff.nn.autoencoder import AutoencoderConfig, kl_to_standard_normal  # noqa: E402
-from npdiff.nn.autoencoder_train import save_autoencoder, train_autoencoder  # noqa: E402
+from npdiff.nn.autoencoder_train import train_autoencoder  # noqa: E402
 from npdiff.nn.model import DiffusionMLP  # noqa: E402
 from npdiff.recipes import recipe  # noqa: E402
 from npdiff.schedule import vp_linear  # noqa: E402

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from npdiff import checkpoint
+from npdiff.checkpoint import load_autoencoder, save_autoencoder
 from npdiff.gaussian import kl_normal_diag, log_normal_diag
 from npdiff.nn.autoencoder import Autoencoder, AutoencoderConfig, kl_to_standard_normal, log_softmax
-from npdiff.nn.autoencoder_train import latent_scale_factor, load_autoencoder, save_autoencoder, train_autoencoder
+from npdiff.nn.autoencoder_train import latent_scale_factor, train_autoencoder
 
 K, D = 5, 6  # a small image: 6 pixels on 5 levels
 CFG = AutoencoderConfig(dim=D, K=K, latent_dim=3, width=7, depth=2, beta=0.3)

@@ -1008,9 +1008,9 @@ NOT_FUZZED = {
     # files and the command line have their own fuzz suites
     "npdiff.checkpoint.load": "tests/test_checkpoint_untrusted.py",
     "npdiff.checkpoint.save": "tests/test_checkpoint_untrusted.py",
-    "npdiff.nn.autoencoder_train.load_autoencoder": "reads files through checkpoint's checked reader "
+    "npdiff.checkpoint.load_autoencoder": "reads files through checkpoint's checked reader "
                                                     "(tests/test_autoencoder.py::test_file_round_trip_and_foreign_files)",
-    "npdiff.nn.autoencoder_train.save_autoencoder": "writes files (tests/test_autoencoder.py)",
+    "npdiff.checkpoint.save_autoencoder": "writes files (tests/test_autoencoder.py)",
     "npdiff.latent.LatentBound": "a result dataclass of LatentDiffusion.bound_bits_per_dim (fuzzed)",
     "npdiff.likelihood.scoring.MeanSE": "a result dataclass of mean_se (fuzzed)",
     "npdiff.likelihood.scoring.PointScores": "a result dataclass of score_points (fuzzed)",

@@ -7,29 +7,20 @@ factor :math:`s = 1/\mathrm{std}(\mu(x))`, the standard deviation of all entries
 training means (Rombach et al. 2022, App. G, "rescale the latent space to unit standard deviation";
 diffusers' ``scaling_factor``).
 
-:func:`save_autoencoder` and :func:`load_autoencoder` keep the checkpoint format of
-:mod:`npdiff.checkpoint` (one ``.npz``: a marker, the JSON config, the float64 weights; written
-atomically, read with ``allow_pickle=False`` through the same archive checks), with the marker
-``"npdiff-autoencoder"`` so neither loader takes the other's file.
+Its file: :func:`npdiff.checkpoint.save_autoencoder` and :func:`npdiff.checkpoint.load_autoencoder`.
 """
 
 from __future__ import annotations
 
-import os
 import sys
-from pathlib import Path
 
 import numpy as np
 
-from .._atomic import write_atomically
 from .._check import as_generator, positive_int, real_scalar
 from .autoencoder import Autoencoder, AutoencoderConfig
 from .optim import AdamW
 
-__all__ = ["AUTOENCODER_FORMAT", "latent_scale_factor", "load_autoencoder", "save_autoencoder", "train_autoencoder"]
-
-AUTOENCODER_FORMAT = "npdiff-autoencoder"
-_VERSION = 1
+__all__ = ["latent_scale_factor", "train_autoencoder"]
 
 
 def latent_scale_factor(autoencoder: Autoencoder, x: object) -> float:
@@ -102,52 +93,3 @@ def train_autoencoder(autoencoder: Autoencoder | AutoencoderConfig, data: object
             bar.close()
     trained = Autoencoder(ae.config, optimizer.ema)
     return trained.with_scale_factor(latent_scale_factor(trained, X)), history
-
-
-def save_autoencoder(path: str | os.PathLike, autoencoder: Autoencoder) -> Path:
-    r"""Write the autoencoder (config, scale factor included, and weights) to ``path`` atomically; return the path."""
-    from ..checkpoint import _json_array
-
-    if not isinstance(autoencoder, Autoencoder):
-        raise TypeError(f"autoencoder must be an Autoencoder, got {type(autoencoder).__name__}")
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"path must name a file, got the folder {str(path)!r}")
-    config = {"version": _VERSION, "model": autoencoder.config.to_dict()}
-    arrays = {"npdiff_checkpoint": np.array(AUTOENCODER_FORMAT), "config": _json_array(config),
-              "params": autoencoder.params}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return write_atomically(path, lambda f: np.savez(f, **arrays))
-
-
-def load_autoencoder(path: str | os.PathLike) -> Autoencoder:
-    r"""Read a file of :func:`save_autoencoder`; ``ValueError`` naming the file if it is not one.
-
-    The archive is read by :mod:`npdiff.checkpoint`'s checked reader: nothing is unpickled, and the
-    weights' header is checked against the config before anything is allocated.
-    """
-    from ..checkpoint import _bad, _json, _open
-
-    path = Path(path)
-    archive = _open(path)
-    try:
-        if "npdiff_checkpoint" not in archive.headers:
-            raise _bad(path, f"no {AUTOENCODER_FORMAT!r} marker")
-        archive.expect("npdiff_checkpoint", shape=(), kinds="U", max_bytes=4 * 64)
-        marker = str(archive.read("npdiff_checkpoint"))
-        if marker != AUTOENCODER_FORMAT:
-            raise _bad(path, f"it holds {marker!r:.40}, not an autoencoder ({AUTOENCODER_FORMAT!r})")
-        config = _json(path, archive, "config")
-        if not isinstance(config, dict) or config.get("version") != _VERSION:
-            raise _bad(path, f"unsupported version {config.get('version') if isinstance(config, dict) else config!r:.40}")
-        try:
-            cfg = AutoencoderConfig.from_dict(config.get("model"))
-        except (TypeError, ValueError) as exc:
-            raise _bad(path, f"its config does not describe an autoencoder ({exc})") from exc
-        archive.expect("params", shape=(cfg.n_params,))
-        params = archive.read("params")
-        if not np.all(np.isfinite(params)):
-            raise _bad(path, f"its weights hold {np.count_nonzero(~np.isfinite(params))} NaN/Inf values")
-        return Autoencoder(cfg, params.astype(np.float64))
-    finally:
-        archive.close()
