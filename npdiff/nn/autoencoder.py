@@ -151,8 +151,11 @@ def dense(h: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def dense_backward(dy: np.ndarray, h: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""Given dL/dy of y = h W + b: dW = h^T dy, db = sum over rows of dy, dx = dy W^T."""
-    return h.T @ dy, dy.sum(axis=0), dy @ W.T
+    r"""Given dL/dy of y = h W + b, the gradients of W, b and the input h."""
+    dW = h.T @ dy  # (in, out)
+    db = dy.sum(axis=0)  # (out,)
+    dx = dy @ W.T  # (B, in)
+    return dW, db, dx
 
 
 def mlp_forward(layers: Layers, x: np.ndarray, act) -> tuple[np.ndarray, list]:
