@@ -115,7 +115,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--latent-dim", type=int, default=12)
-    p.add_argument("--betas", default="0.1,0.2,0.3,0.5,1.0")
+    p.add_argument("--betas", default="0.02,0.05,0.1,0.3,1.0")
     p.add_argument("--ae-width", type=int, default=64)
     p.add_argument("--ae-depth", type=int, default=1)
     p.add_argument("--ae-steps", type=int, default=1500)

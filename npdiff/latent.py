@@ -112,8 +112,11 @@ class LatentDiffusion:
         return self.scale_factor * z
 
     def decode(self, u: object, rng: np.random.Generator | int | None = None) -> np.ndarray:
-        r"""Images (B, D) on the levels from scaled latents u (B, d): :math:`z = u / s`, then the decoder's
-        most probable level of each pixel, or a draw from it with ``rng``."""
+        r"""Images (B, D) on the levels from scaled latents u (B, d).
+
+        Unscaled, :math:`z = u / s`, then decoded: each pixel's most probable level, or a draw from its
+        categorical with ``rng``.
+        """
         u = self.autoencoder.check_latents(u, "u")
         return self.autoencoder.decode(u / self.scale_factor, rng)
 

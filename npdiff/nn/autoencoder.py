@@ -76,8 +76,8 @@ class AutoencoderConfig:
     dim: int = 64
     K: int = 17
     latent_dim: int = 12
-    width: int = 256
-    depth: int = 2
+    width: int = 64
+    depth: int = 1
     activation: str = "gelu"
     beta: float = 0.1
     scale_factor: float = 1.0
