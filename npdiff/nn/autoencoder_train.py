@@ -35,8 +35,8 @@ def latent_scale_factor(autoencoder: Autoencoder, x: object) -> float:
 
 
 def train_autoencoder(autoencoder: Autoencoder | AutoencoderConfig, data: object, *, rng: np.random.Generator | int,
-                      steps: int = 1500, batch_size: int = 128, lr: float = 2e-3, weight_decay: float = 0.0,
-                      clip_norm: float = 1.0, ema_decay: float = 0.995, progress: bool | None = None
+                      steps: int = 2000, batch_size: int = 128, lr: float = 1e-3, weight_decay: float = 0.0,
+                      clip_norm: float = 1.0, ema_decay: float = 0.999, progress: bool | None = None
                       ) -> tuple[Autoencoder, dict[str, np.ndarray]]:
     r"""Train the autoencoder on images and return it (EMA weights, scale factor set) with its history.
 
