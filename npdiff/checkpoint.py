@@ -14,6 +14,10 @@ Layout (every entry a plain array; nothing is pickled)::
     adam_m, adam_v, ema (n_params,) AdamW moments and the EMA weights (only with an optimizer)
     history_<name>      (step,) per-step series (loss, grad_norm, lr)
 
+An autoencoder's file (:func:`save_autoencoder`, :mod:`npdiff.nn.autoencoder`) is the same kind of archive
+with the marker ``"npdiff-autoencoder"``, its config (``{"version", "model"}``, the scale factor inside) and
+``params``; it is read by the same checked reader, and neither loader takes the other's file.
+
 Writing is atomic: the file is written to a temporary file in the same directory, flushed
 to disk, then renamed over the target (``os.replace``), so a crash mid-save leaves the
 previous checkpoint intact; the file gets the permissions of any new file (0666 less the
@@ -37,6 +41,7 @@ import numpy as np
 
 from ._atomic import write_atomically
 from ._check import positive_int
+from .nn.autoencoder import Autoencoder, AutoencoderConfig
 from .nn.config import MLPConfig
 from .nn.model import DiffusionMLP
 from .nn.optim import AdamW
@@ -45,10 +50,14 @@ from .nn.unet.config import UNetConfig
 from .nn.unet.model import DiffusionUNet
 from .schedule import schedule_from_config
 
-__all__ = ["ARCHITECTURES", "FORMAT", "VERSION", "Checkpoint", "arch_of", "load", "save"]
+__all__ = ["ARCHITECTURES", "AUTOENCODER_FORMAT", "FORMAT", "VERSION", "Checkpoint", "arch_of", "load", "load_autoencoder",
+           "save", "save_autoencoder"]
 
 FORMAT = "npdiff-checkpoint"
 VERSION = 1
+#: the marker of an autoencoder's file (:func:`save_autoencoder`): neither loader takes the other's file
+AUTOENCODER_FORMAT = "npdiff-autoencoder"
+_AUTOENCODER_VERSION = 1
 #: each network a checkpoint can hold, by its ``arch`` name: (config class, denoiser class)
 ARCHITECTURES: dict[str, tuple[type, type]] = {"mlp": (MLPConfig, DiffusionMLP), "unet": (UNetConfig, DiffusionUNet),
                                                "prompt_mlp": (PromptMLPConfig, PromptMLP)}
@@ -438,3 +447,49 @@ def _load(path: Path, archive: _Archive, expected: str | None) -> Checkpoint:
     return Checkpoint(model=ema, raw_model=model, step=step, optimizer=optimizer, optimizer_config=config.get("optimizer"),
                       rng=rng, history=history, train_config=config.get("train"), path=path, data_name=data_name,
                       time_losses=time_losses)
+
+
+# -- the autoencoder of latent diffusion: its config and weights, in the same checked archive -----------
+def save_autoencoder(path: str | os.PathLike, autoencoder: Autoencoder) -> Path:
+    r"""Write the autoencoder (config, scale factor included, and weights) to ``path`` atomically; return the path."""
+    if not isinstance(autoencoder, Autoencoder):
+        raise TypeError(f"autoencoder must be an Autoencoder, got {type(autoencoder).__name__}")
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"path must name a file, got the folder {str(path)!r}")
+    config = {"version": _AUTOENCODER_VERSION, "model": autoencoder.config.to_dict()}
+    arrays = {"npdiff_checkpoint": np.array(AUTOENCODER_FORMAT), "config": _json_array(config),
+              "params": autoencoder.params}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_atomically(path, lambda f: np.savez(f, **arrays))
+
+
+def load_autoencoder(path: str | os.PathLike) -> Autoencoder:
+    r"""Read a file of :func:`save_autoencoder`; ``ValueError`` naming the file if it is not one.
+
+    The archive is read by :mod:`npdiff.checkpoint`'s checked reader: nothing is unpickled, and the
+    weights' header is checked against the config before anything is allocated.
+    """
+    path = Path(path)
+    archive = _open(path)
+    try:
+        if "npdiff_checkpoint" not in archive.headers:
+            raise _bad(path, f"no {AUTOENCODER_FORMAT!r} marker")
+        archive.expect("npdiff_checkpoint", shape=(), kinds="U", max_bytes=4 * 64)
+        marker = str(archive.read("npdiff_checkpoint"))
+        if marker != AUTOENCODER_FORMAT:
+            raise _bad(path, f"it holds {marker!r:.40}, not an autoencoder ({AUTOENCODER_FORMAT!r})")
+        config = _json(path, archive, "config")
+        if not isinstance(config, dict) or config.get("version") != _AUTOENCODER_VERSION:
+            raise _bad(path, f"unsupported version {config.get('version') if isinstance(config, dict) else config!r:.40}")
+        try:
+            cfg = AutoencoderConfig.from_dict(config.get("model"))
+        except (TypeError, ValueError) as exc:
+            raise _bad(path, f"its config does not describe an autoencoder ({exc})") from exc
+        archive.expect("params", shape=(cfg.n_params,))
+        params = archive.read("params")
+        if not np.all(np.isfinite(params)):
+            raise _bad(path, f"its weights hold {np.count_nonzero(~np.isfinite(params))} NaN/Inf values")
+        return Autoencoder(cfg, params.astype(np.float64))
+    finally:
+        archive.close()

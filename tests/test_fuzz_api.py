@@ -897,6 +897,59 @@ E(_E("edit.exact_conditional", edit.exact_conditional,
      Arg("lo", "real", ("lo", "hi"), accepts=_ANY_SIGN), Arg("hi", "real", ("lo", "hi")), Arg("points", "int")))
 
 
+# -- latent diffusion: the KL autoencoder and the denoiser on its latent ----------------------------------
+from npdiff.latent import LatentDiffusion  # noqa: E402
+from npdiff.nn.autoencoder import Autoencoder, AutoencoderConfig  # noqa: E402
+from npdiff.nn.autoencoder_train import latent_scale_factor, train_autoencoder  # noqa: E402
+
+_AECFG = AutoencoderConfig(dim=D, K=5, latent_dim=2, width=6, depth=1)
+_AE = Autoencoder(_AECFG, rng=0)
+_LD = LatentDiffusion(_AE, ORACLE)  # the 2-D Gaussian oracle as the latent's model
+_IMAGES = dict(names=("x",), accepts={"empty": "an empty batch is refused by name: x must not be empty"})
+E(_E("nn.autoencoder.AutoencoderConfig", AutoencoderConfig,
+     lambda: dict(dim=D, K=5, latent_dim=2, width=6, depth=1, beta=0.1, scale_factor=1.0),
+     Arg("dim", "int"), Arg("K", "int2"), Arg("latent_dim", "int2"), Arg("width", "int"), Arg("depth", "int"),
+     Arg("beta", "real"), Arg("scale_factor", "real")))
+E(_E("nn.autoencoder.Autoencoder", Autoencoder, lambda: dict(config=_AECFG, params=_AE.params, rng=None),
+     Arg("config", "object"), _PARAMS, Arg("rng", "rng", accepts={"none": "params are given: no draws"})))
+E(_E("Autoencoder.encode", lambda a, x: a.encode(x), lambda: dict(a=_AE, x=_levels()), Arg("x", "points_d", **_IMAGES)))
+E(_E("Autoencoder.decoder_log_probs", lambda a, z: a.decoder_log_probs(z), lambda: dict(a=_AE, z=_x()),
+     Arg("z", "points_d")))
+E(_E("Autoencoder.decode", lambda a, z, rng: a.decode(z, rng), lambda: dict(a=_AE, z=_x(), rng=_rng()),
+     Arg("z", "points_d"), Arg("rng", "rng", accepts=_NONE_OK)))
+E(_E("Autoencoder.log_prob", lambda a, x, z: a.log_prob(x, z), lambda: dict(a=_AE, x=_levels(), z=_x()),
+     Arg("x", "batch_d", ("x", "z")), Arg("z", "batch_d", ("x", "z"))))
+E(_E("Autoencoder.loss_and_grad", lambda a, x, eps: a.loss_and_grad(x, eps), lambda: dict(a=_AE, x=_levels(), eps=_x()),
+     Arg("x", "batch_d", ("x", "eps")), Arg("eps", "batch_d", ("x", "eps"))))
+E(_E("nn.autoencoder_train.latent_scale_factor", latent_scale_factor, lambda: dict(autoencoder=_AE, x=_levels()),
+     Arg("autoencoder", "object"), Arg("x", "points_d", ("x",), accepts={"empty": ""})))
+E(_E("nn.autoencoder_train.train_autoencoder", train_autoencoder,
+     lambda: dict(autoencoder=_AECFG, data=_levels(n=5), rng=_rng(), steps=2, batch_size=3, lr=1e-3, weight_decay=0.0,
+                  clip_norm=1.0, ema_decay=0.9),
+     Arg("autoencoder", "object"), Arg("data", "points_d", accepts={"empty": ""}), Arg("rng", "rng"), Arg("steps", "int"),
+     Arg("batch_size", "int"), Arg("lr", "real"), Arg("weight_decay", "real"), Arg("clip_norm", "real"),
+     Arg("ema_decay", "real"), errors=_SAMPLER_ERRORS))
+E(_E("latent.LatentDiffusion", LatentDiffusion, lambda: dict(autoencoder=_AE, denoiser=ORACLE),
+     Arg("autoencoder", "object"),
+     Arg("denoiser", "denoiser", accepts={"nan_output": "its answers are checked at every call (call_eps)",
+                                          "wrong_shape_output": "its answers are checked at every call (call_eps)"})))
+E(_E("LatentDiffusion.encode", lambda m, x, rng: m.encode(x, rng), lambda: dict(m=_LD, x=_levels(), rng=_rng()),
+     Arg("x", "points_d", **_IMAGES), Arg("rng", "rng", accepts=_NONE_OK)))
+E(_E("LatentDiffusion.decode", lambda m, u, rng: m.decode(u, rng), lambda: dict(m=_LD, u=_x(), rng=None),
+     Arg("u", "points_d"), Arg("rng", "rng", accepts=_NONE_OK, example=_rng())))
+E(_E("LatentDiffusion.sample", lambda m, n, rng, sampler, steps, decode: m.sample(n, rng, sampler=sampler, steps=steps,
+                                                                                 decode=decode),
+     lambda: dict(m=_LD, n=B, rng=_rng(), sampler="ddpm", steps=3, decode="mode"),
+     Arg("n", "int"), Arg("rng", "rng"), Arg("sampler", "choice"), Arg("steps", "int"), Arg("decode", "choice"),
+     errors=_SAMPLER_ERRORS))
+E(_E("LatentDiffusion.bound_bits_per_dim",
+     lambda m, x, rng, draws, t_min, rtol, atol, batch_size: m.bound_bits_per_dim(
+         x, rng, draws=draws, t_min=t_min, rtol=rtol, atol=atol, batch_size=batch_size),
+     lambda: dict(m=_LD, x=_levels(), rng=_rng(), draws=1, t_min=1e-3, rtol=1e-4, atol=1e-4, batch_size=None),
+     Arg("x", "points_d", **_IMAGES), Arg("rng", "rng"), Arg("draws", "int"), Arg("t_min", "real"), Arg("rtol", "real"),
+     Arg("atol", "real"), Arg("batch_size", "int", accepts=_NONE_OK, example=2), errors=_SAMPLER_ERRORS))
+
+
 # -- public callables without an entry here, each with the reason --------------------------------
 
 NOT_FUZZED = {
@@ -958,6 +1011,10 @@ NOT_FUZZED = {
     # files and the command line have their own fuzz suites
     "npdiff.checkpoint.load": "tests/test_checkpoint_untrusted.py",
     "npdiff.checkpoint.save": "tests/test_checkpoint_untrusted.py",
+    "npdiff.checkpoint.load_autoencoder": "reads files through checkpoint's checked reader "
+                                                    "(tests/test_autoencoder.py::test_file_round_trip_and_foreign_files)",
+    "npdiff.checkpoint.save_autoencoder": "writes files (tests/test_autoencoder.py)",
+    "npdiff.latent.LatentBound": "a result dataclass of LatentDiffusion.bound_bits_per_dim (fuzzed)",
     "npdiff.likelihood.scoring.MeanSE": "a result dataclass of mean_se (fuzzed)",
     "npdiff.likelihood.scoring.PointScores": "a result dataclass of score_points (fuzzed)",
     **{f"npdiff.cli.{_n}": "the command line: tests/test_fuzz_cli.py feeds it bad flags, names and files" for _n in (
