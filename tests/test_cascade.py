@@ -129,3 +129,16 @@ def test_a_low_res_input_of_the_wrong_size_is_refused():
         cascade_sample(GaussianData(np.zeros(16), 1.0, VP), sr, 2, 0)
     with pytest.raises(TypeError, match="super-resolution model"):
         upsample(GaussianData(np.zeros(16), 1.0, VP), np.zeros((2, 4)), 0)
+
+
+def test_the_upsample_command_writes_samples_of_the_test_digit(tmp_path):
+    pytest.importorskip("sklearn")
+    from npdiff import checkpoint, cli
+
+    checkpoint.save(tmp_path / "sr.npz", cm.ContextMLP(cm.ContextMLPConfig(width=8, depth=1, emb_dim=4), VP, rng=0))
+    out = tmp_path / "u.npy"
+    code = cli.main(["upsample", "--model", str(tmp_path / "sr.npz"), "--image-index", "3", "--out", str(out), "--n", "2",
+                     "--steps", "3", "--json"])
+    assert code == 0
+    x = np.load(out)
+    assert x.shape == (2, 64) and np.all(np.isfinite(x))

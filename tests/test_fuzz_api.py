@@ -791,6 +791,7 @@ from npdiff.data import lowres as _lowres  # noqa: E402
 from npdiff.edit import cascade as _cascade  # noqa: E402
 from npdiff.nn import context_mlp as _cm  # noqa: E402
 
+_KNOWN_G, _MASK_G = np.array([1.0, 0.0]), np.array([True, False])
 _CCFG = _cm.ContextMLPConfig(dim=D, context_dim=3, width=8, depth=1, emb_dim=4)
 _CTHETA = _CCFG.init_params(np.random.default_rng(2), np.float64)
 _CTX = np.random.default_rng(3).standard_normal((B, 3))
@@ -836,6 +837,22 @@ E(_E("edit.cascade.WithContext", _cascade.WithContext, lambda: dict(model=_SR, c
 E(_E("WithContext.eps_and_divergence", lambda w, x, t: w.eps_and_divergence(x, t),
      lambda: dict(w=_cascade.WithContext(_SR, np.zeros((B, 17))), x=_x(d=16), t=_T3),
      Arg("x", "batch_d", ("x", "t")), Arg("t", "times")))
+
+from npdiff.data import masked as _masked  # noqa: E402
+
+E(_E("data.masked.mask_context", _masked.mask_context, lambda: dict(known=_x(), mask=np.array([[1, 0], [0, 1], [0, 0]])),
+     Arg("known", "points", ("known", "mask"), accepts={"empty": "", "extra_axis": ""}),
+     Arg("mask", "array", ("mask",), accepts={"bool": "a boolean mask is the natural form", "int": "0/1"})))
+E(_E("data.masked.MaskedPairs", _masked.MaskedPairs, lambda: dict(data=TOY, dim=2), Arg("data", "object", accepts={
+    "str": "a str's sample is not callable... refused"}), Arg("dim", "int2")))
+E(_E("MaskedPairs.sample", lambda d, n, rng: d.sample(n, rng), lambda: dict(d=_masked.MaskedPairs(TOY, 2), n=B, rng=_rng()),
+     Arg("n", "int"), Arg("rng", "rng")))
+_GLIDE = _cm.ContextMLP(_cm.ContextMLPConfig(dim=D, context_dim=2 * D, width=8, depth=1, emb_dim=4), VP, rng=0)
+E(_E("edit.inpaint_model_sample", edit.inpaint_model_sample,
+     lambda: dict(model=_GLIDE, known=_KNOWN_G, mask=_MASK_G, n=B, rng=_rng(), steps=3, T=6),
+     Arg("model", "denoiser"), Arg("known", "array", ("known", "mask")),
+     Arg("mask", "array", names=("mask",), accepts={"bool": "a boolean mask is the natural form"}),
+     Arg("n", "int"), Arg("rng", "rng"), Arg("steps", "int"), Arg("T", "int", ("T", "steps")), errors=_SAMPLER_ERRORS))
 
 # -- the reference U-Net (a tiny one: the checks at its doors are what is fuzzed) --------------------------
 from npdiff.nn import UNetConfig  # noqa: E402
