@@ -4,9 +4,10 @@ Trains, each on one thread:
 
 - the **base** model: the images recipe's MLP on the 4x4 block-sum digits (``npdiff.data.lowres``, 65 levels,
   dequantized), ``--base-steps`` steps;
-- two **super-resolution** models p(x_8x8 | x_4x4), ``ContextMLP`` (plain NumPy reference; width 128, smaller
-  than the recipe's 256 because it has no fast path), context = [nearest up-sampled noised 4x4 | s]: one with
-  noise-conditioning augmentation (s ~ U(0, 0.5) in training), one without (s = 0), ``--sr-steps`` each;
+- **super-resolution** models p(x_8x8 | x_4x4), ``ContextMLP`` (plain NumPy reference; width 128, smaller
+  than the recipe's 256 because it has no fast path), context = [nearest up-sampled noised 4x4 | s]: with
+  noise-conditioning augmentation, s ~ U(0, s_max) in training for each s_max of ``--aug-max`` (0.5 and 0.1),
+  and one without (s = 0), ``--sr-steps`` each;
 - the **single-stage** 8x8 MLP of the images recipe, ``--single-steps`` steps (about the base's and one SR
   model's training time together).
 
@@ -52,8 +53,8 @@ from npdiff.train import TrainConfig, Trainer
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out", "cascade")
 SR_WIDTH = 128
-AUG_MAX = 0.5
-AUG_LEVELS = (0.0, 0.025, 0.05, 0.1, 0.2)
+AUG_MAXES = (0.5, 0.1)
+AUG_LEVELS = (0.0, 0.05, 0.2)
 
 
 def trained(name: str, model, data, steps: int, seed: int, reuse: bool):
@@ -91,7 +92,9 @@ def quality(x: np.ndarray) -> tuple[float, float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--base-steps", type=int, default=8000)
+    ap.add_argument("--base-steps", type=int, default=6000)
+    ap.add_argument("--aug-max", type=float, nargs="+", default=list(AUG_MAXES),
+                    help="the SR models with augmentation: s ~ U(0, AUG_MAX) in training, one model each")
     ap.add_argument("--sr-steps", type=int, default=8000)
     ap.add_argument("--single-steps", type=int, default=24000)
     ap.add_argument("--n", type=int, default=1000)
@@ -108,7 +111,8 @@ def main() -> None:
                            lo.sample_dequantized, args.base_steps, args.seed, args.reuse)
     sr_cfg = ContextMLPConfig(dim=64, context_dim=65, **{**model_kw, "width": SR_WIDTH})
     srs = {}
-    for name, aug in (("sr_aug", AUG_MAX), ("sr_noaug", 0.0)):
+    sr_models = [(f"sr_aug{a:g}", a) for a in args.aug_max] + [("sr_noaug", 0.0)]
+    for name, aug in sr_models:
         srs[name] = trained(name, ContextMLP(sr_cfg, schedule, rng=args.seed + 1), SRData(hi.train, schedule, aug),
                             args.sr_steps, args.seed + 1, args.reuse)
     single, single_s = trained("single_8x8", DiffusionMLP(MLPConfig(dim=64, **model_kw), schedule, rng=args.seed + 2),
@@ -131,9 +135,10 @@ def main() -> None:
     true_low = downsample(real)  # (n, 16) the true 4x4 of the same training digits
     row("nearest up-sampling of the true 4x4 (no model)", "true 4x4", None,
         np.repeat(np.repeat(true_low.reshape(-1, 4, 4), 2, 1), 2, 2).reshape(-1, 64), None, None)
-    for name, label in (("sr_aug", "cascade, SR with augmentation"), ("sr_noaug", "cascade, SR without augmentation")):
+    for name, aug_max in sr_models:
+        label = f"cascade, SR with augmentation s ~ U(0, {aug_max:g})" if aug_max else "cascade, SR without augmentation"
         sr, sr_s = srs[name]
-        for aug in (AUG_LEVELS if name == "sr_aug" else (0.0,)):
+        for aug in (AUG_LEVELS if aug_max else (0.0,)):
             t0 = time.perf_counter()
             up = upsample(sr, true_low, args.seed, aug_level=aug, steps=args.steps)
             acc = float(np.mean(digit_classifier().predict(nearest_levels(up)) == hi.train_labels[: args.n]))
@@ -145,7 +150,7 @@ def main() -> None:
         "n": args.n, "sampler": f"ancestral DDPM, {args.steps} steps of T = 1000, fixed-large variance, every stage",
         "base": f"MLP of the images recipe on the 4x4 block sums (K = {LOWRES_K}, dequantized), {args.base_steps} steps",
         "sr": f"ContextMLP width {SR_WIDTH}, depth {sr_cfg.depth}, the images recipe otherwise, {args.sr_steps} steps; "
-              f"augmentation s ~ U(0, {AUG_MAX}) or s = 0",
+              f"augmentation s ~ U(0, s_max) for s_max in {list(args.aug_max)}, or s = 0",
         "single": f"MLP of the images recipe on the 8x8 digits, {args.single_steps} steps",
         "classifier": repr(digit_classifier()), "seed": args.seed})
 
@@ -160,8 +165,9 @@ def main() -> None:
                      "bpd": float(np.nanmean(b4_all)), "bpd_se": float(np.nanstd(b4_all, ddof=1) / np.sqrt(b4_all.size)),
                      "seconds": time.perf_counter() - t0})
     b4 = b4_all[:m]
-    for name, label in (("sr_aug", "SR with augmentation, given the true 4x4 (s = 0)"),
-                        ("sr_noaug", "SR without augmentation, given the true 4x4 (s = 0)")):
+    for name, aug_max in sr_models:
+        label = (f"SR with augmentation s ~ U(0, {aug_max:g})" if aug_max else "SR without augmentation") + \
+            ", given the true 4x4 (s = 0)"
         sr = srs[name][0]
         t0 = time.perf_counter()
         c = sr_context(x4, 0.0, np.zeros_like(x4), sr.schedule)  # (m, 65) the clean 4x4 at s = 0

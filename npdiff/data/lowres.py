@@ -23,21 +23,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._check import as_batch, as_generator, as_times, positive_int, real_scalar
+from .._check import as_batch, as_generator, positive_int
 from ..forward import q_sample_unchecked
 from ..schedule import Schedule
+from ._validate import check_square_side, check_sr_context, check_sr_data
 from .images import DIGITS_K, ImageSet, digits
 
 __all__ = ["LOWRES_K", "SRData", "digits_4x4", "downsample", "nearest_upsample", "sr_context"]
 
 LOWRES_K = 4 * (DIGITS_K - 1) + 1  # 65 levels: the sum of four levels 0..16
-
-
-def _side(D: int, name: str) -> int:
-    side = round(np.sqrt(D))
-    if side * side != D or side % 2:
-        raise ValueError(f"{name} must hold square images with an even side (D = 4, 16, 36, 64, ...), got D = {D}")
-    return side
 
 
 def downsample(x: object) -> np.ndarray:
@@ -46,7 +40,7 @@ def downsample(x: object) -> np.ndarray:
     On 8x8 digits in [-1, 1] this is the 4x4 block-sum image on its 65 levels (module docstring).
     """
     x = as_batch(x, "x")
-    B, S = x.shape[0], _side(x.shape[1], "x")
+    B, S = x.shape[0], check_square_side(x.shape[1], "x")
     blocks = x.reshape(B, S // 2, 2, S // 2, 2)  # (B, row block, row in block, column block, column in block)
     return blocks.mean(axis=(2, 4)).reshape(B, -1)  # (B, S*S/4)
 
@@ -54,9 +48,7 @@ def downsample(x: object) -> np.ndarray:
 def nearest_upsample(x: object) -> np.ndarray:
     r"""Nearest-neighbour 2x up-sampling of square images (B, S*S) -> (B, 4*S*S): each pixel becomes a 2x2 block."""
     x = as_batch(x, "x")
-    B, S = x.shape[0], round(np.sqrt(x.shape[1]))
-    if S * S != x.shape[1]:
-        raise ValueError(f"x must hold square images (D = S * S), got D = {x.shape[1]}")
+    B, S = x.shape[0], check_square_side(x.shape[1], "x", even=False)
     img = x.reshape(B, S, S)
     return np.repeat(np.repeat(img, 2, axis=1), 2, axis=2).reshape(B, -1)  # (B, 4 S S)
 
@@ -75,14 +67,7 @@ def sr_context(low: object, s: object, eps: object, schedule: Schedule) -> np.nd
     -------
     (B, 4 d + 1) the up-sampled noised image and the level s in the last column.
     """
-    low = as_batch(low, "low")
-    _side(4 * low.shape[1], "low")
-    if not isinstance(schedule, Schedule):
-        raise TypeError(f"schedule must be a continuous npdiff Schedule, got {type(schedule).__name__}")
-    s = as_times(s, low.shape[0], "s", hi=float(schedule.t_max))
-    eps = as_batch(eps, "eps", dim=low.shape[1])
-    if eps.shape != low.shape:
-        raise ValueError(f"eps must have the shape of low {low.shape}, got {eps.shape}")
+    low, s, eps = check_sr_context(low, s, eps, schedule)
     z = q_sample_unchecked(low, s, eps, schedule)  # (B, d) Ho et al. 2020, Eq. 4 at level s
     return np.concatenate([nearest_upsample(z), s[:, None]], axis=1)  # (B, 4 d + 1)
 
@@ -114,14 +99,8 @@ class SRData:
     name = "digits"
 
     def __init__(self, images: object, schedule: Schedule, aug_max: float = 0.5, dequantize: bool = True) -> None:
-        self.images = as_batch(images, "images")
-        _side(self.images.shape[1], "images")
-        if not isinstance(schedule, Schedule):
-            raise TypeError(f"schedule must be a continuous npdiff Schedule, got {type(schedule).__name__}")
+        self.images, self.aug_max = check_sr_data(images, schedule, aug_max, dequantize)
         self.schedule = schedule
-        self.aug_max = real_scalar(aug_max, "aug_max", lo=0.0, hi=float(schedule.t_max))
-        if not isinstance(dequantize, bool):
-            raise TypeError(f"dequantize must be a bool, got {dequantize!r}")
         self.dequantize = dequantize
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

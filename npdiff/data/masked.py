@@ -9,27 +9,20 @@ network's context is :math:`[x \odot m \mid m]` (2 D numbers), :func:`mask_conte
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
-from .._check import as_batch, as_float_array, as_generator, positive_int
+from .._check import as_batch, as_generator, positive_int
+from ._validate import as_mask_and_known, check_masked_data
 
 __all__ = ["MaskedPairs", "mask_context"]
 
 
 def mask_context(known: object, mask: object) -> np.ndarray:
     r"""The context :math:`[y \odot m \mid m]` (N, 2 D) of known values y (N, D) and a mask m (N, D) of 0/1 or bools."""
-    y = as_batch(known, "known")
-    try:
-        arr = np.asarray(mask)
-    except ValueError as exc:  # ragged lists
-        raise TypeError(f"mask must be an array of 0/1 or bools, got {type(mask).__name__}") from exc
-    m = arr.astype(np.float64) if arr.dtype == bool else as_float_array(arr, "mask")
-    if m.shape != y.shape:
-        raise ValueError(f"mask must have the shape of known {y.shape}, got {m.shape}")
-    if not np.all((m == 0.0) | (m == 1.0)):
-        raise ValueError(f"mask must hold only 0 and 1 (or bools), got values {np.unique(m)[:6]}")
+    return _mask_context_unchecked(*as_mask_and_known(known, mask))
+
+
+def _mask_context_unchecked(y: np.ndarray, m: np.ndarray) -> np.ndarray:
     return np.concatenate([y * m, m], axis=1)  # (N, 2 D)
 
 
@@ -45,11 +38,7 @@ class MaskedPairs:
     """
 
     def __init__(self, data: object, dim: int) -> None:
-        sample = getattr(data, "sample", data)
-        if not callable(sample):
-            raise TypeError(f"data must be a sampler sample(n, rng) or have a .sample(n, rng), got {type(data).__name__}")
-        self._sample: Callable = sample
-        self.dim = positive_int(dim, "dim", minimum=2)
+        self._sample, self.dim = check_masked_data(data, dim)
         self.name = getattr(data, "name", None)
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -59,7 +48,7 @@ class MaskedPairs:
         k = rng.integers(0, self.dim, n)  # (n,) known coordinates per point, 0..D-1
         order = np.argsort(rng.random((n, self.dim)), axis=1)  # (n, D) a uniform permutation per point
         mask = np.argsort(order, axis=1) < k[:, None]  # (n, D) the first k of each permutation are known
-        return x, mask_context(x, mask)
+        return x, _mask_context_unchecked(x, mask.astype(np.float64))
 
     def __repr__(self) -> str:
         return f"MaskedPairs(D={self.dim}, data={self.name!r})"

@@ -26,11 +26,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._check import as_batch, as_float_array, as_generator, positive_int, real_scalar
+from .._check import as_generator
 from ..data.lowres import sr_context
-from ..denoiser import call_eps, call_eps_and_divergence, call_eps_jvp, call_eps_vjp, check_denoiser, has_eps_jvp, has_eps_vjp
+from ..denoiser import call_eps, call_eps_and_divergence, call_eps_jvp, call_eps_vjp, has_eps_jvp, has_eps_vjp
 from ..sample import ddpm_sample
 from ..threads import blas_threads
+from ._validate import check_cascade, check_context_model, check_context_rows, check_upsample
 
 __all__ = ["CascadeSample", "WithContext", "cascade_sample", "upsample"]
 
@@ -52,20 +53,13 @@ class WithContext:
     """
 
     def __init__(self, model: object, context: object) -> None:
-        check_denoiser(model, "model")
-        C = getattr(model, "context_dim", None)
-        if not isinstance(C, int):
-            raise TypeError(f"model must be a context-conditioned denoiser (with .context_dim), got {type(model).__name__}")
+        self.context = check_context_model(model, context)
         self.model = model
-        self.context = as_batch(context, "context", dim=C)
         self.schedule = model.schedule
         self.dim = getattr(model, "dim", None)
 
     def _rows(self, x: object) -> np.ndarray:
-        x = as_batch(x, "x", dim=self.dim)
-        if x.shape[0] != self.context.shape[0]:
-            raise ValueError(f"x must have one row per context ({self.context.shape[0]} rows), got shape {x.shape}")
-        return x
+        return check_context_rows(x, self.dim, self.context.shape[0])
 
     def eps(self, x: object, t: float | np.ndarray) -> np.ndarray:
         r"""Predicted noise (B, D) of each row given its context."""
@@ -117,18 +111,6 @@ class CascadeSample:
     nfe: int
 
 
-def _low_dim(sr: object) -> int:
-    check_denoiser(sr, "sr")
-    C = getattr(sr, "context_dim", None)
-    if not isinstance(C, int) or C < 5 or (C - 1) % 4:
-        raise TypeError(f"sr must be a super-resolution model (a context-conditioned denoiser whose context_dim is "
-                        f"4 d + 1 for d low-resolution pixels), got {type(sr).__name__} with context_dim {C!r}")
-    d = (C - 1) // 4
-    if getattr(sr, "dim", 4 * d) != 4 * d:
-        raise ValueError(f"sr must model images of 4 d = {4 * d} pixels for its context of {C}, got dim {sr.dim}")
-    return d
-
-
 def _upsample(sr: object, low: np.ndarray, rng: np.random.Generator, aug_level: float, steps: int,
               progress: bool) -> tuple[np.ndarray, int]:
     s = np.full(low.shape[0], aug_level)  # (N,) one fixed level at sampling
@@ -158,14 +140,7 @@ def upsample(sr: object, low_res: object, rng: np.random.Generator | int, *, aug
     -------
     (N, 4 d) the high-resolution samples.
     """
-    d = _low_dim(sr)
-    low = as_float_array(low_res, "low_res")
-    low = as_batch(low[None] if low.ndim == 1 else low, "low_res")
-    if low.shape[1] != d:
-        raise ValueError(f"low_res must have {d} pixels per image (the size sr was trained to up-sample), "
-                         f"got shape {np.shape(low_res)}")
-    aug_level = real_scalar(aug_level, "aug_level", lo=0.0, hi=float(sr.schedule.t_max))
-    steps = positive_int(steps, "steps", maximum=1000)
+    low, aug_level, steps = check_upsample(sr, low_res, aug_level, steps)
     return _upsample(sr, low, as_generator(rng), aug_level, steps, progress)[0]
 
 
@@ -191,14 +166,8 @@ def cascade_sample(base: object, sr: object, n: int, rng: np.random.Generator | 
     -------
     :class:`CascadeSample` with ``x`` (n, 4 d), ``low`` (n, d) and ``nfe``.
     """
-    d = _low_dim(sr)
-    check_denoiser(base, "base")
-    if getattr(base, "dim", d) != d:
-        raise ValueError(f"base must model the {d}-pixel images sr up-samples, got a base of dim {base.dim}")
-    n, rng = positive_int(n, "n"), as_generator(rng)
-    aug_level = real_scalar(aug_level, "aug_level", lo=0.0, hi=float(sr.schedule.t_max))
-    steps = positive_int(steps, "steps", maximum=1000)
-    sr_steps = steps if sr_steps is None else positive_int(sr_steps, "sr_steps", maximum=1000)
+    n, aug_level, steps, sr_steps = check_cascade(base, sr, n, aug_level, steps, sr_steps)
+    rng = as_generator(rng)
     base_res = ddpm_sample(base, n, rng, steps=steps, progress=progress)
     low = np.clip(base_res.x, -1.0, 1.0)  # (n, d)
     x, nfe = _upsample(sr, low, rng, aug_level, sr_steps, progress)

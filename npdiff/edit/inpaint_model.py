@@ -17,11 +17,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.masked import mask_context
-from ..denoiser import check_denoiser
 from ..sample import ddpm_sample
 from ..sample._common import SampleResult
 from ..threads import blas_threads
-from ._validate import check_inpainting
+from ._validate import check_inpainting, check_mask_model
 from .cascade import WithContext
 from .mask import keep_known
 
@@ -58,12 +57,7 @@ def inpaint_model_sample(
     -------
     SampleResult with ``x`` (N, D), the known coordinates equal to y, and ``nfe == steps``.
     """
-    check_denoiser(model, "model")
-    D, C = getattr(model, "dim", None), getattr(model, "context_dim", None)
-    if not isinstance(D, int) or C != 2 * D:
-        raise TypeError(f"model must be a mask-conditioned denoiser (context_dim = 2 * dim: the known values and the "
-                        f"mask), got {type(model).__name__} with dim {D!r} and context_dim {C!r}")
-    model, y, m, x_T, rng, _, _ = check_inpainting(model, known, mask, n, rng, None, steps, T, variance)
+    model, y, m, x_T, rng, _, _ = check_inpainting(check_mask_model(model), known, mask, n, rng, None, steps, T, variance)
     context = mask_context(y, m)  # (N, 2 D)
     res = ddpm_sample(WithContext(model, context), None, rng, steps=steps, T=T, variance=variance, x_T=x_T,
                       progress=progress)
