@@ -102,6 +102,7 @@ def main() -> None:
     ap.add_argument("--bpd-n", type=int, default=60)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--reuse", action="store_true")
+    ap.add_argument("--bpd-only", action="store_true", help="skip the samples (cascade.json); write cascade_bpd.json only")
     args = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
 
@@ -118,6 +119,12 @@ def main() -> None:
     single, single_s = trained("single_8x8", DiffusionMLP(MLPConfig(dim=64, **model_kw), schedule, rng=args.seed + 2),
                                hi.sample_dequantized, args.single_steps, args.seed + 2, args.reuse)
 
+    if not args.bpd_only:
+        samples(args, hi, base, base_s, srs, sr_models, single, single_s, sr_cfg)
+    bits_per_dim(args, hi, lo, base, srs, sr_models, single)
+
+
+def samples(args, hi, base, base_s, srs, sr_models, single, single_s, sr_cfg) -> None:
     rows = []
 
     def row(model, source, aug, x, seconds, train_s, accuracy=None):
@@ -154,7 +161,10 @@ def main() -> None:
         "single": f"MLP of the images recipe on the 8x8 digits, {args.single_steps} steps",
         "classifier": repr(digit_classifier()), "seed": args.seed})
 
-    # -- bits/dim on the test split by the exact ODE ---------------------------------------------------
+
+
+def bits_per_dim(args, hi, lo, base, srs, sr_models, single) -> None:
+    r"""Bits/dim on the test split by the exact ODE (module docstring)."""
     bpd_rows = []
     m = args.bpd_n
     x8 = hi.test[:m]  # (m, 64)
@@ -166,8 +176,8 @@ def main() -> None:
                      "seconds": time.perf_counter() - t0})
     b4 = b4_all[:m]
     for name, aug_max in sr_models:
-        label = (f"SR with augmentation s ~ U(0, {aug_max:g})" if aug_max else "SR without augmentation") + \
-            ", given the true 4x4 (s = 0)"
+        which = f"SR with augmentation s ~ U(0, {aug_max:g})" if aug_max else "SR without augmentation"
+        label = f"{which}, given the true 4x4 (s = 0)"
         sr = srs[name][0]
         t0 = time.perf_counter()
         c = sr_context(x4, 0.0, np.zeros_like(x4), sr.schedule)  # (m, 65) the clean 4x4 at s = 0
@@ -175,7 +185,7 @@ def main() -> None:
                  for i in range(0, m, 20)]
         b8 = np.concatenate(parts)  # (m,)
         total = (16 * b4 + 64 * b8) / 64  # bits of the 4x4 plus bits of the 8x8 given it, per 8x8 pixel
-        for what, v, K, D in ((label, b8, DIGITS_K, 64), (f"cascade = base + {label.split(',')[0]}", total, DIGITS_K, 64)):
+        for what, v, K, D in ((label, b8, DIGITS_K, 64), (f"cascade = base + {which}", total, DIGITS_K, 64)):
             bpd_rows.append({"model": what, "images": m, "K": K, "D": D, "bpd": float(np.nanmean(v)),
                              "bpd_se": float(np.nanstd(v, ddof=1) / np.sqrt(v.size)), "seconds": time.perf_counter() - t0})
         print(bpd_rows[-2:], file=sys.stderr)
