@@ -11,8 +11,9 @@ s drawn at random ("noise-conditioning augmentation", CDM Sec. 3), it is sampled
 ``aug_level``, so that it reads the base model's imperfect samples as it read noised true images in training.
 
 The default ``aug_level`` is 0.05 on the VP-linear schedule (:math:`\sigma(s) \approx 0.17`, against the
-low-resolution level spacing 2/64): CDM reports its best FID at small s (CDM Sec. 4.2, Table 4); larger s
-discards more of what the base model drew. ``benchmarks/cascade.py`` measures a small range of it.
+low-resolution level spacing 2/64), a small level as CDM found best (CDM Sec. 4.2); larger s discards more of
+what the base model drew. On the digits ``benchmarks/cascade.py`` measures s = 0, 0.05 and 0.2: the two small
+levels are close and 0.2 is worse (``docs/measurements/cascade.md``).
 
 Both stages run the ancestral DDPM chain (:func:`npdiff.sample.ddpm_sample`); the super-resolution model
 reaches it through :class:`WithContext`, a denoiser of the plain protocol whose rows each carry their
