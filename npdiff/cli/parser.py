@@ -278,7 +278,7 @@ def add_upsample(sub) -> None:
     p.add_argument("--steps", type=positive(int, 1000), default=250, help="ancestral DDPM steps (of T = 1000)")
     p.add_argument("--aug-level", dest="aug_level", type=in_range(float, 0.0, 1.0), default=0.05,
                    help="the low-resolution image's augmentation level s (npdiff.edit.cascade)")
-    p.add_argument("--seed", type=SEED, default=0, help="seed of the augmentation noise and the chain")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the draws (augmentation, chain)")
     p.set_defaults(func=upsample.run)
 
 
