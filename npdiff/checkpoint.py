@@ -3,9 +3,9 @@ r"""Checkpoints: one ``.npz`` file with the weights, the training state and a JS
 Layout (every entry a plain array; nothing is pickled)::
 
     npdiff_checkpoint   "npdiff-checkpoint"   marks the file as ours
-    config              JSON: {"version", "arch" ("mlp", "unet" or "prompt_mlp"; absent in older
+    config              JSON: {"version", "arch" ("mlp", "unet", "prompt_mlp" or "context_mlp"; absent in older
                                files, which hold an MLP), "model" (the network's config: MLPConfig,
-                               UNetConfig or PromptMLPConfig), "schedule" (Schedule.config()),
+                               UNetConfig, PromptMLPConfig or ContextMLPConfig), "schedule" (Schedule.config()),
                                "step", "optimizer" (AdamW hyperparameters or null),
                                "train" (TrainConfig or null), "history" (names of the series),
                                "data" (the training data set's name; absent in older files)}
@@ -43,6 +43,7 @@ from ._atomic import write_atomically
 from ._check import positive_int
 from .nn.autoencoder import Autoencoder, AutoencoderConfig
 from .nn.config import MLPConfig
+from .nn.context_mlp import ContextMLP, ContextMLPConfig
 from .nn.model import DiffusionMLP
 from .nn.optim import AdamW
 from .nn.prompt_mlp import PromptMLP, PromptMLPConfig
@@ -60,7 +61,8 @@ AUTOENCODER_FORMAT = "npdiff-autoencoder"
 _AUTOENCODER_VERSION = 1
 #: each network a checkpoint can hold, by its ``arch`` name: (config class, denoiser class)
 ARCHITECTURES: dict[str, tuple[type, type]] = {"mlp": (MLPConfig, DiffusionMLP), "unet": (UNetConfig, DiffusionUNet),
-                                               "prompt_mlp": (PromptMLPConfig, PromptMLP)}
+                                               "prompt_mlp": (PromptMLPConfig, PromptMLP),
+                                               "context_mlp": (ContextMLPConfig, ContextMLP)}
 #: the ``arch`` of a checkpoint written before the field existed: only the MLP existed then
 _OLDEST_ARCH = "mlp"
 _BIT_GENERATORS = {"PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM, "Philox": np.random.Philox,

@@ -12,7 +12,10 @@ computed into buffers); the U-Net (:class:`~npdiff.nn.unet.model.DiffusionUNet`)
 the squared error and its backward (:mod:`npdiff.nn.unet.network`, :func:`npdiff.nn.unet.network.loss_and_grad`
 in the weights' float32); the prompt-conditioned MLP (:class:`~npdiff.nn.prompt_mlp.PromptMLP`) its plain
 reference :func:`npdiff.nn.prompt_mlp.loss_and_grad` in float64, on data from a sampler returning
-``(x, token ids)`` that drops prompt words itself (:func:`npdiff.data.prompts.drop_attributes`).
+``(x, token ids)`` that drops prompt words itself (:func:`npdiff.data.prompts.drop_attributes`); the
+context-conditioned MLP (:class:`~npdiff.nn.context_mlp.ContextMLP`) its reference
+:func:`npdiff.nn.context_mlp.loss_and_grad`, on data from a sampler returning ``(x, contexts (B, C))``
+that draws any augmentation of the context itself (:func:`npdiff.data.lowres.sr_sampler`).
 
 Data is a sampler (``sample(n, rng)`` or an object with ``.sample(n, rng)``), called for fresh
 points every step, or a fixed (N, D) array from which each minibatch is drawn uniformly with
@@ -40,6 +43,8 @@ import numpy as np
 
 from ._check import as_batch, as_generator, as_labels, positive_int, real_scalar
 from .nn.config import MLPConfig
+from .nn.context_mlp import ContextMLP
+from .nn.context_mlp import loss_and_grad as context_loss_and_grad
 from .nn.fast import FastMLP
 from .nn.mlp import mse
 from .nn.model import DiffusionMLP
@@ -59,7 +64,7 @@ __all__ = ["LR_SCHEDULES", "NETWORKS", "TrainConfig", "Trainer", "train"]
 #: learning-rate schedules of :meth:`TrainConfig.learning_rate`
 LR_SCHEDULES = ("constant", "cosine")
 #: the networks the trainer trains
-NETWORKS = (DiffusionMLP, DiffusionUNet, PromptMLP)
+NETWORKS = (DiffusionMLP, DiffusionUNet, PromptMLP, ContextMLP)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,6 +213,13 @@ def _loss_and_grad_into(model: DiffusionMLP | DiffusionUNet, params: np.ndarray,
             return loss
 
         return prompt_step
+    if isinstance(model, ContextMLP):  # the plain-NumPy float64 reference as well; rows: the contexts (B, C)
+
+        def context_step(xt: np.ndarray, t: np.ndarray, target: np.ndarray, weight: np.ndarray, c: np.ndarray) -> float:
+            loss, grad[...] = context_loss_and_grad(model.config, params, xt, t, target, weight, c)
+            return loss
+
+        return context_step
     cfg = model.config
     net = FastMLP(cfg)  # fused kernels and buffers, equal to npdiff.nn.mlp.loss_and_grad
     layers, grads = cfg.layers(params), cfg.layers(grad)  # views: the optimizer's updates reach them
@@ -263,7 +275,8 @@ class Trainer:
     def __init__(self, model: DiffusionMLP | DiffusionUNet, data: object, config: TrainConfig,
                  rng: np.random.Generator | int) -> None:
         if not isinstance(model, NETWORKS):
-            raise TypeError(f"model must be a DiffusionMLP, a DiffusionUNet or a PromptMLP, got {type(model).__name__}")
+            raise TypeError(f"model must be a DiffusionMLP, a DiffusionUNet, a PromptMLP or a ContextMLP, "
+                            f"got {type(model).__name__}")
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
         self.rng = as_generator(rng)
@@ -306,7 +319,7 @@ class Trainer:
         cfg, rng = self.config, self.rng
         B, D, C = cfg.batch_size, self.model_config.dim, self.model_config.num_classes
         x0, y = self.sample(B, rng), None  # (B, D), and (B,) labels of a conditional network or (B, L) token ids
-        if C or isinstance(self.model_config, PromptMLP.config_type):  # a prompt sampler drops its own words
+        if C or isinstance(self.model_config, (PromptMLP.config_type, ContextMLP.config_type)):  # (x, words or contexts)
             if not (isinstance(x0, tuple) and len(x0) == 2):
                 raise TypeError(f"the data sampler of a conditional network must return (x, y), got {type(x0).__name__}")
             x0, y = x0

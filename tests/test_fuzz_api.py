@@ -789,6 +789,74 @@ E(_E("nn.prompt_mlp.vjp", _pm.vjp, lambda: dict(config=_PCFG, params=_PTHETA, x=
 E(_E("nn.prompt_mlp.divergence", _pm.divergence, lambda: dict(config=_PCFG, params=_PTHETA, x=_x(), t=_T3, y=_PIDS),
      Arg("config", "object"), _PARAMS, Arg("x", "batch_d", ("x", "t", "y")), Arg("t", "times")))
 
+# -- the context-conditioned reference MLP, the cascade's data and its sampler ------------------------------
+from npdiff.data import lowres as _lowres  # noqa: E402
+from npdiff.edit import cascade as _cascade  # noqa: E402
+from npdiff.nn import context_mlp as _cm  # noqa: E402
+
+_KNOWN_G, _MASK_G = np.array([1.0, 0.0]), np.array([True, False])
+_CCFG = _cm.ContextMLPConfig(dim=D, context_dim=3, width=8, depth=1, emb_dim=4)
+_CTHETA = _CCFG.init_params(np.random.default_rng(2), np.float64)
+_CTX = np.random.default_rng(3).standard_normal((B, 3))
+_CTX_ARG = Arg("y", "batch", ("y",))
+E(_E("nn.context_mlp.forward", _cm.forward, lambda: dict(config=_CCFG, params=_CTHETA, x=_x(), t=_T3, y=_CTX),
+     Arg("config", "object"), _PARAMS, Arg("x", "batch_d", ("x", "t", "y")), Arg("t", "times"), _CTX_ARG))
+E(_E("nn.context_mlp.loss_and_grad", _cm.loss_and_grad,
+     lambda: dict(config=_CCFG, params=_CTHETA, x=_x(), t=_T3, target=_x(1), weight=np.array([0.5, 1.0, 2.0]), y=_CTX),
+     Arg("config", "object"), _PARAMS, Arg("x", "batch_d", ("x", "t", "target", "weight", "y")), Arg("t", "times"),
+     Arg("target", "batch_d", ("target",)), Arg("weight", "array", ("weight",), accepts=_NONE_OK), _CTX_ARG))
+E(_E("nn.context_mlp.jvp", _cm.jvp, lambda: dict(config=_CCFG, params=_CTHETA, x=_x(), t=_T3, v=_x(1)[None], y=_CTX),
+     Arg("config", "object"), _PARAMS, Arg("x", "batch_d", ("x", "t", "v", "y")), Arg("t", "times"),
+     Arg("v", "array", ("v",), accepts={"extra_axis": "v is (K, B, D): one more axis is K = 1"}), _CTX_ARG))
+E(_E("nn.context_mlp.vjp", _cm.vjp, lambda: dict(config=_CCFG, params=_CTHETA, x=_x(), t=_T3, u=_x(1), y=_CTX),
+     Arg("config", "object"), _PARAMS, Arg("x", "batch_d", ("x", "t", "u", "y")), Arg("t", "times"),
+     Arg("u", "array", ("u",)), _CTX_ARG))
+E(_E("nn.context_mlp.divergence", _cm.divergence, lambda: dict(config=_CCFG, params=_CTHETA, x=_x(), t=_T3, y=_CTX),
+     Arg("config", "object"), _PARAMS, Arg("x", "batch_d", ("x", "t", "y")), Arg("t", "times"), _CTX_ARG))
+E(_E("data.lowres.downsample", _lowres.downsample, lambda: dict(x=_x(d=16)),
+     Arg("x", "points", accepts={"empty": "", "extra_axis": ""})))
+E(_E("data.lowres.nearest_upsample", _lowres.nearest_upsample, lambda: dict(x=_x(d=4)),
+     Arg("x", "points", accepts={"empty": "", "extra_axis": ""})))
+E(_E("data.lowres.sr_context", _lowres.sr_context, lambda: dict(low=_x(d=4), s=_T3 / 2, eps=_x(1, d=4), schedule=VP),
+     Arg("low", "batch", ("low", "s", "eps")), Arg("s", "times", ("s",)), Arg("eps", "batch_d", ("eps",)),
+     Arg("schedule", "schedule")))
+E(_E("data.lowres.SRData", _lowres.SRData, lambda: dict(images=_x(d=16), schedule=VP, aug_max=0.3),
+     Arg("images", "points", accepts={"empty": "", "extra_axis": ""}), Arg("schedule", "schedule"),
+     Arg("aug_max", "real", accepts={"negative": "", "tiny": ""})))
+E(_E("SRData.sample", lambda d, n, rng: d.sample(n, rng), lambda: dict(d=_lowres.SRData(_x(d=16), VP), n=B, rng=_rng()),
+     Arg("n", "int"), Arg("rng", "rng")))
+_SR = _cm.ContextMLP(_cm.ContextMLPConfig(dim=16, context_dim=17, width=8, depth=1, emb_dim=4), VP, rng=0)
+_LOW = np.random.default_rng(4).uniform(-1, 1, (B, 4))
+E(_E("edit.cascade.upsample", _cascade.upsample, lambda: dict(sr=_SR, low_res=_LOW, rng=_rng(), aug_level=0.05, steps=3),
+     Arg("sr", "denoiser"), Arg("low_res", "points_d", ("low_res",), accepts={"empty": ""}), Arg("rng", "rng"),
+     Arg("aug_level", "real", accepts={"tiny": ""}), Arg("steps", "int"), errors=_SAMPLER_ERRORS))
+E(_E("edit.cascade.cascade_sample", _cascade.cascade_sample,
+     lambda: dict(base=analytic.GaussianData(np.zeros(4), 0.1, VP), sr=_SR, n=B, rng=_rng(), aug_level=0.05, steps=3, sr_steps=2),
+     Arg("base", "denoiser"), Arg("sr", "denoiser"), Arg("n", "int"), Arg("rng", "rng"),
+     Arg("aug_level", "real", accepts={"tiny": ""}), Arg("steps", "int"), Arg("sr_steps", "int", accepts=_NONE_OK),
+     errors=_SAMPLER_ERRORS))
+E(_E("edit.cascade.WithContext", _cascade.WithContext, lambda: dict(model=_SR, context=np.zeros((B, 17))),
+     Arg("model", "denoiser"), Arg("context", "points_d", accepts={"empty": "", "extra_axis": ""})))
+E(_E("WithContext.eps_and_divergence", lambda w, x, t: w.eps_and_divergence(x, t),
+     lambda: dict(w=_cascade.WithContext(_SR, np.zeros((B, 17))), x=_x(d=16), t=_T3),
+     Arg("x", "batch_d", ("x", "t")), Arg("t", "times")))
+
+from npdiff.data import masked as _masked  # noqa: E402
+
+E(_E("data.masked.mask_context", _masked.mask_context, lambda: dict(known=_x(), mask=np.array([[1, 0], [0, 1], [0, 0]])),
+     Arg("known", "points", ("known", "mask"), accepts={"empty": "", "extra_axis": ""}),
+     Arg("mask", "array", ("mask",), accepts={"bool": "a boolean mask is the natural form", "int": "0/1"})))
+E(_E("data.masked.MaskedPairs", _masked.MaskedPairs, lambda: dict(data=TOY, dim=2), Arg("data", "object", accepts={
+    "str": "a str's sample is not callable... refused"}), Arg("dim", "int2")))
+E(_E("MaskedPairs.sample", lambda d, n, rng: d.sample(n, rng), lambda: dict(d=_masked.MaskedPairs(TOY, 2), n=B, rng=_rng()),
+     Arg("n", "int"), Arg("rng", "rng")))
+_GLIDE = _cm.ContextMLP(_cm.ContextMLPConfig(dim=D, context_dim=2 * D, width=8, depth=1, emb_dim=4), VP, rng=0)
+E(_E("edit.inpaint_model_sample", edit.inpaint_model_sample,
+     lambda: dict(model=_GLIDE, known=_KNOWN_G, mask=_MASK_G, n=B, rng=_rng(), steps=3, T=6),
+     Arg("model", "denoiser"), Arg("known", "array", ("known", "mask")),
+     Arg("mask", "array", names=("mask",), accepts={"bool": "a boolean mask is the natural form"}),
+     Arg("n", "int"), Arg("rng", "rng"), Arg("steps", "int"), Arg("T", "int", ("T", "steps")), errors=_SAMPLER_ERRORS))
+
 # -- the reference U-Net (a tiny one: the checks at its doors are what is fuzzed) --------------------------
 from npdiff.nn import UNetConfig  # noqa: E402
 from npdiff.nn.unet import network as nnunet  # noqa: E402
@@ -1021,7 +1089,8 @@ NOT_FUZZED = {
         "main", "_common.UserError", "parser.build_parser", "parser.Parser", "parser.HelpFormatter",
         "validators.positive", "validators.in_range", "demo.run", "train.run", "train.train_model", "sample.run",
         "sample.run_sampler", "sample.npy_path", "nll.run", "nll.score", "nll.report_nll", "nll.report_image_nll",
-        "nll.compare_bound", "nll.image_eval_default", "nll.bound_times", "info.datasets", "info.schedules")},
+        "nll.compare_bound", "nll.image_eval_default", "nll.bound_times", "info.datasets", "info.schedules",
+        "upsample.run")},
     "npdiff.data.images.read_idx": "a file reader: tests/test_checkpoint_untrusted.py and tests/test_images.py",
     "npdiff.data.images.write_idx": "a file writer: tests/test_checkpoint_untrusted.py and tests/test_images.py",
     "npdiff.data.images.digits": "no arguments",
@@ -1039,6 +1108,11 @@ NOT_FUZZED = {
     "npdiff.nn.optim.AdamW": "tests/test_nn_inputs.py and tests/test_nn_optim.py",
     "npdiff.nn.mlp.backward": "takes forward's cache, an internal structure (tests/test_nn_mlp.py)",
     "npdiff.nn.prompt_mlp.backward": "takes forward's cache, an internal structure (tests/test_nn_text.py)",
+    "npdiff.nn.context_mlp.backward": "takes forward's cache, an internal structure (tests/test_context_mlp.py)",
+    "npdiff.nn.context_mlp.ContextMLPConfig": "tests/test_context_mlp.py::test_config_checks_and_round_trip",
+    "npdiff.nn.context_mlp.ContextMLP": "tests/test_context_mlp.py::test_a_bad_context_is_refused_by_name (its y door)",
+    "npdiff.data.lowres.digits_4x4": "no arguments",
+    "npdiff.edit.cascade.CascadeSample": "a result dataclass of cascade_sample (fuzzed)",
     "npdiff.nn.prompt_mlp.PromptMLPConfig": "tests/test_nn_text.py::test_bad_prompts_and_configs_are_refused",
     "npdiff.nn.prompt_mlp.PromptMLP": "tests/test_nn_text.py::test_bad_prompts_and_configs_are_refused (its y door)",
     **{f"npdiff.nn.text.{_n}": "a layer of the reference text encoder and cross-attention, run by npdiff.nn.prompt_mlp "

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from npdiff import cli
 from npdiff.checkpoint import save
 from npdiff.nn import MLPConfig
+from npdiff.nn.context_mlp import ContextMLP, ContextMLPConfig
 from npdiff.nn.model import DiffusionMLP
 from npdiff.schedule import vp_linear
 
@@ -52,6 +53,7 @@ def files(tmp_path_factory):
     rng = np.random.default_rng(0)
     good = save(d / "good.npz", DiffusionMLP(MLPConfig(width=8, depth=1, emb_dim=8), vp_linear(), rng=rng))
     save(d / "m3.npz", DiffusionMLP(MLPConfig(dim=3, width=8, depth=1, emb_dim=8), vp_linear(), rng=rng))
+    save(d / "sr.npz", ContextMLP(ContextMLPConfig(width=8, depth=1, emb_dim=4), vp_linear(), rng=rng))
     data = good.read_bytes()
     (d / "truncated.npz").write_bytes(data[: len(data) // 2])
     (d / "empty.npz").write_bytes(b"")
@@ -94,6 +96,7 @@ def _bad_unit(hi_open):
 _TRAIN = ["train", "--data", "moons", "--out", "run"]
 _SAMPLE = ["sample", "--model", "good.npz", "--out", "s.npy"]
 _NLL = ["nll", "--model", "good.npz", "--data", "moons"]
+_UPSAMPLE = ["upsample", "--model", "sr.npz", "--image-index", "0", "--out", "u.npy"]
 FLAGS = [
     (_TRAIN, "--steps", _bad_positive_int(cli.MAX_STEPS)),
     (_TRAIN, "--batch-size", _bad_positive_int(cli.MAX_BATCH)),
@@ -122,6 +125,13 @@ FLAGS = [
                                       st.floats(min_value=100.0, exclude_min=True, allow_infinity=False).map(repr),
                                       st.sampled_from(["nan", "inf", "-inf"]), _NOT_A_NUMBER)),
     (_NLL, "--label", st.one_of(st.integers(max_value=-1).map(str), st.sampled_from(["1.5", "nan"]), _NOT_A_NUMBER)),
+    (_UPSAMPLE, "--n", _bad_positive_int(cli.MAX_POINTS)),
+    (_UPSAMPLE, "--steps", _bad_positive_int(1000)),
+    (_UPSAMPLE, "--aug-level", st.one_of(st.floats(max_value=0.0, exclude_max=True, allow_nan=False).map(repr),
+                                         st.floats(min_value=1.0, exclude_min=True, allow_infinity=False).map(repr),
+                                         st.sampled_from(["nan", "inf", "-inf"]), _NOT_A_NUMBER)),
+    (_UPSAMPLE, "--image-index", st.one_of(st.integers(max_value=-1).map(str), st.sampled_from(["1.5", "nan"]),
+                                           _NOT_A_NUMBER)),
 ]
 
 
@@ -178,6 +188,12 @@ CASES = [
     (["train", "--data", "moons", "--out", "good.npz/run", "--steps", "2"], "not a writable folder"),
     (["demo", "--out", "good.npz", "--steps", "2"], "not a writable folder"),
     (["schedules", "--plot", "missing/s.png"], "--plot"),
+    (["upsample", "--model", "good.npz", "--image-index", "0", "--out", "u.npy"], "not a super-resolution model"),
+    (["upsample", "--model", "missing.npz", "--image-index", "0", "--out", "u.npy"], "does not exist"),
+    (["upsample", "--model", "sr.npz", "--image-index", "360", "--out", "u.npy"], "--image-index must be in 0..359"),
+    (["upsample", "--model", "sr.npz", "--image-index", "0", "--out", "no/dir/u.npy"], "no/dir"),
+    (["upsample", "--model", "sr.npz", "--image-index", "0", "--out", "u.npy", "--figure", "no/f.png"], "--figure"),
+    (["upsample", "--model", "sr.npz", "--out", "u.npy"], "required"),
 ]
 
 

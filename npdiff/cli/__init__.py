@@ -1,7 +1,8 @@
 r"""The ``npdiff`` command line (also ``python -m npdiff``).
 
 Commands: ``demo`` (the main job: train, sample, exact NLL, figures), ``train``, ``sample``,
-``steps``, ``nll``, ``datasets`` and ``schedules``; bare ``npdiff`` prints the help. Human-readable output
+``steps``, ``nll``, ``datasets``, ``schedules`` and ``upsample`` (a super-resolution model on a test digit's 4x4);
+bare ``npdiff`` prints the help. Human-readable output
 and progress bars go to stderr; with ``--json`` stdout holds exactly one line, a JSON object.
 ``--out`` names what a command writes: a folder for ``train`` and ``demo`` (several files), a
 file for ``sample``, ``steps`` and ``nll``. A user mistake (unknown data set or flag, missing or corrupt
@@ -25,7 +26,7 @@ model's converged flow and writes them as a step file (:mod:`npdiff.sample.step_
 The package: :mod:`~npdiff.cli.parser` (every command's flags), :mod:`~npdiff.cli.validators`
 (the flags' value types), one module a command group (:mod:`~npdiff.cli.demo`,
 :mod:`~npdiff.cli.train`, :mod:`~npdiff.cli.sample`, :mod:`~npdiff.cli.steps`, :mod:`~npdiff.cli.nll`,
-:mod:`~npdiff.cli.info`). The work is the library's; a command reads its flags, calls the
+:mod:`~npdiff.cli.info`, :mod:`~npdiff.cli.upsample`). The work is the library's; a command reads its flags, calls the
 library, and prints what came out.
 """
 

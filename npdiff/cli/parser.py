@@ -3,7 +3,8 @@ r"""The argument parser of ``npdiff``: every command's flags, and errors as one 
 Each command's ``--help`` lists the flags that apply to it, with the defaults that apply to it
 (the demo trains on a 2-D set, so its help gives the ``"2d"`` recipe's defaults only). The
 commands themselves live one group a module (:mod:`~npdiff.cli.demo`, :mod:`~npdiff.cli.train`,
-:mod:`~npdiff.cli.sample`, :mod:`~npdiff.cli.steps`, :mod:`~npdiff.cli.nll`, :mod:`~npdiff.cli.info`); a new command adds
+:mod:`~npdiff.cli.sample`, :mod:`~npdiff.cli.steps`, :mod:`~npdiff.cli.nll`, :mod:`~npdiff.cli.info`,
+:mod:`~npdiff.cli.upsample`); a new command adds
 its ``add_*`` function here and its module beside them.
 """
 
@@ -25,7 +26,7 @@ from ..sample.fast import FAST_SAMPLERS
 from ..sample.grids import GRIDS
 from ..thresholding import IMAGEN_PERCENTILE, THRESHOLDS
 from ..train import LR_SCHEDULES, TrainConfig
-from . import demo, info, nll, sample, steps, train
+from . import demo, info, nll, sample, steps, train, upsample
 from ._common import FAST, SAMPLERS, SCHEDULES, closest
 from .validators import MAX_BATCH, MAX_CLASSES, MAX_DEPTH, MAX_POINTS, MAX_STEPS, MAX_T, MAX_WIDTH, SEED, in_range, positive
 
@@ -265,7 +266,23 @@ def add_info(sub) -> None:
 
 
 #: the commands in the order ``npdiff --help`` lists them
-COMMANDS = (add_demo, add_train, add_sample, add_steps, add_nll, add_info)
+def add_upsample(sub) -> None:
+    p = sub.add_parser("upsample", help="super-resolve the 4x4 block sums of a test digit with a trained SR model "
+                                        "(benchmarks/cascade.py trains one); writes FILE.npy")
+    p.add_argument("--model", required=True, help="the super-resolution model (a context_mlp checkpoint)")
+    p.add_argument("--image-index", dest="image_index", type=in_range(int, 0, 10**6), required=True,
+                   help="the test digit (0..359 of the documented split) whose 4x4 is up-sampled")
+    p.add_argument("--out", metavar="FILE.npy", required=True, help="where to write the (n, 64) samples")
+    p.add_argument("--figure", metavar="FILE.png", help="also draw the samples beside the digit and its 4x4")
+    p.add_argument("--n", type=positive(int, MAX_POINTS), default=8, help="samples of the same 4x4")
+    p.add_argument("--steps", type=positive(int, 1000), default=250, help="ancestral DDPM steps (of T = 1000)")
+    p.add_argument("--aug-level", dest="aug_level", type=in_range(float, 0.0, 1.0), default=0.05,
+                   help="the low-resolution image's augmentation level s (npdiff.edit.cascade)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the draws (augmentation, chain)")
+    p.set_defaults(func=upsample.run)
+
+
+COMMANDS = (add_demo, add_train, add_sample, add_steps, add_nll, add_info, add_upsample)
 
 
 def build_parser() -> Parser:

@@ -7,6 +7,10 @@ r"""Editing with a diffusion model: inpainting on the denoiser protocol, and the
   (Ho et al., Video Diffusion Models, 2022), the gradient of the data fit through the denoiser's prediction of x_0 (``eps_vjp``);
 * :mod:`~npdiff.edit.sdedit`: image to image (SDEdit, Meng et al. 2022), imported as a module: a re-exported
   function of the same name would hide it, so its function is ``npdiff.edit.sdedit.sdedit``;
+* :mod:`~npdiff.edit.cascade`: a two-stage cascade, a base model's low-resolution samples up-sampled by a
+  super-resolution model (Ho et al. 2022, CDM; Saharia et al. 2022), imported as a module;
+* :mod:`~npdiff.edit.inpaint_model`: GLIDE's inpainting by a model conditioned on the known values and the mask
+  (Nichol et al. 2022);
 * :mod:`~npdiff.edit.conditional`: the exact conditional :math:`p(x_2 \mid x_1 = a)` of a 2D density by
   quadrature, its CDF, exact draws and the Wasserstein-1 distance of samples to it.
 
@@ -14,18 +18,21 @@ Every inpainter takes the denoiser, the known values, the mask, the number of st
 ``np.random.Generator``, and returns a :class:`~npdiff.sample.SampleResult`.
 """
 
-from . import sdedit
+from . import cascade, sdedit
 from .conditional import ExactConditional, exact_conditional
 from .guided import data_fit_gradient, dps_sample, reconstruction_guidance_sample
+from .inpaint_model import inpaint_model_sample
 from .mask import keep_known
 from .repaint import repaint_nfe, repaint_sample, repaint_times
 from .replacement import replacement_sample
 
 __all__ = [
     "ExactConditional",
+    "cascade",
     "data_fit_gradient",
     "dps_sample",
     "exact_conditional",
+    "inpaint_model_sample",
     "keep_known",
     "reconstruction_guidance_sample",
     "repaint_nfe",

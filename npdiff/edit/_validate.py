@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._check import as_float_array, as_times, positive_int, real_scalar
-from ..denoiser import Denoiser, as_denoiser_batch, has_eps_vjp
+from .._check import as_batch, as_float_array, as_times, positive_int, real_scalar
+from ..denoiser import Denoiser, as_denoiser_batch, check_denoiser, has_eps_vjp
 from ..reverse import chain_for
 from ..reverse_variance import ReverseVariance
 from ..sample._checks import start
@@ -148,3 +148,70 @@ def check_data_fit(denoiser: object, x: object, t: object, known: object, mask: 
     y, m = check_rows(x, ("known", as_known(known, m)), ("mask", m))
     check_vjp(denoiser)
     return x, t, y, m
+
+
+# -- the cascade and the mask-conditioned model ---------------------------------------------------------
+def check_context_model(model: object, context: object) -> np.ndarray:
+    r"""A context-conditioned denoiser (with an int ``context_dim`` C) and its contexts (B, C)."""
+    check_denoiser(model, "model")
+    C = getattr(model, "context_dim", None)
+    if not isinstance(C, int):
+        raise TypeError(f"model must be a context-conditioned denoiser (with .context_dim), got {type(model).__name__}")
+    return as_batch(context, "context", dim=C)
+
+
+def check_context_rows(x: object, dim: int | None, rows: int) -> np.ndarray:
+    r"""Points x (B, D) with one row per context (B = ``rows``)."""
+    x = as_batch(x, "x", dim=dim)
+    if x.shape[0] != rows:
+        raise ValueError(f"x must have one row per context ({rows} rows), got shape {x.shape}")
+    return x
+
+
+def check_sr(sr: object) -> int:
+    r"""A super-resolution model: ``context_dim`` = 4 d + 1 and ``dim`` = 4 d; returns d, the low-resolution pixels."""
+    check_denoiser(sr, "sr")
+    C = getattr(sr, "context_dim", None)
+    if not isinstance(C, int) or C < 5 or (C - 1) % 4:
+        raise TypeError(f"sr must be a super-resolution model (a context-conditioned denoiser whose context_dim is "
+                        f"4 d + 1 for d low-resolution pixels), got {type(sr).__name__} with context_dim {C!r}")
+    d = (C - 1) // 4
+    if getattr(sr, "dim", 4 * d) != 4 * d:
+        raise ValueError(f"sr must model images of 4 d = {4 * d} pixels for its context of {C}, got dim {sr.dim}")
+    return d
+
+
+def check_upsample(sr: object, low_res: object, aug_level: object, steps: object) -> tuple[np.ndarray, float, int]:
+    r"""The arguments of :func:`npdiff.edit.cascade.upsample`: low_res (N, d) (one (d,) image accepted)."""
+    d = check_sr(sr)
+    low = as_float_array(low_res, "low_res")
+    low = as_batch(low[None] if low.ndim == 1 else low, "low_res")
+    if low.shape[1] != d:
+        raise ValueError(f"low_res must have {d} pixels per image (the size sr was trained to up-sample), "
+                         f"got shape {np.shape(low_res)}")
+    aug_level = real_scalar(aug_level, "aug_level", lo=0.0, hi=float(sr.schedule.t_max))
+    return low, aug_level, positive_int(steps, "steps", maximum=1000)
+
+
+def check_cascade(base: object, sr: object, n: object, aug_level: object, steps: object, sr_steps: object
+                  ) -> tuple[int, float, int, int]:
+    r"""The arguments of :func:`npdiff.edit.cascade.cascade_sample`: (n, aug_level, steps, sr_steps)."""
+    d = check_sr(sr)
+    check_denoiser(base, "base")
+    if getattr(base, "dim", d) != d:
+        raise ValueError(f"base must model the {d}-pixel images sr up-samples, got a base of dim {base.dim}")
+    n = positive_int(n, "n")
+    aug_level = real_scalar(aug_level, "aug_level", lo=0.0, hi=float(sr.schedule.t_max))
+    steps = positive_int(steps, "steps", maximum=1000)
+    sr_steps = steps if sr_steps is None else positive_int(sr_steps, "sr_steps", maximum=1000)
+    return n, aug_level, steps, sr_steps
+
+
+def check_mask_model(model: object) -> Denoiser:
+    r"""A mask-conditioned denoiser: ``context_dim`` = 2 ``dim`` (the known values and the mask); returned as is."""
+    check_denoiser(model, "model")
+    D, C = getattr(model, "dim", None), getattr(model, "context_dim", None)
+    if not isinstance(D, int) or C != 2 * D:
+        raise TypeError(f"model must be a mask-conditioned denoiser (context_dim = 2 * dim: the known values and the "
+                        f"mask), got {type(model).__name__} with dim {D!r} and context_dim {C!r}")
+    return model  # type: ignore[return-value]
