@@ -18,6 +18,7 @@ from ._check import (
     as_batches,
     as_generator,
     as_indices,
+    as_integers,
     as_labels,
     as_times,
     flow_time,
@@ -30,7 +31,8 @@ from .schedule import DiscreteSchedule, Schedule
 
 __all__ = ["SDEDIT_SAMPLERS", "THRESHOLDS", "as_guidance_label", "batch_at_steps", "batch_at_times", "batch_between_times",
            "chain_step", "check_chain", "check_classifier", "check_classifier_answer", "check_conditional", "check_hessian",
-           "check_label_count", "check_laplacian", "check_schedule", "check_sdedit", "check_strength", "check_threshold"]
+           "check_label_count", "check_laplacian", "check_schedule", "check_sdedit", "check_strength", "check_threshold",
+           "prompt_vocab_size"]
 
 
 def check_schedule(schedule: object, name: str = "schedule", *, default: Schedule | None = None) -> Schedule:
@@ -105,11 +107,20 @@ def check_label_count(y: np.ndarray, x: np.ndarray) -> None:
 
 
 def check_conditional(denoiser: object) -> int:
-    r"""A conditional denoiser (``num_classes`` C > 0); returns C."""
+    r"""A conditional denoiser: labels (``num_classes`` C > 0; returns C) or prompts (``vocab_size`` > 0; returns 0)."""
     C = num_classes_of(denoiser)
-    if C == 0:
-        raise ValueError(f"denoiser must be conditional (num_classes > 0) to be guided; {type(denoiser).__name__} has no labels")
+    if C == 0 and prompt_vocab_size(denoiser) == 0:
+        raise ValueError(f"denoiser must be conditional (num_classes > 0, or a prompt model with a vocab_size) to be guided; "
+                         f"{type(denoiser).__name__} has neither labels nor prompts")
     return C
+
+
+def prompt_vocab_size(denoiser: object) -> int:
+    r"""The number V of token ids a prompt model reads (its ``vocab_size``), 0 for a denoiser without prompts."""
+    V = getattr(denoiser, "vocab_size", 0)
+    if isinstance(V, bool) or not isinstance(V, (int, np.integer)) or V < 0:
+        raise TypeError(f"denoiser.vocab_size must be a non-negative int, got {V!r}")
+    return int(V)
 
 
 def check_classifier(denoiser: object, classifier: object) -> int:

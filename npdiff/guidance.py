@@ -9,7 +9,9 @@ unconditional predictions of one conditional denoiser (:mod:`npdiff.denoiser`) w
     \qquad\text{i.e.}\qquad
     \nabla\log\tilde q_t = \nabla\log q_t(x \mid y) + w\,\nabla_x\log q_t(y \mid x)
 
-(with :math:`\epsilon = -\sigma\nabla\log q_t` and Bayes' rule). **Classifier guidance**
+(with :math:`\epsilon = -\sigma\nabla\log q_t` and Bayes' rule). A prompt model (:class:`npdiff.nn.prompt_mlp.PromptMLP`)
+is guided the same way with a prompt for y and the **empty prompt** as the unconditional model
+(GLIDE, Nichol et al. 2022, Sec. 3.2), so there is one :class:`ClassifierFree` for labels and prompts. **Classifier guidance**
 (Dhariwal & Nichol 2021, Algorithm 2 and Eq. 14, written for eps) adds the input gradient of a
 classifier of noisy inputs to an unconditional denoiser with a scale :math:`s \ge 0`:
 
@@ -43,7 +45,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._check import as_batch, real_scalar
+from ._check import as_batch, as_integers, real_scalar
 from ._validate import (
     as_guidance_label,
     check_classifier,
@@ -52,7 +54,9 @@ from ._validate import (
     check_hessian,
     check_label_count,
     check_laplacian,
+    prompt_vocab_size,
 )
+from .data.prompts import DIGIT_VOCABULARY, START, Vocabulary, tokenize
 from .denoiser import Denoiser, as_tangents, call_eps, call_eps_and_divergence, call_eps_jvp, call_eps_vjp
 from .denoiser import has_eps_jvp as answers_eps_jvp
 from .denoiser import has_eps_vjp as answers_eps_vjp
@@ -66,22 +70,70 @@ def _labels_for(y: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.full(x.shape[0], int(y)) if y.ndim == 0 else y
 
 
+def _prompts_for(ids: np.ndarray, x: np.ndarray) -> np.ndarray:
+    # one prompt (L,) for the batch, or one per point (B, L): then the batch must be the one they were given for
+    if ids.ndim == 2 and ids.shape[0] != x.shape[0]:
+        raise ValueError(f"y holds {ids.shape[0]} prompts but x has {x.shape[0]} points; give one prompt or one per point")
+    return ids
+
+
+def _as_prompt(y: object, denoiser: object, vocabulary: object) -> np.ndarray:
+    r"""The prompt to guide a prompt model towards, as token ids int64: (L,) for every point or (B, L), one per point.
+
+    ``y`` is a prompt string or a list of them (tokenized by ``vocabulary``, an unknown word refused naming the
+    nearest), or token ids (L,) / (B, L) padded with 0 (:func:`npdiff.data.prompts.tokenize`). The vocabulary must have
+    the model's ``vocab_size``; ids must be padding (0) or words (2..V-1) and L at most the model's ``max_words``.
+    """
+    V = prompt_vocab_size(denoiser)
+    if y is None:
+        raise ValueError("y must be the prompt to guide towards (a string, a list of strings, or token ids), got None; "
+                         "the empty prompt is \"\"")
+    if not isinstance(vocabulary, Vocabulary):
+        raise TypeError(f"vocabulary must be a Vocabulary, got {type(vocabulary).__name__}")
+    max_words = getattr(denoiser, "max_words", vocabulary.max_words)
+    if isinstance(y, str) or (isinstance(y, (list, tuple)) and y and all(isinstance(p, str) for p in y)):
+        if vocabulary.size != V:
+            raise ValueError(f"vocabulary has {vocabulary.size} token ids but the denoiser reads {V}: the prompts would be "
+                             "written in words the model does not know")
+        ids = tokenize(y, vocabulary)  # (N, L)
+        ids = ids[0] if isinstance(y, str) else ids
+    else:
+        arr = np.asarray(y)
+        if arr.dtype == bool or arr.dtype.kind not in "iu":
+            raise TypeError(f"y must be a prompt string, a list of them, or integer token ids for a prompt model, "
+                            f"got {type(y).__name__}" + (f" of dtype {arr.dtype}" if arr.dtype != object else ""))
+        if arr.ndim not in (1, 2) or arr.shape[-1] == 0:
+            raise ValueError(f"y must be token ids of shape (L,) or (B, L) for a prompt model (a class label is not a "
+                             f"prompt), got shape {arr.shape}")
+        ids = as_integers(arr, "y", lo=0, hi=V - 1)
+        if np.any(ids == START):
+            raise ValueError(f"y must not hold the start token (id {START}): the encoder puts it in front itself")
+    if ids.shape[-1] > max_words:
+        raise ValueError(f"y must have at most {max_words} tokens per prompt, got {ids.shape[-1]}")
+    return ids.astype(np.int64)
+
+
 class ClassifierFree:
     r"""The classifier-free guided denoiser of :func:`guided` (module docstring).
 
-    Attributes: ``denoiser`` (the conditional denoiser), ``y`` (int64, () or (B,)), ``w``,
-    ``schedule`` and ``dim`` (the denoiser's).
+    Attributes: ``denoiser`` (the conditional denoiser), ``y`` (int64: a label () or labels (B,) of a
+    label model; token ids (L,) or (B, L) of a prompt model), ``w``, ``schedule`` and ``dim`` (the denoiser's),
+    ``prompt`` (whether y is a prompt: the denoiser has no labels).
     """
 
     def __init__(self, denoiser: Denoiser, y: np.ndarray, w: float) -> None:
         self.denoiser, self.y, self.w = denoiser, y, w
         self.schedule = denoiser.schedule
         self.dim = getattr(denoiser, "dim", None)
+        self.prompt = getattr(denoiser, "num_classes", 0) == 0  # labels () or (B,) and prompts (L,) are told apart here
+
+    def _y_for(self, x: np.ndarray) -> np.ndarray:
+        return _prompts_for(self.y, x) if self.prompt else _labels_for(self.y, x)
 
     def eps(self, x: object, t: float | np.ndarray) -> np.ndarray:
         r""":math:`(1 + w)\,\epsilon(x, t, y) - w\,\epsilon(x, t, \varnothing)`, (B, D)."""
         x = as_batch(x, "x", dim=self.dim)
-        eps_y = call_eps(self.denoiser, x, t, _labels_for(self.y, x))  # (B, D)
+        eps_y = call_eps(self.denoiser, x, t, self._y_for(x))  # (B, D)
         if self.w == 0.0:  # the conditional itself, without an unconditional evaluation
             return eps_y
         return (1.0 + self.w) * eps_y - self.w * call_eps(self.denoiser, x, t)
@@ -89,7 +141,7 @@ class ClassifierFree:
     def eps_and_divergence(self, x: object, t: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         r"""The guided eps (B, D) and its exact divergence, the same combination of divergences (B,)."""
         x = as_batch(x, "x", dim=self.dim)
-        eps_y, div_y = call_eps_and_divergence(self.denoiser, x, t, _labels_for(self.y, x))
+        eps_y, div_y = call_eps_and_divergence(self.denoiser, x, t, self._y_for(x))
         if self.w == 0.0:
             return eps_y, div_y
         eps_0, div_0 = call_eps_and_divergence(self.denoiser, x, t)
@@ -108,7 +160,7 @@ class ClassifierFree:
     def eps_jvp(self, x: object, t: float | np.ndarray, v: object) -> tuple[np.ndarray, np.ndarray]:
         r"""The guided eps (B, D) and its Jacobian times v (B, K, D): :math:`(1 + w) J_y v - w J_\varnothing v`."""
         x = as_batch(x, "x", dim=self.dim)
-        eps_y, jvp_y = call_eps_jvp(self.denoiser, x, t, v, _labels_for(self.y, x))
+        eps_y, jvp_y = call_eps_jvp(self.denoiser, x, t, v, self._y_for(x))
         if self.w == 0.0:
             return eps_y, jvp_y
         eps_0, jvp_0 = call_eps_jvp(self.denoiser, x, t, v)
@@ -117,7 +169,7 @@ class ClassifierFree:
     def eps_vjp(self, x: object, t: float | np.ndarray, u: object) -> tuple[np.ndarray, np.ndarray]:
         r"""The guided eps (B, D) and :math:`u^\top J` (B, D), the same combination."""
         x = as_batch(x, "x", dim=self.dim)
-        eps_y, vjp_y = call_eps_vjp(self.denoiser, x, t, u, _labels_for(self.y, x))
+        eps_y, vjp_y = call_eps_vjp(self.denoiser, x, t, u, self._y_for(x))
         if self.w == 0.0:
             return eps_y, vjp_y
         eps_0, vjp_0 = call_eps_vjp(self.denoiser, x, t, u)
@@ -203,23 +255,40 @@ class ClassifierGuided:
         return f"ClassifierGuided({self.denoiser!r}, {self.classifier!r}, y={self.y.tolist()}, scale={self.scale:g})"
 
 
-def guided(denoiser: object, y: object, w: float) -> ClassifierFree:
+def guided(denoiser: object, y: object, w: float, vocabulary: Vocabulary = DIGIT_VOCABULARY) -> ClassifierFree:
     r"""Classifier-free guidance of a conditional denoiser (Ho & Salimans 2022, Eq. 6).
+
+    A label model (``num_classes`` > 0) is steered towards a class; a prompt model (``vocab_size`` > 0, such as
+    :class:`npdiff.nn.prompt_mlp.PromptMLP`) towards a prompt, its unconditional model being the empty prompt
+    (GLIDE, Nichol et al. 2022, Sec. 3.2): :math:`(1 + w)\,\epsilon(x, t, \text{prompt}) - w\,\epsilon(x, t, \text{""})`.
 
     Parameters
     ----------
-    denoiser : a conditional denoiser (``num_classes`` > 0, ``eps(x, t, y)``).
-    y : the label to steer towards: one int for every point, or (B,) ints (then the guided
-        denoiser serves batches of exactly B points, e.g. a sampler's n).
+    denoiser : a conditional denoiser (``eps(x, t, y)``, ``y=None`` its unconditional model).
+    y : for a label model, the label: one int for every point, or (B,) ints (then the guided denoiser
+        serves batches of exactly B points, e.g. a sampler's n). For a prompt model, the prompt: a string
+        (``"bold seven slanted right"``) or token ids (L,) for every point, or B strings or ids (B, L), one per point.
     w : guidance weight >= 0; 0 is the conditional model itself.
+    vocabulary : the words of string prompts (:data:`npdiff.data.prompts.DIGIT_VOCABULARY`); unused for labels and ids.
 
     Returns
     -------
     :class:`ClassifierFree`, a denoiser of the plain protocol: ``eps(x, t)``,
     ``eps_and_divergence(x, t)``, ``schedule``.
+
+    Raises
+    ------
+    ValueError (or TypeError) naming ``y``: a prompt given to a label model, a label to a prompt model, a word
+    outside the vocabulary (with the nearest word), a prompt longer than the model reads.
     """
     C = check_conditional(denoiser)
-    return ClassifierFree(denoiser, as_guidance_label(y, C), real_scalar(w, "w", lo=0.0))
+    w = real_scalar(w, "w", lo=0.0)
+    if C == 0:
+        return ClassifierFree(denoiser, _as_prompt(y, denoiser, vocabulary), w)
+    if isinstance(y, str) or (isinstance(y, (list, tuple)) and any(isinstance(p, str) for p in y)):
+        raise ValueError(f"y must be a class label in 0..{C - 1}: {type(denoiser).__name__} is conditioned on labels, "
+                         f"not prompts, got {y!r}")
+    return ClassifierFree(denoiser, as_guidance_label(y, C), w)
 
 
 def classifier_guided(denoiser: object, classifier: object, y: object, scale: float) -> ClassifierGuided:
