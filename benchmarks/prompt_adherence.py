@@ -10,8 +10,9 @@ trained once and kept in ``benchmarks/out/`` (a checkpoint there is reused).
 For every guidance weight w of ``--w`` it draws ``--n`` samples for each of ten seen full prompts (one per digit, the
 (ink, slant) cell turning with the digit) and for each of the three :data:`npdiff.data.prompts.HELD_OUT` prompts,
 from the classifier-free guided model (:func:`npdiff.guidance.guided`, the empty prompt as the unconditional
-model) with deterministic DDIM (eta = 0) on ``--steps`` steps, the same starting noise at every w. Each sample is
-read back from its pixels (:func:`npdiff.adherence.prompt_adherence`): the share whose class (the fixed digit
+model) with deterministic DDIM (eta = 0) on ``--steps`` steps with static thresholding (the predicted x0 clipped to
+[-1, 1] at every step, Saharia et al. 2022; ``--threshold none`` leaves it out), the same starting noise at every w.
+Each sample is read back from its pixels (:func:`npdiff.adherence.prompt_adherence`): the share whose class (the fixed digit
 classifier), ink level and slant level (the rule's stored thresholds, of the class asked for) match its prompt,
 and the share matching all three, for the seen and the held-out prompts apart.
 """
@@ -73,6 +74,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n", type=int, default=100, help="samples per prompt")
     ap.add_argument("--steps", type=int, default=50, help="DDIM steps")
+    ap.add_argument("--threshold", choices=("static", "none"), default="static",
+                    help="DDIM's predicted x0 clipped to [-1, 1] at every step (static) or not")
     ap.add_argument("--w", type=float, nargs="+", default=[0.0, 1.0, 2.0, 3.0, 5.0])
     args = ap.parse_args()
     print(machine_facts(), flush=True)
@@ -82,10 +85,12 @@ def main() -> None:
     held = np.array([p in HELD for p in prompts])  # (N,)
     ids = P.tokenize(prompts, length=P.MAX_WORDS)  # (N, 4)
     x_T = np.random.default_rng(args.seed + 7).standard_normal((len(prompts), 64))  # the same noise at every w
-    rows = []
+    rows, drawn = [], {}
     for w in args.w:
         t0 = time.perf_counter()
-        x = ddim_sample(guided(model, ids, w), None, np.random.default_rng(0), steps=args.steps, eta=0.0, x_T=x_T).x
+        x = ddim_sample(guided(model, ids, w), None, np.random.default_rng(0), steps=args.steps, eta=0.0, x_T=x_T,
+                        threshold=args.threshold).x
+        drawn[f"w={w:g}"] = x.astype(np.float32)
         for split, sel in (("seen", ~held), ("held out", held)):
             a = prompt_adherence(x[sel], [p for p, s in zip(prompts, sel) if s])
             rows.append({"prompts": split, "w": w, "class": a.class_share, "ink": a.ink_share, "slant": a.slant_share,
@@ -96,9 +101,12 @@ def main() -> None:
             a = prompt_adherence(x[sel], p)
             rows.append({"prompts": p, "w": w, "class": a.class_share, "ink": a.ink_share, "slant": a.slant_share,
                          "all three": a.all_share, "samples": int(sel.sum())})
+    np.savez(OUT / f"prompt_adherence_samples_steps{args.train_steps}_seed{args.seed}.npz", prompts=np.array(prompts),
+             **drawn)  # the samples, for the chapter's figures and a second look
     write_results("prompt_adherence", rows,
                   notes={"seen prompts": list(SEEN), "held-out prompts": list(HELD), "train steps": args.train_steps,
-                         "seed": args.seed, "sampler": f"DDIM eta=0, {args.steps} steps", "n_params": CONFIG.n_params,
+                         "seed": args.seed, "sampler": f"DDIM eta=0, {args.steps} steps, threshold {args.threshold}",
+                         "n_params": CONFIG.n_params,
                          "goal": "class >= 0.95 and ink, slant >= 0.80 at some w on seen prompts; held out within "
                                  "0.15 of seen"})
 

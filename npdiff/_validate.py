@@ -18,7 +18,6 @@ from ._check import (
     as_batches,
     as_generator,
     as_indices,
-    as_integers,
     as_labels,
     as_times,
     flow_time,

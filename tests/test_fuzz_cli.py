@@ -178,6 +178,9 @@ CASES = [
     (["train", "--data", "moons", "--out", "good.npz/run", "--steps", "2"], "not a writable folder"),
     (["demo", "--out", "good.npz", "--steps", "2"], "not a writable folder"),
     (["schedules", "--plot", "missing/s.png"], "--plot"),
+    # prompts: a model without prompts, and the prompt model's data set
+    (["sample", "--model", "good.npz", "--out", "s.npy", "--prompt", "seven"], "--prompt needs a prompt model"),
+    (["train", "--data", "moons", "--out", "run", "--arch", "prompt_mlp"], "--arch prompt_mlp"),
 ]
 
 

@@ -69,7 +69,7 @@ def test_bad_prompts_for_guidance_are_refused_naming_the_argument():
     plain = GaussianMixture(np.array([0.5, 0.5]), np.array([[0.0, 1.0], [1.0, 0.0]]), np.array([0.3, 0.3]))
     with pytest.raises(ValueError, match="did you mean 'seven'"):
         guided(MODEL, "bold sevn", 1.0)
-    with pytest.raises(ValueError, match="y must be a class label in 0..1: GaussianMixture is conditioned on labels"):
+    with pytest.raises(ValueError, match=r"y must be a class label in 0\.\.1: GaussianMixture is conditioned on labels"):
         guided(labelled, "seven", 1.0)
     with pytest.raises(ValueError, match="y must be a class label"):
         guided(labelled, ["seven", "two"], 1.0)

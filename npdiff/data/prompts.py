@@ -297,7 +297,7 @@ def training_mask(labels: object, ink: object, slant: object) -> np.ndarray:
 
 
 def parse_prompt(prompt: str, vocabulary: Vocabulary = DIGIT_VOCABULARY) -> tuple[int | None, int | None, int | None]:
-    r"""(class, ink level, slant level) a prompt asks for, each None where the prompt leaves it out; the inverse of :func:`prompt_text`.
+    r"""(class, ink level, slant level) a prompt asks for, None where it leaves one out; :func:`prompt_text` inverted.
 
     ``parse_prompt("bold seven slanted right") == (7, 2, 2)``; ``parse_prompt("seven") == (7, None, None)``;
     ``parse_prompt("") == (None, None, None)`` (the empty prompt asks for nothing).
