@@ -33,6 +33,7 @@ CHAPTERS = {
     7: "07_fast_sampling.py",
     8: "08_guidance.py",
     9: "09_unet.py",
+    10: "10_prompts.py",
 }
 FIGURES = {
     1: ["01_dissolving.png", "01_schedules.png", "01_chain.png"],
@@ -44,9 +45,10 @@ FIGURES = {
     7: ["07_trajectories.png", "07_kl_vs_nfe.png", "07_halves.png", "07_steps.png"],
     8: ["08_score_fields.png", "08_guided_samples.png", "08_tilted_vs_ode.png", "08_trained.png", "08_digits.png"],
     9: ["09_im2col.png", "09_receptive_field.png", "09_scale_shift.png", "09_attention.png", "09_samples.png"],
+    10: ["10_prompts.png", "10_attention.png", "10_guided_samples.png", "10_adherence.png"],
 }
 # the chapters written as sphinx-gallery cells (``# %%`` text cells in reST between short code cells)
-CELL_CHAPTERS = (1, 2, 3, 4)
+CELL_CHAPTERS = (1, 2, 3, 4, 10)
 CODE_WIDTH = 88  # the site's code boxes show 88 columns without scrolling
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _LINE = re.compile(r"^  (?P<name>\S.*?) = (?P<value>\S+)(?:  \(.*\))?$")
