@@ -25,7 +25,7 @@ import dataclasses
 
 import numpy as np
 
-from .data.prompts import DIGIT_VOCABULARY, Vocabulary, attribute_levels, parse_prompt
+from .data.prompts import DIGIT_VOCABULARY, Vocabulary, attribute_levels, prompt_asks
 from .digit_features import classify_digits, nearest_levels
 
 __all__ = ["Adherence", "prompt_adherence"]
@@ -94,20 +94,7 @@ def prompt_adherence(samples: object, prompts: object, vocabulary: Vocabulary = 
     ValueError for an unknown word (naming the nearest), a prompt without a class, or a count of prompts that is
     neither 1 nor N; ImportError naming the ``images`` extra without scikit-learn.
     """
-    x = nearest_levels(samples)  # (N, D) clipped and rounded; also the batch check
-    if x.shape[1] != 64:
-        raise ValueError(f"samples must be (N, 64) flattened 8x8 digits, got shape {x.shape}")
-    if isinstance(prompts, str):
-        prompts = [prompts]
-    if not isinstance(prompts, (list, tuple)) or not all(isinstance(p, str) for p in prompts):
-        raise TypeError(f"prompts must be a string or a list of strings, got {type(prompts).__name__}")
-    if len(prompts) not in (1, x.shape[0]):
-        raise ValueError(f"prompts must be one prompt or one per sample ({x.shape[0]}), got {len(prompts)}")
-    parsed = {p: parse_prompt(p, vocabulary) for p in set(prompts)}
-    unnamed = sorted(p for p, (k, _, _) in parsed.items() if k is None)
-    if unnamed:
-        raise ValueError(f"prompts must name a class to be measured against, got {unnamed[0]!r}")
-    asked = np.array([[-1 if a is None else a for a in parsed[p]] for p in prompts], dtype=np.int64)  # (N or 1, 3)
-    asked = np.broadcast_to(asked, (x.shape[0], 3)).copy()  # (N, 3)
-    ink, slant = attribute_levels(x, asked[:, 0], vocabulary)  # against the asked class's thresholds
+    x = nearest_levels(samples)  # (N, D) clipped and rounded
+    asked = prompt_asks(prompts, x.shape[0], vocabulary)  # (N, 3), -1 where a prompt asks nothing
+    ink, slant = attribute_levels(x, asked[:, 0], vocabulary)  # against the asked class's thresholds; x (N, 64)
     return Adherence(asked=asked, predicted=classify_digits(x, quantize=False), ink=ink, slant=slant)

@@ -9,9 +9,7 @@ unconditional predictions of one conditional denoiser (:mod:`npdiff.denoiser`) w
     \qquad\text{i.e.}\qquad
     \nabla\log\tilde q_t = \nabla\log q_t(x \mid y) + w\,\nabla_x\log q_t(y \mid x)
 
-(with :math:`\epsilon = -\sigma\nabla\log q_t` and Bayes' rule). A prompt model (:class:`npdiff.nn.prompt_mlp.PromptMLP`)
-is guided the same way with a prompt for y and the **empty prompt** as the unconditional model
-(GLIDE, Nichol et al. 2022, Sec. 3.2), so there is one :class:`ClassifierFree` for labels and prompts. **Classifier guidance**
+(with :math:`\epsilon = -\sigma\nabla\log q_t` and Bayes' rule). **Classifier guidance**
 (Dhariwal & Nichol 2021, Algorithm 2 and Eq. 14, written for eps) adds the input gradient of a
 classifier of noisy inputs to an unconditional denoiser with a scale :math:`s \ge 0`:
 
@@ -39,24 +37,28 @@ quadrature of :math:`p_w`).
 A classifier for :func:`classifier_guided` answers ``class_log_prob_grad(x, t, y)`` (B, D) and,
 for the exact divergence, ``class_log_prob_grad_and_laplacian(x, t, y)``; the labelled oracles
 (:mod:`npdiff.analytic`) and :class:`npdiff.nn.classifier.NoisyClassifier` do.
+
+A prompt model (:class:`npdiff.nn.prompt_mlp.PromptMLP`) is guided by the same :class:`ClassifierFree`,
+with a prompt for y and the **empty prompt** as the unconditional model (GLIDE, Nichol et al. 2022, Sec. 3.2).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._check import as_batch, as_integers, real_scalar
+from ._check import as_batch, real_scalar
 from ._validate import (
     as_guidance_label,
+    as_guidance_prompt,
     check_classifier,
     check_classifier_answer,
     check_conditional,
     check_hessian,
     check_label_count,
     check_laplacian,
-    prompt_vocab_size,
+    check_prompt_count,
 )
-from .data.prompts import DIGIT_VOCABULARY, START, Vocabulary, tokenize
+from .data.prompts import DIGIT_VOCABULARY, Vocabulary
 from .denoiser import Denoiser, as_tangents, call_eps, call_eps_and_divergence, call_eps_jvp, call_eps_vjp
 from .denoiser import has_eps_jvp as answers_eps_jvp
 from .denoiser import has_eps_vjp as answers_eps_vjp
@@ -68,49 +70,6 @@ def _labels_for(y: np.ndarray, x: np.ndarray) -> np.ndarray:
     # one label for the batch, or one per point: then the batch must be the one the labels were given for
     check_label_count(y, x)
     return np.full(x.shape[0], int(y)) if y.ndim == 0 else y
-
-
-def _prompts_for(ids: np.ndarray, x: np.ndarray) -> np.ndarray:
-    # one prompt (L,) for the batch, or one per point (B, L): then the batch must be the one they were given for
-    if ids.ndim == 2 and ids.shape[0] != x.shape[0]:
-        raise ValueError(f"y holds {ids.shape[0]} prompts but x has {x.shape[0]} points; give one prompt or one per point")
-    return ids
-
-
-def _as_prompt(y: object, denoiser: object, vocabulary: object) -> np.ndarray:
-    r"""The prompt to guide a prompt model towards, as token ids int64: (L,) for every point or (B, L), one per point.
-
-    ``y`` is a prompt string or a list of them (tokenized by ``vocabulary``, an unknown word refused naming the
-    nearest), or token ids (L,) / (B, L) padded with 0 (:func:`npdiff.data.prompts.tokenize`). The vocabulary must have
-    the model's ``vocab_size``; ids must be padding (0) or words (2..V-1) and L at most the model's ``max_words``.
-    """
-    V = prompt_vocab_size(denoiser)
-    if y is None:
-        raise ValueError("y must be the prompt to guide towards (a string, a list of strings, or token ids), got None; "
-                         "the empty prompt is \"\"")
-    if not isinstance(vocabulary, Vocabulary):
-        raise TypeError(f"vocabulary must be a Vocabulary, got {type(vocabulary).__name__}")
-    max_words = getattr(denoiser, "max_words", vocabulary.max_words)
-    if isinstance(y, str) or (isinstance(y, (list, tuple)) and y and all(isinstance(p, str) for p in y)):
-        if vocabulary.size != V:
-            raise ValueError(f"vocabulary has {vocabulary.size} token ids but the denoiser reads {V}: the prompts would be "
-                             "written in words the model does not know")
-        ids = tokenize(y, vocabulary)  # (N, L)
-        ids = ids[0] if isinstance(y, str) else ids
-    else:
-        arr = np.asarray(y)
-        if arr.dtype == bool or arr.dtype.kind not in "iu":
-            raise TypeError(f"y must be a prompt string, a list of them, or integer token ids for a prompt model, "
-                            f"got {type(y).__name__}" + (f" of dtype {arr.dtype}" if arr.dtype != object else ""))
-        if arr.ndim not in (1, 2) or arr.shape[-1] == 0:
-            raise ValueError(f"y must be token ids of shape (L,) or (B, L) for a prompt model (a class label is not a "
-                             f"prompt), got shape {arr.shape}")
-        ids = as_integers(arr, "y", lo=0, hi=V - 1)
-        if np.any(ids == START):
-            raise ValueError(f"y must not hold the start token (id {START}): the encoder puts it in front itself")
-    if ids.shape[-1] > max_words:
-        raise ValueError(f"y must have at most {max_words} tokens per prompt, got {ids.shape[-1]}")
-    return ids.astype(np.int64)
 
 
 class ClassifierFree:
@@ -128,7 +87,10 @@ class ClassifierFree:
         self.prompt = getattr(denoiser, "num_classes", 0) == 0  # labels () or (B,) and prompts (L,) are told apart here
 
     def _y_for(self, x: np.ndarray) -> np.ndarray:
-        return _prompts_for(self.y, x) if self.prompt else _labels_for(self.y, x)
+        if self.prompt:  # one prompt (L,) for the batch, or one per point (B, L) for exactly this batch
+            check_prompt_count(self.y, x)
+            return self.y
+        return _labels_for(self.y, x)
 
     def eps(self, x: object, t: float | np.ndarray) -> np.ndarray:
         r""":math:`(1 + w)\,\epsilon(x, t, y) - w\,\epsilon(x, t, \varnothing)`, (B, D)."""
@@ -284,11 +246,8 @@ def guided(denoiser: object, y: object, w: float, vocabulary: Vocabulary = DIGIT
     C = check_conditional(denoiser)
     w = real_scalar(w, "w", lo=0.0)
     if C == 0:
-        return ClassifierFree(denoiser, _as_prompt(y, denoiser, vocabulary), w)
-    if isinstance(y, str) or (isinstance(y, (list, tuple)) and any(isinstance(p, str) for p in y)):
-        raise ValueError(f"y must be a class label in 0..{C - 1}: {type(denoiser).__name__} is conditioned on labels, "
-                         f"not prompts, got {y!r}")
-    return ClassifierFree(denoiser, as_guidance_label(y, C), w)
+        return ClassifierFree(denoiser, as_guidance_prompt(y, denoiser, vocabulary), w)
+    return ClassifierFree(denoiser, as_guidance_label(y, C, type(denoiser).__name__), w)
 
 
 def classifier_guided(denoiser: object, classifier: object, y: object, scale: float) -> ClassifierGuided:

@@ -990,6 +990,7 @@ NOT_FUZZED = {
     "npdiff.adherence.Adherence": "a result dataclass of prompt_adherence",
     "npdiff.adherence.prompt_adherence": "the fixed digit classifier trains on first use (seconds); its door "
     "checks are tested by name in tests/test_prompt_guidance.py::test_adherence_door",
+    "npdiff.data.prompts.prompt_asks": "its door: tests/test_prompt_guidance.py::test_adherence_door",
     "npdiff.data.prompts.parse_prompt": "its door: tests/test_prompt_guidance.py::test_parse_prompt_inverts_prompt_text",
     "npdiff.data.prompts.training_sampler": "needs the digits (scikit-learn); its door: "
     "tests/test_prompt_guidance.py::test_training_sampler_never_draws_a_held_out_cell_and_drops_words",

@@ -171,7 +171,7 @@ def test_adherence_door():
         prompt_adherence(x, "")
     with pytest.raises(ValueError, match="did you mean"):
         prompt_adherence(x, "bold sevn")
-    with pytest.raises(ValueError, match=r"\(N, 64\)"):
+    with pytest.raises(ValueError, match=r"\(N, 64\) flattened 8x8"):
         prompt_adherence(np.zeros((3, 10)), "seven")
     with pytest.raises(TypeError, match="prompts must be"):
         prompt_adherence(x, 7)

@@ -45,9 +45,10 @@ import difflib
 import numpy as np
 
 from .._check import as_float_array, as_generator, as_integers, real_scalar
+from ._validate import as_prompt_list
 
 __all__ = ["DIGIT_VOCABULARY", "DIGIT_WORDS", "HELD_OUT", "INK_WORDS", "SLANT_WORDS", "Vocabulary", "attribute_levels",
-           "digit_prompts", "drop_attributes", "fit_thresholds", "ink_and_slant", "parse_prompt", "prompt_text",
+           "digit_prompts", "drop_attributes", "fit_thresholds", "ink_and_slant", "parse_prompt", "prompt_asks", "prompt_text",
            "tokenize", "training_mask", "training_sampler"]
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -324,6 +325,18 @@ def parse_prompt(prompt: str, vocabulary: Vocabulary = DIGIT_VOCABULARY) -> tupl
     if tail and tail not in SLANT_WORDS:
         raise ValueError(f"prompt must end with the digit or one of {list(SLANT_WORDS)}, got {rest!r}")
     return label, ink, (SLANT_WORDS.index(tail) if tail else None)
+
+
+def prompt_asks(prompts: object, n: int, vocabulary: Vocabulary = DIGIT_VOCABULARY) -> np.ndarray:
+    r"""What each of n prompts asks for, (n, 3) int64: class, ink level, slant level (:func:`parse_prompt`), -1 where
+    it asks nothing. ``prompts`` is one string for all n or n strings; every prompt must name its class."""
+    prompts = as_prompt_list(prompts, n)
+    parsed = {p: parse_prompt(p, vocabulary) for p in set(prompts)}
+    unnamed = sorted(p for p, (k, _, _) in parsed.items() if k is None)
+    if unnamed:
+        raise ValueError(f"prompts must name a class to be measured against, got {unnamed[0]!r}")
+    asked = np.array([[-1 if a is None else a for a in parsed[p]] for p in prompts], dtype=np.int64)  # (n or 1, 3)
+    return np.broadcast_to(asked, (n, 3)).copy()
 
 
 def training_sampler(x: object, labels: object, p_attribute: float = 0.3, p_empty: float = 0.1,
