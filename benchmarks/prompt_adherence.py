@@ -93,14 +93,15 @@ def main() -> None:
         drawn[f"w={w:g}"] = x.astype(np.float32)
         for split, sel in (("seen", ~held), ("held out", held)):
             a = prompt_adherence(x[sel], [p for p, s in zip(prompts, sel) if s])
-            rows.append({"prompts": split, "w": w, "class": a.class_share, "ink": a.ink_share, "slant": a.slant_share,
-                         "all": a.all_share, "samples": int(sel.sum())})
+            rows.append({"set": split, "prompt": f"all {len(HELD if split == 'held out' else SEEN)}", "w": w,
+                         "class": a.class_share, "ink": a.ink_share, "slant": a.slant_share, "all": a.all_share,
+                         "samples": int(sel.sum())})
             print(rows[-1], f"({time.perf_counter() - t0:.0f} s)", flush=True)
         for p in HELD:  # each held-out combination apart
             sel = np.array([q == p for q in prompts])
             a = prompt_adherence(x[sel], p)
-            rows.append({"prompts": p, "w": w, "class": a.class_share, "ink": a.ink_share, "slant": a.slant_share,
-                         "all": a.all_share, "samples": int(sel.sum())})
+            rows.append({"set": "one held-out prompt", "prompt": p, "w": w, "class": a.class_share, "ink": a.ink_share,
+                         "slant": a.slant_share, "all": a.all_share, "samples": int(sel.sum())})
     np.savez(OUT / f"prompt_adherence_samples_steps{args.train_steps}_seed{args.seed}.npz", prompts=np.array(prompts),
              **drawn)  # the samples, for the chapter's figures and a second look
     write_results("prompt_adherence", rows,

@@ -300,14 +300,14 @@ else:
     for weight, x_w in drawn.items():
         for split, sel in (("seen", ~held), ("held out", held)):
             a = prompt_adherence(x_w[sel], [p for p, k in zip(asked, sel) if k])
-            rows.append({"prompts": split, "w": weight, "class": a.class_share,
+            rows.append({"set": split, "w": weight, "class": a.class_share,
                          "ink": a.ink_share, "slant": a.slant_share})
     source_note = "this chapter's samples"
 print(f"  (from {source_note})")
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), sharey=True)
 for ax, what in zip(axes, ("class", "ink", "slant")):
     for split, style in (("seen", "-o"), ("held out", "--s")):
-        pts = [(r["w"], r[what]) for r in rows if r["prompts"] == split]
+        pts = [(r["w"], r[what]) for r in rows if r["set"] == split]
         ax.plot(*zip(*pts), style, label=f"{split} prompts")
         for wt, v in pts:
             ch.show(f"{split}, w = {wt:g}: {what}", v)
