@@ -77,6 +77,12 @@ def test_sample_a_prompt_equals_the_library(folder):
     np.testing.assert_array_equal(x, want)
     assert x.shape == (4, 64) and np.all(np.abs(x) <= 1.0)
     assert fig.read_bytes()[:8] == PNG
+    # --threshold none without --sampler: the prompt model's default sampler, unclipped
+    code, _, err = run_main(["sample", "--model", str(folder / "run"), "--prompt", "two", "--threshold", "none", "--n",
+                             "2", "--steps", "2", "--out", str(x_path)])
+    assert code == 0, err
+    want = ddim_sample(guided(model, "two", 0.0), 2, np.random.default_rng(0), steps=2).x
+    np.testing.assert_array_equal(np.load(x_path), want)
 
 
 def test_prompt_mistakes_are_one_line_errors_naming_the_argument(folder):

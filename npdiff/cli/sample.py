@@ -176,7 +176,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--variance is the reverse variance of the ddpm sampler; {named} has none")
     if args.percentile is not None and args.threshold != "dynamic":
         raise UserError("--percentile is the percentile of --threshold dynamic; give --threshold dynamic")
-    if args.threshold not in (None, "none") and args.sampler not in THRESHOLDED:
+    prompt_default = getattr(args, "prompt", None) is not None and args.sampler is None  # then ddim (PROMPT_SAMPLER)
+    if args.threshold not in (None, "none") and args.sampler not in THRESHOLDED and not prompt_default:
         named = f"--sampler {args.sampler}" if args.sampler else f"the default sampler, {DEFAULT_SAMPLER},"
         raise UserError(f"--threshold {args.threshold} thresholds the predicted x0 of the ddpm and ddim samplers; "
                         f"{named} has no such step (give --sampler ddpm or ddim)")
