@@ -1,9 +1,11 @@
 r"""Prompt adherence of the prompt MLP against the guidance weight, on seen prompts and on held-out combinations.
 
-    python benchmarks/prompt_adherence.py            # trains (or reuses) the model, then samples and scores (~6 min)
+    python benchmarks/prompt_adherence.py            # trains (or reuses) the model, then samples and scores (~8 min)
+    python benchmarks/prompt_adherence.py --train-steps 3000 --name prompt_adherence_3000steps
 
-The model is the one of ``benchmarks/prompts.py train`` (:class:`npdiff.nn.prompt_mlp.PromptMLP`, width 256, 3 residual
-blocks, 8 query tokens, text width 32; cosine schedule; 3,000 steps of batch 128, lr 2e-3 with cosine decay, EMA 0.995;
+The model is the one of ``benchmarks/prompts.py train`` and of ``npdiff train --arch prompt_mlp``
+(:class:`npdiff.nn.prompt_mlp.PromptMLP`, width 256, 3 residual blocks, 8 query tokens, text width 32; cosine schedule;
+12,000 steps (``--train-steps``; ``benchmarks/prompts.py`` runs 3,000) of batch 128, lr 2e-3 with cosine decay, EMA 0.995;
 attribute dropout 0.3 and the empty prompt 0.1; the held-out cells left out: :func:`npdiff.data.prompts.training_sampler`),
 trained once and kept in ``benchmarks/out/`` (a checkpoint there is reused).
 
@@ -70,7 +72,8 @@ def trained(steps: int, seed: int) -> PromptMLP:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--train-steps", type=int, default=3000)
+    ap.add_argument("--train-steps", type=int, default=12000)
+    ap.add_argument("--name", default="prompt_adherence", help="the results file's stem")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n", type=int, default=100, help="samples per prompt")
     ap.add_argument("--steps", type=int, default=50, help="DDIM steps")
@@ -104,7 +107,7 @@ def main() -> None:
                          "slant": a.slant_share, "all": a.all_share, "samples": int(sel.sum())})
     np.savez(OUT / f"prompt_adherence_samples_steps{args.train_steps}_seed{args.seed}.npz", prompts=np.array(prompts),
              **drawn)  # the samples, for the chapter's figures and a second look
-    write_results("prompt_adherence", rows,
+    write_results(args.name, rows,
                   notes={"seen prompts": list(SEEN), "held-out prompts": list(HELD), "train steps": args.train_steps,
                          "seed": args.seed, "sampler": f"DDIM eta=0, {args.steps} steps, threshold {args.threshold}",
                          "n_params": CONFIG.n_params,

@@ -48,7 +48,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         # (no dequantization) with attribute dropout and the empty prompt (npdiff.data.prompts.training_sampler)
         "prompt_mlp": {
             "model": {"width": 256, "depth": 3, "emb_dim": 32, "text_width": 32, "query_tokens": 8},
-            "train": {"steps": 3_000, "batch_size": 128, "lr": 2e-3, "weight_decay": 0.0, "ema_decay": 0.995},
+            "train": {"steps": 12_000, "batch_size": 128, "lr": 2e-3, "weight_decay": 0.0, "ema_decay": 0.995},
             "schedule": "cosine",
             "data": {"dequantize": False, "p_attribute": 0.3, "p_empty": 0.1},
         },

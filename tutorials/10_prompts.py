@@ -17,7 +17,7 @@ Run::
     python tutorials/10_prompts.py [--quick] [--out DIR]
 
 The full run trains the prompt MLP of ``benchmarks/prompt_adherence.py`` (0.25 M weights)
-for 3,000 steps (a few minutes of CPU on one core); ``--quick`` trains a tiny one for 150
+for 12,000 steps (about 5 minutes of CPU on one core); ``--quick`` trains a tiny one for 150
 steps (seconds), enough to draw every figure but not to obey prompts. The last section
 reads the benchmark's adherence figures from ``benchmarks/results/prompt_adherence.json``
 when the file exists.
@@ -184,7 +184,7 @@ ch.show("weight on padding keys", P_lib[1][:, 2:].sum(), "exactly 0 for 'two'")
 ch.section("4. training with dropped words")
 source = P.training_sampler(d.train, d.train_labels, p_attribute=0.3, p_empty=0.1)
 ch.show("training images", source.images, f"of {d.train.shape[0]}: held-out cells out")
-steps, batch = ch.pick((150, 64), (3000, 128))
+steps, batch = ch.pick((150, 64), (12000, 128))
 trainer = Trainer(
     model,
     source,
