@@ -314,7 +314,7 @@ for ax, what in zip(axes, ("class", "ink", "slant")):
     ax.set(xlabel="guidance weight w", title=f"{what} read back", ylim=(0, 1.02))
     ax.grid(alpha=0.3)
 axes[0].set_ylabel("share of samples")
-axes[0].legend(fontsize=8)
+axes[0].legend(fontsize=8, loc="lower right")
 fig.tight_layout()
 save_figure(ch, fig, "adherence")
 ch.done()
