@@ -430,3 +430,18 @@ def test_chapters_are_gallery_scripts_with_short_code_lines(number: int) -> None
     assert sum(line.startswith("# %%") for line in lines) >= 5
     wide = [(k + 1, len(line)) for k, line in enumerate(lines) if len(line) > 88]
     assert not wide, f"lines wider than 88 columns: {wide}"
+
+
+@pytest.mark.slow
+def test_chapter10_prompts(runs) -> None:
+    n = _nums(runs, 10)
+    # the cross-attention by hand is the library's, padded keys weigh nothing, guidance is the stated combination
+    assert _get(n, "max |P by hand - P of the library|") < 1e-12
+    assert _get(n, "weight on padding keys") == 0.0
+    assert _get(n, "max |guided eps - formula|") < 1e-12
+    assert _get(n, "attention rows sum to") == pytest.approx(1.0, abs=1e-12)
+    assert _get(n, "keys the empty prompt leaves") == 1
+    assert _get(n, "training images") == 1388  # 1,437 train digits less the held-out cells
+    for split in ("seen", "held out"):  # shares, read from the results file or the chapter's samples
+        for what in ("class", "ink", "slant"):
+            assert 0.0 <= _get(n, f"{split}, w = 0: {what}") <= 1.0

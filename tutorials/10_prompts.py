@@ -123,9 +123,9 @@ config = ch.pick(
     pm.PromptMLPConfig(width=256, depth=3, emb_dim=32, text_width=32, query_tokens=8),
 )
 model = pm.PromptMLP(config, cosine(), rng=ch.rng(1))
-layers, w = config.views(model.params)  # the MLP's layers, the named text arrays
-enc = {k: w[f"enc.{k}"] for k in text.ATTENTION_KEYS}
-c, mask, _ = text.encode(ids, w["tok"], w["pos"], w["enc.g"], enc, config.text_heads)
+layers, tw = config.views(model.params)  # the MLP's layers, the named text arrays
+enc = {k: tw[f"enc.{k}"] for k in text.ATTENTION_KEYS}
+c, mask, _ = text.encode(ids, tw["tok"], tw["pos"], tw["enc.g"], enc, config.text_heads)
 ch.show("encoded prompt: tokens", c.shape[1], "start + 4 ids")
 ch.show("encoded prompt: channels", c.shape[2])
 ch.show("keys the empty prompt leaves", mask[2].sum(), "the start token alone")
@@ -154,8 +154,8 @@ _, cache = pm.forward(config, model.params, x, 0.5, ids)
 u, cc = cache[4]["u"], cache[4]["c"]  # queries (B, Q, H/Q), prompt (B, L + 1, C)
 head, dh = 0, config.text_width // config.cross_heads
 cols = slice(head * dh, (head + 1) * dh)
-q = (u @ w["cross.Wq"] + w["cross.bq"])[..., cols]  # (B, Q, d)
-k = (cc @ w["cross.Wk"] + w["cross.bk"])[..., cols]  # (B, L + 1, d)
+q = (u @ tw["cross.Wq"] + tw["cross.bq"])[..., cols]  # (B, Q, d)
+k = (cc @ tw["cross.Wk"] + tw["cross.bk"])[..., cols]  # (B, L + 1, d)
 S = np.where(mask[:, None, :], q @ k.transpose(0, 2, 1) / np.sqrt(dh), -np.inf)
 P_hand = np.exp(S - S.max(-1, keepdims=True))
 P_hand /= P_hand.sum(-1, keepdims=True)  # softmax over the keys
