@@ -147,7 +147,7 @@ def test_real_test_digits_adhere_to_their_own_prompts():
     own = P.digit_prompts(ds.test, ds.test_labels)
     a = prompt_adherence(ds.test, own)
     assert a.ink_share == 1.0 and a.slant_share == 1.0  # the same rule on the same images, by construction
-    assert a.class_share >= 0.93  # the fixed classifier's test accuracy
+    assert a.class_share >= 0.97  # the fixed classifier reads 98.1% of the test digits right
     assert a.all_share == a.class_share
     np.testing.assert_array_equal(a.asked[:, 0], ds.test_labels)
     # prompts asking for the next ink and slant level never match; another digit's class rarely does
