@@ -216,7 +216,7 @@ ch.show("attention rows sum to", A.sum(axis=1).mean(), "1")
 ch.show("largest mean weight", A.max(), f"uniform would be {1 / A.shape[1]:.3f}")
 
 fig, ax = plt.subplots(figsize=(6, 3.6))
-im = ax.imshow(A, cmap="magma", vmin=0)
+im = ax.imshow(A, cmap="magma", vmin=0, aspect="auto")
 ax.set_xticks(range(A.shape[1]), ["<start>", "bold", "seven", "slanted", "right"])
 ax.set_yticks(range(A.shape[0]), [f"query {i}" for i in range(A.shape[0])])
 ax.set_title("cross-attention weights, test sevens at t = 0.5", fontsize=9)
