@@ -18,6 +18,7 @@ from ._check import (
     as_batches,
     as_generator,
     as_indices,
+    as_integers,
     as_labels,
     as_times,
     flow_time,
@@ -28,9 +29,10 @@ from ._check import (
 from .denoiser import check_denoiser, num_classes_of
 from .schedule import DiscreteSchedule, Schedule
 
-__all__ = ["SDEDIT_SAMPLERS", "THRESHOLDS", "as_guidance_label", "batch_at_steps", "batch_at_times", "batch_between_times",
-           "chain_step", "check_chain", "check_classifier", "check_classifier_answer", "check_conditional", "check_hessian",
-           "check_label_count", "check_laplacian", "check_schedule", "check_sdedit", "check_strength", "check_threshold"]
+__all__ = ["SDEDIT_SAMPLERS", "THRESHOLDS", "as_guidance_label", "as_guidance_prompt", "batch_at_steps", "batch_at_times",
+           "batch_between_times", "chain_step", "check_chain", "check_classifier", "check_classifier_answer",
+           "check_conditional", "check_hessian", "check_label_count", "check_laplacian", "check_prompt_count",
+           "check_schedule", "check_sdedit", "check_strength", "check_threshold", "prompt_vocab_size"]
 
 
 def check_schedule(schedule: object, name: str = "schedule", *, default: Schedule | None = None) -> Schedule:
@@ -91,11 +93,57 @@ def batch_at_steps(chain: object, t: object, *, lo: int = 0, **batches: object) 
 # -- guidance ----------------------------------------------------------------------------------------
 
 
-def as_guidance_label(y: object, C: int) -> np.ndarray:
-    r"""The label to guide towards: one int, or one per point, in 0..C-1 (not None); int64, () or (B,)."""
+def as_guidance_label(y: object, C: int, model: str = "the denoiser") -> np.ndarray:
+    r"""The label to guide towards: one int, or one per point, in 0..C-1 (not None, not a prompt); int64, () or (B,)."""
     if y is None:
         raise ValueError("y must be the label to guide towards (an int, or one per point), got None")
+    if isinstance(y, str) or (isinstance(y, (list, tuple)) and any(isinstance(p, str) for p in y)):
+        raise ValueError(f"y must be a class label in 0..{C - 1}: {model} is conditioned on labels, not prompts, got {y!r}")
     return as_labels(y, None, C)
+
+
+def check_prompt_count(ids: np.ndarray, x: np.ndarray) -> None:
+    r"""Prompts given one per point (B, L) must match the batch x they are used with."""
+    if ids.ndim == 2 and ids.shape[0] != x.shape[0]:
+        raise ValueError(f"y holds {ids.shape[0]} prompts but x has {x.shape[0]} points; give one prompt or one per point")
+
+
+def as_guidance_prompt(y: object, denoiser: object, vocabulary: object) -> np.ndarray:
+    r"""The prompt to guide a prompt model towards, as token ids int64: (L,) for every point or (B, L), one per point.
+
+    ``y`` is a prompt string or a list of them (tokenized by ``vocabulary``, an unknown word refused naming the
+    nearest), or token ids (L,) / (B, L) padded with 0 (:func:`npdiff.data.prompts.tokenize`). The vocabulary must have
+    the model's ``vocab_size``; ids must be padding (0) or words (2..V-1) and L at most the model's ``max_words``.
+    """
+    from .data.prompts import START, Vocabulary, tokenize  # here: npdiff.data imports the oracles, which import this
+
+    V = prompt_vocab_size(denoiser)
+    if y is None:
+        raise ValueError("y must be the prompt to guide towards (a string, a list of strings, or token ids), got None; "
+                         "the empty prompt is \"\"")
+    if not isinstance(vocabulary, Vocabulary):
+        raise TypeError(f"vocabulary must be a Vocabulary, got {type(vocabulary).__name__}")
+    max_words = getattr(denoiser, "max_words", vocabulary.max_words)
+    if isinstance(y, str) or (isinstance(y, (list, tuple)) and y and all(isinstance(p, str) for p in y)):
+        if vocabulary.size != V:
+            raise ValueError(f"vocabulary has {vocabulary.size} token ids but the denoiser reads {V}: the prompts would be "
+                             "written in words the model does not know")
+        ids = tokenize(y, vocabulary)  # (N, L)
+        ids = ids[0] if isinstance(y, str) else ids
+    else:
+        arr = np.asarray(y)
+        if arr.dtype == bool or arr.dtype.kind not in "iu":
+            raise TypeError(f"y must be a prompt string, a list of them, or integer token ids for a prompt model, "
+                            f"got {type(y).__name__}" + (f" of dtype {arr.dtype}" if arr.dtype != object else ""))
+        if arr.ndim not in (1, 2) or arr.shape[-1] == 0:
+            raise ValueError(f"y must be token ids of shape (L,) or (B, L) for a prompt model (a class label is not a "
+                             f"prompt), got shape {arr.shape}")
+        ids = as_integers(arr, "y", lo=0, hi=V - 1)
+        if np.any(ids == START):
+            raise ValueError(f"y must not hold the start token (id {START}): the encoder puts it in front itself")
+    if ids.shape[-1] > max_words:
+        raise ValueError(f"y must have at most {max_words} tokens per prompt, got {ids.shape[-1]}")
+    return ids.astype(np.int64)
 
 
 def check_label_count(y: np.ndarray, x: np.ndarray) -> None:
@@ -105,11 +153,20 @@ def check_label_count(y: np.ndarray, x: np.ndarray) -> None:
 
 
 def check_conditional(denoiser: object) -> int:
-    r"""A conditional denoiser (``num_classes`` C > 0); returns C."""
+    r"""A conditional denoiser: labels (``num_classes`` C > 0; returns C) or prompts (``vocab_size`` > 0; returns 0)."""
     C = num_classes_of(denoiser)
-    if C == 0:
-        raise ValueError(f"denoiser must be conditional (num_classes > 0) to be guided; {type(denoiser).__name__} has no labels")
+    if C == 0 and prompt_vocab_size(denoiser) == 0:
+        raise ValueError(f"denoiser must be conditional (num_classes > 0, or a prompt model with a vocab_size) to be guided; "
+                         f"{type(denoiser).__name__} has neither labels nor prompts")
     return C
+
+
+def prompt_vocab_size(denoiser: object) -> int:
+    r"""The number V of token ids a prompt model reads (its ``vocab_size``), 0 for a denoiser without prompts."""
+    V = getattr(denoiser, "vocab_size", 0)
+    if isinstance(V, bool) or not isinstance(V, (int, np.integer)) or V < 0:
+        raise TypeError(f"denoiser.vocab_size must be a non-negative int, got {V!r}")
+    return int(V)
 
 
 def check_classifier(denoiser: object, classifier: object) -> int:

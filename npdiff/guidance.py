@@ -37,6 +37,9 @@ quadrature of :math:`p_w`).
 A classifier for :func:`classifier_guided` answers ``class_log_prob_grad(x, t, y)`` (B, D) and,
 for the exact divergence, ``class_log_prob_grad_and_laplacian(x, t, y)``; the labelled oracles
 (:mod:`npdiff.analytic`) and :class:`npdiff.nn.classifier.NoisyClassifier` do.
+
+A prompt model (:class:`npdiff.nn.prompt_mlp.PromptMLP`) is guided by the same :class:`ClassifierFree`,
+with a prompt for y and the **empty prompt** as the unconditional model (GLIDE, Nichol et al. 2022, Sec. 3.2).
 """
 
 from __future__ import annotations
@@ -46,13 +49,16 @@ import numpy as np
 from ._check import as_batch, real_scalar
 from ._validate import (
     as_guidance_label,
+    as_guidance_prompt,
     check_classifier,
     check_classifier_answer,
     check_conditional,
     check_hessian,
     check_label_count,
     check_laplacian,
+    check_prompt_count,
 )
+from .data.prompts import DIGIT_VOCABULARY, Vocabulary
 from .denoiser import Denoiser, as_tangents, call_eps, call_eps_and_divergence, call_eps_jvp, call_eps_vjp
 from .denoiser import has_eps_jvp as answers_eps_jvp
 from .denoiser import has_eps_vjp as answers_eps_vjp
@@ -69,19 +75,27 @@ def _labels_for(y: np.ndarray, x: np.ndarray) -> np.ndarray:
 class ClassifierFree:
     r"""The classifier-free guided denoiser of :func:`guided` (module docstring).
 
-    Attributes: ``denoiser`` (the conditional denoiser), ``y`` (int64, () or (B,)), ``w``,
-    ``schedule`` and ``dim`` (the denoiser's).
+    Attributes: ``denoiser`` (the conditional denoiser), ``y`` (int64: a label () or labels (B,) of a
+    label model; token ids (L,) or (B, L) of a prompt model), ``w``, ``schedule`` and ``dim`` (the denoiser's),
+    ``prompt`` (whether y is a prompt: the denoiser has no labels).
     """
 
     def __init__(self, denoiser: Denoiser, y: np.ndarray, w: float) -> None:
         self.denoiser, self.y, self.w = denoiser, y, w
         self.schedule = denoiser.schedule
         self.dim = getattr(denoiser, "dim", None)
+        self.prompt = getattr(denoiser, "num_classes", 0) == 0  # labels () or (B,) and prompts (L,) are told apart here
+
+    def _y_for(self, x: np.ndarray) -> np.ndarray:
+        if self.prompt:  # one prompt (L,) for the batch, or one per point (B, L) for exactly this batch
+            check_prompt_count(self.y, x)
+            return self.y
+        return _labels_for(self.y, x)
 
     def eps(self, x: object, t: float | np.ndarray) -> np.ndarray:
         r""":math:`(1 + w)\,\epsilon(x, t, y) - w\,\epsilon(x, t, \varnothing)`, (B, D)."""
         x = as_batch(x, "x", dim=self.dim)
-        eps_y = call_eps(self.denoiser, x, t, _labels_for(self.y, x))  # (B, D)
+        eps_y = call_eps(self.denoiser, x, t, self._y_for(x))  # (B, D)
         if self.w == 0.0:  # the conditional itself, without an unconditional evaluation
             return eps_y
         return (1.0 + self.w) * eps_y - self.w * call_eps(self.denoiser, x, t)
@@ -89,7 +103,7 @@ class ClassifierFree:
     def eps_and_divergence(self, x: object, t: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         r"""The guided eps (B, D) and its exact divergence, the same combination of divergences (B,)."""
         x = as_batch(x, "x", dim=self.dim)
-        eps_y, div_y = call_eps_and_divergence(self.denoiser, x, t, _labels_for(self.y, x))
+        eps_y, div_y = call_eps_and_divergence(self.denoiser, x, t, self._y_for(x))
         if self.w == 0.0:
             return eps_y, div_y
         eps_0, div_0 = call_eps_and_divergence(self.denoiser, x, t)
@@ -108,7 +122,7 @@ class ClassifierFree:
     def eps_jvp(self, x: object, t: float | np.ndarray, v: object) -> tuple[np.ndarray, np.ndarray]:
         r"""The guided eps (B, D) and its Jacobian times v (B, K, D): :math:`(1 + w) J_y v - w J_\varnothing v`."""
         x = as_batch(x, "x", dim=self.dim)
-        eps_y, jvp_y = call_eps_jvp(self.denoiser, x, t, v, _labels_for(self.y, x))
+        eps_y, jvp_y = call_eps_jvp(self.denoiser, x, t, v, self._y_for(x))
         if self.w == 0.0:
             return eps_y, jvp_y
         eps_0, jvp_0 = call_eps_jvp(self.denoiser, x, t, v)
@@ -117,7 +131,7 @@ class ClassifierFree:
     def eps_vjp(self, x: object, t: float | np.ndarray, u: object) -> tuple[np.ndarray, np.ndarray]:
         r"""The guided eps (B, D) and :math:`u^\top J` (B, D), the same combination."""
         x = as_batch(x, "x", dim=self.dim)
-        eps_y, vjp_y = call_eps_vjp(self.denoiser, x, t, u, _labels_for(self.y, x))
+        eps_y, vjp_y = call_eps_vjp(self.denoiser, x, t, u, self._y_for(x))
         if self.w == 0.0:
             return eps_y, vjp_y
         eps_0, vjp_0 = call_eps_vjp(self.denoiser, x, t, u)
@@ -203,23 +217,37 @@ class ClassifierGuided:
         return f"ClassifierGuided({self.denoiser!r}, {self.classifier!r}, y={self.y.tolist()}, scale={self.scale:g})"
 
 
-def guided(denoiser: object, y: object, w: float) -> ClassifierFree:
+def guided(denoiser: object, y: object, w: float, vocabulary: Vocabulary = DIGIT_VOCABULARY) -> ClassifierFree:
     r"""Classifier-free guidance of a conditional denoiser (Ho & Salimans 2022, Eq. 6).
+
+    A label model (``num_classes`` > 0) is steered towards a class; a prompt model (``vocab_size`` > 0, such as
+    :class:`npdiff.nn.prompt_mlp.PromptMLP`) towards a prompt, its unconditional model being the empty prompt
+    (GLIDE, Nichol et al. 2022, Sec. 3.2): :math:`(1 + w)\,\epsilon(x, t, \text{prompt}) - w\,\epsilon(x, t, \text{""})`.
 
     Parameters
     ----------
-    denoiser : a conditional denoiser (``num_classes`` > 0, ``eps(x, t, y)``).
-    y : the label to steer towards: one int for every point, or (B,) ints (then the guided
-        denoiser serves batches of exactly B points, e.g. a sampler's n).
+    denoiser : a conditional denoiser (``eps(x, t, y)``, ``y=None`` its unconditional model).
+    y : for a label model, the label: one int for every point, or (B,) ints (then the guided denoiser
+        serves batches of exactly B points, e.g. a sampler's n). For a prompt model, the prompt: a string
+        (``"bold seven slanted right"``) or token ids (L,) for every point, or B strings or ids (B, L), one per point.
     w : guidance weight >= 0; 0 is the conditional model itself.
+    vocabulary : the words of string prompts (:data:`npdiff.data.prompts.DIGIT_VOCABULARY`); unused for labels and ids.
 
     Returns
     -------
     :class:`ClassifierFree`, a denoiser of the plain protocol: ``eps(x, t)``,
     ``eps_and_divergence(x, t)``, ``schedule``.
+
+    Raises
+    ------
+    ValueError (or TypeError) naming ``y``: a prompt given to a label model, a label to a prompt model, a word
+    outside the vocabulary (with the nearest word), a prompt longer than the model reads.
     """
     C = check_conditional(denoiser)
-    return ClassifierFree(denoiser, as_guidance_label(y, C), real_scalar(w, "w", lo=0.0))
+    w = real_scalar(w, "w", lo=0.0)
+    if C == 0:
+        return ClassifierFree(denoiser, as_guidance_prompt(y, denoiser, vocabulary), w)
+    return ClassifierFree(denoiser, as_guidance_label(y, C, type(denoiser).__name__), w)
 
 
 def classifier_guided(denoiser: object, classifier: object, y: object, scale: float) -> ClassifierGuided:

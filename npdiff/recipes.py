@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .schedule import Schedule, vp_linear
+from .schedule import Schedule, cosine, vp_linear
 
 __all__ = ["ARCHS", "RECIPES", "recipe"]
 
 #: the networks a recipe may hold besides the MLP
-ARCHS = ("unet",)
+ARCHS = ("unet", "prompt_mlp")
 
 RECIPES: dict[str, dict[str, Any]] = {
     "2d": {
@@ -44,6 +44,14 @@ RECIPES: dict[str, dict[str, Any]] = {
             "model": {"parameterization": "v"},
             "train": {"steps": 3_000, "batch_size": 32, "lr": 5e-4},
         },
+        # --arch prompt_mlp: the prompt-conditioned MLP of benchmarks/prompt_adherence.py, trained on the levels
+        # (no dequantization) with attribute dropout and the empty prompt (npdiff.data.prompts.training_sampler)
+        "prompt_mlp": {
+            "model": {"width": 256, "depth": 3, "emb_dim": 32, "text_width": 32, "query_tokens": 8},
+            "train": {"steps": 12_000, "batch_size": 128, "lr": 2e-3, "weight_decay": 0.0, "ema_decay": 0.995},
+            "schedule": "cosine",
+            "data": {"dequantize": False, "p_attribute": 0.3, "p_empty": 0.1},
+        },
     },
 }
 
@@ -53,7 +61,7 @@ def recipe(name: str = "2d", arch: str = "mlp") -> tuple[dict[str, Any], dict[st
 
     ``arch="mlp"`` (default) gives the recipe's ``model`` and ``train``; another network gives the
     recipe's entry of that name (``RECIPES["images"]["unet"]``): its own ``model`` fields, and the
-    recipe's ``train`` fields updated by its ``train``.
+    recipe's ``train`` fields updated by its ``train``, and its ``schedule`` (default vp_linear).
     """
     if not isinstance(name, str) or name not in RECIPES:
         raise ValueError(f"recipe must be one of {sorted(RECIPES)}, got {name!r}")
@@ -63,4 +71,5 @@ def recipe(name: str = "2d", arch: str = "mlp") -> tuple[dict[str, Any], dict[st
     if not isinstance(arch, str) or not isinstance(r.get(arch), dict):
         have = ["mlp", *sorted(k for k in ARCHS if isinstance(r.get(k), dict))]
         raise ValueError(f"recipe {name!r} has no network arch = {arch!r}; it has {have}")
-    return dict(r[arch]["model"]), {**r["train"], **r[arch]["train"]}, vp_linear()
+    schedule = {"vp_linear": vp_linear, "cosine": cosine}[r[arch].get("schedule", "vp_linear")]()
+    return dict(r[arch]["model"]), {**r["train"], **r[arch]["train"]}, schedule

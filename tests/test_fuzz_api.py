@@ -1091,6 +1091,7 @@ NOT_FUZZED = {
         "sample.run_sampler", "sample.npy_path", "nll.run", "nll.score", "nll.report_nll", "nll.report_image_nll",
         "nll.compare_bound", "nll.image_eval_default", "nll.bound_times", "info.datasets", "info.schedules",
         "upsample.run")},
+    "npdiff.cli.sample.prompted": "the command line's --prompt: tests/test_cli_prompts.py feeds it bad prompts and models",
     "npdiff.data.images.read_idx": "a file reader: tests/test_checkpoint_untrusted.py and tests/test_images.py",
     "npdiff.data.images.write_idx": "a file writer: tests/test_checkpoint_untrusted.py and tests/test_images.py",
     "npdiff.data.images.digits": "no arguments",
@@ -1120,6 +1121,13 @@ NOT_FUZZED = {
        for _n in ("cross_attention", "cross_attention_backward", "cross_attention_tangent", "encode", "encode_backward",
                   "encode_tangent", "key_mask", "mha", "mha_backward", "mha_tangent", "rms_norm", "rms_norm_backward",
                   "rms_norm_tangent", "token_embedding", "token_embedding_backward")},
+    "npdiff.adherence.Adherence": "a result dataclass of prompt_adherence",
+    "npdiff.adherence.prompt_adherence": "the fixed digit classifier trains on first use (seconds); its door "
+    "checks are tested by name in tests/test_prompt_guidance.py::test_adherence_door",
+    "npdiff.data.prompts.prompt_asks": "its door: tests/test_prompt_guidance.py::test_adherence_door",
+    "npdiff.data.prompts.parse_prompt": "its door: tests/test_prompt_guidance.py::test_parse_prompt_inverts_prompt_text",
+    "npdiff.data.prompts.training_sampler": "needs the digits (scikit-learn); its door: "
+    "tests/test_prompt_guidance.py::test_training_sampler_never_draws_a_held_out_cell_and_drops_words",
     "npdiff.data.prompts.Vocabulary": "a frozen table of words and thresholds; id_of's door in tests/test_prompts.py",
     **{f"npdiff.data.prompts.{_n}": "its door: tests/test_prompts.py::test_doors_of_the_prompt_rule"
        for _n in ("attribute_levels", "digit_prompts", "drop_attributes", "fit_thresholds", "prompt_text", "tokenize",

@@ -194,6 +194,9 @@ CASES = [
     (["upsample", "--model", "sr.npz", "--image-index", "0", "--out", "no/dir/u.npy"], "no/dir"),
     (["upsample", "--model", "sr.npz", "--image-index", "0", "--out", "u.npy", "--figure", "no/f.png"], "--figure"),
     (["upsample", "--model", "sr.npz", "--out", "u.npy"], "required"),
+    # prompts: a model without prompts, and the prompt model's data set
+    (["sample", "--model", "good.npz", "--out", "s.npy", "--prompt", "seven"], "--prompt needs a prompt model"),
+    (["train", "--data", "moons", "--out", "run", "--arch", "prompt_mlp"], "--arch prompt_mlp"),
 ]
 
 

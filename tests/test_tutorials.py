@@ -33,6 +33,7 @@ CHAPTERS = {
     7: "07_fast_sampling.py",
     8: "08_guidance.py",
     9: "09_unet.py",
+    10: "10_prompts.py",
 }
 FIGURES = {
     1: ["01_dissolving.png", "01_schedules.png", "01_chain.png"],
@@ -44,9 +45,10 @@ FIGURES = {
     7: ["07_trajectories.png", "07_kl_vs_nfe.png", "07_halves.png", "07_steps.png"],
     8: ["08_score_fields.png", "08_guided_samples.png", "08_tilted_vs_ode.png", "08_trained.png", "08_digits.png"],
     9: ["09_im2col.png", "09_receptive_field.png", "09_scale_shift.png", "09_attention.png", "09_samples.png"],
+    10: ["10_prompts.png", "10_attention.png", "10_guided_samples.png", "10_adherence.png"],
 }
 # the chapters written as sphinx-gallery cells (``# %%`` text cells in reST between short code cells)
-CELL_CHAPTERS = (1, 2, 3, 4)
+CELL_CHAPTERS = (1, 2, 3, 4, 10)
 CODE_WIDTH = 88  # the site's code boxes show 88 columns without scrolling
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _LINE = re.compile(r"^  (?P<name>\S.*?) = (?P<value>\S+)(?:  \(.*\))?$")
@@ -428,3 +430,18 @@ def test_chapters_are_gallery_scripts_with_short_code_lines(number: int) -> None
     assert sum(line.startswith("# %%") for line in lines) >= 5
     wide = [(k + 1, len(line)) for k, line in enumerate(lines) if len(line) > 88]
     assert not wide, f"lines wider than 88 columns: {wide}"
+
+
+@pytest.mark.slow
+def test_chapter10_prompts(runs) -> None:
+    n = _nums(runs, 10)
+    # the cross-attention by hand is the library's, padded keys weigh nothing, guidance is the stated combination
+    assert _get(n, "max |P by hand - P of the library|") < 1e-12
+    assert _get(n, "weight on padding keys") == 0.0
+    assert _get(n, "max |guided eps - formula|") < 1e-12
+    assert _get(n, "attention rows sum to") == pytest.approx(1.0, abs=1e-12)
+    assert _get(n, "keys the empty prompt leaves") == 1
+    assert _get(n, "training images") == 1388  # 1,437 train digits less the held-out cells
+    for split in ("seen", "held out"):  # shares, read from the results file or the chapter's samples
+        for what in ("class", "ink", "slant"):
+            assert 0.0 <= _get(n, f"{split}, w = 0: {what}") <= 1.0

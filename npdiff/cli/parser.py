@@ -15,6 +15,7 @@ import dataclasses
 from typing import Any
 
 from .. import __version__
+from ..data.prompts import DIGIT_VOCABULARY
 from ..likelihood import DEQUANTIZATIONS
 from ..nn import MLPConfig
 from ..nn.activations import ACTIVATIONS
@@ -134,8 +135,10 @@ def add_train(sub) -> None:
     add_model_flags(p, tuple(RECIPES))
     g = p.add_argument_group("network")
     g.add_argument("--arch", choices=train.ARCHS, default="mlp",
-                   help="the denoiser: the MLP (any data set), or the convolutional U-Net with attention (images; "
-                        "--width, --depth, --activation, --coords and --coord-scale are the MLP's)")
+                   help="the denoiser: the MLP (any data set), the convolutional U-Net with attention (images; "
+                        "--width, --depth, --activation, --coords and --coord-scale are the MLP's), or the "
+                        "prompt-conditioned MLP (digits; prompts such as 'bold seven slanted right' written from each "
+                        "image, sampled with `npdiff sample --prompt`)")
     g.add_argument("--base-width", dest="base_width", type=positive(int, MAX_WIDTH),
                    help="--arch unet: channels of the finest level, a multiple of 8 (the coarser levels have "
                         "twice as many; default 32)")
@@ -143,7 +146,8 @@ def add_train(sub) -> None:
     g.add_argument("--conditional", action="store_true",
                    help="a class-conditional model of a labelled data set (its labels dropped with probability --p-uncond)")
     g.add_argument("--p-uncond", dest="p_uncond", type=in_range(float, 0.0, 1.0),
-                   help="with --conditional: probability of training a point without its label (default 0.1)")
+                   help="with --conditional: probability of training a point without its label; with --arch "
+                        "prompt_mlp: of the empty prompt (default 0.1)")
     p.set_defaults(func=train.run)
 
 
@@ -177,7 +181,8 @@ def add_sample(sub) -> None:
     p.add_argument("--n", type=positive(int, MAX_POINTS), default=1000, help="number of samples")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the starting noise and the samplers' noise")
     p.add_argument("--out", metavar="FILE.npy", required=True, help="file for the (n, D) samples (.npy is appended if missing)")
-    p.add_argument("--plot", metavar="FILE.png", help="also draw the samples (2-D: a scatter; images: a grid)")
+    p.add_argument("--plot", "--figure", dest="plot", metavar="FILE.png",
+                   help="also draw the samples (2-D: a scatter; images: a grid)")
     p.add_argument("--data", help="the model's data set: drawn beside the samples in --plot")
     p.add_argument("--other-data", dest="other_data", action="store_true", help=OTHER_DATA_HELP)
     p.add_argument("--variance", choices=VARIANCES,
@@ -189,8 +194,17 @@ def add_sample(sub) -> None:
                    help=f"with --threshold dynamic: the percentile p in (0, 1) (default {IMAGEN_PERCENTILE})")
     p.add_argument("--label", type=in_range(int, 0, MAX_CLASSES), help="a conditional model: the class to sample")
     p.add_argument("--guidance", type=in_range(float, 0.0, 100.0),
-                   help="with --label: classifier-free guidance weight w >= 0 (default 0, the conditional model)")
+                   help="with --label or --prompt: classifier-free guidance weight w >= 0 (default 0, the conditional "
+                        "model)")
+    add_prompt_flag(p)
     p.set_defaults(func=sample.run)
+
+
+def add_prompt_flag(p: argparse.ArgumentParser) -> None:
+    r"""``npdiff sample --prompt``: the prompt of a prompt model (``npdiff train --arch prompt_mlp``)."""
+    p.add_argument("--prompt", metavar="TEXT",
+                   help="a prompt model: the prompt to sample, e.g. 'bold seven slanted right' (words: "
+                        f"{' '.join(DIGIT_VOCABULARY.words[2:])}; '' is the unconditional model)")
 
 
 def add_steps(sub) -> None:

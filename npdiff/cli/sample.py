@@ -5,7 +5,8 @@ for ``sde``, Heun steps for ``ode`` (without it, adaptive RK45), denoiser evalua
 few-step samplers (:data:`npdiff.sample.FAST_SAMPLERS`). ``--steps-file`` runs a few-step sampler
 on the times of a step file (:mod:`npdiff.sample.step_file`, written by ``npdiff steps``), refused
 for a model of another schedule. ``--threshold`` (ddpm and ddim only) thresholds the predicted x0 at every
-step (:mod:`npdiff.thresholding`).
+step (:mod:`npdiff.thresholding`). ``--prompt`` samples a prompt model (``npdiff train --arch prompt_mlp``), guided
+by ``--guidance`` with the empty prompt as its unconditional model (:func:`npdiff.guidance.guided`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .. import sample, seeds
+from ..guidance import guided
 from ..plot import plot_image_grid, plot_samples
 from ..sample.fast import FAST_SAMPLERS
 from ..sample.step_file import StepFile, check_steps_for, load_steps
@@ -39,8 +41,9 @@ from ._common import (
     training_eps_moments,
 )
 
-__all__ = ["DEFAULT_GRID", "DEFAULT_NFE", "DEFAULT_SAMPLER", "DEFAULT_WHY", "FAST_NFE", "THRESHOLDED", "npy_path",
-           "resolve_steps_file", "run", "run_sampler"]
+__all__ = ["DEFAULT_GRID", "DEFAULT_NFE", "DEFAULT_SAMPLER", "DEFAULT_WHY", "FAST_NFE", "PROMPT_SAMPLER", "PROMPT_STEPS",
+           "THRESHOLDED", "npy_path",
+           "prompted", "resolve_steps_file", "run", "run_sampler"]
 
 #: denoiser evaluations of a few-step sampler without ``--steps``
 FAST_NFE = 20
@@ -50,6 +53,10 @@ FAST_NFE = 20
 DEFAULT_SAMPLER = "unipc"
 #: the samplers that take ``--threshold`` (a step through the predicted x0)
 THRESHOLDED = ("ddpm", "ddim")
+#: the sampler of a prompt model without ``--sampler``: DDIM on PROMPT_STEPS steps with static thresholding, as its
+#: adherence is measured (benchmarks/prompt_adherence.py); without the clip its samples leave [-1, 1] by far
+PROMPT_SAMPLER = "ddim"
+PROMPT_STEPS = 50
 #: its evaluations without ``--steps`` (the final denoising step is one more)
 DEFAULT_NFE = 20
 #: its grid without ``--grid``
@@ -111,7 +118,7 @@ def npy_path(path: str) -> Path:
 
 def _plot(res, model, data, args: argparse.Namespace) -> None:
     side = math.isqrt(model.dim)
-    title = f"{args.sampler} samples"
+    title = f"{args.sampler} samples" + (f" for '{args.prompt}'" if getattr(args, "prompt", None) else "")
     reference = np.random.default_rng(args.seed + seeds.PLOT_DATA)
     if data is not None and is_images(data):
         real = data.test[reference.permutation(data.test.shape[0])[:res.x.shape[0]]]
@@ -142,6 +149,22 @@ def resolve_steps_file(path: str, model, args: argparse.Namespace) -> StepFile:
     return f
 
 
+def prompted(model, prompt: str, w: float, label: int | None = None):
+    r"""``--prompt``: the prompt model guided towards ``prompt`` with weight ``w`` (0: the prompt's own model)."""
+    if label is not None:
+        raise UserError("--label and --prompt both say what to sample: a prompt names its digit, give one of them")
+    if getattr(model, "num_classes", 0) or not getattr(model, "vocab_size", 0):
+        raise UserError("--prompt needs a prompt model (trained with `npdiff train --arch prompt_mlp`); this model "
+                        + ("is conditioned on class labels (give --label)" if getattr(model, "num_classes", 0)
+                           else "has no conditioning"))
+    try:
+        model = guided(model, prompt, w)
+    except ValueError as exc:  # an unknown word (with the nearest one), a prompt too long
+        raise UserError(f"--prompt {prompt!r}: {exc}") from None
+    say(f"prompt {prompt!r}, guidance weight {w:g}")
+    return model
+
+
 def run(args: argparse.Namespace) -> int:
     r"""``npdiff sample``."""
     check_out_file(args.out, "--out")  # a folder given as --out is refused, not filled with FOLDER.npy
@@ -153,16 +176,28 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--variance is the reverse variance of the ddpm sampler; {named} has none")
     if args.percentile is not None and args.threshold != "dynamic":
         raise UserError("--percentile is the percentile of --threshold dynamic; give --threshold dynamic")
-    if args.threshold not in (None, "none") and args.sampler not in THRESHOLDED:
+    prompt_default = getattr(args, "prompt", None) is not None and args.sampler is None  # then ddim (PROMPT_SAMPLER)
+    if args.threshold not in (None, "none") and args.sampler not in THRESHOLDED and not prompt_default:
         named = f"--sampler {args.sampler}" if args.sampler else f"the default sampler, {DEFAULT_SAMPLER},"
         raise UserError(f"--threshold {args.threshold} thresholds the predicted x0 of the ddpm and ddim samplers; "
                         f"{named} has no such step (give --sampler ddpm or ddim)")
     if args.variance == "analytic" and not args.data:
         raise UserError("--variance analytic estimates E||eps||^2 from training data: give the model's --data")
     ck, model = load_model(args.model)
-    label = check_label(model, args.label)
-    if args.guidance is not None and label is None:
-        raise UserError("--guidance needs --label (the class to guide towards)")
+    prompt = getattr(args, "prompt", None)
+    if prompt is None and args.label is not None and getattr(model, "vocab_size", 0):
+        raise UserError("--label: this is a prompt model (trained with --arch prompt_mlp); give --prompt, e.g. "
+                        "--prompt 'seven'")
+    label = check_label(model, args.label) if prompt is None else None
+    if args.guidance is not None and label is None and prompt is None:
+        raise UserError("--guidance needs --label or --prompt (the class or the prompt to guide towards)")
+    if prompt is not None:
+        model = prompted(model, prompt, args.guidance or 0.0, args.label)
+        if args.sampler is None and args.steps_file is None:  # the sampler its adherence was measured with
+            args.sampler, args.steps = PROMPT_SAMPLER, args.steps or PROMPT_STEPS
+            args.threshold = args.threshold or "static"
+            say(f"sampler {PROMPT_SAMPLER}, {args.steps} steps, --threshold {args.threshold} (a prompt model's default: "
+                "docs/measurements/prompts.md)")
     if label is not None:  # classifier-free guidance; weight 0 is the conditional model
         say(f"class {label}, guidance weight {args.guidance or 0.0:g}")
         model = conditional(model, label, args.guidance or 0.0)
@@ -189,6 +224,7 @@ def run(args: argparse.Namespace) -> int:
     emit(args, {"n": int(res.x.shape[0]), "nfe": int(res.nfe), "seconds": round(seconds, 3), "out": str(out),
                 "sampler": args.sampler, "grid": args.grid, "threshold": args.threshold or "none",
                 "steps_file": args.steps_file,
-                **({"label": label, "guidance": args.guidance or 0.0} if label is not None else {})})
+                **({"label": label, "guidance": args.guidance or 0.0} if label is not None else {}),
+                **({"prompt": prompt, "guidance": args.guidance or 0.0} if prompt is not None else {})})
     return 0
 

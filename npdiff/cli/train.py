@@ -3,8 +3,11 @@ r"""``npdiff train``: train a denoiser on a data set and write ``DIR/model.npz``
 The recipe (:mod:`npdiff.recipes`: ``"2d"`` for the toy sets, ``"images"`` for the digits)
 gives every default; a flag the user passes overrides its field. Images train on the train
 split, freshly dequantized per batch unless the recipe says otherwise. ``--arch`` chooses the
-network: the MLP (default, any data set), or the U-Net (images only; the flags that shape the MLP
-alone, :data:`MLP_ONLY`, are refused with it).
+network: the MLP (default, any data set), the U-Net (images only; the flags that shape the MLP
+alone, :data:`MLP_ONLY`, are refused with it), or the prompt-conditioned MLP (the digits only: each
+image's prompt written by the rule of :mod:`npdiff.data.prompts`, the held-out cells left out, words
+and whole prompts dropped at random; ``--p-uncond`` is the share of empty prompts; the U-Net's flags and
+``--conditional`` are refused with it).
 """
 
 from __future__ import annotations
@@ -16,20 +19,24 @@ from pathlib import Path
 import numpy as np
 
 from ..checkpoint import save
+from ..data.prompts import training_sampler
 from ..nn import MLPConfig
 from ..nn.model import DiffusionMLP
+from ..nn.prompt_mlp import PromptMLP, PromptMLPConfig
 from ..nn.unet import UNetConfig
 from ..nn.unet.model import DiffusionUNet
 from ..recipes import RECIPES, recipe
 from ..train import TrainConfig, Trainer
 from ._common import IMAGE_SETS, SCHEDULES, UserError, check_out_dir, emit, is_images, load_data, say
 
-__all__ = ["ARCHS", "MLP_ONLY", "MODEL_FIELDS", "TRAIN_FIELDS", "UNET_ONLY", "run", "train_model"]
+__all__ = ["ARCHS", "MLP_ONLY", "MODEL_FIELDS", "PROMPT_SETS", "TRAIN_FIELDS", "UNET_ONLY", "run", "train_model"]
 
 #: the flags that override the recipe's model (MLPConfig) fields
 MODEL_FIELDS = ("width", "depth", "parameterization", "activation", "coords", "coord_scale")
 #: the networks ``--arch`` chooses
-ARCHS = ("mlp", "unet")
+ARCHS = ("mlp", "unet", "prompt_mlp")
+#: the data set whose images carry prompts (:mod:`npdiff.data.prompts`)
+PROMPT_SETS = ("digits",)
 #: the model flags that shape the MLP alone: refused with ``--arch unet``
 MLP_ONLY = ("width", "depth", "activation", "coords", "coord_scale")
 #: the model flags that shape the U-Net alone: refused with ``--arch mlp``
@@ -45,6 +52,8 @@ def _flag(field: str) -> str:
 def check_arch(args: argparse.Namespace, data) -> str:
     r"""The network ``--arch`` chose, refusing the flags of the other network and a U-Net of points."""
     arch = getattr(args, "arch", None) or "mlp"
+    if arch == "prompt_mlp":
+        return check_prompt_arch(args, data)
     other, name = (MLP_ONLY, "the MLP") if arch == "unet" else (UNET_ONLY, "the U-Net (--arch unet)")
     given = [_flag(f) for f in other if getattr(args, f, None) is not None]
     if given:
@@ -55,10 +64,27 @@ def check_arch(args: argparse.Namespace, data) -> str:
     return arch
 
 
+def check_prompt_arch(args: argparse.Namespace, data) -> str:
+    r"""``--arch prompt_mlp``: the digits only, none of the U-Net's flags, no ``--conditional`` (prompts, not labels)."""
+    given = [_flag(f) for f in UNET_ONLY if getattr(args, f, None) is not None]
+    if given:
+        raise UserError(f"{', '.join(given)} shape{'s' if len(given) == 1 else ''} the U-Net (--arch unet) only, "
+                        "not --arch prompt_mlp")
+    if getattr(args, "conditional", False):
+        raise UserError("--conditional trains on class labels; --arch prompt_mlp conditions on prompts (written from "
+                        "the labels and the pixels), leave out --conditional")
+    if getattr(data, "name", None) not in PROMPT_SETS:
+        raise UserError(f"--arch prompt_mlp needs a data set whose images carry prompts ({', '.join(PROMPT_SETS)}); "
+                        f"got {data.name!r}")
+    return "prompt_mlp"
+
+
 def build_model(arch: str, data, model_kw: dict, schedule, rng: np.random.Generator):
     r"""A fresh network of ``arch`` for ``data`` with the fields ``model_kw``, its weights drawn from ``rng``."""
     if arch == "mlp":
         return DiffusionMLP(MLPConfig(dim=data.dim, **model_kw), schedule, rng=rng)
+    if arch == "prompt_mlp":
+        return PromptMLP(PromptMLPConfig(dim=data.dim, **model_kw), schedule, rng=rng)
     if arch != "unet":
         raise UserError(f"--arch must be one of {', '.join(ARCHS)}, got {arch!r}")
     kw = dict(model_kw)
@@ -75,6 +101,17 @@ def build_model(arch: str, data, model_kw: dict, schedule, rng: np.random.Genera
     return DiffusionUNet(config, schedule, rng=rng)
 
 
+def prompt_source(data, train_kw: dict):
+    r"""The prompt model's data: the train split's levels with their prompts (the recipe's dropout; ``--p-uncond`` the
+    share of empty prompts), the held-out cells left out; and its description."""
+    kw = RECIPES["images"]["prompt_mlp"]["data"]
+    p_empty = train_kw.pop("p_uncond", kw["p_empty"])  # the trainer drops labels, not prompts: the sampler does
+    source = training_sampler(data.train, data.train_labels, kw["p_attribute"], p_empty)
+    return source, (f"{data.name} (train split, {source.images} of {data.train.shape[0]} images: the held-out cells "
+                    f"left out; prompts by the rule, words dropped with probability {kw['p_attribute']:g}, empty "
+                    f"prompt {p_empty:g})")
+
+
 def train_model(data, args: argparse.Namespace, *, out: Path | None, seed: int):
     r"""Train on ``data`` with the recipe and the flags of ``args``; save to ``out/model.npz`` when given.
 
@@ -83,7 +120,7 @@ def train_model(data, args: argparse.Namespace, *, out: Path | None, seed: int):
     images = is_images(data)
     arch = check_arch(args, data)
     model_kw, train_kw, schedule = recipe("images" if images else "2d", arch=arch)
-    fields = MODEL_FIELDS if arch == "mlp" else tuple(f for f in MODEL_FIELDS if f not in MLP_ONLY) + UNET_ONLY
+    fields = MODEL_FIELDS if arch != "unet" else tuple(f for f in MODEL_FIELDS if f not in MLP_ONLY) + UNET_ONLY
     model_kw.update({f: getattr(args, f) for f in fields if getattr(args, f, None) is not None})
     train_kw.update({f: getattr(args, f) for f in TRAIN_FIELDS if getattr(args, f, None) is not None})
     conditional = getattr(args, "conditional", False)
@@ -102,6 +139,8 @@ def train_model(data, args: argparse.Namespace, *, out: Path | None, seed: int):
         if conditional:
             source = data.sample_dequantized_labelled if dequantize else data.sample_labelled
         what = f"{data.name} (train split, {data.train.shape[0]} images{', dequantized' if dequantize else ''})"
+    if arch == "prompt_mlp":
+        source, what = prompt_source(data, train_kw)
     trainer = Trainer(model, source, TrainConfig(**train_kw), rng)
     say(f"training {model!r} on {what} for {trainer.config.steps} steps (batch {trainer.config.batch_size})")
     t0 = time.perf_counter()

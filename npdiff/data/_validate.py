@@ -1,6 +1,7 @@
-r"""The checks of the data modules' doors: square images, the super-resolution context, masked training pairs.
+r"""The checks of the data modules' doors: square images, the super-resolution context, masked training pairs, prompts.
 
-A validation module: :mod:`npdiff.data.lowres` and :mod:`npdiff.data.masked` check their arguments here, once.
+A validation module: :mod:`npdiff.data.lowres`, :mod:`npdiff.data.masked` and :mod:`npdiff.data.prompts` check
+their arguments here, once, so that each rule reads as the rule.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from ..schedule import Schedule
 
 __all__ = [
     "as_mask_and_known",
+    "as_prompt_list",
     "check_masked_data",
     "check_schedule",
     "check_square_side",
@@ -82,3 +84,14 @@ def check_masked_data(data: object, dim: object) -> tuple[Callable, int]:
     if not callable(sample):
         raise TypeError(f"data must be a sampler sample(n, rng) or have a .sample(n, rng), got {type(data).__name__}")
     return sample, positive_int(dim, "dim", minimum=2)
+
+
+def as_prompt_list(prompts: object, n: int | None = None, name: str = "prompts") -> list[str]:
+    r"""One prompt string or a list of them, as a list; with ``n``, one prompt (for all) or exactly n."""
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    if not isinstance(prompts, (list, tuple)) or not all(isinstance(p, str) for p in prompts):
+        raise TypeError(f"{name} must be a string or a list of strings, got {type(prompts).__name__}")
+    if n is not None and len(prompts) not in (1, n):
+        raise ValueError(f"{name} must be one prompt or one per sample ({n}), got {len(prompts)}")
+    return list(prompts)

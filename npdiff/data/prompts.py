@@ -45,10 +45,11 @@ import difflib
 import numpy as np
 
 from .._check import as_float_array, as_generator, as_integers, real_scalar
+from ._validate import as_prompt_list
 
 __all__ = ["DIGIT_VOCABULARY", "DIGIT_WORDS", "HELD_OUT", "INK_WORDS", "SLANT_WORDS", "Vocabulary", "attribute_levels",
-           "digit_prompts", "drop_attributes", "fit_thresholds", "ink_and_slant", "prompt_text", "tokenize",
-           "training_mask"]
+           "digit_prompts", "drop_attributes", "fit_thresholds", "ink_and_slant", "parse_prompt", "prompt_asks", "prompt_text",
+           "tokenize", "training_mask", "training_sampler"]
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 INK_WORDS = ("thin", "regular", "bold")
@@ -294,3 +295,84 @@ def training_mask(labels: object, ink: object, slant: object) -> np.ndarray:
     for k, i, s in HELD_OUT:
         keep &= ~((labels == k) & (ink == INK_WORDS.index(i)) & (slant == SLANT_WORDS.index(s)))
     return keep
+
+
+def parse_prompt(prompt: str, vocabulary: Vocabulary = DIGIT_VOCABULARY) -> tuple[int | None, int | None, int | None]:
+    r"""(class, ink level, slant level) a prompt asks for, None where it leaves one out; :func:`prompt_text` inverted.
+
+    ``parse_prompt("bold seven slanted right") == (7, 2, 2)``; ``parse_prompt("seven") == (7, None, None)``;
+    ``parse_prompt("") == (None, None, None)`` (the empty prompt asks for nothing).
+
+    Raises
+    ------
+    ValueError for a word outside the vocabulary (naming the nearest word, :meth:`Vocabulary.id_of`), or words that
+    are not in the order ``"[ink] <digit> [slant]"`` of the rule.
+    """
+    _vocabulary(vocabulary)
+    if not isinstance(prompt, str):
+        raise TypeError(f"prompt must be a string, got {type(prompt).__name__}")
+    words = prompt.lower().split()
+    for w in words:
+        vocabulary.id_of(w)  # an unknown word is refused first, with the nearest word
+    rest = " ".join(words)
+    if not words:
+        return None, None, None
+    ink = INK_WORDS.index(words[0]) if words[0] in INK_WORDS else None
+    body = words[1:] if ink is not None else words
+    if not body or body[0] not in DIGIT_WORDS:
+        raise ValueError(f"prompt must read \"[ink] <digit> [slant]\" (e.g. \"bold seven slanted right\"), got {prompt!r}")
+    label, tail = DIGIT_WORDS.index(body[0]), " ".join(body[1:])
+    if tail and tail not in SLANT_WORDS:
+        raise ValueError(f"prompt must end with the digit or one of {list(SLANT_WORDS)}, got {rest!r}")
+    return label, ink, (SLANT_WORDS.index(tail) if tail else None)
+
+
+def prompt_asks(prompts: object, n: int, vocabulary: Vocabulary = DIGIT_VOCABULARY) -> np.ndarray:
+    r"""What each of n prompts asks for, (n, 3) int64: class, ink level, slant level (:func:`parse_prompt`), -1 where
+    it asks nothing. ``prompts`` is one string for all n or n strings; every prompt must name its class."""
+    prompts = as_prompt_list(prompts, n)
+    parsed = {p: parse_prompt(p, vocabulary) for p in set(prompts)}
+    unnamed = sorted(p for p, (k, _, _) in parsed.items() if k is None)
+    if unnamed:
+        raise ValueError(f"prompts must name a class to be measured against, got {unnamed[0]!r}")
+    asked = np.array([[-1 if a is None else a for a in parsed[p]] for p in prompts], dtype=np.int64)  # (n or 1, 3)
+    return np.broadcast_to(asked, (n, 3)).copy()
+
+
+def training_sampler(x: object, labels: object, p_attribute: float = 0.3, p_empty: float = 0.1,
+                     vocabulary: Vocabulary = DIGIT_VOCABULARY):
+    r"""The data sampler of a prompt model: images and their prompts by the rule, the :data:`HELD_OUT` cells left out.
+
+    Each image's prompt is written from its label and measured attributes (:func:`attribute_levels`); the
+    images of the held-out cells are removed (:func:`training_mask`); each draw picks n images uniformly
+    and drops words (:func:`drop_attributes`), so a training batch holds full, partial and empty prompts.
+
+    Parameters
+    ----------
+    x : (N, 64) images in [-1, 1].
+    labels : (N,) their classes.
+    p_attribute, p_empty : the dropout probabilities of :func:`drop_attributes`.
+    vocabulary : the :class:`Vocabulary` (its thresholds write the prompts).
+
+    Returns
+    -------
+    ``sample(n, rng) -> (x (n, 64), ids (n, max_words))``, the sampler :class:`npdiff.train.Trainer` takes;
+    ``sample.images`` is the number of images kept.
+    """
+    x = _images(x)
+    labels = _labels(labels, x.shape[0])
+    p_attribute = real_scalar(p_attribute, "p_attribute", lo=0.0, hi=1.0)
+    p_empty = real_scalar(p_empty, "p_empty", lo=0.0, hi=1.0)
+    ink, slant = attribute_levels(x, labels, vocabulary)
+    keep = training_mask(labels, ink, slant)
+    X, Y, I, S = x[keep], labels[keep], ink[keep], slant[keep]
+    if X.shape[0] == 0:
+        raise ValueError("x holds no image outside the held-out cells: nothing to train on")
+
+    def sample(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        i = rng.integers(0, X.shape[0], n)  # (n,)
+        words = drop_attributes(Y[i], I[i], S[i], p_attribute, p_empty, rng)
+        return X[i], tokenize(words, vocabulary, length=vocabulary.max_words)
+
+    sample.images = int(X.shape[0])
+    return sample

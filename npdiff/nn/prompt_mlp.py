@@ -374,6 +374,11 @@ class PromptMLP(NetworkDenoiser):
         r"""Number V of token ids the prompts may hold."""
         return self.config.vocab_size
 
+    @property
+    def max_words(self) -> int:
+        r"""The longest prompt it reads, in words (token ids per prompt)."""
+        return self.config.max_words
+
     def _door(self, x: object, t: object, y: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         x, t = self.config.check_inputs(x, t)
         return x, t, self.config.check_prompt(y, x.shape[0])
