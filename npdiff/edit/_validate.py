@@ -148,3 +148,26 @@ def check_data_fit(denoiser: object, x: object, t: object, known: object, mask: 
     y, m = check_rows(x, ("known", as_known(known, m)), ("mask", m))
     check_vjp(denoiser)
     return x, t, y, m
+
+
+def check_shape(shape: object, name: str = "shape") -> tuple[int, int]:
+    r"""An image shape (H, W) of two even ints >= 2 (the named masks halve both sides)."""
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, (tuple, list)) or len(shape) != 2:
+        raise TypeError(f"{name} must be a pair (H, W) of ints, got {shape!r}")
+    h, w = (positive_int(s, name, minimum=2) for s in shape)
+    if h % 2 or w % 2:
+        raise ValueError(f"{name} must have even sides (the named masks halve them), got {shape!r}")
+    return h, w
+
+
+def check_image_mask(name: object, rng: object, shape: object, n: object
+                     ) -> tuple[str, np.random.Generator | None, tuple[int, int], int]:
+    r"""The arguments of :func:`npdiff.edit.mask.image_mask`: (name, rng, (H, W), rows)."""
+    from .mask import IMAGE_MASKS
+
+    if not isinstance(name, str) or name not in IMAGE_MASKS:
+        raise ValueError(f"mask must be one of {', '.join(IMAGE_MASKS)}, got {name!r}")
+    if name == "random" and not isinstance(rng, np.random.Generator):
+        raise TypeError(f"mask 'random' draws its pixels from rng, a np.random.Generator; got {type(rng).__name__}")
+    rows = 1 if n is None else positive_int(n, "n")
+    return name, rng, check_shape(shape), rows
