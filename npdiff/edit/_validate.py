@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._check import as_float_array, as_times, positive_int, real_scalar
+from .._check import as_float_array, as_generator, as_times, positive_int, real_scalar
 from ..denoiser import Denoiser, as_denoiser_batch, has_eps_vjp
 from ..reverse import chain_for
 from ..reverse_variance import ReverseVariance
@@ -167,7 +167,7 @@ def check_image_mask(name: object, rng: object, shape: object, n: object
 
     if not isinstance(name, str) or name not in IMAGE_MASKS:
         raise ValueError(f"mask must be one of {', '.join(IMAGE_MASKS)}, got {name!r}")
-    if name == "random" and not isinstance(rng, np.random.Generator):
-        raise TypeError(f"mask 'random' draws its pixels from rng, a np.random.Generator; got {type(rng).__name__}")
+    if name == "random":  # the only mask that draws: an rng (or a seed) is required there
+        rng = as_generator(rng, "rng (the draw of mask 'random')")
     rows = 1 if n is None else positive_int(n, "n")
     return name, rng, check_shape(shape), rows

@@ -63,7 +63,7 @@ def keep_known(x: np.ndarray, known: np.ndarray, mask: np.ndarray) -> np.ndarray
 IMAGE_MASKS = ("left", "bottom", "centre", "random")
 
 
-def image_mask(name: str, rng: np.random.Generator | None = None, *, shape: tuple[int, int] = (8, 8),
+def image_mask(name: str, rng: np.random.Generator | int | None = None, *, shape: tuple[int, int] = (8, 8),
                n: int | None = None) -> np.ndarray:
     r"""A named mask of known pixels for (H, W) images flattened row by row: ``True`` where a pixel is known.
 
@@ -79,8 +79,8 @@ def image_mask(name: str, rng: np.random.Generator | None = None, *, shape: tupl
     ----------
     name : str
         One of :data:`IMAGE_MASKS`.
-    rng : np.random.Generator or None
-        The draw of ``"random"`` (required there; unused by the others).
+    rng : np.random.Generator, int or None
+        The draw of ``"random"``, a Generator or an int seed (required there; unused by the others).
     shape : (int, int)
         (H, W), both even and at least 2 (default the 8x8 digits).
     n : int or None
@@ -138,7 +138,10 @@ def as_image_mask(mask: object, shape: tuple[int, int] = (8, 8), rng: np.random.
     if isinstance(mask, str):
         return image_mask(mask, rng, shape=shape)
     h, w = check_shape(shape)
-    m = np.asarray(mask) if isinstance(mask, (np.ndarray, list, tuple)) else mask
+    try:
+        m = np.asarray(mask) if isinstance(mask, (np.ndarray, list, tuple)) else mask
+    except ValueError as exc:  # ragged lists
+        raise TypeError(f"mask must be a name or an array of bools or 0/1 numbers, got a ragged {type(mask).__name__}") from exc
     if isinstance(m, np.ndarray) and m.shape == (h, w):
         m = m.reshape(-1)
     if isinstance(m, np.ndarray) and (m.ndim not in (1, 2) or m.shape[-1] != h * w):
