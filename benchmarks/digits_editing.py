@@ -65,7 +65,7 @@ from npdiff.edit.sdedit import sdedit  # noqa: E402
 from npdiff.metrics import frechet_distance  # noqa: E402
 
 MODEL = HERE / "out" / "editing-digits-images-recipe" / "model.npz"
-STRENGTHS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0)
+STRENGTHS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
 INPAINT_COLUMNS = ["mask", "method", "steps", "nfe", "agree", "accuracy", "frechet", "floor", "rms_missing",
                    "rms_known", "seconds"]
 SDEDIT_COLUMNS = ["coarse", "strength", "steps", "nfe", "rms_coarse", "rms_original", "confidence", "accuracy",
