@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._check import as_float_array, as_generator, as_times, positive_int, real_scalar
+from .._check import as_batch, as_float_array, as_generator, as_times, positive_int, real_scalar
 from ..denoiser import Denoiser, as_denoiser_batch, has_eps_vjp
 from ..reverse import chain_for
 from ..reverse_variance import ReverseVariance
@@ -171,3 +171,20 @@ def check_image_mask(name: object, rng: object, shape: object, n: object
         rng = as_generator(rng, "rng (the draw of mask 'random')")
     rows = 1 if n is None else positive_int(n, "n")
     return name, rng, check_shape(shape), rows
+
+
+def check_kernel(sigma: object, radius: object) -> tuple[float, int]:
+    r"""The arguments of :func:`npdiff.edit.coarse.gaussian_kernel`: sigma a finite real > 0, radius an int >= 1."""
+    return real_scalar(sigma, "sigma", lo=0.0, lo_open=True), positive_int(radius, "radius")
+
+
+def check_coarse(x: object, kind: object, shape: object, kinds: tuple[str, ...]
+                 ) -> tuple[np.ndarray, str, tuple[int, int]]:
+    r"""The arguments of :func:`npdiff.edit.coarse.coarse_digits`: x (N, H*W) in [-1, 1], a kind of ``kinds``, (H, W)."""
+    if not isinstance(kind, str) or kind not in kinds:
+        raise ValueError(f"kind must be one of {', '.join(kinds)}, got {kind!r}")
+    h, w = check_shape(shape)
+    x = as_batch(x, "x", dim=h * w)
+    if np.any(np.abs(x) > 1.0):
+        raise ValueError(f"x must hold images in [-1, 1], got values in [{x.min():.4g}, {x.max():.4g}]")
+    return x, kind, (h, w)

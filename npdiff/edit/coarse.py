@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._check import as_batch
-from ._validate import check_shape
+from ._validate import check_coarse, check_kernel
 
 __all__ = ["BLUR_SIGMA", "COARSE_KINDS", "coarse_digits", "gaussian_kernel"]
 
@@ -41,10 +40,7 @@ def gaussian_kernel(sigma: float = BLUR_SIGMA, radius: int = 2) -> np.ndarray:
     >>> k.shape, round(float(k.sum()), 12), bool(k[2] > k[1] > k[0])
     ((5,), 1.0, True)
     """
-    if not (isinstance(sigma, (int, float)) and not isinstance(sigma, bool) and np.isfinite(sigma) and sigma > 0):
-        raise ValueError(f"sigma must be a finite real > 0, got {sigma!r}")
-    if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or radius < 1:
-        raise ValueError(f"radius must be an int >= 1, got {radius!r}")
+    sigma, radius = check_kernel(sigma, radius)
     m = np.arange(-radius, radius + 1)  # (2r+1,)
     k = np.exp(-0.5 * (m / sigma) ** 2)
     return k / k.sum()
@@ -79,12 +75,7 @@ def coarse_digits(x: object, kind: str, *, shape: tuple[int, int] = (8, 8)) -> n
     >>> float(coarse_digits(x, "strokes", shape=(4, 4)).max())
     -1.0
     """
-    if not isinstance(kind, str) or kind not in COARSE_KINDS:
-        raise ValueError(f"kind must be one of {', '.join(COARSE_KINDS)}, got {kind!r}")
-    h, w = check_shape(shape)
-    x = as_batch(x, "x", dim=h * w)
-    if np.any(np.abs(x) > 1.0):
-        raise ValueError(f"x must hold images in [-1, 1], got values in [{x.min():.4g}, {x.max():.4g}]")
+    x, kind, (h, w) = check_coarse(x, kind, shape, COARSE_KINDS)
     img = x.reshape(-1, h, w)  # (N, H, W)
     out = {"blur": _blur, "block": _block, "strokes": _strokes}[kind](img)
     return out.reshape(x.shape[0], h * w)
