@@ -39,9 +39,9 @@ def models(tmp_path_factory):
 
 
 @pytest.mark.parametrize("method, extra", [("replacement", []), ("repaint", ["--jump-length", 1, "--resamplings", 2]),
-                                           ("dps", ["--scale", 0.2])])
+                                           ("dps", ["--scale", 0.2]), ("replacement", ["--sampler", "ddim"])])
 def test_inpaint_writes_n_completions_that_keep_the_known_pixels(models, method, extra):
-    out = models / f"{method}.npy"
+    out = models / f"{method}{len(extra)}.npy"
     code, stdout, err = run_main(["inpaint", "--model", models / "digits.npz", "--image-index", 7, "--mask", "bottom",
                                   "--method", method, "--steps", 4, "--n", 3, "--out", out, "--json", *extra])
     assert code == 0, err
@@ -101,6 +101,9 @@ def test_img2img_refuses_bad_flags_by_name(models, extra, words):
     (["--method", "sdedit"], "--method"),
     (["--method", "repaint", "--scale", "0.3"], "--scale"),
     (["--method", "dps", "--resamplings", "3"], "--resamplings"),
+    (["--method", "repaint", "--steps", "4"], "--jump-length 5 must be below --steps 4"),
+    (["--method", "dps", "--sampler", "ddim"], "--sampler"),
+    (["--method", "replacement", "--sampler", "ode"], "--sampler"),
     (["--model", "TOY"], "2-D model"),
 ])
 def test_inpaint_refuses_bad_flags_and_a_2d_model_by_name(models, extra, words):

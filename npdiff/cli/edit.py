@@ -74,15 +74,19 @@ def inpaint(args: argparse.Namespace) -> int:
         raise UserError(f"--scale is the step size of --method dps; {args.method} takes none")
     if args.method != "repaint" and (args.jump_length is not None or args.resamplings is not None):
         raise UserError(f"--jump-length and --resamplings are RePaint's; --method {args.method} takes neither")
+    if args.method != "replacement" and args.sampler is not None:
+        raise UserError(f"--sampler chooses replacement's reverse step; --method {args.method} takes the ancestral one")
     steps = args.steps or INPAINT_DEFAULTS[args.method]
+    jump, resamplings = args.jump_length or 5, args.resamplings or 5
+    if args.method == "repaint" and resamplings > 1 and jump >= steps:
+        raise UserError(f"--jump-length {jump} must be below --steps {steps} for a jump to fit in the chain")
     rng = np.random.default_rng(args.seed)
     kw = dict(steps=steps, progress=True)
     t0 = time.perf_counter()
     if args.method == "replacement":
-        res = edit.replacement_sample(model, x, mask, args.n, rng, **kw)
+        res = edit.replacement_sample(model, x, mask, args.n, rng, sampler=args.sampler or "ddpm", **kw)
     elif args.method == "repaint":
-        res = edit.repaint_sample(model, x, mask, args.n, rng, jump_length=args.jump_length or 5,
-                                  resamplings=args.resamplings or 5, **kw)
+        res = edit.repaint_sample(model, x, mask, args.n, rng, jump_length=jump, resamplings=resamplings, **kw)
     else:
         res = edit.dps_sample(model, x, mask, args.n, rng, scale=0.1 if args.scale is None else args.scale, **kw)
     seconds = time.perf_counter() - t0

@@ -17,6 +17,7 @@ from .. import __version__
 from ..data.images import DIGITS_N_TEST
 from ..edit.coarse import COARSE_KINDS
 from ..edit.mask import IMAGE_MASKS
+from ..edit.replacement import REPLACEMENT_SAMPLERS
 from ..likelihood import DEQUANTIZATIONS
 from ..nn import MLPConfig
 from ..nn.activations import ACTIVATIONS
@@ -288,6 +289,8 @@ def add_inpaint(sub) -> None:
                         "through the predicted x0)")
     p.add_argument("--steps", type=positive(int, MAX_T),
                    help="chain steps (default: " + ", ".join(f"{k} {v}" for k, v in edit.INPAINT_DEFAULTS.items()) + ")")
+    p.add_argument("--sampler", choices=REPLACEMENT_SAMPLERS,
+                   help="replacement: the unknown part's reverse step, ancestral or DDIM's deterministic one (default ddpm)")
     p.add_argument("--scale", type=in_range(float, 0.0, 100.0), help="dps: the normalized step zeta (default 0.1)")
     p.add_argument("--jump-length", dest="jump_length", type=positive(int, MAX_T),
                    help="repaint: chain steps a jump goes back up (default 5)")
