@@ -291,7 +291,7 @@ def add_inpaint(sub) -> None:
                    help="chain steps (default: " + ", ".join(f"{k} {v}" for k, v in edit.INPAINT_DEFAULTS.items()) + ")")
     p.add_argument("--sampler", choices=REPLACEMENT_SAMPLERS,
                    help="replacement: the unknown part's reverse step, ancestral or DDIM's deterministic one (default ddpm)")
-    p.add_argument("--scale", type=in_range(float, 0.0, 100.0), help="dps: the normalized step zeta (default 0.1)")
+    p.add_argument("--scale", type=in_range(float, 0.0, 100.0), help=f"dps: the normalized step zeta (default {edit.DPS_SCALE})")
     p.add_argument("--jump-length", dest="jump_length", type=positive(int, MAX_T),
                    help="repaint: chain steps a jump goes back up (default 5)")
     p.add_argument("--resamplings", type=positive(int, 1000), help="repaint: passes down at each jump (default 5)")
