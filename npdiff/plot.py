@@ -189,6 +189,32 @@ def plot_image_grid(samples: np.ndarray, real: np.ndarray | None, path: str | os
     _save(fig, path, title if len(panels) > 1 else "", dpi=90)
 
 
+def plot_image_table(images: np.ndarray, path: str | os.PathLike, *, row_labels: Sequence[str] = (),
+                     col_labels: Sequence[str] = (), shape: tuple[int, int] = (8, 8), title: str = "") -> None:
+    r"""A table of images (R, C, H*W) in [-1, 1], one labelled row a kind (original, masked, a method's output).
+
+    NaN pixels (a mask's missing part) are drawn in the gutters' blue-grey; the rest clipped to [-1, 1] in grey.
+    """
+    plt = _pyplot()
+    images = np.asarray(images, dtype=np.float64)
+    n_rows, n_cols = images.shape[:2]
+    h, w = shape
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.0 * n_cols + 1.4, 1.0 * n_rows + 0.5), squeeze=False)
+    cmap = plt.get_cmap("gray").with_extremes(bad="#6f8fb3")
+    for r in range(n_rows):
+        for c in range(n_cols):
+            ax = axes[r, c]
+            img = np.ma.masked_invalid(np.clip(images[r, c].reshape(h, w), -1.0, 1.0))
+            ax.imshow(img, cmap=cmap, vmin=-1.0, vmax=1.0, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0 and r < len(row_labels):
+                ax.set_ylabel(row_labels[r], rotation=0, ha="right", va="center", fontsize=8)
+            if r == 0 and c < len(col_labels):
+                ax.set_title(col_labels[c], fontsize=8)
+    _save(fig, path, title, dpi=90)
+
+
 def plot_vlb_terms(terms_bpd: np.ndarray, path: str | os.PathLike, *, times: np.ndarray | None = None,
                    title: str = "") -> None:
     r"""The per-step terms of the variational bound in bits/dim, (T + 1,): L_0 (decoder), L_1..L_{T-1}, L_T (prior).

@@ -22,7 +22,7 @@ True
 
 from __future__ import annotations
 
-__all__ = ["DEMO_NLL", "DEMO_PLOT_DATA", "DEMO_SAMPLES", "MOMENT_DATA", "MOMENT_NOISE", "PLOT_DATA"]
+__all__ = ["DEMO_NLL", "DEMO_PLOT_DATA", "DEMO_SAMPLES", "EDIT_MASK", "MOMENT_DATA", "MOMENT_NOISE", "PLOT_DATA"]
 
 #: ``npdiff demo``: the fresh test points of the exact likelihood (the seed itself trains)
 DEMO_NLL = 1
@@ -32,6 +32,8 @@ DEMO_SAMPLES = 2
 DEMO_PLOT_DATA = 3
 #: ``npdiff sample --plot``: the data drawn beside the samples (fresh 2-D points, or which test images)
 PLOT_DATA = 1
+#: ``npdiff inpaint --mask random``: the draw of the known pixels (the seed itself is the inpainter's noise)
+EDIT_MASK = 4
 #: the training points (fresh draws of a 2-D set) on which :math:`\mathbb E\lVert\epsilon_\theta\rVert^2 / D`
 #: is estimated for the ``"analytic"`` reverse variance
 MOMENT_DATA = 1_000_003

@@ -7,7 +7,7 @@ import inspect
 import pytest
 
 MODULES = ["npdiff.edit.mask", "npdiff.edit.replacement", "npdiff.edit.repaint", "npdiff.edit.guided",
-           "npdiff.edit.conditional"]
+           "npdiff.edit.conditional", "npdiff.edit.coarse"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -40,6 +40,8 @@ from npdiff import objective as ob
 from npdiff import reverse_variance as rv
 from npdiff import train as tr
 from npdiff.data import images, labelled, toy2d
+from npdiff.edit import coarse as edit_coarse
+from npdiff.edit import mask as edit_mask
 from npdiff.edit import sdedit as sdedit_mod
 from npdiff.nn import MLPConfig
 from npdiff.nn import mlp as nnmlp
@@ -952,6 +954,20 @@ for _f, _extra in (("replacement_sample", {}), ("repaint_sample", dict(jump_leng
          Arg("n", "int"), Arg("rng", "rng"), Arg("steps", "int"), Arg("T", "int", ("T", "steps")),
          *[Arg(k, "int", ("jump_length", "steps")) if k == "jump_length" else Arg(k, "int" if k == "resamplings" else "real")
            for k in _extra], errors=_SAMPLER_ERRORS))
+E(_E("edit.replacement_sample(ddim)", edit.replacement_sample,
+     lambda: dict(denoiser=ORACLE, known=_KNOWN, mask=_MASK, n=B, rng=_rng(), steps=3, T=6, sampler="ddim"),
+     Arg("sampler", "choice"), Arg("steps", "int"), errors=_SAMPLER_ERRORS))
+E(_E("edit.mask.image_mask", edit_mask.image_mask, lambda: dict(name="random", rng=_rng(), shape=(4, 6), n=3),
+     Arg("name", "choice", ("mask",)), Arg("rng", "rng"), Arg("n", "int", accepts=_NONE_OK)))
+E(_E("edit.mask.image_mask(shape)", edit_mask.image_mask, lambda: dict(name="centre", shape=(4, 6)),
+     Arg("shape", "object")))
+E(_E("edit.mask.as_image_mask", edit_mask.as_image_mask, lambda: dict(mask=np.eye(4, dtype=bool), shape=(4, 4)),
+     Arg("mask", "array", **_MASK_ARG)))
+E(_E("edit.coarse.coarse_digits", edit_coarse.coarse_digits,
+     lambda: dict(x=np.clip(_x(n=3, d=16), -1, 1), kind="strokes", shape=(4, 4)),
+     Arg("x", "points_d", ("x",)), Arg("kind", "choice"), Arg("shape", "object")))
+E(_E("edit.coarse.gaussian_kernel", edit_coarse.gaussian_kernel, lambda: dict(sigma=1.0, radius=2),
+     Arg("sigma", "real"), Arg("radius", "int")))
 E(_E("edit.repaint_times", edit.repaint_times, lambda: dict(steps=6, jump_length=2, resamplings=3),
      Arg("steps", "int", ("steps", "jump_length")), Arg("jump_length", "int"), Arg("resamplings", "int")))
 E(_E("edit.repaint_nfe", edit.repaint_nfe, lambda: dict(steps=6, jump_length=2, resamplings=3),
@@ -1090,7 +1106,7 @@ NOT_FUZZED = {
         "validators.positive", "validators.in_range", "demo.run", "train.run", "train.train_model", "sample.run",
         "sample.run_sampler", "sample.npy_path", "nll.run", "nll.score", "nll.report_nll", "nll.report_image_nll",
         "nll.compare_bound", "nll.image_eval_default", "nll.bound_times", "info.datasets", "info.schedules",
-        "upsample.run")},
+        "upsample.run", "edit.inpaint", "edit.img2img")},
     "npdiff.cli.sample.prompted": "the command line's --prompt: tests/test_cli_prompts.py feeds it bad prompts and models",
     "npdiff.data.images.read_idx": "a file reader: tests/test_checkpoint_untrusted.py and tests/test_images.py",
     "npdiff.data.images.write_idx": "a file writer: tests/test_checkpoint_untrusted.py and tests/test_images.py",

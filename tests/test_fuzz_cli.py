@@ -97,7 +97,17 @@ _TRAIN = ["train", "--data", "moons", "--out", "run"]
 _SAMPLE = ["sample", "--model", "good.npz", "--out", "s.npy"]
 _NLL = ["nll", "--model", "good.npz", "--data", "moons"]
 _UPSAMPLE = ["upsample", "--model", "sr.npz", "--image-index", "0", "--out", "u.npy"]
+_INPAINT = ["inpaint", "--model", "good.npz", "--image-index", "0", "--out", "s.npy"]
+_IMG2IMG = ["img2img", "--model", "good.npz", "--image-index", "0", "--out", "s.npy"]
 FLAGS = [
+    (["inpaint", "--model", "good.npz", "--out", "s.npy"], "--image-index",
+     st.one_of(st.integers(max_value=-1).map(str), st.integers(360, 10**30).map(str), st.sampled_from(["1.5", "nan", "inf"]),
+               _NOT_A_NUMBER)),
+    (_INPAINT, "--n", _bad_positive_int(cli.MAX_POINTS)),
+    (_INPAINT, "--steps", _bad_positive_int(cli.MAX_T)),
+    (_INPAINT, "--resamplings", _bad_positive_int(1000)),
+    (_IMG2IMG, "--strength", _bad_unit(hi_open=False)),
+    (_IMG2IMG, "--steps", _bad_positive_int(cli.MAX_T)),
     (_TRAIN, "--steps", _bad_positive_int(cli.MAX_STEPS)),
     (_TRAIN, "--batch-size", _bad_positive_int(cli.MAX_BATCH)),
     (_TRAIN, "--width", _bad_positive_int(cli.MAX_WIDTH)),
@@ -197,6 +207,14 @@ CASES = [
     # prompts: a model without prompts, and the prompt model's data set
     (["sample", "--model", "good.npz", "--out", "s.npy", "--prompt", "seven"], "--prompt needs a prompt model"),
     (["train", "--data", "moons", "--out", "run", "--arch", "prompt_mlp"], "--arch prompt_mlp"),
+    ([*_INPAINT, "--mask", "right"], "invalid choice"),
+    ([*_INPAINT, "--method", "sdedit"], "invalid choice"),
+    ([*_IMG2IMG, "--coarse", "sketch"], "invalid choice"),
+    ([*_IMG2IMG, "--strength", "0"], "--strength"),
+    (_INPAINT, "2-D model"),  # the digits commands refuse a model of the 2-D sets
+    (_IMG2IMG, "2-D model"),
+    (["inpaint", "--model", "m3.npz", "--image-index", "0", "--out", "s.npy"], "3-D model"),
+    (["img2img", "--model", "good.npz", "--image-index", "0", "--out", "no/dir/s.npy"], "no/dir"),
 ]
 
 

@@ -34,6 +34,7 @@ CHAPTERS = {
     8: "08_guidance.py",
     9: "09_unet.py",
     10: "10_prompts.py",
+    11: "11_editing.py",
 }
 FIGURES = {
     1: ["01_dissolving.png", "01_schedules.png", "01_chain.png"],
@@ -46,9 +47,11 @@ FIGURES = {
     8: ["08_score_fields.png", "08_guided_samples.png", "08_tilted_vs_ode.png", "08_trained.png", "08_digits.png"],
     9: ["09_im2col.png", "09_receptive_field.png", "09_scale_shift.png", "09_attention.png", "09_samples.png"],
     10: ["10_prompts.png", "10_attention.png", "10_guided_samples.png", "10_adherence.png"],
+    11: ["11_inpaint_2d.png", "11_inpaint_budget.png", "11_completions.png", "11_sdedit.png", "11_sdedit_curve.png",
+         "11_thresholding.png"],
 }
 # the chapters written as sphinx-gallery cells (``# %%`` text cells in reST between short code cells)
-CELL_CHAPTERS = (1, 2, 3, 4, 10)
+CELL_CHAPTERS = (1, 2, 3, 4, 10, 11)
 CODE_WIDTH = 88  # the site's code boxes show 88 columns without scrolling
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _LINE = re.compile(r"^  (?P<name>\S.*?) = (?P<value>\S+)(?:  \(.*\))?$")
@@ -409,7 +412,7 @@ def test_chapter8_guidance(runs) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("number", [5, 6, 7, 8, 9])
+@pytest.mark.parametrize("number", [5, 6, 7, 8, 9, 11])
 def test_chapters_print_file_names_not_paths(runs, number: int) -> None:
     # the figures and models go to --out; a chapter names the file, never the folder it was run with
     stdout = _result(runs, number).stdout
@@ -419,7 +422,7 @@ def test_chapters_print_file_names_not_paths(runs, number: int) -> None:
         assert str(runs[0]) not in line and "/" not in line.split(" (")[0], line
 
 
-@pytest.mark.parametrize("number", [5, 6, 7, 8, 9])
+@pytest.mark.parametrize("number", [5, 6, 7, 8, 9, 11])
 def test_chapters_are_gallery_scripts_with_short_code_lines(number: int) -> None:
     # a sphinx-gallery script: an RST title "Chapter N: ..." underlined with "=", then "# %%" cells,
     # and no line wider than the 88 columns a chapter page shows without scrolling
@@ -445,3 +448,20 @@ def test_chapter10_prompts(runs) -> None:
     for split in ("seen", "held out"):  # shares, read from the results file or the chapter's samples
         for what in ("class", "ink", "slant"):
             assert 0.0 <= _get(n, f"{split}, w = 0: {what}") <= 1.0
+
+
+def test_chapter11_editing(runs) -> None:
+    n = _nums(runs, 11)
+    floor = _get(n, "exact draws: W1 to p(x2 | x1 = 1)")
+    assert 0.0 < floor < 0.1
+    # with the exact denoiser every method lands within a few tenths of the conditional, none below its floor
+    for name in ("replacement", "RePaint (j = 5, r = 5)", "DPS (zeta = 0.1)"):
+        assert floor / 2 < _get(n, f"{name}: W1 to p(x2 | x1 = 1)") < 0.5, name
+    assert _get(n, "DPS: mean |x1 - a|") > 0.0  # DPS only approaches the known value
+    # the pasting methods return the known pixels exactly
+    for name in ("replacement", "RePaint"):
+        assert _get(n, f"{name}: mean |known pixel - original|") == 0.0, name
+    assert _get(n, "DPS: evaluations per completion") == 2 * _get(n, "replacement: evaluations per completion")
+    assert _get(n, "static: the entry -0.5") == -0.5
+    assert abs(_get(n, "dynamic (p = 0.5): the entry -0.5") + 0.5 / 1.5) < 1e-6  # printed to 6 digits
+    assert _get(n, "dynamic (p = 0.5): the entry 3") == 1.0

@@ -1,9 +1,9 @@
 r"""The ``npdiff`` command line (also ``python -m npdiff``).
 
 Commands: ``demo`` (the main job: train, sample, exact NLL, figures), ``train``, ``sample``,
-``steps``, ``nll``, ``datasets``, ``schedules`` and ``upsample`` (a super-resolution model on a test digit's 4x4);
-bare ``npdiff`` prints the help. Human-readable output
-and progress bars go to stderr; with ``--json`` stdout holds exactly one line, a JSON object.
+``steps``, ``nll``, ``inpaint``, ``img2img``, ``upsample`` (a super-resolution model on a test digit's 4x4),
+``datasets`` and ``schedules``; bare ``npdiff`` prints the help.
+Human-readable output and progress bars go to stderr; with ``--json`` stdout holds exactly one line, a JSON object.
 ``--out`` names what a command writes: a folder for ``train`` and ``demo`` (several files), a
 file for ``sample``, ``steps`` and ``nll``. A user mistake (unknown data set or flag, missing or corrupt
 model file, a model for other data, bad numbers) is one clear line on stderr, with the closest
@@ -23,11 +23,15 @@ Step times: ``steps`` optimizes a few-step sampler's times for a 2-D model by th
 model's converged flow and writes them as a step file (:mod:`npdiff.sample.step_file`);
 ``sample --steps-file`` walks them. ``--steps`` counts denoiser evaluations in both.
 
+Editing (a digits model): ``inpaint --image-index I --mask left --method repaint`` hides part of test digit I
+and fills it in (replacement, RePaint, DPS); ``img2img --image-index I --coarse blur --strength 0.5`` makes it
+coarse by a rule and edits it back by SDEdit (:mod:`~npdiff.cli.edit`).
+
 The package: :mod:`~npdiff.cli.parser` (every command's flags), :mod:`~npdiff.cli.validators`
 (the flags' value types), one module a command group (:mod:`~npdiff.cli.demo`,
 :mod:`~npdiff.cli.train`, :mod:`~npdiff.cli.sample`, :mod:`~npdiff.cli.steps`, :mod:`~npdiff.cli.nll`,
-:mod:`~npdiff.cli.info`, :mod:`~npdiff.cli.upsample`). The work is the library's; a command reads its flags, calls the
-library, and prints what came out.
+:mod:`~npdiff.cli.edit`, :mod:`~npdiff.cli.info`, :mod:`~npdiff.cli.upsample`). The work is the library's; a command
+reads its flags, calls the library, and prints what came out.
 """
 
 from __future__ import annotations

@@ -15,7 +15,11 @@ import dataclasses
 from typing import Any
 
 from .. import __version__
+from ..data.images import DIGITS_N_TEST
 from ..data.prompts import DIGIT_VOCABULARY
+from ..edit.coarse import COARSE_KINDS
+from ..edit.mask import IMAGE_MASKS
+from ..edit.replacement import REPLACEMENT_SAMPLERS
 from ..likelihood import DEQUANTIZATIONS
 from ..nn import MLPConfig
 from ..nn.activations import ACTIVATIONS
@@ -27,7 +31,7 @@ from ..sample.fast import FAST_SAMPLERS
 from ..sample.grids import GRIDS
 from ..thresholding import IMAGEN_PERCENTILE, THRESHOLDS
 from ..train import LR_SCHEDULES, TrainConfig
-from . import demo, info, nll, sample, steps, train, upsample
+from . import demo, edit, info, nll, sample, steps, train, upsample
 from ._common import FAST, SAMPLERS, SCHEDULES, closest
 from .validators import MAX_BATCH, MAX_CLASSES, MAX_DEPTH, MAX_POINTS, MAX_STEPS, MAX_T, MAX_WIDTH, SEED, in_range, positive
 
@@ -279,6 +283,48 @@ def add_info(sub) -> None:
     p.set_defaults(func=info.schedules)
 
 
+def _add_edit_flags(p: argparse.ArgumentParser) -> None:
+    r"""The flags ``inpaint`` and ``img2img`` share: the model, which test digit, how many edits, the files."""
+    p.add_argument("--model", required=True, help=MODEL_HELP + " (a digits model: 64-D)")
+    p.add_argument("--image-index", dest="image_index", type=in_range(int, 0, DIGITS_N_TEST - 1), required=True,
+                   help=f"which digit of the test split, 0..{DIGITS_N_TEST - 1}")
+    p.add_argument("--n", type=positive(int, MAX_POINTS), default=4, help="edits of that digit")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the edits' noise (and of --mask random)")
+    p.add_argument("--out", metavar="FILE.npy", required=True, help="file for the (n, 64) edits (.npy is appended if missing)")
+    p.add_argument("--figure", metavar="FILE.png", help="also draw the original, the input and the edits")
+
+
+def add_inpaint(sub) -> None:
+    p = sub.add_parser("inpaint", help="hide part of a test digit and fill it in with a digits model; writes FILE.npy")
+    _add_edit_flags(p)
+    p.add_argument("--mask", choices=IMAGE_MASKS, default="left",
+                   help="the part missing: left half, bottom half, centre 4x4 square, or half the pixels at random")
+    p.add_argument("--method", choices=edit.INPAINT_METHODS, default="repaint",
+                   help="replacement (forward-noised known part), RePaint (with resampling jumps) or DPS (gradient "
+                        "through the predicted x0)")
+    p.add_argument("--steps", type=positive(int, MAX_T),
+                   help="chain steps (default: " + ", ".join(f"{k} {v}" for k, v in edit.INPAINT_DEFAULTS.items()) + ")")
+    p.add_argument("--sampler", choices=REPLACEMENT_SAMPLERS,
+                   help="replacement: the unknown part's reverse step, ancestral or DDIM's deterministic one (default ddpm)")
+    p.add_argument("--scale", type=in_range(float, 0.0, 100.0), help=f"dps: the normalized step zeta (default {edit.DPS_SCALE})")
+    p.add_argument("--jump-length", dest="jump_length", type=positive(int, MAX_T),
+                   help="repaint: chain steps a jump goes back up (default 5)")
+    p.add_argument("--resamplings", type=positive(int, 1000), help="repaint: passes down at each jump (default 5)")
+    p.set_defaults(func=edit.inpaint)
+
+
+def add_img2img(sub) -> None:
+    p = sub.add_parser("img2img", help="make a test digit coarse and edit it back by SDEdit; writes FILE.npy")
+    _add_edit_flags(p)
+    p.add_argument("--coarse", choices=COARSE_KINDS, default="blur",
+                   help="the rule: Gaussian blur (1 pixel), 2x2 block average, or binary strokes")
+    p.add_argument("--strength", type=in_range(float, 0.0, 1.0, lo_open=True), default=0.5,
+                   help="SDEdit's strength s in (0, 1]: noise to t0 = s, then denoise (1 forgets the input)")
+    p.add_argument("--steps", type=positive(int, MAX_T), help="DDPM steps of a full-strength edit; the edit takes "
+                                                              "round(strength * steps) (default 200)")
+    p.set_defaults(func=edit.img2img)
+
+
 #: the commands in the order ``npdiff --help`` lists them
 def add_upsample(sub) -> None:
     p = sub.add_parser("upsample", help="super-resolve the 4x4 block sums of a test digit with a trained SR model "
@@ -296,7 +342,7 @@ def add_upsample(sub) -> None:
     p.set_defaults(func=upsample.run)
 
 
-COMMANDS = (add_demo, add_train, add_sample, add_steps, add_nll, add_info, add_upsample)
+COMMANDS = (add_demo, add_train, add_sample, add_steps, add_nll, add_info, add_inpaint, add_img2img, add_upsample)
 
 
 def build_parser() -> Parser:

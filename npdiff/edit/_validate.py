@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._check import as_batch, as_float_array, as_times, positive_int, real_scalar
+from .._check import as_batch, as_float_array, as_generator, as_times, positive_int, real_scalar
 from ..denoiser import Denoiser, as_denoiser_batch, check_denoiser, has_eps_vjp
 from ..reverse import chain_for
 from ..reverse_variance import ReverseVariance
@@ -215,3 +215,43 @@ def check_mask_model(model: object) -> Denoiser:
         raise TypeError(f"model must be a mask-conditioned denoiser (context_dim = 2 * dim: the known values and the "
                         f"mask), got {type(model).__name__} with dim {D!r} and context_dim {C!r}")
     return model  # type: ignore[return-value]
+
+
+def check_shape(shape: object, name: str = "shape") -> tuple[int, int]:
+    r"""An image shape (H, W) of two even ints >= 2 (the named masks halve both sides)."""
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, (tuple, list)) or len(shape) != 2:
+        raise TypeError(f"{name} must be a pair (H, W) of ints, got {shape!r}")
+    h, w = (positive_int(s, name, minimum=2) for s in shape)
+    if h % 2 or w % 2:
+        raise ValueError(f"{name} must have even sides (the named masks halve them), got {shape!r}")
+    return h, w
+
+
+def check_image_mask(name: object, rng: object, shape: object, n: object
+                     ) -> tuple[str, np.random.Generator | None, tuple[int, int], int]:
+    r"""The arguments of :func:`npdiff.edit.mask.image_mask`: (name, rng, (H, W), rows)."""
+    from .mask import IMAGE_MASKS
+
+    if not isinstance(name, str) or name not in IMAGE_MASKS:
+        raise ValueError(f"mask must be one of {', '.join(IMAGE_MASKS)}, got {name!r}")
+    if name == "random":  # the only mask that draws: an rng (or a seed) is required there
+        rng = as_generator(rng, "rng (the draw of mask 'random')")
+    rows = 1 if n is None else positive_int(n, "n")
+    return name, rng, check_shape(shape), rows
+
+
+def check_kernel(sigma: object, radius: object) -> tuple[float, int]:
+    r"""The arguments of :func:`npdiff.edit.coarse.gaussian_kernel`: sigma a finite real > 0, radius an int >= 1."""
+    return real_scalar(sigma, "sigma", lo=0.0, lo_open=True), positive_int(radius, "radius")
+
+
+def check_coarse(x: object, kind: object, shape: object, kinds: tuple[str, ...]
+                 ) -> tuple[np.ndarray, str, tuple[int, int]]:
+    r"""The arguments of :func:`npdiff.edit.coarse.coarse_digits`: x (N, H*W) in [-1, 1], a kind of ``kinds``, (H, W)."""
+    if not isinstance(kind, str) or kind not in kinds:
+        raise ValueError(f"kind must be one of {', '.join(kinds)}, got {kind!r}")
+    h, w = check_shape(shape)
+    x = as_batch(x, "x", dim=h * w)
+    if np.any(np.abs(x) > 1.0):
+        raise ValueError(f"x must hold images in [-1, 1], got values in [{x.min():.4g}, {x.max():.4g}]")
+    return x, kind, (h, w)

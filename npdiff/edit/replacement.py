@@ -18,12 +18,17 @@ unknown ones, whereas under the true joint they are correlated with them, so the
 steered by noise that does not agree with them. On a Gaussian the error is a closed form
 (``tests/test_edit_replacement.py``); on the 2D sets it is measured against the exact conditional
 (``docs/measurements/inpainting.md``). RePaint (:mod:`npdiff.edit.repaint`) resamples to reduce it.
+
+With ``sampler="ddim"`` the unknown coordinates take DDIM's deterministic step instead (Song, Meng & Ermon 2021,
+Eq. 12 with eta = 0; :func:`npdiff.sample.ancestral.ddim_chain_step`), so that fewer steps do; the known ones are
+still fresh draws of :math:`q(x_{t-1} \mid y)`, the only noise after the start.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .._check import one_of
 from .._progress import progress as bar
 from ..denoiser import Denoiser
 from ..forward import q_sample_discrete_unchecked
@@ -31,11 +36,15 @@ from ..reverse import p_mean_log_variance_unchecked, p_mean_variance_unchecked
 from ..reverse_variance import ReverseVariance
 from ..sample._checks import check_finite
 from ..sample._common import SampleResult
+from ..sample.ancestral import ddim_chain_step
 from ..threads import blas_threads
 from ._validate import check_inpainting
 from .mask import keep_known
 
-__all__ = ["replacement_sample", "replacement_step_unchecked"]
+__all__ = ["REPLACEMENT_SAMPLERS", "replacement_sample", "replacement_step_unchecked"]
+
+#: the reverse steps the unknown coordinates take: ancestral DDPM, or DDIM with eta = 0
+REPLACEMENT_SAMPLERS = ("ddpm", "ddim")
 
 
 @blas_threads()
@@ -49,17 +58,20 @@ def replacement_sample(
     steps: int = 250,
     T: int = 1000,
     variance: str = "large",
+    sampler: str = "ddpm",
     x_T: np.ndarray | None = None,
     progress: bool = False,
 ) -> SampleResult:
-    r"""Inpaint by replacement (Song et al. 2021, App. I.2) on the ancestral DDPM chain.
+    r"""Inpaint by replacement (Song et al. 2021, App. I.2) on the ancestral DDPM chain, or on DDIM's.
 
     .. math::
         x_{t-1} = m \odot \big(\sqrt{\bar\alpha_{t-1}}\,y + \sqrt{1-\bar\alpha_{t-1}}\,z'\big)
                 + (1 - m) \odot \big(\tilde\mu_t(x_t, \hat x_0) + \sqrt{\Sigma_t}\,z\big)
 
     (Lugmayr et al. 2022, Eqs. 8-10); at the last step the mean is taken (no noise) and the known
-    coordinates are y exactly.
+    coordinates are y exactly. With ``sampler="ddim"`` the second line is DDIM's deterministic step
+    :math:`\sqrt{\bar\alpha_{t-1}}\,\hat x_0 + \sqrt{1 - \bar\alpha_{t-1}}\,\epsilon_\theta(x_t, t)`
+    (Song, Meng & Ermon 2021, Eq. 12, eta = 0).
 
     Parameters
     ----------
@@ -78,7 +90,9 @@ def replacement_sample(
     T : int
         The length of the underlying chain.
     variance : str
-        ``"large"`` (beta) or ``"small"`` (beta_tilde), as in :func:`npdiff.sample.ddpm_sample`.
+        ``"large"`` (beta) or ``"small"`` (beta_tilde), as in :func:`npdiff.sample.ddpm_sample` (``"ddpm"`` only).
+    sampler : str
+        ``"ddpm"`` (ancestral) or ``"ddim"`` (deterministic, eta = 0) for the unknown coordinates.
     x_T : (N, D) array or None
         Starting noise; drawn from N(0, I) when None.
     progress : bool
@@ -102,13 +116,14 @@ def replacement_sample(
     1.0 100 0.6
     """
     denoiser, y, m, x, rng, chain, reverse_var = check_inpainting(denoiser, known, mask, n, rng, x_T, steps, T, variance)
+    ddim = one_of(sampler, "sampler", REPLACEMENT_SAMPLERS) == "ddim"
     for i in bar(range(chain.T, 0, -1), total=chain.T, desc="replacement", enabled=progress):
-        x = replacement_step_unchecked(denoiser, x, i, y, m, reverse_var, rng)
+        x = replacement_step_unchecked(denoiser, x, i, y, m, reverse_var, rng, ddim=ddim)
     return SampleResult(x=x, nfe=chain.T)
 
 
 def replacement_step_unchecked(denoiser: Denoiser, x: np.ndarray, i: int, known: np.ndarray, mask: np.ndarray,
-                               reverse_var: ReverseVariance, rng: np.random.Generator) -> np.ndarray:
+                               reverse_var: ReverseVariance, rng: np.random.Generator, *, ddim: bool = False) -> np.ndarray:
     r"""One replacement step from chain index i to i - 1 (Lugmayr et al. 2022, Eqs. 8-10), on checked arguments.
 
     The unknown coordinates take the reverse step :math:`p_\theta(x_{i-1} \mid x_i)` (its noise drawn first),
@@ -132,6 +147,8 @@ def replacement_step_unchecked(denoiser: Denoiser, x: np.ndarray, i: int, known:
         The chain and its reverse variance.
     rng : np.random.Generator
         The noise.
+    ddim : bool
+        The unknown coordinates take DDIM's deterministic step (eta = 0) instead of the ancestral one.
 
     Returns
     -------
@@ -139,7 +156,11 @@ def replacement_step_unchecked(denoiser: Denoiser, x: np.ndarray, i: int, known:
         The state at chain index i - 1.
     """
     chain = reverse_var.chain
-    if i > 1:
+    if ddim:
+        _, _, x0_hat = p_mean_variance_unchecked(denoiser, x, i, chain)
+        x = ddim_chain_step(x, x0_hat, chain, i)  # (N, D) Song, Meng & Ermon 2021, Eq. 12, eta = 0
+        noised = q_sample_discrete_unchecked(known, i - 1, rng.standard_normal(x.shape), chain) if i > 1 else known
+    elif i > 1:
         mean, log_var, _, _ = p_mean_log_variance_unchecked(denoiser, x, i, reverse_var)
         x = mean + np.exp(0.5 * log_var)[:, None] * rng.standard_normal(x.shape)  # (N, D) Ho et al. 2020, Alg. 2
         noised = q_sample_discrete_unchecked(known, i - 1, rng.standard_normal(x.shape), chain)  # q(x_{i-1} | y)

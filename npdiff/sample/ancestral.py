@@ -235,23 +235,36 @@ def ddim_sample(
         chain = _grid_chain(denoiser.schedule, positive_int(steps, "steps", minimum=2), one_of(grid, "grid", GRIDS),
                             flow_time(denoiser.schedule, t_min, "t_min", hi_open=True), t_start)
     threshold, percentile = check_threshold(threshold, percentile)
-    alpha, sigma = np.sqrt(chain.alpha_bar), np.sqrt(1.0 - chain.alpha_bar)  # (T+1,) each
     rec = Recorder(record)
     rec(x, call_time(chain, chain.T, denoiser.schedule))
     for i in bar(range(chain.T, 0, -1), total=chain.T, desc="ddim", enabled=progress):
         _, _, x0_hat = p_mean_variance_unchecked(denoiser, x, i, chain, threshold=threshold,
                                                    percentile=percentile)
         var = _ddim_variance(chain, i, eta)
-        # Eq. 12 in the data form: the predicted noise enters only through x0_hat (the thresholded one, if any)
-        sigma_next = np.sqrt(max(1.0 - chain.alpha_bar_prev[i] - var, 0.0))  # the noise Eq. 12 keeps
-        with np.errstate(divide="ignore"):  # h = inf at clean data, where sigma_next = 0
-            h = np.log(alpha[i - 1] / sigma_next) - np.log(alpha[i] / sigma[i])  # step in half_log_snr
-        x = ddim_step(x, x0_hat, sigma[i], sigma_next, alpha[i - 1], h)
+        x = ddim_chain_step(x, x0_hat, chain, i, var)
         if var > 0:
             x = x + np.sqrt(var) * rng.standard_normal(x.shape)
         check_finite(x, f"at chain step {i}")
         rec(x, float(chain.times[i - 1]))
     return rec.result(x, chain.T)
+
+
+def ddim_chain_step(x: np.ndarray, x0_hat: np.ndarray, chain: DiscreteSchedule, i: int, var: float = 0.0) -> np.ndarray:
+    r"""The deterministic part of DDIM's step from chain index i to i - 1, on checked arguments.
+
+    .. math:: x_{t-1} = \sqrt{\bar\alpha_{t-1}}\,\hat x_0 + \sqrt{1 - \bar\alpha_{t-1} - \sigma_t^2}\;\epsilon_\theta(x_t, t)
+
+    (Song, Meng & Ermon 2021, Eq. 12 without its noise :math:`\sigma_t z`, whose variance is ``var``), written in
+    the data form: the predicted noise enters only through ``x0_hat`` (the thresholded one, if any), as the
+    exponential integrator's first-order step (:func:`~npdiff.sample.exp_integrator.ddim_step`). Shared by
+    :func:`ddim_sample` and the DDIM form of replacement inpainting (:mod:`npdiff.edit.replacement`).
+    """
+    alpha, alpha_next = np.sqrt(chain.alpha_bar[i]), np.sqrt(chain.alpha_bar[i - 1])
+    sigma = np.sqrt(1.0 - chain.alpha_bar[i])
+    sigma_next = np.sqrt(max(1.0 - chain.alpha_bar_prev[i] - var, 0.0))  # the noise Eq. 12 keeps
+    with np.errstate(divide="ignore"):  # h = inf at clean data, where sigma_next = 0
+        h = np.log(alpha_next / sigma_next) - np.log(alpha / sigma)  # step in half_log_snr
+    return ddim_step(x, x0_hat, sigma, sigma_next, alpha_next, h)
 
 
 def _grid_chain(schedule: Schedule, steps: int, grid: str, t_min: float, t_max: float | None = None) -> DiscreteSchedule:
