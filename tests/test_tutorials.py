@@ -412,7 +412,7 @@ def test_chapter8_guidance(runs) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("number", [5, 6, 7, 8, 9, 11])
+@pytest.mark.parametrize("number", [5, 6, 7, 8, 9, 10, 11])
 def test_chapters_print_file_names_not_paths(runs, number: int) -> None:
     # the figures and models go to --out; a chapter names the file, never the folder it was run with
     stdout = _result(runs, number).stdout
@@ -422,7 +422,7 @@ def test_chapters_print_file_names_not_paths(runs, number: int) -> None:
         assert str(runs[0]) not in line and "/" not in line.split(" (")[0], line
 
 
-@pytest.mark.parametrize("number", [5, 6, 7, 8, 9, 11])
+@pytest.mark.parametrize("number", [5, 6, 7, 8, 9, 10, 11])
 def test_chapters_are_gallery_scripts_with_short_code_lines(number: int) -> None:
     # a sphinx-gallery script: an RST title "Chapter N: ..." underlined with "=", then "# %%" cells,
     # and no line wider than the 88 columns a chapter page shows without scrolling

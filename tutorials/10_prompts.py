@@ -2,25 +2,25 @@ r"""
 Chapter 10: from a label to a prompt
 ====================================
 
-Chapter 8 steered a model with a class label. Text-to-image models steer with a prompt
-instead :cite:p:`nichol2022glide,rombach2022ldm`: a sequence of words, encoded by a small
-transformer, read by the denoiser through cross-attention. This chapter builds the
-smallest such model that still has something to read: every 8x8 digit gets a prompt such
-as "bold seven slanted right", written by a rule from its label and two attributes
-measured from its pixels, so that whether a sample obeys its prompt can be read back from
-the pixels by the same rule. The denoiser is the MLP of chapter 6 with one
-cross-attention layer; classifier-free guidance :cite:p:`ho2022cfg` works unchanged, with
-the empty prompt as the unconditional model.
+Chapter 8 steered a model with a class label. Text-to-image models steer with a
+prompt instead :cite:p:`nichol2022glide,rombach2022ldm`: a sequence of words, encoded by
+a small transformer, read by the denoiser through cross-attention. This chapter builds
+the smallest such model that still has something to read: every 8x8 digit gets a prompt
+such as "bold seven slanted right", written by a rule from its label and two attributes
+measured from its pixels, so that whether a sample obeys its prompt can be read back
+from the pixels by the same rule. The denoiser is the MLP of chapter 6 with one
+cross-attention layer; classifier-free guidance :cite:p:`ho2022cfg` works unchanged,
+with the empty prompt as the unconditional model.
 
 Run::
 
     python tutorials/10_prompts.py [--quick] [--out DIR]
 
-The full run trains the prompt MLP of ``benchmarks/prompt_adherence.py`` (0.25 M weights)
-for 12,000 steps (about 5 minutes of CPU on one core); ``--quick`` trains a tiny one for 150
-steps (seconds), enough to draw every figure but not to obey prompts. The last section
-reads the benchmark's adherence figures from ``benchmarks/results/prompt_adherence.json``
-when the file exists.
+The full run trains the prompt MLP of ``benchmarks/prompt_adherence.py`` (0.25 M
+weights) for 12,000 steps (about 5 minutes of CPU on one core); ``--quick`` trains a
+tiny one for 150 steps (seconds), enough to draw every figure but not to obey prompts.
+The last section reads the benchmark's adherence figures from
+``benchmarks/results/prompt_adherence.json`` when the file exists.
 """
 
 from __future__ import annotations

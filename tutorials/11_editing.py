@@ -15,8 +15,8 @@ Run::
     python tutorials/11_editing.py [--quick] [--out DIR]
 
 The full run trains the ``"images"`` recipe on the digits (its 48,000 steps take a few
-minutes of CPU on one core); ``--quick`` trains a small network briefly (seconds). The tables and curves
-over many digits are read from the benchmarks' results files
+minutes of CPU on one core); ``--quick`` trains a small network briefly (seconds). The
+tables and curves over many digits are read from the benchmarks' results files
 (``benchmarks/results/inpaint_2d.json``, ``digits_editing.json``, ``digits_sdedit.json``
 and ``thresholding.json``), written by the scripts of the same names.
 """
