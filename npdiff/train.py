@@ -15,7 +15,7 @@ reference :func:`npdiff.nn.prompt_mlp.loss_and_grad` in float64, on data from a 
 ``(x, token ids)`` that drops prompt words itself (:func:`npdiff.data.prompts.drop_attributes`); the
 context-conditioned MLP (:class:`~npdiff.nn.context_mlp.ContextMLP`) its reference
 :func:`npdiff.nn.context_mlp.loss_and_grad`, on data from a sampler returning ``(x, contexts (B, C))``
-that draws any augmentation of the context itself (:func:`npdiff.data.lowres.sr_sampler`).
+that draws any augmentation of the context itself (:class:`npdiff.data.lowres.SRData`).
 
 Data is a sampler (``sample(n, rng)`` or an object with ``.sample(n, rng)``), called for fresh
 points every step, or a fixed (N, D) array from which each minibatch is drawn uniformly with

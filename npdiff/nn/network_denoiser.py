@@ -27,7 +27,7 @@ from .._check import InputOverflowError
 from ..parameterization import eps_coefficients
 from ..schedule import Schedule
 
-__all__ = ["InputOverflowError", "NetworkDenoiser"]
+__all__ = ["NetworkDenoiser"]
 
 
 class NetworkDenoiser:
