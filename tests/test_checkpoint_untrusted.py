@@ -266,10 +266,10 @@ def _idx(shape, code=0x08, body=b""):
     # 2^31 cubed overflowed int64 to 0 bytes expected, so an empty body passed the size check
     ("overflow.idx", _idx((2**31, 2**31, 2**31)), ("should hold",)),
     ("huge.idx", _idx((10**9,)) + b"\0" * 100, ("should hold",)),
-    ("bomb.idx.gz", gzip.compress(_idx((10**9,)) + b"\0" * 10**6), ("claims", "gzip")),
-    ("trailing.idx.gz", gzip.compress(_idx((4,), body=b"\1" * 5)), ("should hold",)),
-    ("short.idx.gz", gzip.compress(_idx((4,), body=b"\1" * 3)), ("should hold",)),
-    ("header.idx.gz", gzip.compress(_idx((4, 4))[:9]), ("header",)),
+    ("bomb.idx.gz", gzip.compress(_idx((10**9,)) + b"\0" * 10**6, mtime=0), ("claims", "gzip")),
+    ("trailing.idx.gz", gzip.compress(_idx((4,), body=b"\1" * 5), mtime=0), ("should hold",)),
+    ("short.idx.gz", gzip.compress(_idx((4,), body=b"\1" * 3), mtime=0), ("should hold",)),
+    ("header.idx.gz", gzip.compress(_idx((4, 4))[:9], mtime=0), ("header",)),
 ])
 def test_forged_idx_files_are_refused_without_allocating(tmp_path, name, raw, words):
     path = tmp_path / name
