@@ -515,7 +515,7 @@ ch.show("4x4 digits: levels", LOWRES_K, "four levels 0..16 sum to 0..64")
 ch.show("max |2 * block sum / 64 - 1 - 2x2 mean|",
         np.abs(2 * sums / 64 - 1 - downsample(d.test)).max(), "the same image")
 
-fig, axes = plt.subplots(2, 1, figsize=(8, 2.4))
+fig, axes = plt.subplots(2, 1, figsize=(8, 3))
 for ax, imgs, label in zip(axes, [d.test[:8], nearest_upsample(lo.test[:8])],
                            ["8x8", "4x4"]):
     ax.imshow(tile_images(imgs, 8), cmap=GREY, vmin=-1, vmax=1)
