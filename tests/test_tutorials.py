@@ -47,8 +47,8 @@ FIGURES = {
     8: ["08_score_fields.png", "08_guided_samples.png", "08_tilted_vs_ode.png", "08_trained.png", "08_digits.png"],
     9: ["09_im2col.png", "09_receptive_field.png", "09_scale_shift.png", "09_attention.png", "09_samples.png"],
     10: ["10_prompts.png", "10_attention.png", "10_guided_samples.png", "10_adherence.png"],
-    11: ["11_inpaint_2d.png", "11_inpaint_budget.png", "11_completions.png", "11_sdedit.png", "11_sdedit_curve.png",
-         "11_thresholding.png"],
+    11: ["11_inpaint_2d.png", "11_inpaint_budget.png", "11_inpaint_glide.png", "11_completions.png", "11_sdedit.png",
+         "11_sdedit_curve.png", "11_thresholding.png", "11_lowres.png", "11_cascade.png", "11_cascade_results.png"],
 }
 # the chapters written as sphinx-gallery cells (``# %%`` text cells in reST between short code cells)
 CELL_CHAPTERS = (1, 2, 3, 4, 10, 11)
@@ -465,3 +465,31 @@ def test_chapter11_editing(runs) -> None:
     assert _get(n, "static: the entry -0.5") == -0.5
     assert abs(_get(n, "dynamic (p = 0.5): the entry -0.5") + 0.5 / 1.5) < 1e-6  # printed to 6 digits
     assert _get(n, "dynamic (p = 0.5): the entry 3") == 1.0
+
+
+@pytest.mark.slow
+def test_chapter11_glide_and_cascade(runs) -> None:
+    n = _nums(runs, 11)
+    # the mask-conditioned model reads [y * m | m]: x1 = 1 known, x2 not
+    assert _get(n, "GLIDE context [y * m | m]: x1 = 1 known, x2 not") == 1.0
+    # what the text says of the results files: the trained conditional is the best of the four at 20 evaluations,
+    # and every trained method stays above the floor of exact draws
+    for a, where in ((0, "mode"), (1, "between"), (4, "tail")):
+        w20 = _get(n, f"GLIDE, x1 = {a} ({where}), 20 evaluations: W1")
+        assert 0.0 < w20 < _get(n, f"x1 = {a} ({where}), 20 evaluations: best steering method's W1")
+    assert _get(n, "GLIDE model, nothing known: NLL - true NLL (nats)") > 0.0
+    # the 4x4 block sums are the 2x2 means exactly, on 65 levels
+    assert _get(n, "4x4 digits: levels") == 65
+    assert _get(n, "max |2 * block sum / 64 - 1 - 2x2 mean|") == 0.0
+    assert 0.1 < _get(n, "sigma(s) at s = 0.05") < 0.3
+    assert 0.0 <= _get(n, "SR from test 4x4s: share read as the source digit") <= 1.0
+    assert _get(n, "SR: RMS of (2x2 means of the sample - the 4x4 given)") < 1.0
+    # augmentation helps the cascade, no cascade beats the single-stage MLP, and the cascade pays more bits
+    noaug = _get(n, "cascade, no aug.: Frechet distance")
+    wide = _get(n, "cascade, aug. [0, 0.5]: Frechet distance")
+    narrow = _get(n, "cascade, aug. [0, 0.1]: Frechet distance")
+    single = _get(n, "single-stage MLP: Frechet distance")
+    assert min(wide, narrow) < noaug
+    assert single < min(wide, narrow, noaug)
+    assert _get(n, "cascade, no aug.: bits/dim") > _get(n, "single-stage MLP: bits/dim")
+
