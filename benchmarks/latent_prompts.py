@@ -25,6 +25,9 @@ sampler (its checkpoint ``--pixel-model``, the one of ``benchmarks/prompt_adhere
 are those of ``prompt_adherence.json``). Cost: FLOPs per guided sample, 2 x steps evaluations (the prompt and the
 empty prompt) x the network's matrix products (the MLP's layers, the text encoder's and the cross-attention's
 projections and attention products) + one pass of the decoder, against the pixel prompt model's.
+
+One BLAS thread. Results: ``benchmarks/results/NAME.json`` (adherence) and ``NAME_cost.json`` (quality and cost),
+``--name`` (default ``latent_prompts``).
 """
 
 from __future__ import annotations
@@ -193,6 +196,16 @@ def main() -> None:
         "latent_eval_flops": latent_eval, "pixel_eval_flops": pixel_eval,
         "decoder_flops": ae.config.decoder_flops(), "latent_flops_per_guided_sample": latent_flops,
         "pixel_flops_per_guided_sample": pixel_flops, "pixel_flops_ratio": pixel_flops / latent_flops})
+    cost = [{"model": f"latent: PromptMLP d = {d}, width {args.width}; wide autoencoder", "params": cfg.n_params,
+             "train_steps": args.train_steps, "frechet": frechet, "floor": floor, "samples": args.frechet_samples,
+             "eval_flops": latent_eval, "decoder_flops": ae.config.decoder_flops(), "flops_per_sample": latent_flops,
+             "pixel_flops_ratio": pixel_flops / latent_flops},
+            {"model": "pixels: PromptMLP D = 64, width 256", "params": PIXEL_CONFIG.n_params, "train_steps": 12000,
+             "frechet": pixel_frechet, "floor": floor, "samples": args.frechet_samples if pixel_frechet else None,
+             "eval_flops": pixel_eval, "decoder_flops": 0, "flops_per_sample": pixel_flops, "pixel_flops_ratio": 1.0}]
+    write_results(f"{args.name}_cost", cost, notes={
+        "frechet_sampler": f"empty prompt, DDIM eta=0, {args.steps} steps (pixels clipped to [-1, 1])",
+        "flops": f"per guided sample: 2 x {args.steps} evaluations (prompt and empty prompt) + the decoder once"})
 
 
 if __name__ == "__main__":
