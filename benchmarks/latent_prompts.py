@@ -21,8 +21,9 @@ bounded to [-1, 1] as the pixels are.
 
 Quality: the Fréchet distance (:func:`npdiff.digit_features.digit_frechet`) of ``--frechet-samples`` samples of the
 empty prompt (the unguided, unconditional model) by the same sampler, beside the pixel prompt model's by the same
-sampler (its checkpoint ``--pixel-model``, the one of ``benchmarks/prompt_adherence.py``; its adherence figures
-are those of ``prompt_adherence.json``). Cost: FLOPs per guided sample, 2 x steps evaluations (the prompt and the
+sampler with and without static thresholding (its checkpoint ``--pixel-model``, the one of
+``benchmarks/prompt_adherence.py``; its adherence figures are those of ``prompt_adherence.json`` and, without
+thresholding, ``prompt_adherence_unclipped.json``). Cost: FLOPs per guided sample, 2 x steps evaluations (the prompt and the
 empty prompt) x the network's matrix products (the MLP's layers, the text encoder's and the cross-attention's
 projections and attention products) + one pass of the decoder, against the pixel prompt model's.
 
@@ -112,10 +113,10 @@ def trained(ae, cfg: PromptMLPConfig, steps: int, seed: int, path: Path) -> tupl
     return trainer.denoiser(), train_s
 
 
-def pixel_adherence() -> dict:
-    r"""The pixel prompt model's rows of ``prompt_adherence.json`` by (set, w), or {} when it is missing."""
+def pixel_adherence(name: str = "prompt_adherence") -> dict:
+    r"""The pixel prompt model's rows of ``NAME.json`` by (set, w), or {} when it is missing."""
     try:
-        with open(os.path.join(RESULTS, "prompt_adherence.json"), encoding="utf-8") as f:
+        with open(os.path.join(RESULTS, f"{name}.json"), encoding="utf-8") as f:
             rows = json.load(f)["rows"]
     except (OSError, KeyError, ValueError):
         return {}
@@ -148,7 +149,7 @@ def main() -> None:
     prompts = [p for p in SEEN + HELD for _ in range(args.n)]  # (N,) the prompt of each sample
     held = np.array([p in HELD for p in prompts])  # (N,)
     ids = P.tokenize(prompts, length=P.MAX_WORDS)  # (N, 4)
-    rows, pixel = [], pixel_adherence()
+    rows, pixel, unclipped = [], pixel_adherence(), pixel_adherence("prompt_adherence_unclipped")
     for w in args.w:
         t0 = time.perf_counter()
         # the same starting noise at every w: DDIM (eta = 0) draws only x_T from the rng
@@ -160,7 +161,8 @@ def main() -> None:
             rows.append({"set": split, "prompts": len(HELD if split == "held out" else SEEN), "w": w,
                          "class": a.class_share, "ink": a.ink_share, "slant": a.slant_share, "all": a.all_share,
                          "pixel_class": px.get("class"), "pixel_ink": px.get("ink"), "pixel_slant": px.get("slant"),
-                         "pixel_all": px.get("all"), "samples": int(sel.sum())})
+                         "pixel_all": px.get("all"), "pixel_unclipped_all": unclipped.get((split, w), {}).get("all"),
+                         "samples": int(sel.sum())})
             print(rows[-1], f"({time.perf_counter() - t0:.0f} s)", flush=True)
 
     # quality of the unguided (empty-prompt) model, latent and pixels, by the same sampler
@@ -169,11 +171,13 @@ def main() -> None:
     res = ld.sample(args.frechet_samples, np.random.default_rng(args.seed + 3), sampler="ddim", steps=args.steps)
     sample_s = time.perf_counter() - t0
     frechet, floor = digit_frechet(res.x)
-    pixel_frechet = None
+    pixel_frechet = {"static": None, "none": None}  # the pixel model with its benchmark's thresholding, and without
     if os.path.exists(args.pixel_model):
         pm = checkpoint.load(args.pixel_model, arch="prompt_mlp").model
-        xp = ddim_sample(pm, args.frechet_samples, np.random.default_rng(args.seed + 3), steps=args.steps, eta=0.0).x
-        pixel_frechet, _ = digit_frechet(np.clip(xp, -1.0, 1.0))
+        for th in pixel_frechet:
+            xp = ddim_sample(pm, args.frechet_samples, np.random.default_rng(args.seed + 3), steps=args.steps, eta=0.0,
+                             threshold=th).x
+            pixel_frechet[th], _ = digit_frechet(np.clip(xp, -1.0, 1.0))
     latent_eval, pixel_eval = prompt_mlp_flops(cfg), prompt_mlp_flops(PIXEL_CONFIG)
     latent_flops = 2 * args.steps * latent_eval + ae.config.decoder_flops()
     pixel_flops = 2 * args.steps * pixel_eval
@@ -189,10 +193,12 @@ def main() -> None:
         "latent_params": cfg.n_params, "pixel_params": PIXEL_CONFIG.n_params, "train steps": args.train_steps,
         "pixel train steps": 12000, "train_s": train_s,
         "sampler": f"DDIM eta=0, {args.steps} steps on the latent, no thresholding; decoded to the most probable level",
-        "pixel figures": "adherence from prompt_adherence.json (DDIM 50 steps, static thresholding)",
+        "pixel figures": "adherence from prompt_adherence.json (DDIM 50 steps, static thresholding) and "
+                         "prompt_adherence_unclipped.json (the same without thresholding)",
         "frechet": frechet, "frechet_floor": floor, "frechet_samples": args.frechet_samples,
-        "pixel_frechet": pixel_frechet,
-        "frechet_sampler": f"empty prompt, DDIM eta=0, {args.steps} steps (pixels clipped to [-1, 1])",
+        "pixel_frechet_static_threshold": pixel_frechet["static"], "pixel_frechet_no_threshold": pixel_frechet["none"],
+        "frechet_sampler": f"empty prompt, DDIM eta=0, {args.steps} steps; the pixel model with static thresholding "
+                           "and without (its samples then clipped to [-1, 1])",
         "latent_eval_flops": latent_eval, "pixel_eval_flops": pixel_eval,
         "decoder_flops": ae.config.decoder_flops(), "latent_flops_per_guided_sample": latent_flops,
         "pixel_flops_per_guided_sample": pixel_flops, "pixel_flops_ratio": pixel_flops / latent_flops})
@@ -200,11 +206,14 @@ def main() -> None:
              "train_steps": args.train_steps, "frechet": frechet, "floor": floor, "samples": args.frechet_samples,
              "eval_flops": latent_eval, "decoder_flops": ae.config.decoder_flops(), "flops_per_sample": latent_flops,
              "pixel_flops_ratio": pixel_flops / latent_flops},
-            {"model": "pixels: PromptMLP D = 64, width 256", "params": PIXEL_CONFIG.n_params, "train_steps": 12000,
-             "frechet": pixel_frechet, "floor": floor, "samples": args.frechet_samples if pixel_frechet else None,
-             "eval_flops": pixel_eval, "decoder_flops": 0, "flops_per_sample": pixel_flops, "pixel_flops_ratio": 1.0}]
+            *({"model": f"pixels: PromptMLP D = 64, width 256; {label}", "params": PIXEL_CONFIG.n_params,
+               "train_steps": 12000, "frechet": pixel_frechet[th], "floor": floor,
+               "samples": args.frechet_samples if pixel_frechet[th] is not None else None, "eval_flops": pixel_eval,
+               "decoder_flops": 0, "flops_per_sample": pixel_flops, "pixel_flops_ratio": 1.0}
+              for th, label in (("static", "static thresholding"), ("none", "no thresholding")))]
     write_results(f"{args.name}_cost", cost, notes={
-        "frechet_sampler": f"empty prompt, DDIM eta=0, {args.steps} steps (pixels clipped to [-1, 1])",
+        "frechet_sampler": f"empty prompt, DDIM eta=0, {args.steps} steps; without thresholding the pixel samples "
+                           "are clipped to [-1, 1] before the features",
         "flops": f"per guided sample: 2 x {args.steps} evaluations (prompt and empty prompt) + the decoder once"})
 
 
