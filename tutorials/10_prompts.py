@@ -475,7 +475,8 @@ for ax, (what, vals) in zip(axes, bars.items()):
 ax = axes[-1]
 if lp_file.is_file():
     lp_rows = [r for r in json.loads(lp_file.read_text())["rows"] if r["set"] == "seen"]
-    for key, label, style in (("all", "latent", "-o"), ("pixel_all", "pixels", "--s")):
+    for key, label, style in (("all", "latent", "-o"),
+                              ("pixel_all", "pixels, static thresholding", "--s")):
         pts = [(r["w"], r[key]) for r in lp_rows if r[key] is not None]
         if pts:
             ax.plot(*zip(*pts), style, label=label)
