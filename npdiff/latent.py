@@ -83,7 +83,9 @@ class LatentDiffusion:
     Parameters
     ----------
     autoencoder : :class:`~npdiff.nn.autoencoder.Autoencoder` (its ``config.scale_factor`` is s).
-    denoiser : any denoiser of the protocol whose data are the d-dimensional scaled latents.
+    denoiser : any denoiser of the protocol whose data are the d-dimensional scaled latents; for prompts,
+        a prompt model of dimension d steered by :func:`npdiff.guidance.guided` (``guided(model, prompt, w)``):
+        the conditioning lives in the denoiser, so :meth:`sample` and :meth:`bound_bits_per_dim` take no y.
     """
 
     def __init__(self, autoencoder: Autoencoder, denoiser: object) -> None:

@@ -96,3 +96,40 @@ def test_doors():
         ld.sample(2, 0, sampler="euler-maruyama")
     with pytest.raises(ValueError, match="draws"):
         ld.bound_bits_per_dim(_images(2), 0, draws=0)
+
+
+def test_a_guided_prompt_model_on_the_latent():
+    # Stable Diffusion's two ideas together: a prompt model on the scaled latent, steered by classifier-free
+    # guidance; guided() of a PromptMLP with dim = d is a denoiser of the plain protocol that LatentDiffusion runs
+    from npdiff.data.prompts import MAX_WORDS, tokenize
+    from npdiff.guidance import guided
+    from npdiff.nn.prompt_mlp import PromptMLP, PromptMLPConfig
+    from npdiff.sample import ddim_sample
+
+    ae = Autoencoder(AutoencoderConfig(latent_dim=4, width=8, depth=1, scale_factor=1.3), rng=0)  # 64 pixels, 17 levels
+    cfg = PromptMLPConfig(dim=4, width=16, depth=1, emb_dim=8, text_width=8, query_tokens=2)
+    rng = np.random.default_rng(2)
+    # random weights everywhere (an initialization may zero the output layer): eps(y) and eps(None) then differ
+    model = PromptMLP(cfg, vp_linear(), params=0.3 * rng.standard_normal(cfg.n_params))
+    ids = tokenize(["bold seven slanted right"], length=MAX_WORDS)[0]  # (L,)
+    w = 2.0
+    g = guided(model, ids, w)
+    u, t = rng.standard_normal((5, 4)), 0.4
+    eps_y, eps_0 = model.eps(u, t, ids[None].repeat(5, 0)), model.eps(u, t, None)
+    assert np.abs(eps_y - eps_0).max() > 1e-6  # the prompt matters, so the next check can fail
+    np.testing.assert_allclose(g.eps(u, t), (1 + w) * eps_y - w * eps_0, rtol=1e-12, atol=1e-12)
+    ld = LatentDiffusion(ae, g)
+    res = ld.sample(3, np.random.default_rng(3), sampler="ddim", steps=4)
+    assert res.x.shape == (3, 64) and res.nfe == 4
+    _, v = ae.levels(res.x)  # on the 17 levels
+    assert v.min() >= 0 and v.max() <= 16
+    # the samples are the decoded latents of the guided sampler: the conditioning reaches the latent sampler
+    lat = ddim_sample(g, 3, np.random.default_rng(3), steps=4, T=1000).x  # (3, 4)
+    np.testing.assert_array_equal(res.x, ae.decode(lat / ae.config.scale_factor))
+    # and another prompt moves the latents from the same noise
+    other = ddim_sample(guided(model, "thin one upright", w), 3, np.random.default_rng(3), steps=4).x
+    assert np.abs(other - lat).max() > 1e-6
+    # a prompt model of the wrong size is refused at the door
+    with pytest.raises(ValueError, match="denoiser must model the 4-dimensional latent"):
+        LatentDiffusion(ae, guided(PromptMLP(PromptMLPConfig(dim=5, width=16, depth=1, emb_dim=8, text_width=8,
+                                                             query_tokens=2), vp_linear(), rng=0), ids, w))

@@ -46,7 +46,8 @@ FIGURES = {
     7: ["07_trajectories.png", "07_kl_vs_nfe.png", "07_halves.png", "07_steps.png"],
     8: ["08_score_fields.png", "08_guided_samples.png", "08_tilted_vs_ode.png", "08_trained.png", "08_digits.png"],
     9: ["09_im2col.png", "09_receptive_field.png", "09_scale_shift.png", "09_attention.png", "09_samples.png"],
-    10: ["10_prompts.png", "10_attention.png", "10_guided_samples.png", "10_adherence.png"],
+    10: ["10_prompts.png", "10_attention.png", "10_guided_samples.png", "10_adherence.png", "10_latent_space.png",
+         "10_latent_samples.png", "10_latent_costs.png"],
     11: ["11_inpaint_2d.png", "11_inpaint_budget.png", "11_inpaint_glide.png", "11_completions.png", "11_sdedit.png",
          "11_sdedit_curve.png", "11_thresholding.png", "11_lowres.png", "11_cascade.png", "11_cascade_results.png"],
 }
@@ -448,6 +449,12 @@ def test_chapter10_prompts(runs) -> None:
     for split in ("seen", "held out"):  # shares, read from the results file or the chapter's samples
         for what in ("class", "ink", "slant"):
             assert 0.0 <= _get(n, f"{split}, w = 0: {what}") <= 1.0
+    # the latent section: guidance on the latent is the stated combination, the bound is the sum of its shares
+    assert _get(n, "latent: max |guided eps - formula|") < 1e-12
+    assert _get(n, "latent dimension d") < 64
+    bound = _get(n, "latent: LSGM bound, bits/dim")
+    assert 0.0 < _get(n, "latent: decoder's share") < bound < 8.0  # uniform over 17 levels is 4.09
+    assert bound == pytest.approx(_get(n, "latent: decoder's share") + _get(n, "latent: latent's share"), abs=1e-5)
 
 
 def test_chapter11_editing(runs) -> None:

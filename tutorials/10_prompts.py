@@ -17,10 +17,12 @@ Run::
     python tutorials/10_prompts.py [--quick] [--out DIR]
 
 The full run trains the prompt MLP of ``benchmarks/prompt_adherence.py`` (0.25 M
-weights) for 12,000 steps (about 5 minutes of CPU on one core); ``--quick`` trains a
-tiny one for 150 steps (seconds), enough to draw every figure but not to obey prompts.
-The last section reads the benchmark's adherence figures from
-``benchmarks/results/prompt_adherence.json`` when the file exists.
+weights) for 12,000 steps (about 5 minutes of CPU on one core), then the autoencoder and
+the latent prompt model of the last section (a few minutes more); ``--quick`` trains
+tiny ones for 150 to 300 steps (seconds), enough to draw every figure but not to obey
+prompts. Sections 7 and 8 read the benchmarks' figures from ``benchmarks/results/``
+(``prompt_adherence.json``, ``latent_wide.json``, ``latent_prompts.json``) when the
+files exist.
 """
 
 from __future__ import annotations
@@ -35,8 +37,11 @@ from npdiff.data import prompts as P
 from npdiff.data.images import digits
 from npdiff.forward import q_sample
 from npdiff.guidance import guided
+from npdiff.latent import LatentDiffusion
 from npdiff.nn import prompt_mlp as pm
 from npdiff.nn import text
+from npdiff.nn.autoencoder import AutoencoderConfig
+from npdiff.nn.autoencoder_train import train_autoencoder
 from npdiff.sample import ddim_sample
 from npdiff.schedule import cosine
 from npdiff.train import TrainConfig, Trainer
@@ -317,4 +322,171 @@ axes[0].set_ylabel("share of samples")
 axes[0].legend(fontsize=8, loc="lower right")
 fig.tight_layout()
 save_figure(ch, fig, "adherence")
+
+# %%
+# 8. Diffusion in a latent space
+# ------------------------------
+#
+# Stable Diffusion :cite:p:`rombach2022ldm` puts the two ideas together: a prompt model,
+# run on the latent of an autoencoder instead of on the pixels. The autoencoder is a
+# small VAE :cite:p:`kingma2014vae`: an encoder to a Gaussian
+# :math:`q(z \mid x) = \mathcal N(\mu(x), \mathrm{diag}\,\sigma^2(x))` in d dimensions
+# and a decoder to a categorical :math:`p(x \mid z)` over the 17 levels of each pixel,
+# trained on
+#
+# .. math::
+#
+#    L(\phi, \psi) = \mathbb E_{x}\Big[
+#      \mathbb E_{q(z \mid x)}\big[-\log p(x \mid z)\big]
+#      + \beta\,\mathrm{KL}\big(q(z \mid x)\,\|\,\mathcal N(0, I)\big)\Big],
+#
+# with a small :math:`\beta` (0.25 here): the latent keeps the detail, and the diffusion
+# model, not :math:`\mathcal N(0, I)`, models its distribution. The latent is then
+# rescaled to unit variance, :math:`u = s z` with
+# :math:`s = 1/\mathrm{std}(\mu(x_{\text{train}}))`, so the noise schedule of the
+# pixels fits it too. The prompt model of section 4 is trained on u with the same
+# recipe, and its guided samples are decoded once at the end.
+#
+# The latent model has no exact likelihood of x, but it has a bound (LSGM,
+# :cite:p:`vahdat2021lsgm`, Eq. 2), with :math:`\log p(z) = \log p_u(s z) + d \log s`
+# from the exact probability-flow ODE of the latent:
+#
+# .. math::
+#
+#    -\log P(x) \le \mathbb E_{q(z \mid x)}\big[-\log p(x \mid z)
+#      + \log q(z \mid x) - \log p(z)\big].
+
+ch.section("8. diffusion in a latent space")
+ae_config = ch.pick(AutoencoderConfig(latent_dim=4, width=32, depth=1),
+                    AutoencoderConfig())  # the wide autoencoder: width 256 x 2, d = 12
+ae, _ = train_autoencoder(ae_config, d.train, rng=ch.rng(6),
+                          steps=ch.pick(300, 2000), progress=False)
+sf = ae.config.scale_factor
+mu_test, _ = ae.encode(d.test)  # (360, d)
+ch.show("latent dimension d", ae.latent_dim, "against 64 pixels")
+ch.show("scale factor s", sf, "1 / std of the encoded training means")
+exact = np.mean(ae.decode(mu_test) == d.test)  # pixels whose likeliest level is right
+ch.show("test pixels decoded exactly from the mean", exact)
+
+# %%
+# The encoded test digits, projected on the first two principal axes of their means and
+# coloured by class: the autoencoder was never told the classes.
+
+centred = mu_test - mu_test.mean(axis=0)
+_, _, Vt = np.linalg.svd(centred, full_matrices=False)
+pc = centred @ Vt[:2].T  # (360, 2)
+fig, ax = plt.subplots(figsize=(6, 4.6))
+sc = ax.scatter(pc[:, 0], pc[:, 1], c=d.test_labels, cmap="tab10", s=12)
+fig.colorbar(sc, ax=ax, ticks=range(10), label="class")
+ax.set(xlabel="first principal axis", ylabel="second principal axis",
+       title=f"encoded test digits (d = {ae.latent_dim}), two principal axes")
+fig.tight_layout()
+save_figure(ch, fig, "latent_space")
+
+# %%
+# The prompt model on the scaled latent: the training sampler of section 4, each digit
+# replaced by a fresh :math:`u = s z`, :math:`z \sim q(z \mid x)`. Guidance is
+# unchanged: ``guided`` of a prompt model of dimension d, and ``LatentDiffusion``
+# samples the latent and decodes it.
+
+
+def latent_source(n, rng):
+    xb, ids_b = source(n, rng)  # digits and their (dropped-word) prompts
+    mu, log_var = ae.encode(xb)  # (n, d) each
+    return sf * (mu + np.exp(0.5 * log_var) * rng.standard_normal(mu.shape)), ids_b
+
+
+lconfig = ch.pick(
+    pm.PromptMLPConfig(dim=ae.latent_dim, width=64, depth=1, emb_dim=16,
+                       text_width=16, query_tokens=4),
+    pm.PromptMLPConfig(dim=ae.latent_dim, width=128, depth=3, emb_dim=32,
+                       text_width=32, query_tokens=8),
+)
+ltrainer = Trainer(
+    pm.PromptMLP(lconfig, cosine(), rng=ch.rng(7)),
+    latent_source,
+    TrainConfig(steps=steps, batch_size=batch, lr=2e-3, lr_schedule="cosine",
+                ema_decay=ch.pick(0.9, 0.995)),
+    rng=ch.rng(8),
+)
+t0 = time.perf_counter()
+lloss = ltrainer.run(progress=False)["loss"]
+lmodel = ltrainer.denoiser()
+ch.show("latent model: weights", lconfig.n_params, f"pixel model {config.n_params}")
+ch.show("latent model: training steps", steps, f"{time.perf_counter() - t0:.0f} s")
+ch.show("latent model: final loss", lloss[-max(1, steps // 10):].mean())
+
+u = sf * mu_test[:4]  # (4, d) scaled latents
+lg = guided(lmodel, "bold seven slanted right", w)
+lformula = (1 + w) * lmodel.eps(u, tp, one) - w * lmodel.eps(u, tp)
+ch.show("latent: max |guided eps - formula|", np.abs(lg.eps(u, tp) - lformula).max())
+latent_drawn = LatentDiffusion(ae, guided(lmodel, asked, w)).sample(
+    len(asked), ch.rng(9), sampler="ddim", steps=ddim_steps).x  # (N, 64) decoded
+a = prompt_adherence(latent_drawn, asked)
+ch.show(f"latent, w = {w:g}: class read back", a.class_share, "fixed classifier")
+ch.show(f"latent, w = {w:g}: ink level read back", a.ink_share, "the rule")
+ch.show(f"latent, w = {w:g}: slant level read back", a.slant_share, "the rule")
+bound = LatentDiffusion(ae, lmodel).bound_bits_per_dim(
+    d.test[:ch.pick(8, 60)], ch.rng(10), rtol=ch.pick(1e-3, 1e-5),
+    atol=ch.pick(1e-3, 1e-5))
+ch.show("latent: LSGM bound, bits/dim", bound.bpd.mean(), "empty prompt, test digits")
+ch.show("latent: decoder's share", bound.reconstruction_bpd.mean(), "bits/dim")
+ch.show("latent: latent's share", bound.kl_bpd.mean(), "bits/dim")
+
+# %%
+# Decoded samples of the latent model at w = 3, one row per prompt of section 6 (the
+# last held out), from latents the decoder turns into digits once, at the end.
+
+fig, ax = plt.subplots(figsize=(6, 3.4))
+ax.imshow(tile_images(latent_drawn, n_each), cmap=GREY, vmin=-1, vmax=1)
+ax.set_yticks([4 + 9 * i for i in range(len(shown))], shown, fontsize=8)
+ax.set(xticks=[], title=f"latent prompt model, w = {w:g}, decoded")
+fig.tight_layout()
+save_figure(ch, fig, "latent_samples")
+
+# %%
+# What the latent buys, from ``benchmarks/latent.py`` (the unconditional models: the
+# bound on the test digits, the Fréchet distance of 1,000 samples, the FLOPs of a
+# sample of 1,000 DDPM steps) and ``benchmarks/latent_prompts.py`` (the prompt models:
+# adherence against w, latent beside pixels). Without the results files the chapter's
+# own figures stand in.
+
+lat_file = REPO_ROOT / "benchmarks" / "results" / "latent_wide.json"
+lp_file = REPO_ROOT / "benchmarks" / "results" / "latent_prompts.json"
+if lat_file.is_file():
+    lat_rows = json.loads(lat_file.read_text())["rows"]
+    bars = {"bits/dim bound (test)": [r["bpd"] for r in lat_rows],
+            "Fréchet distance": [r["frechet"] for r in lat_rows],
+            "MFLOPs per sample": [r["flops_per_sample"] / 1e6 for r in lat_rows]}
+    names, note = ["latent", "pixels"], "benchmarks/results/latent_wide.json"
+else:
+    bars = {"bits/dim bound (test)": [bound.bpd.mean()]}
+    names, note = ["latent"], "this chapter's bound"
+print(f"  (from {note})")
+for what, vals in bars.items():
+    for name, v in zip(names, vals):
+        if v is not None:
+            ch.show(f"{name}: {what}", v)
+fig, axes = plt.subplots(1, len(bars) + 1, figsize=(15, 3.6))
+for ax, (what, vals) in zip(axes, bars.items()):
+    vals = [np.nan if v is None else v for v in vals]
+    ax.bar(names, vals, color=["#4c72b0", "#dd8452"][:len(names)])
+    ax.set(title=what)
+ax = axes[-1]
+if lp_file.is_file():
+    lp_rows = [r for r in json.loads(lp_file.read_text())["rows"] if r["set"] == "seen"]
+    for key, label, style in (("all", "latent", "-o"),
+                              ("pixel_all", "pixels, static thresholding", "--s")):
+        pts = [(r["w"], r[key]) for r in lp_rows if r[key] is not None]
+        if pts:
+            ax.plot(*zip(*pts), style, label=label)
+    for r in lp_rows:
+        ch.show(f"latent prompts, seen, w = {r['w']:g}: all three", r["all"])
+    ax.set(xlabel="guidance weight w", ylim=(0, 1.02),
+           title="seen prompts: class, ink and slant all right")
+    ax.legend(fontsize=8)
+else:
+    ax.set_axis_off()
+fig.tight_layout()
+save_figure(ch, fig, "latent_costs")
 ch.done()
