@@ -31,7 +31,9 @@ completion (DPS counts its eps_vjp as one); ``seconds``. Rows "masked" (missing 
 edited once by :func:`npdiff.edit.sdedit.sdedit` at each strength s (DDPM, ``round(200 s)`` steps of the chain
 cut at t0 = s). Faithfulness is ``rms_coarse``, the RMS distance of the edit to its coarse input; realism is
 ``confidence``, the classifier's mean top probability, and ``accuracy``, the share classified as the
-original's true digit; also ``rms_original`` and ``frechet``. Strength 0 is the coarse input itself.
+original's true digit; also ``rms_original``, ``frechet`` and ``bpd``, the model's own exact ODE bits/dim of the
+first ``--bpd-n`` edits rounded to the levels (uniform dequantization, one draw; ``bpd_se`` its standard error).
+Strength 0 is the coarse input itself.
 """
 
 from __future__ import annotations
@@ -56,12 +58,13 @@ sys.path.insert(0, str(HERE))
 from _common import machine_facts, write_results  # noqa: E402
 
 from npdiff.checkpoint import load  # noqa: E402
-from npdiff.data.images import digits  # noqa: E402
+from npdiff.data.images import DIGITS_K, digits  # noqa: E402
 from npdiff.digit_features import classify_digits, digit_classifier, digit_features, nearest_levels  # noqa: E402
 from npdiff.edit import dps_sample, repaint_sample, replacement_sample  # noqa: E402
 from npdiff.edit.coarse import COARSE_KINDS, coarse_digits  # noqa: E402
 from npdiff.edit.mask import IMAGE_MASKS, image_mask  # noqa: E402
 from npdiff.edit.sdedit import sdedit  # noqa: E402
+from npdiff.likelihood.images import image_bpd  # noqa: E402
 from npdiff.metrics import frechet_distance  # noqa: E402
 
 MODEL = HERE / "out" / "editing-digits-images-recipe" / "model.npz"
@@ -69,7 +72,7 @@ STRENGTHS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
 INPAINT_COLUMNS = ["mask", "method", "steps", "nfe", "agree", "accuracy", "frechet", "floor", "rms_missing",
                    "rms_known", "seconds"]
 SDEDIT_COLUMNS = ["coarse", "strength", "steps", "nfe", "rms_coarse", "rms_original", "confidence", "accuracy",
-                  "frechet", "floor", "seconds"]
+                  "frechet", "floor", "bpd", "bpd_se", "seconds"]
 
 #: (method, steps, the call): the inpainters and their settings
 METHODS = [
@@ -134,7 +137,14 @@ def confidence(x: np.ndarray) -> float:
     return float(p.max(axis=1).mean())
 
 
-def run_sdedit(model, x: np.ndarray, labels: np.ndarray, seed: int, steps: int) -> list[dict]:
+def model_bpd(model, x: np.ndarray, n: int, seed: int) -> tuple[float, float]:
+    r"""The model's own exact ODE bits/dim (uniform dequantization, one draw) of the first n of x rounded to the levels:
+    realism as the model sees it, the mean and its standard error."""
+    bpd = image_bpd(model, nearest_levels(x[:n]), DIGITS_K, np.random.default_rng(seed + 3), method="ode").ode.bpd
+    return float(np.mean(bpd)), float(np.std(bpd, ddof=1) / np.sqrt(bpd.size))
+
+
+def run_sdedit(model, x: np.ndarray, labels: np.ndarray, seed: int, steps: int, bpd_n: int) -> list[dict]:
     floors: dict = {}
     rows = []
     for kind in COARSE_KINDS:
@@ -143,7 +153,7 @@ def run_sdedit(model, x: np.ndarray, labels: np.ndarray, seed: int, steps: int) 
         rows.append({"coarse": kind, "strength": 0.0, "steps": 0, "nfe": 0, "rms_coarse": 0.0,
                      "rms_original": rms(coarse, x), "confidence": confidence(coarse),
                      "accuracy": float(np.mean(classify_digits(coarse) == labels)), "frechet": fd, "floor": floor,
-                     "seconds": None})
+                     **dict(zip(("bpd", "bpd_se"), model_bpd(model, coarse, bpd_n, seed))), "seconds": None})
         for s in STRENGTHS:
             t0 = time.perf_counter()
             res = sdedit(model, coarse, np.random.default_rng(seed + 2), strength=s, sampler="ddpm", steps=steps)
@@ -152,9 +162,10 @@ def run_sdedit(model, x: np.ndarray, labels: np.ndarray, seed: int, steps: int) 
             row = {"coarse": kind, "strength": s, "steps": max(1, round(s * steps)), "nfe": int(res.nfe),
                    "rms_coarse": rms(res.x, coarse), "rms_original": rms(res.x, x), "confidence": confidence(res.x),
                    "accuracy": float(np.mean(classify_digits(res.x) == labels)), "frechet": fd, "floor": floor,
-                   "seconds": round(seconds, 1)}
+                   **dict(zip(("bpd", "bpd_se"), model_bpd(model, res.x, bpd_n, seed))), "seconds": round(seconds, 1)}
             print(f"{kind:8s} s={s:<4g} rms to coarse {row['rms_coarse']:.3f} to original {row['rms_original']:.3f} "
-                  f"confidence {row['confidence']:.3f} accuracy {row['accuracy']:.3f} Frechet {fd:.2f} {seconds:.1f} s",
+                  f"confidence {row['confidence']:.3f} accuracy {row['accuracy']:.3f} Frechet {fd:.2f} "
+                  f"bits/dim {row['bpd']:.3f} {seconds:.1f} s",
                   flush=True)
             rows.append(row)
     return rows
@@ -168,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sdedit-steps", dest="sdedit_steps", type=int, default=200,
                     help="DDPM steps of a full-strength edit (an edit of strength s takes round(s * steps))")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--bpd-n", dest="bpd_n", type=int, default=30,
+                    help="SDEdit: the model's exact ODE bits/dim of the first n edits of each row")
     args = ap.parse_args(argv)
     if not args.model.exists():
         if args.model != MODEL:
@@ -190,10 +203,12 @@ def main(argv: list[str] | None = None) -> int:
                              "chain": "vp_linear, T = 1000 respaced, fixed-large variance (DDPM)",
                              "nfe": "denoiser evaluations per completion; DPS counts eps and eps_vjp as two"})
     if args.part in ("sdedit", "both"):
-        rows = run_sdedit(model, x, labels, args.seed, args.sdedit_steps)
+        rows = run_sdedit(model, x, labels, args.seed, args.sdedit_steps, args.bpd_n)
         write_results("digits_sdedit", rows, columns=SDEDIT_COLUMNS,
                       notes={**notes, "sampler": f"DDPM, round({args.sdedit_steps} s) steps of the chain cut at t0",
-                             "coarse": "npdiff.edit.coarse: blur sigma 1 px, 2x2 block average, binary strokes"})
+                             "coarse": "npdiff.edit.coarse: blur sigma 1 px, 2x2 block average, binary strokes",
+                             "bpd": f"exact ODE bits/dim by the model of the first {args.bpd_n} edits on the levels, "
+                                    "uniform dequantization, S = 1"})
     return 0
 
 
