@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from typing import Any
 
 from .. import __version__
@@ -67,6 +68,10 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
     def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        # argparse drops a value '--' (`--steps=--`), which then leaves the flag at its default: refuse it
+        for a in sys.argv[1:] if args is None else args:
+            if isinstance(a, str) and a.startswith("--") and a.endswith("=--"):
+                self.error(f"argument {a[:-3]}: expected a value, got '--'")
         # the subcommand's parser, not the top-level one, reports a flag it does not know
         ns, extras = self.parse_known_args(args, namespace)
         if extras:
