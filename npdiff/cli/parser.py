@@ -4,7 +4,7 @@ Each command's ``--help`` lists the flags that apply to it, with the defaults th
 (the demo trains on a 2-D set, so its help gives the ``"2d"`` recipe's defaults only). The
 commands themselves live one group a module (:mod:`~npdiff.cli.demo`, :mod:`~npdiff.cli.train`,
 :mod:`~npdiff.cli.sample`, :mod:`~npdiff.cli.steps`, :mod:`~npdiff.cli.nll`, :mod:`~npdiff.cli.info`,
-:mod:`~npdiff.cli.upsample`); a new command adds
+:mod:`~npdiff.cli.upsample`; :mod:`~npdiff.cli.latent` for latent diffusion); a new command adds
 its ``add_*`` function here and its module beside them.
 """
 
@@ -189,7 +189,8 @@ def few_step_default(default: str, others: str) -> str:
 
 
 def add_sample(sub) -> None:
-    p = sub.add_parser("sample", help="draw samples from a trained model; writes FILE.npy")
+    p = sub.add_parser("sample", help="draw samples from a trained model (a latent model's decoded to images); writes "
+                                      "FILE.npy")
     p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--sampler", choices=SAMPLERS + FAST,
                    help="ddpm, ddim, ode (RK45, or Heun with --steps), sde, or a few-step ODE sampler "
