@@ -155,6 +155,7 @@ def train_model(data, args: argparse.Namespace, *, out: Path | None, seed: int):
         save(out / "model.npz", trainer.denoiser(ema=False, dtype=np.float32), optimizer=trainer.optimizer,
              step=trainer.step, rng=trainer.rng, history=history, train_config=trainer.config.to_dict(),
              data_name=data.name)
+        (out / LATENT_FILE).unlink(missing_ok=True)  # a pixel model now: an old latent model's marker would lie
     stats = {"steps": int(trainer.step), "seconds": round(seconds, 3), "steps_per_s": round(trainer.step / seconds, 1),
              "final_loss": final, "loss_space": trainer.loss_kind}
     say(f"trained {trainer.step} steps in {seconds:.1f} s ({stats['steps_per_s']} steps/s); final loss {final:.4f} "
@@ -172,7 +173,6 @@ def run(args: argparse.Namespace) -> int:
         emit(args, train_latent(data, args, out=out, seed=args.seed))
         return 0
     _, _, stats = train_model(data, args, out=out, seed=args.seed)
-    (out / LATENT_FILE).unlink(missing_ok=True)  # a pixel model now: an old latent model's marker would lie
     say(f"wrote {out / 'model.npz'}")
     emit(args, {**stats, "model": str(out / "model.npz")})
     return 0
