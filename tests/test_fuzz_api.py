@@ -1107,6 +1107,10 @@ NOT_FUZZED = {
         "sample.run_sampler", "sample.npy_path", "nll.run", "nll.score", "nll.report_nll", "nll.report_image_nll",
         "nll.compare_bound", "nll.image_eval_default", "nll.bound_times", "info.datasets", "info.schedules",
         "upsample.run", "edit.inpaint", "edit.img2img")},
+    **{f"npdiff.cli.{_n}": "the command line's latent diffusion: tests/test_cli_latent.py feeds it bad flags, "
+       "markers and models, tests/test_fuzz_cli.py its numbers" for _n in (
+        "latent.check_latent_train", "latent.latent_bound", "latent.load_latent", "latent.refuse", "latent.train_latent",
+        "sample.run_latent", "nll.score_latent", "nll.score_pixels")},
     "npdiff.cli.sample.prompted": "the command line's --prompt: tests/test_cli_prompts.py feeds it bad prompts and models",
     "npdiff.data.images.read_idx": "a file reader: tests/test_checkpoint_untrusted.py and tests/test_images.py",
     "npdiff.data.images.write_idx": "a file writer: tests/test_checkpoint_untrusted.py and tests/test_images.py",

@@ -96,6 +96,7 @@ def _bad_unit(hi_open):
 _TRAIN = ["train", "--data", "moons", "--out", "run"]
 _SAMPLE = ["sample", "--model", "good.npz", "--out", "s.npy"]
 _NLL = ["nll", "--model", "good.npz", "--data", "moons"]
+_LATENT = ["train", "--data", "digits", "--latent", "--out", "run"]
 _UPSAMPLE = ["upsample", "--model", "sr.npz", "--image-index", "0", "--out", "u.npy"]
 _INPAINT = ["inpaint", "--model", "good.npz", "--image-index", "0", "--out", "s.npy"]
 _IMG2IMG = ["img2img", "--model", "good.npz", "--image-index", "0", "--out", "s.npy"]
@@ -135,6 +136,12 @@ FLAGS = [
                                       st.floats(min_value=100.0, exclude_min=True, allow_infinity=False).map(repr),
                                       st.sampled_from(["nan", "inf", "-inf"]), _NOT_A_NUMBER)),
     (_NLL, "--label", st.one_of(st.integers(max_value=-1).map(str), st.sampled_from(["1.5", "nan"]), _NOT_A_NUMBER)),
+    (_LATENT, "--latent-dim", st.one_of(st.integers(max_value=1).map(str), st.integers(33, 10**30).map(str),
+                                        st.sampled_from(["1.5", "nan", "inf"]), _NOT_A_NUMBER)),
+    (_LATENT, "--beta", st.one_of(st.floats(max_value=0.0, allow_nan=False).map(repr),
+                                  st.floats(min_value=1e6, exclude_min=True, allow_infinity=False).map(repr),
+                                  st.sampled_from(["nan", "inf", "-inf"]), _NOT_A_NUMBER)),
+    (_LATENT, "--ae-steps", _bad_positive_int(cli.MAX_STEPS)),
     (_UPSAMPLE, "--n", _bad_positive_int(cli.MAX_POINTS)),
     (_UPSAMPLE, "--steps", _bad_positive_int(1000)),
     (_UPSAMPLE, "--aug-level", st.one_of(st.floats(max_value=0.0, exclude_max=True, allow_nan=False).map(repr),
@@ -207,6 +214,15 @@ CASES = [
     # prompts: a model without prompts, and the prompt model's data set
     (["sample", "--model", "good.npz", "--out", "s.npy", "--prompt", "seven"], "--prompt needs a prompt model"),
     (["train", "--data", "moons", "--out", "run", "--arch", "prompt_mlp"], "--arch prompt_mlp"),
+    # argparse would drop a value '--' and leave the flag at its default (then train for real)
+    (["train", "--data", "moons", "--out", "run", "--steps=--"], "--steps"),
+    ([*_LATENT, "--latent-dim=--"], "--latent-dim"),
+    # latent diffusion: the digits and the MLP only, no pixel-only flag, the autoencoder's flags with --latent only
+    (["train", "--data", "moons", "--out", "run", "--latent"], "--latent needs an image data set"),
+    ([*_LATENT, "--arch", "unet"], "--arch unet"),
+    ([*_LATENT, "--coords", "raw"], "--coords"),
+    ([*_LATENT, "--conditional"], "--conditional"),
+    (["train", "--data", "digits", "--out", "run", "--beta", "0.1"], "--beta"),
     ([*_INPAINT, "--mask", "right"], "invalid choice"),
     ([*_INPAINT, "--method", "sdedit"], "invalid choice"),
     ([*_IMG2IMG, "--coarse", "sketch"], "invalid choice"),

@@ -5,7 +5,8 @@ r"""``npdiff nll``: the negative log-likelihood of test points.
 (:func:`npdiff.likelihood.image_bpd`), dequantized by ``--dequantization`` (uniform or truncated normal),
 ``--draws`` draws combined by log-mean-exp. ``--steps-file FILE`` scores the bound on the chain through the
 times of a step file (``npdiff steps`` writes it). ``--label Y`` scores points of class Y by the
-conditional model's :math:`\log p(x \mid y)`.
+conditional model's :math:`\log p(x \mid y)`. A latent model (``npdiff train --latent``, :mod:`npdiff.cli.latent`):
+LSGM's bound on the discrete :math:`-\log_2 P(x)/D` (:meth:`npdiff.latent.LatentDiffusion.bound_bits_per_dim`).
 """
 
 from __future__ import annotations
@@ -36,9 +37,10 @@ from ._common import (
     say,
     training_eps_moments,
 )
+from .latent import latent_bound, load_latent, refuse
 
 __all__ = ["SIGNIFICANT", "bound_times", "compare_bound", "image_eval_default", "report_image_nll", "report_nll", "run",
-           "score"]
+           "score", "score_latent", "score_pixels"]
 
 #: standard errors beyond which the sign of a paired difference is reported as resolved
 SIGNIFICANT = 2.0
@@ -206,6 +208,49 @@ def run(args: argparse.Namespace) -> int:
     check_out_file(args.out, "--out")
     data = load_data(args.data)
     ck, model = load_model(args.model)
+    latent = load_latent(args.model, model)
+    if latent is not None:
+        check_data_name(ck, data, args)
+        r, arrays = score_latent(latent[0], data, args)
+    else:
+        r, arrays = score_pixels(ck, model, data, args)
+    if args.out:
+        out = args.out if args.out.endswith(".npz") else args.out + ".npz"  # np.savez appends it otherwise
+        np.savez(out, **arrays)
+        say(f"wrote the per-point values to {out}")
+    emit(args, r)
+    return 0
+
+
+def score_latent(ld, data, args: argparse.Namespace) -> tuple[dict, dict]:
+    r"""A latent model (:mod:`npdiff.cli.latent`): LSGM's bound on the split's first ``--n`` images, pixel flags refused."""
+    refuse([flag for flag, given in (("--method " + args.method, args.method != "ode"), ("--T", args.T is not None),
+                                     ("--variance", args.variance is not None), ("--steps-file", args.steps_file is not None),
+                                     ("--dequantization", args.dequantization is not None),
+                                     ("--scale", args.scale is not None), ("--vlb-data", args.vlb_data != "levels"),
+                                     ("--label", args.label is not None)) if given],
+           "a latent model's figure is LSGM's bound (a discrete decoder, the exact ODE density of the latent); the "
+           "pixels' dequantization, the chain's bound and labels do not apply to it")
+    if not is_images(data) or data.dim != ld.autoencoder.config.dim:
+        raise UserError(f"model {args.model!r} decodes to {ld.autoencoder.config.dim}-pixel images, but data set "
+                        f"{data.name!r} is {data.dim}-D")
+    x = data.split(args.split)
+    x = x[: args.n] if args.n else x
+    say(f"LSGM bound of {x.shape[0]} {args.split}-split {data.name} images through the latent model "
+        f"({args.draws} draw{'s' if args.draws > 1 else ''} of z each; exact ODE, RK45 rtol={args.rtol}, atol={args.atol}) ...")
+    r, arrays = latent_bound(ld, x, args)
+    r.update(data=data.name, split=args.split)
+    say(f"LSGM bound: {r['bpd_bound']:.4f}{pm(r['bpd_bound_se'])} bits/dim on {r['n']} {args.split}-split images "
+        f"(reconstruction {r['reconstruction_bpd']:.4f} + latent {r['latent_bpd']:.4f}; {r['nfe']} evaluations), a "
+        "bound on the discrete -log2 P(x)/D")
+    if args.split == "test":
+        say("for reference, simple models on the test split: "
+            + "; ".join(f"{k} {v:.3f}" for k, v in DIGITS_BASELINES.items()))
+    return r, arrays
+
+
+def score_pixels(ck, model, data, args: argparse.Namespace) -> tuple[dict, dict]:
+    r"""A pixel model (2-D points or images): the figures of ``--method`` and the per-point arrays."""
     check_dims(model, data, args.model)
     check_data_name(ck, data, args)
     label = check_label(model, args.label)
@@ -226,9 +271,4 @@ def run(args: argparse.Namespace) -> int:
                           T=args.T or 1000, variance=args.variance or "large", label=label,
                           times=bound_times(args, model.schedule))
         report_nll(r)
-    if args.out:
-        out = args.out if args.out.endswith(".npz") else args.out + ".npz"  # np.savez appends it otherwise
-        np.savez(out, **arrays)
-        say(f"wrote the per-point values to {out}")
-    emit(args, r)
-    return 0
+    return r, arrays

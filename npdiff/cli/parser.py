@@ -4,7 +4,7 @@ Each command's ``--help`` lists the flags that apply to it, with the defaults th
 (the demo trains on a 2-D set, so its help gives the ``"2d"`` recipe's defaults only). The
 commands themselves live one group a module (:mod:`~npdiff.cli.demo`, :mod:`~npdiff.cli.train`,
 :mod:`~npdiff.cli.sample`, :mod:`~npdiff.cli.steps`, :mod:`~npdiff.cli.nll`, :mod:`~npdiff.cli.info`,
-:mod:`~npdiff.cli.upsample`); a new command adds
+:mod:`~npdiff.cli.upsample`; :mod:`~npdiff.cli.latent` for latent diffusion); a new command adds
 its ``add_*`` function here and its module beside them.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from typing import Any
 
 from .. import __version__
@@ -23,6 +24,7 @@ from ..edit.replacement import REPLACEMENT_SAMPLERS
 from ..likelihood import DEQUANTIZATIONS
 from ..nn import MLPConfig
 from ..nn.activations import ACTIVATIONS
+from ..nn.autoencoder import LATENT_DIMS, AutoencoderConfig
 from ..nn.config import COORDS
 from ..parameterization import PREDICTIONS
 from ..recipes import RECIPES
@@ -33,6 +35,7 @@ from ..thresholding import IMAGEN_PERCENTILE, THRESHOLDS
 from ..train import LR_SCHEDULES, TrainConfig
 from . import demo, edit, info, nll, sample, steps, train, upsample
 from ._common import FAST, SAMPLERS, SCHEDULES, closest
+from .latent import LATENT_TRAIN
 from .validators import MAX_BATCH, MAX_CLASSES, MAX_DEPTH, MAX_POINTS, MAX_STEPS, MAX_T, MAX_WIDTH, SEED, in_range, positive
 
 __all__ = ["HelpFormatter", "Parser", "build_parser"]
@@ -65,6 +68,10 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
     def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        # argparse drops a value '--' (`--steps=--`), which then leaves the flag at its default: refuse it
+        for a in sys.argv[1:] if args is None else args:
+            if isinstance(a, str) and a.startswith("--") and a.endswith("=--"):
+                self.error(f"argument {a[:-3]}: expected a value, got '--'")
         # the subcommand's parser, not the top-level one, reports a flag it does not know
         ns, extras = self.parse_known_args(args, namespace)
         if extras:
@@ -132,7 +139,8 @@ def add_demo(sub) -> None:
 
 
 def add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a denoiser (the MLP, or the U-Net on images) on a data set; writes DIR/model.npz")
+    p = sub.add_parser("train", help="train a denoiser (the MLP, or the U-Net on images, or latent diffusion on the "
+                                     "digits) on a data set; writes DIR/model.npz")
     p.add_argument("--data", required=True, help="the data set's name (see `npdiff datasets`)")
     p.add_argument("--out", metavar="DIR", required=True, help="folder for model.npz (created if missing)")
     p.add_argument("--seed", type=SEED, default=0, help=SEED_HELP)
@@ -143,9 +151,25 @@ def add_train(sub) -> None:
                         "--width, --depth, --activation, --coords and --coord-scale are the MLP's), or the "
                         "prompt-conditioned MLP (digits; prompts such as 'bold seven slanted right' written from each "
                         "image, sampled with `npdiff sample --prompt`)")
+    g.add_argument("--prompts", dest="arch", action="store_const", const="prompt_mlp",
+                   help="the same as --arch prompt_mlp")
     g.add_argument("--base-width", dest="base_width", type=positive(int, MAX_WIDTH),
                    help="--arch unet: channels of the finest level, a multiple of 8 (the coarser levels have "
                         "twice as many; default 32)")
+    g = p.add_argument_group("latent diffusion (digits)")
+    g.add_argument("--latent", action="store_true",
+                   help="train the KL autoencoder (DIR/autoencoder.npz), then the MLP on its scaled latent "
+                        "(DIR/model.npz, with DIR/latent.json naming the autoencoder); sample and nll decode through "
+                        f"it. The MLP's defaults: the images recipe with width {LATENT_TRAIN['width']}, batch "
+                        f"{LATENT_TRAIN['batch_size']}, no weight decay, {LATENT_TRAIN['steps']} steps")
+    g.add_argument("--latent-dim", dest="latent_dim", type=in_range(int, *LATENT_DIMS),
+                   help=f"with --latent: the latent's size d, {LATENT_DIMS[0]}..{LATENT_DIMS[1]} "
+                        f"(default {AutoencoderConfig.latent_dim})")
+    g.add_argument("--beta", type=in_range(float, 0.0, 1e6, lo_open=True),
+                   help=f"with --latent: the weight of the autoencoder's KL term (default {AutoencoderConfig.beta}, "
+                        "the measured choice: docs/measurements/latent.md)")
+    g.add_argument("--ae-steps", dest="ae_steps", type=positive(int, MAX_STEPS),
+                   help="with --latent: the autoencoder's optimizer steps (default 2000)")
     g = p.add_argument_group("labels")
     g.add_argument("--conditional", action="store_true",
                    help="a class-conditional model of a labelled data set (its labels dropped with probability --p-uncond)")
@@ -165,7 +189,8 @@ def few_step_default(default: str, others: str) -> str:
 
 
 def add_sample(sub) -> None:
-    p = sub.add_parser("sample", help="draw samples from a trained model; writes FILE.npy")
+    p = sub.add_parser("sample", help="draw samples from a trained model (a latent model's decoded to images); writes "
+                                      "FILE.npy")
     p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--sampler", choices=SAMPLERS + FAST,
                    help="ddpm, ddim, ode (RK45, or Heun with --steps), sde, or a few-step ODE sampler "
@@ -235,7 +260,7 @@ def add_steps(sub) -> None:
 
 def add_nll(sub) -> None:
     p = sub.add_parser("nll", help="negative log-likelihood of fresh test points (2-D: against the true entropy; "
-                                   "images: bits/dim of the test split)")
+                                   "images: bits/dim of the test split; a latent model: LSGM's bound)")
     p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--data", required=True, help="the data set to score (see `npdiff datasets`); the model's own, "
                                                  "unless --other-data")
@@ -252,7 +277,8 @@ def add_nll(sub) -> None:
                    help="the VLB's reverse variance (default large; analytic estimates E||eps||^2 on training data, "
                         "trace is per point from the exact divergence)")
     p.add_argument("--draws", type=positive(int, 1000), default=1,
-                   help="images: dequantization draws per image, combined by log-mean-exp (importance weighting)")
+                   help="images: dequantization draws per image, combined by log-mean-exp (importance weighting); a "
+                        "latent model: draws of z ~ q(z | x) per image, the mean of their bounds")
     p.add_argument("--dequantization", choices=DEQUANTIZATIONS,
                    help="images: the noise within each bin, uniform or i-DODE's truncated normal (default uniform)")
     p.add_argument("--scale", type=positive(float, 1.0),

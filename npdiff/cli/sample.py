@@ -6,7 +6,8 @@ few-step samplers (:data:`npdiff.sample.FAST_SAMPLERS`). ``--steps-file`` runs a
 on the times of a step file (:mod:`npdiff.sample.step_file`, written by ``npdiff steps``), refused
 for a model of another schedule. ``--threshold`` (ddpm and ddim only) thresholds the predicted x0 at every
 step (:mod:`npdiff.thresholding`). ``--prompt`` samples a prompt model (``npdiff train --arch prompt_mlp``), guided
-by ``--guidance`` with the empty prompt as its unconditional model (:func:`npdiff.guidance.guided`).
+by ``--guidance`` with the empty prompt as its unconditional model (:func:`npdiff.guidance.guided`). A latent model
+(``npdiff train --latent``, :mod:`npdiff.cli.latent`) is sampled on its latent and decoded to the levels.
 """
 
 from __future__ import annotations
@@ -40,10 +41,11 @@ from ._common import (
     say,
     training_eps_moments,
 )
+from .latent import load_latent, refuse
 
 __all__ = ["DEFAULT_GRID", "DEFAULT_NFE", "DEFAULT_SAMPLER", "DEFAULT_WHY", "FAST_NFE", "PROMPT_SAMPLER", "PROMPT_STEPS",
            "THRESHOLDED", "npy_path",
-           "prompted", "resolve_steps_file", "run", "run_sampler"]
+           "prompted", "resolve_steps_file", "run", "run_latent", "run_sampler"]
 
 #: denoiser evaluations of a few-step sampler without ``--steps``
 FAST_NFE = 20
@@ -184,6 +186,9 @@ def run(args: argparse.Namespace) -> int:
     if args.variance == "analytic" and not args.data:
         raise UserError("--variance analytic estimates E||eps||^2 from training data: give the model's --data")
     ck, model = load_model(args.model)
+    latent = load_latent(args.model, model)
+    if latent is not None:
+        return run_latent(args, latent[0], out)
     prompt = getattr(args, "prompt", None)
     if prompt is None and args.label is not None and getattr(model, "vocab_size", 0):
         raise UserError("--label: this is a prompt model (trained with --arch prompt_mlp); give --prompt, e.g. "
@@ -228,3 +233,38 @@ def run(args: argparse.Namespace) -> int:
                 **({"prompt": prompt, "guidance": args.guidance or 0.0} if prompt is not None else {})})
     return 0
 
+
+
+def run_latent(args: argparse.Namespace, ld, out: Path) -> int:
+    r"""``npdiff sample`` on a latent model: the sampler on the latent, then each pixel's most probable level."""
+    refuse([flag for flag, given in (("--label", args.label is not None), ("--prompt", args.prompt is not None),
+                                     ("--guidance", args.guidance is not None)) if given],
+           "a latent model is unconditional (`npdiff train --latent` trains no labels or prompts)")
+    refuse([flag for flag, given in (("--threshold", args.threshold not in (None, "none")),
+                                     ("--percentile", args.percentile is not None)) if given],
+           "thresholding clips a predicted x0 to the pixels' [-1, 1]; a latent model's x0 is a latent")
+    refuse(["--variance analytic"] if args.variance == "analytic" else [],
+           "estimates E||eps||^2 on the pixels; a latent model's denoiser works on the latent")
+    data = load_data(args.data) if args.data else None
+    if data is not None and data.dim != ld.autoencoder.config.dim:
+        raise UserError(f"model {args.model!r} decodes to {ld.autoencoder.config.dim} pixels, but data set "
+                        f"{data.name!r} is {data.dim}-D")
+    times = None
+    if args.steps_file is not None:
+        f = resolve_steps_file(args.steps_file, ld.denoiser, args)
+        args.sampler, args.steps, times = f.sampler, f.nfe, f.times
+    elif args.sampler is None:
+        args.sampler = DEFAULT_SAMPLER
+    say(f"latent model: {ld!r}; {args.sampler} on the {ld.latent_dim}-D latent, then each pixel's most probable level")
+    t0 = time.perf_counter()
+    res = run_sampler(ld.denoiser, args.sampler, args.n, args.seed, args.steps, grid=args.grid, variance=args.variance,
+                      times=times)
+    res = sample.SampleResult(x=ld.decode(res.x), nfe=res.nfe)  # (n, D) on the levels
+    seconds = time.perf_counter() - t0
+    np.save(out, res.x)
+    say(f"wrote {res.x.shape[0]} images to {out} ({res.nfe} evaluations on the latent and one decoding, {seconds:.1f} s)")
+    if args.plot:
+        _plot(res, ld.autoencoder.config, data, args)
+    emit(args, {"n": int(res.x.shape[0]), "nfe": int(res.nfe), "seconds": round(seconds, 3), "out": str(out),
+                "sampler": args.sampler, "grid": args.grid, "latent": True, "steps_file": args.steps_file})
+    return 0

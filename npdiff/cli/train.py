@@ -7,7 +7,7 @@ network: the MLP (default, any data set), the U-Net (images only; the flags that
 alone, :data:`MLP_ONLY`, are refused with it), or the prompt-conditioned MLP (the digits only: each
 image's prompt written by the rule of :mod:`npdiff.data.prompts`, the held-out cells left out, words
 and whole prompts dropped at random; ``--p-uncond`` is the share of empty prompts; the U-Net's flags and
-``--conditional`` are refused with it).
+``--conditional`` are refused with it). ``--latent`` trains latent diffusion instead (:mod:`npdiff.cli.latent`).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from ..nn.unet.model import DiffusionUNet
 from ..recipes import RECIPES, recipe
 from ..train import TrainConfig, Trainer
 from ._common import IMAGE_SETS, SCHEDULES, UserError, check_out_dir, emit, is_images, load_data, say
+from .latent import LATENT_FILE, check_latent_train, train_latent
 
 __all__ = ["ARCHS", "MLP_ONLY", "MODEL_FIELDS", "PROMPT_SETS", "TRAIN_FIELDS", "UNET_ONLY", "run", "train_model"]
 
@@ -154,6 +155,7 @@ def train_model(data, args: argparse.Namespace, *, out: Path | None, seed: int):
         save(out / "model.npz", trainer.denoiser(ema=False, dtype=np.float32), optimizer=trainer.optimizer,
              step=trainer.step, rng=trainer.rng, history=history, train_config=trainer.config.to_dict(),
              data_name=data.name)
+        (out / LATENT_FILE).unlink(missing_ok=True)  # a pixel model now: an old latent model's marker would lie
     stats = {"steps": int(trainer.step), "seconds": round(seconds, 3), "steps_per_s": round(trainer.step / seconds, 1),
              "final_loss": final, "loss_space": trainer.loss_kind}
     say(f"trained {trainer.step} steps in {seconds:.1f} s ({stats['steps_per_s']} steps/s); final loss {final:.4f} "
@@ -166,6 +168,10 @@ def run(args: argparse.Namespace) -> int:
     check_out_dir(args.out, "--out")
     data = load_data(args.data)
     out = Path(args.out)
+    check_latent_train(args, data)
+    if getattr(args, "latent", False):
+        emit(args, train_latent(data, args, out=out, seed=args.seed))
+        return 0
     _, _, stats = train_model(data, args, out=out, seed=args.seed)
     say(f"wrote {out / 'model.npz'}")
     emit(args, {**stats, "model": str(out / "model.npz")})

@@ -56,7 +56,8 @@ def in_range(kind: type, lo: float, hi: float, *, hi_open: bool = False, lo_open
             value = kind(text)
         except (ValueError, OverflowError):
             value = None
-        if (value is None or not np.isfinite(value) or value < lo or value > hi or (hi_open and value == hi)
+        # an int is always finite (and np.isfinite refuses one beyond int64, a TypeError)
+        if (value is None or (kind is float and not np.isfinite(value)) or value < lo or value > hi or (hi_open and value == hi)
                 or (lo_open and value == lo)):
             article = "an" if kind is int else "a"
             raise argparse.ArgumentTypeError(f"expected {article} {kind.__name__} in {left}{lo}, {hi}{right}, got {text!r}")
