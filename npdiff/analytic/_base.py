@@ -55,6 +55,12 @@ from ._validate import as_component_labels, check_has_labels, check_noise, check
 
 
 #: far from the data the kernels' squares overflow and their tails cancel; :func:`_representable` judges the result
+#: beyond this |x| the squares of a distance overflow float64 (D (2e150)^2 stays finite up to D ~ 10^6): every method
+#: but ``log_prob`` (whose answer there is a log-density the checks below judge) refuses such x at the door, the same
+#: way whether the kernels run compiled or as Python (which round the overflow differently)
+X_LIMIT = 1e150
+
+
 def _far() -> np.errstate:
     return np.errstate(over="ignore", invalid="ignore", divide="ignore")
 
@@ -220,6 +226,9 @@ class AnalyticOracle:
         x = as_batch(x, "x", dim=self.dim)
         t = as_times(t, x.shape[0])
         y = as_labels(y, x.shape[0], self.num_classes)
+        if what != "log_prob" and np.abs(x).max() > X_LIMIT:
+            raise InputOverflowError(f"x must satisfy |x| <= {X_LIMIT:g} for the oracle's {what}, where its squared "
+                                     f"distances stay finite in float64; got |x| up to {np.abs(x).max():.3g}")
         log_ab = self.schedule.log_alpha_bar(t)  # (B,)
         alpha_bar = np.exp(log_ab)
         sigma2 = -np.expm1(log_ab)  # 1 - alpha_bar without cancellation at small t
