@@ -53,14 +53,13 @@ from ..denoiser import as_tangents
 from ..schedule import Schedule
 from ._validate import as_component_labels, check_has_labels, check_noise, check_tweedie
 
-
-#: far from the data the kernels' squares overflow and their tails cancel; :func:`_representable` judges the result
 #: beyond this |x| the squares of a distance overflow float64 (D (2e150)^2 stays finite up to D ~ 10^6): every method
 #: but ``log_prob`` (whose answer there is a log-density the checks below judge) refuses such x at the door, the same
 #: way whether the kernels run compiled or as Python (which round the overflow differently)
 X_LIMIT = 1e150
 
 
+# far from the data the kernels' squares overflow and their tails cancel; :func:`_representable` judges the result
 def _far() -> np.errstate:
     return np.errstate(over="ignore", invalid="ignore", divide="ignore")
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._check import InputOverflowError
 from .._progress import progress as bar
 from ..denoiser import Denoiser, call_eps, call_eps_vjp
 from ..forward import q_posterior_discrete_unchecked, q_sample_discrete_unchecked
@@ -178,7 +179,11 @@ def dps_sample(
     for i in bar(range(chain.T, 0, -1), total=chain.T, desc="dps", enabled=progress):
         # a scale too large for the data throws the chain out of range: check_finite names the step, no warning
         with np.errstate(over="ignore", invalid="ignore"):
-            _, x0_hat, grad = data_fit_gradient_unchecked(denoiser, x, call_time(chain, i, denoiser.schedule), y, m)
+            try:
+                _, x0_hat, grad = data_fit_gradient_unchecked(denoiser, x, call_time(chain, i, denoiser.schedule), y, m)
+            except InputOverflowError as err:  # the previous step's pull left the denoiser's range
+                raise FloatingPointError(f"the chain left the denoiser's range at chain step {i}: scale = {scale:g} "
+                                         "is too large for these data") from err
             mean = q_posterior_discrete_unchecked(x0_hat, x, i, chain)[0]  # (N, D) Ho et al. 2020, Eq. 7
             if i > 1:
                 mean = mean + np.exp(0.5 * reverse_var.log_variance_at(i, None, x.shape[1])) * rng.standard_normal(x.shape)
