@@ -93,6 +93,7 @@ def test_prompt_mistakes_are_one_line_errors_naming_the_argument(folder):
     one_line_error([*base, "--label", "7"], "--label", "prompt model", "--prompt")
     one_line_error([*base, "--prompt", "seven", "--label", "7"], "--label and --prompt")
     one_line_error([*base, "--guidance", "2"], "--guidance needs --label or --prompt")
+    one_line_error([*base, "--prompt", " ", "--guidance", "2"], "--prompt is empty", "--guidance 2")
     mlp = ["sample", "--model", str(folder / "mlp.npz"), "--out", str(folder / "s.npy"), "--n", "2"]
     one_line_error([*mlp, "--prompt", "seven"], "--prompt needs a prompt model", "has no conditioning")
 

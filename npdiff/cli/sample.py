@@ -159,6 +159,9 @@ def prompted(model, prompt: str, w: float, label: int | None = None):
         raise UserError("--prompt needs a prompt model (trained with `npdiff train --arch prompt_mlp`); this model "
                         + ("is conditioned on class labels (give --label)" if getattr(model, "num_classes", 0)
                            else "has no conditioning"))
+    if not prompt.split() and w > 0:  # (1 + w) eps(empty) - w eps(empty) is eps(empty): guidance towards nothing
+        raise UserError(f"--prompt is empty: --guidance {w:g} steers towards a prompt, so give one (or drop --guidance "
+                        "to sample the unconditional model)")
     try:
         model = guided(model, prompt, w)
     except ValueError as exc:  # an unknown word (with the nearest one), a prompt too long
