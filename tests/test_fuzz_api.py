@@ -1155,7 +1155,7 @@ NOT_FUZZED = {
     **{f"npdiff.nn.mlp.{_n}": "a layer of the reference network, called by forward, backward and jvp on checked arrays"
        for _n in ("dense", "dense_backward", "dense_tangent", "hidden", "hidden_backward", "hidden_tangent",
                   "residual_block", "residual_block_backward", "residual_block_tangent", "mse", "label_rows",
-                  "label_rows_backward", "input_tangent", "input_cotangent")},
+                  "label_rows_backward", "input_tangent", "input_cotangent", "trunk", "trunk_backward", "trunk_tangent")},
     # the fast path never validates (DESIGN.md): its callers check at their door
     "npdiff.nn.fast.network.FastMLP": "the unchecked fast path (tests/test_nn_mlp.py holds it equal to the reference)",
     "npdiff.nn.fast.network.Buffers": "preallocated arrays of the fast path",

@@ -36,6 +36,7 @@ import numpy as np
 
 __all__ = [
     "ACTIVATIONS",
+    "ACTIVATION_FUNCTIONS",
     "ERF_P",
     "ERF_Q",
     "TANH_CLAMP",
@@ -130,3 +131,7 @@ def activation(name: str) -> int:
     if not isinstance(name, str) or name not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
     return ACTIVATIONS[name]
+
+
+#: each name of :data:`ACTIVATIONS` with its reference function, returning the value and the derivative
+ACTIVATION_FUNCTIONS = {"gelu": gelu, "silu": silu}

@@ -47,14 +47,13 @@ import numpy as np
 
 from .._check import as_batch, as_flat_params, as_generator, positive_int, real_scalar
 from ..gaussian import data_to_levels
-from .activations import gelu, silu
+from .activations import ACTIVATION_FUNCTIONS
 from .config import Layers, init_layers, layer_views
 
 __all__ = ["LATENT_DIMS", "Autoencoder", "AutoencoderConfig"]
 
 #: the latent sizes allowed: a latent of 1 cannot hold a digit's shape, more than 32 is not a compression of 64 pixels
 LATENT_DIMS = (2, 32)
-_ACTIVATIONS = {"gelu": gelu, "silu": silu}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,8 +92,8 @@ class AutoencoderConfig:
         positive_int(self.latent_dim, "latent_dim", minimum=LATENT_DIMS[0], maximum=LATENT_DIMS[1])
         positive_int(self.width, "width")
         positive_int(self.depth, "depth")
-        if not isinstance(self.activation, str) or self.activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}")
+        if not isinstance(self.activation, str) or self.activation not in ACTIVATION_FUNCTIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATION_FUNCTIONS)}, got {self.activation!r}")
         real_scalar(self.beta, "beta", lo=0.0, lo_open=True)
         real_scalar(self.scale_factor, "scale_factor", lo=0.0, lo_open=True)
         if self.beta > 1e6 or not 1e-6 <= self.scale_factor <= 1e6:
@@ -223,7 +222,7 @@ class Autoencoder:
             params = config.init_params(rng)
         self.config = config
         self.params = as_flat_params(params, config.n_params).astype(np.float64)  # (n_params,) a copy
-        self._act = _ACTIVATIONS[config.activation]
+        self._act = ACTIVATION_FUNCTIONS[config.activation]
         self._enc, self._dec = config.layers(self.params)
 
     @property

@@ -37,29 +37,13 @@ import numpy as np
 from .._check import as_batch, as_flat_params, as_float_array, as_generator, as_times, positive_int
 from ..denoiser import as_tangents
 from ..schedule import Schedule, schedule_from_config
-from .activations import gelu, silu
+from .activations import ACTIVATION_FUNCTIONS
 from .config import MLPConfig, init_layers, layer_views
 from .embedding import embed
-from .mlp import (
-    dense,
-    dense_backward,
-    dense_tangent,
-    hidden,
-    hidden_backward,
-    hidden_tangent,
-    input_cotangent,
-    input_tangent,
-    mse,
-    residual_block,
-    residual_block_backward,
-    residual_block_tangent,
-)
+from .mlp import input_cotangent, input_tangent, mse, trunk, trunk_backward, trunk_tangent
 from .network_denoiser import NetworkDenoiser
 
 __all__ = ["ContextMLP", "ContextMLPConfig", "backward", "divergence", "forward", "jvp", "loss_and_grad", "vjp"]
-
-_ACTIVATIONS = {"gelu": gelu, "silu": silu}
-
 
 @dataclasses.dataclass(frozen=True)
 class ContextMLPConfig:
@@ -167,29 +151,15 @@ def _embed(cfg: ContextMLPConfig, x: np.ndarray, t: np.ndarray, c: np.ndarray) -
 
 
 def _forward(cfg: ContextMLPConfig, layers: list, x: np.ndarray, t: np.ndarray, c: np.ndarray):
-    act = _ACTIVATIONS[cfg.activation]
     e = _embed(cfg, x, t, c)  # (B, E + C)
-    h, z = hidden(e, *layers[0], act)
-    hs, zs = [h], [z]
-    for W, b in layers[1:-1]:
-        h, z = residual_block(h, W, b, act)
-        hs.append(h)
-        zs.append(z)
-    return dense(h, *layers[-1]), (e, hs, zs)
+    out, hs, zs = trunk(e, layers, ACTIVATION_FUNCTIONS[cfg.activation])
+    return out, (e, hs, zs)
 
 
 def _backward(cfg: ContextMLPConfig, layers: list, cache: tuple, dy: np.ndarray) -> tuple[list, np.ndarray]:
     # [(dW, db)] per layer and dL/de (B, E + C)
-    act = _ACTIVATIONS[cfg.activation]
     e, hs, zs = cache
-    grads = [None] * len(layers)
-    dW, db, dh = dense_backward(dy, hs[-1], layers[-1][0])
-    grads[-1] = (dW, db)
-    for k in range(cfg.depth, 0, -1):
-        dW, db, dh = residual_block_backward(dh, hs[k - 1], zs[k], layers[k][0], act)
-        grads[k] = (dW, db)
-    dW, db, de = hidden_backward(dh, e, zs[0], layers[0][0], act)
-    grads[0] = (dW, db)
+    grads, _, de = trunk_backward(dy, e, hs, zs, layers, ACTIVATION_FUNCTIONS[cfg.activation])
     return grads, de
 
 
@@ -199,14 +169,10 @@ def _flat(grads: list) -> np.ndarray:
 
 def _jvp(cfg: ContextMLPConfig, layers: list, x: np.ndarray, t: np.ndarray, c: np.ndarray, v: np.ndarray):
     # v (K, B, D) -> output (B, D) and its tangents (K, B, D)
-    act = _ACTIVATIONS[cfg.activation]
     out, (_, _, zs) = _forward(cfg, layers, x, t, c)
     K, B = v.shape[0], x.shape[0]
     e_dot = np.concatenate([input_tangent(cfg.mlp, x, v), np.zeros((K, B, cfg.context_dim))], axis=2)  # c does not move
-    h_dot = hidden_tangent(e_dot, zs[0], layers[0][0], act)  # (K, B, H)
-    for k in range(1, cfg.depth + 1):
-        h_dot = residual_block_tangent(h_dot, zs[k], layers[k][0], act)
-    return out, dense_tangent(h_dot, layers[-1][0])
+    return out, trunk_tangent(e_dot, zs, layers, ACTIVATION_FUNCTIONS[cfg.activation])
 
 
 def _vjp(cfg: ContextMLPConfig, layers: list, x: np.ndarray, t: np.ndarray, c: np.ndarray, u: np.ndarray):

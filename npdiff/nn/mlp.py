@@ -52,7 +52,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._check import as_batch, as_float_array, as_times
-from .activations import gelu, silu
+from .activations import ACTIVATION_FUNCTIONS
 from .config import Layers, MLPConfig
 from .embedding import embed, embed_tangent
 
@@ -76,11 +76,12 @@ __all__ = [
     "residual_block",
     "residual_block_backward",
     "residual_block_tangent",
+    "trunk",
+    "trunk_backward",
+    "trunk_tangent",
     "vjp",
 ]
 
-#: each activation returns its value and its derivative (npdiff.nn.activations)
-_ACTIVATIONS = {"gelu": gelu, "silu": silu}
 
 
 # -- the label of a conditional network: u = E[y], added to the first layer's pre-activation ------
@@ -170,32 +171,60 @@ def mse(y, target, weight):
     return float(np.mean(weight[:, None] * r * r)), 2.0 * weight[:, None] * r / r.size
 
 
-# -- the whole network ----------------------------------------------------------------------------
-def _forward(config: MLPConfig, layers: Layers, x: np.ndarray, t: np.ndarray, table=None, y=None):
-    act = _ACTIVATIONS[config.activation]
-    e = embed(x, t, emb_dim=config.emb_dim, time_scale=config.time_scale, coord_scale=config.coord_scale,
-              raw=config.raw, coord=config.sinusoidal)  # (B, E)
-    u = None if table is None else label_rows(y, table)  # (B, H)
+# -- the layers after the embedding: hidden, residual blocks, output ------------------------------------
+def trunk(e, layers, act, u=None):
+    r"""The layers after the embedding on e (B, E): the output (B, D) and the cache (hs, zs) of every layer.
+
+    ``u`` (B, H), if given, enters the first pre-activation as a per-row bias (:func:`hidden`). Every network built
+    on the MLP's layers (the label-conditioned MLP here, the context MLP of :mod:`npdiff.nn.context_mlp`) runs it.
+    """
     h, z = hidden(e, *layers[0], act, u)
     hs, zs = [h], [z]
     for W, b in layers[1:-1]:
         h, z = residual_block(h, W, b, act)
         hs.append(h)
         zs.append(z)
-    return dense(h, *layers[-1]), (e, hs, zs, table, y)
+    return dense(h, *layers[-1]), hs, zs
 
 
-def _backward(config: MLPConfig, layers: Layers, cache: tuple, dy: np.ndarray) -> np.ndarray:
-    act = _ACTIVATIONS[config.activation]
-    e, hs, zs, table, y = cache
+def trunk_backward(dy, e, hs, zs, layers, act):
+    r""":func:`trunk`'s backward from dL/dout (B, D): [(dW, db)] per layer, dL/dh_0 (B, H) and dL/de (B, E)."""
     grads = [None] * len(layers)
     dW, db, dh = dense_backward(dy, hs[-1], layers[-1][0])
     grads[-1] = (dW, db)
-    for k in range(config.depth, 0, -1):
+    for k in range(len(layers) - 2, 0, -1):
         dW, db, dh = residual_block_backward(dh, hs[k - 1], zs[k], layers[k][0], act)
         grads[k] = (dW, db)
-    dW, db, _ = hidden_backward(dh, e, zs[0], layers[0][0], act)
+    dW, db, de = hidden_backward(dh, e, zs[0], layers[0][0], act)
     grads[0] = (dW, db)
+    return grads, dh, de
+
+
+def trunk_tangent(e_dot, zs, layers, act):
+    r""":func:`trunk`'s forward-mode tangents: e_dot (K, B, E) -> out_dot (K, B, D), given the forward's zs."""
+    h_dot = hidden_tangent(e_dot, zs[0], layers[0][0], act)  # (K, B, H)
+    for k in range(1, len(layers) - 1):
+        h_dot = residual_block_tangent(h_dot, zs[k], layers[k][0], act)
+    return dense_tangent(h_dot, layers[-1][0])
+
+
+# -- the whole network ----------------------------------------------------------------------------
+def _embed(config: MLPConfig, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    return embed(x, t, emb_dim=config.emb_dim, time_scale=config.time_scale, coord_scale=config.coord_scale,
+                 raw=config.raw, coord=config.sinusoidal)  # (B, E)
+
+
+def _forward(config: MLPConfig, layers: Layers, x: np.ndarray, t: np.ndarray, table=None, y=None):
+    e = _embed(config, x, t)  # (B, E)
+    u = None if table is None else label_rows(y, table)  # (B, H)
+    out, hs, zs = trunk(e, layers, ACTIVATION_FUNCTIONS[config.activation], u)
+    return out, (e, hs, zs, table, y)
+
+
+def _backward(config: MLPConfig, layers: Layers, cache: tuple, dy: np.ndarray) -> np.ndarray:
+    act = ACTIVATION_FUNCTIONS[config.activation]
+    e, hs, zs, table, y = cache
+    grads, dh, _ = trunk_backward(dy, e, hs, zs, layers, act)
     flat = [np.concatenate([dW.ravel(), db]) for dW, db in grads]
     if table is not None:  # u enters z_0 as b_0 does, row by row: dL/du = dL/dz_0 = dh_0 * act'(z_0)
         flat.append(label_rows_backward(dh * act(zs[0])[1], y, table).ravel())
@@ -203,17 +232,9 @@ def _backward(config: MLPConfig, layers: Layers, cache: tuple, dy: np.ndarray) -
 
 
 def _jvp(config: MLPConfig, layers: Layers, x: np.ndarray, t: np.ndarray, v: np.ndarray, table=None, y=None):
-    act = _ACTIVATIONS[config.activation]
-    e = embed(x, t, emb_dim=config.emb_dim, time_scale=config.time_scale, coord_scale=config.coord_scale,
-              raw=config.raw, coord=config.sinusoidal)  # (B, E)
+    out, (_, _, zs, _, _) = _forward(config, layers, x, t, table, y)
     e_dot = _input_tangent(config, x, v)  # (K, B, E); the label rows do not move with x
-    h, z = hidden(e, *layers[0], act, None if table is None else label_rows(y, table))
-    h_dot = hidden_tangent(e_dot, z, layers[0][0], act)  # (K, B, H)
-    for W, b in layers[1:-1]:
-        h_next, z = residual_block(h, W, b, act)
-        h_dot = residual_block_tangent(h_dot, z, W, act)
-        h = h_next
-    return dense(h, *layers[-1]), dense_tangent(h_dot, layers[-1][0])
+    return out, trunk_tangent(e_dot, zs, layers, ACTIVATION_FUNCTIONS[config.activation])
 
 
 def _input_tangent(config: MLPConfig, x: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -228,12 +249,8 @@ def _input_tangent(config: MLPConfig, x: np.ndarray, v: np.ndarray) -> np.ndarra
 
 
 def _vjp(config: MLPConfig, layers: Layers, x: np.ndarray, t: np.ndarray, u: np.ndarray, table=None, y=None):
-    act = _ACTIVATIONS[config.activation]
     out, (e, hs, zs, _, _) = _forward(config, layers, x, t, table, y)
-    _, _, dh = dense_backward(u, hs[-1], layers[-1][0])  # (B, H)
-    for k in range(config.depth, 0, -1):
-        _, _, dh = residual_block_backward(dh, hs[k - 1], zs[k], layers[k][0], act)
-    _, _, de = hidden_backward(dh, e, zs[0], layers[0][0], act)  # (B, E)
+    de = trunk_backward(u, e, hs, zs, layers, ACTIVATION_FUNCTIONS[config.activation])[2]  # (B, E)
     return out, _input_cotangent(config, x, de)
 
 

@@ -38,7 +38,7 @@ import numpy as np
 from .._check import as_batch, as_flat_params, as_float_array, as_generator, as_integers, as_times, positive_int
 from ..data.prompts import DIGIT_VOCABULARY, MAX_WORDS, START
 from ..denoiser import as_tangents
-from .activations import gelu, silu
+from .activations import ACTIVATION_FUNCTIONS
 from .config import MLPConfig, init_layers
 from .embedding import embed
 from .mlp import (
@@ -60,7 +60,6 @@ from .text import ATTENTION_KEYS, cross_attention, cross_attention_backward, cro
 
 __all__ = ["PromptMLP", "PromptMLPConfig", "backward", "divergence", "forward", "jvp", "loss_and_grad", "vjp"]
 
-_ACTIVATIONS = {"gelu": gelu, "silu": silu}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,7 +205,7 @@ def _block(text: dict, prefix: str) -> dict:
 
 # -- the whole network ----------------------------------------------------------------------------
 def _forward(cfg: PromptMLPConfig, layers: list, text: dict, x: np.ndarray, t: np.ndarray, ids: np.ndarray):
-    act, mlp = _ACTIVATIONS[cfg.activation], cfg.mlp
+    act, mlp = ACTIVATION_FUNCTIONS[cfg.activation], cfg.mlp
     B, H, Q = x.shape[0], cfg.width, cfg.query_tokens
     e = embed(x, t, emb_dim=mlp.emb_dim, time_scale=mlp.time_scale, coord_scale=mlp.coord_scale,
               raw=mlp.raw, coord=mlp.sinusoidal)  # (B, E)
@@ -224,7 +223,7 @@ def _forward(cfg: PromptMLPConfig, layers: list, text: dict, x: np.ndarray, t: n
 
 def _backward(cfg: PromptMLPConfig, layers: list, text: dict, cache: tuple, dy: np.ndarray, params: bool = True):
     # dL/dtheta as named gradients (if params) and dL/de (B, E)
-    act = _ACTIVATIONS[cfg.activation]
+    act = ACTIVATION_FUNCTIONS[cfg.activation]
     e, hs, zs, enc_cache, cross_cache = cache
     B, H, Q = dy.shape[0], cfg.width, cfg.query_tokens
     grads = [None] * len(layers)
@@ -249,7 +248,7 @@ def _backward(cfg: PromptMLPConfig, layers: list, text: dict, cache: tuple, dy: 
 
 def _jvp(cfg: PromptMLPConfig, layers: list, text: dict, x: np.ndarray, t: np.ndarray, v: np.ndarray, ids: np.ndarray):
     # v (K, B, D) -> output (B, D) and its tangents (K, B, D)
-    act = _ACTIVATIONS[cfg.activation]
+    act = ACTIVATION_FUNCTIONS[cfg.activation]
     out, (_, _, zs, _, cross_cache) = _forward(cfg, layers, text, x, t, ids)
     K, B, H, Q = v.shape[0], x.shape[0], cfg.width, cfg.query_tokens
     h_dot = hidden_tangent(input_tangent(cfg.mlp, x, v), zs[0], layers[0][0], act)  # (K, B, H)
