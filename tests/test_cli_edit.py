@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 
 import numpy as np
 import pytest
 
-from npdiff import cli
 from npdiff.checkpoint import save
 from npdiff.data.images import digits
 from npdiff.edit.coarse import coarse_digits
@@ -18,15 +15,7 @@ from npdiff.nn import MLPConfig
 from npdiff.nn.model import DiffusionMLP
 from npdiff.schedule import vp_linear
 
-
-def run_main(argv):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = cli.main([str(a) for a in argv])
-        except SystemExit as exc:
-            code = exc.code
-    return code, out.getvalue(), err.getvalue()
+from .test_fuzz_cli import run_main
 
 
 @pytest.fixture(scope="module")

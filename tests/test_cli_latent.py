@@ -2,8 +2,6 @@
 `npdiff sample` decodes to the 17 levels exactly as the library does; `npdiff nll` prints LSGM's bound as the library
 computes it; every flag that makes no sense on a latent is one line naming it. In-process, tiny networks, a few steps."""
 
-import contextlib
-import io
 import json
 import shutil
 
@@ -16,27 +14,17 @@ from npdiff.cli.sample import run_sampler
 from npdiff.data.images import digits
 from npdiff.latent import LatentDiffusion
 
+from .test_fuzz_cli import assert_one_line_error, run_main
+
 PNG = b"\x89PNG\r\n\x1a\n"
 TINY = ["--latent-dim", "4", "--ae-steps", "4", "--steps", "4", "--width", "16", "--depth", "1", "--batch-size", "16"]
 
 
-def run_main(argv):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = cli.main([str(a) for a in argv])
-        except SystemExit as exc:
-            code = exc.code
-    return code, out.getvalue(), err.getvalue()
 
 
 def one_line_error(argv, *words):
     code, _, err = run_main(argv)
-    assert code == 2 and "Traceback" not in err, f"{argv}: {code} {err!r}"
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("npdiff"), f"{argv}: {err!r}"
-    for w in words:
-        assert w in lines[0], f"{argv}: {w!r} not in {lines[0]!r}"
+    assert_one_line_error(argv, code, err, *words)
 
 
 @pytest.fixture(scope="module")

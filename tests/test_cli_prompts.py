@@ -2,14 +2,12 @@
 equal to the library's, and every mistake (a word outside the vocabulary, a prompt for a model without prompts, a
 negative weight, the other networks' flags) one line naming the argument. In-process, tiny model, a few steps."""
 
-import contextlib
-import io
 import json
 
 import numpy as np
 import pytest
 
-from npdiff import checkpoint, cli
+from npdiff import checkpoint
 from npdiff.checkpoint import save
 from npdiff.guidance import guided
 from npdiff.nn import MLPConfig
@@ -17,27 +15,17 @@ from npdiff.nn.model import DiffusionMLP
 from npdiff.sample import ddim_sample
 from npdiff.schedule import vp_linear
 
+from .test_fuzz_cli import assert_one_line_error, run_main
+
 PNG = b"\x89PNG\r\n\x1a\n"
 TINY = ["--width", "16", "--depth", "1", "--batch-size", "8", "--steps", "3"]
 
 
-def run_main(argv):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = cli.main(list(argv))
-        except SystemExit as exc:
-            code = exc.code
-    return code, out.getvalue(), err.getvalue()
 
 
 def one_line_error(argv, *words):
     code, _, err = run_main(argv)
-    assert code == 2 and "Traceback" not in err, f"{argv}: {code} {err!r}"
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("npdiff"), f"{argv}: {err!r}"
-    for w in words:
-        assert w in lines[0], f"{argv}: {w!r} not in {lines[0]!r}"
+    assert_one_line_error(argv, code, err, *words)
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ def run_main(argv):
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            code = cli.main(list(argv))
+            code = cli.main([str(a) for a in argv])  # paths and numbers as the shell would pass them
         except SystemExit as exc:  # argparse's errors
             code = exc.code
     return code, out.getvalue(), err.getvalue()
