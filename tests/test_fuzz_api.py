@@ -1197,10 +1197,14 @@ NOT_FUZZED = {
                   "norm.group_norm", "norm.group_norm_backward", "norm.group_norm_tangent", "norm.normalization_jacobian",
                   "resample.concat", "resample.concat_backward", "resample.downsample", "resample.downsample_backward",
                   "resample.upsample", "resample.upsample_backward", "resblock.residual_block",
-                  "resblock.residual_block_backward", "resblock.residual_block_tangent", "resblock.silu_like",
+                  "resblock.residual_block_backward", "resblock.residual_block_tangent", "norm_act.silu_like",
+                  "norm_act.norm_silu", "norm_act.norm_silu_backward", "norm_act.norm_silu_tangent", "conv.to_images",
+                  "conv.to_rows",
                   "time_embedding.time_embedding", "time_embedding.time_embedding_backward")},
     **{f"npdiff.nn.unet.kernels.{_n}": "a kernel or its twin: kernels never validate (DESIGN.md)"
-       for _n in ("im2col_fast", "col2im_fast")},
+       for _n in ("im2col_fast", "col2im_fast", "to_images_fast", "to_rows_fast")},
+    **{f"npdiff.nn.unet.norm_act.{_n}_fast": "a kernel or its twin: kernels never validate (DESIGN.md)"
+       for _n in ("norm_silu", "norm_silu_backward", "norm_silu_tangent")},
     "npdiff.threads.blas_threads": "no arguments; the thread policy is tested in tests/test_threads.py",
     "npdiff.threads.user_blas_setting": "no arguments; reads the environment (tests/test_threads.py)",
 }

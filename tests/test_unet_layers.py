@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from npdiff.nn.unet import attention as attn
-from npdiff.nn.unet import conv, norm, resample, resblock
+from npdiff.nn.unet import conv, norm, norm_act, resample, resblock
 
 H_FD = 1e-6
 
@@ -237,7 +237,7 @@ def test_silu_like_is_the_activations_silu_in_the_inputs_dtype(dtype):
     from npdiff.nn.activations import silu
 
     z = (np.random.default_rng(11).standard_normal((2, 3, 4, 4)) * 6).astype(dtype)
-    value, grad = resblock.silu_like(z[:, :, ::2])  # a non-contiguous view, as the network's slices are
+    value, grad = norm_act.silu_like(z[:, :, ::2])  # a non-contiguous view, as the network's slices are
     ref_value, ref_grad = silu(z[:, :, ::2])
     assert value.dtype == grad.dtype == dtype and value.shape == z[:, :, ::2].shape
     tol = 1e-12 if dtype == np.float64 else 2e-6
@@ -259,3 +259,72 @@ def test_im2col_kernels_match_their_numpy_twins(dtype, shape):
     c = rng.standard_normal(cols.shape).astype(dtype)
     tol = 1e-15 if dtype == np.float64 else 1e-6  # the sums of up to 9 terms may add in another order
     np.testing.assert_allclose(kernels.col2im_fast(c, shape), conv.col2im(c, shape), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_conv_reordering_kernels_match_their_numpy_twins(dtype):
+    # to_images (the product's rows plus the bias, as images) and to_rows (the gradient as rows, and its sums)
+    from npdiff.nn.unet import kernels
+
+    rng = np.random.default_rng(13)
+    B, O, H, W = 3, 4, 2, 5
+    Y, b = rng.standard_normal((O, B * H * W)).astype(dtype), rng.standard_normal(O).astype(dtype)
+    y = kernels.to_images_fast(Y, b, (B, O, H, W))
+    assert y.dtype == dtype and y.flags.c_contiguous
+    np.testing.assert_array_equal(y, conv.to_images(Y, b, (B, O, H, W)))
+    dY, db = kernels.to_rows_fast(y)
+    ref_dY, ref_db = conv.to_rows(y)
+    np.testing.assert_array_equal(dY, ref_dY)
+    tol = 1e-14 if dtype == np.float64 else 1e-6  # float64 sums against NumPy's pairwise sums in the dtype
+    np.testing.assert_allclose(db, ref_db, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("scaled", [False, True])
+def test_norm_silu_kernels_match_their_formulas(dtype, scaled):
+    # the fused GroupNorm (+ scale and shift) + SiLU, forward, backward and tangent, against the plain formulas
+    rng = np.random.default_rng(14)
+    B, C, H, W, G, K = 2, 6, 3, 2, 3, 3
+    x = (2 + 3 * rng.standard_normal((B, C, H, W))).astype(dtype)
+    gamma, beta = (1 + 0.3 * rng.standard_normal(C)).astype(dtype), (0.3 * rng.standard_normal(C)).astype(dtype)
+    scale, shift = (rng.standard_normal((2, B, C)).astype(dtype) if scaled else (None, None))
+    a_bar, x_dot = rng.standard_normal(x.shape).astype(dtype), rng.standard_normal((K, *x.shape)).astype(dtype)
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+
+    def close(mine, ref, what):
+        assert mine.dtype == dtype, f"{what}: dtype {mine.dtype}"
+        err = np.abs(mine - ref).max() / max(1.0, np.abs(ref).max())
+        assert err < tol, f"{what}: kernel and formula differ by {err:.2e}"
+
+    a, da, (x_hat, s) = norm_act.norm_silu_fast(x, gamma, beta, G, scale, shift)
+    ref_a, ref_da, (ref_x_hat, ref_s) = norm_act.norm_silu(x, gamma, beta, G, scale, shift)
+    for mine, ref, what in [(a, ref_a, "a"), (da, ref_da, "SiLU'"), (x_hat, ref_x_hat, "x_hat"), (s, ref_s, "s")]:
+        close(mine, ref, what)
+    cache = (ref_x_hat, ref_s)
+    mine = norm_act.norm_silu_backward_fast(a_bar, ref_da, cache, gamma, beta, scale)
+    ref = norm_act.norm_silu_backward(a_bar, ref_da, cache, gamma, beta, scale)
+    for m, r, what in zip(mine, ref, ["dgamma", "dbeta", "dx", "dscale", "dshift"]):
+        close(m, r, what)
+    close(norm_act.norm_silu_tangent_fast(x_dot, ref_da, cache, gamma, scale),
+          norm_act.norm_silu_tangent(x_dot, ref_da, cache, gamma, scale), "tangent")
+
+
+def test_norm_silu_formulas_gradients_and_tangent():
+    # the formulas themselves, with the scale and shift, against central differences (x, gamma, beta, scale, shift)
+    rng = np.random.default_rng(15)
+    B, C = 2, 4
+    x = rng.standard_normal((B, C, 2, 3))
+    gamma, beta = 1 + 0.3 * rng.standard_normal(C), 0.3 * rng.standard_normal(C)
+    scale, shift = 0.5 * rng.standard_normal((B, C)), 0.5 * rng.standard_normal((B, C))
+
+    def backward(w):
+        _, da, cache = norm_act.norm_silu(x, gamma, beta, 2, scale, shift)
+        dgamma, dbeta, dx, ds, dt = norm_act.norm_silu_backward(w, da, cache, gamma, beta, scale)
+        return {"gamma": dgamma, "beta": dbeta, "scale": ds, "shift": dt}, dx
+
+    def tangent(v):
+        _, da, cache = norm_act.norm_silu(x, gamma, beta, 2, scale, shift)
+        return norm_act.norm_silu_tangent(v, da, cache, gamma, scale)
+
+    _check_layer(rng, lambda: norm_act.norm_silu(x, gamma, beta, 2, scale, shift)[0], backward, tangent, x,
+                 {"gamma": gamma, "beta": beta, "scale": scale, "shift": shift})

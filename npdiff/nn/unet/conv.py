@@ -29,7 +29,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .kernels import col2im_fast, im2col_fast
+from .kernels import col2im_fast, im2col_fast, to_images_fast, to_rows_fast
 
 __all__ = [
     "SHIFTS",
@@ -41,6 +41,8 @@ __all__ = [
     "conv3x3_backward",
     "conv3x3_tangent",
     "im2col",
+    "to_images",
+    "to_rows",
 ]
 
 #: the 9 offsets (p, q) of a 3x3 window, in the order of the kernel's last two axes
@@ -70,8 +72,21 @@ def col2im(cols, shape):
     return padded[:, :, 1:-1, 1:-1].transpose(1, 0, 2, 3)  # (B, C, H, W), the padding cut off
 
 
-# the compiled copies when Numba's JIT is on (npdiff.nn.unet.kernels, tested equal to the two functions above)
-_COLUMNS, _ADD_COLUMNS = (im2col, col2im) if numba.config.DISABLE_JIT else (im2col_fast, col2im_fast)
+def to_images(Y, b, shape):
+    r"""The product's rows (O, BHW), in im2col's column order (b, i, j), plus the bias b (O,): the images (B, O, H, W)."""
+    B, O, H, W = shape
+    return np.ascontiguousarray((Y + b[:, None]).reshape(O, B, H, W).transpose(1, 0, 2, 3))
+
+
+def to_rows(dy):
+    r"""The gradient dL/dy (B, O, H, W) as rows (O, BHW) in im2col's column order, and its sum per row (the bias gradient)."""
+    dY = dy.transpose(1, 0, 2, 3).reshape(dy.shape[1], -1)  # (O, BHW)
+    return dY, dY.sum(axis=1)
+
+
+# the compiled copies when Numba's JIT is on (npdiff.nn.unet.kernels, tested equal to the four functions above)
+_COLUMNS, _ADD_COLUMNS, _TO_IMAGES, _TO_ROWS = ((im2col, col2im, to_images, to_rows) if numba.config.DISABLE_JIT
+                                               else (im2col_fast, col2im_fast, to_images_fast, to_rows_fast))
 
 
 # -- 3x3 convolution, zero padding 1 ---------------------------------------------------------------
@@ -80,21 +95,23 @@ def conv3x3(x, W, b):
     B, C, H, Wd = x.shape
     O = W.shape[0]
     cols = _COLUMNS(x)  # (9C, BHW)
-    y = W.reshape(O, C * 9) @ cols + b[:, None]  # (O, BHW): the one matrix multiply
-    return y.reshape(O, B, H, Wd).transpose(1, 0, 2, 3), cols
+    y = _TO_IMAGES(W.reshape(O, C * 9) @ cols, b, (B, O, H, Wd))  # the one matrix multiply (O, BHW), as images
+    return y, cols
 
 
-def conv3x3_backward(dy, cols, W, x_shape):
+def conv3x3_backward(dy, cols, W, x_shape, input_grad=True):
     r"""Given dL/dy (B, O, H, W) and the forward's columns, the gradients of W (O, C, 3, 3), b (O,) and x (B, C, H, W).
 
     .. math:: \bar W = \bar Y\,\mathrm{cols}^\top,\qquad \bar b_o = \textstyle\sum_{b,i,j}\bar y_{b,o,i,j},
               \qquad \bar x = \mathrm{col2im}(W^\top \bar Y)
+
+    ``input_grad=False`` skips :math:`\bar x` (returned as None): the first convolution of a network in
+    training, whose input is data.
     """
     O = W.shape[0]
-    dY = dy.transpose(1, 0, 2, 3).reshape(O, -1)  # (O, BHW), columns in im2col's order
+    dY, db = _TO_ROWS(dy)  # (O, BHW), columns in im2col's order, and (O,)
     dW = (dY @ cols.T).reshape(W.shape)
-    db = dY.sum(axis=1)
-    dx = _ADD_COLUMNS(W.reshape(O, -1).T @ dY, x_shape)  # (B, C, H, W)
+    dx = _ADD_COLUMNS(W.reshape(O, -1).T @ dY, x_shape) if input_grad else None  # (B, C, H, W)
     return dW, db, dx
 
 

@@ -38,9 +38,9 @@ from ..mlp import mse
 from .attention import attention, attention_backward, attention_tangent
 from .config import UNetConfig, block_params
 from .conv import conv3x3, conv3x3_backward, conv3x3_tangent
-from .norm import group_norm, group_norm_backward, group_norm_tangent
+from .norm_act import PASSES
 from .resample import concat, concat_backward, downsample, downsample_backward, upsample, upsample_backward
-from .resblock import residual_block, residual_block_backward, residual_block_tangent, silu_like
+from .resblock import residual_block, residual_block_backward, residual_block_tangent
 from .time_embedding import time_embedding, time_embedding_backward
 
 __all__ = [
@@ -60,6 +60,9 @@ __all__ = [
 
 #: the most images (tangents x rows) one forward-mode block pushes through the network at once
 TANGENT_IMAGES = 256
+
+# the head's a = SiLU(GN(h)): the formulas of npdiff.nn.unet.norm_act, or their fused kernels (tested equal)
+_norm_silu, _norm_silu_backward, _norm_silu_tangent = PASSES
 
 
 # -- the three passes ------------------------------------------------------------------------------------
@@ -84,22 +87,25 @@ def forward_unchecked(config: UNetConfig, P: dict, x: np.ndarray, t: np.ndarray,
         else:  # "up"
             h = upsample(h)
         caches.append(cache)
-    n, out_norm = group_norm(h, P["out.norm.gamma"], P["out.norm.beta"], config.groups)
-    a, da = silu_like(n)
+    a, da, out_norm = _norm_silu(h, P["out.norm.gamma"], P["out.norm.beta"], config.groups)
     y, cols_out = conv3x3(a, P["out.conv.W"], P["out.conv.b"])
     cache = {"x_shape": (B, c, s, s), "e": e, "emb": emb_cache, "cols_in": cols_in, "steps": caches,
              "out_norm": out_norm, "out_da": da, "cols_out": cols_out, "h_shape": h.shape}
     return y.reshape(B, config.dim), cache
 
 
-def backward_unchecked(config: UNetConfig, P: dict, cache: dict, dy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    r"""Given dL/dy (B, D) and :func:`forward_unchecked`'s cache: the gradient (n_params,) of every weight and dL/dx (B, D)."""
+def backward_unchecked(config: UNetConfig, P: dict, cache: dict, dy: np.ndarray, input_grad: bool = True
+                       ) -> tuple[np.ndarray, np.ndarray | None]:
+    r"""Given dL/dy (B, D) and :func:`forward_unchecked`'s cache: the gradient (n_params,) of every weight and dL/dx (B, D).
+
+    ``input_grad=False`` (training: x is data) skips dL/dx, returned as None.
+    """
     g = {}
     B = dy.shape[0]
     dy = dy.reshape(B, config.channels, config.image_size, config.image_size)
     g["out.conv.W"], g["out.conv.b"], da = conv3x3_backward(dy, cache["cols_out"], P["out.conv.W"], cache["h_shape"])
-    g["out.norm.gamma"], g["out.norm.beta"], dh = group_norm_backward(da * cache["out_da"], cache["out_norm"],
-                                                                     P["out.norm.gamma"])
+    g["out.norm.gamma"], g["out.norm.beta"], dh, _, _ = _norm_silu_backward(da, cache["out_da"], cache["out_norm"],
+                                                                           P["out.norm.gamma"], P["out.norm.beta"])
     de = np.zeros_like(cache["e"])  # (B, T): dL/de, summed over the residual blocks
     skip_grads = []
     for (kind, name, *widths), step in zip(reversed(config.plan), reversed(cache["steps"])):
@@ -120,9 +126,10 @@ def backward_unchecked(config: UNetConfig, P: dict, cache: dict, dy: np.ndarray)
             else:  # "up"
                 dh = upsample_backward(dh)
         g.update({f"{name}.{k}": v for k, v in gb.items()})
-    g["conv_in.W"], g["conv_in.b"], dx = conv3x3_backward(dh, cache["cols_in"], P["conv_in.W"], cache["x_shape"])
+    g["conv_in.W"], g["conv_in.b"], dx = conv3x3_backward(dh, cache["cols_in"], P["conv_in.W"], cache["x_shape"],
+                                                          input_grad)
     g.update(time_embedding_backward(de, cache["emb"], P))
-    return config.flatten(g), dx.reshape(B, config.dim)
+    return config.flatten(g), (dx.reshape(B, config.dim) if input_grad else None)
 
 
 def tangent_unchecked(config: UNetConfig, P: dict, cache: dict, v: np.ndarray) -> np.ndarray:
@@ -144,7 +151,7 @@ def tangent_unchecked(config: UNetConfig, P: dict, cache: dict, v: np.ndarray) -
             h_dot = downsample(h_dot)
         else:  # "up"
             h_dot = upsample(h_dot)
-    a_dot = cache["out_da"] * group_norm_tangent(h_dot, cache["out_norm"], P["out.norm.gamma"])
+    a_dot = _norm_silu_tangent(h_dot, cache["out_da"], cache["out_norm"], P["out.norm.gamma"])
     return conv3x3_tangent(a_dot, P["out.conv.W"]).reshape(K, -1, config.dim)
 
 

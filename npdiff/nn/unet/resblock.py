@@ -22,36 +22,24 @@ Backward: the gradient runs down the two paths and adds up at x; the embedding's
 and :math:`\bar t = \sum_{pixels}\bar m` is returned to the caller, which adds the blocks' contributions.
 Tangent: the embedding does not depend on x, so s and t are constants of the forward mode,
 :math:`\dot m = \dot{\mathrm{GN}}_2(\dot h_1)\odot(1 + s)`.
+
+Each normalization with its SiLU (and the second one's scale and shift) is one step of
+:mod:`~npdiff.nn.unet.norm_act`, forward, backward and tangent.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..activations import ACTIVATIONS
-from ..fast import kernels
 from ..mlp import dense, dense_backward
 from .conv import conv1x1, conv1x1_backward, conv1x1_tangent, conv3x3, conv3x3_backward, conv3x3_tangent
-from .norm import group_norm, group_norm_backward, group_norm_tangent
+from .norm_act import PASSES
 
-__all__ = ["residual_block", "residual_block_backward", "residual_block_tangent", "silu_like"]
+__all__ = ["residual_block", "residual_block_backward", "residual_block_tangent"]
 
-
-def silu_like(z):
-    r"""SiLU and its derivative, :func:`npdiff.nn.activations.silu`, in the dtype of z (a float32 network stays float32).
-
-    Computed by the MLP's fused kernel ``bias_act`` (:mod:`npdiff.nn.fast.kernels`, tested equal to
-    :func:`~npdiff.nn.activations.silu`; its NumPy twin when Numba's JIT is off): the rational tanh of the
-    SiLU costs NumPy eight passes over the array and took a quarter of a training step.
-    """
-    flat = np.ascontiguousarray(z).reshape(-1, 1)
-    value, grad = np.empty_like(flat), np.empty_like(flat)
-    kernels.bias_act(flat, np.zeros(1, flat.dtype), flat, ACTIVATIONS["silu"], False, value, grad)
-    return value.reshape(z.shape), grad.reshape(z.shape)
-
-
-def _pixels(v):
-    return v[:, :, None, None]  # (B, O) -> (B, O, 1, 1): one value per image and channel
+# a = SiLU(GN(x) (1 + s) + t) and its backward and tangent: the formulas of npdiff.nn.unet.norm_act, each
+# run as one fused kernel when Numba's JIT is on (tested equal to the formulas)
+_norm_silu, _norm_silu_backward, _norm_silu_tangent = PASSES
 
 
 def residual_block(x, e, p, groups):
@@ -59,44 +47,43 @@ def residual_block(x, e, p, groups):
     ``norm1.*``, ``conv1.*``, ``emb.W`` (T, 2O), ``emb.b``, ``norm2.*``, ``conv2.*`` and, when C != O, ``skip.*``.
     Returns y and the cache the backward and the tangent read."""
     O = p["conv1.b"].shape[0]
-    n1, norm1 = group_norm(x, p["norm1.gamma"], p["norm1.beta"], groups)
-    a1, da1 = silu_like(n1)
+    a1, da1, norm1 = _norm_silu(x, p["norm1.gamma"], p["norm1.beta"], groups)
     h1, cols1 = conv3x3(a1, p["conv1.W"], p["conv1.b"])
     st = dense(e, p["emb.W"], p["emb.b"])  # (B, 2O)
     s, t = st[:, :O], st[:, O:]
-    n2, norm2 = group_norm(h1, p["norm2.gamma"], p["norm2.beta"], groups)
-    a2, da2 = silu_like(n2 * (1.0 + _pixels(s)) + _pixels(t))
+    a2, da2, norm2 = _norm_silu(h1, p["norm2.gamma"], p["norm2.beta"], groups, s, t)  # SiLU(GN_2(h1) (1 + s) + t)
     h2, cols2 = conv3x3(a2, p["conv2.W"], p["conv2.b"])
     skip = conv1x1(x, p["skip.W"], p["skip.b"]) if "skip.W" in p else x
-    cache = {"x": x, "e": e, "norm1": norm1, "da1": da1, "cols1": cols1, "s": s, "n2": n2, "norm2": norm2,
-             "da2": da2, "cols2": cols2}
-    return skip + h2, cache
+    cache = {"x": x, "e": e, "norm1": norm1, "da1": da1, "cols1": cols1, "s": s, "norm2": norm2, "da2": da2,
+             "cols2": cols2}
+    h2 += skip  # y = skip(x) + h2, in place: h2 is this block's own array
+    return h2, cache
 
 
 def residual_block_backward(dy, cache, p):
     r"""Given dL/dy (B, O, H, W), the gradients of p (a dict with its keys), of x (B, C, H, W) and of e (B, T)."""
     c, g = cache, {}
     g["conv2.W"], g["conv2.b"], da = conv3x3_backward(dy, c["cols2"], p["conv2.W"], dy.shape)
-    dm = da * c["da2"]  # (B, O, H, W)
-    ds, dt = (dm * c["n2"]).sum(axis=(2, 3)), dm.sum(axis=(2, 3))  # (B, O) each
+    g["norm2.gamma"], g["norm2.beta"], dh1, ds, dt = _norm_silu_backward(da, c["da2"], c["norm2"], p["norm2.gamma"],
+                                                                         p["norm2.beta"], c["s"])  # ds, dt (B, O)
     g["emb.W"], g["emb.b"], de = dense_backward(np.concatenate([ds, dt], axis=1), c["e"], p["emb.W"])
-    dh1 = dm * (1.0 + _pixels(c["s"]))
-    g["norm2.gamma"], g["norm2.beta"], dh1 = group_norm_backward(dh1, c["norm2"], p["norm2.gamma"])
     g["conv1.W"], g["conv1.b"], da = conv3x3_backward(dh1, c["cols1"], p["conv1.W"], c["x"].shape)
-    g["norm1.gamma"], g["norm1.beta"], dx = group_norm_backward(da * c["da1"], c["norm1"], p["norm1.gamma"])
+    g["norm1.gamma"], g["norm1.beta"], dx, _, _ = _norm_silu_backward(da, c["da1"], c["norm1"], p["norm1.gamma"],
+                                                                      p["norm1.beta"])
     if "skip.W" in p:
         g["skip.W"], g["skip.b"], dskip = conv1x1_backward(dy, c["x"], p["skip.W"])
     else:
         dskip = dy
-    return g, dx + dskip, de
+    dx += dskip  # the gradient down both paths adds up at x; dx is the kernel's own array
+    return g, dx, de
 
 
 def residual_block_tangent(x_dot, cache, p):
     r"""Tangent :math:`\dot y` (K, B, O, H, W) for K tangents x_dot (K, B, C, H, W); the embedding is held fixed."""
     c = cache
-    a1_dot = c["da1"] * group_norm_tangent(x_dot, c["norm1"], p["norm1.gamma"])
+    a1_dot = _norm_silu_tangent(x_dot, c["da1"], c["norm1"], p["norm1.gamma"])
     h1_dot = conv3x3_tangent(a1_dot, p["conv1.W"])
-    a2_dot = c["da2"] * group_norm_tangent(h1_dot, c["norm2"], p["norm2.gamma"]) * (1.0 + _pixels(c["s"]))
+    a2_dot = _norm_silu_tangent(h1_dot, c["da2"], c["norm2"], p["norm2.gamma"], c["s"])
     h2_dot = conv3x3_tangent(a2_dot, p["conv2.W"])
-    skip_dot = conv1x1_tangent(x_dot, p["skip.W"]) if "skip.W" in p else x_dot
-    return skip_dot + h2_dot
+    h2_dot += conv1x1_tangent(x_dot, p["skip.W"]) if "skip.W" in p else x_dot
+    return h2_dot

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ..embedding import embed
 from ..mlp import dense, dense_backward, label_rows, label_rows_backward
-from .resblock import silu_like
+from .norm_act import silu_like
 
 __all__ = ["time_embedding", "time_embedding_backward"]
 
