@@ -1186,6 +1186,7 @@ NOT_FUZZED = {
                                                    "checked arguments",
     "npdiff.nn.unet.config.UNetConfig": "tests/test_unet.py (bad configurations)",
     "npdiff.nn.unet.config.block_params": "views of one block in the network's own named views",
+    "npdiff.nn.unet.config.blocks_of": "views of every block in the network's own named views",
     "npdiff.nn.unet.model.DiffusionUNet": "tests/test_unet.py (bad arguments)",
     "npdiff.nn.unet.network.backward": "takes forward's cache, an internal structure (tests/test_unet.py)",
     **{f"npdiff.nn.unet.network.{_n}_unchecked": f"the network's {_n} on arrays its caller checked"

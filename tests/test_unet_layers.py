@@ -328,3 +328,15 @@ def test_norm_silu_formulas_gradients_and_tangent():
 
     _check_layer(rng, lambda: norm_act.norm_silu(x, gamma, beta, 2, scale, shift)[0], backward, tangent, x,
                  {"gamma": gamma, "beta": beta, "scale": scale, "shift": shift})
+
+
+def test_blocks_of_is_block_params_of_every_block():
+    from npdiff.nn.unet.config import UNetConfig, block_params, blocks_of
+
+    cfg = UNetConfig(widths=(4, 8), groups=2, heads=1, time_dim=8, emb_dim=4, attention_resolutions=(4,))
+    views = cfg.views(np.arange(cfg.n_params, dtype=float))
+    table = blocks_of(views)
+    for _, name, *_ in cfg.plan:
+        ref = block_params(views, name)
+        assert table.get(name, {}).keys() == ref.keys(), name
+        assert all(table[name][k] is ref[k] for k in ref), name

@@ -44,6 +44,10 @@ def softmax_adjoint(P, g):
     return P * (g - (P * g).sum(axis=-1, keepdims=True))
 
 
+def _T(a):
+    return a.swapaxes(-1, -2)  # the transpose of every matrix in a stack
+
+
 def _heads(qkv, heads):
     # (..., 3C, H, W) -> q, k, v each (..., M, d, N)
     *lead, C3, H, W = qkv.shape
@@ -58,8 +62,8 @@ def attention(x, p, heads, groups):
     h, norm_cache = group_norm(x, p["norm.gamma"], p["norm.beta"], groups)
     q, k, v = _heads(conv1x1(h, p["qkv.W"], p["qkv.b"]), heads)  # (B, M, d, N) each
     scale = (C // heads) ** -0.5  # a Python float: a float32 network stays float32
-    P = softmax(np.einsum("bmdn,bmdk->bmnk", q, k, optimize=True) * scale)  # (B, M, N, N): query n, key k
-    a = np.einsum("bmnk,bmdk->bmdn", P, v, optimize=True).reshape(B, C, H, W)
+    P = softmax(np.matmul(_T(q), k) * scale)  # (B, M, N, N): S = q^T k / sqrt(d), query n, key k
+    a = np.matmul(v, _T(P)).reshape(B, C, H, W)  # a = v P^T (B, M, d, N)
     y = x + conv1x1(a, p["proj.W"], p["proj.b"])
     return y, {"h": h, "norm": norm_cache, "q": q, "k": k, "v": v, "P": P, "a": a}
 
@@ -72,11 +76,11 @@ def attention_backward(dy, cache, p, heads):
     g = {}
     g["proj.W"], g["proj.b"], da = conv1x1_backward(dy, cache["a"], p["proj.W"])
     da = da.reshape(q.shape)  # (B, M, d, N)
-    dP = np.einsum("bmdn,bmdk->bmnk", da, v, optimize=True)
-    dv = np.einsum("bmnk,bmdn->bmdk", P, da, optimize=True)
+    dP = np.matmul(_T(da), v)  # (B, M, N, N)
+    dv = np.matmul(da, P)
     dS = softmax_adjoint(P, dP) * scale
-    dq = np.einsum("bmnk,bmdk->bmdn", dS, k, optimize=True)
-    dk = np.einsum("bmnk,bmdn->bmdk", dS, q, optimize=True)
+    dq = np.matmul(k, _T(dS))  # (B, M, d, N)
+    dk = np.matmul(q, dS)
     dqkv = np.stack([dq, dk, dv], axis=1).reshape(B, 3 * C, H, W)
     g["qkv.W"], g["qkv.b"], dh = conv1x1_backward(dqkv, cache["h"], p["qkv.W"])
     g["norm.gamma"], g["norm.beta"], dx = group_norm_backward(dh, cache["norm"], p["norm.gamma"])
@@ -90,9 +94,7 @@ def attention_tangent(x_dot, cache, p, heads):
     scale = (C // heads) ** -0.5  # a Python float: a float32 network stays float32
     h_dot = group_norm_tangent(x_dot, cache["norm"], p["norm.gamma"])
     q_dot, k_dot, v_dot = _heads(conv1x1_tangent(h_dot, p["qkv.W"]), heads)  # (K, B, M, d, N) each
-    S_dot = (np.einsum("...mdn,...mdk->...mnk", q_dot, k, optimize=True)
-             + np.einsum("...mdn,...mdk->...mnk", q, k_dot, optimize=True)) * scale
+    S_dot = (np.matmul(_T(q_dot), k) + np.matmul(_T(q), k_dot)) * scale  # (K, B, M, N, N)
     P_dot = softmax_adjoint(P, S_dot)
-    a_dot = (np.einsum("...mnk,...mdk->...mdn", P_dot, v, optimize=True)
-             + np.einsum("...mnk,...mdk->...mdn", P, v_dot, optimize=True)).reshape(x_dot.shape)
+    a_dot = (np.matmul(v, _T(P_dot)) + np.matmul(v_dot, _T(P))).reshape(x_dot.shape)
     return x_dot + conv1x1_tangent(a_dot, p["proj.W"])

@@ -46,7 +46,7 @@ import numpy as np
 from ..._check import as_flat_params, as_generator, as_labels
 from ._validate import check_unet_config, check_unet_inputs, check_unet_widths
 
-__all__ = ["UNetConfig", "block_params"]
+__all__ = ["UNetConfig", "block_params", "blocks_of"]
 
 #: the arrays whose zero initialization makes every residual branch and the output start at 0
 ZERO_INIT = (".conv2", ".proj", "out.conv")
@@ -56,6 +56,20 @@ def block_params(views: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndar
     r"""The arrays of one block, named without ``prefix.``: ``block_params(views, "mid.res0")["conv1.W"]``."""
     n = len(prefix) + 1
     return {name[n:]: arr for name, arr in views.items() if name.startswith(prefix + ".")}
+
+
+def blocks_of(views: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    r"""Every block's arrays at once, ``blocks_of(views)["mid.res0"] == block_params(views, "mid.res0")``.
+
+    One pass over the names (a block is named by two parts, ``level.block``), where calling
+    :func:`block_params` for each of the network's blocks scans all of them once per block.
+    """
+    table: dict[str, dict[str, np.ndarray]] = {}
+    for name, arr in views.items():
+        parts = name.split(".", 2)
+        if len(parts) == 3:
+            table.setdefault(f"{parts[0]}.{parts[1]}", {})[parts[2]] = arr
+    return table
 
 
 def _res_shapes(c: int, o: int, T: int) -> list[tuple[str, tuple[int, ...]]]:

@@ -20,8 +20,10 @@ three readings of the same list:
   contributes nothing. With the D unit tangents the divergence is exact,
   :math:`\mathrm{tr}\,\partial y/\partial x = \sum_d (\partial y/\partial x\; e_d)_d` (the likelihood of
   Song et al. 2021, Eq. 39 needs it), for 64-pixel images 64 tangents per image. They go in blocks of
-  at most :data:`TANGENT_IMAGES` images (tangents x rows), so that the im2col columns of a block stay
-  within a few hundred MB.
+  at most :data:`TANGENT_IMAGES` images (tangents x rows): small enough that a block's largest im2col
+  columns (float64, 64 channels: 9 x 64 x 64 images x 64 pixels x 8 bytes = 19 MB) are reused by the memory
+  allocator from layer to layer rather than mapped fresh from the system (and zeroed page by page) every
+  time, which cost the 256-image blocks a fifth of their time.
 
 The functions ending in ``_unchecked`` take the weights as the named views of
 :meth:`~npdiff.nn.unet.config.UNetConfig.views` and compute in their dtype (float32 or float64); the
@@ -36,7 +38,7 @@ import numpy as np
 from ..._check import as_batch, as_float_array, as_times
 from ..mlp import mse
 from .attention import attention, attention_backward, attention_tangent
-from .config import UNetConfig, block_params
+from .config import UNetConfig, blocks_of
 from .conv import conv3x3, conv3x3_backward, conv3x3_tangent
 from .norm_act import PASSES
 from .resample import concat, concat_backward, downsample, downsample_backward, upsample, upsample_backward
@@ -59,7 +61,7 @@ __all__ = [
 ]
 
 #: the most images (tangents x rows) one forward-mode block pushes through the network at once
-TANGENT_IMAGES = 256
+TANGENT_IMAGES = 64
 
 # the head's a = SiLU(GN(h)): the formulas of npdiff.nn.unet.norm_act, or their fused kernels (tested equal)
 _norm_silu, _norm_silu_backward, _norm_silu_tangent = PASSES
@@ -71,13 +73,13 @@ def forward_unchecked(config: UNetConfig, P: dict, x: np.ndarray, t: np.ndarray,
     B, c, s = x.shape[0], config.channels, config.image_size
     e, emb_cache = time_embedding(t, P, config.emb_dim, config.time_scale, rows)  # (B, T)
     h, cols_in = conv3x3(x.reshape(B, c, s, s), P["conv_in.W"], P["conv_in.b"])
-    caches, skips = [], []
+    caches, skips, blocks = [], [], blocks_of(P)
     for kind, name, *_ in config.plan:
         cache = None
         if kind == "res":
-            h, cache = residual_block(h, e, block_params(P, name), config.groups)
+            h, cache = residual_block(h, e, blocks[name], config.groups)
         elif kind == "attn":
-            h, cache = attention(h, block_params(P, name), config.heads, config.groups)
+            h, cache = attention(h, blocks[name], config.heads, config.groups)
         elif kind == "push":
             skips.append(h)
         elif kind == "cat":
@@ -107,13 +109,13 @@ def backward_unchecked(config: UNetConfig, P: dict, cache: dict, dy: np.ndarray,
     g["out.norm.gamma"], g["out.norm.beta"], dh, _, _ = _norm_silu_backward(da, cache["out_da"], cache["out_norm"],
                                                                            P["out.norm.gamma"], P["out.norm.beta"])
     de = np.zeros_like(cache["e"])  # (B, T): dL/de, summed over the residual blocks
-    skip_grads = []
+    skip_grads, blocks = [], blocks_of(P)
     for (kind, name, *widths), step in zip(reversed(config.plan), reversed(cache["steps"])):
         if kind == "res":
-            gb, dh, de_block = residual_block_backward(dh, step, block_params(P, name))
+            gb, dh, de_block = residual_block_backward(dh, step, blocks[name])
             de += de_block
         elif kind == "attn":
-            gb, dh = attention_backward(dh, step, block_params(P, name), config.heads)
+            gb, dh = attention_backward(dh, step, blocks[name], config.heads)
         else:
             gb = {}
             if kind == "cat":
@@ -137,12 +139,12 @@ def tangent_unchecked(config: UNetConfig, P: dict, cache: dict, v: np.ndarray) -
     point of :func:`forward_unchecked`'s cache."""
     K = v.shape[0]
     h_dot = conv3x3_tangent(v.reshape(K, *cache["x_shape"]), P["conv_in.W"])
-    skips = []
+    skips, blocks = [], blocks_of(P)
     for (kind, name, *_), step in zip(config.plan, cache["steps"]):
         if kind == "res":
-            h_dot = residual_block_tangent(h_dot, step, block_params(P, name))
+            h_dot = residual_block_tangent(h_dot, step, blocks[name])
         elif kind == "attn":
-            h_dot = attention_tangent(h_dot, step, block_params(P, name), config.heads)
+            h_dot = attention_tangent(h_dot, step, blocks[name], config.heads)
         elif kind == "push":
             skips.append(h_dot)
         elif kind == "cat":

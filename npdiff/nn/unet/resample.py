@@ -23,8 +23,7 @@ __all__ = ["concat", "concat_backward", "downsample", "downsample_backward", "up
 
 def downsample(x):
     r"""2x2 average pooling of x (..., C, H, W) -> (..., C, H/2, W/2); linear, so also its own tangent."""
-    *lead, C, H, W = x.shape
-    return x.reshape(*lead, C, H // 2, 2, W // 2, 2).mean(axis=(-3, -1))
+    return 0.25 * (x[..., 0::2, 0::2] + x[..., 0::2, 1::2] + x[..., 1::2, 0::2] + x[..., 1::2, 1::2])
 
 
 def downsample_backward(dy):
