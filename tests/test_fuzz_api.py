@@ -1205,7 +1205,7 @@ NOT_FUZZED = {
     **{f"npdiff.nn.unet.kernels.{_n}": "a kernel or its twin: kernels never validate (DESIGN.md)"
        for _n in ("im2col_fast", "col2im_fast", "to_images_fast", "to_rows_fast")},
     **{f"npdiff.nn.unet.norm_act.{_n}_fast": "a kernel or its twin: kernels never validate (DESIGN.md)"
-       for _n in ("norm_silu", "norm_silu_backward", "norm_silu_tangent")},
+       for _n in ("norm_silu", "norm_silu_backward", "norm_silu_tangent", "group_norm", "group_norm_backward")},
     "npdiff.threads.blas_threads": "no arguments; the thread policy is tested in tests/test_threads.py",
     "npdiff.threads.user_blas_setting": "no arguments; reads the environment (tests/test_threads.py)",
 }

@@ -307,6 +307,14 @@ def test_norm_silu_kernels_match_their_formulas(dtype, scaled):
         close(m, r, what)
     close(norm_act.norm_silu_tangent_fast(x_dot, ref_da, cache, gamma, scale),
           norm_act.norm_silu_tangent(x_dot, ref_da, cache, gamma, scale), "tangent")
+    if not scaled:  # GroupNorm alone (attention's), by the same kernels without the SiLU
+        y, (x_hat, s) = norm_act.group_norm_fast(x, gamma, beta, G)
+        ref_y, (ref_x_hat, ref_s) = norm.group_norm(x, gamma, beta, G)
+        for mine, ref, what in [(y, ref_y, "GN y"), (x_hat, ref_x_hat, "GN x_hat"), (s, ref_s, "GN s")]:
+            close(mine, ref, what)
+        for m, r, what in zip(norm_act.group_norm_backward_fast(a_bar, cache, gamma),
+                              norm.group_norm_backward(a_bar, cache, gamma), ["GN dgamma", "GN dbeta", "GN dx"]):
+            close(m, r, what)
 
 
 def test_norm_silu_formulas_gradients_and_tangent():

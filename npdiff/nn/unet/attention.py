@@ -28,7 +28,11 @@ from __future__ import annotations
 import numpy as np
 
 from .conv import conv1x1, conv1x1_backward, conv1x1_tangent
-from .norm import group_norm, group_norm_backward, group_norm_tangent
+from .norm import group_norm_tangent
+from .norm_act import GN_PASSES
+
+# GroupNorm's forward and backward (npdiff.nn.unet.norm), or their fused kernels when Numba's JIT is on (tested equal)
+_group_norm, _group_norm_backward = GN_PASSES
 
 __all__ = ["attention", "attention_backward", "attention_tangent", "softmax", "softmax_adjoint"]
 
@@ -59,7 +63,7 @@ def attention(x, p, heads, groups):
     r"""y = x + attention(GroupNorm(x)) for x (B, C, H, W); p holds ``norm.gamma``, ``norm.beta``, ``qkv.W``
     (3C, C), ``qkv.b``, ``proj.W`` (C, C), ``proj.b``. Returns y (B, C, H, W) and the cache."""
     B, C, H, W = x.shape
-    h, norm_cache = group_norm(x, p["norm.gamma"], p["norm.beta"], groups)
+    h, norm_cache = _group_norm(x, p["norm.gamma"], p["norm.beta"], groups)
     q, k, v = _heads(conv1x1(h, p["qkv.W"], p["qkv.b"]), heads)  # (B, M, d, N) each
     scale = (C // heads) ** -0.5  # a Python float: a float32 network stays float32
     P = softmax(np.matmul(_T(q), k) * scale)  # (B, M, N, N): S = q^T k / sqrt(d), query n, key k
@@ -83,7 +87,7 @@ def attention_backward(dy, cache, p, heads):
     dk = np.matmul(q, dS)
     dqkv = np.stack([dq, dk, dv], axis=1).reshape(B, 3 * C, H, W)
     g["qkv.W"], g["qkv.b"], dh = conv1x1_backward(dqkv, cache["h"], p["qkv.W"])
-    g["norm.gamma"], g["norm.beta"], dx = group_norm_backward(dh, cache["norm"], p["norm.gamma"])
+    g["norm.gamma"], g["norm.beta"], dx = _group_norm_backward(dh, cache["norm"], p["norm.gamma"])
     return g, dy + dx  # the residual passes dL/dy straight through
 
 

@@ -21,7 +21,8 @@ variances over reshaped views, the normalization, the scale and shift, the activ
 array); the ``*_fast`` functions compute the same in one Numba kernel each, which reads a group of
 channels of one image (a few KB, so it stays in the L1 cache) two or three times and writes each output
 once. The network runs the kernels, or the formulas when Numba's JIT is disabled (``NUMBA_DISABLE_JIT=1``),
-through :data:`PASSES`; the tests check that the two agree in float64 and float32.
+through :data:`PASSES` (attention's GroupNorm without the SiLU through :data:`GN_PASSES`); the tests
+check that each pair agrees in float64 and float32.
 """
 
 from __future__ import annotations
@@ -36,7 +37,10 @@ from ..fast.kernels import _silu_pair
 from .norm import GN_EPS, group_norm, group_norm_backward, group_norm_tangent
 
 __all__ = [
+    "GN_PASSES",
     "PASSES",
+    "group_norm_backward_fast",
+    "group_norm_fast",
     "norm_silu",
     "norm_silu_backward",
     "norm_silu_backward_fast",
@@ -103,8 +107,9 @@ _OPTS = dict(cache=True, nogil=True, error_model="numpy", fastmath=True)
 
 
 @njit(**_OPTS)
-def _nb_norm_silu(x, coef_a, coef_b, groups, eps, x_hat, s, a, da):
-    # x (B, C, N); m = x_hat coef_a + coef_b with coef_a = gamma (1 + scale), coef_b = beta (1 + scale) + shift (B, C)
+def _nb_norm_silu(x, coef_a, coef_b, groups, eps, x_hat, s, a, da, silu):
+    # x (B, C, N); m = x_hat coef_a + coef_b with coef_a = gamma (1 + scale), coef_b = beta (1 + scale) + shift (B, C);
+    # a = SiLU(m) and da = SiLU'(m), or a = m (da untouched) without the SiLU
     B, C, N = x.shape
     cg = C // groups
     n = cg * N
@@ -126,15 +131,22 @@ def _nb_norm_silu(x, coef_a, coef_b, groups, eps, x_hat, s, a, da):
             mu_t, s_t = typed[0], typed[1]
             for c in range(g * cg, (g + 1) * cg):
                 ca, cb = coef_a[b, c], coef_b[b, c]
-                for k in range(N):
-                    xh = (x[b, c, k] - mu_t) * s_t
-                    x_hat[b, c, k] = xh
-                    a[b, c, k], da[b, c, k] = _silu_pair(xh * ca + cb)
+                if silu:
+                    for k in range(N):
+                        xh = (x[b, c, k] - mu_t) * s_t
+                        x_hat[b, c, k] = xh
+                        a[b, c, k], da[b, c, k] = _silu_pair(xh * ca + cb)
+                else:
+                    for k in range(N):
+                        xh = (x[b, c, k] - mu_t) * s_t
+                        x_hat[b, c, k] = xh
+                        a[b, c, k] = xh * ca + cb
 
 
 @njit(**_OPTS)
-def _nb_norm_silu_backward(a_bar, da, x_hat, s, gamma, beta, sc, groups, dx, dgamma, dbeta, ds, dt):
-    # sc (B, C) = 1 + scale; dm = a_bar da is parked in dx, then dx = s (dm sc gamma - mean(g) - x_hat mean(g x_hat))
+def _nb_norm_silu_backward(a_bar, da, x_hat, s, gamma, beta, sc, groups, dx, dgamma, dbeta, ds, dt, silu):
+    # sc (B, C) = 1 + scale; dm = a_bar da (a_bar without the SiLU) is parked in dx,
+    # then dx = s (dm sc gamma - mean(g) - x_hat mean(g x_hat))
     B, C, N = a_bar.shape
     cg = C // groups
     n = cg * N
@@ -148,7 +160,7 @@ def _nb_norm_silu_backward(a_bar, da, x_hat, s, gamma, beta, sc, groups, dx, dga
                 s1 = 0.0
                 s2 = 0.0
                 for k in range(N):
-                    dm = a_bar[b, c, k] * da[b, c, k]
+                    dm = a_bar[b, c, k] * da[b, c, k] if silu else a_bar[b, c, k]
                     dx[b, c, k] = dm
                     s1 += dm
                     s2 += dm * x_hat[b, c, k]
@@ -211,7 +223,7 @@ def norm_silu_fast(x, gamma, beta, groups, scale=None, shift=None):
     x_hat, a, da = np.empty_like(x), np.empty_like(x), np.empty_like(x)
     s = np.empty((B, groups, 1), x.dtype)
     _nb_norm_silu(x.reshape(B, C, -1), coef_a.astype(x.dtype, copy=False), coef_b.astype(x.dtype, copy=False), groups,
-                  GN_EPS, x_hat.reshape(B, C, -1), s.reshape(B, groups), a.reshape(B, C, -1), da.reshape(B, C, -1))
+                  GN_EPS, x_hat.reshape(B, C, -1), s.reshape(B, groups), a.reshape(B, C, -1), da.reshape(B, C, -1), True)
     return a, da, (x_hat, s)
 
 
@@ -225,8 +237,34 @@ def norm_silu_backward_fast(a_bar, da, cache, gamma, beta, scale=None):
     dgamma, dbeta = np.empty(C, x_hat.dtype), np.empty(C, x_hat.dtype)
     ds, dt = np.empty((B, C), x_hat.dtype), np.empty((B, C), x_hat.dtype)
     _nb_norm_silu_backward(np.ascontiguousarray(a_bar).reshape(B, C, -1), da.reshape(B, C, -1), x_hat.reshape(B, C, -1),
-                           s.reshape(B, G), gamma, beta, sc, G, dx.reshape(B, C, -1), dgamma, dbeta, ds, dt)
+                           s.reshape(B, G), gamma, beta, sc, G, dx.reshape(B, C, -1), dgamma, dbeta, ds, dt, True)
     return dgamma, dbeta, dx, ds, dt
+
+
+def group_norm_fast(x, gamma, beta, groups):
+    r""":func:`npdiff.nn.unet.norm.group_norm` (no SiLU: attention's normalization) by the forward kernel."""
+    B, C = x.shape[:2]
+    x = np.ascontiguousarray(x)
+    y, x_hat = np.empty_like(x), np.empty_like(x)
+    s = np.empty((B, groups, 1), x.dtype)
+    flat = y.reshape(B, C, -1)
+    _nb_norm_silu(x.reshape(B, C, -1), _per_image(gamma, B), _per_image(beta, B), groups, GN_EPS,
+                  x_hat.reshape(B, C, -1), s.reshape(B, groups), flat, flat, False)
+    return y, (x_hat, s)
+
+
+def group_norm_backward_fast(dy, cache, gamma):
+    r""":func:`npdiff.nn.unet.norm.group_norm_backward` by the backward kernel: the gradients of gamma, beta and x."""
+    x_hat, s = cache
+    B, C = x_hat.shape[:2]
+    G = s.shape[1]
+    dy = np.ascontiguousarray(dy).reshape(B, C, -1)
+    dx = np.empty_like(x_hat)
+    dgamma, dbeta = np.empty(C, x_hat.dtype), np.empty(C, x_hat.dtype)
+    ds = np.empty((B, C), x_hat.dtype)  # the scale and shift gradients, which GroupNorm alone does not have
+    _nb_norm_silu_backward(dy, dy, x_hat.reshape(B, C, -1), s.reshape(B, G), gamma, np.zeros_like(gamma),
+                           np.ones((B, C), x_hat.dtype), G, dx.reshape(B, C, -1), dgamma, dbeta, ds, ds, False)
+    return dgamma, dbeta, dx
 
 
 def norm_silu_tangent_fast(x_dot, da, cache, gamma, scale=None):
@@ -245,3 +283,6 @@ def norm_silu_tangent_fast(x_dot, da, cache, gamma, scale=None):
 #: what the network runs (forward, backward, tangent): the kernels, or the formulas when Numba's JIT is disabled
 PASSES = ((norm_silu, norm_silu_backward, norm_silu_tangent) if numba.config.DISABLE_JIT
           else (norm_silu_fast, norm_silu_backward_fast, norm_silu_tangent_fast))
+#: the same for GroupNorm alone (forward, backward): attention's normalization
+GN_PASSES = ((group_norm, group_norm_backward) if numba.config.DISABLE_JIT
+             else (group_norm_fast, group_norm_backward_fast))
