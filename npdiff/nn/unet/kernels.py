@@ -15,8 +15,9 @@ same columns, and its transpose adds them back, at memory speed:
 Why the loops run image plane by image plane: one channel of one image (at most 10 x 10 numbers with
 its padding) is read once into a small zero-bordered buffer that stays in the L1 cache while its 9
 shifted windows are written (im2col) or added up (col2im), so the inner loops have no bounds test and
-every array is swept once. (The first version ran the shifts outermost, with a bounds test per element,
-and cost as much as the matrix multiply it feeds.)
+every array is swept once; the channel is the outer loop, so the 9 rows of columns of that channel are
+written as 9 sequential streams. (With the shifts outermost and a bounds test per element, the copy cost
+as much as the matrix multiply it feeds.)
 
 The ``_nb_*`` functions are the kernels (``@njit(cache=True)``, no signatures, so nothing compiles at
 import). :mod:`~npdiff.nn.unet.conv` runs them, or its NumPy twins when Numba's JIT is disabled

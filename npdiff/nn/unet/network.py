@@ -23,7 +23,7 @@ three readings of the same list:
   at most :data:`TANGENT_IMAGES` images (tangents x rows): small enough that a block's largest im2col
   columns (float64, 64 channels: 9 x 64 x 64 images x 64 pixels x 8 bytes = 19 MB) are reused by the memory
   allocator from layer to layer rather than mapped fresh from the system (and zeroed page by page) every
-  time, which cost the 256-image blocks a fifth of their time.
+  time, which made larger blocks slower, not faster.
 
 The functions ending in ``_unchecked`` take the weights as the named views of
 :meth:`~npdiff.nn.unet.config.UNetConfig.views` and compute in their dtype (float32 or float64); the
