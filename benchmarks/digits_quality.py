@@ -190,7 +190,8 @@ def main() -> None:
              "seed": args.seed,
              "classifier": repr(clf), "classifier_test_accuracy": test_acc, "test_images": int(d.test.shape[0]),
              "quantized": "samples clipped to [-1, 1] and rounded to the 17 levels",
-             "floor_random_subsets": floors, "dtypes": {label: args.dtype for label, _ in models}}
+             "floor_random_subsets": floors, "dtypes": {label: args.dtype for label, _ in models},
+             "repeats_by_model": {label: args.repeats for label, _ in models}}
     old_file = os.path.join(RESULTS, f"{args.results}.json")
     if args.merge and os.path.exists(old_file):
         with open(old_file, encoding="utf-8") as f:
@@ -200,6 +201,8 @@ def main() -> None:
         kept = [{"sampler": None if r["steps"] is None else "ddpm", **r} for r in old["rows"] if r["model"] not in produced]
         rows = rows[:1] + kept + rows[1:]
         notes["dtypes"] = {**old["notes"].get("dtypes", {}), **notes["dtypes"]}
+        old_repeats = {r["model"]: old["notes"].get("repeats") for r in kept if r["steps"] is not None}
+        notes["repeats_by_model"] = {**old_repeats, **old["notes"].get("repeats_by_model", {}), **notes["repeats_by_model"]}
         notes["commands"] = [*old["notes"].get("commands", [old["command"]]), " ".join(["python", *sys.argv])]
     write_results(args.results, rows, columns=COLUMNS, notes=notes)
 
