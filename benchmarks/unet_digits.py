@@ -171,7 +171,7 @@ def settings_part(args, model, d, cache: Cache, deadline: float, base_notes: dic
         rows.append({"dtype": dtype, "rtol": rtol, "chunk": chunk, "images": int(n), "bpd_ode": float(bpd[:n].mean()),
                      "diff": mean, "diff_se": se, "diff_max": float(np.abs(diff).max()),
                      "float32_diff_max": float(np.abs(bpd[:m32] - f32[0][:m32]).max()) if m32 else None,
-                     "nfe_median": float(np.median(nfe[:n])), "nfe_per_image": float(np.median(nfe[:n]) / chunk),
+                     "nfe_median": float(np.median(nfe[:n])),
                      "s_per_image": float(sec[:n].mean()), "split_min": float(sec[:n].mean() * d.test.shape[0] / 60)})
         r = rows[-1]
         print(f"{dtype} rtol {rtol:g} chunk {chunk}: {n} images, {r['bpd_ode']:.4f} bits/dim, minus reference "
@@ -200,6 +200,8 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=float("inf"), metavar="SECONDS",
                     help="start no new ODE solve after this many seconds (the cache keeps what is done)")
     ap.add_argument("--cache", default=CACHE, metavar="FILE", help="per-image ODE results (default benchmarks/out/)")
+    ap.add_argument("--train-s", type=float, default=None, metavar="SECONDS",
+                    help="the U-Net's training time (npdiff train prints it; the checkpoint does not keep it)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     deadline = time.perf_counter() + args.budget
@@ -257,11 +259,12 @@ def main() -> None:
         rows.append({"split": split, "ode_images": int(bpd.size), "bpd_ode": ode_mean, "bpd_ode_se": ode_se,
                      "nfe_median": float(np.median(nfe)) if nfe.size else None,
                      "ode_s_per_image": float(sec.mean()) if sec.size else None,
-                     "ode_dtype": args.dtype, "float64_check": check, "vlb_images": int(x_vlb.shape[0]),
+                     "ode_dtype": args.dtype, "ode_rtol": args.rtol, "float64_check": check, "vlb_images": int(x_vlb.shape[0]),
                      "bpd_vlb": vlb_mean, "bpd_vlb_se": vlb_se, "bpd_vlb_same_images": same,
                      "vlb_s": vlb_s, "mlp_images": m.get("images"), "mlp_bpd_ode": m.get("bpd_ode"),
                      "mlp_bpd_ode_se": m.get("bpd_ode_se"), "mlp_bpd_vlb": m.get("bpd_vlb"),
-                     "mlp_bpd_vlb_se": m.get("bpd_vlb_se")})
+                     "mlp_bpd_vlb_se": m.get("bpd_vlb_se"), "train_s": args.train_s,
+                     "mlp_train_s": mlp_notes.get("train_s")})
         r = rows[-1]
         print(f"{split}: U-Net ODE {ode_mean}" + (f" +- {ode_se:.3f}" if ode_se else "")
               + f" bits/dim on {bpd.size} images (their bound {same}); VLB T={T} {variance} "
