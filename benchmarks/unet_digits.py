@@ -216,7 +216,9 @@ def main() -> None:
     print(f"scoring {args.load} ({ck.step} steps, {model.config.n_params:,} weights)", flush=True)
     train = ck.train_config or {}
     notes = {"checkpoint_steps": ck.step, "batch_size": train.get("batch_size"), "lr": train.get("lr"),
-             "n_params": model.config.n_params, "draws": 1, "seed": args.seed}
+             "n_params": model.config.n_params, "draws": 1, "seed": args.seed,
+             "pieces": "the ODE figures are the per-image results kept in --cache, solved by one or several runs of this "
+                       "command (each stopping after --budget seconds); without --budget one run solves them all"}
     # the chunked path reproduces image_bpd's figure of the first image alone (same offsets, same solve)
     x0 = d.test[:1]
     ref = image_bpd(model.with_dtype(np.dtype("float32")), x0, d.K, np.random.default_rng([args.seed + 1, 0]),
