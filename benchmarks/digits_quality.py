@@ -2,6 +2,7 @@ r"""Sample quality on the 8x8 digits: the Fréchet distance in a fixed classifie
 
     python benchmarks/digits_quality.py                    # the default MLP and the conditional MLP (trained if missing)
     python benchmarks/digits_quality.py --model run/model.npz --label "U-Net" --merge   # add any checkpoint's rows
+    python benchmarks/digits_quality.py --model run/model.npz --label "U-Net" --sampler ddim --steps 100 --dtype float32 --merge
     python benchmarks/digits_quality.py --quick            # a smoke run: 200 samples of 100 steps, nothing written
 
 The measure (:mod:`npdiff.digit_features`): the features of a digit are the 64 ReLU activations of the
@@ -13,7 +14,8 @@ hidden layer of a fixed classifier (scikit-learn's ``MLPClassifier``, one hidden
 digits: a finite-sample Fréchet distance is positive even between two samples of one distribution.
 
 For each model: 1,000 unconditional samples (y = None for a conditional model) by the ancestral DDPM
-sampler (1,000 steps, fixed-large variance, the chain the models were trained for), clipped and rounded
+sampler (1,000 steps, fixed-large variance, the chain the models were trained for; ``--sampler ddim --steps
+100`` the deterministic DDIM sampler instead, for a network whose 1,000 steps cost too much), clipped and rounded
 to the 17 levels, and their distance; for a conditional model also 100 samples of each digit (w = 0, the
 conditional model itself, and the guidance weights of ``--w``), their distance, and the share the
 classifier reads as the label they were drawn for, beside its accuracy on the real test digits. Every row is
@@ -52,12 +54,12 @@ from npdiff.data.images import digits  # noqa: E402
 from npdiff.denoiser import num_classes_of  # noqa: E402
 from npdiff.digit_features import FLOOR_IMAGES, classify_digits, digit_classifier, digit_frechet, nearest_levels  # noqa: E402
 from npdiff.guidance import guided  # noqa: E402
-from npdiff.sample import ddpm_sample  # noqa: E402
+from npdiff.sample import ddim_sample, ddpm_sample  # noqa: E402
 
 UNCONDITIONAL = HERE / "out" / "models" / "digits.npz"
 GUIDANCE_MODELS = HERE / "out" / "guidance-models"
 REAL = f"real digits ({FLOOR_IMAGES:,} train against the test split; accuracy on the test split)"
-COLUMNS = ["model", "labels", "w", "samples", "steps", "frechet", "frechet_lo", "frechet_hi", "floor", "accuracy",
+COLUMNS = ["model", "labels", "w", "samples", "sampler", "steps", "frechet", "frechet_lo", "frechet_hi", "floor", "accuracy",
            "accuracy_lo", "accuracy_hi", "sample_s"]
 
 
@@ -89,7 +91,9 @@ def score(label: str, model, args, rng_key: int) -> list[dict]:
         t0 = time.perf_counter()
         fds, accs = [], []
         for r in range(args.repeats):
-            x = ddpm_sample(denoiser, count, np.random.default_rng([args.seed + r, rng_key, *key]), steps=args.steps).x
+            rng = np.random.default_rng([args.seed + r, rng_key, *key])
+            x = (ddpm_sample(denoiser, count, rng, steps=args.steps) if args.sampler == "ddpm"
+                 else ddim_sample(denoiser, count, rng, steps=args.steps)).x
             x = nearest_levels(x)  # (count, 64) on the 17 levels
             fd, floor = digit_frechet(x, quantize=False)
             fds.append(fd)
@@ -106,14 +110,16 @@ def score(label: str, model, args, rng_key: int) -> list[dict]:
         print(f"| {label} | {what} | {w} | {row['samples']} | {row['frechet']:.3f} ({row['frechet_lo']:.3f}-"
               f"{row['frechet_hi']:.3f}) | {row['floor']:.3f} | {acc} | {row['sample_s']:.0f} |", flush=True)
 
-    row = {"model": label, "labels": "none", "w": None, "samples": n, "steps": args.steps, **draws(model, n, (0,))}
+    row = {"model": label, "labels": "none", "w": None, "samples": n, "sampler": args.sampler, "steps": args.steps,
+           **draws(model, n, (0,))}
     rows.append(row)
     show(row, "unconditional", "")
     if num_classes_of(model) == 0:
         return rows
     labels = np.repeat(np.arange(10), per)  # (10 per,) 100 of each digit
     for w in args.w:
-        row = {"model": label, "labels": f"10 x {per}", "w": w, "samples": labels.size, "steps": args.steps,
+        row = {"model": label, "labels": f"10 x {per}", "w": w, "samples": labels.size, "sampler": args.sampler,
+               "steps": args.steps,
                **draws(guided(model, labels, w), labels.size, (1, round(100 * w)), labels)}
         rows.append(row)
         show(row, f"{per} of each digit", f"{w:g}")
@@ -127,7 +133,11 @@ def main() -> None:
     ap.add_argument("--label", action="append", default=[], metavar="TEXT",
                     help="the row label of each --model, in order (default: the file's name)")
     ap.add_argument("--n", type=int, default=FLOOR_IMAGES, help="samples per model (default 1000: the floor's count)")
-    ap.add_argument("--steps", type=int, default=1000, help="DDPM steps (default 1000)")
+    ap.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm",
+                    help="ancestral DDPM with fixed-large variance (default) or deterministic DDIM (eta = 0)")
+    ap.add_argument("--steps", type=int, default=1000, help="sampler steps (default 1000)")
+    ap.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                    help="the network's dtype while sampling (float32: the U-Net's forward pass is several times faster)")
     ap.add_argument("--w", type=float, nargs="+", default=[0.0], help="guidance weights of the conditional samples")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=4,
@@ -158,13 +168,16 @@ def main() -> None:
     if args.model:
         labels = args.label + [Path(p).stem for p in args.model[len(args.label):]]
         models = [(label, load(path).denoiser(ema=True)) for label, path in zip(labels, args.model, strict=True)]
+        if args.dtype != "float64":
+            models = [(label, m.with_dtype(np.dtype(args.dtype))) for label, m in models]
     else:
         models = default_models(args.seed)
 
     print("\n| model | samples of | w | n | Fréchet distance (range) | floor | classified as their label (range) | s |\n"
           "|---|---|---|---|---|---|---|---|", flush=True)
     # the reference row: the floor's real digits (its range: other draws of 1,000), and the classifier's test accuracy
-    rows = [{"model": REAL, "labels": "their own", "w": None, "samples": FLOOR_IMAGES, "steps": None, "frechet": floor,
+    rows = [{"model": REAL, "labels": "their own", "w": None, "samples": FLOOR_IMAGES, "sampler": None, "steps": None,
+             "frechet": floor,
              "frechet_lo": min(floors), "frechet_hi": max(floors), "floor": floor, "accuracy": test_acc, "accuracy_lo": test_acc,
              "accuracy_hi": test_acc, "sample_s": None}]
     for key, (label, model) in enumerate(models, 1):
@@ -172,17 +185,24 @@ def main() -> None:
         rows += score(label, model, args, key)
     if args.quick:
         return
-    notes = {"n": args.n, "repeats": args.repeats, "sampler": f"ddpm, {args.steps} steps, fixed-large variance",
+    notes = {"n": args.n, "repeats": args.repeats,
+             "samplers": {"ddpm": "ancestral, fixed-large variance", "ddim": "deterministic (eta = 0), even steps"},
              "seed": args.seed,
              "classifier": repr(clf), "classifier_test_accuracy": test_acc, "test_images": int(d.test.shape[0]),
              "quantized": "samples clipped to [-1, 1] and rounded to the 17 levels",
-             "floor_random_subsets": floors}
+             "floor_random_subsets": floors, "dtypes": {label: args.dtype for label, _ in models},
+             "repeats_by_model": {label: args.repeats for label, _ in models}}
     old_file = os.path.join(RESULTS, f"{args.results}.json")
     if args.merge and os.path.exists(old_file):
         with open(old_file, encoding="utf-8") as f:
             old = json.load(f)
         produced = {r["model"] for r in rows}
-        rows = rows[:1] + [r for r in old["rows"] if r["model"] not in produced] + rows[1:]
+        # rows of files written before the sampler had a column were all drawn by DDPM
+        kept = [{"sampler": None if r["steps"] is None else "ddpm", **r} for r in old["rows"] if r["model"] not in produced]
+        rows = rows[:1] + kept + rows[1:]
+        notes["dtypes"] = {**old["notes"].get("dtypes", {}), **notes["dtypes"]}
+        old_repeats = {r["model"]: old["notes"].get("repeats") for r in kept if r["steps"] is not None}
+        notes["repeats_by_model"] = {**old_repeats, **old["notes"].get("repeats_by_model", {}), **notes["repeats_by_model"]}
         notes["commands"] = [*old["notes"].get("commands", [old["command"]]), " ".join(["python", *sys.argv])]
     write_results(args.results, rows, columns=COLUMNS, notes=notes)
 
