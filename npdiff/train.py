@@ -246,7 +246,8 @@ def _unet_loss_and_grad_into(cfg: UNetConfig, params: np.ndarray, grad: np.ndarr
     def step(xt: np.ndarray, t: np.ndarray, target: np.ndarray, weight: np.ndarray, rows: np.ndarray | None) -> float:
         out, cache = unet_network.forward_unchecked(cfg, P, xt.astype(params.dtype), t, rows)  # (B, D)
         loss, dy = mse(out, target, weight)
-        grad[...] = unet_network.backward_unchecked(cfg, P, cache, dy.astype(params.dtype), input_grad=False)[0]
+        grad[...] = unet_network.backward_unchecked(cfg, P, cache, dy.astype(params.dtype), input_grad=False,
+                                                     overwrite_cache=True)[0]
         last["out"] = out
         return float(loss)
 

@@ -115,6 +115,24 @@ def test_backward_of_a_random_cotangent_in_random_directions():
         np.testing.assert_allclose(grad @ d, fd, rtol=1e-6)
 
 
+def test_backward_that_overwrites_its_cache_gives_the_same_gradient_and_spends_the_cache():
+    # training's backward writes the column gradients over the cached columns: same weight gradient, cache consumed
+    rng = np.random.default_rng(4)
+    cfg = _tiny()
+    P = cfg.views(_params(cfg, rng))
+    x, t = _batch(rng)
+    out, cache = network.forward_unchecked(cfg, P, x, t)
+    _, cache2 = network.forward_unchecked(cfg, P, x, t)
+    u = rng.standard_normal(out.shape)
+    kept = cache["cols_out"].copy()
+    grad, dx = network.backward_unchecked(cfg, P, cache, u)
+    grad2, dx2 = network.backward_unchecked(cfg, P, cache2, u, input_grad=False, overwrite_cache=True)
+    np.testing.assert_array_equal(grad2, grad)
+    assert dx2 is None and dx.shape == x.shape
+    np.testing.assert_array_equal(cache["cols_out"], kept)  # the default leaves the cache readable
+    assert not np.array_equal(cache2["cols_out"], kept)
+
+
 # -- derivatives in input space ------------------------------------------------------------------------------
 def test_jvp_is_the_jacobian_times_the_tangents(point):
     cfg, theta, x, t, y, J = point

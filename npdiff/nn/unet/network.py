@@ -96,23 +96,26 @@ def forward_unchecked(config: UNetConfig, P: dict, x: np.ndarray, t: np.ndarray,
     return y.reshape(B, config.dim), cache
 
 
-def backward_unchecked(config: UNetConfig, P: dict, cache: dict, dy: np.ndarray, input_grad: bool = True
-                       ) -> tuple[np.ndarray, np.ndarray | None]:
+def backward_unchecked(config: UNetConfig, P: dict, cache: dict, dy: np.ndarray, input_grad: bool = True,
+                       overwrite_cache: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     r"""Given dL/dy (B, D) and :func:`forward_unchecked`'s cache: the gradient (n_params,) of every weight and dL/dx (B, D).
 
-    ``input_grad=False`` (training: x is data) skips dL/dx, returned as None.
+    ``input_grad=False`` (training: x is data) skips dL/dx, returned as None. ``overwrite_cache=True`` (training:
+    the cache dies with the step) lets every convolution's backward write its column gradient over its cached
+    columns instead of allocating another array of that size; the cache cannot be read again.
     """
     g = {}
     B = dy.shape[0]
     dy = dy.reshape(B, config.channels, config.image_size, config.image_size)
-    g["out.conv.W"], g["out.conv.b"], da = conv3x3_backward(dy, cache["cols_out"], P["out.conv.W"], cache["h_shape"])
+    g["out.conv.W"], g["out.conv.b"], da = conv3x3_backward(dy, cache["cols_out"], P["out.conv.W"], cache["h_shape"],
+                                                            overwrite_cols=overwrite_cache)
     g["out.norm.gamma"], g["out.norm.beta"], dh, _, _ = _norm_silu_backward(da, cache["out_da"], cache["out_norm"],
                                                                            P["out.norm.gamma"], P["out.norm.beta"])
     de = np.zeros_like(cache["e"])  # (B, T): dL/de, summed over the residual blocks
     skip_grads, blocks = [], blocks_of(P)
     for (kind, name, *widths), step in zip(reversed(config.plan), reversed(cache["steps"])):
         if kind == "res":
-            gb, dh, de_block = residual_block_backward(dh, step, blocks[name])
+            gb, dh, de_block = residual_block_backward(dh, step, blocks[name], overwrite_cache)
             de += de_block
         elif kind == "attn":
             gb, dh = attention_backward(dh, step, blocks[name], config.heads)

@@ -60,14 +60,19 @@ def residual_block(x, e, p, groups):
     return h2, cache
 
 
-def residual_block_backward(dy, cache, p):
-    r"""Given dL/dy (B, O, H, W), the gradients of p (a dict with its keys), of x (B, C, H, W) and of e (B, T)."""
+def residual_block_backward(dy, cache, p, overwrite_cache=False):
+    r"""Given dL/dy (B, O, H, W), the gradients of p (a dict with its keys), of x (B, C, H, W) and of e (B, T).
+
+    ``overwrite_cache=True`` lets the convolutions' backward reuse the cached columns (a training step's).
+    """
     c, g = cache, {}
-    g["conv2.W"], g["conv2.b"], da = conv3x3_backward(dy, c["cols2"], p["conv2.W"], dy.shape)
+    g["conv2.W"], g["conv2.b"], da = conv3x3_backward(dy, c["cols2"], p["conv2.W"], dy.shape,
+                                                      overwrite_cols=overwrite_cache)
     g["norm2.gamma"], g["norm2.beta"], dh1, ds, dt = _norm_silu_backward(da, c["da2"], c["norm2"], p["norm2.gamma"],
                                                                          p["norm2.beta"], c["s"])  # ds, dt (B, O)
     g["emb.W"], g["emb.b"], de = dense_backward(np.concatenate([ds, dt], axis=1), c["e"], p["emb.W"])
-    g["conv1.W"], g["conv1.b"], da = conv3x3_backward(dh1, c["cols1"], p["conv1.W"], c["x"].shape)
+    g["conv1.W"], g["conv1.b"], da = conv3x3_backward(dh1, c["cols1"], p["conv1.W"], c["x"].shape,
+                                                      overwrite_cols=overwrite_cache)
     g["norm1.gamma"], g["norm1.beta"], dx, _, _ = _norm_silu_backward(da, c["da1"], c["norm1"], p["norm1.gamma"],
                                                                       p["norm1.beta"])
     if "skip.W" in p:
