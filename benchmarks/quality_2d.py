@@ -164,24 +164,23 @@ def main() -> None:
           f"{schedule or recipe('2d')[2]!r}; {args.n_test} test points, t_min {args.t_min}", flush=True)
     print(HEADER, flush=True)
     rows = []
-    for name in args.sets:
-        for seed in args.seeds:
-            save = os.path.join(args.save, f"{name}-seed{seed}") if args.save else None
-            load = os.path.join(args.load, f"{name}-seed{seed}", "model.npz") if args.load else None
-            r = run_set(name, seed=seed, model_overrides=model_kw, train_overrides=train_kw, schedule=schedule,
-                        n_test=args.n_test, t_min=args.t_min, with_vlb=not args.no_vlb, save=save, load=load,
-                        fast=None if args.fast == "none" else args.fast, fast_nfe=args.fast_nfe)
-            print(format_row(r), flush=True)
-            rows.append(r)
-            columns = [c for c in ("set", "seed", "steps", "H", "nll", "gap", "gap_se", "vlb_gap", "vlb_gap_se", "fast",
-                                   "fast_gap", "fast_gap_se", "gauss_nll", "train_s", "ode_s", "nfe") if c in r]
-            write_results(args.results, rows, columns=columns,
-                          notes={"n_test": args.n_test, "t_min": args.t_min, "model_overrides": model_kw,
-                                 "train_overrides": train_kw})
-            if args.json:
-                with open(args.json, "a") as f:
-                    f.write(json.dumps({**r, "model_overrides": model_kw, "train_overrides": train_kw,
-                                        "schedule": (schedule or recipe("2d")[2]).config(), "t_min": args.t_min}) + "\n")
+    for seed, name in [(s, n) for s in args.seeds for n in args.sets]:  # every set on a seed before the next seed
+        save = os.path.join(args.save, f"{name}-seed{seed}") if args.save else None
+        load = os.path.join(args.load, f"{name}-seed{seed}", "model.npz") if args.load else None
+        r = run_set(name, seed=seed, model_overrides=model_kw, train_overrides=train_kw, schedule=schedule,
+                    n_test=args.n_test, t_min=args.t_min, with_vlb=not args.no_vlb, save=save, load=load,
+                    fast=None if args.fast == "none" else args.fast, fast_nfe=args.fast_nfe)
+        print(format_row(r), flush=True)
+        rows.append(r)
+        columns = [c for c in ("set", "seed", "steps", "H", "nll", "gap", "gap_se", "vlb_gap", "vlb_gap_se", "fast",
+                               "fast_gap", "fast_gap_se", "gauss_nll", "train_s", "ode_s", "nfe") if c in r]
+        write_results(args.results, rows, columns=columns,
+                      notes={"n_test": args.n_test, "t_min": args.t_min, "model_overrides": model_kw,
+                             "train_overrides": train_kw})
+        if args.json:
+            with open(args.json, "a") as f:
+                f.write(json.dumps({**r, "model_overrides": model_kw, "train_overrides": train_kw,
+                                    "schedule": (schedule or recipe("2d")[2]).config(), "t_min": args.t_min}) + "\n")
 
 
 if __name__ == "__main__":
