@@ -4,6 +4,7 @@ r"""Conditional models and guidance: what guidance samples, exactly, and how wel
     python benchmarks/guidance.py train --models benchmarks/out/guidance-models   # train (or reuse) the conditional models
     python benchmarks/guidance.py 2d --models benchmarks/out/guidance-models      # per-class gaps of the 2-D models
     python benchmarks/guidance.py digits --models benchmarks/out/guidance-models  # bits/dim, accuracy and diversity by w
+    python benchmarks/guidance.py uncond --p-uncond 0.3     # the unconditional mode's gap and the guided spread at w = 3
 
 ``oracle``: for the labelled 8gaussians oracle, label 0, and w in {0, 0.5, 1, 2, 4}, the tilted target
 :math:`p_w(x\mid y) \propto p(x\mid y)^{1+w}p(x)^{-w}` by quadrature (:class:`npdiff.analytic.TiltedTarget`), and
@@ -27,6 +28,11 @@ r"""Conditional models and guidance: what guidance samples, exactly, and how wel
 (``default_rng(10_000)``, the points of ``benchmarks/quality_2d.py`` and ``npdiff nll --seed 10000``),
 as the paired gap mean[log p(x|y) - log p_model(x|y)] per class and averaged, and the same network's
 unconditional mode (y = None) against log p(x).
+
+``uncond``: the conditional 8gaussians model (the "2d" recipe with ``--p-uncond`` and ``--set FIELD=VALUE``
+overrides) scored twice: its unconditional mode's paired gap on the 5,000 points above, and the guided ODE's
+spread at w = 3 (per label, the root mean squared distance of 1,000 RK45 samples to the label's centre, averaged
+over the labels) beside the exact labelled oracle's; one row per variant in ``benchmarks/results/guidance_uncond.json``.
 
 ``digits``: conditional and unconditional (y = None) test bits/dim of the conditional model (exact ODE,
 one dequantization), and for w in {0, 1, 2, 4} guided DDPM samples of each digit scored by a logistic

@@ -31,7 +31,10 @@ RECIPES: dict[str, dict[str, Any]] = {
                   "time_scale": 100.0, "coords": "raw+sinusoidal", "coord_scale": 8.0},
         "train": {"steps": 50_000, "batch_size": 512, "lr": 1e-3, "lr_schedule": "cosine", "clip_norm": 1.0,
                   "ema_decay": 0.999, "t_min": 1e-5, "log_snr_fraction": 0.5, "loss": "eps",
-                  "loss_second_moment_bins": 64},
+                  "loss_second_moment_bins": 64,
+                  # a conditional model's label dropout (unconditional models ignore it): at 0.1 the unconditional
+                  # mode, which guidance needs, trails the unconditional recipe (docs/measurements/guidance.md)
+                  "p_uncond": 0.3},
     },
     "images": {
         "model": {"width": 256, "depth": 3, "emb_dim": 128, "activation": "gelu", "parameterization": "v",
