@@ -4,6 +4,8 @@ r"""Model quality on FFJORD's eight 2D sets: exact test NLL of the default recip
     python benchmarks/quality_2d.py --sets 8gaussians 2spirals --n-test 2000 --no-vlb
     python benchmarks/quality_2d.py --sets moons --set width=256 --set lr_schedule=constant
     python benchmarks/quality_2d.py --sets 8gaussians --seeds 0 1 2
+    python benchmarks/quality_2d.py --seeds 0 1 --no-vlb --fast none && \
+        python benchmarks/quality_2d.py --seeds 2 --append --no-vlb --fast none   # the recipes page's table, in two runs
 
 For each set, :func:`run_set` trains the default ``"2d"`` recipe of :mod:`npdiff.recipes`
 (``--set FIELD=VALUE`` overrides any field of :class:`~npdiff.nn.MLPConfig` or
