@@ -4,6 +4,7 @@ r"""Conditional models and guidance: what guidance samples, exactly, and how wel
     python benchmarks/guidance.py train --models benchmarks/out/guidance-models   # train (or reuse) the conditional models
     python benchmarks/guidance.py 2d --models benchmarks/out/guidance-models      # per-class gaps of the 2-D models
     python benchmarks/guidance.py digits --models benchmarks/out/guidance-models  # bits/dim, accuracy and diversity by w
+    python benchmarks/guidance.py uncond --p-uncond 0.3     # the unconditional mode's gap and the guided spread at w = 3
 
 ``oracle``: for the labelled 8gaussians oracle, label 0, and w in {0, 0.5, 1, 2, 4}, the tilted target
 :math:`p_w(x\mid y) \propto p(x\mid y)^{1+w}p(x)^{-w}` by quadrature (:class:`npdiff.analytic.TiltedTarget`), and
@@ -27,6 +28,11 @@ r"""Conditional models and guidance: what guidance samples, exactly, and how wel
 (``default_rng(10_000)``, the points of ``benchmarks/quality_2d.py`` and ``npdiff nll --seed 10000``),
 as the paired gap mean[log p(x|y) - log p_model(x|y)] per class and averaged, and the same network's
 unconditional mode (y = None) against log p(x).
+
+``uncond``: the conditional 8gaussians model (the "2d" recipe with ``--p-uncond`` and ``--set FIELD=VALUE``
+overrides) scored twice: its unconditional mode's paired gap on the 5,000 points above, and the guided ODE's
+spread at w = 3 (per label, the root mean squared distance of 1,000 RK45 samples to the label's centre, averaged
+over the labels) beside the exact labelled oracle's; one row per variant in ``benchmarks/results/guidance_uncond.json``.
 
 ``digits``: conditional and unconditional (y = None) test bits/dim of the conditional model (exact ODE,
 one dequantization), and for w in {0, 1, 2, 4} guided DDPM samples of each digit scored by a logistic
@@ -64,13 +70,19 @@ WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)
 
 
 # -- training ------------------------------------------------------------------------------------------
-def trained(models: Path, name: str, *, seed: int = 0, steps: int | None = None, p_uncond: float = 0.1) -> DiffusionMLP:
-    r"""The conditional model of data set ``name`` (a toy set or "digits"), trained once and saved under ``models``."""
+def trained(models: Path, name: str, *, seed: int = 0, steps: int | None = None, p_uncond: float = 0.1,
+            train_overrides: dict | None = None) -> DiffusionMLP:
+    r"""The conditional model of data set ``name`` (a toy set or "digits"), trained once and saved under ``models``.
+
+    ``train_overrides`` (TrainConfig fields) change the recipe; they and a non-default ``p_uncond`` name the file.
+    """
     suffix = "" if p_uncond == 0.1 else f"-puncond{p_uncond:g}"
+    suffix += "".join(f"-{k}{v}" for k, v in sorted((train_overrides or {}).items()))
     path = models / f"{name}-conditional-seed{seed}{suffix}.npz"
     images = name == "digits"
     model_kw, train_kw, schedule = recipe("images" if images else "2d")
     train_kw["p_uncond"] = p_uncond
+    train_kw.update(train_overrides or {})
     if steps is not None:
         train_kw["steps"] = steps
     if images:
@@ -255,6 +267,62 @@ def cmd_2d(args: argparse.Namespace) -> None:
                 print(f"| {w:g} | {r['kl']:.4f} +- {r['kl_se']:.4f} | {r['nfe']} |", flush=True)
 
 
+# -- uncond: the conditional 8gaussians model's unconditional mode and its guided spread ------------------------
+def guided_spread(denoiser, centres: np.ndarray, w: float, n: int, rng: np.random.Generator, t_min: float = 1e-5) -> np.ndarray:
+    r"""Root mean squared distance of the guided ODE's samples of each label to that label's centre, (C,).
+
+    For label c, ``n`` RK45 samples (rtol = atol = 1e-5, the state at ``t_min``) of the guided field
+    :math:`(1 + w)\epsilon(x, t, c) - w\epsilon(x, t, \varnothing)`, and :math:`\sqrt{E\|x - \mu_c\|^2}`.
+    """
+    from npdiff.guidance import guided
+    from npdiff.sample import ode_sample
+
+    out = np.empty(centres.shape[0])
+    for c in range(centres.shape[0]):
+        x = ode_sample(guided(denoiser, c, w), n, rng, t_min=t_min, denoise=False).x  # (n, 2)
+        out[c] = np.sqrt(np.mean(np.sum((x - centres[c]) ** 2, axis=1)))
+    return out
+
+
+def cmd_uncond(args: argparse.Namespace) -> None:
+    import json
+
+    from _common import split_overrides
+
+    from npdiff.likelihood import ode_log_likelihood
+
+    data = toy2d.load("8gaussians")
+    oracle = data.oracle()
+    _, train_over = split_overrides(args.set)
+    path = Path(__file__).resolve().parent / "results" / f"{args.results}.json"
+    rows = json.loads(path.read_text())["rows"] if path.exists() else []
+    t0 = time.perf_counter()
+    ref = guided_spread(oracle, oracle.means, args.w, args.n_spread, np.random.default_rng([args.seed, 3]))
+    print(f"exact labelled oracle, w = {args.w:g}: spread {ref.mean():.4f} (per label {np.round(ref, 3).tolist()}; "
+          f"{time.perf_counter() - t0:.0f} s)", flush=True)
+    t0 = time.perf_counter()
+    model = trained(args.models, "8gaussians", seed=args.seed, p_uncond=args.p_uncond, train_overrides=train_over)
+    train_s = time.perf_counter() - t0
+    x = data.sample(args.n, np.random.default_rng(10_000 + args.seed))  # the points of quality_2d.py
+    res = ode_log_likelihood(model, x)  # y = None: the network's unconditional mode
+    gap = data.log_prob(x) - res.log_p  # (n,)
+    spread = guided_spread(model, oracle.means, args.w, args.n_spread, np.random.default_rng([args.seed, 3]))
+    _, train_kw, _ = recipe("2d")
+    train_kw.update(train_over)
+    row = {"p_uncond": args.p_uncond, "steps": train_kw["steps"], "bins": train_kw.get("loss_second_moment_bins", 0),
+           "seed": args.seed, "gap": float(gap.mean()), "gap_se": float(gap.std(ddof=1) / np.sqrt(args.n)),
+           "w": args.w, "spread": float(spread.mean()), "oracle_spread": float(ref.mean()),
+           "spread_ratio": float(spread.mean() / ref.mean()), "train_s": train_s}
+    print(f"p_uncond {args.p_uncond:g}, {row['steps']} steps, second-moment bins {row['bins']}: unconditional mode (y = None) "
+          f"paired gap **{row['gap']:.4f} +- {row['gap_se']:.4f}**; guided ODE spread at w = {args.w:g}: **{row['spread']:.4f}** "
+          f"(oracle {row['oracle_spread']:.4f}, ratio {row['spread_ratio']:.3f}; per label {np.round(spread, 3).tolist()})",
+          flush=True)
+    key = ("p_uncond", "steps", "bins", "seed", "w")
+    rows = [r for r in rows if tuple(r.get(k) for k in key) != tuple(row[k] for k in key)] + [row]
+    write_results(args.results, rows, notes={"n": args.n, "n_spread": args.n_spread, "t_min": 1e-5, "rtol": 1e-5,
+                                             "test_points": "default_rng(10000 + seed)"})
+
+
 # -- digits: bits/dim, and guided samples scored --------------------------------------------------------------
 README_UNCONDITIONAL_BPD = (2.367, 0.017)  # the README's unconditional "images" recipe, exact ODE, test split
 
@@ -336,6 +404,16 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--p-uncond", type=float, default=0.1, help="the models trained with this label dropout (default 0.1)")
     p.set_defaults(func=cmd_2d)
+    p = sub.add_parser("uncond", help="the conditional 8gaussians model's unconditional gap and guided spread")
+    p.add_argument("--models", type=Path, default=Path("benchmarks/out/guidance-models"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--p-uncond", type=float, default=0.1, help="label dropout probability (default 0.1)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a TrainConfig field")
+    p.add_argument("--n", type=int, default=5000, help="test points of the unconditional gap (default 5000)")
+    p.add_argument("--n-spread", type=int, default=1000, help="guided samples per label (default 1000)")
+    p.add_argument("--w", type=float, default=3.0, help="guidance weight of the spread (default 3)")
+    p.add_argument("--results", default="guidance_uncond", help="benchmarks/results/NAME.json, one row per variant")
+    p.set_defaults(func=cmd_uncond)
     p = sub.add_parser("digits", help="bits/dim, accuracy and diversity of the conditional digits model")
     p.add_argument("--models", type=Path, default=Path("benchmarks/out/guidance-models"))
     p.add_argument("--w", type=float, nargs="+", default=[0.0, 1.0, 2.0, 4.0])

@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     data = toy2d.load("8gaussians")
     model_kw, train_kw, schedule = recipe("2d")
+    train_kw["loss_second_moment_bins"] = 0  # the context MLP's step keeps no per-example losses for the draw
     train_s = None
     if args.reuse and os.path.exists(OUT):
         model = checkpoint.load(OUT).model

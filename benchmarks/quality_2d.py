@@ -4,6 +4,8 @@ r"""Model quality on FFJORD's eight 2D sets: exact test NLL of the default recip
     python benchmarks/quality_2d.py --sets 8gaussians 2spirals --n-test 2000 --no-vlb
     python benchmarks/quality_2d.py --sets moons --set width=256 --set lr_schedule=constant
     python benchmarks/quality_2d.py --sets 8gaussians --seeds 0 1 2
+    python benchmarks/quality_2d.py --seeds 0 1 --no-vlb --fast none && \
+        python benchmarks/quality_2d.py --seeds 2 --append --no-vlb --fast none   # the recipes page's table, in two runs
 
 For each set, :func:`run_set` trains the default ``"2d"`` recipe of :mod:`npdiff.recipes`
 (``--set FIELD=VALUE`` overrides any field of :class:`~npdiff.nn.MLPConfig` or
@@ -155,6 +157,8 @@ def main() -> None:
     ap.add_argument("--fast", default="dpmpp2m", help="the few-step sampler of the extra gap column ('none' to skip)")
     ap.add_argument("--fast-nfe", type=int, default=20, help="its evaluations (default 20)")
     ap.add_argument("--json", metavar="FILE", help="append one JSON line per row to FILE")
+    ap.add_argument("--append", action="store_true",
+                    help="keep the results file's rows of other sets and seeds (a table measured in several runs)")
     ap.add_argument("--results", default="quality_2d",
                     help="write the rows to benchmarks/results/NAME.json, rewritten after each row (default quality_2d)")
     args = ap.parse_args()
@@ -163,25 +167,33 @@ def main() -> None:
     print(f"recipe '2d' with model overrides {model_kw}, training overrides {train_kw}, schedule "
           f"{schedule or recipe('2d')[2]!r}; {args.n_test} test points, t_min {args.t_min}", flush=True)
     print(HEADER, flush=True)
+    kept, runs = [], []
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", f"{args.results}.json")
+    if args.append and os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        done = {(n, s) for s in args.seeds for n in args.sets}
+        kept = [r for r in old["rows"] if (r["set"], r["seed"]) not in done]
+        runs = old.get("notes", {}).get("runs", [old["command"]])
+    runs = [*runs, "python " + " ".join([os.path.relpath(sys.argv[0]), *sys.argv[1:]])]
     rows = []
-    for name in args.sets:
-        for seed in args.seeds:
-            save = os.path.join(args.save, f"{name}-seed{seed}") if args.save else None
-            load = os.path.join(args.load, f"{name}-seed{seed}", "model.npz") if args.load else None
-            r = run_set(name, seed=seed, model_overrides=model_kw, train_overrides=train_kw, schedule=schedule,
-                        n_test=args.n_test, t_min=args.t_min, with_vlb=not args.no_vlb, save=save, load=load,
-                        fast=None if args.fast == "none" else args.fast, fast_nfe=args.fast_nfe)
-            print(format_row(r), flush=True)
-            rows.append(r)
-            columns = [c for c in ("set", "seed", "steps", "H", "nll", "gap", "gap_se", "vlb_gap", "vlb_gap_se", "fast",
-                                   "fast_gap", "fast_gap_se", "gauss_nll", "train_s", "ode_s", "nfe") if c in r]
-            write_results(args.results, rows, columns=columns,
-                          notes={"n_test": args.n_test, "t_min": args.t_min, "model_overrides": model_kw,
-                                 "train_overrides": train_kw})
-            if args.json:
-                with open(args.json, "a") as f:
-                    f.write(json.dumps({**r, "model_overrides": model_kw, "train_overrides": train_kw,
-                                        "schedule": (schedule or recipe("2d")[2]).config(), "t_min": args.t_min}) + "\n")
+    for seed, name in [(s, n) for s in args.seeds for n in args.sets]:  # every set on a seed before the next seed
+        save = os.path.join(args.save, f"{name}-seed{seed}") if args.save else None
+        load = os.path.join(args.load, f"{name}-seed{seed}", "model.npz") if args.load else None
+        r = run_set(name, seed=seed, model_overrides=model_kw, train_overrides=train_kw, schedule=schedule,
+                    n_test=args.n_test, t_min=args.t_min, with_vlb=not args.no_vlb, save=save, load=load,
+                    fast=None if args.fast == "none" else args.fast, fast_nfe=args.fast_nfe)
+        print(format_row(r), flush=True)
+        rows.append(r)
+        columns = [c for c in ("set", "seed", "steps", "H", "nll", "gap", "gap_se", "vlb_gap", "vlb_gap_se", "fast",
+                               "fast_gap", "fast_gap_se", "gauss_nll", "train_s", "ode_s", "nfe") if c in r]
+        write_results(args.results, kept + rows, columns=columns,
+                      notes={"n_test": args.n_test, "t_min": args.t_min, "model_overrides": model_kw,
+                             "train_overrides": train_kw, **({"runs": runs} if args.append else {})})
+        if args.json:
+            with open(args.json, "a") as f:
+                f.write(json.dumps({**r, "model_overrides": model_kw, "train_overrides": train_kw,
+                                    "schedule": (schedule or recipe("2d")[2]).config(), "t_min": args.t_min}) + "\n")
 
 
 if __name__ == "__main__":

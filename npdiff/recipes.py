@@ -7,9 +7,10 @@ schedule; a flag on the command line overrides any field.
 
 ``"2d"`` trains the toy sets (raw coordinates plus their sinusoidal embedding at scale 8, time
 embedding at scale 100, v-prediction with the loss in eps space, half of each batch's times drawn
-with uniform log-SNR, batch 512 for 26,000 steps); ``"images"`` trains the 8x8 digits, with the MLP
-or, under its key ``"unet"``, with the U-Net (:class:`~npdiff.nn.unet.config.UNetConfig`'s fields and
-the training fields that differ from the MLP's). What each choice bought, and why, is in
+with uniform log-SNR, that mixture's 64 bins drawn by the loss's second moment, batch 512 for
+50,000 steps); ``"images"`` trains the 8x8 digits, with the MLP or, under its key ``"unet"``, with
+the U-Net (:class:`~npdiff.nn.unet.config.UNetConfig`'s fields and the training fields that differ
+from the MLP's). What each choice bought, and why, is in
 ``docs/measurements/recipes.md`` and ``docs/measurements/unet.md``.
 """
 
@@ -28,8 +29,12 @@ RECIPES: dict[str, dict[str, Any]] = {
     "2d": {
         "model": {"width": 128, "depth": 3, "emb_dim": 128, "activation": "gelu", "parameterization": "v",
                   "time_scale": 100.0, "coords": "raw+sinusoidal", "coord_scale": 8.0},
-        "train": {"steps": 26_000, "batch_size": 512, "lr": 1e-3, "lr_schedule": "cosine", "clip_norm": 1.0,
-                  "ema_decay": 0.999, "t_min": 1e-5, "log_snr_fraction": 0.5, "loss": "eps"},
+        "train": {"steps": 50_000, "batch_size": 512, "lr": 1e-3, "lr_schedule": "cosine", "clip_norm": 1.0,
+                  "ema_decay": 0.999, "t_min": 1e-5, "log_snr_fraction": 0.5, "loss": "eps",
+                  "loss_second_moment_bins": 64,
+                  # a conditional model's label dropout (unconditional models ignore it): at 0.1 the unconditional
+                  # mode, which guidance needs, trails the unconditional recipe (docs/measurements/guidance.md)
+                  "p_uncond": 0.3},
     },
     "images": {
         "model": {"width": 256, "depth": 3, "emb_dim": 128, "activation": "gelu", "parameterization": "v",

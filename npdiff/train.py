@@ -293,8 +293,9 @@ class Trainer:
         self.times = TimeSampler(self.schedule, config.t_min, config.log_snr_fraction)  # refuses t_min >= t_max
         self.resampler: LossSecondMomentTimes | None = None
         if config.loss_second_moment_bins:
-            if isinstance(model, PromptMLP):
-                raise ValueError("loss_second_moment_bins needs per-example losses, which the PromptMLP's step does not keep")
+            if isinstance(model, (PromptMLP, ContextMLP)):
+                raise ValueError(f"loss_second_moment_bins needs per-example losses, which the {type(model).__name__}'s step "
+                                 f"does not keep; set it to 0 (got {config.loss_second_moment_bins})")
             self.resampler = LossSecondMomentTimes(self.times, config.loss_second_moment_bins)
         self.params = model.params.astype(np.float32)  # (n_params,) the weights being trained
         self.grad = np.zeros_like(self.params)

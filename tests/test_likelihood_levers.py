@@ -131,9 +131,14 @@ def test_per_example_losses_of_a_step_average_to_its_loss(network):
     np.testing.assert_allclose(np.mean(seen[0]), loss, rtol=1e-5)
 
 
-def test_the_prompt_network_refuses_the_second_moment_draw():
+def test_the_prompt_and_context_networks_refuse_the_second_moment_draw():
+    # their training steps return the loss alone, so the draw would have no per-example losses to learn from
     from npdiff.nn import prompt_mlp as pm
+    from npdiff.nn.context_mlp import ContextMLP, ContextMLPConfig
 
     cfg = pm.PromptMLPConfig(dim=6, width=8, depth=2, emb_dim=4)
-    with pytest.raises(ValueError, match="loss_second_moment_bins needs per-example losses"):
+    with pytest.raises(ValueError, match=r"loss_second_moment_bins needs per-example losses.*PromptMLP.*got 4"):
         Trainer(pm.PromptMLP(cfg, vp_linear(), rng=0), lambda n, rng: None, TrainConfig(loss_second_moment_bins=4), rng=0)
+    ctx = ContextMLP(ContextMLPConfig(dim=2, context_dim=4, width=8, depth=2, emb_dim=4), vp_linear(), rng=0)
+    with pytest.raises(ValueError, match=r"loss_second_moment_bins needs per-example losses.*ContextMLP.*got 64"):
+        Trainer(ctx, lambda n, rng: None, TrainConfig(loss_second_moment_bins=64), rng=0)

@@ -27,7 +27,7 @@ __all__ = ["DATA", "DEMO_SAMPLES", "DEMO_STEPS", "GRID_HALF_WIDTH", "WRITTEN", "
 
 #: the demo's data set: eight Gaussians on a circle, whose density and entropy are known exactly
 DATA = "8gaussians"
-#: Training steps of ``npdiff demo``: ~40% of the "2d" recipe's 26k, so the demo ends within two minutes on one core.
+#: Training steps of ``npdiff demo``: a fifth of the "2d" recipe's 50k, so the demo ends within two minutes on one core.
 DEMO_STEPS = 10_000
 #: samples drawn by the default sampler, and data points drawn beside them
 DEMO_SAMPLES = 2000

@@ -174,8 +174,8 @@ def add_train(sub) -> None:
     g.add_argument("--conditional", action="store_true",
                    help="a class-conditional model of a labelled data set (its labels dropped with probability --p-uncond)")
     g.add_argument("--p-uncond", dest="p_uncond", type=in_range(float, 0.0, 1.0),
-                   help="with --conditional: probability of training a point without its label; with --arch "
-                        "prompt_mlp: of the empty prompt (default 0.1)")
+                   help="with --conditional: probability of training a point without its label (default 0.3 on the 2D "
+                        "sets, 0.1 on the digits); with --arch prompt_mlp: of the empty prompt (default 0.1)")
     p.set_defaults(func=train.run)
 
 
