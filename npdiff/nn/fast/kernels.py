@@ -139,7 +139,7 @@ def _gelu_pair(z):
 
 
 @njit(inline="always")
-def _silu_pair(z):
+def silu_pair(z):
     # silu(z) = z sig(z), silu'(z) = sig(z) + z sig'(z), sig(z) = (1 + tanh(z / 2)) / 2
     th, dth = _tanh_pair(z * _HALF)
     sig = _HALF + _HALF * th
@@ -226,7 +226,7 @@ def _nb_bias_act(z, b, res, act, residual, h, d):
     else:
         for i in range(B):
             for j in range(H):
-                hv, dv = _silu_pair(z[i, j] + b[j])
+                hv, dv = silu_pair(z[i, j] + b[j])
                 h[i, j] = hv + res[i, j] if residual else hv
                 d[i, j] = dv
 
@@ -305,7 +305,7 @@ def _nb_act_tangents(z, b, tb, first, tan_z, act, s):
                 s[0, i, j] = hv if first else s[0, i, j] + hv
         else:
             for j in range(H):
-                hv, dv[j] = _silu_pair(z[0, i, j] + b[j])
+                hv, dv[j] = silu_pair(z[0, i, j] + b[j])
                 s[0, i, j] = hv if first else s[0, i, j] + hv
         for k in range(1, nT):
             if not first:

@@ -33,7 +33,7 @@ from numba import njit
 
 from ..activations import ACTIVATIONS
 from ..fast import kernels
-from ..fast.kernels import _silu_pair
+from ..fast.kernels import silu_pair
 from .norm import GN_EPS, group_norm, group_norm_backward, group_norm_tangent
 
 __all__ = [
@@ -135,7 +135,7 @@ def _nb_norm_silu(x, coef_a, coef_b, groups, eps, x_hat, s, a, da, silu):
                     for k in range(N):
                         xh = (x[b, c, k] - mu_t) * s_t
                         x_hat[b, c, k] = xh
-                        a[b, c, k], da[b, c, k] = _silu_pair(xh * ca + cb)
+                        a[b, c, k], da[b, c, k] = silu_pair(xh * ca + cb)
                 else:
                     for k in range(N):
                         xh = (x[b, c, k] - mu_t) * s_t
