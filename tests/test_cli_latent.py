@@ -14,17 +14,10 @@ from npdiff.cli.sample import run_sampler
 from npdiff.data.images import digits
 from npdiff.latent import LatentDiffusion
 
-from .test_fuzz_cli import assert_one_line_error, run_main
+from .test_fuzz_cli import one_line_error, run_main
 
 PNG = b"\x89PNG\r\n\x1a\n"
 TINY = ["--latent-dim", "4", "--ae-steps", "4", "--steps", "4", "--width", "16", "--depth", "1", "--batch-size", "16"]
-
-
-
-
-def one_line_error(argv, *words):
-    code, _, err = run_main(argv)
-    assert_one_line_error(argv, code, err, *words)
 
 
 @pytest.fixture(scope="module")

@@ -15,17 +15,10 @@ from npdiff.nn.model import DiffusionMLP
 from npdiff.sample import ddim_sample
 from npdiff.schedule import vp_linear
 
-from .test_fuzz_cli import assert_one_line_error, run_main
+from .test_fuzz_cli import one_line_error, run_main
 
 PNG = b"\x89PNG\r\n\x1a\n"
 TINY = ["--width", "16", "--depth", "1", "--batch-size", "8", "--steps", "3"]
-
-
-
-
-def one_line_error(argv, *words):
-    code, _, err = run_main(argv)
-    assert_one_line_error(argv, code, err, *words)
 
 
 @pytest.fixture(scope="module")

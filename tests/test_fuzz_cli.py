@@ -46,6 +46,12 @@ def assert_one_line_error(argv, code, err, *words):
         assert w in lines[0], f"{argv}: {w!r} not in {lines[0]!r}"
 
 
+def one_line_error(argv, *words):
+    """Run argv and check it fails with one line on stderr holding every word."""
+    code, _, err = run_main(argv)
+    assert_one_line_error(argv, code, err, *words)
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """Model files, good and bad, in one folder; returns the folder."""
