@@ -179,7 +179,7 @@ def settings_part(args, model, d, cache: Cache, deadline: float, base_notes: dic
               f"{mean:+.5f}" + (f" +- {se:.5f}" if se else "") + f" (largest {r['diff_max']:.5f}); "
               f"{r['nfe_median']:.0f} evaluations per solve, {r['s_per_image']:.1f} s per image, "
               f"{r['split_min']:.0f} min for the split", flush=True)
-    write_results(args.results, rows, notes={**base_notes, "reference": args.settings[0],
+    write_results(args.results or "unet_ode_settings", rows, notes={**base_notes, "reference": args.settings[0],
                                                    "atol": "equal to rtol", "split": "test"})
 
 
@@ -198,8 +198,9 @@ def main() -> None:
     ap.add_argument("--n-settings", type=int, default=10, help="test images of --part settings (default 10)")
     ap.add_argument("--settings", nargs="+", default=SETTINGS, metavar="DTYPE:RTOL:CHUNK",
                     help="--part settings: the settings, the first the reference")
-    ap.add_argument("--results", default="unet_ode_settings", metavar="NAME",
-                    help="--part settings: the results file's name (default unet_ode_settings; the whole split: unet_ode_split)")
+    ap.add_argument("--results", default=None, metavar="NAME",
+                    help="the results file's name (default unet_digits, and unet_ode_settings for --part settings; "
+                         "the settings on the whole split: unet_ode_split; a second seed's model: unet_digits_seed1)")
     ap.add_argument("--budget", type=float, default=float("inf"), metavar="SECONDS",
                     help="start no new ODE solve after this many seconds (the cache keeps what is done)")
     ap.add_argument("--cache", default=CACHE, metavar="FILE", help="per-image ODE results (default benchmarks/out/)")
@@ -276,7 +277,7 @@ def main() -> None:
               f"{vlb_mean:.3f} +- {vlb_se:.3f} on {x_vlb.shape[0]} images ({vlb_s:.0f} s); "
               f"MLP on {r['mlp_images']}: ODE {r['mlp_bpd_ode']}, VLB {r['mlp_bpd_vlb']}", flush=True)
         # after each split, so that a long run cut short keeps the splits it finished
-        write_results("unet_digits", rows, notes=notes)
+        write_results(args.results or "unet_digits", rows, notes=notes)
 
 
 if __name__ == "__main__":

@@ -54,8 +54,8 @@ import numpy as np
 from ._check import as_batch
 from .schedule import Schedule
 
-__all__ = ["Denoiser", "as_tangents", "call_eps", "call_eps_and_divergence", "call_eps_jvp", "call_eps_vjp", "check_denoiser",
-           "has_eps_jvp", "has_eps_vjp", "num_classes_of"]
+__all__ = ["Denoiser", "as_tangents", "call_eps", "call_eps_and_divergence", "call_eps_and_jacobian_diagonal", "call_eps_jvp",
+           "call_eps_vjp", "check_denoiser", "has_eps_jvp", "has_eps_vjp", "num_classes_of"]
 
 
 @runtime_checkable
@@ -197,6 +197,32 @@ def call_eps_jvp(denoiser: Denoiser, x: np.ndarray, t: float | np.ndarray, v: np
     out = denoiser.eps_jvp(x, t, vk) if y is None else denoiser.eps_jvp(x, t, vk, y)
     eps, jvp = _check_derivative(out, x, vk.shape, "eps_jvp(x, t, v)")
     return eps, (jvp[:, 0, :] if v.ndim == 2 else jvp)
+
+
+#: rows (points x tangents) of one eps_jvp call of :func:`call_eps_and_jacobian_diagonal`: D unit tangents per point
+#: multiply a network's activations by D, so a large batch goes through in pieces of this many rows
+JACOBIAN_ROWS = 4096
+
+
+def call_eps_and_jacobian_diagonal(denoiser: Denoiser, x: np.ndarray, t: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""eps (B, D) and the diagonal of its Jacobian, :math:`\partial\epsilon_{\theta,d}/\partial x_d` (B, D), checked.
+
+    .. math:: \big(\partial\epsilon_\theta/\partial x\big)_{dd} = e_d^\top J e_d
+
+    The D unit tangents :math:`e_d` through ``eps_jvp``, component d of the d-th product kept (its sum
+    over d is the divergence of ``eps_and_divergence``); points go through in pieces of at most
+    :data:`JACOBIAN_ROWS` points x tangents. ``x`` (B, D) and ``t`` (a float or (B,)) checked by the caller.
+    """
+    B, D = x.shape
+    t = np.broadcast_to(np.asarray(t, dtype=np.float64), (B,))
+    eye = np.eye(D)
+    eps, diag = np.empty((B, D)), np.empty((B, D))
+    step = max(1, JACOBIAN_ROWS // D)
+    for lo in range(0, B, step):
+        xb = x[lo : lo + step]  # (b, D)
+        e, jv = call_eps_jvp(denoiser, xb, t[lo : lo + step], np.broadcast_to(eye, (xb.shape[0], D, D)))  # (b, D, D)
+        eps[lo : lo + step], diag[lo : lo + step] = e, np.einsum("bdd->bd", jv)
+    return eps, diag
 
 
 def call_eps_vjp(denoiser: Denoiser, x: np.ndarray, t: float | np.ndarray, u: np.ndarray,

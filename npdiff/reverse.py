@@ -46,14 +46,15 @@ import numpy as np
 
 from ._check import as_integers, flow_time, positive_int
 from ._validate import chain_step, check_schedule, check_threshold
-from .denoiser import Denoiser, as_denoiser_batch, call_eps, call_eps_and_divergence
+from .denoiser import Denoiser, as_denoiser_batch, call_eps, call_eps_and_divergence, call_eps_and_jacobian_diagonal
 from .forward import q_posterior_discrete_unchecked
 from .parameterization import x0_from_eps
 from .reverse_variance import VARIANCES, ReverseVariance, check_variance, reverse_log_variance
 from .schedule import DiscreteSchedule, Schedule
 from .thresholding import IMAGEN_PERCENTILE, threshold_x0_unchecked
 
-__all__ = ["VARIANCES", "ReverseVariance", "call_time", "chain_for", "check_variance", "p_mean_log_variance",
+__all__ = ["VARIANCES", "ReverseVariance", "call_time", "chain_for", "check_variance", "log_variance_columns",
+           "p_mean_log_variance",
            "p_mean_log_variance_unchecked", "p_mean_variance", "p_mean_variance_unchecked", "reverse_log_variance"]
 
 
@@ -232,7 +233,8 @@ def p_mean_log_variance(
 
     The mean is :func:`p_mean_variance`'s; :math:`\Sigma_i` is ``variance``'s choice on its chain
     (:mod:`npdiff.reverse_variance`), per point for ``"trace"``, whose divergence comes from the
-    same denoiser call as the mean.
+    same denoiser call as the mean, and per point and dimension for ``"diagonal"`` (the Jacobian's diagonal,
+    D tangents of the denoiser's forward mode).
 
     Parameters
     ----------
@@ -254,8 +256,9 @@ def p_mean_log_variance(
     -------
     mean : (B, D) array
         :math:`\tilde\mu_i(x_i, \hat x_0)`.
-    log_var : (B,) array
-        :math:`\log\Sigma_i`.
+    log_var : (B,) array, or (B, D) for ``"diagonal"``
+        :math:`\log\Sigma_i`, one per point, or one per point and dimension
+        (:func:`log_variance_columns` shapes either for the (B, D) mean).
     eps : (B, D) array
         The predicted noise.
     x0_hat : (B, D) array
@@ -301,11 +304,19 @@ def p_mean_log_variance_unchecked(
     [-0.5181]
     """
     t = _call_time(variance.chain, i, denoiser.schedule)
-    div = None
-    if variance.per_point:
-        eps, div = call_eps_and_divergence(denoiser, x, t)  # (B, D), (B,)
+    derivative = None
+    if variance.variance == "diagonal":
+        eps, derivative = call_eps_and_jacobian_diagonal(denoiser, x, t)  # (B, D), (B, D)
+    elif variance.per_point:
+        eps, derivative = call_eps_and_divergence(denoiser, x, t)  # (B, D), (B,)
     else:
         eps = call_eps(denoiser, x, t)  # (B, D)
     mean, x0_hat = _posterior_mean_at_prediction(x, eps, i, variance.chain, threshold, percentile)
-    log_var = np.broadcast_to(variance.log_variance_at(i, div, x.shape[1]), (x.shape[0],))  # (B,)
-    return mean, log_var, eps, x0_hat
+    log_var = variance.log_variance_at(i, derivative, x.shape[1])
+    shape = x.shape if variance.variance == "diagonal" else (x.shape[0],)
+    return mean, np.broadcast_to(log_var, shape), eps, x0_hat
+
+
+def log_variance_columns(log_var: np.ndarray) -> np.ndarray:
+    r"""The log-variance of :func:`p_mean_log_variance` as (B, 1) or (B, D): it broadcasts against the (B, D) mean."""
+    return log_var if log_var.ndim == 2 else log_var[:, None]

@@ -1,4 +1,4 @@
-r"""The variance :math:`\Sigma_t` of the reverse Gaussian :math:`p(x_{t-1} \mid x_t)`: four choices, one formula.
+r"""The variance :math:`\Sigma_t` of the reverse Gaussian :math:`p(x_{t-1} \mid x_t)`: five choices, one formula.
 
 The true reverse kernel averages the forward posterior over what :math:`x_t` leaves unknown
 about :math:`x_0`:
@@ -29,6 +29,13 @@ choice of npdiff is a value of :math:`v_t`, the per-dimension posterior variance
   :math:`\mathbb E[x_0 \mid x_t] = (x_t - \sigma_t\epsilon)/\sqrt{\bar\alpha_t}` gives
   :math:`\mathrm{Cov}[x_0 \mid x_t] = \frac{\sigma_t^2}{\sqrt{\bar\alpha_t}}\,\partial\mathbb E[x_0|x_t]/\partial x_t
   = \frac{\sigma_t^2}{\bar\alpha_t}(I - \sigma_t\,\partial\epsilon/\partial x)` (Efron 2011, Sec. 2).
+* ``"diagonal"``: per point and per dimension, the diagonal of that covariance,
+  :math:`v_{t,d}(x_t) = \frac{\sigma_t^2}{\bar\alpha_t}\big(1 - \sigma_t\,\partial\epsilon_{\theta,d}/\partial x_d\big)`,
+  and :math:`\Sigma_t = \mathrm{diag}(\tilde\beta_t + c_{1,t}^2 v_{t,d})`: Thm. 1's argument run one
+  coordinate at a time, the diagonal Gaussian closest in KL to the true kernel (Bao et al. 2022b, who learn
+  this diagonal; here it is read off the network's Jacobian, D tangents of its forward mode per point). It
+  pays where the dimensions differ in how well :math:`x_t` pins them down: an image's background pixels
+  are certain long before its strokes are.
 
 The two learned-free estimates agree on average: integrating by parts,
 :math:`\mathbb E_{q_t}\lVert\nabla\log q_t\rVert^2 = -\mathbb E_{q_t}\Delta\log q_t`, so for the exact
@@ -61,6 +68,7 @@ from .forward import q_sample_discrete_unchecked
 from .schedule import DiscreteSchedule
 
 __all__ = [
+    "PER_POINT",
     "VARIANCES",
     "EpsMoments",
     "ReverseVariance",
@@ -73,9 +81,14 @@ __all__ = [
     "x0_variance_bound",
     "x0_variance_from_divergence",
     "x0_variance_from_eps_moment",
+    "x0_variance_from_jacobian_diagonal",
 ]
 
-VARIANCES = ("small", "large", "analytic", "trace")
+VARIANCES = ("small", "large", "analytic", "trace", "diagonal")
+
+#: the choices that depend on the point x_t, not on t alone: the reverse step computes them from the denoiser's
+#: derivative there (the divergence for "trace", the Jacobian's diagonal for "diagonal")
+PER_POINT = ("trace", "diagonal")
 
 
 def check_variance(variance: object) -> str:
@@ -132,6 +145,49 @@ def x0_variance_from_divergence(divergence: object, alpha_bar: object, D: int) -
 def _from_divergence(div: np.ndarray, ab: np.ndarray | float, D: int) -> np.ndarray:
     sigma2 = 1.0 - ab
     return sigma2 / ab * (1.0 - np.sqrt(sigma2) * div / D)
+
+
+def x0_variance_from_jacobian_diagonal(jacobian_diagonal: object, alpha_bar: object) -> np.ndarray:
+    r"""Per point and dimension, :math:`\mathrm{Var}[x_{0,d} \mid x_t]` by Tweedie's second moment.
+
+    .. math:: v_d = \frac{1 - \bar\alpha}{\bar\alpha}\Big(1 - \sqrt{1 - \bar\alpha}\;
+        \frac{\partial\epsilon_d}{\partial x_d}\Big)
+
+    The diagonal of :math:`\mathrm{Cov}[x_0 \mid x_t] = \frac{\sigma_t^2}{\bar\alpha_t}(I - \sigma_t\,
+    \partial\epsilon/\partial x)` (Efron 2011, Sec. 2); its mean over d is
+    :func:`x0_variance_from_divergence`. Exact for the exact denoiser; not clipped (see :class:`ReverseVariance`).
+
+    Parameters
+    ----------
+    jacobian_diagonal : (B, D) array (elementwise: any shape)
+        :math:`\partial\epsilon_{\theta,d}/\partial x_d` at the points
+        (:func:`npdiff.denoiser.call_eps_and_jacobian_diagonal`).
+    alpha_bar : float or array broadcasting against it
+        :math:`\bar\alpha_t` in (0, 1].
+
+    Returns
+    -------
+    array of the broadcast shape
+        The posterior variance of each dimension of :math:`x_0`.
+
+    Examples
+    --------
+    For data N(0, diag(4, 1/4)) the exact eps is :math:`\sigma (\bar\alpha s + \sigma^2)^{-1} x` per dimension, so
+    :math:`v_d = s_d\sigma^2 / (\bar\alpha s_d + \sigma^2)`:
+
+    >>> import numpy as np
+    >>> s, ab = np.array([4.0, 0.25]), 0.5
+    >>> jac = np.sqrt(1 - ab) / (ab * s + 1 - ab)  # d eps_d / d x_d
+    >>> print(np.round(x0_variance_from_jacobian_diagonal(jac[None], ab), 4), np.round(s * 0.5 / (0.5 * s + 0.5), 4))
+    [[0.8 0.2]] [0.8 0.2]
+    """
+    jac, ab = as_float_arrays(like="jacobian_diagonal", jacobian_diagonal=jacobian_diagonal, alpha_bar=alpha_bar)
+    return _from_jacobian_diagonal(jac, _alpha_bar(ab))
+
+
+def _from_jacobian_diagonal(jac: np.ndarray, ab: np.ndarray | float) -> np.ndarray:
+    sigma2 = 1.0 - ab
+    return sigma2 / ab * (1.0 - np.sqrt(sigma2) * jac)
 
 
 def x0_variance_from_eps_moment(eps_sq: object, alpha_bar: object) -> np.ndarray:
@@ -429,11 +485,12 @@ class ReverseVariance:
     Attributes
     ----------
     log_var : (T + 1,) array or None
-        :math:`\log\Sigma_t` of the choices that depend on t alone; None for ``"trace"``.
+        :math:`\log\Sigma_t` of the choices that depend on t alone; None for those of :data:`PER_POINT`.
     v_max : (T + 1,) array
         The upper bound of :math:`v_t` (:func:`~npdiff.reverse_variance.x0_variance_bound`).
     per_point : bool
-        True for ``"trace"``, whose variance needs the divergence at each point.
+        True for the choices of :data:`PER_POINT`: ``"trace"`` needs the divergence at each point,
+        ``"diagonal"`` the Jacobian's diagonal.
 
     Examples
     --------
@@ -459,7 +516,7 @@ class ReverseVariance:
                              "training data: pass eps_moments=reverse_variance.eps_moments(denoiser, x_train, chain, rng)")
         self.eps_moments = eps_moments
         self.v_max = _x0_variance_bound(self.chain, self.x0_max)  # (T+1,)
-        self.per_point = variance == "trace"
+        self.per_point = variance in PER_POINT
         self.log_var = None if self.per_point else self._table()
 
     def _table(self) -> np.ndarray:
@@ -475,14 +532,18 @@ class ReverseVariance:
         sigma = [_sigma_at_step(chain, i, v[i - 1], self.v_max[i]) for i in range(1, chain.T + 1)]
         return np.log(np.concatenate([[sigma[0]], sigma]))  # index 0 unused; keep it finite
 
-    def log_variance_at(self, i: int, divergence: np.ndarray | None, D: int) -> np.ndarray:
-        r""":math:`\log\Sigma_i`, (B,) for ``"trace"`` from the (B,) divergence at the points, else a scalar.
+    def log_variance_at(self, i: int, derivative: np.ndarray | None, D: int) -> np.ndarray:
+        r""":math:`\log\Sigma_i`: a scalar for the choices of t alone; (B,) for ``"trace"`` from the (B,) divergence
+        at the points; (B, D) for ``"diagonal"`` from the (B, D) Jacobian diagonal there.
 
-        The caller (the reverse step) has checked i and the divergence.
+        The caller (the reverse step) has checked i and the derivative.
         """
         if not self.per_point:
             return self.log_var[i]
-        v = _from_divergence(divergence, self.chain.alpha_bar[i], D)  # (B,) Tweedie's second moment
+        if self.variance == "diagonal":
+            v = _from_jacobian_diagonal(derivative, self.chain.alpha_bar[i])  # (B, D) Tweedie, one dimension at a time
+        else:
+            v = _from_divergence(derivative, self.chain.alpha_bar[i], D)  # (B,) Tweedie's second moment
         return np.log(_sigma_at_step(self.chain, i, v, self.v_max[i]))
 
     def __repr__(self) -> str:
@@ -493,7 +554,7 @@ def reverse_log_variance(chain: DiscreteSchedule, variance: str, *, eps_moments:
                          x0_max: float | None = None) -> np.ndarray:
     r""":math:`\log\Sigma_t` for every t in 0..T, shape (T + 1,) (index 0 unused), of a choice that depends on t alone.
 
-    ``"trace"`` depends on the point: use :class:`ReverseVariance` with the reverse step of
+    ``"trace"`` and ``"diagonal"`` depend on the point: use :class:`ReverseVariance` with the reverse step of
     :func:`npdiff.reverse.p_mean_log_variance`.
 
     Parameters
@@ -523,9 +584,9 @@ def reverse_log_variance(chain: DiscreteSchedule, variance: str, *, eps_moments:
     >>> print(np.round(np.exp(reverse_log_variance(chain, "small")[1:4]), 5), np.round(chain.posterior_variance[1:4], 5))
     [0.08059 0.08059 0.22524] [0.      0.08059 0.22524]
     """
-    if check_variance(variance) == "trace":
-        raise ValueError("variance 'trace' is per point (it needs the divergence at each x_t), so it has no table "
-                         "over t: use ReverseVariance with reverse.p_mean_log_variance")
+    if check_variance(variance) in PER_POINT:
+        raise ValueError(f"variance {variance!r} is per point (it needs the denoiser's derivative at each x_t), so it has "
+                         "no table over t: use ReverseVariance with reverse.p_mean_log_variance")
     return ReverseVariance(chain, variance, eps_moments=eps_moments, x0_max=x0_max).log_var
 
 

@@ -396,6 +396,10 @@ E(_E("reverse_variance.x0_variance_from_divergence", rv.x0_variance_from_diverge
      lambda: dict(divergence=np.array([0.5, 1.0, 1.5]), alpha_bar=0.5, D=2),
      Arg("divergence", "array", accepts=_ELEMENTWISE), Arg("alpha_bar", "array", ("alpha_bar", "divergence")),
      Arg("D", "int")))
+E(_E("reverse_variance.x0_variance_from_jacobian_diagonal", rv.x0_variance_from_jacobian_diagonal,
+     lambda: dict(jacobian_diagonal=np.array([[0.5, 1.0], [1.5, -0.2]]), alpha_bar=0.5),
+     Arg("jacobian_diagonal", "array", accepts=_ELEMENTWISE),
+     Arg("alpha_bar", "array", ("alpha_bar", "jacobian_diagonal"))))
 E(_E("reverse_variance.x0_variance_from_eps_moment", rv.x0_variance_from_eps_moment,
      lambda: dict(eps_sq=np.array([0.2, 0.5, 0.9]), alpha_bar=np.array([0.9, 0.5, 0.1])),
      Arg("eps_sq", "array", ("eps_sq", "alpha_bar"), accepts=_ELEMENTWISE),
@@ -1057,6 +1061,9 @@ NOT_FUZZED = {
     "npdiff.denoiser.as_tangents": "a checking helper; tests/test_eps_jvp.py feeds it bad tangents",
     "npdiff.denoiser.call_eps_jvp": "checks a denoiser's answers like call_eps; tests/test_eps_jvp.py",
     "npdiff.denoiser.call_eps_vjp": "checks a denoiser's answers like call_eps; tests/test_eps_jvp.py",
+    "npdiff.denoiser.call_eps_and_jacobian_diagonal": "call_eps_jvp's checks on the caller's checked points; "
+                                                      "tests/test_diagonal_variance.py",
+    "npdiff.reverse.log_variance_columns": "shapes the reverse step's own log-variance; tests/test_diagonal_variance.py",
     "npdiff.denoiser.has_eps_jvp": "a probe returning a bool for any object",
     "npdiff.denoiser.has_eps_vjp": "a probe returning a bool for any object",
     "npdiff.sample.step_search.StepSearch": "a result dataclass of optimize_steps",

@@ -132,7 +132,7 @@ def test_every_variance_keeps_the_bound_above_the_true_nll(T):
     true_nll = -m.log_prob(x, 0.0)
     train = m.sample(3000, np.random.default_rng(T + 1))
     moments = eps_moments(m, train, chain_for(m.schedule, T), np.random.default_rng(T + 2))
-    for variance in ("small", "large", "analytic", "trace"):
+    for variance in ("small", "large", "analytic", "trace", "diagonal"):
         res = vlb(m, x, T, rng=np.random.default_rng(T + 3), variance=variance, eps_moments=moments)
         gap = res.total - true_nll
         se = gap.std() / np.sqrt(gap.size)

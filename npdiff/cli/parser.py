@@ -215,7 +215,8 @@ def add_sample(sub) -> None:
     p.add_argument("--data", help="the model's data set: drawn beside the samples in --plot")
     p.add_argument("--other-data", dest="other_data", action="store_true", help=OTHER_DATA_HELP)
     p.add_argument("--variance", choices=VARIANCES,
-                   help="ddpm: the reverse variance (default large; analytic needs --data, trace one divergence per step)")
+                   help="ddpm: the reverse variance (default large; analytic needs --data, trace one divergence per step, "
+                        "diagonal the Jacobian's diagonal per step: D tangents)")
     p.add_argument("--threshold", choices=THRESHOLDS,
                    help="ddpm and ddim: threshold the predicted x0 at every step (Imagen): static clips it to [-1, 1], "
                         "dynamic divides it by its --percentile of |x0| when that exceeds 1 (default none)")
@@ -275,7 +276,8 @@ def add_nll(sub) -> None:
                    help="steps of the VLB's chain, one denoiser evaluation each (default 1000; images: the recipe's)")
     p.add_argument("--variance", choices=VARIANCES,
                    help="the VLB's reverse variance (default large; analytic estimates E||eps||^2 on training data, "
-                        "trace is per point from the exact divergence)")
+                        "trace is per point from the exact divergence, diagonal per point and dimension from the "
+                        "Jacobian's diagonal)")
     p.add_argument("--draws", type=positive(int, 1000), default=1,
                    help="images: dequantization draws per image, combined by log-mean-exp (importance weighting); a "
                         "latent model: draws of z ~ q(z | x) per image, the mean of their bounds")

@@ -44,7 +44,7 @@ from ..gaussian import (
     kl_normal_diag_unchecked,
     log_normal_diag_unchecked,
 )
-from ..reverse import chain_for, p_mean_log_variance_unchecked
+from ..reverse import chain_for, log_variance_columns, p_mean_log_variance_unchecked
 from ..reverse_variance import EpsMoments, ReverseVariance
 from ..schedule import DiscreteSchedule, Schedule
 from ..threads import blas_threads
@@ -131,15 +131,15 @@ def vlb(
         xt = q_sample_discrete_unchecked(x0, t, rng.standard_normal((B, D)), chain)
         mean_q, _, log_var_q = q_posterior_discrete_unchecked(x0, xt, t, chain)
         mean_p, log_var_p, _, _ = p_mean_log_variance_unchecked(denoiser, xt, t, reverse_var)
-        terms[:, t - 1] = kl_normal_diag_unchecked(mean_q, log_var_q, mean_p, log_var_p[:, None]).sum(axis=1)  # (B,)
+        terms[:, t - 1] = kl_normal_diag_unchecked(mean_q, log_var_q, mean_p, log_variance_columns(log_var_p)).sum(axis=1)
 
     # L_0: the decoder at t = 1, whose mean is the predicted x_0 (posterior_mean_coef2[1] = 0)
     x1 = q_sample_discrete_unchecked(x0, 1, rng.standard_normal((B, D)), chain)
     mean_p, log_var_p, _, _ = p_mean_log_variance_unchecked(denoiser, x1, 1, reverse_var)
     if K is None:
-        terms[:, 0] = -log_normal_diag_unchecked(x0, mean_p, log_var_p[:, None])
+        terms[:, 0] = -log_normal_diag_unchecked(x0, mean_p, log_variance_columns(log_var_p))
     else:
-        terms[:, 0] = -discretized_gaussian_log_likelihood_unchecked(x0, mean_p, log_var_p[:, None], K).sum(axis=1)
+        terms[:, 0] = -discretized_gaussian_log_likelihood_unchecked(x0, mean_p, log_variance_columns(log_var_p), K).sum(axis=1)
 
     # L_T: KL(q(x_T | x_0) || N(0, I)) in closed form
     mean_T, var_T = q_xt_x0_discrete_unchecked(x0, T, chain)

@@ -21,7 +21,7 @@ from .._check import flow_time, one_of, positive_int, real_scalar
 from .._progress import progress as bar
 from .._validate import chain_step, check_threshold
 from ..denoiser import Denoiser
-from ..reverse import call_time, chain_for, p_mean_log_variance_unchecked, p_mean_variance_unchecked
+from ..reverse import call_time, chain_for, log_variance_columns, p_mean_log_variance_unchecked, p_mean_variance_unchecked
 from ..reverse_variance import EpsMoments, ReverseVariance
 from ..schedule import DiscreteSchedule, Schedule
 from ..threads import blas_threads
@@ -122,7 +122,7 @@ def ddpm_sample(
         if i > 1:
             mean, log_var, _, _ = p_mean_log_variance_unchecked(denoiser, x, i, reverse_var, threshold=threshold,
                                                                  percentile=percentile)
-            x = mean + np.exp(0.5 * log_var)[:, None] * rng.standard_normal(x.shape)
+            x = mean + np.exp(0.5 * log_variance_columns(log_var)) * rng.standard_normal(x.shape)
         else:  # no noise at the last step: it would only blur the output
             x, _, _ = p_mean_variance_unchecked(denoiser, x, i, chain, threshold=threshold, percentile=percentile)
         check_finite(x, f"at chain step {i}")
