@@ -41,6 +41,9 @@ def test_the_default_network_is_the_unet_on_images_and_the_mlp_on_points():
 
     assert default_arch(digits()) == "unet"
     assert all(default_arch(toy2d.load(name)) == "mlp" for name in toy2d.NAMES)
+    for not_a_data_set in (None, "digits", np.zeros((4, 64))):
+        with pytest.raises(TypeError, match="data must be a data set of npdiff"):
+            default_arch(not_a_data_set)
 
 
 def test_train_on_digits_without_arch_writes_a_unet(unet_run):

@@ -20,7 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from ..checkpoint import save
+from ..data.images import ImageSet
 from ..data.prompts import training_sampler
+from ..data.toy2d import Toy2D
 from ..nn import MLPConfig
 from ..nn.model import DiffusionMLP
 from ..nn.prompt_mlp import PromptMLP, PromptMLPConfig
@@ -59,6 +61,9 @@ def default_arch(data) -> str:
     Fréchet distance than the MLP's, in about the MLP's training time (``docs/measurements/unet.md``,
     ``docs/measurements/digits_quality.md``).
     """
+    if not isinstance(data, (ImageSet, Toy2D)):
+        raise TypeError(f"data must be a data set of npdiff (an ImageSet or a Toy2D, as `npdiff train --data NAME` "
+                        f"loads), got {type(data).__name__}")
     return "unet" if is_images(data) else "mlp"
 
 
