@@ -6,7 +6,7 @@ r"""Editing the 8x8 digits: inpainting by replacement, RePaint and DPS, and SDEd
 
 The model is the unconditional digits MLP of the default ``"images"`` recipe (:mod:`npdiff.recipes`: 48,000
 steps, EMA weights), read from ``--model`` (default ``benchmarks/out/editing-digits-images-recipe/model.npz``,
-trained there first with ``npdiff train --data digits --seed 0`` when missing). One BLAS thread.
+trained there first with ``npdiff train --data digits --arch mlp --seed 0`` when missing). One BLAS thread.
 
 **Inpainting** (``digits_editing.json``): the first ``--n`` (200) test digits, each with each named mask of
 :func:`npdiff.edit.mask.image_mask` (the left half, the bottom half, the centre 4x4 square missing; half of the

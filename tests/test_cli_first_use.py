@@ -18,6 +18,7 @@ import pytest
 from npdiff import __version__, checkpoint, cli
 from npdiff.nn import MLPConfig
 from npdiff.nn.model import DiffusionMLP
+from npdiff.recipes import recipe
 from npdiff.schedule import vp_linear
 
 TINY = ["--steps", "30", "--batch-size", "64", "--width", "16", "--depth", "1"]
@@ -228,7 +229,15 @@ def test_each_commands_help_lists_only_what_applies_to_it():
     demo = commands["demo"].format_help()
     assert "images" not in demo and "every recipe" not in demo and "(default: 512)" in demo
     train = commands["train"].format_help()
-    assert "128 (images recipe)" in train and "--conditional" in train
+    assert "--conditional" in train
+    # the digits train the U-Net without --arch: its recipe's defaults beside the MLP's, and none for the MLP's shape
+    train_help = {a.option_strings[0]: a.help for a in commands["train"]._actions if a.option_strings}
+    (mlp_model, mlp_train, _), (_, unet_train, _) = recipe("images"), recipe("images", arch="unet")
+    steps = train_help["--steps"]
+    assert f"{unet_train['steps']} (images recipe, U-Net)" in steps
+    assert f"{mlp_train['steps']} (images recipe, --arch mlp)" in steps
+    assert "U-Net" not in train_help["--width"] and f"{mlp_model['width']} (images recipe, --arch mlp)" in train_help["--width"]
+    assert "Default: unet on image data sets, mlp on the point sets" in train_help["--arch"]
     assert not flags["sample"] & {"--width", "--lr", "--split", "--rtol"}
     assert not flags["datasets"] - {"-h", "--help", "--json"}
 

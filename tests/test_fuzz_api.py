@@ -1119,6 +1119,8 @@ NOT_FUZZED = {
         "latent.check_latent_train", "latent.latent_bound", "latent.load_latent", "latent.refuse", "latent.train_latent",
         "sample.run_latent", "nll.score_latent", "nll.score_pixels")},
     "npdiff.cli.sample.prompted": "the command line's --prompt: tests/test_cli_prompts.py feeds it bad prompts and models",
+    "npdiff.cli.train.default_arch": "the command line's network without --arch: tests/test_cli_default_arch.py gives it "
+                                     "every data set and a non-data set, tests/test_fuzz_cli.py the flags it refuses",
     "npdiff.data.images.read_idx": "a file reader: tests/test_checkpoint_untrusted.py and tests/test_images.py",
     "npdiff.data.images.write_idx": "a file writer: tests/test_checkpoint_untrusted.py and tests/test_images.py",
     "npdiff.data.images.digits": "no arguments",

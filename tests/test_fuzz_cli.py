@@ -220,6 +220,11 @@ CASES = [
     # prompts: a model without prompts, and the prompt model's data set
     (["sample", "--model", "good.npz", "--out", "s.npy", "--prompt", "seven"], "--prompt needs a prompt model"),
     (["train", "--data", "moons", "--out", "run", "--arch", "prompt_mlp"], "--arch prompt_mlp"),
+    # the digits train the U-Net without --arch: an MLP flag there names itself and --arch mlp, never switches networks
+    (["train", "--data", "digits", "--out", "run", "--width", "64"], "--arch mlp"),
+    (["train", "--data", "digits", "--out", "run", "--coord-scale", "4", "--depth", "2"], "--depth, --coord-scale"),
+    (["train", "--data", "digits", "--out", "run", "--arch", "unet", "--activation", "silu"], "--activation"),
+    (["train", "--data", "moons", "--out", "run", "--base-width", "8"], "--base-width"),
     # argparse would drop a value '--' and leave the flag at its default (then train for real)
     (["train", "--data", "moons", "--out", "run", "--steps=--"], "--steps"),
     ([*_LATENT, "--latent-dim=--"], "--latent-dim"),

@@ -69,7 +69,7 @@ def check_latent_train(args: argparse.Namespace, data) -> None:
     if data.name not in LATENT_SETS:
         raise UserError(f"--latent needs an image data set with an autoencoder ({', '.join(LATENT_SETS)}); "
                         f"got {data.name!r}")
-    arch = getattr(args, "arch", None) or "mlp"
+    arch = getattr(args, "arch", None) or "mlp"  # no --arch: the MLP on the latent (the pixels' U-Net default is not its)
     if arch != "mlp":
         raise UserError(f"--latent trains the MLP on the latent; --arch {arch} is not available with it")
     refuse([flag for field, flag in PIXEL_ONLY_TRAIN.items() if getattr(args, field, None) not in (None, False)],

@@ -27,7 +27,7 @@ from ..nn.activations import ACTIVATIONS
 from ..nn.autoencoder import LATENT_DIMS, AutoencoderConfig
 from ..nn.config import COORDS
 from ..parameterization import PREDICTIONS
-from ..recipes import RECIPES
+from ..recipes import recipe
 from ..reverse import VARIANCES
 from ..sample.fast import FAST_SAMPLERS
 from ..sample.grids import GRIDS
@@ -83,20 +83,42 @@ class Parser(argparse.ArgumentParser):
         return ns
 
 
+#: the recipes of ``npdiff train``'s help, "recipe/network" for a network's entry of a recipe: the 2-D sets' MLP,
+#: the U-Net the digits train by default, and their MLP (``--arch mlp``)
+TRAIN_RECIPES = ("2d", "images/unet", "images")
+
+
+def _recipe_label(name: str, recipes: tuple[str, ...]) -> str:
+    r"""``"images recipe, U-Net"`` for ``"images/unet"``; a plain recipe beside a network's entry of it is its MLP."""
+    base, _, arch = name.partition("/")
+    if arch:
+        return f"{base} recipe, {'U-Net' if arch == 'unet' else arch}"
+    return f"{base} recipe, --arch mlp" if any(r.startswith(base + "/") for r in recipes) else f"{base} recipe"
+
+
 def recipes_say(field: str, recipes: tuple[str, ...]) -> str:
-    r"""What the recipes choose for ``field``, e.g. ``"default: 512 (2d recipe), 128 (images recipe)"``."""
+    r"""What the recipes choose for ``field``, e.g. ``"default: 512 (2d recipe), 128 (images recipe)"``.
+
+    An entry ``"images/unet"`` is the U-Net's entry of the images recipe (:func:`npdiff.recipes.recipe`), which
+    has no say in the fields that shape the MLP alone (:data:`npdiff.cli.train.MLP_ONLY`).
+    """
     fallback = {f.name: f.default for f in dataclasses.fields(MLPConfig) + dataclasses.fields(TrainConfig)}
-    values = {name: RECIPES[name]["model"].get(field, RECIPES[name]["train"].get(field, fallback[field]))
-              for name in recipes}
-    if len(set(values.values())) == 1:
+    values = {}
+    for name in recipes:
+        base, _, arch = name.partition("/")
+        if arch and field in train.MLP_ONLY:
+            continue
+        model_kw, train_kw, _ = recipe(base, arch or "mlp")
+        values[_recipe_label(name, recipes)] = model_kw.get(field, train_kw.get(field, fallback[field]))
+    if len(set(values.values())) == 1 and len(values) == len(recipes):
         value = next(iter(values.values()))
         return f"default: {value}, every recipe" if len(recipes) > 1 else f"default: {value}"
-    return "default: " + ", ".join(f"{v} ({name} recipe)" for name, v in values.items())
+    return "default: " + ", ".join(f"{v} ({label})" for label, v in values.items())
 
 
 def add_model_flags(p: argparse.ArgumentParser, recipes: tuple[str, ...], steps_default: int | None = None) -> None:
     r"""The flags of the model and its training, with the defaults of ``recipes`` (the ones the command may use)."""
-    where = " or 'images' for digits" if "images" in recipes else ""
+    where = " or 'images' for digits" if any(r.startswith("images") for r in recipes) else ""
     g = p.add_argument_group(f"model and training (defaults: the '2d' recipe{where}: npdiff/recipes.py)")
 
     def say(field: str) -> str:
@@ -113,16 +135,16 @@ def add_model_flags(p: argparse.ArgumentParser, recipes: tuple[str, ...], steps_
                    help=f"AdamW's decoupled weight decay ({say('weight_decay')})")
     g.add_argument("--ema-decay", dest="ema_decay", type=in_range(float, 0.0, 1.0, hi_open=True),
                    help=f"decay of the weights' moving average, the weights evaluated ({say('ema_decay')})")
-    g.add_argument("--width", type=positive(int, MAX_WIDTH), help=f"hidden units ({say('width')})")
-    g.add_argument("--depth", type=in_range(int, 0, MAX_DEPTH), help=f"residual blocks ({say('depth')})")
+    g.add_argument("--width", type=positive(int, MAX_WIDTH), help=f"the MLP's hidden units ({say('width')})")
+    g.add_argument("--depth", type=in_range(int, 0, MAX_DEPTH), help=f"the MLP's residual blocks ({say('depth')})")
     g.add_argument("--activation", choices=sorted(ACTIVATIONS),
-                   help=f"the hidden layers' nonlinearity ({say('activation')})")
+                   help=f"the MLP's hidden nonlinearity ({say('activation')})")
     g.add_argument("--parameterization", choices=PREDICTIONS,
                    help=f"what the network predicts ({say('parameterization')})")
     g.add_argument("--coords", choices=COORDS,
-                   help=f"what the network sees of x: x itself, its sinusoidal embedding, or both ({say('coords')})")
+                   help=f"what the MLP sees of x: x itself, its sinusoidal embedding, or both ({say('coords')})")
     g.add_argument("--coord-scale", dest="coord_scale", type=positive(float, 1000.0),
-                   help=f"scale of the coordinates' sinusoidal embedding ({say('coord_scale')})")
+                   help=f"scale of the MLP's sinusoidal embedding of x ({say('coord_scale')})")
     g.add_argument("--schedule", choices=sorted(SCHEDULES),
                    help="the noise schedule (default: vp_linear; see `npdiff schedules`)")
 
@@ -144,18 +166,19 @@ def add_train(sub) -> None:
     p.add_argument("--data", required=True, help="the data set's name (see `npdiff datasets`)")
     p.add_argument("--out", metavar="DIR", required=True, help="folder for model.npz (created if missing)")
     p.add_argument("--seed", type=SEED, default=0, help=SEED_HELP)
-    add_model_flags(p, tuple(RECIPES))
+    add_model_flags(p, TRAIN_RECIPES)
     g = p.add_argument_group("network")
-    g.add_argument("--arch", choices=train.ARCHS, default="mlp",
+    g.add_argument("--arch", choices=train.ARCHS, default=None,
                    help="the denoiser: the MLP (any data set), the convolutional U-Net with attention (images; "
-                        "--width, --depth, --activation, --coords and --coord-scale are the MLP's), or the "
-                        "prompt-conditioned MLP (digits; prompts such as 'bold seven slanted right' written from each "
-                        "image, sampled with `npdiff sample --prompt`)")
+                        f"{', '.join(f'--{f}'.replace('_', '-') for f in train.MLP_ONLY)} are the MLP's, so with them "
+                        "on images give --arch mlp), or the prompt-conditioned MLP (digits; prompts such as 'bold seven "
+                        "slanted right' written from each image, sampled with `npdiff sample --prompt`). Default: unet "
+                        "on image data sets, mlp on the point sets")
     g.add_argument("--prompts", dest="arch", action="store_const", const="prompt_mlp",
                    help="the same as --arch prompt_mlp")
     g.add_argument("--base-width", dest="base_width", type=positive(int, MAX_WIDTH),
-                   help="--arch unet: channels of the finest level, a multiple of 8 (the coarser levels have "
-                        "twice as many; default 32)")
+                   help="the U-Net's (--arch unet, the default on images): channels of the finest level, a multiple "
+                        "of 8 (the coarser levels have twice as many; default 32)")
     g = p.add_argument_group("latent diffusion (digits)")
     g.add_argument("--latent", action="store_true",
                    help="train the KL autoencoder (DIR/autoencoder.npz), then the MLP on its scaled latent "
