@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.model != MODEL:
             raise SystemExit(f"--model {args.model} does not exist")
         print(f"training the images recipe into {MODEL.parent} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "npdiff", "train", "--data", "digits", "--seed", "0", "--out",
+        subprocess.run([sys.executable, "-m", "npdiff", "train", "--data", "digits", "--arch", "mlp", "--seed", "0", "--out",
                         str(MODEL.parent)], check=True, cwd=HERE.parent)
     print(machine_facts(), flush=True)
     model = load(args.model).denoiser(ema=True)

@@ -10,7 +10,7 @@ embedding at scale 100, v-prediction with the loss in eps space, half of each ba
 with uniform log-SNR, that mixture's 64 bins drawn by the loss's second moment, batch 512 for
 50,000 steps); ``"images"`` trains the 8x8 digits, with the MLP or, under its key ``"unet"``, with
 the U-Net (:class:`~npdiff.nn.unet.config.UNetConfig`'s fields and the training fields that differ
-from the MLP's). What each choice bought, and why, is in
+from the MLP's), which ``npdiff train`` uses on images unless told ``--arch mlp``. What each choice bought, and why, is in
 ``docs/measurements/recipes.md`` and ``docs/measurements/unet.md``.
 """
 
