@@ -8,7 +8,7 @@ The bound of the levels through the discretized decoder (K = 17, no dequantizati
 bits/dim, mean +- standard error over images, on the test split (all 360 images) and the first ``--n-train``
 training images:
 
-- the recipe's chain (:func:`npdiff.recipes.bound_times`: 50 steps uniform in sqrt(t), the decoder from t = 0.02),
+- the recipe's chain (:func:`npdiff.recipes.bound_times`: 50 steps, 49 uniform in sqrt(t) then the decoder from t = 0.02),
   every one of its steps, with the variances ``large``, ``analytic`` (Analytic-DPM's, E||eps||^2 estimated on
   ``--n-stats`` training images that are not scored) and ``diagonal`` (Tweedie's covariance per pixel, from the
   Jacobian's diagonal: 64 tangents of the forward mode per image and step);
@@ -94,6 +94,7 @@ def main() -> None:
               f"(t = {chains[GRID].times[best[0]]:.4f}), {list(best[:8])} ...", flush=True)
 
     recipe_chain = f"the recipe's: {T} steps, {ev['vlb_grid']} grid to t = {ev['vlb_t_min']:g}"
+    assert bound_times(model.schedule).size == T  # as many evaluations as the uniform chain and the best trajectory
     rows, ref = [], None
     for split in ("test", "train"):
         x = d.test[: args.n] if split == "test" else d.train[: args.n_train]
@@ -109,7 +110,7 @@ def main() -> None:
             res = vlb(net, x, rng=np.random.default_rng(args.seed + 3), variance=variance, K=d.K, eps_moments=mom, **where)
             bpd = res.total / nats  # (n,)
             steps = where.get("steps")
-            first = float(where["times"][-2]) if "times" in where else float(
+            first = float(where["times"][-1]) if "times" in where else float(
                 chains[where["T"]].times[1 if steps is None else steps[0]])
             row = {"split": split, "chain": chain, "variance": variance, "images": int(x.shape[0]), "t_first": first,
                    "decoder": float(res.decoder.mean() / nats), "first_kl": float(res.terms[:, 1].mean() / nats),

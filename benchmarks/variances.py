@@ -266,7 +266,7 @@ def main() -> None:
     p.add_argument("--only", choices=("vlb", "ddpm", "ddim", "oracle", "digits", "toy"), help="print one table")
     p.add_argument("--n", type=int, help="points or samples per figure (oracles 20,000; digits 360; toy 5,000)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--model", help="digits: the model.npz of `npdiff train --data digits --arch mlp` (the figures on the page are the MLP's)")
+    p.add_argument("--model", help="digits: the model.npz of `npdiff train --data digits --arch mlp` (the MLP's, as on the page)")
     p.add_argument("--models", help="toy: a folder holding 8gaussians/model.npz, checkerboard/model.npz, rings/model.npz")
     p.add_argument("--T", type=int, nargs="+", default=[10, 20, 50, 100, 1000], help="digits, toy: chain lengths")
     args = p.parse_args()

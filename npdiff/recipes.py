@@ -46,7 +46,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "train": {"steps": 48_000, "batch_size": 128, "lr": 1e-3, "lr_schedule": "cosine", "clip_norm": 1.0,
                   "weight_decay": 0.1, "ema_decay": 0.999, "t_min": 1e-5},
         "data": {"dequantize": True},
-        # the bound's chain: 50 steps uniform in sqrt(t), the decoder taking over at t = 0.02, where the noise
+        # the bound's chain: 50 steps, 49 uniform in sqrt(t) and the decoder's from t = 0.02, where the noise
         # (sigma = 0.077) is about half a bin (1/16); the per-pixel Tweedie variance (docs/measurements/digits_bound.md)
         "eval": {"vlb_T": 50, "vlb_grid": "quadratic", "vlb_t_min": 0.02, "vlb_variance": "diagonal"},
         # --arch unet: UNetConfig's defaults (widths 32, 64, 64; attention at 4x4 and 2x2), v-prediction;
@@ -68,20 +68,21 @@ RECIPES: dict[str, dict[str, Any]] = {
 
 
 def bound_times(schedule: Schedule) -> np.ndarray:
-    r"""The times of the image recipe's bound chain: ``vlb_T`` steps of grid ``vlb_grid`` from ``schedule.t_max`` to ``vlb_t_min``.
+    r"""The times of the image recipe's bound chain: ``vlb_T`` steps, the last the decoder's from ``vlb_t_min``.
 
-    The chain the variational bound of an image model runs by default (``npdiff nll``): its first step's
-    time ``vlb_t_min`` is where the decoder :math:`p(x_0 \mid x_{t_1})` takes over, and every one of its steps
-    is scored (:func:`npdiff.likelihood.vlb` with ``times``). Why there, and why this grid:
+    The chain the variational bound of an image model runs by default (``npdiff nll``): ``vlb_T - 1`` steps of
+    grid ``vlb_grid`` from ``schedule.t_max`` down to ``vlb_t_min``, where the decoder :math:`p(x_0 \mid x_{t_1})`
+    takes over for the last step; every one of them is scored (:func:`npdiff.likelihood.vlb` with ``times``), one
+    denoiser evaluation each, as many as the uniform chain of ``vlb_T`` steps. Why there, and why this grid:
     ``docs/measurements/digits_bound.md``.
 
     Returns
     -------
-    (vlb_T + 1,) array
+    (vlb_T,) array
         Decreasing times (:func:`npdiff.sample.grids.time_grid`).
     """
     ev = RECIPES["images"]["eval"]
-    return time_grid(check_schedule(schedule), ev["vlb_T"], ev["vlb_grid"], ev["vlb_t_min"])
+    return time_grid(check_schedule(schedule), ev["vlb_T"] - 1, ev["vlb_grid"], ev["vlb_t_min"])
 
 
 def recipe(name: str = "2d", arch: str = "mlp") -> tuple[dict[str, Any], dict[str, Any], Schedule]:

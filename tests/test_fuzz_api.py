@@ -1112,7 +1112,8 @@ NOT_FUZZED = {
         "main", "_common.UserError", "parser.build_parser", "parser.Parser", "parser.HelpFormatter",
         "validators.positive", "validators.in_range", "demo.run", "train.run", "train.train_model", "sample.run",
         "sample.run_sampler", "sample.npy_path", "nll.run", "nll.score", "nll.report_nll", "nll.report_image_nll",
-        "nll.compare_bound", "nll.image_eval_default", "nll.bound_times", "info.datasets", "info.schedules",
+        "nll.compare_bound", "nll.image_eval_default", "nll.bound_times", "nll.recipe_chain_words", "info.datasets",
+        "info.schedules",
         "upsample.run", "edit.inpaint", "edit.img2img")},
     **{f"npdiff.cli.{_n}": "the command line's latent diffusion: tests/test_cli_latent.py feeds it bad flags, "
        "markers and models, tests/test_fuzz_cli.py its numbers" for _n in (
@@ -1126,6 +1127,8 @@ NOT_FUZZED = {
     "npdiff.data.images.digits": "no arguments",
     "npdiff.analytic.mixture.eigh_covariances": "fuzzed through the covs of GaussianMixture and the cov of GaussianData",
     "npdiff.recipes.recipe": "a name lookup; owned by another engineer",
+    "npdiff.recipes.bound_times": "time_grid (fuzzed) on the recipe's settings; check_schedule at its door; "
+                                  "tests/test_digits_bound_chain.py",
     # npdiff/nn: configs and objects built once by the trainer and the model; their own tests check their inputs
     "npdiff.nn.config.MLPConfig": "tests/test_nn_mlp.py and tests/test_nn_inputs.py",
     "npdiff.nn.model.DiffusionMLP": "tests/test_nn_inputs.py",

@@ -192,8 +192,8 @@ def _run(*args, cwd):
 
 
 def test_quick_digits_training_scores_below_the_uniform_baseline_by_both_estimators(tmp_path):
-    code, out, err = _run("train", "--data", "digits", "--steps", "1500", "--width", "128", "--out", "run", "--json",
-                          cwd=tmp_path)
+    code, out, err = _run("train", "--data", "digits", "--arch", "mlp", "--steps", "1500", "--width", "128", "--out", "run",
+                          "--json", cwd=tmp_path)
     assert code == 0, err
     code, out, err = _run("nll", "--model", "run/model.npz", "--data", "digits", "--method", "both", "--n", "12",
                           "--json", cwd=tmp_path)

@@ -21,6 +21,7 @@ from ..data.images import DIGITS_BASELINES
 from ..data.labelled import sample_class
 from ..likelihood import image_bpd, score_points
 from ..recipes import RECIPES
+from ..recipes import bound_times as recipe_bound_times
 from ..sample.step_file import check_steps_for, load_steps
 from ._common import (
     UserError,
@@ -39,16 +40,22 @@ from ._common import (
 )
 from .latent import latent_bound, load_latent, refuse
 
-__all__ = ["SIGNIFICANT", "bound_times", "compare_bound", "image_eval_default", "report_image_nll", "report_nll", "run",
-           "score", "score_latent", "score_pixels"]
+__all__ = ["SIGNIFICANT", "bound_times", "compare_bound", "image_eval_default", "recipe_chain_words", "report_image_nll",
+           "report_nll", "run", "score", "score_latent", "score_pixels"]
 
 #: standard errors beyond which the sign of a paired difference is reported as resolved
 SIGNIFICANT = 2.0
 
 
 def image_eval_default(key: str, fallback: Any) -> Any:
-    r"""The ``images`` recipe's evaluation setting ``key`` (``vlb_T``, ``vlb_variance``)."""
+    r"""The ``images`` recipe's evaluation setting ``key`` (``vlb_T``, ``vlb_grid``, ``vlb_t_min``, ``vlb_variance``)."""
     return RECIPES.get("images", {}).get("eval", {}).get(key, fallback)
+
+
+def recipe_chain_words() -> str:
+    r"""The image recipe's bound chain in words: its grid and where the decoder takes over."""
+    return (f"the recipe's {image_eval_default('vlb_grid', 'quadratic')} grid, the decoder from "
+            f"t = {image_eval_default('vlb_t_min', 0.02):g}")
 
 
 def bound_times(args: argparse.Namespace, schedule) -> np.ndarray | None:
@@ -116,6 +123,7 @@ def report_image_nll(r: dict, where: str) -> None:
         data = (f"decoder with {r['K']} levels" if r.get("vlb_dequantization", "levels") == "levels"
                 else f"{_noise(r, 'vlb')}, Gaussian decoder density")
         chain = f"T = {r['vlb_T']}" + (f" through the times of {r['steps_file']}" if r.get("steps_file") else "")
+        chain = f"{chain}, {r['vlb_chain']}" if r.get("vlb_chain") else chain
         head = f"VLB ({chain}, {r['vlb_variance']} variance, {data})"
         if r["bpd_vlb"] is None:
             say(f"{head}: not finite on {r['vlb_diverged']} of {r['n']} {where} images")
@@ -171,6 +179,9 @@ def report_nll(r: dict) -> None:
 
 def _score_images(model, data, x, label, args: argparse.Namespace) -> tuple[dict, dict]:
     times = bound_times(args, model.schedule)
+    own = times is None and args.T is None and args.method != "ode"
+    if own:  # neither --T nor --steps-file: the recipe's chain, the decoder taking over at its t_min
+        times = recipe_bound_times(model.schedule)
     T = args.T or image_eval_default("vlb_T", 50)
     variance = args.variance or image_eval_default("vlb_variance", "large")
     dequantization = args.dequantization or "uniform"
@@ -188,7 +199,9 @@ def _score_images(model, data, x, label, args: argparse.Namespace) -> tuple[dict
                     scale=args.scale, vlb_dequantized=args.vlb_data == "dequantized", rtol=args.rtol, atol=args.atol,
                     progress=True)
     r = {**res.summary(), "data": data.name, "split": args.split, "seconds": round(time.perf_counter() - t0, 2),
-         **({"label": label} if label is not None else {}), **({"steps_file": args.steps_file} if times is not None else {})}
+         **({"label": label} if label is not None else {}),
+         **({"steps_file": args.steps_file} if args.steps_file is not None else {}),
+         **({"vlb_chain": recipe_chain_words()} if own else {})}
     report_image_nll(r, where)
     if args.split == "test":
         say("for reference, simple models on the test split: "

@@ -296,9 +296,11 @@ def add_nll(sub) -> None:
     p.add_argument("--method", choices=("ode", "vlb", "both"), default="ode",
                    help="the exact probability-flow ODE likelihood, the variational bound, or both")
     p.add_argument("--T", type=positive(int, MAX_T),
-                   help="steps of the VLB's chain, one denoiser evaluation each (default 1000; images: the recipe's)")
+                   help="steps of the VLB's chain, uniform in t, one denoiser evaluation each (default 1000; images: the "
+                        "recipe's chain, 50 steps: 49 uniform in sqrt(t), then the decoder from t = 0.02)")
     p.add_argument("--variance", choices=VARIANCES,
-                   help="the VLB's reverse variance (default large; analytic estimates E||eps||^2 on training data, "
+                   help="the VLB's reverse variance (default large; images: diagonal; analytic estimates E||eps||^2 on "
+                        "training data, "
                         "trace is per point from the exact divergence, diagonal per point and dimension from the "
                         "Jacobian's diagonal)")
     p.add_argument("--draws", type=positive(int, 1000), default=1,
