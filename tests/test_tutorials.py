@@ -341,6 +341,9 @@ def test_chapter6_quick_model_beats_the_uniform_baseline_by_both_estimators(runs
     assert 0.0 < _get(n, "VLB test: share in the first 5 KL terms L_1..L_5") < 1.0
     # samples are not copies of training images (a copy would be at distance 0)
     assert _get(n, "samples: median RMS distance to the nearest training image") > 0.05
+    # section 9: a variance per pixel tightens the bound of the recipe's chain over one per step (quick run: 0.028 +- 0.001)
+    assert _get(n, "analytic - diagonal, paired (bits/dim)") > 0.0
+    assert _get(n, "diagonal: bound (bits/dim)") < _get(n, "large: bound (bits/dim)")
     assert (runs[0] / "06_model_quick.npz").is_file()
 
 

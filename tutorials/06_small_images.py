@@ -15,10 +15,10 @@ Besides its figures the chapter writes the trained model, ``06_model.npz``
 (``06_model_quick.npz`` with ``--quick``), which ``npdiff nll --model ... --data
 digits`` also reads. The full run trains the ``"images"`` recipe for 48,000 steps and
 scores all 360 test images and 360 training images by both likelihoods: about 7
-minutes of CPU on one core (3 training, 4 scoring), and sections 7 and 8
-(dequantization, fine steps) about one and a half more. ``--quick`` trains a narrower
-network for 1,500 steps and scores a dozen images per split and six in sections 7 and 8
-(about 20 s of CPU).
+minutes of CPU on one core (3 training, 4 scoring), sections 7 and 8 (dequantization,
+fine steps) about one and a half more, and section 9 (the bound's chain) about a minute.
+``--quick`` trains a narrower network for 1,500 steps and scores a dozen images per
+split and six in sections 7 to 9 (about 20 s of CPU).
 """
 
 # %%
@@ -53,8 +53,9 @@ from npdiff.likelihood import (
 from npdiff.likelihood import dequantize as add_bin_noise
 from npdiff.nn import MLPConfig
 from npdiff.nn.model import DiffusionMLP
-from npdiff.recipes import RECIPES, recipe
+from npdiff.recipes import RECIPES, bound_times, recipe
 from npdiff.reverse import chain_for
+from npdiff.reverse_variance import eps_moments
 from npdiff.sample import ddpm_sample
 from npdiff.train import TrainConfig, Trainer
 
@@ -390,9 +391,10 @@ save_figure(ch, fig, "reverse")
 #   exact trace (64 forward-mode tangents), RK45 at tolerance :math:`10^{-5}` in
 #   float64; a solve that runs away is reported as diverged and left out, never averaged
 #   in;
-# - the variational bound with :math:`T = 50` steps, whose decoder :math:`L_0` is
-#   chapter 2's discretized Gaussian with :math:`K = 17` levels: it is a bound on
-#   :math:`P(v)` directly, no dequantization needed.
+# - the variational bound on the recipe's chain of :math:`T = 50` steps (section 9 says
+#   where they fall and which variance they use), whose decoder :math:`L_0` is chapter
+#   2's discretized Gaussian with :math:`K = 17` levels: it is a bound on :math:`P(v)`
+#   directly, no dequantization needed.
 #
 # Each is an upper bound on :math:`-\log_2 P(v) / D`, but of its own model: the ODE on
 # the flow's density integrated over closed bins (in expectation over :math:`u`, by
@@ -405,6 +407,7 @@ ch.section("6. bits/dim of the trained model, train and test splits")
 n = ch.pick(12, d.test.shape[0])
 T = RECIPES["images"]["eval"]["vlb_T"]
 variance = RECIPES["images"]["eval"]["vlb_variance"]
+times = bound_times(schedule)  # (T,) the recipe's chain, section 9
 print(f"  {n} images per split (the first {n} of each); ODE: one dequantization each, "
       f"RK45 at 1e-5; VLB: T = {T}, {variance} variance, decoder on {K} levels")
 scores, terms = {}, {}
@@ -414,7 +417,7 @@ for split in ("test", "train"):
     # each estimator with its own stream of noise: the dequantization, the VLB's x_t
     ode = image_bpd(model, x, K, np.random.default_rng(ch.seed + 1), method="ode")
     bound = image_bpd(model, x, K, np.random.default_rng(ch.seed + 2), method="vlb",
-                      T=T, variance=variance)
+                      times=times, variance=variance)
     r = {**ode.summary(), **bound.summary(), "nfe_ode": ode.ode.nfe}
     ch.show(f"{split}: ODE images diverged", r["ode_diverged"],
             "a runaway solve is reported, never averaged in")
@@ -621,10 +624,54 @@ ch.show("estimate (1/2) log2(delta^2 / sigma_1^2) (bits/dim)",
         0.5 * np.log2(delta**2 / sigma_chain[1] ** 2),
         "the fine steps' charge if x0_hat keeps all the noise")
 
-# %% The way out is to end the chain at the noise level of the bins (the best
+# %%
+# 9. Where the chain ends, and a variance for each pixel
+# -------------------------------------------------------
+#
+# The ways out are to end the chain at the noise level of the bins (the best
 # trajectories of ``optimal_steps`` skip the finest steps), to learn where the chain
 # ends (VDM learns its :math:`\gamma_{\min}` for this :cite:p:`kingma2021vdm`), or to
-# train the chain on the data it scores. The measurements page "Dequantization and
-# draws" holds the figures on the trained model, by dequantization and number of draws.
+# train the chain on the data it scores. The image recipe takes the first: its chain
+# (``npdiff.recipes.bound_times``) runs 49 steps uniform in :math:`\sqrt t` from
+# :math:`t = 1` down to :math:`t_1 = 0.02`, where :math:`\sigma = 0.077`, a little over
+# half a bin, and the decoder takes over there. Uniform in :math:`\sqrt t` crowds the
+# steps towards the end, where the dynamic programme of ``optimal_steps`` puts them too.
+#
+# Ending there leaves the decoder more to say: at :math:`\sigma_1 \approx \delta` a
+# pixel's level is no longer plain. One number per step, :math:`\Sigma_t`, cannot say
+# it well, for the pixels differ: the blank border is certain long before a stroke is.
+# Tweedie's formula gives each pixel its own posterior variance from the network's
+# Jacobian (:cite:t:`efron2011tweedie`; ``"trace"`` is its mean over the pixels):
+#
+# .. math::
+#
+#    \mathrm{Var}[x_{0,d} \mid x_t] = \frac{\sigma_t^2}{\bar\alpha_t}
+#    \Big(1 - \sigma_t\,\frac{\partial\epsilon_{\theta,d}}{\partial x_d}\Big),
+#    \qquad
+#    \Sigma_{t,d} = \tilde\beta_t + c_{1,t}^2\,\mathrm{Var}[x_{0,d} \mid x_t],
+#
+# the diagonal Gaussian closest in KL to the true reverse step, Analytic-DPM's argument
+# run one pixel at a time :cite:p:`bao2022analytic`. It depends on :math:`x_t` alone, so
+# the bound stays a bound; its price is the Jacobian's diagonal, 64 forward-mode
+# tangents per image and step. Below, the recipe's chain under three variances on the
+# same images and noise.
+
+ch.section("9. the recipe's chain under three variances")
+x9 = d.test[: ch.pick(6, 60)]
+moments9 = eps_moments(model, d.train[:500], chain_for(schedule, T), ch.rng(9))
+by_variance = {}
+for v in ("large", "analytic", "diagonal"):
+    res9 = vlb(model, x9, rng=ch.rng(10), K=K, times=times, variance=v,
+               eps_moments=moments9)
+    by_variance[v] = res9.total / (D * LN2)  # (n,) bits/dim
+    ch.show(f"{v}: bound (bits/dim)", by_variance[v].mean(),
+            f"decoder {res9.decoder.mean() / (D * LN2):.3f}")
+gain = by_variance["analytic"] - by_variance["diagonal"]
+ch.show("analytic - diagonal, paired (bits/dim)", gain.mean(),
+        f"+- {gain.std(ddof=1) / np.sqrt(gain.size):.2g}")
+
+# %% The measurements page "The bound of the digits' chain" holds these figures for the
+# U-Net on the whole test split, beside the chain of every step and the best
+# trajectory; "Dequantization and draws" holds them by dequantization and draws.
 
 ch.done()
