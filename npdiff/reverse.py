@@ -318,5 +318,14 @@ def p_mean_log_variance_unchecked(
 
 
 def log_variance_columns(log_var: np.ndarray) -> np.ndarray:
-    r"""The log-variance of :func:`p_mean_log_variance` as (B, 1) or (B, D): it broadcasts against the (B, D) mean."""
+    r"""The log-variance of :func:`p_mean_log_variance` as (B, 1) or (B, D): it broadcasts against the (B, D) mean.
+
+    One number per point, (B,), becomes a column; the per-pixel variance, (B, D), is already a column per pixel.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> print(log_variance_columns(np.array([-1.0, -2.0])).shape, log_variance_columns(np.zeros((2, 3))).shape)
+    (2, 1) (2, 3)
+    """
     return log_var if log_var.ndim == 2 else log_var[:, None]
