@@ -485,11 +485,11 @@ class ReverseVariance:
     Attributes
     ----------
     log_var : (T + 1,) array or None
-        :math:`\log\Sigma_t` of the choices that depend on t alone; None for those of :data:`PER_POINT`.
+        :math:`\log\Sigma_t` of the choices that depend on t alone; None for those of :data:`~npdiff.reverse_variance.PER_POINT`.
     v_max : (T + 1,) array
         The upper bound of :math:`v_t` (:func:`~npdiff.reverse_variance.x0_variance_bound`).
     per_point : bool
-        True for the choices of :data:`PER_POINT`: ``"trace"`` needs the divergence at each point,
+        True for the choices of :data:`~npdiff.reverse_variance.PER_POINT`: ``"trace"`` needs the divergence at each point,
         ``"diagonal"`` the Jacobian's diagonal.
 
     Examples
