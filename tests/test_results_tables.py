@@ -92,7 +92,7 @@ def test_pivot_makes_one_column_per_value(tmp_path):
     path = write(tmp_path, DOC)
     headers, body, _ = rt.render_table(rt.load_results(path), path,
                                        {"columns": "sampler, kl", "pivot": "nfe", "format": "kl=.3g"})
-    assert headers == ["sampler", "5 nfe", "10 nfe"]
+    assert headers == ["sampler", "nfe = 5", "nfe = 10"]
     assert body == [["ddim", "0.624", "0.141"], ["unipc", "0.426", "-"]]
 
 

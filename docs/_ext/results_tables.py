@@ -34,7 +34,7 @@ and gets the table with one provenance line under it. The options, all optional:
 ``:pivot:``
     One column whose values become the table's columns: every other shown column but the last keys
     a row, the last is the value in each cell (so ``:columns: sampler, grid, kl`` with ``:pivot: nfe``
-    makes one row per sampler and grid and one column per nfe).
+    makes one row per sampler and grid and one column per nfe, headed ``nfe = 5``, ``nfe = 10``, ...).
 ``:bold:``
     Columns set in bold.
 
@@ -208,7 +208,7 @@ def render_table(doc: dict, path: str | Path, options: dict | None = None) -> tu
         for r in kept:
             table.setdefault(tuple(r.get(k) for k in keys), {})[r.get(pivot)] = r
         key_headers = _headers(options.get("headers")) or keys
-        headers = key_headers[: len(keys)] + [f"{format_value(p)} {pivot}" for p in piv]
+        headers = key_headers[: len(keys)] + [f"{pivot} = {format_value(p)}" for p in piv]
         body = [[format_value(k) for k in key] + [cell(cells[p], value) if p in cells else "-" for p in piv]
                 for key, cells in table.items()]
     if len(headers) != len(body[0]):
