@@ -1,6 +1,7 @@
 r"""Training levers of the digits U-Net for its likelihood, each against the recipe by paired errors on two seeds.
 
     python benchmarks/digits_levers.py --variants recipe likelihood_weighting levels early_stopping --seeds 0 1
+    python benchmarks/digits_levers.py --seeds 1 --variants early_stopping levels   # a second process, other core
     python benchmarks/digits_levers.py --report                                  # the table, from the saved runs
 
 A *variant* trains the U-Net of ``npdiff train --data digits`` (the ``"images"`` recipe's ``"unet"`` entry,
@@ -9,7 +10,7 @@ A *variant* trains the U-Net of ``npdiff train --data digits`` (the ``"images"``
 - ``recipe``: nothing (the baseline every other variant is paired with);
 - ``likelihood_weighting``: the squared error in eps space with t drawn with uniform log-SNR, density proportional
   to :math:`-d\lambda/dt`, so the expected loss is the continuous-time bound's diffusion term up to a constant
-  (Song et al. 2021, Sec. 4, "likelihood weighting"; Kingma et al. 2021, Eq. 17): ``loss="eps"``,
+  (the likelihood weighting of Song et al. 2021; Kingma et al. 2021, Eq. 17): ``loss="eps"``,
   ``log_snr_fraction=1``;
 - ``levels``: trained on the 17 levels themselves, no dequantization: the data the bound's chain and its
   discretized decoder score (Ho et al. 2020, Sec. 3.3);
@@ -123,9 +124,22 @@ def run_one(variant: str, seed: int, args, d) -> None:
     if os.path.exists(path):
         print(f"{variant} seed {seed}: saved in {path}; skipped", flush=True)
         return
+    os.makedirs(OUT, exist_ok=True)
+    marker = path + ".running"  # two processes (one per core) share the runs: each takes a run no one holds
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        print(f"{variant} seed {seed}: another process holds it ({marker}; delete it if none does); skipped", flush=True)
+        return
+    try:
+        train_and_score(variant, seed, path, args, d)
+    finally:
+        os.remove(marker)
+
+
+def train_and_score(variant: str, seed: int, path: str, args, d) -> None:
     print(f"{variant} seed {seed}: training", flush=True)
     model, facts = train_variant(variant, seed, args, d)
-    os.makedirs(OUT, exist_ok=True)
     save(os.path.join(OUT, f"{variant}_seed{seed}.npz"), model.with_dtype(np.float32))
     print(f"  trained in {facts['seconds']:.0f} s", flush=True)
     stats = d.train[args.n_train : args.n_train + args.n_stats]  # training images that are never scored
