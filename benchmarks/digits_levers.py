@@ -1,32 +1,34 @@
-r"""Training levers of the digits U-Net for its likelihood, each against the recipe by paired errors on two seeds.
+r"""Training levers of the digits U-Net for its likelihood, each paired with the recipe without them on two seeds.
 
-    python benchmarks/digits_levers.py --variants recipe likelihood_weighting levels early_stopping --seeds 0 1
+    python benchmarks/digits_levers.py --variants baseline likelihood_weighting levels early_stopping --seeds 0 1
     python benchmarks/digits_levers.py --seeds 1 --variants early_stopping levels   # a second process, other core
     python benchmarks/digits_levers.py --report                                  # the table, from the saved runs
 
 A *variant* trains the U-Net of ``npdiff train --data digits`` (the ``"images"`` recipe's ``"unet"`` entry,
-:func:`npdiff.recipes.recipe`) with one thing changed:
+:func:`npdiff.recipes.recipe`, with the same draws) with the training fields of ``OVERRIDES``:
 
-- ``recipe``: nothing (the baseline every other variant is paired with);
+- ``baseline``: the recipe without likelihood weighting, as it was when this benchmark measured it: the squared
+  error in the space of the network's prediction (v), t uniform (``loss=None``, ``log_snr_fraction=0``); every
+  other variant is paired with it;
 - ``likelihood_weighting``: the squared error in eps space with t drawn with uniform log-SNR, density proportional
   to :math:`-d\lambda/dt`, so the expected loss is the continuous-time bound's diffusion term up to a constant
   (the likelihood weighting of Song et al. 2021; Kingma et al. 2021, Eq. 17): ``loss="eps"``,
-  ``log_snr_fraction=1``;
-- ``levels``: trained on the 17 levels themselves, no dequantization: the data the bound's chain and its
+  ``log_snr_fraction=1``, which the recipe took for what this benchmark measured;
+- ``levels``: the baseline trained on the 17 levels themselves, no dequantization: the data the bound's chain and its
   discretized decoder score (Ho et al. 2020, Sec. 3.3);
-- ``early_stopping``: the last ``--n-val`` training images held out; every ``--val-every`` steps from the
+- ``early_stopping``: the baseline with the last ``--n-val`` training images held out; every ``--val-every`` steps from the
   half-way point the EMA weights are scored by the recipe's bound (its chain, the analytic variance with its
   statistics from those images) on the held-out images, and the best weights are kept.
 
-Each run is scored on the same images with the same draws as its seed's ``recipe`` run: the recipe's bound
+Each run is scored on the same images with the same draws as its seed's ``baseline`` run: the recipe's bound
 (:func:`npdiff.recipes.bound_times`, 50 steps, the analytic variance, E||eps||^2 on ``--n-stats`` training
 images that are not scored) on the whole test split and the first ``--n-train`` training images, and the exact
 ODE (uniform dequantization, S = 1, image i's offsets from ``default_rng([seed, i])``, RK45 at rtol = atol =
 ``--rtol``, float32 network) on the first ``--n-ode`` images of each split. Per-image bits/dim are kept in
-``benchmarks/out/digits_levers/``; ``--report`` pairs each variant with the recipe:
+``benchmarks/out/digits_levers/``; ``--report`` pairs each variant with the baseline:
 
-.. math:: \Delta = \overline{b^{variant}} - \overline{b^{recipe}},\qquad
-          \mathrm{SE}(\Delta) = \mathrm{std}(b^{variant}_i - b^{recipe}_i) / \sqrt n
+.. math:: \Delta = \overline{b^{variant}} - \overline{b^{baseline}},\qquad
+          \mathrm{SE}(\Delta) = \mathrm{std}(b^{variant}_i - b^{baseline}_i) / \sqrt n
 
 and a lever helps where :math:`\Delta < -2\,\mathrm{SE}(\Delta)` on both seeds.
 """
@@ -60,10 +62,11 @@ from npdiff.reverse_variance import eps_moments  # noqa: E402
 from npdiff.train import TrainConfig, Trainer  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out", "digits_levers")
-VARIANTS = ("recipe", "likelihood_weighting", "levels", "early_stopping")
-#: training fields each variant changes in the recipe
-OVERRIDES = {"recipe": {}, "likelihood_weighting": {"loss": "eps", "log_snr_fraction": 1.0}, "levels": {},
-             "early_stopping": {}}
+VARIANTS = ("baseline", "likelihood_weighting", "levels", "early_stopping")
+_UNWEIGHTED = {"loss": None, "log_snr_fraction": 0.0}
+#: training fields each variant sets in the recipe (all of them, so that a later change of the recipe leaves its runs alone)
+OVERRIDES = {"baseline": _UNWEIGHTED, "likelihood_weighting": {"loss": "eps", "log_snr_fraction": 1.0},
+             "levels": _UNWEIGHTED, "early_stopping": _UNWEIGHTED}
 
 
 def bound_bpd(model, x: np.ndarray, stats: np.ndarray, K: int, seed: int) -> np.ndarray:
@@ -167,14 +170,14 @@ def report() -> None:
         runs[(r["variant"], r["seed"])] = r
     rows = []
     for (variant, seed), r in sorted(runs.items(), key=lambda kv: (VARIANTS.index(kv[0][0]), kv[0][1])):
-        base = runs.get(("recipe", seed))
+        base = runs.get(("baseline", seed))
         for key, b in r["scores"].items():
             measure, split = key.split("_")
             b = np.asarray(b)
             row = {"variant": variant, "seed": seed, "measure": measure, "split": split, "images": int(b.size),
                    "bpd": float(b.mean()), "bpd_se": float(b.std(ddof=1) / np.sqrt(b.size)),
                    "train_s": round(r["facts"]["seconds"]), "kept_step": r["facts"].get("kept_step", r["facts"]["steps"])}
-            if base is not None and variant != "recipe":
+            if base is not None and variant != "baseline":
                 diff = b - np.asarray(base["scores"][key])
                 row["diff"], row["diff_se"] = float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(diff.size))
                 row["helps"] = "yes" if row["diff"] < -2 * row["diff_se"] else "no"
@@ -182,7 +185,7 @@ def report() -> None:
     write_results("digits_levers", rows, notes={
         "units": "bits/dim of the 17-level digits; bound: the recipe's chain (50 steps to t = 0.02 and the decoder), "
                  "analytic variance, no dequantization; ode: exact probability-flow ODE, uniform dequantization, S = 1",
-        "diff": "paired over the same images and draws with the recipe run of the same seed",
+        "diff": "paired over the same images and draws with the baseline run of the same seed",
         "runs": {f"{v}_seed{s}": {k: r["facts"][k] for k in r["facts"] if k != "checks"} | {"rtol": r["rtol"]}
                  for (v, s), r in runs.items()},
         "early_stopping_checks": {f"seed{s}": r["facts"]["checks"] for (v, s), r in runs.items()

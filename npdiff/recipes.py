@@ -50,10 +50,12 @@ RECIPES: dict[str, dict[str, Any]] = {
         # (sigma = 0.077) is about half a bin (1/16); the per-pixel Tweedie variance (docs/measurements/digits_bound.md)
         "eval": {"vlb_T": 50, "vlb_grid": "quadratic", "vlb_t_min": 0.02, "vlb_variance": "diagonal"},
         # --arch unet: UNetConfig's defaults (widths 32, 64, 64; attention at 4x4 and 2x2), v-prediction;
-        # more, smaller steps than the MLP's, in about the MLP's training time on one core
+        # more, smaller steps than the MLP's, in about the MLP's training time on one core; likelihood weighting
+        # (the eps-loss with t uniform in log-SNR, the continuous bound's own weight): lower bound and exact ODE on
+        # two seeds (docs/measurements/likelihood_levers.md)
         "unet": {
             "model": {"parameterization": "v"},
-            "train": {"steps": 3_000, "batch_size": 32, "lr": 5e-4},
+            "train": {"steps": 3_000, "batch_size": 32, "lr": 5e-4, "loss": "eps", "log_snr_fraction": 1.0},
         },
         # --arch prompt_mlp: the prompt-conditioned MLP of benchmarks/prompt_adherence.py, trained on the levels
         # (no dequantization) with attribute dropout and the empty prompt (npdiff.data.prompts.training_sampler)

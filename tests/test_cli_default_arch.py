@@ -53,6 +53,26 @@ def test_train_on_digits_without_arch_writes_a_unet(unet_run):
     assert ck.step == 2 and ck.train_config["batch_size"] == 4
 
 
+def test_the_default_unet_trains_with_likelihood_weighting(unet_run):
+    # the eps-loss with t uniform in log-SNR: the recipe's choice for the U-Net (docs/measurements/likelihood_levers.md)
+    ck = checkpoint.load(unet_run / "run" / "model.npz")
+    assert (ck.train_config["loss"], ck.train_config["log_snr_fraction"]) == ("eps", 1.0), ck.train_config
+
+
+def test_loss_and_log_snr_fraction_flags_reach_the_training_config(tmp_path):
+    pytest.importorskip("sklearn")
+    # the U-Net recipe's training before likelihood weighting, as the measurement pages' older runs were trained
+    _ok(["train", "--data", "digits", *TINY_UNET, "--loss", "v", "--log-snr-fraction", "0", "--out", tmp_path / "u"])
+    _ok(["train", "--data", "moons", *TINY_MLP, "--loss", "x0", "--log-snr-fraction", "0.25", "--out", tmp_path / "m"])
+    for run, want in (("u", ("v", 0.0)), ("m", ("x0", 0.25))):
+        cfg = checkpoint.load(tmp_path / run / "model.npz").train_config
+        assert (cfg["loss"], cfg["log_snr_fraction"]) == want, (run, cfg)
+
+
+def test_an_unknown_loss_is_one_line_naming_the_flag_and_the_choices():
+    one_line_error(["train", "--data", "moons", "--loss", "score", "--out", "run"], "--loss", "score", "eps", "x0", "v")
+
+
 def test_train_on_a_point_set_without_arch_still_writes_the_mlp(tmp_path):
     _ok(["train", "--data", "moons", *TINY_MLP, "--out", tmp_path / "run"])
     ck = checkpoint.load(tmp_path / "run" / "model.npz")

@@ -123,6 +123,7 @@ FLAGS = [
     (_TRAIN, "--lr", _bad_positive_float(1.0)),
     (_TRAIN, "--weight-decay", _bad_unit(hi_open=False)),
     (_TRAIN, "--ema-decay", _bad_unit(hi_open=True)),
+    (_TRAIN, "--log-snr-fraction", _bad_unit(hi_open=False)),
     (_TRAIN, "--seed", st.one_of(st.integers(max_value=-1).map(str), st.sampled_from(["1.5", "nan"]), _NOT_A_NUMBER)),
     (["demo", "--out", "d"], "--n", _bad_positive_int(cli.MAX_POINTS)),
     (["demo", "--out", "d"], "--grid", _bad_positive_int(1000)),

@@ -135,6 +135,11 @@ def add_model_flags(p: argparse.ArgumentParser, recipes: tuple[str, ...], steps_
                    help=f"AdamW's decoupled weight decay ({say('weight_decay')})")
     g.add_argument("--ema-decay", dest="ema_decay", type=in_range(float, 0.0, 1.0, hi_open=True),
                    help=f"decay of the weights' moving average, the weights evaluated ({say('ema_decay')})")
+    g.add_argument("--loss", choices=PREDICTIONS,
+                   help=f"the space of the squared error; the recipes' None is the network's prediction ({say('loss')})")
+    g.add_argument("--log-snr-fraction", dest="log_snr_fraction", type=in_range(float, 0.0, 1.0),
+                   help=f"share of each batch's times drawn uniform in log-SNR, the rest uniform in t; 1 with "
+                        f"--loss eps is the likelihood weighting ({say('log_snr_fraction')})")
     g.add_argument("--width", type=positive(int, MAX_WIDTH), help=f"the MLP's hidden units ({say('width')})")
     g.add_argument("--depth", type=in_range(int, 0, MAX_DEPTH), help=f"the MLP's residual blocks ({say('depth')})")
     g.add_argument("--activation", choices=sorted(ACTIVATIONS),

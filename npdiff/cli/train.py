@@ -47,7 +47,8 @@ MLP_ONLY = ("width", "depth", "activation", "coords", "coord_scale")
 #: the model flags that shape the U-Net alone: refused with ``--arch mlp``
 UNET_ONLY = ("base_width",)
 #: the flags that override the recipe's training (TrainConfig) fields
-TRAIN_FIELDS = ("steps", "batch_size", "lr", "lr_schedule", "weight_decay", "ema_decay", "p_uncond")
+TRAIN_FIELDS = ("steps", "batch_size", "lr", "lr_schedule", "weight_decay", "ema_decay", "p_uncond", "loss",
+                "log_snr_fraction")
 
 
 def _flag(field: str) -> str:
