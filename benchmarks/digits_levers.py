@@ -176,7 +176,8 @@ def report() -> None:
             b = np.asarray(b)
             row = {"variant": variant, "seed": seed, "measure": measure, "split": split, "images": int(b.size),
                    "bpd": float(b.mean()), "bpd_se": float(b.std(ddof=1) / np.sqrt(b.size)),
-                   "train_s": round(r["facts"]["seconds"]), "kept_step": r["facts"].get("kept_step", r["facts"]["steps"])}
+                   "train_s": round(r["facts"]["seconds"]), "kept_step": r["facts"].get("kept_step", r["facts"]["steps"]),
+                   "diff": None, "diff_se": None, "helps": None}
             if base is not None and variant != "baseline":
                 diff = b - np.asarray(base["scores"][key])
                 row["diff"], row["diff_se"] = float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(diff.size))
@@ -191,7 +192,7 @@ def report() -> None:
         "early_stopping_checks": {f"seed{s}": r["facts"]["checks"] for (v, s), r in runs.items()
                                   if v == "early_stopping"}})
     for row in rows:
-        d = f"  {row['diff']:+.4f} +- {row['diff_se']:.4f} {row['helps']}" if "diff" in row else ""
+        d = f"  {row['diff']:+.4f} +- {row['diff_se']:.4f} {row['helps']}" if row["diff"] is not None else ""
         print(f"{row['variant']:22s} {row['seed']} {row['measure']:5s} {row['split']:5s} {row['bpd']:.4f} +- "
               f"{row['bpd_se']:.4f}{d}")
 
