@@ -86,11 +86,15 @@ def ode_bpd(model, x: np.ndarray, K: int, seed: int, rtol: float) -> np.ndarray:
     return out
 
 
+def train_config(variant: str) -> TrainConfig:
+    r"""The recipe's training fields with the variant's."""
+    return TrainConfig(**{**recipe("images", arch="unet")[1], **OVERRIDES[variant]})
+
+
 def train_variant(variant: str, seed: int, args, d) -> tuple[DiffusionUNet, dict]:
     r"""The EMA U-Net of one run and its facts (seconds, steps, the step kept)."""
-    model_kw, train_kw, schedule = recipe("images", arch="unet")
-    train_kw.update(OVERRIDES[variant])
-    config = TrainConfig(**train_kw)
+    model_kw, _, schedule = recipe("images", arch="unet")
+    config = train_config(variant)
     rng = np.random.default_rng(seed)
     model = DiffusionUNet(UNetConfig(image_size=d.shape[0], channels=1, **model_kw), schedule, rng=rng)
     delta = 1.0 / (d.K - 1)
@@ -143,7 +147,8 @@ def run_one(variant: str, seed: int, args, d) -> None:
 def train_and_score(variant: str, seed: int, path: str, args, d) -> None:
     print(f"{variant} seed {seed}: training", flush=True)
     model, facts = train_variant(variant, seed, args, d)
-    save(os.path.join(OUT, f"{variant}_seed{seed}.npz"), model.with_dtype(np.float32))
+    save(os.path.join(OUT, f"{variant}_seed{seed}.npz"), model.with_dtype(np.float32),
+         step=facts.get("kept_step", facts["steps"]), train_config=train_config(variant).to_dict(), data_name=d.name)
     print(f"  trained in {facts['seconds']:.0f} s", flush=True)
     stats = d.train[args.n_train : args.n_train + args.n_stats]  # training images that are never scored
     scores, timing = {}, {}
