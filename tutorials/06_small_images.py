@@ -685,31 +685,34 @@ ch.show("analytic - diagonal, paired (bits/dim)", gain.mean(),
 #    \lVert\epsilon - \epsilon_\theta(x_t, t)\rVert^2\Big],
 #    \qquad \lambda = \log\mathrm{SNR}(t),
 #
-# :cite:p:`kingma2021vdm` (Eq. 17), so drawing :math:`t` with density proportional to
-# :math:`-d\lambda/dt` (uniform in log-SNR) and taking the plain squared error in
-# :math:`\epsilon` trains on the bound itself up to a constant :cite:p:`song2021scoreflow`.
-# **Training on the levels** gives the chain the data its decoder scores, as DDPM did
-# :cite:p:`ho2020ddpm`; the exact ODE still scores dequantized images.
-# **Early stopping** holds out 144 training images and keeps the weights whose bound on
-# them is lowest, against the train/test gap.
+# :cite:p:`kingma2021vdm` (Eq. 17), so drawing :math:`t` with density proportional
+# to :math:`-d\lambda/dt` (uniform in log-SNR) and taking the plain squared error in
+# :math:`\epsilon` trains on the bound itself up to a constant
+# :cite:p:`song2021scoreflow`. **Training on the levels** gives the chain the data its
+# decoder scores, as DDPM did :cite:p:`ho2020ddpm`; the exact ODE still scores
+# dequantized images. **Early stopping** holds out 144 training images and keeps the
+# weights whose bound on them is lowest, against the train/test gap.
 #
 # ``benchmarks/digits_levers.py`` trains chapter 9's U-Net with each, on two seeds, and
 # scores every run on the same images with the same noise as the baseline's run of its
 # seed (the recipe without any of them), so the difference of two runs is read image by
-# image:
+# image, with :math:`b` the bits/dim of one image:
 #
 # .. math::
 #
-#    \Delta = \frac1n\sum_{i=1}^n \big(b_i^{\text{lever}} - b_i^{\text{baseline}}\big),
-#    \qquad \mathrm{SE}(\Delta) = \frac{\mathrm{sd}(b^{\text{lever}} - b^{\text{baseline}})}{\sqrt n}.
+#    \Delta = \frac1n\sum_{i=1}^n \big(b_i^{\text{lever}} - b_i^{\text{base}}\big),
+#    \qquad
+#    \mathrm{SE}(\Delta) = \frac{\mathrm{sd}(b^{\text{lever}} - b^{\text{base}})}
+#    {\sqrt n}.
 #
-# A lever helps where :math:`\Delta < -2\,\mathrm{SE}` on both seeds. The figure reads the
-# benchmark's results file.
+# A lever helps where :math:`\Delta < -2\,\mathrm{SE}` on both seeds. The figure reads
+# the benchmark's results file.
 
 ch.section("10. the training levers, paired with the baseline")
 levers_file = REPO_ROOT / "benchmarks" / "results" / "digits_levers.json"
 if levers_file.is_file():
-    lever_rows = [r for r in json.loads(levers_file.read_text())["rows"] if r["diff"] is not None]
+    rows = json.loads(levers_file.read_text())["rows"]
+    lever_rows = [r for r in rows if r["diff"] is not None]  # the baseline has none
     levers = list(dict.fromkeys(r["variant"] for r in lever_rows))
     panels = [("bound", "test"), ("bound", "train"), ("ode", "test"), ("ode", "train")]
     fig, axes = plt.subplots(1, len(panels), figsize=(13, 3.2), sharey=True)
@@ -718,22 +721,22 @@ if levers_file.is_file():
             if (r["measure"], r["split"]) != (measure, split):
                 continue
             y = levers.index(r["variant"]) + (0.12 if r["seed"] else -0.12)
-            ax.errorbar(r["diff"], y, xerr=2 * r["diff_se"], fmt="o", ms=4, capsize=3,
-                        color=f"C{r['seed']}", label=f"seed {r['seed']}")
+            ax.errorbar(r["diff"], y, xerr=2 * r["diff_se"], fmt="o", ms=4,
+                        capsize=3, color=f"C{r['seed']}", label=f"seed {r['seed']}")
         ax.axvline(0.0, color="0.5", lw=0.8)
-        ax.set_title(f"{'exact ODE' if measure == 'ode' else 'bound'}, {split}", fontsize=10)
+        name = "exact ODE" if measure == "ode" else "bound"
+        ax.set_title(f"{name}, {split}", fontsize=10)
         ax.set_xlabel("lever - baseline (bits/dim)")
     axes[0].set_yticks(range(len(levers)), [v.replace("_", " ") for v in levers])
     axes[0].invert_yaxis()
-    handles, labels = axes[0].get_legend_handles_labels()
-    axes[-1].legend(dict(zip(labels, handles)).values(), dict(zip(labels, handles)).keys(),
-                    fontsize=8, loc="lower right")
-    fig.suptitle("each lever minus the baseline, paired per image, +- 2 standard errors",
-                 fontsize=10)
+    by_label = dict(zip(*axes[0].get_legend_handles_labels()[::-1]))  # one per seed
+    axes[-1].legend(by_label.values(), by_label.keys(), fontsize=8, loc="lower right")
+    fig.suptitle("each lever minus the baseline, paired per image, "
+                 "+- 2 standard errors", fontsize=10)
     fig.tight_layout()
     save_figure(ch, fig, "levers")
 else:
-    print(f"  {levers_file.name} not found: run benchmarks/digits_levers.py to draw this")
+    print(f"  {levers_file.name} not found: run benchmarks/digits_levers.py")
 
 # %%
 # Likelihood weighting moves both likelihoods the right way on both seeds, so the
