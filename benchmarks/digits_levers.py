@@ -41,6 +41,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMB
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import glob  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
@@ -69,11 +70,16 @@ OVERRIDES = {"baseline": _UNWEIGHTED, "likelihood_weighting": {"loss": "eps", "l
              "levels": _UNWEIGHTED, "early_stopping": _UNWEIGHTED}
 
 
-def bound_bpd(model, x: np.ndarray, stats: np.ndarray, K: int, seed: int) -> np.ndarray:
-    r"""(B,) bits/dim of the recipe's bound of levels x: its chain, the analytic variance with E||eps||^2 on ``stats``."""
-    times = bound_times(model.schedule)
-    moments = eps_moments(model, stats, bound_chain(model.schedule, times=times), np.random.default_rng(seed + 1))
-    res = vlb(model, x, rng=np.random.default_rng(seed + 3), variance="analytic", K=K, eps_moments=moments, times=times)
+def recipe_moments(model, stats: np.ndarray, seed: int):
+    r"""E||eps||^2 / D of ``model`` at the times of the recipe's bound chain, estimated on the images ``stats``."""
+    chain = bound_chain(model.schedule, times=bound_times(model.schedule))
+    return eps_moments(model, stats, chain, np.random.default_rng(seed + 1))
+
+
+def bound_bpd(model, x: np.ndarray, moments, K: int, seed: int) -> np.ndarray:
+    r"""(B,) bits/dim of the recipe's bound of levels x: its chain, the analytic variance with ``moments``."""
+    res = vlb(model, x, rng=np.random.default_rng(seed + 3), variance="analytic", K=K, eps_moments=moments,
+              times=bound_times(model.schedule))
     return res.total / (x.shape[1] * np.log(2.0))
 
 
@@ -97,26 +103,23 @@ def train_variant(variant: str, seed: int, args, d) -> tuple[DiffusionUNet, dict
     config = train_config(variant)
     rng = np.random.default_rng(seed)
     model = DiffusionUNet(UNetConfig(image_size=d.shape[0], channels=1, **model_kw), schedule, rng=rng)
-    delta = 1.0 / (d.K - 1)
-    train = d.train[: -args.n_val] if variant == "early_stopping" else d.train
-
-    def source(n: int, g: np.random.Generator) -> np.ndarray:  # as ImageSet.sample_dequantized, on `train`
-        x = train[g.integers(0, train.shape[0], n)]  # (n, D)
-        return x if variant == "levels" else x + g.uniform(-delta, delta, size=x.shape)
-
-    trainer = Trainer(model, source, config, rng)
-    facts = {"steps": config.steps, "train_images": int(train.shape[0])}
+    if variant == "early_stopping":  # the last n_val training images held out, scored at the checks
+        val = d.train[-args.n_val :]
+        d = dataclasses.replace(d, train=d.train[: -args.n_val], train_labels=d.train_labels[: -args.n_val])
+    # the sampler npdiff train uses: with the same seed the same draws
+    trainer = Trainer(model, d.sample if variant == "levels" else d.sample_dequantized, config, rng)
+    facts = {"steps": config.steps, "train_images": int(d.train.shape[0])}
     t0 = time.perf_counter()
     if variant != "early_stopping":
         trainer.run(progress=True)
         facts["seconds"] = time.perf_counter() - t0
         return trainer.denoiser(ema=True), facts
-    val = d.train[-args.n_val :]
     best, checks, scoring = None, [], 0.0
     for until in range(config.steps // 2, config.steps + 1, args.val_every):
         trainer.run(until=until, progress=True)
         s0 = time.perf_counter()
-        score = float(bound_bpd(trainer.denoiser(ema=True, dtype=np.float32), val, val, d.K, seed).mean())
+        net = trainer.denoiser(ema=True, dtype=np.float32)
+        score = float(bound_bpd(net, val, recipe_moments(net, val, seed), d.K, seed).mean())
         scoring += time.perf_counter() - s0
         checks.append({"step": until, "val_bpd": score})
         print(f"    step {until}: held-out bound {score:.4f} bits/dim", flush=True)
@@ -151,10 +154,11 @@ def train_and_score(variant: str, seed: int, path: str, args, d) -> None:
          step=facts.get("kept_step", facts["steps"]), train_config=train_config(variant).to_dict(), data_name=d.name)
     print(f"  trained in {facts['seconds']:.0f} s", flush=True)
     stats = d.train[args.n_train : args.n_train + args.n_stats]  # training images that are never scored
+    moments = recipe_moments(model, stats, args.eval_seed)  # once per model: both splits use the same
     scores, timing = {}, {}
     for split, x in (("test", d.test), ("train", d.train[: args.n_train])):
         t0 = time.perf_counter()
-        scores[f"bound_{split}"] = bound_bpd(model, x, stats, d.K, args.eval_seed).tolist()
+        scores[f"bound_{split}"] = bound_bpd(model, x, moments, d.K, args.eval_seed).tolist()
         timing[f"bound_{split}"] = time.perf_counter() - t0
     for split, n in (("test", args.n_ode), ("train", args.n_train_ode)):
         t0 = time.perf_counter()
