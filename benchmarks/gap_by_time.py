@@ -2,6 +2,7 @@ r"""Where in time a 2D model's likelihood gap comes from: the exact field below 
 
     python benchmarks/gap_by_time.py                                  # trains the recipe on three sets, seed 0
     python benchmarks/gap_by_time.py --sets checkerboard --load DIR   # DIR/checkerboard_seed0.npz from --save DIR
+    python benchmarks/gap_by_time.py --seed 1 --append                 # seed 1 beside the file's other seeds
 
 The probability-flow ODE carries a density from the prior at t_max to the data at t_min through the field of
 the denoiser's eps at every t between. On a 2D set the exact eps is known (the set's oracle,
@@ -23,6 +24,7 @@ Models: the ``"2d"`` recipe trained as ``benchmarks/quality_2d.py`` trains it (`
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -107,11 +109,21 @@ def main() -> None:
     ap.add_argument("--n-test", type=int, default=2000, help="fresh test points per set (default 2000)")
     ap.add_argument("--load", metavar="DIR", help="read DIR/SET_seedS.npz instead of training")
     ap.add_argument("--save", metavar="DIR", help="where trained models go (default benchmarks/out/gap_by_time)")
+    ap.add_argument("--append", action="store_true", help="keep the results file's rows of other sets and seeds")
     ap.add_argument("--results", default="gap_by_time", metavar="NAME")
     args = ap.parse_args()
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", f"{args.results}.json")
+    kept, runs = [], []
+    if args.append and os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        kept = [r for r in old["rows"] if (r["set"], r["seed"]) not in {(n, args.seed) for n in args.sets}]
+        runs = old["notes"].get("runs", [old["command"]])
+    runs = [*runs, "python " + " ".join([os.path.relpath(sys.argv[0]), *sys.argv[1:]])]
     rows = [r for name in args.sets for r in measure(name, args.seed, args.n_test, args.load, args.save)]
-    print(write_results(args.results, rows, notes={"n_test": args.n_test, "t_min": T_MIN, "rtol": 1e-5, "atol": 1e-5,
-                                                    "test_points": "default_rng(10000 + seed)"}))
+    print(write_results(args.results, kept + rows, notes={"n_test": args.n_test, "t_min": T_MIN, "rtol": 1e-5, "atol": 1e-5,
+                                                           "test_points": "default_rng(10000 + seed)",
+                                                           **({"runs": runs} if args.append else {})}))
 
 
 if __name__ == "__main__":
