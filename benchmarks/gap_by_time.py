@@ -18,7 +18,8 @@ says what the model's errors on that part cost. For each split time t*:
 Gaps of different parts do not add exactly (an error early moves the points where a later error acts), so
 both are reported. Every flow is scored on the same test points as the recipes page (seed s:
 ``default_rng(10_000 + s)``), the points paired across rows; RK45 at rtol = atol = 1e-5 from t_min = 1e-5.
-Models: the ``"2d"`` recipe trained as ``benchmarks/quality_2d.py`` trains it (``--save`` keeps them).
+Models: the ``"2d"`` recipe trained as ``benchmarks/quality_2d.py`` trains it, saved as ``SET_seedS.npz`` in
+``--save DIR`` (default ``benchmarks/out/gap_by_time``) for a later ``--load DIR``.
 """
 
 from __future__ import annotations
