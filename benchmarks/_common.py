@@ -96,6 +96,11 @@ def machine_facts() -> str:
             f"{time.strftime('%Y-%m-%d %H:%M')}")
 
 
+def mean_se(v: np.ndarray) -> tuple[float, float]:
+    r"""The mean of per-item figures v (n,) and its standard error, std (ddof = 1) / sqrt(n)."""
+    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(v.size))
+
+
 def summary(values) -> str:
     r"""``median (min-max)`` of a list of figures."""
     v = np.asarray(values, dtype=np.float64)

@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from _common import write_results  # noqa: E402
+from _common import mean_se, write_results  # noqa: E402
 
 from npdiff.checkpoint import load  # noqa: E402
 from npdiff.data.images import digits  # noqa: E402
@@ -50,10 +50,6 @@ from npdiff.reverse import chain_for  # noqa: E402
 from npdiff.reverse_variance import eps_moments  # noqa: E402
 
 GRID = 1000
-
-
-def mean_se(v: np.ndarray) -> tuple[float, float]:
-    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(v.size))
 
 
 def main() -> None:

@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from _common import write_results  # noqa: E402
+from _common import mean_se, write_results  # noqa: E402
 from quality_2d import run_set  # noqa: E402
 
 from npdiff import checkpoint  # noqa: E402
@@ -63,10 +63,6 @@ class TimeSplice:
 
     def eps_and_divergence(self, x: np.ndarray, t, y=None) -> tuple[np.ndarray, np.ndarray]:
         return self._at(t).eps_and_divergence(x, t)
-
-
-def mean_se(v: np.ndarray) -> tuple[float, float]:
-    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(v.size))
 
 
 def measure(name: str, seed: int, n_test: int, load: str | None, save: str | None) -> list[dict]:

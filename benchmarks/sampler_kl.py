@@ -44,7 +44,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from _common import alternate, machine_facts, summary, timed, write_results  # noqa: E402
+from _common import alternate, machine_facts, mean_se, summary, timed, write_results  # noqa: E402
 
 from npdiff import checkpoint, sample  # noqa: E402
 from npdiff.data import toy2d  # noqa: E402
@@ -88,10 +88,6 @@ def sampler_map(model, name: str, nfe: int, grid: str, t_min: float):
 
 def cv_terms(terms: np.ndarray) -> np.ndarray:
     return terms + np.expm1(-terms)  # delta + e^{-delta} - 1: the control-variate terms of sampler_kl
-
-
-def mean_se(v: np.ndarray) -> tuple[float, float]:
-    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(v.size))
 
 
 def run_model(set_name: str, kind: str, args) -> list[dict]:

@@ -40,7 +40,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from _common import machine_facts, write_results  # noqa: E402
+from _common import machine_facts, mean_se, write_results  # noqa: E402
 
 from npdiff.checkpoint import load  # noqa: E402
 from npdiff.data import toy2d  # noqa: E402
@@ -53,10 +53,6 @@ STRENGTHS = [0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0]
 STEPS = {"ddpm": 200, "ode": 50}
 COLUMNS = ["data", "denoiser", "sampler", "strength", "t0", "distance", "distance_se", "logp", "logp_se", "nfe",
            "guide_logp", "data_logp"]
-
-
-def mean_se(v: np.ndarray) -> tuple[float, float]:
-    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(v.size))
 
 
 def curves(name: str, label: str, denoiser, args) -> list[dict]:
