@@ -1,7 +1,7 @@
 r"""Where in time a 2D model's likelihood gap comes from: the exact field below t*, the model's above, and back.
 
     python benchmarks/gap_by_time.py                                  # trains the recipe on three sets, seed 0
-    python benchmarks/gap_by_time.py --sets checkerboard --load DIR   # DIR/checkerboard_seed0.npz from --save DIR
+    python benchmarks/gap_by_time.py --sets checkerboard --load DIR   # DIR/checkerboard-seed0/model.npz
     python benchmarks/gap_by_time.py --seed 1 --append                 # seed 1 beside the file's other seeds
 
 The probability-flow ODE carries a density from the prior at t_max to the data at t_min through the field of
@@ -18,8 +18,9 @@ says what the model's errors on that part cost. For each split time t*:
 Gaps of different parts do not add exactly (an error early moves the points where a later error acts), so
 both are reported. Every flow is scored on the same test points as the recipes page (seed s:
 ``default_rng(10_000 + s)``), the points paired across rows; RK45 at rtol = atol = 1e-5 from t_min = 1e-5.
-Models: the ``"2d"`` recipe trained as ``benchmarks/quality_2d.py`` trains it, saved as ``SET_seedS.npz`` in
-``--save DIR`` (default ``benchmarks/out/gap_by_time``) for a later ``--load DIR``.
+Models: the ``"2d"`` recipe trained and scored by ``benchmarks/quality_2d.py``'s ``run_set`` (the model's own
+flow is its row), saved as ``DIR/SET-seedS/model.npz`` in ``--save DIR`` (default ``benchmarks/out/gap_by_time``);
+``--load DIR`` reads that layout, which is also ``quality_2d.py --save DIR``'s.
 """
 
 from __future__ import annotations
@@ -65,37 +66,31 @@ class TimeSplice:
         return self._at(t).eps_and_divergence(x, t)
 
 
-def measure(name: str, seed: int, n_test: int, load: str | None, save: str | None) -> list[dict]:
-    file = f"{name}_seed{seed}.npz"
-    if load:
-        path = os.path.join(load, file)
-    else:
-        t0 = time.perf_counter()
-        run_set(name, seed=seed, n_test=n_test, with_vlb=False, fast=None, save=save or "benchmarks/out/gap_by_time")
-        print(f"{name} seed {seed}: trained and scored in {time.perf_counter() - t0:.0f} s", flush=True)
-        path = os.path.join(save or "benchmarks/out/gap_by_time", "model.npz")
-        os.replace(path, os.path.join(os.path.dirname(path), file))
-        path = os.path.join(os.path.dirname(path), file)
-    model = checkpoint.load(path).denoiser(ema=True)
+def measure(name: str, seed: int, n_test: int, load: str | None, save: str) -> list[dict]:
+    model_dir = os.path.join(load or save, f"{name}-seed{seed}")  # quality_2d.py's layout: DIR/SET-seedS/model.npz
+    t0 = time.perf_counter()
+    # the model's own flow, scored (and the model trained, unless loaded) as on the recipes page
+    whole = run_set(name, seed=seed, n_test=n_test, t_min=T_MIN, with_vlb=False, fast=None,
+                    save=None if load else model_dir, load=os.path.join(model_dir, "model.npz") if load else None)
+    print(f"{name} seed {seed}: whole gap {whole['gap']:.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    model = checkpoint.load(os.path.join(model_dir, "model.npz")).denoiser(ema=True)
     data = toy2d.load(name)
     oracle = data.oracle(model.schedule)
-    x = data.sample(n_test, np.random.default_rng(10_000 + seed))  # (n, 2) the recipes page's test points
+    x = data.sample(n_test, np.random.default_rng(10_000 + seed))  # (n, 2) run_set's test points
     log_p_true = data.log_prob(x)  # (n,)
 
-    def gap(denoiser) -> np.ndarray:  # (n,)
-        return log_p_true - ode_log_likelihood(denoiser, x, t_min=T_MIN).log_p
+    def gap(denoiser) -> tuple[float, float]:
+        return mean_se(log_p_true - ode_log_likelihood(denoiser, x, t_min=T_MIN).log_p)
 
-    whole = gap(model)
     rows = [{"set": name, "seed": seed, "t_star": 1.0, "sigma": float(model.schedule.sigma(1.0)),
-             "model_below": mean_se(whole)[0], "model_below_se": mean_se(whole)[1],
+             "model_below": whole["gap"], "model_below_se": whole["gap_se"],
              "model_above": 0.0, "model_above_se": 0.0, "share_below": 1.0}]
     for t_star in T_STARS:
-        below, above = gap(TimeSplice(t_star, model, oracle)), gap(TimeSplice(t_star, oracle, model))
+        (below, below_se), (above, above_se) = gap(TimeSplice(t_star, model, oracle)), gap(TimeSplice(t_star, oracle, model))
         rows.append({"set": name, "seed": seed, "t_star": t_star, "sigma": float(model.schedule.sigma(t_star)),
-                     "model_below": mean_se(below)[0], "model_below_se": mean_se(below)[1],
-                     "model_above": mean_se(above)[0], "model_above_se": mean_se(above)[1],
-                     "share_below": float(below.mean() / whole.mean())})
-        print(f"  t* = {t_star:g}: below {rows[-1]['model_below']:.4f}, above {rows[-1]['model_above']:.4f}", flush=True)
+                     "model_below": below, "model_below_se": below_se, "model_above": above, "model_above_se": above_se,
+                     "share_below": below / whole["gap"]})
+        print(f"  t* = {t_star:g}: below {below:.4f}, above {above:.4f}", flush=True)
     return sorted(rows, key=lambda r: r["t_star"])
 
 
@@ -104,8 +99,9 @@ def main() -> None:
     ap.add_argument("--sets", nargs="+", default=["checkerboard", "rings", "8gaussians"], choices=toy2d.NAMES)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-test", type=int, default=2000, help="fresh test points per set (default 2000)")
-    ap.add_argument("--load", metavar="DIR", help="read DIR/SET_seedS.npz instead of training")
-    ap.add_argument("--save", metavar="DIR", help="where trained models go (default benchmarks/out/gap_by_time)")
+    ap.add_argument("--load", metavar="DIR", help="read DIR/SET-seedS/model.npz instead of training")
+    ap.add_argument("--save", metavar="DIR", default=os.path.join("benchmarks", "out", "gap_by_time"),
+                    help="where trained models go, as DIR/SET-seedS/model.npz (default benchmarks/out/gap_by_time)")
     ap.add_argument("--append", action="store_true", help="keep the results file's rows of other sets and seeds")
     ap.add_argument("--results", default="gap_by_time", metavar="NAME")
     args = ap.parse_args()
